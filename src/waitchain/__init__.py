@@ -1,0 +1,3 @@
+"""waitchain: why is this process stuck?"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,144 @@
+"""Command line: arguments, target resolution, exit codes, and every error → a message."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .errors import (AccessDenied, Ambiguous, NoMatch, ProcessGone, Unsupported,
+                     WaitchainError)
+from .graph import diagnose, diagnose_all
+from .model import Diagnosis
+from .render import json as json_render
+from .render import text as text_render
+from .render.sanitize import clean
+from .snapshot import Snapshot
+
+EXIT_OK, EXIT_DEADLOCK, EXIT_USAGE, EXIT_NO_PROCESS = 0, 1, 2, 3
+EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
+
+EPILOG = """\
+examples:
+  waitchain 23572                  the chain starting at pid 23572
+  waitchain unprivileged-dmesg     the process whose command line matches (like pgrep -f)
+  waitchain 23572 --json           the same, as JSON (schema waitchain/1)
+  waitchain --all                  every chain that ends in a deadlock or a blocked write
+  waitchain demo                   run the built-in deadlock scenario and diagnose it
+
+waitchain only reads /proc and sock_diag netlink: it never stops, ptraces or writes to the
+processes it looks at. Run it as root to see other users' processes.
+
+exit codes:
+  0  diagnosis printed, no deadlock found
+  1  diagnosis printed, a deadlock was found (a cycle, or a process waiting for itself)
+  2  bad arguments
+  3  no such process, or the pattern matched none or several
+  4  permission denied (run as root)
+  5  this kernel lacks something waitchain needs
+  70 internal error (a bug: please report it with the message)
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="waitchain", description="Why is this process stuck? Follows what a hung process "
+        "waits for, through pipes, sockets and child processes, to the deadlock or the end of the chain.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", nargs="?", help="a pid, or a pattern matched against command lines")
+    p.add_argument("--all", action="store_true", help="every chain that ends in a deadlock or a blocked write")
+    p.add_argument("--json", action="store_true", help="print JSON (schema waitchain/1)")
+    p.add_argument("--width", type=int, help="wrap the text output at this many columns")
+    p.add_argument("--version", action="version", version=f"waitchain {__version__}")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["demo"]:
+            from .demo.run import main as demo_main
+
+            return demo_main(argv[1:])
+        return run(parser().parse_args(argv))
+    except WaitchainError as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the one place a bug becomes a message, not a traceback
+        print(f"waitchain: internal error: {type(exc).__name__}: {clean(str(exc))}", file=sys.stderr)
+        if os.environ.get("WAITCHAIN_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.all == (args.target is not None):
+        parser().error("give a pid or pattern, or --all")
+    snap = Snapshot.scan()
+    if args.all:
+        diag = diagnose_all(snap)
+    else:
+        diag = diagnose(snap, [resolve(snap, args.target)])
+    if os.geteuid() != 0:
+        diag.notes.append("not running as root: other users' processes may be unreadable")
+    emit(diag, args)
+    return EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
+
+
+def emit(diag: Diagnosis, args: argparse.Namespace) -> None:
+    if args.json:
+        sys.stdout.write(json_render.render(diag))
+        return
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    sys.stdout.write(text_render.render(diag, color=color, width=args.width))
+
+
+def resolve(snap: Snapshot, target: str) -> int:
+    """A pid that exists, or the one process whose command line matches the pattern."""
+    if target.isdigit():
+        pid = int(target)
+        if pid not in snap.processes:
+            raise ProcessGone(pid)
+        return pid
+    try:
+        pattern = re.compile(target)
+    except re.error as exc:
+        raise NoMatch(f"{target} (not a valid regular expression: {exc})") from None
+    mine = _ancestors(snap, os.getpid())
+    found = [p for p in sorted(snap.processes) if p not in mine and pattern.search(snap.cmdline(p))]
+    if not found:
+        raise NoMatch(target)
+    if len(found) > 1:
+        raise Ambiguous(target, found)
+    return found[0]
+
+
+def _ancestors(snap: Snapshot, pid: int) -> set:
+    """This process and its ancestors (sudo, the shell): their command lines hold the pattern."""
+    seen = set()
+    while pid in snap.processes and pid not in seen:
+        seen.add(pid)
+        pid = snap.processes[pid].ppid
+    return seen | {os.getpid()}
+
+
+def fail(exc: WaitchainError) -> int:
+    print(f"waitchain: {clean(str(exc))}", file=sys.stderr)
+    if isinstance(exc, Ambiguous):
+        print("  candidates: " + ", ".join(str(p) for p in exc.pids[:20]), file=sys.stderr)
+        print("  give one pid, or a more specific pattern", file=sys.stderr)
+        return EXIT_NO_PROCESS
+    if isinstance(exc, (ProcessGone, NoMatch)):
+        return EXIT_NO_PROCESS
+    if isinstance(exc, AccessDenied):
+        print("  run waitchain as root (sudo waitchain ...)", file=sys.stderr)
+        return EXIT_DENIED
+    if isinstance(exc, Unsupported):
+        return EXIT_UNSUPPORTED
+    return EXIT_INTERNAL

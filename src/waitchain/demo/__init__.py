@@ -1,0 +1,10 @@
+"""The seed scenario: a command server that deadlocks on p.wait() with a full stdout pipe,
+behind a TCP client and a wrapper. The scripts here are run as files, not imported."""
+
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def script(name: str) -> str:
+    return os.path.join(HERE, name)

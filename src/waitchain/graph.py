@@ -1,0 +1,297 @@
+"""The wait-for graph: explore from the start processes, find chains, cycles, the verdict."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from .model import Chain, ChainEnd, Cycle, Diagnosis, Edge, End, RootCause, Wait
+from .snapshot import Snapshot
+from .waits import wait_of
+
+MAX_CHAINS = 64
+MAX_DEPTH = 64
+END_PRIORITY = ["running", "self", "disk", "stopped", "terminal", "remote", "idle", "sleeping", "unknown"]
+GONE = End("unknown", "the process exited during the scan")
+
+
+class Graph:
+    """Waits of every thread of every explored process, and edges between processes."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.waits: Dict[Tuple[int, int], Wait] = {}
+        self.out: Dict[int, List[Edge]] = defaultdict(list)
+        self.explored: List[int] = []
+
+    def explore(self, starts: Iterable[int]) -> None:
+        queue = deque(starts)
+        seen = set(self.explored)
+        while queue:
+            pid = queue.popleft()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            self.explored.append(pid)
+            queue.extend(self._examine(pid))
+
+    def _examine(self, pid: int) -> List[int]:
+        for task in self.snap.tasks(pid):
+            wait = wait_of(self.snap, pid, task)
+            self.waits[(pid, task.tid)] = wait
+            self.out[pid].extend(wait.edges)
+        return [e.to_pid for e in self.out[pid]]
+
+    def successors(self, pid: int) -> List[int]:
+        return list(dict.fromkeys(e.to_pid for e in self.out.get(pid, ())))
+
+    def thread_waits(self, pid: int) -> List[Wait]:
+        return [w for (p, _), w in self.waits.items() if p == pid]
+
+    def end_of(self, pid: int) -> Tuple[End, Optional[int]]:
+        """Why a process with no outgoing edge waits for nothing further, and which thread."""
+        ends = [(w.end, w.tid) for w in self.thread_waits(pid) if w.end is not None]
+        if not ends:
+            return GONE, None
+        return min(ends, key=lambda e: END_PRIORITY.index(e[0].kind) if e[0].kind in END_PRIORITY else 99)
+
+
+def diagnose(snap: Snapshot, starts: List[int]) -> Diagnosis:
+    graph = Graph(snap)
+    graph.explore(starts)
+    return _verdict(graph, starts)
+
+
+def diagnose_all(snap: Snapshot) -> Diagnosis:
+    """Every chain on the machine that ends in a deadlock or passes a blocked write."""
+    graph = Graph(snap)
+    graph.explore(sorted(snap.processes))
+    cycles = find_cycles(graph)
+    trouble = {p for c in cycles for p in c.pids} | _blocked_writers(graph)
+    return _verdict(graph, _sources(graph, trouble), cycles)
+
+
+def _verdict(graph: Graph, starts: List[int], cycles: Optional[List[Cycle]] = None) -> Diagnosis:
+    cycles = find_cycles(graph) if cycles is None else cycles
+    chains = [c for s in starts for c in walk_chains(graph, s, cycles)][:MAX_CHAINS]
+    on_chains = list(dict.fromkeys(p for c in chains for p in c.path))
+    snap = graph.snap
+    return Diagnosis(
+        starts=starts,
+        processes={p: snap.processes[p] for p in on_chains if p in snap.processes},
+        tasks={p: snap.tasks(p) for p in on_chains},
+        cmdlines={p: snap.cmdline(p) for p in on_chains if p in snap.processes},
+        waits={k: w for k, w in graph.waits.items() if k[0] in set(on_chains)},
+        edges=[e for p in on_chains for e in graph.out.get(p, ())],
+        chains=chains,
+        cycles=[c for c in cycles if set(c.pids) & set(on_chains)],
+        root_cause=root_cause(graph, chains, cycles),
+        notes=list(snap.notes),
+    )
+
+
+# --- cycles ------------------------------------------------------------------------------
+
+
+def find_cycles(graph: Graph) -> List[Cycle]:
+    """Strongly connected components with a cycle in them (Tarjan, iterative)."""
+    cycles = []
+    for component in _components(graph):
+        members = set(component)
+        looped = len(component) > 1 or component[0] in graph.successors(component[0])
+        if looped:
+            cycles.append(_cycle(graph, _cycle_order(graph, min(component), members)))
+    return cycles
+
+
+def _cycle(graph: Graph, pids: List[int]) -> Cycle:
+    busy = [w for p in pids for w in graph.thread_waits(p) if w.end and w.end.kind == "running"]
+    if busy:
+        detail = f"thread {busy[0].tid} of {busy[0].pid} is running, so this may still resolve"
+        return Cycle(tuple(pids), False, detail)
+    return Cycle(tuple(pids), True, "every member waits for the next")
+
+
+def _cycle_order(graph: Graph, first: int, members: Set[int]) -> List[int]:
+    order, pid = [first], first
+    while True:
+        nxt = next((s for s in graph.successors(pid) if s in members and s not in order[1:]), first)
+        if nxt == first or nxt in order:
+            return order
+        order.append(nxt)
+        pid = nxt
+
+
+def _components(graph: Graph) -> List[List[int]]:
+    index: Dict[int, int] = {}
+    low: Dict[int, int] = {}
+    stack: List[int] = []
+    on_stack: Set[int] = set()
+    result: List[List[int]] = []
+    for root in graph.explored:
+        if root not in index:
+            _strongconnect(graph, root, index, low, stack, on_stack, result)
+    return result
+
+
+def _strongconnect(graph, root, index, low, stack, on_stack, result) -> None:
+    work = [(root, iter(graph.successors(root)))]
+    index[root] = low[root] = len(index)
+    stack.append(root)
+    on_stack.add(root)
+    while work:
+        node, children = work[-1]
+        child = next(children, None)
+        if child is not None:
+            if child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(graph.successors(child))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+            continue
+        work.pop()
+        if work:
+            low[work[-1][0]] = min(low[work[-1][0]], low[node])
+        if low[node] == index[node]:
+            result.append(_pop_component(node, stack, on_stack))
+
+
+def _pop_component(node: int, stack: List[int], on_stack: Set[int]) -> List[int]:
+    component = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.append(member)
+        if member == node:
+            return component
+
+
+# --- chains -----------------------------------------------------------------------------
+
+
+def walk_chains(graph: Graph, start: int, cycles: List[Cycle]) -> List[Chain]:
+    """Every path from start along the edges, each to where it ends (depth-first)."""
+    chains: List[Chain] = []
+    todo = [(start, (start,))]
+    while todo and len(chains) < MAX_CHAINS:
+        pid, path = todo.pop()
+        nexts = graph.successors(pid)
+        if not nexts or len(path) >= MAX_DEPTH:
+            chains.append(Chain(start, path, _chain_end(graph, pid)))
+            continue
+        for nxt in reversed(nexts):
+            if nxt in path:
+                chains.append(Chain(start, path, _cycle_end(graph, nxt, cycles)))
+            else:
+                todo.append((nxt, path + (nxt,)))
+    return chains
+
+
+def _chain_end(graph: Graph, pid: int) -> ChainEnd:
+    end, tid = graph.end_of(pid)
+    return ChainEnd(end.kind, end.detail, pid, tid)
+
+
+def _cycle_end(graph: Graph, pid: int, cycles: List[Cycle]) -> ChainEnd:
+    cycle = next((c for c in cycles if pid in c.pids), None)
+    if cycle is None or not cycle.deadlock:
+        why = cycle.detail if cycle else ""
+        return ChainEnd("cycle", f"back to {pid}: a cycle, but not a deadlock: {why}", pid)
+    return ChainEnd("cycle", f"back to {pid}: DEADLOCK", pid)
+
+
+def _blocked_writers(graph: Graph) -> Set[int]:
+    writes = ("write", "writev", "pwrite64", "sendto", "sendmsg", "sendmmsg", "pwritev", "pwritev2")
+    return {w.pid for w in graph.waits.values() if w.edges and w.what.startswith(writes)}
+
+
+def _sources(graph: Graph, trouble: Set[int]) -> List[int]:
+    """The processes from which trouble is reachable and that nobody in that set waits for."""
+    incoming: Dict[int, Set[int]] = defaultdict(set)
+    for pid in graph.explored:
+        for nxt in graph.successors(pid):
+            incoming[nxt].add(pid)
+    reach = _reverse_reach(incoming, trouble)
+    sources = sorted(p for p in reach if not incoming[p] & reach)
+    covered = _forward_reach(graph, sources)
+    return sources + sorted({min(c) for c in _uncovered(trouble, covered, graph)})
+
+
+def _reverse_reach(incoming: Dict[int, Set[int]], targets: Set[int]) -> Set[int]:
+    seen, todo = set(targets), list(targets)
+    while todo:
+        for prev in incoming[todo.pop()]:
+            if prev not in seen:
+                seen.add(prev)
+                todo.append(prev)
+    return seen
+
+
+def _forward_reach(graph: Graph, starts: List[int]) -> Set[int]:
+    seen, todo = set(starts), list(starts)
+    while todo:
+        for nxt in graph.successors(todo.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _uncovered(trouble: Set[int], covered: Set[int], graph: Graph) -> List[Tuple[int, ...]]:
+    """Cycles nobody outside waits for: started from their smallest pid."""
+    return [c.pids for c in find_cycles(graph) if not set(c.pids) & covered]
+
+
+# --- verdict ----------------------------------------------------------------------------
+
+
+def root_cause(graph: Graph, chains: List[Chain], cycles: List[Cycle]) -> Optional[RootCause]:
+    """The first process along a chain that belongs to a deadlock; else a self-deadlock;
+    else where the first chain ends."""
+    for chain in chains:
+        if chain.end.kind == "cycle" and chain.end.pid is not None:
+            cycle = next((c for c in cycles if chain.end.pid in c.pids), None)
+            if cycle is not None and cycle.deadlock:
+                return _cycle_cause(graph, chain, cycle)
+    ranked = sorted(chains, key=lambda c: c.end.kind != "self")
+    return _end_cause(graph, ranked[0]) if ranked else None
+
+
+def _cycle_cause(graph: Graph, chain: Chain, cycle: Cycle) -> RootCause:
+    pid = next(p for p in chain.path if p in cycle.pids)
+    ring = list(cycle.pids)
+    ring = ring[ring.index(pid):] + ring[: ring.index(pid)]
+    steps = [_step(graph, a, b) for a, b in zip(ring, ring[1:] + ring[:1])]
+    first = steps[0]
+    summary = "deadlock: " + "; ".join(
+        f"{e.from_pid} {_name(graph, e.from_pid)} {e.label.split(';')[0]} ({_kind_text(e)})"
+        for e in steps
+    )
+    wait = graph.waits[(pid, first.from_tid)]
+    return RootCause(pid, first.from_tid, wait.what.split("(")[0], summary)
+
+
+def _step(graph: Graph, a: int, b: int) -> Edge:
+    return next(e for e in graph.out[a] if e.to_pid == b)
+
+
+def _kind_text(edge: Edge) -> str:
+    if edge.kind == "child":
+        return f"child {edge.to_pid}"
+    return f"{edge.kind} {edge.object} → {edge.to_pid}"
+
+
+def _end_cause(graph: Graph, chain: Chain) -> RootCause:
+    pid = chain.path[-1] if chain.end.kind != "cycle" else (chain.end.pid or chain.path[-1])
+    tid = chain.end.tid if chain.end.tid is not None else pid
+    wait = graph.waits.get((pid, tid))
+    syscall = wait.what.split("(")[0] if wait else ""
+    summary = f"the chain ends at {pid} {_name(graph, pid)}: {chain.end.kind}: {chain.end.detail}"
+    return RootCause(pid, tid, syscall, summary)
+
+
+def _name(graph: Graph, pid: int) -> str:
+    proc = graph.snap.processes.get(pid)
+    return f"({proc.comm})" if proc else "(gone)"

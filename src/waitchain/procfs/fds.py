@@ -1,0 +1,62 @@
+"""File descriptors: readlink targets and /proc/PID/fdinfo/FD."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from ..errors import WaitchainError
+from ..model import FdInfo
+from .reader import ProcFS
+
+_INODE_TARGET = re.compile(r"^(pipe|socket):\[(\d+)\]$")
+
+
+def parse_fdinfo(text: str) -> FdInfo:
+    """`pos:`, `flags:` (octal), `mnt_id:`, `ino:`; every other line kept in `extra`."""
+    known = {"pos": 0, "flags": 0, "mnt_id": 0, "ino": 0}
+    extra = []
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key in known:
+            known[key] = _number(key, value)
+        else:
+            extra.append((key, value))
+    return FdInfo(known["pos"], known["flags"], known["mnt_id"], known["ino"], tuple(extra))
+
+
+def _number(key: str, value: str) -> int:
+    try:
+        return int(value, 8 if key == "flags" else 10)
+    except ValueError:
+        return 0
+
+
+def read_fdinfo(fs: ProcFS, pid: int, fd: int) -> Optional[FdInfo]:
+    """fdinfo of one fd, or None if it is gone or unreadable."""
+    try:
+        return parse_fdinfo(fs.read(pid, "fdinfo", str(fd)))
+    except WaitchainError:
+        return None
+
+
+def inode_of(target: str) -> Optional[int]:
+    """The inode in a `pipe:[N]` or `socket:[N]` link target."""
+    match = _INODE_TARGET.match(target)
+    return int(match.group(2)) if match else None
+
+
+def target_kind(target: str) -> str:
+    """pipe, socket, anon (anon_inode:...), path, or other."""
+    if target.startswith("pipe:["):
+        return "pipe"
+    if target.startswith("socket:["):
+        return "socket"
+    if target.startswith("anon_inode:"):
+        return "anon"
+    if target.startswith("/"):
+        return "path"
+    return "other"

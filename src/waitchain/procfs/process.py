@@ -1,0 +1,70 @@
+"""Processes: /proc/PID/stat, owner, network namespace, command line."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import WaitchainError
+from ..model import Process, Stat
+from .reader import ProcFS
+
+CMDLINE_DEADLINE = 0.5  # seconds; cmdline blocks while the target's mmap lock is held
+
+
+def parse_stat(text: str) -> Stat:
+    """Parse /proc/PID/stat. comm may contain spaces and ')', so split at the last ')'."""
+    head, sep, tail = text.rpartition(")")
+    pid_text, _, comm = head.partition(" (")
+    fields = tail.split()
+    if not sep or len(fields) < 20 or not pid_text.strip().isdigit():
+        raise ValueError("malformed stat line")
+    return Stat(
+        pid=int(pid_text),
+        comm=comm,
+        state=fields[0],
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        utime=int(fields[11]),
+        stime=int(fields[12]),
+        starttime=int(fields[19]),
+    )
+
+
+def read_stat(fs: ProcFS, pid: int) -> Stat:
+    try:
+        return parse_stat(fs.read(pid, "stat"))
+    except ValueError:
+        raise WaitchainError(f"process {pid}: unreadable /proc/{pid}/stat") from None
+
+
+def read_process(fs: ProcFS, pid: int) -> Process:
+    """Identity and state of one process (fds are filled by the snapshot)."""
+    stat = read_stat(fs, pid)
+    return Process(
+        pid=pid,
+        starttime=stat.starttime,
+        comm=stat.comm,
+        state=stat.state,
+        ppid=stat.ppid,
+        pgrp=stat.pgrp,
+        uid=fs.owner(pid),
+        netns=_netns(fs, pid),
+    )
+
+
+def _netns(fs: ProcFS, pid: int) -> str:
+    try:
+        return fs.readlink(pid, "ns", "net")
+    except WaitchainError:
+        return ""
+
+
+def parse_cmdline(raw: bytes) -> str:
+    """NUL-separated argv → one line; a process that rewrote its title may leave no NULs."""
+    return " ".join(arg.decode("utf-8", "backslashreplace") for arg in raw.rstrip(b"\0").split(b"\0"))
+
+
+def read_cmdline(fs: ProcFS, pid: int) -> Optional[str]:
+    """The command line, or None for a kernel thread; raises Timeout if it blocks."""
+    raw = fs.read_with_deadline(pid, "cmdline", CMDLINE_DEADLINE)
+    return parse_cmdline(raw) if raw else None

@@ -1,0 +1,76 @@
+"""Threads: /proc/PID/task/TID/{stat,syscall,wchan}."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from ..errors import ProcessGone, WaitchainError
+from ..model import Syscall, Task
+from . import syscalls
+from .process import parse_stat
+from .reader import ProcFS
+
+
+def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Syscall], str]:
+    """Parse `NR a0..a5 SP PC`. Returns (syscall, note); note explains a None."""
+    fields = text.split()
+    if not fields:
+        return None, "no syscall information"
+    if fields[0] == "running":
+        return None, "running"
+    try:
+        nr = int(fields[0])
+        args = tuple(int(a, 16) for a in fields[1:7])
+    except ValueError:
+        return None, "unreadable syscall line"
+    if nr == -1:
+        return None, "not in a system call (page fault or user space)"
+    return Syscall(nr, syscalls.name(nr, machine), args), ""
+
+
+def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
+    """One thread. A thread that exits mid-read raises ProcessGone (the caller skips it)."""
+    stat = parse_stat(fs.read(pid, "task", str(tid), "stat"))
+    syscall, note = _syscall(fs, pid, tid)
+    return Task(
+        tid=tid,
+        comm=stat.comm,
+        state=stat.state,
+        syscall=syscall,
+        wchan=_wchan(fs, pid, tid),
+        note=note,
+        utime=stat.utime,
+        stime=stat.stime,
+    )
+
+
+def read_tasks(fs: ProcFS, pid: int) -> List[Task]:
+    """Every thread of the process that still exists, main thread first."""
+    tids = sorted(int(t) for t in fs.listdir(pid, "task") if t.isdigit())
+    tids.sort(key=lambda t: t != pid)
+    tasks = []
+    for tid in tids:
+        try:
+            tasks.append(read_task(fs, pid, tid))
+        except (ProcessGone, ValueError):
+            continue
+    if not tasks:
+        raise ProcessGone(pid, "task")
+    return tasks
+
+
+def _syscall(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[Syscall], str]:
+    try:
+        return parse_syscall(fs.read(pid, "task", str(tid), "syscall"))
+    except ProcessGone:
+        raise
+    except WaitchainError as exc:
+        return None, f"unreadable: {exc}"
+
+
+def _wchan(fs: ProcFS, pid: int, tid: int) -> str:
+    try:
+        text = fs.read(pid, "task", str(tid), "wchan").strip()
+    except WaitchainError:
+        return ""
+    return "" if text == "0" else text

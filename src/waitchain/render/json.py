@@ -1,0 +1,70 @@
+"""--json: the versioned machine-readable form (schema waitchain/1)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Dict
+
+from ..model import Diagnosis, Edge, Task
+
+SCHEMA = "waitchain/1"
+
+
+def render(diag: Diagnosis) -> str:
+    return json.dumps(to_dict(diag), indent=2, ensure_ascii=True) + "\n"
+
+
+def to_dict(diag: Diagnosis) -> Dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "starts": diag.starts,
+        "processes": [_process(diag, pid) for pid in diag.processes],
+        "edges": [_edge(e) for e in diag.edges],
+        "chains": [
+            {"start": c.start, "path": list(c.path), "end": asdict(c.end)} for c in diag.chains
+        ],
+        "cycles": [{"pids": list(c.pids), "deadlock": c.deadlock, "detail": c.detail} for c in diag.cycles],
+        "root_cause": asdict(diag.root_cause) if diag.root_cause else None,
+        "deadlock": diag.deadlocked,
+        "notes": diag.notes,
+    }
+
+
+def _process(diag: Diagnosis, pid: int) -> Dict[str, Any]:
+    proc = diag.processes[pid]
+    return {
+        "pid": pid,
+        "starttime": proc.starttime,
+        "comm": proc.comm,
+        "cmdline": diag.cmdlines.get(pid, proc.comm),
+        "state": proc.state,
+        "ppid": proc.ppid,
+        "uid": proc.uid,
+        "threads": [_thread(diag, pid, t) for t in diag.tasks.get(pid, [])],
+    }
+
+
+def _thread(diag: Diagnosis, pid: int, task: Task) -> Dict[str, Any]:
+    wait = diag.waits.get((pid, task.tid))
+    call = task.syscall
+    return {
+        "tid": task.tid,
+        "comm": task.comm,
+        "state": task.state,
+        "wchan": task.wchan,
+        "syscall": {"name": call.name, "nr": call.nr, "args": list(call.args)} if call else None,
+        "waits": wait.what if wait else None,
+        "end": asdict(wait.end) if wait and wait.end else None,
+    }
+
+
+def _edge(edge: Edge) -> Dict[str, Any]:
+    return {
+        "from": {"pid": edge.from_pid, "tid": edge.from_tid},
+        "to": {"pid": edge.to_pid, "tid": edge.to_tid},
+        "kind": edge.kind,
+        "object": edge.object,
+        "evidence": edge.evidence,
+        "label": edge.label,
+    }

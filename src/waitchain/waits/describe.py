@@ -1,0 +1,64 @@
+"""Text for people: a call with its fds decoded, strace -y style: read(3<pipe:[123]>)."""
+
+from __future__ import annotations
+
+from ..model import TcpSocket, Task
+from ..procfs.fds import inode_of
+from ..snapshot import Snapshot
+
+# Which argument of a call is an fd (only the first argument in the calls we decode).
+FD_FIRST = {
+    "read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg",
+    "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg",
+    "accept", "accept4", "connect", "flock", "fcntl", "epoll_wait", "epoll_pwait",
+    "epoll_pwait2", "ioctl", "fsync", "fdatasync",
+}
+
+
+def call_text(snap: Snapshot, pid: int, task: Task) -> str:
+    """read(3<pipe:[123]>), wait4(32084), or the task's state when not in a call."""
+    call = task.syscall
+    if call is None:
+        return task.note or "?"
+    if call.name in FD_FIRST:
+        return f"{call.name}({fd_text(snap, pid, call.arg_int(0))})"
+    if call.name == "wait4":
+        return f"wait4({call.arg_int(0)})"
+    return f"{call.name}()"
+
+
+def fd_text(snap: Snapshot, pid: int, fd: int) -> str:
+    target = snap.target(pid, fd)
+    if target is None:
+        return str(fd)
+    return f"{fd}<{object_text(snap, pid, target)}>"
+
+
+def object_text(snap: Snapshot, pid: int, target: str) -> str:
+    """pipe:[N], TCP a:p→b:p, UNIX:[N] path, or the link target as it is."""
+    inode = inode_of(target)
+    if inode is None or not target.startswith("socket:"):
+        return target
+    tcp = snap.tcp_socket(pid, inode)
+    if tcp is not None:
+        return tcp_text(tcp)
+    unix = snap.unix_socket(inode)
+    if unix is not None:
+        return f"UNIX:[{inode}]" + (f" {unix.path}" if unix.path else "")
+    return target
+
+
+def tcp_text(sock: TcpSocket) -> str:
+    local, remote = endpoint(sock.local), endpoint(sock.remote)
+    if sock.state == "LISTEN":
+        return f"TCP {local} (LISTEN)"
+    return f"TCP {local}→{remote}"
+
+
+def endpoint(addr: tuple) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
