@@ -13,10 +13,12 @@ from .errors import (AccessDenied, Ambiguous, NoMatch, ProcessGone, Unsupported,
                      WaitchainError)
 from .graph import diagnose, diagnose_all
 from .model import Diagnosis
-from .render import json as json_render
-from .render import text as text_render
+from .render import Options, renderers
 from .render.sanitize import clean
 from .snapshot import Snapshot
+from .stacks import attach_stacks
+
+FORMATS = ["text", "json", "dot", "svg", "mermaid"]
 
 EXIT_OK, EXIT_DEADLOCK, EXIT_USAGE, EXIT_NO_PROCESS = 0, 1, 2, 3
 EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
@@ -50,10 +52,29 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", help="a pid, or a pattern matched against command lines")
     p.add_argument("--all", action="store_true", help="every chain that ends in a deadlock or a blocked write")
-    p.add_argument("--json", action="store_true", help="print JSON (schema waitchain/1)")
-    p.add_argument("--width", type=int, help="wrap the text output at this many columns")
+    add_output_options(p)
     p.add_argument("--version", action="version", version=f"waitchain {__version__}")
     return p
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the main command and `waitchain demo`."""
+    p.add_argument("--json", action="store_true", help="print JSON (schema waitchain/1); "
+                   "same as --format json")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    p.add_argument("--width", type=int, help="wrap the text output at this many columns")
+    p.add_argument("--explain", action="store_true",
+                   help="for every edge, show how to check it by hand (ls -l /proc/PID/fd, ss, ...)")
+    p.add_argument("--stacks", action="store_true",
+                   help="show the whole user-space stack of each blocked thread, not just the "
+                   "application frame")
+    p.add_argument("--no-stacks", action="store_true",
+                   help="do not read user-space stacks at all (no py-spy)")
+    p.add_argument("--native", action="store_true",
+                   help="INVASIVE: also read native stacks with gdb/eu-stack, which briefly "
+                   "stops (ptrace-attaches to) each target thread")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write a self-contained HTML incident report to FILE.html")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -87,16 +108,25 @@ def run(args: argparse.Namespace) -> int:
         diag = diagnose(snap, [resolve(snap, args.target)])
     if os.geteuid() != 0:
         diag.notes.append("not running as root: other users' processes may be unreadable")
-    emit(diag, args)
+    return finish(diag, args)
+
+
+def finish(diag: Diagnosis, args: argparse.Namespace) -> int:
+    """Stacks, output in the chosen format, the optional report; the exit code."""
+    if not args.no_stacks:
+        attach_stacks(diag, native=args.native)
+    fmt = "json" if args.json else args.format
+    sys.stdout.write(renderers()[fmt](diag, options(args)))
+    if args.report:
+        from .render.html import write_report
+
+        write_report(diag, args.report)
     return EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
 
 
-def emit(diag: Diagnosis, args: argparse.Namespace) -> None:
-    if args.json:
-        sys.stdout.write(json_render.render(diag))
-        return
+def options(args: argparse.Namespace) -> Options:
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    sys.stdout.write(text_render.render(diag, color=color, width=args.width))
+    return Options(color=color, width=args.width, explain=args.explain, stacks=args.stacks)
 
 
 def resolve(snap: Snapshot, target: str) -> int:

@@ -174,6 +174,29 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """One frame of a user-space stack, innermost first in a list."""
+
+    function: str
+    file: str
+    line: int
+    module: str = ""
+    native: bool = False  # a C frame (gdb/eu-stack) rather than a Python one
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The user-space stack of one thread and its application frame."""
+
+    pid: int
+    tid: int
+    frames: Tuple[Frame, ...]
+    location: Optional[Location] = None  # the first application frame
+    label: str = ""  # a language-level wait, e.g. "waits in threading.Thread.join"
+    source: str = ""  # "py-spy", "gdb", "eu-stack"
+
+
+@dataclass(frozen=True)
 class ChainEnd:
     kind: str  # End kinds plus "cycle"
     detail: str
@@ -218,6 +241,7 @@ class Diagnosis:
     cycles: List[Cycle]
     root_cause: Optional[RootCause]
     notes: List[str] = field(default_factory=list)
+    stacks: Dict[Tuple[int, int], Stack] = field(default_factory=dict)  # (pid, tid) → stack
 
     @property
     def deadlocked(self) -> bool:

@@ -7,11 +7,12 @@ from dataclasses import asdict
 from typing import Any, Dict
 
 from ..model import Diagnosis, Edge, Task
+from . import Options
 
 SCHEMA = "waitchain/1"
 
 
-def render(diag: Diagnosis) -> str:
+def render(diag: Diagnosis, options: Options = Options()) -> str:
     return json.dumps(to_dict(diag), indent=2, ensure_ascii=True) + "\n"
 
 

@@ -10,17 +10,19 @@ from rich.console import Console
 from rich.text import Text
 
 from ..model import Chain, Diagnosis, Edge, Wait
+from . import Options
 from .sanitize import clean
 
 CMD_WIDTH = 48
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "dim", "bad": "bold red", "end": "green"}
 
 
-def render(diag: Diagnosis, color: bool = False, width: Optional[int] = None) -> str:
-    """The report as text; ANSI colours only when `color`."""
+def render(diag: Diagnosis, options: Options = Options()) -> str:
+    """The report as text; ANSI colours only when options.color."""
     out = io.StringIO()
-    console = Console(file=out, force_terminal=color, no_color=not color, width=width or 200,
-                      highlight=False, soft_wrap=width is None, emoji=False, markup=False)
+    console = Console(file=out, force_terminal=options.color, no_color=not options.color,
+                      width=options.width or 200, highlight=False,
+                      soft_wrap=options.width is None, emoji=False, markup=False)
     for line in lines(diag):
         console.print(line)
     return out.getvalue()

@@ -1,0 +1,37 @@
+"""The seed scenario, started for real: wrapper → client → server → dmesg stand-in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from . import script
+from .harness import Processes, wait_blocked, wait_child
+
+
+@dataclass(frozen=True)
+class DemoPids:
+    wrapper: int
+    client: int
+    server: int
+    child: int
+
+
+def start(procs: Processes) -> DemoPids:
+    """Start the scenario and return once every process of the chain is blocked."""
+    server = procs.spawn([sys.executable, script("command-server.py")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert server.stdout is not None
+    port = server.stdout.readline().decode().strip()  # handshake: the server listens
+    if not port.isdigit():
+        raise RuntimeError("the demo's command server did not start")
+    wrapper = procs.spawn([sys.executable, script("unprivileged-dmesg.py"), port],
+                          stdout=subprocess.PIPE)
+    client = wait_child(wrapper.pid)
+    child = wait_child(server.pid)
+    wait_blocked(child, "write")
+    wait_blocked(server.pid, "wait4")
+    wait_blocked(client, "recvfrom")
+    wait_blocked(wrapper.pid, "read")
+    return DemoPids(wrapper.pid, client, server.pid, child)
