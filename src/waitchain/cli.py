@@ -14,7 +14,7 @@ from .errors import (AccessDenied, Ambiguous, NoMatch, ProcessGone, Unsupported,
 from .graph import diagnose, diagnose_all
 from .model import Diagnosis
 from .render import Options, renderers
-from .render.sanitize import clean
+from .sanitize import clean
 from .snapshot import Snapshot
 from .stacks import attach_stacks
 

@@ -6,6 +6,7 @@ from collections import defaultdict, deque
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from .model import Chain, ChainEnd, Cycle, Diagnosis, Edge, End, RootCause, Wait
+from .names import program
 from .snapshot import Snapshot
 from .waits import wait_of
 
@@ -68,7 +69,7 @@ def diagnose_all(snap: Snapshot) -> Diagnosis:
     graph.explore(sorted(snap.processes))
     cycles = find_cycles(graph)
     trouble = {p for c in cycles for p in c.pids} | _blocked_writers(graph)
-    return _verdict(graph, _sources(graph, trouble), cycles)
+    return _verdict(graph, _sources(graph, trouble, cycles), cycles)
 
 
 def _verdict(graph: Graph, starts: List[int], cycles: Optional[List[Cycle]] = None) -> Diagnosis:
@@ -94,22 +95,58 @@ def _verdict(graph: Graph, starts: List[int], cycles: Optional[List[Cycle]] = No
 
 
 def find_cycles(graph: Graph) -> List[Cycle]:
-    """Strongly connected components with a cycle in them (Tarjan, iterative)."""
+    """Strongly connected components that contain a cycle, each marked a deadlock when
+    every member is stuck for good (see stuck_threads)."""
+    stuck = stuck_threads(graph)
     cycles = []
     for component in _components(graph):
-        members = set(component)
         looped = len(component) > 1 or component[0] in graph.successors(component[0])
         if looped:
-            cycles.append(_cycle(graph, _cycle_order(graph, min(component), members)))
+            order = _cycle_order(graph, min(component), set(component))
+            cycles.append(_cycle(graph, order, stuck))
     return cycles
 
 
-def _cycle(graph: Graph, pids: List[int]) -> Cycle:
-    busy = [w for p in pids for w in graph.thread_waits(p) if w.end and w.end.kind == "running"]
-    if busy:
-        detail = f"thread {busy[0].tid} of {busy[0].pid} is running, so this may still resolve"
-        return Cycle(tuple(pids), False, detail)
-    return Cycle(tuple(pids), True, "every member waits for the next")
+def stuck_threads(graph: Graph) -> Set[Tuple[int, int]]:
+    """Threads that can never proceed: the greatest set in which every thread's wait has
+    only stuck alternatives. Each wait's edges are alternatives (any writer may write, any
+    watched fd may become ready): a thread with one live alternative is not stuck. A
+    process is a stuck target when it has no running thread and a stuck thread."""
+    stuck = {k for k, w in graph.waits.items() if w.edges}
+    changed = True
+    while changed:
+        live = {k for k in stuck if not all(_target_stuck(graph, e, stuck) for e in graph.waits[k].edges)}
+        stuck -= live
+        changed = bool(live)
+    return stuck
+
+
+def _target_stuck(graph: Graph, edge: Edge, stuck: Set[Tuple[int, int]]) -> bool:
+    if edge.to_tid is not None:
+        return (edge.to_pid, edge.to_tid) in stuck
+    waits = graph.thread_waits(edge.to_pid)
+    if any(w.end is not None and w.end.kind == "running" for w in waits):
+        return False
+    return any((w.pid, w.tid) in stuck for w in waits)
+
+
+def _cycle(graph: Graph, pids: List[int], stuck: Set[Tuple[int, int]]) -> Cycle:
+    members = set(pids)
+    threads = tuple(k for k in sorted(stuck) if k[0] in members
+                    and any(e.to_pid in members for e in graph.waits[k].edges))
+    free = [p for p in pids if not any(k[0] == p for k in threads)]
+    if free:
+        detail = f"{free[0]} can still make progress ({_why_free(graph, free[0])})"
+        return Cycle(tuple(pids), False, detail, threads)
+    return Cycle(tuple(pids), True, "every member waits for the next", threads)
+
+
+def _why_free(graph: Graph, pid: int) -> str:
+    waits = graph.thread_waits(pid)
+    busy = next((w for w in waits if w.end is not None and w.end.kind == "running"), None)
+    if busy is not None:
+        return f"thread {busy.tid} is running"
+    return "one of the calls it waits in has an alternative that is not blocked"
 
 
 def _cycle_order(graph: Graph, first: int, members: Set[int]) -> List[int]:
@@ -207,41 +244,27 @@ def _blocked_writers(graph: Graph) -> Set[int]:
     return {w.pid for w in graph.waits.values() if w.edges and w.what.startswith(writes)}
 
 
-def _sources(graph: Graph, trouble: Set[int]) -> List[int]:
-    """The processes from which trouble is reachable and that nobody in that set waits for."""
+def _sources(graph: Graph, trouble: Set[int], cycles: List[Cycle]) -> List[int]:
+    """Processes from which trouble is reachable and that nobody in that set waits for,
+    then one member of each cycle that no such process reaches."""
     incoming: Dict[int, Set[int]] = defaultdict(set)
     for pid in graph.explored:
         for nxt in graph.successors(pid):
             incoming[nxt].add(pid)
-    reach = _reverse_reach(incoming, trouble)
+    reach = _reach(lambda p: incoming[p], trouble)
     sources = sorted(p for p in reach if not incoming[p] & reach)
-    covered = _forward_reach(graph, sources)
-    return sources + sorted({min(c) for c in _uncovered(trouble, covered, graph)})
+    covered = _reach(graph.successors, set(sources))
+    return sources + sorted(min(c.pids) for c in cycles if not set(c.pids) & covered)
 
 
-def _reverse_reach(incoming: Dict[int, Set[int]], targets: Set[int]) -> Set[int]:
-    seen, todo = set(targets), list(targets)
-    while todo:
-        for prev in incoming[todo.pop()]:
-            if prev not in seen:
-                seen.add(prev)
-                todo.append(prev)
-    return seen
-
-
-def _forward_reach(graph: Graph, starts: List[int]) -> Set[int]:
+def _reach(step, starts: Set[int]) -> Set[int]:
     seen, todo = set(starts), list(starts)
     while todo:
-        for nxt in graph.successors(todo.pop()):
+        for nxt in step(todo.pop()):
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
-
-
-def _uncovered(trouble: Set[int], covered: Set[int], graph: Graph) -> List[Tuple[int, ...]]:
-    """Cycles nobody outside waits for: started from their smallest pid."""
-    return [c.pids for c in find_cycles(graph) if not set(c.pids) & covered]
 
 
 # --- verdict ----------------------------------------------------------------------------
@@ -264,34 +287,35 @@ def _cycle_cause(graph: Graph, chain: Chain, cycle: Cycle) -> RootCause:
     ring = list(cycle.pids)
     ring = ring[ring.index(pid):] + ring[: ring.index(pid)]
     steps = [_step(graph, a, b) for a, b in zip(ring, ring[1:] + ring[:1])]
-    first = steps[0]
-    summary = "deadlock: " + "; ".join(
-        f"{e.from_pid} {_name(graph, e.from_pid)} {e.label.split(';')[0]} ({_kind_text(e)})"
-        for e in steps
-    )
-    wait = graph.waits[(pid, first.from_tid)]
-    return RootCause(pid, first.from_tid, wait.what.split("(")[0], summary)
+    summary = "deadlock: " + "; ".join(_step_text(graph, e) for e in steps)
+    wait = graph.waits[(pid, steps[0].from_tid)]
+    return RootCause(pid, steps[0].from_tid, _call_name(wait), summary)
 
 
 def _step(graph: Graph, a: int, b: int) -> Edge:
     return next(e for e in graph.out[a] if e.to_pid == b)
 
 
-def _kind_text(edge: Edge) -> str:
+def _step_text(graph: Graph, edge: Edge) -> str:
+    """`6531 command-server.py waits in wait4() for its child 6541`."""
+    wait = graph.waits[(edge.from_pid, edge.from_tid)]
+    who = f"{edge.from_pid} {_name(graph, edge.from_pid)} waits in {_call_name(wait)}()"
     if edge.kind == "child":
-        return f"child {edge.to_pid}"
-    return f"{edge.kind} {edge.object} → {edge.to_pid}"
+        return f"{who} for its child {edge.to_pid}"
+    return f"{who} for {edge.to_pid} ({edge.object}: {edge.label.split(';')[0]})"
+
+
+def _call_name(wait: Wait) -> str:
+    return wait.what.split("(")[0]
 
 
 def _end_cause(graph: Graph, chain: Chain) -> RootCause:
-    pid = chain.path[-1] if chain.end.kind != "cycle" else (chain.end.pid or chain.path[-1])
+    pid = chain.path[-1]
     tid = chain.end.tid if chain.end.tid is not None else pid
     wait = graph.waits.get((pid, tid))
-    syscall = wait.what.split("(")[0] if wait else ""
     summary = f"the chain ends at {pid} {_name(graph, pid)}: {chain.end.kind}: {chain.end.detail}"
-    return RootCause(pid, tid, syscall, summary)
+    return RootCause(pid, tid, _call_name(wait) if wait else "", summary)
 
 
 def _name(graph: Graph, pid: int) -> str:
-    proc = graph.snap.processes.get(pid)
-    return f"({proc.comm})" if proc else "(gone)"
+    return program(graph.snap.cmdline(pid)) if pid in graph.snap.processes else "(gone)"

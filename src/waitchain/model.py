@@ -216,6 +216,7 @@ class Cycle:
     pids: Tuple[int, ...]
     deadlock: bool  # False when a member still has a thread that can make progress
     detail: str = ""
+    threads: Tuple[Tuple[int, int], ...] = ()  # (pid, tid) of the members' blocked threads
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from rich.text import Text
 
 from ..model import Chain, Diagnosis, Edge, Wait
 from . import Options
-from .sanitize import clean
+from ..names import short_cmdline
+from ..sanitize import clean
 
-CMD_WIDTH = 48
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "dim", "bad": "bold red", "end": "green"}
 
 
@@ -145,12 +145,3 @@ def _verdict(diag: Diagnosis) -> List[Text]:
     elif cause.syscall:
         head.append(f" in {cause.syscall}()", STYLE["call"])
     return [head, Text(clean(cause.summary))]
-
-
-def short_cmdline(cmdline: str, width: int = CMD_WIDTH) -> str:
-    """`/usr/bin/python3 /srv/app/server.py --port 1` → `python3 server.py --port 1`."""
-    words = cmdline.split(" ")
-    shown = [os.path.basename(w) if i < 2 and "/" in w and not w.startswith("[") else w
-             for i, w in enumerate(words)]
-    text = clean(" ".join(shown))
-    return text if len(text) <= width else text[: width - 1] + "…"

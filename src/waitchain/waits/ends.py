@@ -3,6 +3,7 @@ sleeps, the disk, and calls that later rules will follow (poll, futex, ...)."""
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from ..model import End, Task, Wait
@@ -51,5 +52,5 @@ def unfollowed(task: Task) -> End:
 
 
 def _cpu(task: Task) -> str:
-    seconds = (task.utime + task.stime) / 100.0
+    seconds = (task.utime + task.stime) / os.sysconf("SC_CLK_TCK")
     return f"{seconds:.1f} s CPU so far"
