@@ -15,6 +15,7 @@ from .graph import diagnose, diagnose_all
 from .model import Diagnosis
 from .render import Options, renderers
 from .sanitize import clean
+from .procfs.process import thread_group
 from .snapshot import Snapshot
 from .stacks import attach_stacks
 
@@ -134,7 +135,9 @@ def resolve(snap: Snapshot, target: str) -> int:
     if target.isdigit():
         pid = int(target)
         if pid not in snap.processes:
-            raise ProcessGone(pid)
+            pid = thread_group(snap.fs, pid)  # a thread id names its process
+        if pid not in snap.processes:
+            raise ProcessGone(int(target))
         return pid
     try:
         pattern = re.compile(target)

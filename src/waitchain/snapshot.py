@@ -33,6 +33,7 @@ class Snapshot:
         self._tasks: Dict[int, List[Task]] = {}
         self._fdinfo: Dict[Tuple[int, int], Optional[FdInfo]] = {}
         self._tcp: Dict[str, List[TcpSocket]] = {}
+        self._tcp_indexes: Dict[str, tuple] = {}
         self._unix: Dict[int, Optional[UnixSocket]] = {}
         self._unix_paths: Optional[Dict[int, UnixSocket]] = None
         self._cmdlines: Dict[int, str] = {}
@@ -168,18 +169,27 @@ class Snapshot:
 
     def tcp_socket(self, pid: int, inode: int) -> Optional[TcpSocket]:
         proc = self.processes.get(pid)
-        if proc is None:
+        if proc is None or not inode:
             return None
-        return next((s for s in self.tcp_table(proc.netns) if s.inode == inode), None)
+        return self._tcp_index(proc.netns)[0].get(inode)
 
     def tcp_peer(self, pid: int, sock: TcpSocket) -> Tuple[Optional[TcpSocket], str]:
         """The socket at the other end on this host (any namespace), and its namespace."""
         own = self.processes[pid].netns
         for netns in [own] + sorted(self.netns_list() - {own}):
-            peer = _reversed(self.tcp_table(netns), sock)
+            peer = self._tcp_index(netns)[1].get((sock.remote, sock.local))
             if peer is not None:
                 return peer, netns
         return None, ""
+
+    def _tcp_index(self, netns: str) -> Tuple[Dict[int, TcpSocket], Dict[tuple, TcpSocket]]:
+        """By inode, and by (local, remote) for connected sockets; built once per netns."""
+        if netns not in self._tcp_indexes:
+            table = self.tcp_table(netns)
+            by_inode = {s.inode: s for s in table if s.inode}
+            by_pair = {(s.local, s.remote): s for s in table if s.state != "LISTEN"}
+            self._tcp_indexes[netns] = (by_inode, by_pair)
+        return self._tcp_indexes[netns]
 
     def tcp_listener(self, netns: str, local: Endpoint) -> Optional[TcpSocket]:
         """The listening socket that a not-yet-accepted connection to `local` sits behind."""
@@ -211,13 +221,6 @@ def _scan_process(fs: ProcFS, pid: int, notes: List[str]) -> Optional[Process]:
     except WaitchainError as exc:
         proc.note = f"fds unreadable: {exc}"
     return proc
-
-
-def _reversed(table: List[TcpSocket], sock: TcpSocket) -> Optional[TcpSocket]:
-    for other in table:
-        if other.local == sock.remote and other.remote == sock.local and other.state != "LISTEN":
-            return other
-    return None
 
 
 def _covers(bound: str, addr: str) -> bool:

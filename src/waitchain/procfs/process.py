@@ -68,3 +68,11 @@ def read_cmdline(fs: ProcFS, pid: int) -> Optional[str]:
     """The command line, or None for a kernel thread; raises Timeout if it blocks."""
     raw = fs.read_with_deadline(pid, "cmdline", CMDLINE_DEADLINE)
     return parse_cmdline(raw) if raw else None
+
+
+def thread_group(fs: ProcFS, tid: int) -> int:
+    """The process (thread group) a thread id belongs to: /proc/TID/status `Tgid:`."""
+    for line in fs.read(tid, "status").splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1])
+    raise WaitchainError(f"process {tid}: no Tgid in /proc/{tid}/status")
