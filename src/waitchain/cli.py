@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from typing import List, Optional
 
@@ -14,6 +15,7 @@ from .errors import (AccessDenied, Ambiguous, NoMatch, ProcessGone, Unsupported,
 from .graph import diagnose, diagnose_all
 from .model import Diagnosis
 from .render import Options, renderers
+from .render.progress import spinner
 from .sanitize import clean
 from .procfs.process import thread_group
 from .snapshot import Snapshot
@@ -26,22 +28,53 @@ EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
 
 EPILOG = """\
 examples:
-  waitchain 23572                  the chain starting at pid 23572
-  waitchain unprivileged-dmesg     the process whose command line matches (like pgrep -f)
-  waitchain 23572 --json           the same, as JSON (schema waitchain/1)
-  waitchain --all                  every chain that ends in a deadlock or a blocked write
-  waitchain demo                   run the built-in deadlock scenario and diagnose it
+  sudo waitchain 23572                  the wait chain starting at pid 23572
+  sudo waitchain unprivileged-dmesg     the one process whose command line matches (pgrep -f)
+  sudo waitchain --all                  every chain that ends in a deadlock or a blocked write
+  sudo waitchain 23572 --explain        also the commands that check each hop by hand
+  sudo waitchain 23572 --json           machine-readable (schema waitchain/1)
+  sudo waitchain 23572 --format svg >chain.svg   a picture (needs Graphviz's dot)
+  sudo waitchain 23572 --format mermaid          a flowchart for a GitHub/GitLab issue
+  sudo waitchain 23572 --report incident.html    one file for the ticket
+  waitchain demo                        start a real deadlock, diagnose it, clean it up
+
+worked example (what `waitchain demo` runs): a wrapper reads a client's output through a pipe;
+the client waits for a server's reply over TCP; the server ran `dmesg` with stdout=PIPE and
+calls p.wait() before reading, and dmesg has filled the pipe:
+
+  $ sudo waitchain unprivileged-dmesg
+  PID            PROGRAM                  CALL                      BLOCKED  WHY
+  23572          unprivileged-dmesg.py    read(3<pipe:[139828372]>)  12m34s  waits for the writer
+  `- 23573       command-client.py dmesg  recvfrom(3<TCP 127.0.0.1:39392->127.0.0.1:1234>)
+     |                                                               12m34s  waits for the peer
+     `- 23270    command-server.py        wait4(32084)               12m34s  waits for its child
+        `- 32084 dmesg                    write(1<pipe:[139830001]>) 12m33s  pipe full 64 KiB
+           `- << 23270 command-server.py  DEADLOCK: 23270 -> 32084 -> 23270
+
+  DEADLOCK: 23270 command-server.py and 32084 dmesg wait for each other
+  root cause: 23270 command-server.py in wait4(), blocked for 12m34s
+              at command-server.py:16 in run_command_for_client: p.wait()
+  do now:     kill 32084 (dmesg): 23270 stops waiting and the chain unwinds
+  to fix:     read the child's output until EOF first, then wait (p.communicate())
+
+  Read it from the top: each line waits for the line below it. CALL is the system call the
+  thread is blocked in, with its fd decoded as strace -y does; BLOCKED is how long the thread
+  has not run (from /proc/PID/task/TID/sched); WHY says what it waits for. The chain ends in a
+  cycle (a deadlock: exit code 1) or at a process that is running, sleeping, idle, on another
+  host, in the kernel (D state), at a terminal, or in a wait waitchain cannot follow yet.
 
 waitchain only reads /proc and sock_diag netlink: it never stops, ptraces or writes to the
-processes it looks at. Run it as root to see other users' processes.
+processes it looks at (--native is the one exception, and says so). Run it as root to see
+other users' processes; in a container it needs CAP_SYS_PTRACE and the host's pid namespace.
 
 exit codes:
   0  diagnosis printed, no deadlock found
   1  diagnosis printed, a deadlock was found (a cycle, or a process waiting for itself)
-  2  bad arguments
+  2  bad arguments (or the --report file cannot be written)
   3  no such process, or the pattern matched none or several
-  4  permission denied (run as root)
-  5  this kernel lacks something waitchain needs
+  4  permission denied (run as root; in a container, add CAP_SYS_PTRACE)
+  5  this kernel or machine lacks something waitchain needs (/proc/PID/syscall; Graphviz's dot
+     for --format svg)
   70 internal error (a bug: please report it with the message)
 """
 
@@ -49,7 +82,8 @@ exit codes:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="waitchain", description="Why is this process stuck? Follows what a hung process "
-        "waits for, through pipes, sockets and child processes, to the deadlock or the end of the chain.",
+        "waits for,\nthrough pipes, sockets and child processes, to the deadlock or the end of "
+        "the chain.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", help="a pid, or a pattern matched against command lines")
     p.add_argument("--all", action="store_true", help="every chain that ends in a deadlock or a blocked write")
@@ -63,7 +97,11 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (schema waitchain/1); "
                    "same as --format json")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format")
-    p.add_argument("--width", type=int, help="wrap the text output at this many columns")
+    p.add_argument("--width", type=int, metavar="COLUMNS",
+                   help="fit the text output to this many columns (default: the terminal's "
+                   "width; unlimited when stdout is not a terminal)")
+    p.add_argument("--ascii", action="store_true",
+                   help="draw the tree with ASCII only (automatic when stdout's encoding is not UTF-8)")
     p.add_argument("--explain", action="store_true",
                    help="for every edge, show how to check it by hand (ls -l /proc/PID/fd, ss, ...)")
     p.add_argument("--stacks", action="store_true",
@@ -109,13 +147,16 @@ def run(args: argparse.Namespace) -> int:
         diag = diagnose(snap, [resolve(snap, args.target)])
     if os.geteuid() != 0:
         diag.notes.append("not running as root: other users' processes may be unreadable")
-    return finish(diag, args)
+    return finish(diag, args, snap)
 
 
-def finish(diag: Diagnosis, args: argparse.Namespace) -> int:
+def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] = None) -> int:
     """Stacks, output in the chosen format, the optional report; the exit code."""
+    if snap is not None:
+        measure_blocked(diag, snap)
     if not args.no_stacks:
-        attach_stacks(diag, native=args.native)
+        with spinner("reading user-space stacks"):
+            attach_stacks(diag, native=args.native)
     fmt = "json" if args.json else args.format
     sys.stdout.write(renderers()[fmt](diag, options(args)))
     if args.report:
@@ -125,9 +166,23 @@ def finish(diag: Diagnosis, args: argparse.Namespace) -> int:
     return EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
 
 
+def measure_blocked(diag: Diagnosis, snap: Snapshot) -> None:
+    """How long each thread on the chains has not run (from /proc/PID/task/TID/sched)."""
+    for pid, tasks in diag.tasks.items():
+        for task in tasks:
+            idle = snap.idle_seconds(pid, task.tid)
+            if idle is not None:
+                diag.blocked_for[(pid, task.tid)] = idle
+
+
 def options(args: argparse.Namespace) -> Options:
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    return Options(color=color, width=args.width, explain=args.explain, stacks=args.stacks)
+    tty = sys.stdout.isatty()
+    color = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    width = args.width or (shutil.get_terminal_size().columns if tty else None)
+    encoding = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "")
+    ascii_only = getattr(args, "ascii", False) or encoding != "utf8"
+    return Options(color=color, width=width, explain=args.explain, stacks=args.stacks,
+                   ascii=ascii_only)
 
 
 def resolve(snap: Snapshot, target: str) -> int:

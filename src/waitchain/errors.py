@@ -74,3 +74,12 @@ def from_oserror(exc: OSError, pid: Optional[int], what: str) -> WaitchainError:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return AccessDenied(pid, what)
     return WaitchainError(f"reading {what} of process {pid}: {exc.strerror}")
+
+
+class MissingTool(WaitchainError, FileNotFoundError):
+    """An optional program waitchain runs (Graphviz's dot, ...) is not installed."""
+
+    def __init__(self, tool: str, package: str, purpose: str) -> None:
+        self.tool = tool
+        self.package = package
+        super().__init__(f"{purpose} needs the `{tool}` program, which is not installed")

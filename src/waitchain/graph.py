@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from .model import Chain, ChainEnd, Cycle, Diagnosis, Edge, End, RootCause, Wait
@@ -12,7 +13,10 @@ from .waits import wait_of
 
 MAX_CHAINS = 64
 MAX_DEPTH = 64
-END_PRIORITY = ["running", "self", "disk", "stopped", "terminal", "remote", "idle", "sleeping", "unknown"]
+END_PRIORITY = ["running", "self", "disk", "kernel", "stopped", "terminal", "remote", "sleeping", "idle",
+                "unknown"]
+# A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.
+IDLE_ENDS = {"idle", "sleeping", "running", "signal"}
 GONE = End("unknown", "the process exited during the scan")
 
 
@@ -54,7 +58,7 @@ class Graph:
         ends = [(w.end, w.tid) for w in self.thread_waits(pid) if w.end is not None]
         if not ends:
             return GONE, None
-        return min(ends, key=lambda e: END_PRIORITY.index(e[0].kind) if e[0].kind in END_PRIORITY else 99)
+        return min(ends, key=lambda e: _end_rank(e[0].kind))
 
 
 def diagnose(snap: Snapshot, starts: List[int]) -> Diagnosis:
@@ -85,7 +89,7 @@ def _verdict(graph: Graph, starts: List[int], cycles: Optional[List[Cycle]] = No
         waits={k: w for k, w in graph.waits.items() if k[0] in set(on_chains)},
         edges=[e for p in on_chains for e in graph.out.get(p, ())],
         chains=chains,
-        cycles=[c for c in cycles if set(c.pids) & set(on_chains)],
+        cycles=[c for c in cycles if set(c.members or c.pids) & set(on_chains)],
         root_cause=root_cause(graph, chains, cycles),
         notes=list(snap.notes),
     )
@@ -103,7 +107,7 @@ def find_cycles(graph: Graph) -> List[Cycle]:
         looped = len(component) > 1 or component[0] in graph.successors(component[0])
         if looped:
             order = _cycle_order(graph, min(component), set(component))
-            cycles.append(_cycle(graph, order, stuck))
+            cycles.append(_cycle(graph, order, stuck, component))
     return cycles
 
 
@@ -111,8 +115,11 @@ def stuck_threads(graph: Graph) -> Set[Tuple[int, int]]:
     """Threads that can never proceed: the greatest set in which every thread's wait has
     only stuck alternatives. Each wait's edges are alternatives (any writer may write, any
     watched fd may become ready): a thread with one live alternative is not stuck. A
-    process is a stuck target when it has no running thread and a stuck thread."""
-    stuck = {k for k, w in graph.waits.items() if w.edges}
+    process is a stuck target when it has no running thread and a stuck thread. An OR wait
+    with a live alternative that is no edge (an idle listener, a timeout: Wait.live) is
+    never stuck. So a deadlock among OR waits is a knot: every alternative of every member
+    leads back into the stuck set."""
+    stuck = {k for k, w in graph.waits.items() if w.edges and not w.live}
     changed = True
     while changed:
         live = {k for k in stuck if not all(_target_stuck(graph, e, stuck) for e in graph.waits[k].edges)}
@@ -130,26 +137,58 @@ def _target_stuck(graph: Graph, edge: Edge, stuck: Set[Tuple[int, int]]) -> bool
     return any((w.pid, w.tid) in stuck for w in waits)
 
 
-def _cycle(graph: Graph, pids: List[int], stuck: Set[Tuple[int, int]]) -> Cycle:
-    members = set(pids)
+def _cycle(graph: Graph, pids: List[int], stuck: Set[Tuple[int, int]],
+           component: Optional[List[int]] = None) -> Cycle:
+    every = tuple(sorted(component or pids))
+    members = set(every)
     threads = tuple(k for k in sorted(stuck) if k[0] in members
                     and any(e.to_pid in members for e in graph.waits[k].edges))
     free = [p for p in pids if not any(k[0] == p for k in threads)]
     if free:
-        detail = f"{free[0]} can still make progress ({_why_free(graph, free[0])})"
-        return Cycle(tuple(pids), False, detail, threads)
-    return Cycle(tuple(pids), True, "every member waits for the next", threads)
+        detail = f"{free[0]} can still make progress ({_why_free(graph, free[0], stuck)})"
+        return Cycle(tuple(pids), False, detail, threads, every)
+    if len(every) > len(pids):
+        detail = f"a knot: every alternative of {', '.join(map(str, every))} leads back into the set"
+        return Cycle(tuple(pids), True, detail, threads, every)
+    return Cycle(tuple(pids), True, "every member waits for the next", threads, every)
 
 
-def _why_free(graph: Graph, pid: int) -> str:
+def _why_free(graph: Graph, pid: int, stuck: Optional[Set[Tuple[int, int]]] = None) -> str:
     waits = graph.thread_waits(pid)
     busy = next((w for w in waits if w.end is not None and w.end.kind == "running"), None)
     if busy is not None:
         return f"thread {busy.tid} is running"
+    for wait in waits:
+        if wait.live:
+            return f"its {_call_name(wait)}() also waits for {wait.live[0].detail}"
+        free = next((e for e in wait.edges if stuck is not None
+                     and not _target_stuck(graph, e, stuck)), None)
+        if free is not None:
+            return f"its {_call_name(wait)}() may also be woken by {free.to_pid}, which is not blocked"
     return "one of the calls it waits in has an alternative that is not blocked"
 
 
 def _cycle_order(graph: Graph, first: int, members: Set[int]) -> List[int]:
+    """A ring through every member when one is found quickly (the whole of a knot of OR
+    waits), else the first simple cycle from `first`."""
+    return _ring_through_all(graph, [first], members, [2000]) or _first_ring(graph, first, members)
+
+
+def _ring_through_all(graph: Graph, path: List[int], members: Set[int], budget: List[int]):
+    budget[0] -= 1
+    if budget[0] < 0 or len(members) > 16:
+        return None
+    if len(path) == len(members):
+        return path if path[0] in graph.successors(path[-1]) else None
+    for nxt in graph.successors(path[-1]):
+        if nxt in members and nxt not in path:
+            found = _ring_through_all(graph, path + [nxt], members, budget)
+            if found:
+                return found
+    return None
+
+
+def _first_ring(graph: Graph, first: int, members: Set[int]) -> List[int]:
     order, pid = [first], first
     while True:
         nxt = next((s for s in graph.successors(pid) if s in members and s not in order[1:]), first)
@@ -214,7 +253,7 @@ def walk_chains(graph: Graph, start: int, cycles: List[Cycle]) -> List[Chain]:
     todo = [(start, (start,))]
     while todo and len(chains) < MAX_CHAINS:
         pid, path = todo.pop()
-        nexts = graph.successors(pid)
+        nexts = _branches(graph, pid, cycles)
         if not nexts or len(path) >= MAX_DEPTH:
             chains.append(Chain(start, path, _chain_end(graph, pid)))
             continue
@@ -226,13 +265,39 @@ def walk_chains(graph: Graph, start: int, cycles: List[Cycle]) -> List[Chain]:
     return chains
 
 
+def _branches(graph: Graph, pid: int, cycles: List[Cycle]) -> List[int]:
+    """Successors to follow. Of an OR wait's alternatives (an event loop's connections),
+    the idle ones are left out when another leads to trouble: a peer that ends at once in
+    an idle, sleeping or running state, or only waits for this process in a cycle that is
+    not a deadlock (a client waiting for the server's answer), says nothing new."""
+    nexts = graph.successors(pid)
+    waits = graph.thread_waits(pid)
+    plain = {e.to_pid for w in waits if not w.any_of for e in w.edges}
+    idle = [n for n in nexts if n not in plain and _idle_branch(graph, pid, n, cycles)]
+    return [n for n in nexts if n not in idle] if len(idle) < len(nexts) else nexts
+
+
+def _idle_branch(graph: Graph, pid: int, nxt: int, cycles: List[Cycle]) -> bool:
+    after = graph.successors(nxt)
+    if not after:
+        return graph.end_of(nxt)[0].kind in IDLE_ENDS
+    if after == [pid]:
+        cycle = _cycle_of(cycles, pid)
+        return cycle is None or not cycle.deadlock
+    return False
+
+
+def _cycle_of(cycles: List[Cycle], pid: int) -> Optional[Cycle]:
+    return next((c for c in cycles if pid in (c.members or c.pids)), None)
+
+
 def _chain_end(graph: Graph, pid: int) -> ChainEnd:
     end, tid = graph.end_of(pid)
     return ChainEnd(end.kind, end.detail, pid, tid)
 
 
 def _cycle_end(graph: Graph, pid: int, cycles: List[Cycle]) -> ChainEnd:
-    cycle = next((c for c in cycles if pid in c.pids), None)
+    cycle = _cycle_of(cycles, pid)
     if cycle is None or not cycle.deadlock:
         why = cycle.detail if cycle else ""
         return ChainEnd("cycle", f"back to {pid}: a cycle, but not a deadlock: {why}", pid)
@@ -275,21 +340,47 @@ def root_cause(graph: Graph, chains: List[Chain], cycles: List[Cycle]) -> Option
     else where the first chain ends."""
     for chain in chains:
         if chain.end.kind == "cycle" and chain.end.pid is not None:
-            cycle = next((c for c in cycles if chain.end.pid in c.pids), None)
+            cycle = _cycle_of(cycles, chain.end.pid)
             if cycle is not None and cycle.deadlock:
                 return _cycle_cause(graph, chain, cycle)
-    ranked = sorted(chains, key=lambda c: c.end.kind != "self")
+    ranked = sorted(chains, key=lambda c: (c.end.kind != "self", _end_rank(c.end.kind)))
     return _end_cause(graph, ranked[0]) if ranked else None
 
 
+def _end_rank(kind: str) -> int:
+    return END_PRIORITY.index(kind) if kind in END_PRIORITY else len(END_PRIORITY)
+
+
 def _cycle_cause(graph: Graph, chain: Chain, cycle: Cycle) -> RootCause:
-    pid = next(p for p in chain.path if p in cycle.pids)
+    pid = next((p for p in chain.path if p in cycle.pids), None)
+    if pid is None:  # the chain loops through knot members outside the ring: use its loop
+        loop = chain.path[chain.path.index(chain.end.pid):] if chain.end.pid in chain.path else ()
+        cycle = replace(cycle, pids=tuple(loop) or cycle.pids)
+        pid = cycle.pids[0]
     ring = list(cycle.pids)
     ring = ring[ring.index(pid):] + ring[: ring.index(pid)]
-    steps = [_step(graph, a, b) for a, b in zip(ring, ring[1:] + ring[:1])]
+    steps = _thread_ring(graph, cycle) if len(ring) == 1 else []
+    steps = steps or [_step(graph, a, b) for a, b in zip(ring, ring[1:] + ring[:1])]
     summary = "deadlock: " + "; ".join(_step_text(graph, e) for e in steps)
     wait = graph.waits[(pid, steps[0].from_tid)]
     return RootCause(pid, steps[0].from_tid, _call_name(wait), summary)
+
+
+def _thread_ring(graph: Graph, cycle: Cycle) -> List[Edge]:
+    """In a cycle inside one process, the edges from thread to thread around the loop (a
+    thread waiting on the loop from outside it, such as a pthread_join, is left out)."""
+    members = set(cycle.threads)
+    nxt = {}
+    for key in cycle.threads:
+        edge = next((e for e in graph.waits[key].edges if (e.to_pid, e.to_tid) in members), None)
+        if edge is not None:
+            nxt[key] = edge
+    order: List[Tuple[int, int]] = []
+    key = min(nxt) if nxt else None
+    while key in nxt and key not in order:
+        order.append(key)
+        key = (nxt[key].to_pid, nxt[key].to_tid)
+    return [nxt[k] for k in order[order.index(key):]] if key in order else []
 
 
 def _step(graph: Graph, a: int, b: int) -> Edge:
@@ -302,6 +393,9 @@ def _step_text(graph: Graph, edge: Edge) -> str:
     who = f"{edge.from_pid} {_name(graph, edge.from_pid)} waits in {_call_name(wait)}()"
     if edge.kind == "child":
         return f"{who} for its child {edge.to_pid}"
+    if edge.to_pid == edge.from_pid and edge.to_tid is not None:
+        who = f"thread {edge.from_tid} of {edge.from_pid} {_name(graph, edge.from_pid)} waits in {_call_name(wait)}()"
+        return f"{who} for thread {edge.to_tid} ({edge.object}: {edge.label.split(';')[0]})"
     return f"{who} for {edge.to_pid} ({edge.object}: {edge.label.split(';')[0]})"
 
 

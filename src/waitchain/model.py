@@ -161,6 +161,11 @@ class Wait:
     what: str  # the call as a person reads it: "read(3<pipe:[123]>)"
     edges: Tuple[Edge, ...] = ()
     end: Optional[End] = None
+    # An OR wait (poll, select, epoll): how many fds it watches, and the alternatives that
+    # lead to no blocked process (an idle listener, a remote peer, a terminal, a timeout).
+    # A thread with a live alternative is never stuck, whatever its edges lead to.
+    any_of: int = 0
+    live: Tuple[End, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,7 @@ class Cycle:
     deadlock: bool  # False when a member still has a thread that can make progress
     detail: str = ""
     threads: Tuple[Tuple[int, int], ...] = ()  # (pid, tid) of the members' blocked threads
+    members: Tuple[int, ...] = ()  # the whole strongly connected set (a knot may be larger than `pids`)
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,7 @@ class Diagnosis:
     root_cause: Optional[RootCause]
     notes: List[str] = field(default_factory=list)
     stacks: Dict[Tuple[int, int], Stack] = field(default_factory=dict)  # (pid, tid) → stack
+    blocked_for: Dict[Tuple[int, int], float] = field(default_factory=dict)  # seconds not run
 
     @property
     def deadlocked(self) -> bool:

@@ -5,6 +5,7 @@ and cached, so `waitchain PID` reads them only along the chain."""
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -12,8 +13,12 @@ from .errors import ProcessGone, Timeout, Unsupported, WaitchainError
 from .model import FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
 from .procfs import net, pidfd, sockdiag
 from .procfs.fds import read_fdinfo
+from .procfs.kstack import read_stack
+from .procfs.maps import read_map_devices
+from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process
 from .procfs.reader import ProcFS, fd_is_fifo
+from .procfs.sched import read_exec_start, read_sched_now
 from .procfs.tasks import read_tasks
 
 Endpoint = Tuple[str, int]
@@ -37,6 +42,9 @@ class Snapshot:
         self._unix: Dict[int, Optional[UnixSocket]] = {}
         self._unix_paths: Optional[Dict[int, UnixSocket]] = None
         self._cmdlines: Dict[int, str] = {}
+        self._mounts: Dict[int, Dict[int, Mount]] = {}
+        self._idle: Dict[Tuple[int, int], Optional[float]] = {}
+        self._sched_now: Optional[float] = None
 
     @classmethod
     def scan(cls, fs: Optional[ProcFS] = None, pids: Optional[Iterable[int]] = None) -> "Snapshot":
@@ -51,9 +59,10 @@ class Snapshot:
         return cls(fs, processes, notes)
 
     def _index(self, proc: Process) -> None:
-        self.children[proc.ppid].append(proc.pid)
+        pid, holders = proc.pid, self.holders  # locals: this loop runs once per fd
+        self.children[proc.ppid].append(pid)
         for fd, target in proc.fds.items():
-            self.holders[target].append((proc.pid, fd))
+            holders[target].append((pid, fd))
 
     # --- processes and threads -------------------------------------------------------
 
@@ -94,6 +103,21 @@ class Snapshot:
         except WaitchainError:
             return comm
         return f"[{comm}]" if line is None else line
+
+    def idle_seconds(self, pid: int, tid: int) -> Optional[float]:
+        """How long the thread has not run (seconds, from /proc/PID/task/TID/sched
+        se.exec_start against the scheduler clock); None if the kernel does not say."""
+        if (pid, tid) not in self._idle:
+            self._idle[(pid, tid)] = self._read_idle(pid, tid)
+        return self._idle[(pid, tid)]
+
+    def _read_idle(self, pid: int, tid: int) -> Optional[float]:
+        if self._sched_now is None:
+            self._sched_now = read_sched_now(self.fs)
+        last = read_exec_start(self.fs, pid, tid)
+        if self._sched_now is None or last is None:
+            return None
+        return max(0.0, (self._sched_now - last) / 1000.0)
 
     # --- fds and the objects behind them ----------------------------------------------
 
@@ -201,21 +225,68 @@ class Snapshot:
     def netns_list(self) -> set:
         return {p.netns for p in self.processes.values() if p.netns}
 
+    # --- kernel waits: stacks, mounts, FUSE connections -------------------------------
+
+    def kernel_stack(self, pid: int, tid: int) -> Tuple[List[str], str]:
+        """Kernel functions the thread sleeps in, innermost first, and why none if none."""
+        return read_stack(self.fs, pid, tid)
+
+    def mounts(self, pid: int) -> Dict[int, Mount]:
+        """Mounts as pid sees them (mount id → mount), {} if unreadable."""
+        if pid not in self._mounts:
+            self._mounts[pid] = read_mounts(self.fs, pid)
+        return self._mounts[pid]
+
+    def mapped_devices(self, pid: int) -> set:
+        """(major, minor) of every file pid has mapped."""
+        return read_map_devices(self.fs, pid)
+
+    def cwd(self, pid: int) -> Optional[str]:
+        try:
+            return self.fs.readlink(pid, "cwd")
+        except WaitchainError:
+            return None
+
+    def fuse_daemons(self, dev: int) -> List[Holder]:
+        """Holders of /dev/fuse whose fdinfo `fuse_connection` is `dev` (the mount's device
+        number, as the kernel encodes it: major << 20 | minor)."""
+        found = []
+        for pid, fd in self.holders.get("/dev/fuse", ()):
+            info = self.fdinfo(pid, fd)
+            if info is not None and ("fuse_connection", str(dev)) in info.extra:
+                found.append(Holder(pid, fd, info.access))
+        return found
+
     def _note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
 
 
 def _scan_process(fs: ProcFS, pid: int, notes: List[str]) -> Optional[Process]:
+    """Everything read through one open /proc/PID: the same process throughout."""
     try:
-        proc = read_process(fs, pid)
+        piddir = fs.open_pid(pid)
     except ProcessGone:
         return None
     except WaitchainError as exc:
         notes.append(str(exc))
         return None
     try:
-        proc.fds = fs.fd_links(pid)
+        return _scan_open_process(fs, pid, piddir, notes)
+    finally:
+        os.close(piddir)
+
+
+def _scan_open_process(fs: ProcFS, pid: int, piddir: int, notes: List[str]) -> Optional[Process]:
+    try:
+        proc = read_process(fs, pid, piddir)
+    except ProcessGone:
+        return None
+    except WaitchainError as exc:
+        notes.append(str(exc))
+        return None
+    try:
+        proc.fds = fs.fd_links(pid, piddir)
     except ProcessGone:
         return None
     except WaitchainError as exc:

@@ -29,7 +29,8 @@ def main(argv: List[str]) -> int:
     args = p.parse_args(argv)
     with Processes() as procs:
         pids = start(procs)
-        diag = diagnose(Snapshot.scan(), [pids.wrapper])
+        snap = Snapshot.scan()
+        diag = diagnose(snap, [pids.wrapper])
         if args.format == "text" and not args.json:
             sys.stdout.write(INTRO.format(wrapper=pids.wrapper) + "\n")
-        return finish(diag, args)
+        return finish(diag, args, snap)

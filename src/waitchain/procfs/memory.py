@@ -35,3 +35,20 @@ def read_memory(pid: int, address: int, size: int) -> bytes:
     if got != size:
         raise WaitchainError(f"process {pid}: short read of memory at {address:#x}")
     return buf.raw
+
+
+PAGE = 4096
+
+
+def read_cstring(pid: int, address: int, limit: int = 4096) -> bytes:
+    """A NUL-terminated string at `address` (a path argument), read a page at a time so that
+    a string ending just before an unmapped page is still read; at most `limit` bytes."""
+    out = b""
+    while len(out) < limit:
+        chunk = min(PAGE - (address + len(out)) % PAGE, limit - len(out))
+        data = read_memory(pid, address + len(out), chunk)
+        end = data.find(b"\0")
+        if end >= 0:
+            return out + data[:end]
+        out += data
+    return out

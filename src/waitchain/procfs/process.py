@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from ..errors import WaitchainError
@@ -37,9 +38,19 @@ def read_stat(fs: ProcFS, pid: int) -> Stat:
         raise WaitchainError(f"process {pid}: unreadable /proc/{pid}/stat") from None
 
 
-def read_process(fs: ProcFS, pid: int) -> Process:
-    """Identity and state of one process (fds are filled by the snapshot)."""
-    stat = read_stat(fs, pid)
+def read_process(fs: ProcFS, pid: int, piddir: Optional[int] = None) -> Process:
+    """Identity and state of one process (fds are filled by the snapshot). `piddir`: an
+    fd from fs.open_pid(pid) to read through (the snapshot reads the fds through it too)."""
+    if piddir is None:
+        piddir = fs.open_pid(pid)
+        try:
+            return read_process(fs, pid, piddir)
+        finally:
+            os.close(piddir)
+    try:
+        stat = parse_stat(fs.read_at(piddir, pid, "stat"))
+    except ValueError:
+        raise WaitchainError(f"process {pid}: unreadable /proc/{pid}/stat") from None
     return Process(
         pid=pid,
         starttime=stat.starttime,
@@ -47,14 +58,14 @@ def read_process(fs: ProcFS, pid: int) -> Process:
         state=stat.state,
         ppid=stat.ppid,
         pgrp=stat.pgrp,
-        uid=fs.owner(pid),
-        netns=_netns(fs, pid),
+        uid=fs.owner_at(piddir, pid),
+        netns=_netns(fs, pid, piddir),
     )
 
 
-def _netns(fs: ProcFS, pid: int) -> str:
+def _netns(fs: ProcFS, pid: int, piddir: int) -> str:
     try:
-        return fs.readlink(pid, "ns", "net")
+        return fs.readlink_at(piddir, pid, "ns/net")
     except WaitchainError:
         return ""
 

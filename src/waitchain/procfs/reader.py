@@ -12,6 +12,10 @@ from typing import Iterator, List, Optional
 from ..errors import Timeout, Unsupported, WaitchainError, from_oserror
 
 MAX_READ = 1 << 20  # no /proc text we parse is larger than this
+SMALL_READ = 4096  # /proc/PID/stat and the like fit in one read of this
+_PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 class ProcFS:
@@ -21,8 +25,8 @@ class ProcFS:
         self.root = root
 
     def path(self, pid: Optional[int], *parts: str) -> str:
-        base = self.root if pid is None else os.path.join(self.root, str(pid))
-        return os.path.join(base, *parts)
+        base = self.root if pid is None else f"{self.root}/{pid}"  # os.path.join is slow
+        return "/".join((base,) + parts) if parts else base
 
     def read(self, pid: Optional[int], *parts: str) -> str:
         """Text of /proc/PID/parts... (or /proc/parts... when pid is None)."""
@@ -82,21 +86,61 @@ class ProcFS:
 
     def pids(self) -> Iterator[int]:
         """Every process id, in no particular order."""
-        for name in self.listdir(None):
-            if name.isdigit():
-                yield int(name)
+        return iter([int(name) for name in self.listdir(None) if name.isdigit()])
 
-    def fd_links(self, pid: int) -> dict:
+    def fd_links(self, pid: int, piddir: Optional[int] = None) -> dict:
         """fd → readlink target, read relative to one open directory fd (fast, never opens
-        the fds themselves). Fds closed during the scan are skipped."""
+        the fds themselves). Fds closed during the scan are skipped. `piddir`: an fd from
+        open_pid(pid), to read through it instead of by path."""
+        where = "fd" if piddir is not None else self.path(pid, "fd")
         try:
-            dirfd = os.open(self.path(pid, "fd"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            dirfd = os.open(where, _DIR_FLAGS, dir_fd=piddir)
         except OSError as exc:
             raise self._error(exc, pid, "fd") from None
         try:
             return _links(dirfd)
+        except OSError as exc:  # listing failed: the process exited after the open
+            raise self._error(exc, pid, "fd") from None
         finally:
             os.close(dirfd)
+
+    # --- relative to an open /proc/PID: fewer path walks, and every read is of the same
+    # --- process even if its pid is reused meanwhile (the old directory just goes empty)
+
+    def open_pid(self, pid: int) -> int:
+        """An O_PATH fd of /proc/PID for the *_at methods; the caller closes it."""
+        try:
+            return os.open(self.path(pid), _PATH_FLAGS)
+        except OSError as exc:
+            raise self._error(exc, pid, "") from None
+
+    def read_at(self, piddir: int, pid: int, name: str) -> str:
+        """Text of /proc/PID/name, for a small file (stat, status: one read suffices)."""
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=piddir)
+        except OSError as exc:
+            raise self._error(exc, pid, name) from None
+        try:
+            data = os.read(fd, SMALL_READ)
+            if len(data) == SMALL_READ:  # a short read of a /proc seq_file is all of it
+                data += _read_all(fd)
+        except OSError as exc:
+            raise self._error(exc, pid, name) from None
+        finally:
+            os.close(fd)
+        return data.decode("utf-8", "surrogateescape")
+
+    def readlink_at(self, piddir: int, pid: int, name: str) -> str:
+        try:
+            return os.readlink(name, dir_fd=piddir)
+        except OSError as exc:
+            raise self._error(exc, pid, name) from None
+
+    def owner_at(self, piddir: int, pid: int) -> int:
+        try:
+            return os.fstat(piddir).st_uid
+        except OSError as exc:
+            raise self._error(exc, pid, "") from None
 
     def _error(self, exc: OSError, pid: Optional[int], what: str) -> WaitchainError:
         """ENOENT on a file of a process that still exists means the kernel lacks it."""
@@ -125,10 +169,16 @@ def _read_all(fd: int) -> bytes:
 
 
 def _links(dirfd: int) -> dict:
+    names = os.listdir(dirfd)
+    readlink = os.readlink
+    try:  # the common case in one comprehension; it is most of a snapshot's time
+        return {int(name): readlink(name, dir_fd=dirfd) for name in names}
+    except (OSError, ValueError):
+        pass  # an fd closed meanwhile: go again, skipping what fails
     links = {}
-    for name in os.listdir(dirfd):
+    for name in names:
         try:
-            links[int(name)] = os.readlink(name, dir_fd=dirfd)
+            links[int(name)] = readlink(name, dir_fd=dirfd)
         except (OSError, ValueError):
             continue
     return links

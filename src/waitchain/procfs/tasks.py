@@ -25,6 +25,8 @@ def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Sy
         return None, "unreadable syscall line"
     if nr == -1:
         return None, "not in a system call (page fault or user space)"
+    if len(args) < 6:  # the kernel always prints six; rules index them freely
+        return None, "unreadable syscall line"
     return Syscall(nr, syscalls.name(nr, machine), args), ""
 
 

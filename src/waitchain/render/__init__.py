@@ -19,6 +19,7 @@ class Options:
 
 def renderers() -> Dict[str, Callable[[Diagnosis, Options], str]]:
     """Format name → render function. Imported lazily: each format pays for its own imports."""
-    from . import json, text
+    from . import dot, json, mermaid, svg, text
 
-    return {"text": text.render, "json": json.render}
+    return {"text": text.render, "json": json.render, "dot": dot.render, "svg": svg.render,
+            "mermaid": mermaid.render}

@@ -25,7 +25,8 @@ def to_dict(diag: Diagnosis) -> Dict[str, Any]:
         "chains": [
             {"start": c.start, "path": list(c.path), "end": asdict(c.end)} for c in diag.chains
         ],
-        "cycles": [{"pids": list(c.pids), "deadlock": c.deadlock, "detail": c.detail} for c in diag.cycles],
+        "cycles": [{"pids": list(c.pids), "deadlock": c.deadlock, "detail": c.detail,
+                    "members": list(c.members or c.pids)} for c in diag.cycles],
         "root_cause": asdict(diag.root_cause) if diag.root_cause else None,
         "deadlock": diag.deadlocked,
         "notes": diag.notes,
@@ -57,6 +58,8 @@ def _thread(diag: Diagnosis, pid: int, task: Task) -> Dict[str, Any]:
         "syscall": {"name": call.name, "nr": call.nr, "args": list(call.args)} if call else None,
         "waits": wait.what if wait else None,
         "end": asdict(wait.end) if wait and wait.end else None,
+        "any_of": wait.any_of if wait else 0,  # an OR wait (poll, select, epoll) over this many fds
+        "live": [asdict(e) for e in wait.live] if wait else [],  # its alternatives that are not blocked
     }
 
 

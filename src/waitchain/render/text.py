@@ -1,47 +1,116 @@
-"""The terminal tree: one line per process along the chains, threads beneath, a verdict."""
+"""The terminal view: the chain as a tree of aligned columns (pid, program, the call with its
+fds decoded, how long it has been blocked, why), then the verdict: deadlock or where the
+chain ends, the root cause, what to do now and what to fix.
+
+    PID                PROGRAM                      CALL                     BLOCKED  WHY
+    9507               unprivileged-dmesg.py 41361  read(3<pipe:[26920]>)       12s  waits for the writer
+    └─ 9508            command-client.py dmesg …    recvfrom(3<TCP …>)          12s  waits for the peer
+       └─ ↺ 9506  DEADLOCK: 9506 → 9509 → 9506
+
+Colours only with Options.color; box-drawing and arrows replaced with ASCII with
+Options.ascii; lines fitted to Options.width (None: as long as they need)."""
 
 from __future__ import annotations
 
 import io
-import os
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
 from ..model import Chain, Diagnosis, Edge, Wait
-from . import Options
-from ..names import short_cmdline
 from ..sanitize import clean
+from . import Options
+from . import common
+from .common import blocked_for, ellipsize, label, location_text, name, on_cycle, program_text
+from .explain import Check, edge_checks, end_checks
 
-STYLE = {"pid": "bold cyan", "call": "yellow", "label": "dim", "bad": "bold red", "end": "green"}
+STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",
+         "end": "green", "warn": "bold yellow", "ok": "bold green", "head": "bold", "cmd": "cyan"}
+ASCII = str.maketrans({"└": "`", "├": "|", "│": "|", "─": "-", "↺": "<<", "→": "->", "…": "...",
+                       "·": "*", "⟂": "#", "—": "-", "•": "*", "⇄": "<->"})
+GAP = "  "
+MAX_THREADS = 8  # thread rows shown per process; the rest are summarised
+MIN_PROGRAM = 16
+MIN_WHY = 24  # narrower than this, WHY goes on a line of its own
+TITLE = 12  # width of the verdict's titles: "root cause: "
+
+Seg = Tuple[str, str]  # (text, style name)
+
+
+@dataclass
+class Row:
+    """One line: either the five columns, or free text (`free`) after the tree drawing."""
+
+    lead: str  # tree drawing before the pid
+    cont: str  # tree drawing for the lines that belong under this one
+    pid: str = ""
+    program: str = ""
+    call: str = ""
+    blocked: str = ""
+    why: str = ""
+    why_style: str = "label"
+    pid_style: str = "pid"
+    free: Optional[List[Seg]] = None
+
+
+@dataclass
+class Widths:
+    a: int  # lead + pid
+    b: int  # program
+    c: int  # call
+    d: int  # blocked
+    why_below: bool = False  # WHY cells that do not fit go on a line of their own
+    stacked: bool = False  # even the columns do not fit: one field per line
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:
     """The report as text; ANSI colours only when options.color."""
+    return _print(lines(diag, options), options)
+
+
+def tree(diag: Diagnosis, options: Options = Options()) -> str:
+    """Only the tree, without the verdict and notes (for the HTML report)."""
+    return _print(lines(diag, options, verdict=False), options)
+
+
+def _print(texts: List[Text], options: Options) -> str:
     out = io.StringIO()
     console = Console(file=out, force_terminal=options.color, no_color=not options.color,
-                      width=options.width or 200, highlight=False,
-                      soft_wrap=options.width is None, emoji=False, markup=False)
-    for line in lines(diag):
+                      color_system="standard" if options.color else None, width=100_000,
+                      highlight=False, soft_wrap=True, emoji=False, markup=False)
+    for line in texts:
         console.print(line)
     return out.getvalue()
 
 
-def lines(diag: Diagnosis) -> List[Text]:
-    result: List[Text] = []
+def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -> List[Text]:
+    rows: List[Row] = []
     for start in dict.fromkeys(c.start for c in diag.chains):
-        result += _tree(diag, [c for c in diag.chains if c.start == start])
-        result.append(Text(""))
-    result += _verdict(diag)
-    result += [Text(f"note: {clean(n)}", style="dim") for n in diag.notes]
+        rows += _tree(diag, [c for c in diag.chains if c.start == start], options)
+        rows.append(Row("", "", free=[]))
+    if options.ascii:  # before measuring: "…" becomes "..."
+        rows = [_ascii_row(r) for r in rows]
+    widths = _widths(rows, options.width)
+    header = _header(widths, options) if any(r.free is None for r in rows) else None
+    result = [header] if header is not None else []
+    for row in rows:
+        result += _format(row, widths, options)
+    if not verdict:
+        return result
+    for segs in _verdict(diag):
+        indent = " " * TITLE if segs and segs[0][1] == "head" else "    "
+        result += _wrap_free(Row("", indent, free=segs), options)
+    result += [_text([(f"note: {clean(n)}", "dim")], options) for n in diag.notes]
     return result
 
 
 # --- the tree ---------------------------------------------------------------------------
 
 
-def _tree(diag: Diagnosis, chains: List[Chain]) -> List[Text]:
+def _tree(diag: Diagnosis, chains: List[Chain], options: Options) -> List[Row]:
     trie: Dict[Tuple[int, ...], List[Tuple[int, ...]]] = {}
     for chain in chains:
         for i in range(1, len(chain.path) + 1):
@@ -49,44 +118,58 @@ def _tree(diag: Diagnosis, chains: List[Chain]) -> List[Text]:
             if chain.path[:i] not in kids:
                 kids.append(chain.path[:i])
     ends = {c.path: c for c in chains}
-    out: List[Text] = []
+    out: List[Row] = []
     for root in trie.get((), []):
-        _node(diag, trie, ends, root, "", "", out)
+        _node(diag, trie, ends, root, "", "", out, options)
     return out
 
 
-def _node(diag, trie, ends, path, lead, child_lead, out) -> None:
+def _node(diag, trie, ends, path, lead, child_lead, out, options) -> None:
     pid = path[-1]
     kids = trie.get(path, [])
     chain: Optional[Chain] = ends.get(path)
-    nxt = kids[0][-1] if kids else (chain.end.pid if chain and chain.end.kind == "cycle" else None)
-    out.append(_process_line(diag, pid, nxt, chain, lead))
-    out.extend(_thread_lines(diag, pid, child_lead + ("│  " if kids or _cycles_back(chain) else "   ")))
-    branches = list(kids)
-    for i, kid in enumerate(branches):
-        last = i == len(branches) - 1 and not _cycles_back(chain)
+    nxt = kids[0][-1] if kids else (chain.end.pid if _cycles_back(chain) else None)
+    more = bool(kids) or _cycles_back(chain)
+    under = child_lead + ("│  " if more else "   ")
+    wait, edge = _leading_wait(diag, pid, nxt)
+    out.append(_process_row(diag, pid, wait, edge, chain, lead, under))
+    out.extend(_thread_rows(diag, pid, under))
+    out.extend(_stack_rows(diag, pid, wait, under, options))
+    if options.explain:
+        out.extend(_explain_rows(diag, edge, chain, under, options.width))
+    for i, kid in enumerate(kids):
+        last = i == len(kids) - 1 and not _cycles_back(chain)
         _node(diag, trie, ends, kid, child_lead + ("└─ " if last else "├─ "),
-              child_lead + ("   " if last else "│  "), out)
+              child_lead + ("   " if last else "│  "), out, options)
     if _cycles_back(chain):
-        out.append(_cycle_line(diag, chain, child_lead + "└─ "))
+        out.append(_cycle_row(diag, chain, child_lead + "└─ ", child_lead + "      "))
 
 
 def _cycles_back(chain: Optional[Chain]) -> bool:
     return chain is not None and chain.end.kind == "cycle"
 
 
-def _process_line(diag: Diagnosis, pid: int, nxt: Optional[int], chain: Optional[Chain], lead: str) -> Text:
-    line = Text(lead)
-    line.append(str(pid), STYLE["pid"])
-    line.append(f" {short_cmdline(diag.cmdlines.get(pid, '?'))}  ")
-    wait, edge = _leading_wait(diag, pid, nxt)
+def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional[Edge],
+                 chain: Optional[Chain], lead: str, cont: str) -> Row:
+    row = Row(lead, cont, str(pid), program_text(diag, pid))
+    threads = len(diag.tasks.get(pid, []))
+    if threads > 1:  # its threads follow, one row each
+        blocked = sum(1 for (p, _), w in diag.waits.items() if p == pid and w.edges)
+        row.call = f"{threads} threads, {blocked} waiting for other processes:"
+        if chain is not None and not _cycles_back(chain) and not edge:
+            row.why, row.why_style = f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
+        return row
     if wait is not None:
-        line.append(clean(wait.what), STYLE["call"])
+        row.call = clean(wait.what)
+        row.blocked = blocked_for(diag, pid, wait.tid)
     if edge is not None:
-        line.append(f"  {clean(edge.label)}", STYLE["label"])
-    elif chain is not None and chain.end.kind != "cycle":
-        line.append(f"  ⟂ {chain.end.kind}: {clean(chain.end.detail)}", STYLE["end"])
-    return line
+        row.why = label(edge)
+        row.why_style = "bad" if on_cycle(diag, edge) else "label"
+    elif chain is not None and not _cycles_back(chain):
+        row.why, row.why_style = f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
+    elif wait is not None and wait.end is not None:
+        row.why, row.why_style = f"{clean(wait.end.kind)}: {clean(wait.end.detail)}", "dim"
+    return row
 
 
 def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Optional[Wait], Optional[Edge]]:
@@ -101,47 +184,259 @@ def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Option
     return chosen, None
 
 
-def _thread_lines(diag: Diagnosis, pid: int, lead: str) -> List[Text]:
+def _thread_rows(diag: Diagnosis, pid: int, lead: str) -> List[Row]:
+    """Every thread of a multi-threaded process (the first MAX_THREADS, blocked ones first)."""
     tasks = diag.tasks.get(pid, [])
     if len(tasks) < 2:
         return []
-    out = []
-    for task in tasks:
-        wait = diag.waits.get((pid, task.tid))
-        line = Text(f"{lead}· thread {task.tid} {clean(task.comm)} [{task.state}] ", style="dim")
-        line.append(clean(wait.what if wait else task.note), STYLE["call"])
-        if wait and wait.end and not wait.edges:
-            line.append(f"  {wait.end.kind}", STYLE["label"])
-        out.append(line)
+    ranked = sorted(tasks, key=lambda t: not (diag.waits.get((pid, t.tid)) and diag.waits[(pid, t.tid)].edges))
+    rows = [_thread_row(diag, pid, task, lead) for task in ranked[:MAX_THREADS]]
+    if len(tasks) > MAX_THREADS:
+        rows.append(Row(lead, lead + "  ", free=[(f"· … {len(tasks) - MAX_THREADS} more threads "
+                                           "(--json lists them all)", "dim")]))
+    return rows
+
+
+def _thread_row(diag: Diagnosis, pid: int, task, lead: str) -> Row:
+    wait = diag.waits.get((pid, task.tid))
+    row = Row(lead + "· ", lead, str(task.tid), f"thread {clean(task.comm)} [{task.state}]",
+              pid_style="dim")
+    row.call = clean(wait.what if wait else task.note)
+    row.blocked = blocked_for(diag, pid, task.tid)
+    if wait is not None and wait.edges:
+        targets = ", ".join(dict.fromkeys(str(e.to_pid) for e in wait.edges))
+        row.why = f"{label(wait.edges[0])} → {targets}"
+    elif wait is not None and wait.end is not None:
+        row.why, row.why_style = f"{clean(wait.end.kind)}: {clean(wait.end.detail)}", "dim"
+    return row
+
+
+def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, options: Options) -> List[Row]:
+    """`at FILE:LINE in FUNC: CODE` under the process (the stacks stage fills diag.stacks);
+    with --stacks, every frame."""
+    if wait is None:
+        return []
+    where = location_text(diag, pid, wait.tid)
+    rows = [Row(lead, lead, free=[("  at ", "dim"), (where, "call")])] if where else []
+    stack = diag.stacks.get((pid, wait.tid))
+    if options.stacks and stack is not None:
+        for frame in stack.frames:
+            text = f"{clean(frame.function)} ({clean(frame.file)}:{frame.line})"
+            rows.append(Row(lead, lead, free=[("     ", ""), (text, "dim")]))
+    return rows
+
+
+def _explain_rows(diag: Diagnosis, edge: Optional[Edge], chain: Optional[Chain], lead: str,
+                  width: Optional[int]) -> List[Row]:
+    checks: List[Check] = []
+    if edge is not None:
+        checks = edge_checks(diag, edge)
+    elif chain is not None:
+        checks = end_checks(diag, chain)
+    if not checks:
+        return []
+    widest = max(cell_len(c.command) for c in checks)
+    beside = width is None or all(
+        cell_len(lead) + 6 + widest + 5 + cell_len(c.expect) <= width for c in checks)
+    rows = [Row(lead, lead, free=[("  check by hand:", "dim")])]
+    for check in checks:
+        command = Row(lead, lead + "      ", free=[("    $ ", "dim"), (check.command, "cmd")])
+        if beside:
+            pad = " " * (widest - cell_len(check.command))
+            command.free.append((f"{pad}   # {check.expect}", "dim"))  # type: ignore[union-attr]
+            rows.append(command)
+        else:
+            rows += [command, Row(lead, lead + " " * 10, free=[(f"        # {check.expect}", "dim")])]
+    if edge is not None:
+        rows.append(Row(lead, lead, free=[("    evidence: ", "dim"), (clean(edge.evidence), "dim")]))
+    return rows
+
+
+def _cycle_row(diag: Diagnosis, chain: Chain, lead: str, cont: str) -> Row:
+    cycle = next((c for c in diag.cycles if chain.end.pid in c.pids), None)
+    segs: List[Seg] = [(f"↺ {name(diag, chain.end.pid)}", "pid") if chain.end.pid else ("↺", "pid")]
+    if cycle is not None and cycle.deadlock:
+        ring = " → ".join(str(p) for p in cycle.pids + cycle.pids[:1])
+        segs.append((f"  DEADLOCK: {ring}", "bad"))
+    else:
+        segs.append((f"  {clean(chain.end.detail)}", "warn"))
+    return Row(lead, cont, free=segs)
+
+
+# --- columns and width -----------------------------------------------------------------
+
+
+HEAD = ("PID", "PROGRAM", "CALL", "BLOCKED", "WHY")
+
+
+def _widths(rows: List[Row], width: Optional[int]) -> Widths:
+    cols = [r for r in rows if r.free is None]
+
+    def widest(get, head: str) -> int:
+        return max([cell_len(get(r)) for r in cols] + [len(head)])
+
+    w = Widths(widest(lambda r: r.lead + r.pid, HEAD[0]), widest(lambda r: r.program, HEAD[1]),
+               widest(lambda r: r.call, HEAD[2]), widest(lambda r: r.blocked, HEAD[3]))
+    if width is None or not cols:
+        return w
+    why = max(cell_len(r.why) for r in cols)
+    if _total(w) + len(GAP) + why <= width:
+        return w
+    w.b = max(MIN_PROGRAM, min(w.b, width - (w.a + w.c + w.d + len(GAP) * 4 + why)))
+    if _total(w) + len(GAP) + why <= width:
+        return w
+    w.why_below = True
+    w.b = max(MIN_PROGRAM, min(widest(lambda r: r.program, HEAD[1]), width - (w.a + w.c + w.d + len(GAP) * 3)))
+    w.stacked = _total(w) > width  # the call is never cut: it goes on a line of its own
+    return w
+
+
+def _total(w: Widths) -> int:
+    return w.a + w.b + w.c + w.d + len(GAP) * 3
+
+
+def _header(w: Widths, options: Options) -> Optional[Text]:
+    if w.stacked:
+        return None
+    cells = [_pad(HEAD[0], w.a), _pad(HEAD[1], w.b), _pad(HEAD[2], w.c), HEAD[3].rjust(w.d)]
+    text = GAP.join(cells) + GAP + HEAD[4]
+    return _text([(text, "head")], options)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - cell_len(text))
+
+
+def _cut(text: str, width: int, ascii_only: bool) -> str:
+    if cell_len(text) <= width:
+        return text
+    return text[: max(width - 3, 0)] + "..." if ascii_only else ellipsize(text, width)
+
+
+def _format(row: Row, w: Widths, options: Options) -> List[Text]:
+    if row.free is not None:
+        return _wrap_free(row, options)
+    if w.stacked:
+        return _stacked(row, options)
+    segs: List[Seg] = [(row.lead, "dim"), (row.pid, row.pid_style),
+                       (" " * (w.a - cell_len(row.lead + row.pid)) + GAP, ""),
+                       (_pad(_cut(row.program, w.b, options.ascii), w.b) + GAP, ""),
+                       (_pad(row.call, w.c), "call"), (GAP + row.blocked.rjust(w.d), "dim")]
+    fits = options.width is None or w.a + w.b + w.c + w.d + len(GAP) * 4 + cell_len(row.why) <= options.width
+    if not row.why or fits:
+        segs += [(GAP + row.why, row.why_style)] if row.why else []
+        return [_stripped(_text(segs, options))]
+    column = w.a + w.b + w.c + w.d + len(GAP) * 4
+    if options.width - column >= MIN_WHY:  # wrap the cell inside its column
+        indent = row.cont + " " * (column - cell_len(row.cont))
+        cell = Row("", indent, free=segs + [(GAP + row.why, row.why_style)])
+        return [_stripped(t) for t in _wrap_free(cell, options)]
+    below = Row(row.cont, row.cont, free=[("  " + " " * (w.a - cell_len(row.cont)), ""), (row.why, row.why_style)])
+    return [_stripped(_text(segs, options))] + _wrap_free(below, options)
+
+
+def _stacked(row: Row, options: Options) -> List[Text]:
+    """Narrow terminals: `pid program  blocked`, then the call, then why, each on its own line."""
+    head = [(row.lead, "dim"), (row.pid, row.pid_style), (f"  {row.program}", "")]
+    if row.blocked:
+        head.append((f"  {row.blocked}", "dim"))
+    out = _wrap_free(Row("", row.cont + "  ", free=head), options)
+    for text, style in ((row.call, "call"), (row.why, row.why_style)):
+        if text:
+            out += _wrap_free(Row(row.cont, row.cont + "    ", free=[("  ", ""), (text, style)]), options)
     return out
 
 
-def _cycle_line(diag: Diagnosis, chain: Chain, lead: str) -> Text:
-    line = Text(lead)
-    cycle = next((c for c in diag.cycles if chain.end.pid in c.pids), None)
-    line.append(f"↺ {chain.end.pid}", STYLE["pid"])
-    if cycle is not None and cycle.deadlock:
-        ring = " → ".join(str(p) for p in cycle.pids + cycle.pids[:1])
-        line.append(f" — DEADLOCK: {ring}", STYLE["bad"])
-    else:
-        line.append(f" — {clean(chain.end.detail)}", STYLE["label"])
+def _wrap_free(row: Row, options: Options) -> List[Text]:
+    """A free line; wrapped at word boundaries to the width, continuing under row.cont."""
+    segs = [(row.lead, "dim")] + list(row.free or [])
+    width = options.width
+    if width is None or cell_len("".join(s for s, _ in segs)) <= width:
+        return [_text(segs, options)]
+    indent = row.cont if row.cont != row.lead else row.cont + "    "
+    out: List[Text] = []
+    line: List[Seg] = []
+    used = 0
+    for text, style in segs:
+        for word in _words(text):
+            if used + cell_len(word) > width and used > cell_len(indent):
+                out.append(_text(line, options))
+                line, used, word = [(indent, "dim")], cell_len(indent), word.lstrip(" ")
+            while cell_len(word) > width - used:  # one word longer than a line: cut it
+                room = max(width - used, 1)
+                line.append((word[:room], style))
+                out.append(_text(line, options))
+                line, used, word = [(indent, "dim")], cell_len(indent), word[room:]
+            line.append((word, style))
+            used += cell_len(word)
+    out.append(_text(line, options))
+    return out
+
+
+def _words(text: str) -> List[str]:
+    """Split keeping the spaces attached to the following word."""
+    words: List[str] = []
+    for i, part in enumerate(text.split(" ")):
+        words.append(part if i == 0 else " " + part)
+    return [w for w in words if w]
+
+
+def _text(segs: List[Seg], options: Options) -> Text:
+    line = Text()
+    for text, style in _merged(segs):
+        if options.ascii:
+            text = _ascii(text)
+        line.append(text, STYLE.get(style, style) if options.color else "")
     return line
+
+
+def _ascii(text: str) -> str:
+    return text.translate(ASCII).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _ascii_row(row: Row) -> Row:
+    free = [(_ascii(t), s) for t, s in row.free] if row.free is not None else None
+    return Row(_ascii(row.lead), _ascii(row.cont), _ascii(row.pid), _ascii(row.program),
+               _ascii(row.call), _ascii(row.blocked), _ascii(row.why), row.why_style,
+               row.pid_style, free)
+
+
+def _stripped(line: Text) -> Text:
+    line.rstrip()
+    return line
+
+
+def _merged(segs: List[Seg]) -> List[Seg]:
+    """Adjacent pieces in the same style as one (fewer escape sequences)."""
+    out: List[Seg] = []
+    for text, style in segs:
+        if out and out[-1][1] == style:
+            out[-1] = (out[-1][0] + text, style)
+        elif text:
+            out.append((text, style))
+    return out
 
 
 # --- the verdict ------------------------------------------------------------------------
 
 
-def _verdict(diag: Diagnosis) -> List[Text]:
-    cause = diag.root_cause
-    if cause is None:
-        return [Text("no blocked chain found")]
-    head = Text("root cause: ", style=STYLE["bad"] if diag.deadlocked else "bold")
-    head.append(f"{cause.pid} {short_cmdline(diag.cmdlines.get(cause.pid, '?'))}")
-    if cause.location is not None:
-        loc = cause.location
-        head.append(f" {clean(os.path.basename(loc.file))}:{loc.line} in {clean(loc.function)}")
-        if loc.code:
-            head.append(f": {clean(loc.code.strip())}", STYLE["call"])
-    elif cause.syscall:
-        head.append(f" in {cause.syscall}()", STYLE["call"])
-    return [head, Text(clean(cause.summary))]
+def _verdict(diag: Diagnosis) -> List[List[Seg]]:
+    v = common.verdict(diag)
+    out: List[List[Seg]] = [[(v.headline, v.severity)]]
+    out += [[("  ", ""), (step, "")] for step in v.steps]
+    if v.cause:
+        out.append([(f"{'root cause:':<{TITLE}}", "head"), (v.cause, "")])
+    if v.location:
+        out.append([(" " * TITLE + "at ", "dim"), (v.location, "call")])
+    out += _advice("do now:", v.now) + _advice("to fix:", v.fix)
+    if v.others:
+        out.append([("other chains end at:", "head")])
+        out += [[("  ", ""), (other, "dim")] for other in v.others]
+    return out
+
+
+def _advice(title: str, items: List[str]) -> List[List[Seg]]:
+    if not items:
+        return []
+    first = [[(f"{title:<{TITLE}}", "head"), (items[0], "")]]
+    return first + [[(" " * TITLE, ""), (item, "")] for item in items[1:]]

@@ -10,17 +10,15 @@ from ..model import End, Task, Wait
 from ..snapshot import Snapshot
 from .describe import call_text, fd_text
 
-SLEEPS = {"nanosleep", "clock_nanosleep", "pause", "rt_sigsuspend", "rt_sigtimedwait"}
-SYSCALLS = SLEEPS | {"accept", "accept4", "connect"}
+SYSCALLS = {"accept", "accept4", "connect"}  # sleeps and signal waits: signals.py
 OR_WAITS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 
 
 def by_state(task: Task) -> Optional[End]:
-    """Ends decided by the thread state alone, before looking at the system call."""
+    """Ends decided by the thread state alone, before looking at the system call
+    (D state is kernel.py's: wait_of asks it first)."""
     if task.state == "R" or task.note == "running":
         return End("running", f"running (busy), {_cpu(task)}")
-    if task.state == "D":
-        return End("disk", f"uninterruptible sleep in the kernel ({task.wchan or 'unknown wait'})")
     if task.state in ("T", "t"):
         return End("stopped", "stopped by a signal or a debugger")
     if task.state in ("Z", "X"):

@@ -17,7 +17,9 @@ READERS = (READ, READ_WRITE)
 def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
     kind = "pipe" if target.startswith("pipe:") else "fifo"
     wanted = READERS if writing else WRITERS
-    holders = [h for h in snap.holders_of(target) if h.access in wanted]
+    # A holder whose fdinfo is unreadable (it exited since the scan, or EACCES) may hold
+    # either end: keep it, so the chain shows it as gone/unknown instead of dropping it.
+    holders = [h for h in snap.holders_of(target) if h.access in wanted or (not h.access and h.pid != pid)]
     others = [h for h in holders if h.pid != pid]
     own = [h for h in holders if h.pid == pid]
     label = _write_label(snap, pid, fd, others) if writing else "waits for the writer"
@@ -27,17 +29,20 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
 
 def _edges(pid: int, tid: int, holders: List[Holder], kind: str, target: str, label: str,
            writing: bool):
-    for other, fds in _by_pid(holders):
+    for other, fds, known in _by_pid(holders):
         end = "read" if writing else "write"
-        evidence = (f"/proc/{other}/fd/{fds} → {target}; fdinfo flags mark the {end} end")
+        how = (f"fdinfo flags mark the {end} end" if known else
+               f"fdinfo unreadable (exited since the scan, or not permitted): may hold the {end} end")
+        evidence = f"/proc/{other}/fd/{fds} → {target}; {how}"
         yield Edge(pid, tid, other, None, kind, target, evidence, label)
 
 
-def _by_pid(holders: List[Holder]) -> List[Tuple[int, str]]:
+def _by_pid(holders: List[Holder]) -> List[Tuple[int, str, bool]]:
+    """(pid, "fd,fd", whether every access mode was read) per holding process."""
     fds: dict = {}
     for holder in holders:
-        fds.setdefault(holder.pid, []).append(str(holder.fd))
-    return [(pid, ",".join(f)) for pid, f in fds.items()]
+        fds.setdefault(holder.pid, []).append(holder)
+    return [(pid, ",".join(str(h.fd) for h in hs), all(h.access for h in hs)) for pid, hs in fds.items()]
 
 
 def _write_label(snap: Snapshot, pid: int, fd: int, readers: List[Holder]) -> str:

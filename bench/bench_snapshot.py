@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Time waitchain's snapshot of /proc against `lsof -n -P` and `lsfd`, in the same run.
+
+    python3 bench/bench_snapshot.py [--extra N] [--fds M] [--repeat R] [--profile] [--src DIR]
+
+Measures, best of R runs each (interleaved), at the machine's current size and then again
+with N extra processes holding ~M fds each (pipes and unix socketpairs, half and half):
+
+  waitchain scan   Snapshot.scan(): every process, every fd's readlink, the holder index
+  waitchain full   the scan plus snap.tasks(pid) for every pid (threads, syscall, wchan)
+  lsof -n -P       output to /dev/null
+  lsfd             output to /dev/null
+
+Every tool runs in its own child process, started through GNU time (`%M %U %S`: peak RSS,
+CPU) when /usr/bin/time exists, else measured with os.wait4(). For waitchain both the
+in-process time of the work and the whole process (interpreter start, import, work) are
+shown: the first is what the scan costs, the second what a user waits for.
+
+The extra processes come from one spawner (its own session) that forks them; each makes its
+fds, reports over a pipe and blocks in read() on a pipe only the spawner can write. They are
+killed and reaped on every way out: normal end, error, Ctrl-C, SIGTERM; if this script is
+SIGKILLed the spawner sees EOF on its stdin and does it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, Iterator, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+PR_SET_CHILD_SUBREAPER = 36
+WIDTH = 34  # first column of the table
+
+
+# --- the extra processes ------------------------------------------------------------------
+
+
+def raise_nofile(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def make_fds(count: int) -> list:
+    """~count fds: alternately a pipe and a unix socketpair (2 fds each). Keep the returned
+    list referenced: socket objects close their fds when collected."""
+    held: list = []
+    while 2 * len(held) + 2 <= count:
+        held.append(os.pipe() if len(held) % 2 == 0 else socket.socketpair())
+    return held
+
+
+def child_main(hold_r: int, ready_w: int, fds: int) -> None:
+    """Runs in each forked child: make fds, say ready, block in read until the holder goes."""
+    held = None
+    try:
+        held = make_fds(fds)
+    except OSError:
+        pass
+    os.write(ready_w, b"x" if held is not None else b"e")
+    os.close(ready_w)
+    os.read(hold_r, 1)  # EOF when the spawner closes or dies: then exit
+
+
+def fork_child(hold_r: int, hold_w: int, ready_r: int, ready_w: int, fds: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)  # do not hold the bench's pipes to the spawner
+        os.close(null)
+        os.close(hold_w)
+        os.close(ready_r)
+        child_main(hold_r, ready_w, fds)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _sigterm(signum, frame) -> None:
+    raise SystemExit(1)
+
+
+def spawner_main(count: int, fds: int) -> None:
+    """One parent forks `count` children; prints how many are ready, then waits for stdin EOF."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    raise_nofile(fds + 64)
+    hold_r, hold_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    kids: List[int] = []
+    try:
+        for _ in range(count):
+            kids.append(fork_child(hold_r, hold_w, ready_r, ready_w, fds))
+        os.close(ready_w)
+        status = _collect(ready_r, count)
+        sys.stdout.write(f"{status.count(b'x')} {status.count(b'e')}\n")
+        sys.stdout.flush()
+        sys.stdin.buffer.read()  # until the bench closes our stdin (or dies)
+    finally:
+        _kill_and_reap(kids)
+
+
+def _collect(ready_r: int, count: int) -> bytes:
+    got = b""
+    while len(got) < count:
+        chunk = os.read(ready_r, count - len(got))
+        if not chunk:
+            break  # every child has said something or exited
+        got += chunk
+    return got
+
+
+def _kill_and_reap(kids: List[int]) -> None:
+    for pid in kids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in kids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _become_subreaper() -> None:
+    """Orphans of a crashed spawner then come to us, and we reap them."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def extra_processes(count: int, fds: int) -> Iterator[None]:
+    """count processes with ~fds fds each, all killed and reaped on the way out."""
+    _become_subreaper()
+    spawner = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--_spawn", str(count), str(fds)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        line = spawner.stdout.readline().split()  # type: ignore[union-attr]
+        if len(line) != 2 or int(line[0]) != count:
+            raise SystemExit(f"spawner: only {line[0] if line else 0} of {count} processes ready")
+        yield
+    finally:
+        _stop_spawner(spawner)
+
+
+def _stop_spawner(spawner: subprocess.Popen) -> None:
+    spawner.stdin.close()  # type: ignore[union-attr]
+    try:
+        spawner.wait(timeout=60)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(spawner.pid, signal.SIGKILL)
+        spawner.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(spawner.pid, signal.SIGKILL)  # stragglers, if the spawner crashed
+    while True:  # reap orphans that came to us as subreaper
+        try:
+            os.waitpid(-spawner.pid, 0)
+        except ChildProcessError:
+            break
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def run_child(argv: List[str]) -> Tuple[float, float, int, bytes]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (KiB) and stdout of one run.
+
+    ru_maxrss of a child forked from this Python process starts at this process's own RSS
+    (the high-water mark survives exec), so when GNU time is present the tool is started by
+    it (a small C program) and its `%M` is used; otherwise os.wait4's ru_maxrss."""
+    timer = shutil.which("time", path="/usr/bin:/bin")
+    with tempfile.NamedTemporaryFile("r") as rssfile, open(os.devnull, "wb") as null:
+        full = [timer, "-f", "%M %U %S", "-o", rssfile.name, *argv] if timer else argv
+        start = time.perf_counter()
+        ours = argv[0] == sys.executable
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE if ours else null, stderr=null)
+        out = proc.stdout.read() if proc.stdout else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = 0 if status == 0 else 1
+        rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        if timer:  # its last line; earlier ones say e.g. "Command exited with non-zero status"
+            fields = rssfile.read().splitlines()[-1].split()
+            rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
+    if proc.returncode != 0 and ours:
+        raise SystemExit(f"{' '.join(argv)} failed with wait status {status}")
+    return wall, cpu, rss, out
+
+
+def measure_argv(src: str, mode: str, profile: bool = False) -> List[str]:
+    argv = [sys.executable, os.path.abspath(__file__), "--src", src, "--_measure", mode]
+    return argv + ["--_prof"] if profile else argv
+
+
+def measure_main(src: str, mode: str, profile: bool) -> None:
+    """In a child process: time the scan (and threads, for `full`); print a JSON line."""
+    sys.path.insert(0, src)  # this checkout by default; the editable install points here anyway
+    from waitchain.snapshot import Snapshot
+
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+    start, cpu = time.perf_counter(), time.process_time()
+    snap = Snapshot.scan()
+    threads = 0
+    if mode == "full":
+        for pid in list(snap.processes):
+            threads += len(snap.tasks(pid))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if profiler is not None:
+        import pstats
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    fds = sum(len(p.fds) for p in snap.processes.values())
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "procs": len(snap.processes), "fds": fds,
+                      "objects": len(snap.holders), "threads": threads}))
+
+
+class Result:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.walls: List[float] = []
+        self.cpus: List[float] = []
+        self.inner: List[float] = []
+        self.inner_cpus: List[float] = []
+        self.rss: List[int] = []
+        self.info: Dict[str, int] = {}
+
+    def best(self) -> float:
+        return min(self.inner or self.walls)
+
+    def best_wall(self) -> float:
+        return min(self.walls)
+
+
+def measure_size(src: str, repeat: int, peers: Dict[str, List[str]]) -> Dict[str, Result]:
+    """Best of `repeat` for each tool, interleaved so that drift hits all of them alike."""
+    results = {name: Result(name) for name in ["scan", "full", *peers]}
+    for _ in range(repeat):
+        for mode in ("scan", "full"):
+            wall, cpu, rss, out = run_child(measure_argv(src, mode))
+            info = json.loads(out.decode().strip().splitlines()[-1])
+            res = results[mode]
+            res.walls.append(wall)
+            res.cpus.append(cpu)
+            res.inner.append(info.pop("seconds"))
+            res.inner_cpus.append(info.pop("cpu"))
+            res.rss.append(rss)
+            res.info = info
+        for name, argv in peers.items():
+            wall, cpu, rss, _ = run_child(argv)
+            results[name].walls.append(wall)
+            results[name].cpus.append(cpu)
+            results[name].rss.append(rss)
+    return results
+
+
+def find_peers() -> Dict[str, List[str]]:
+    peers = {}
+    for name, argv in (("lsof -n -P", ["lsof", "-n", "-P"]), ("lsfd", ["lsfd"])):
+        if shutil.which(argv[0]):
+            peers[name] = argv
+        else:
+            print(f"note: {argv[0]} not found; skipped", file=sys.stderr)
+    return peers
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def ratio(peer: Optional[Result], own: float) -> str:
+    return f"{peer.best_wall() / own:7.1f}x" if peer else "       -"
+
+
+def print_table(title: str, results: Dict[str, Result], peers: Dict[str, List[str]]) -> None:
+    info = results["full"].info
+    print(f"\n== {title}: {info['procs']:,} processes, {info['fds']:,} fds "
+          f"({info['objects']:,} distinct targets), {info['threads']:,} threads ==")
+    names = list(peers)
+    head = "".join(f"{n.split()[0] + ' ÷':>9}" for n in names)
+    print(f"{'tool':<{WIDTH}}{'wall s':>9}{'CPU s':>9}{'peak RSS MiB':>14}{head}")
+    rows = []
+    for mode in ("scan", "full"):
+        res = results[mode]
+        rows.append((f"waitchain {mode} (in-process)", res.best(), min(res.inner_cpus), None, True))
+        rows.append((f"waitchain {mode} (whole process)", res.best_wall(), min(res.cpus), max(res.rss), True))
+    for name in names:
+        res = results[name]
+        rows.append((name, res.best_wall(), min(res.cpus), max(res.rss), False))
+    for label, secs, cpu, rss, ours in rows:
+        mib = f"{rss / 1024:14.1f}" if rss is not None else f"{'':>14}"
+        cells = "".join(f"{ratio(results[n], secs):>9}" if ours else f"{'':>9}" for n in names)
+        print(f"{label:<{WIDTH}}{secs:9.3f}{cpu:9.3f}{mib}{cells}".rstrip())
+
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def summary(results: Dict[str, Result], peers: Dict[str, List[str]]) -> str:
+    own = results["scan"].best()
+    parts = [f"snapshot: {own:.2f} s", f"with threads: {results['full'].best():.2f} s"]
+    for name in peers:
+        wall = results[name].best_wall()
+        parts.append(f"{name.split()[0]}: {wall:.2f} s ({wall / own:.0f}x)")
+    return ", ".join(parts)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--extra", type=int, default=1000, help="extra processes (0: skip)")
+    parser.add_argument("--fds", type=int, default=50, help="pipes/socket fds per extra process")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the best counts")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print a cProfile of one scan at the largest size (to stderr)")
+    parser.add_argument("--src", default=SRC,
+                        help="waitchain source tree to measure (default: this checkout's src/), "
+                             "e.g. an older checkout for a before/after comparison")
+    parser.add_argument("--_spawn", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_measure", choices=["scan", "full"], help=argparse.SUPPRESS)
+    parser.add_argument("--_prof", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def profile(src: str) -> None:
+    sys.stdout.flush()
+    subprocess.run(measure_argv(src, "scan", True), stdout=subprocess.DEVNULL, check=True)
+
+
+def bench(args: argparse.Namespace) -> None:
+    peers = find_peers()
+    print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, best of {args.repeat} runs, "
+          f"waitchain from {args.src}")
+    print("full = scan + threads of every process; ÷ = the peer's wall time / this row's;")
+    print("wall and CPU: the best of the runs; peak RSS: the largest")
+    print(f"load average before: {_load()}")
+    results = measure_size(args.src, args.repeat, peers)
+    print_table("current size", results, peers)
+    if args.extra > 0:
+        start = time.perf_counter()
+        with extra_processes(args.extra, args.fds):
+            took = time.perf_counter() - start
+            print(f"\n(started {args.extra} processes with ~{args.fds} fds each in {took:.1f} s)")
+            results = measure_size(args.src, args.repeat, peers)
+            print_table(f"+{args.extra} processes x ~{args.fds} fds", results, peers)
+            if args.profile:
+                profile(args.src)
+    elif args.profile:
+        profile(args.src)
+    print(f"\nload average after: {_load()}")
+    print(summary(results, peers))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args._spawn:
+        spawner_main(*args._spawn)
+    elif args._measure:
+        measure_main(os.path.abspath(args.src), args._measure, args._prof)
+    else:
+        signal.signal(signal.SIGTERM, _sigterm)  # so that the finally blocks clean up
+        try:
+            bench(args)
+        except KeyboardInterrupt:
+            print("\ninterrupted; extra processes stopped", file=sys.stderr)
+            sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""/proc/PID/task/TID/status (signal masks, thread group) and the controlling terminal
+from /proc/PID/stat."""
+
+from __future__ import annotations
+
+import signal
+from typing import Dict, List, Optional
+
+from ..errors import WaitchainError
+from .reader import ProcFS
+
+SIGRTMIN_KERNEL = 32
+SIGRTMIN_GLIBC = 34  # glibc keeps 32 and 33 for itself
+
+
+def parse_status(text: str) -> Dict[str, str]:
+    """`Key:\\tvalue` lines as a dict."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def read_status(fs: ProcFS, pid: int, tid: Optional[int] = None) -> Dict[str, str]:
+    """status of a thread (or of the process); raises WaitchainError."""
+    parts = ("task", str(tid), "status") if tid is not None else ("status",)
+    return parse_status(fs.read(pid, *parts))
+
+
+def mask(fields: Dict[str, str], key: str) -> int:
+    """A hex signal mask such as SigBlk; 0 if absent."""
+    try:
+        return int(fields.get(key, "0"), 16)
+    except ValueError:
+        return 0
+
+
+def signal_name(number: int) -> str:
+    """SIGUSR1, SIGRTMIN+3, or SIG32 for the signals glibc reserves."""
+    if number >= SIGRTMIN_GLIBC:
+        return f"SIGRTMIN+{number - SIGRTMIN_GLIBC}" if number > SIGRTMIN_GLIBC else "SIGRTMIN"
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+def signal_names(bits: int) -> List[str]:
+    """Names of the signals in a mask (bit n-1 is signal n)."""
+    return [signal_name(n) for n in range(1, 65) if bits >> (n - 1) & 1]
+
+
+def thread_group(fs: ProcFS, tid: int) -> Optional[int]:
+    """The process a thread id belongs to (/proc/TID/status Tgid), None if there is none."""
+    try:
+        return int(read_status(fs, tid)["Tgid"])
+    except (WaitchainError, KeyError, ValueError):
+        return None
+
+
+def tty_nr(fs: ProcFS, pid: int) -> int:
+    """The controlling terminal's device number from /proc/PID/stat (0: none)."""
+    try:
+        tail = fs.read(pid, "stat").rpartition(")")[2].split()
+        return int(tail[4])
+    except (WaitchainError, IndexError, ValueError):
+        return 0

@@ -1,0 +1,349 @@
+"""What every human-facing format says the same way: program names, durations, sizes, the
+steps of a cycle, and the verdict (headline, root cause, what to do now, what to fix).
+Every string returned here is cleaned of control characters (untrusted text)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from ..model import Chain, Cycle, Diagnosis, Edge, Wait
+from ..names import program, short_cmdline
+from ..sanitize import clean
+
+PROGRAM_WIDTH = 40
+
+HEADLINES = {
+    "cycle": "CYCLE (not a deadlock)",
+    "self": "DEADLOCK (the process waits for itself)",
+    "running": "BUSY: the chain ends in a running process",
+    "sleeping": "SLEEPING: the chain ends in a deliberate sleep",
+    "idle": "IDLE SERVER: the chain ends at a server waiting for clients",
+    "remote": "REMOTE: the chain leaves this host",
+    "disk": "KERNEL WAIT: the chain ends in uninterruptible sleep (disk, NFS, FUSE)",
+    "terminal": "WAITING FOR INPUT: the chain ends at a terminal",
+    "stopped": "STOPPED: the chain ends in a stopped process",
+    "unknown": "UNFOLLOWED: the chain ends in a wait waitchain cannot follow",
+}
+
+
+# --- names, durations, sizes -----------------------------------------------------------
+
+
+def program_text(diag: Diagnosis, pid: int, width: int = PROGRAM_WIDTH) -> str:
+    """`command-server.py --port 1` for `/usr/bin/python3 /srv/command-server.py --port 1`:
+    the interpreter is dropped when the script names the program."""
+    cmdline = diag.cmdlines.get(pid)
+    if cmdline is None:
+        proc = diag.processes.get(pid)
+        return clean(proc.comm) if proc else "(gone)"
+    words = short_cmdline(cmdline, 10_000).split(" ")
+    if len(words) > 1 and words[1] == program(cmdline):
+        words = words[1:]
+    return ellipsize(" ".join(words), width)
+
+
+def name(diag: Diagnosis, pid: int) -> str:
+    """`9506 command-server.py`: a pid and the program a person would name."""
+    return f"{pid} {program_name(diag, pid)}"
+
+
+def program_name(diag: Diagnosis, pid: int) -> str:
+    """`command-server.py`: the program a person would name."""
+    cmdline = diag.cmdlines.get(pid)
+    if cmdline is None:
+        proc = diag.processes.get(pid)
+        return clean(proc.comm) if proc else "(gone)"
+    return ellipsize(program(cmdline), PROGRAM_WIDTH)
+
+
+def ellipsize(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def duration(seconds: Optional[float]) -> str:
+    """0.2s, 12s, 3m05s, 2h07m, 3d04h."""
+    if seconds is None:
+        return ""
+    if seconds < 0.1:
+        return "<0.1s"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count % 1024 == 0:
+        return f"{count // 1024} KiB"
+    return f"{count / 1024:.1f} KiB"
+
+
+_FILL = re.compile(r"\b(\d+)/(\d+) B\b")
+
+
+def label(edge: Edge) -> str:
+    """The edge's label for people: byte counts in KiB ("pipe full 64 KiB/64 KiB")."""
+    return clean(_FILL.sub(lambda m: f"{size(int(m[1]))}/{size(int(m[2]))}", edge.label))
+
+
+# --- waits, blocked-for ------------------------------------------------------------------
+
+
+def waits_of(diag: Diagnosis, pid: int) -> List[Wait]:
+    return [w for (p, _), w in diag.waits.items() if p == pid]
+
+
+def call_name(wait: Optional[Wait]) -> str:
+    return clean(wait.what.split("(")[0]) if wait else "?"
+
+
+def blocked_for(diag: Diagnosis, pid: int, tid: int) -> str:
+    """How long the thread has not run, or `running`."""
+    wait = diag.waits.get((pid, tid))
+    if wait is not None and wait.end is not None and wait.end.kind == "running":
+        return "running"
+    return duration(diag.blocked_for.get((pid, tid)))
+
+
+def edge_between(diag: Diagnosis, a: int, b: int, cycle: Optional[Cycle] = None) -> Optional[Edge]:
+    """The edge a → b, preferring one from a thread the cycle names."""
+    edges = [e for e in diag.edges if e.from_pid == a and e.to_pid == b]
+    if cycle is not None:
+        edges.sort(key=lambda e: (e.from_pid, e.from_tid) not in cycle.threads)
+    return edges[0] if edges else None
+
+
+def step_text(diag: Diagnosis, edge: Edge) -> str:
+    """`9506 command-server.py waits in wait4() for its child 9509 dmesg.py`."""
+    wait = diag.waits.get((edge.from_pid, edge.from_tid))
+    who = f"{name(diag, edge.from_pid)} waits in {call_name(wait)}()"
+    if edge.kind == "child":
+        return f"{who} for its child {name(diag, edge.to_pid)}"
+    return f"{who} for {name(diag, edge.to_pid)} ({clean(edge.object)}: {label(edge).split(';')[0]})"
+
+
+def cycle_ring(diag: Diagnosis, cycle: Cycle) -> List[int]:
+    """The cycle's pids starting at the root cause when it is a member."""
+    ring = list(cycle.pids)
+    cause = diag.root_cause.pid if diag.root_cause else None
+    if cause in ring:
+        ring = ring[ring.index(cause):] + ring[: ring.index(cause)]
+    return ring
+
+
+def cycle_edges(diag: Diagnosis, cycle: Cycle) -> List[Edge]:
+    ring = cycle_ring(diag, cycle)
+    pairs = zip(ring, ring[1:] + ring[:1])
+    return [e for e in (edge_between(diag, a, b, cycle) for a, b in pairs) if e is not None]
+
+
+def on_cycle(diag: Diagnosis, edge: Edge) -> bool:
+    """The edge joins two members of a deadlocked cycle."""
+    return any(c.deadlock and edge.from_pid in c.pids and edge.to_pid in c.pids
+               for c in diag.cycles)
+
+
+# --- the verdict ---------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    severity: str  # "bad" (deadlock), "warn" (a chain ends somewhere), "ok" (nothing blocked)
+    headline: str
+    steps: List[str] = field(default_factory=list)  # the cycle, one line per member
+    cause: str = ""  # "9506 command-server.py in wait4(), blocked for 12s"
+    location: str = ""  # "command-server.py:16 in run_command_for_client: p.wait()"
+    now: List[str] = field(default_factory=list)  # to unstick it now
+    fix: List[str] = field(default_factory=list)  # to stop it happening again
+    others: List[str] = field(default_factory=list)  # other chains' ends
+
+
+def verdict(diag: Diagnosis) -> Verdict:
+    cause = diag.root_cause
+    if cause is None:
+        return Verdict("ok", "NOTHING BLOCKED: no wait chain found from here",
+                       now=["nothing to do: the process is not waiting for another process"])
+    cycle = _deadlock_of(diag, cause.pid)
+    chain = _chain_of(diag, cause.pid)
+    if cycle is not None:
+        result = _deadlock_verdict(diag, cycle)
+    else:
+        result = _end_verdict(diag, chain)
+    result.cause = _cause_text(diag)
+    result.location = location_text(diag, cause.pid, cause.tid)
+    result.others = _other_ends(diag, chain)
+    return result
+
+
+def _deadlock_of(diag: Diagnosis, pid: int) -> Optional[Cycle]:
+    return next((c for c in diag.cycles if c.deadlock and pid in c.pids), None)
+
+
+def _chain_of(diag: Diagnosis, pid: int) -> Optional[Chain]:
+    ranked = sorted(diag.chains, key=lambda c: (c.path[-1] != pid, c.end.kind != "self"))
+    return ranked[0] if ranked else None
+
+
+def _cause_text(diag: Diagnosis) -> str:
+    cause = diag.root_cause
+    assert cause is not None
+    text = name(diag, cause.pid)
+    if cause.tid != cause.pid:
+        text += f" thread {cause.tid}"
+    if cause.syscall:
+        text += f" in {clean(cause.syscall)}()"
+    waited = blocked_for(diag, cause.pid, cause.tid)
+    if waited and waited != "running":
+        text += f", blocked for {waited}"
+    return text
+
+
+def location_text(diag: Diagnosis, pid: int, tid: int) -> str:
+    """`command-server.py:16 in run_command_for_client: p.wait()` from the stacks stage."""
+    loc = None
+    stack = diag.stacks.get((pid, tid))
+    if stack is not None and stack.location is not None:
+        loc = stack.location
+    elif diag.root_cause is not None and diag.root_cause.pid == pid:
+        loc = diag.root_cause.location
+    if loc is None:
+        return ""
+    text = f"{clean(os.path.basename(loc.file))}:{loc.line} in {clean(loc.function)}"
+    return text + (f": {clean(loc.code.strip())}" if loc.code.strip() else "")
+
+
+def _deadlock_verdict(diag: Diagnosis, cycle: Cycle) -> Verdict:
+    edges = cycle_edges(diag, cycle)
+    members = " and ".join(name(diag, p) for p in cycle_ring(diag, cycle)) if len(cycle.pids) <= 3 \
+        else f"{len(cycle.pids)} processes"
+    headline = f"DEADLOCK: {members} wait for each other; it will not clear by itself"
+    if len(cycle.pids) == 1:
+        headline = f"DEADLOCK: {members} waits for itself; it will not clear by itself"
+    now, fix = _deadlock_advice(diag, edges)
+    return Verdict("bad", headline, [step_text(diag, e) for e in edges], now=now, fix=fix)
+
+
+def _deadlock_advice(diag: Diagnosis, edges: List[Edge]) -> Tuple[List[str], List[str]]:
+    child = next((e for e in edges if e.kind == "child"), None)
+    back = next((e for e in edges if child and e.from_pid == child.to_pid
+                 and e.to_pid == child.from_pid and e.kind in ("pipe", "fifo")), None)
+    if child is not None and back is not None:
+        parent = name(diag, child.from_pid)
+        return ([f"kill {child.to_pid}   ({program_name(diag, child.to_pid)}): {parent} stops waiting and the chain unwinds; "
+                 "the child's unread output is lost"],
+                [f"{parent} waits for a child whose output pipe it does not read: read the output "
+                 "until EOF first, then wait (Python: out, _ = p.communicate() instead of p.wait())"])
+    cause = diag.root_cause.pid if diag.root_cause else edges[0].from_pid
+    return ([f"kill {cause}   ({program_name(diag, cause)}, the root cause) breaks the cycle; "
+             "or restart the service it belongs to"],
+            ["every member waits for the next: make one side stop blocking (read and write "
+             "concurrently, add a timeout, or take locks in one order)"])
+
+
+def _end_verdict(diag: Diagnosis, chain: Optional[Chain]) -> Verdict:
+    if chain is None:
+        return Verdict("warn", HEADLINES["unknown"])
+    end = chain.end
+    pid = end.pid if end.pid is not None else chain.path[-1]
+    severity = "bad" if end.kind == "self" else "warn"
+    headline = HEADLINES.get(end.kind, f"{clean(end.kind).upper()}")
+    steps = [f"the chain ends at {name(diag, pid)}: {clean(end.detail)}"]
+    now, fix = ADVICE.get(end.kind, _unknown_advice)(diag, pid, end.tid or pid, clean(end.detail))
+    return Verdict(severity, headline, steps, now=now, fix=fix)
+
+
+def _other_ends(diag: Diagnosis, main: Optional[Chain]) -> List[str]:
+    seen = {}
+    for chain in diag.chains:
+        if chain is main or chain.end.kind == "cycle":
+            continue
+        where = name(diag, chain.path[-1])
+        seen.setdefault(f"{where}: {clean(chain.end.kind)}: {clean(chain.end.detail)}", None)
+    return list(seen)
+
+
+# Advice per end kind: (diag, pid, tid, detail) → (do now, fix).
+
+
+def _self_advice(diag, pid, tid, detail):
+    if "write end" in detail:
+        return ([f"kill {pid}   ({program_name(diag, pid)}): nothing else can wake it"],
+                ["the process reads a pipe whose write end it still holds itself, so EOF never "
+                 "comes: close the write end after fork (Python: close_fds=True; C: O_CLOEXEC / "
+                 "close() in the child and the parent)"])
+    return ([f"kill {pid}   ({program_name(diag, pid)}): nothing else can wake it"],
+            ["the process writes to a full pipe that only it reads: read it in another thread, "
+             "or before writing more"])
+
+
+def _running_advice(diag, pid, tid, detail):
+    return ([f"see what it computes: py-spy dump --nonblocking --pid {pid} (Python), "
+             f"top -H -p {pid}"],
+            ["a busy process at the end of the chain is slow or looping, not blocked: "
+             "profile it (py-spy top, perf top)"])
+
+
+def _sleeping_advice(diag, pid, tid, detail):
+    return ([f"it sleeps on purpose (a retry, backoff or poll interval): check its logs; "
+             f"waitchain {pid} --stacks shows where"],
+            ["if the sleep is a retry loop, find what it retries; if it should not wait, signal it"])
+
+
+def _idle_advice(diag, pid, tid, detail):
+    return ([f"the request never reached {name(diag, pid)}: check the address and port the "
+             "client uses, and whether it sent anything (--explain shows the sockets)"],
+            ["the server is idle: the waiting is on the client side of the chain"])
+
+
+def _remote_advice(diag, pid, tid, detail):
+    port = re.search(r":(\d+) is on another host", detail)
+    where = f" (ss -tnp 'sport = :{port[1]}' there names the process)" if port else ""
+    return ([f"continue on the remote host: ssh to it and run sudo waitchain PID{where}"],
+            ["the hang is on the other host, or in the network between (check with ss -ti here)"])
+
+
+def _disk_advice(diag, pid, tid, detail):
+    return ([f"cat /proc/{pid}/task/{tid}/stack (as root) names the kernel wait; check dmesg for "
+             "I/O errors and mount for hung NFS or FUSE file systems"],
+            ["a D-state process cannot be killed until the I/O returns: fix the storage, the "
+             "network file system, or the FUSE daemon"])
+
+
+def _terminal_advice(diag, pid, tid, detail):
+    return ([f"it waits for someone to type: find its terminal (ls -l /proc/{pid}/fd/0) and "
+             "answer it, or kill it"],
+            ["for unattended runs, give it no terminal: stdin from /dev/null, or a non-interactive flag"])
+
+
+def _stopped_advice(diag, pid, tid, detail):
+    return ([f"kill -CONT {pid} resumes it; grep TracerPid /proc/{pid}/status names a debugger "
+             "that holds it"],
+            ["find who stopped it: a shell's Ctrl-Z, a debugger, or a SIGSTOP from a supervisor"])
+
+
+def _unknown_advice(diag, pid, tid, detail):
+    return ([f"check by hand: cat /proc/{pid}/task/{tid}/syscall and .../wchan "
+             "(waitchain --explain prints the commands)"],
+            ["waitchain cannot follow this wait yet; the stacks (--stacks) show where the code waits"])
+
+
+def _cycle_advice(diag, pid, tid, detail):
+    return (["a member can still make progress, so the cycle may resolve: run waitchain again "
+             "in a minute and compare"],
+            [f"if it does not clear: {detail}"])
+
+
+ADVICE = {
+    "cycle": _cycle_advice, "self": _self_advice, "running": _running_advice, "sleeping": _sleeping_advice,
+    "idle": _idle_advice, "remote": _remote_advice, "disk": _disk_advice,
+    "terminal": _terminal_advice, "stopped": _stopped_advice, "unknown": _unknown_advice,
+}

@@ -1,0 +1,190 @@
+"""--format dot: the wait-for graph for Graphviz. Processes are boxes grouped by network
+namespace (one cluster per host/container network); a multi-threaded process is a cluster
+of its threads; edges carry their kind and object; a deadlock's edges and members are red;
+where a chain ends is a note. Every label is cleaned and quoted (untrusted text)."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+from ..model import Diagnosis, Edge, Task
+from ..sanitize import clean
+from . import Options
+from .common import blocked_for, ellipsize, label, on_cycle, program_text, verdict
+
+RED = "#c62828"
+FONT = "Helvetica"
+CALL_WIDTH = 64
+
+
+def render(diag: Diagnosis, options: Options = Options()) -> str:
+    return "\n".join(lines(diag)) + "\n"
+
+
+def quote(text: str) -> str:
+    """A DOT string: cleaned, backslashes and quotes escaped (so no \\N, \\G, \\l escapes
+    and no way out of the string)."""
+    return '"' + clean(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def label_of(*parts: str) -> str:
+    """A multi-line label: each part quoted safely, joined with DOT's \\n."""
+    return '"' + "\\n".join(quote(p)[1:-1] for p in parts if p) + '"'
+
+
+def lines(diag: Diagnosis) -> List[str]:
+    v = verdict(diag)
+    out = ["digraph waitchain {",
+           f"  graph [rankdir=TB, compound=true, fontname={quote(FONT)}, fontsize=12, labelloc=t, "
+           f"label={quote(v.headline)}{', fontcolor=' + quote(RED) if v.severity == 'bad' else ''}];",
+           f"  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f7f7f7\", fontname={quote(FONT)}, fontsize=10];",
+           f"  edge [fontname={quote(FONT)}, fontsize=9];"]
+    for netns, pids in _by_netns(diag).items():
+        out += _cluster(diag, netns, pids)
+    out += _missing_nodes(diag)
+    out += [_edge_line(diag, e) for e in _edges(diag)]
+    out += _end_lines(diag)
+    out.append("}")
+    return out
+
+
+# --- nodes ------------------------------------------------------------------------------
+
+
+def _by_netns(diag: Diagnosis) -> Dict[str, List[int]]:
+    groups: Dict[str, List[int]] = {}
+    for pid, proc in diag.processes.items():
+        groups.setdefault(proc.netns or "", []).append(pid)
+    return groups
+
+
+def _cluster(diag: Diagnosis, netns: str, pids: List[int]) -> List[str]:
+    body = [line for pid in pids for line in _process(diag, pid)]
+    if not netns:
+        return body
+    ident = "".join(ch for ch in netns if ch.isdigit()) or "unknown"
+    head = [f"  subgraph cluster_net_{ident} {{",
+            f"    label={quote('network namespace ' + netns)}; style=dashed; color=\"#9e9e9e\"; "
+            "fontcolor=\"#616161\"; fontsize=10;"]
+    return head + ["  " + line for line in body] + ["  }"]
+
+
+def _process(diag: Diagnosis, pid: int) -> List[str]:
+    tasks = diag.tasks.get(pid, [])
+    if len(tasks) < 2:
+        tid = tasks[0].tid if tasks else pid
+        return [f"  {_node_id(pid, None)} [{_node_attrs(diag, pid, tid, _process_label(diag, pid, tid))}];"]
+    out = [f"  subgraph cluster_p{pid} {{",
+           f"    label={label_of(f'{pid} {program_text(diag, pid)}')}; style=rounded; "
+           f"color={quote(RED if _in_deadlock(diag, pid) else '#424242')};"]
+    out += [f"    {_node_id(pid, t.tid)} [{_node_attrs(diag, pid, t.tid, _thread_label(diag, pid, t))}];"
+            for t in tasks]
+    return out + ["  }"]
+
+
+def _node_id(pid: int, tid: Optional[int]) -> str:
+    return f"p{pid}" if tid is None else f"t{pid}_{tid}"
+
+
+def _process_label(diag: Diagnosis, pid: int, tid: int) -> str:
+    wait = diag.waits.get((pid, tid))
+    return label_of(f"{pid} {program_text(diag, pid)}",
+                    ellipsize(clean(wait.what), CALL_WIDTH) if wait else "", _blocked(diag, pid, tid))
+
+
+def _blocked(diag: Diagnosis, pid: int, tid: int) -> str:
+    waited = blocked_for(diag, pid, tid)
+    return f"blocked {waited}" if waited and waited != "running" else ""
+
+
+def _thread_label(diag: Diagnosis, pid: int, task: Task) -> str:
+    wait = diag.waits.get((pid, task.tid))
+    return label_of(f"thread {task.tid} {clean(task.comm)} [{task.state}]",
+                    ellipsize(clean(wait.what if wait else task.note), CALL_WIDTH),
+                    _blocked(diag, pid, task.tid))
+
+
+def _node_attrs(diag: Diagnosis, pid: int, tid: int, text: str) -> str:
+    attrs = [f"label={text}"]
+    if _in_deadlock(diag, pid) and _thread_in_deadlock(diag, pid, tid):
+        attrs += [f"color={quote(RED)}", "penwidth=2", "fillcolor=\"#ffebee\""]
+    cause = diag.root_cause
+    if cause is not None and cause.pid == pid and cause.tid == tid:
+        attrs += ["peripheries=2", f"tooltip={quote('root cause')}"]
+    return ", ".join(attrs)
+
+
+def _in_deadlock(diag: Diagnosis, pid: int) -> bool:
+    return any(c.deadlock and pid in c.pids for c in diag.cycles)
+
+
+def _thread_in_deadlock(diag: Diagnosis, pid: int, tid: int) -> bool:
+    cycles = [c for c in diag.cycles if c.deadlock and pid in c.pids]
+    return any(not c.threads or (pid, tid) in c.threads for c in cycles) or len(diag.tasks.get(pid, [])) < 2
+
+
+def _missing_nodes(diag: Diagnosis) -> List[str]:
+    missing = sorted({e.to_pid for e in diag.edges} - set(diag.processes))
+    return [f"  {_node_id(pid, None)} [label={label_of(f'{pid}', 'not examined')}, style=dashed];"
+            for pid in missing]
+
+
+# --- edges ------------------------------------------------------------------------------
+
+
+def _edges(diag: Diagnosis) -> Iterator[Edge]:
+    seen: Set[Tuple[int, int, int, Optional[int], str]] = set()
+    for edge in diag.edges:
+        key = (edge.from_pid, edge.from_tid, edge.to_pid, edge.to_tid, edge.object)
+        if key not in seen:
+            seen.add(key)
+            yield edge
+
+
+def _endpoint(diag: Diagnosis, pid: int, tid: Optional[int]) -> Tuple[str, str]:
+    """(node id, cluster to point the arrow at) for a process or one of its threads."""
+    tasks = diag.tasks.get(pid, [])
+    if len(tasks) < 2:
+        return _node_id(pid, None), ""
+    if tid is not None and any(t.tid == tid for t in tasks):
+        return _node_id(pid, tid), ""
+    return _node_id(pid, tasks[0].tid), f"cluster_p{pid}"
+
+
+def _edge_line(diag: Diagnosis, edge: Edge) -> str:
+    tail, _ = _endpoint(diag, edge.from_pid, edge.from_tid)
+    head, cluster = _endpoint(diag, edge.to_pid, edge.to_tid)
+    text = label_of(f"{edge.kind} {edge.object}" if not edge.object.startswith(edge.kind)
+                    else edge.object, ellipsize(label(edge), 48))
+    attrs = [f"label={text}", f"tooltip={quote(edge.evidence)}"]
+    if cluster:
+        attrs.append(f"lhead={cluster}")
+    if on_cycle(diag, edge):
+        attrs += [f"color={quote(RED)}", f"fontcolor={quote(RED)}", "penwidth=2.5"]
+    return f"  {tail} -> {head} [{', '.join(attrs)}];"
+
+
+def _end_lines(diag: Diagnosis) -> List[str]:
+    out: List[str] = []
+    seen: Set[Tuple[int, Optional[int], str]] = set()
+    for chain in diag.chains:
+        end = chain.end
+        pid = end.pid if end.pid is not None else chain.path[-1]
+        if end.kind == "cycle" or (pid, end.tid, end.kind) in seen:
+            continue
+        seen.add((pid, end.tid, end.kind))
+        ident = f"end{len(seen)}"
+        tail, _ = _endpoint(diag, pid, end.tid)
+        out.append(f"  {ident} [shape=note, style=filled, fillcolor=\"#fff8e1\", "
+                   f"label={label_of(end.kind.upper(), ellipsize(clean(end.detail), 60))}];")
+        out.append(f"  {tail} -> {ident} [style=dashed, arrowhead=none];")
+    return out
+
+
+def node_ids(diag: Diagnosis) -> List[str]:
+    """Every node id the graph has (used by tests)."""
+    ids = []
+    for pid in diag.processes:
+        tasks = diag.tasks.get(pid, [])
+        ids += [_node_id(pid, t.tid) for t in tasks] if len(tasks) > 1 else [_node_id(pid, None)]
+    return ids

@@ -1,0 +1,221 @@
+"""--explain: for every edge and every chain end, the commands a person would type to check
+it by hand (the method waitchain automates), each with what it should show here.
+
+Commands only contain numbers that waitchain produced (pids, fds, inodes, ports) and
+shell-quoted, cleaned paths, so they are safe to copy and paste."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from ..model import Chain, Diagnosis, Edge, Task
+from ..sanitize import clean
+from .common import name
+
+_FD_CALL = re.compile(r"^\w+\((\d+)<")
+_TCP = re.compile(r"TCP (\S+):(\d+)→(\S+):(\d+)")
+_INODE = re.compile(r"\[(\d+)\]")
+_HOLDER = re.compile(r"/proc/(\d+)/fd/([\d,]+)")
+
+
+@dataclass(frozen=True)
+class Check:
+    command: str  # what to type (a shell command)
+    expect: str  # what it shows for this diagnosis
+
+
+def edge_checks(diag: Diagnosis, edge: Edge) -> List[Check]:
+    """How to see, by hand, that edge.from waits for edge.to."""
+    checks = _call_checks(diag, edge.from_pid, edge.from_tid)
+    kind = EDGE_KINDS.get(edge.kind)
+    if kind is None and "lock" in edge.kind:
+        kind = _lock
+    checks += kind(diag, edge) if kind else [_evidence_only(edge)]
+    return checks
+
+
+def end_checks(diag: Diagnosis, chain: Chain) -> List[Check]:
+    """How to see, by hand, why the chain ends where it does."""
+    if chain.end.kind == "cycle":
+        return []
+    pid = chain.end.pid if chain.end.pid is not None else chain.path[-1]
+    tid = chain.end.tid if chain.end.tid is not None else pid
+    checks = _call_checks(diag, pid, tid) if chain.end.kind != "running" else []
+    return checks + END_KINDS.get(chain.end.kind, _wchan)(diag, pid, tid)
+
+
+# --- the waiting thread -----------------------------------------------------------------
+
+
+def _task(diag: Diagnosis, pid: int, tid: int) -> Optional[Task]:
+    return next((t for t in diag.tasks.get(pid, []) if t.tid == tid), None)
+
+
+def _call_checks(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    task = _task(diag, pid, tid)
+    call = task.syscall if task else None
+    syscall_file = f"cat /proc/{pid}/task/{tid}/syscall"
+    if call is None:
+        return [Check(syscall_file, clean(task.note) if task and task.note else "the thread's system call")]
+    args = " ".join(hex(a) for a in call.args[:3])
+    checks = [Check(syscall_file, f"{call.nr} {args} …: {clean(call.name)}() is syscall {call.nr}")]
+    fd, target = _fd_of(diag, pid, tid)
+    if fd is not None:
+        checks[0] = Check(syscall_file, f"{call.nr} {args} …: {clean(call.name)}() on fd {fd}")
+        checks.append(Check(f"ls -l /proc/{pid}/fd/{fd}", f"→ {target}"))
+    return checks
+
+
+def _fd_of(diag: Diagnosis, pid: int, tid: int) -> Tuple[Optional[int], str]:
+    wait = diag.waits.get((pid, tid))
+    match = _FD_CALL.match(wait.what) if wait else None
+    if match is None:
+        return None, ""
+    fd = int(match[1])
+    proc = diag.processes.get(pid)
+    target = proc.fds.get(fd) if proc else None
+    if target is None:
+        target = wait.what[match.end():].rstrip(")").rstrip(">") if wait else ""
+    return fd, clean(target)
+
+
+def _holder_fds(edge: Edge) -> str:
+    """The fds through which edge.to holds the object, from the evidence text."""
+    for pid, fds in _HOLDER.findall(edge.evidence):
+        if int(pid) == edge.to_pid:
+            return fds
+    return ""
+
+
+def _inode(text: str) -> Optional[str]:
+    match = _INODE.search(text)
+    return match[1] if match else None
+
+
+# --- per edge kind -----------------------------------------------------------------------
+
+
+def _pipe(diag: Diagnosis, edge: Edge) -> List[Check]:
+    inode = _inode(edge.object) if edge.object.startswith("pipe:") else None
+    writing = "read end" in edge.evidence or edge.label.startswith("pipe")
+    end = "read" if writing else "write"
+    checks = []
+    fds = _holder_fds(edge)
+    if inode is not None:
+        mode = "r--" if writing else "-w-"
+        checks.append(Check(f"lsfd -Q 'INODE == {inode}'",
+                            f"every holder of the pipe; {edge.to_pid} has MODE {mode} (the {end} end)"))
+        other = f"{edge.to_pid},…,{fds.split(',')[0] or 'FD'}{end[0]}"
+        checks.append(Check(f"lsof -n -P +E -p {edge.from_pid} -a -d {_from_fd(diag, edge)}",
+                            f"the pipe; +E adds its other end: {other}"))
+    else:
+        path = shlex.quote(clean(edge.object))
+        checks.append(Check(f"lsof -n -P -- {path}", f"{edge.to_pid} holds the {end} end of the FIFO"))
+    if fds:
+        first = fds.split(",")[0]
+        mode = "0 (O_RDONLY) or 2 (O_RDWR)" if writing else "1 (O_WRONLY) or 2 (O_RDWR)"
+        checks.append(Check(f"grep flags /proc/{edge.to_pid}/fdinfo/{first}",
+                            f"the last octal digit is {mode}: the {end} end"))
+    return checks
+
+
+def _from_fd(diag: Diagnosis, edge: Edge) -> str:
+    fd, _ = _fd_of(diag, edge.from_pid, edge.from_tid)
+    return str(fd) if fd is not None else "FD"
+
+
+def _unix(diag: Diagnosis, edge: Edge) -> List[Check]:
+    peer = _inode(edge.object)
+    if peer is None:
+        return [_evidence_only(edge)]
+    return [Check(f"ss -xp | grep -w {peer}",
+                  f"the connection; the side with inode {peer} names {edge.to_pid} in users:(...)"),
+            Check(f"lsfd -Q 'INODE == {peer}'", f"{name(diag, edge.to_pid)} holds the peer socket")]
+
+
+def _tcp(diag: Diagnosis, edge: Edge) -> List[Check]:
+    wait = diag.waits.get((edge.from_pid, edge.from_tid))
+    match = _TCP.search(wait.what) if wait else None
+    if match is None:
+        return [_evidence_only(edge)]
+    local, lport, remote, rport = match.groups()
+    ns = _netns_prefix(diag, edge)
+    expect = (f"this end {local}:{lport}→{remote}:{rport} and its peer, held by "
+              f"{name(diag, edge.to_pid)}; Recv-Q/Send-Q are the queued bytes")
+    return [Check(f"{ns}ss -tnp '( sport = :{lport} or dport = :{lport} )'", expect),
+            Check(f"lsof -n -P -iTCP:{lport}", f"both ends, if they are in this network namespace")]
+
+
+def _netns_prefix(diag: Diagnosis, edge: Edge) -> str:
+    spaces = {p.netns for p in diag.processes.values() if p.netns}
+    return f"nsenter -t {edge.from_pid} -n " if len(spaces) > 1 else ""
+
+
+def _child(diag: Diagnosis, edge: Edge) -> List[Check]:
+    return [Check(f"cat /proc/{edge.from_pid}/task/*/children", f"lists {edge.to_pid}"),
+            Check(f"grep PPid /proc/{edge.to_pid}/status", f"PPid: {edge.from_pid}")]
+
+
+def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
+    inode = _inode(edge.object) or (re.findall(r"\d+", edge.object) or ["INODE"])[-1]
+    return [Check(f"grep ':{inode} ' /proc/locks",
+                  f"the lock held by {edge.to_pid} and, marked ->, the waiting request")]
+
+
+def _evidence_only(edge: Edge) -> Check:
+    return Check(f"# {clean(edge.kind)} {clean(edge.object)}", clean(edge.evidence))
+
+
+EDGE_KINDS = {"pipe": _pipe, "fifo": _pipe, "unix": _unix, "tcp": _tcp, "child": _child,
+              "flock": _lock, "posix": _lock, "ofd": _lock}
+
+
+# --- per end kind -----------------------------------------------------------------------
+
+
+def _running(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    return [Check(f"top -H -p {pid}", f"thread {tid} uses CPU"),
+            Check(f"py-spy dump --nonblocking --pid {pid}", "where it computes (Python only)")]
+
+
+def _wchan(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    return [Check(f"cat /proc/{pid}/task/{tid}/wchan", "the kernel function it sleeps in")]
+
+
+def _disk(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    return [Check(f"cat /proc/{pid}/task/{tid}/stack", "the kernel stack of the wait (root only)"),
+            Check("dmesg | tail", "I/O errors or hung-task warnings")]
+
+
+def _stopped(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    return [Check(f"grep -E 'State|TracerPid' /proc/{pid}/status",
+                  "State: T (stopped); TracerPid is a debugger's pid, or 0")]
+
+
+def _self(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    _, target = _fd_of(diag, pid, tid)
+    inode = _inode(target)
+    if inode is None:
+        return []
+    return [Check(f"ls -l /proc/{pid}/fd | grep {inode}", "this process holds both ends of the pipe")]
+
+
+def _idle(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    return [Check(f"ss -ltnp | grep pid={pid},", "Recv-Q: connections waiting to be accepted")]
+
+
+def _remote(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    wait = next((w for w in diag.waits.values() if w.pid == pid and w.tid == tid), None)
+    match = _TCP.search(wait.what) if wait else None
+    if match is None:
+        return []
+    return [Check(f"ss -tnpi '( sport = :{match[2]} )'",
+                  f"the connection to {match[3]}:{match[4]}; rtt and retransmits show a slow peer")]
+
+
+END_KINDS = {"running": _running, "disk": _disk, "stopped": _stopped, "self": _self,
+             "idle": _idle, "remote": _remote, "sleeping": _wchan, "terminal": _wchan,
+             "unknown": _wchan}

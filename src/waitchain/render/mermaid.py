@@ -1,0 +1,147 @@
+"""--format mermaid: the wait-for graph as a Mermaid flowchart inside a ```mermaid block,
+ready to paste into a GitHub or GitLab issue, or any Markdown that renders Mermaid.
+
+Untrusted text is written with Mermaid's entity codes (`#34;` for a quote, `#60;` for `<`),
+so no process name can close a label, start an arrow, or inject HTML."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Set, Tuple
+
+from ..model import Diagnosis, Edge
+from ..sanitize import clean
+from . import Options
+from .common import blocked_for, ellipsize, label, on_cycle, program_text, verdict
+
+SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:/_()=+@~?!*'$^-[]")
+RED = "#c62828"
+
+
+def render(diag: Diagnosis, options: Options = Options()) -> str:
+    return "```mermaid\n" + source(diag) + "```\n"
+
+
+def source(diag: Diagnosis) -> str:
+    """The flowchart itself, without the Markdown fence."""
+    return "\n".join(lines(diag)) + "\n"
+
+
+def text(value: str) -> str:
+    """A label: cleaned, then every character outside a small safe set as an entity code.
+    Characters beyond ASCII (→, …, letters) stay as they are, except quotes and brackets."""
+    out = []
+    for ch in clean(value):
+        out.append(ch if ch in SAFE or (ord(ch) > 0x7F and ch.isprintable() and ch not in "＂")
+                   else f"#{ord(ch)};")
+    return "".join(out)
+
+
+def _label(*parts: str) -> str:
+    return '"' + "<br/>".join(text(p) for p in parts if p) + '"'
+
+
+def lines(diag: Diagnosis) -> List[str]:
+    v = verdict(diag)
+    out = [f"%% waitchain: {text(v.headline)}", "flowchart LR"]
+    for netns, pids in _by_netns(diag).items():
+        out += _group(diag, netns, pids)
+    out += [f"  p{pid}[{_label(f'{pid}', 'not examined')}]"
+            for pid in sorted({e.to_pid for e in diag.edges} - set(diag.processes))]
+    edges, red = _edge_lines(diag)
+    out += edges
+    out += _end_lines(diag)
+    out += _styles(diag, red)
+    return out
+
+
+def _by_netns(diag: Diagnosis) -> Dict[str, List[int]]:
+    groups: Dict[str, List[int]] = {}
+    for pid, proc in diag.processes.items():
+        groups.setdefault(proc.netns or "", []).append(pid)
+    return groups
+
+
+def _group(diag: Diagnosis, netns: str, pids: List[int]) -> List[str]:
+    body = [line for pid in pids for line in _process(diag, pid)]
+    if not netns:
+        return body
+    ident = "".join(ch for ch in netns if ch.isdigit()) or "unknown"
+    return ([f"  subgraph net{ident}[{_label('network namespace ' + netns)}]"]
+            + ["  " + line for line in body] + ["  end"])
+
+
+def _process(diag: Diagnosis, pid: int) -> List[str]:
+    tasks = diag.tasks.get(pid, [])
+    if len(tasks) < 2:
+        tid = tasks[0].tid if tasks else pid
+        return [f"  p{pid}[{_node_text(diag, pid, tid, f'{pid} {program_text(diag, pid)}')}]"]
+    out = [f"  subgraph p{pid}[{_label(f'{pid} {program_text(diag, pid)}')}]"]
+    for task in tasks:
+        head = f"thread {task.tid} {clean(task.comm)} [{task.state}]"
+        out.append(f"    t{pid}_{task.tid}[{_node_text(diag, pid, task.tid, head)}]")
+    return out + ["  end"]
+
+
+def _node_text(diag: Diagnosis, pid: int, tid: int, head: str) -> str:
+    wait = diag.waits.get((pid, tid))
+    waited = blocked_for(diag, pid, tid)
+    return _label(head, ellipsize(clean(wait.what), 64) if wait else "",
+                  f"blocked {waited}" if waited and waited != "running" else "")
+
+
+def _endpoint(diag: Diagnosis, pid: int, tid: Optional[int]) -> str:
+    tasks = diag.tasks.get(pid, [])
+    if len(tasks) >= 2 and tid is not None and any(t.tid == tid for t in tasks):
+        return f"t{pid}_{tid}"
+    return f"p{pid}"  # a process, or the subgraph of a multi-threaded one
+
+
+def _edge_lines(diag: Diagnosis) -> Tuple[List[str], List[int]]:
+    out: List[str] = []
+    red: List[int] = []
+    seen: Set[Tuple[int, int, int, Optional[int], str]] = set()
+    for edge in diag.edges:
+        key = (edge.from_pid, edge.from_tid, edge.to_pid, edge.to_tid, edge.object)
+        if key in seen:
+            continue
+        seen.add(key)
+        if on_cycle(diag, edge):
+            red.append(len(out))
+        out.append(f"  {_endpoint(diag, edge.from_pid, edge.from_tid)} -->|{_edge_label(edge)}| "
+                   f"{_endpoint(diag, edge.to_pid, edge.to_tid)}")
+    return out, red
+
+
+def _edge_label(edge: Edge) -> str:
+    what = edge.object if edge.object.startswith(edge.kind) else f"{edge.kind} {edge.object}"
+    return _label(what, ellipsize(label(edge), 48))
+
+
+def _end_lines(diag: Diagnosis) -> List[str]:
+    out: List[str] = []
+    seen: Set[Tuple[int, Optional[int], str]] = set()
+    for chain in diag.chains:
+        end = chain.end
+        pid = end.pid if end.pid is not None else chain.path[-1]
+        if end.kind == "cycle" or (pid, end.tid, end.kind) in seen:
+            continue
+        seen.add((pid, end.tid, end.kind))
+        ident = f"end{len(seen)}"
+        out.append(f"  {ident}>{_label(end.kind.upper(), ellipsize(clean(end.detail), 60))}]:::ending")
+        out.append(f"  {_endpoint(diag, pid, end.tid)} -.- {ident}")
+    return out
+
+
+def _styles(diag: Diagnosis, red: List[int]) -> List[str]:
+    out = [f"  classDef deadlock fill:#ffebee,stroke:{RED},stroke-width:2px,color:#000",
+           "  classDef cause stroke-width:4px",
+           "  classDef ending fill:#fff8e1,stroke:#f9a825,color:#000"]
+    members = [p for c in diag.cycles if c.deadlock for p in c.pids if p in diag.processes]
+    if members:
+        out.append("  class " + ",".join(_endpoint(diag, p, None) if len(diag.tasks.get(p, [])) < 2
+                                          else f"p{p}" for p in dict.fromkeys(members)) + " deadlock")
+    if diag.root_cause is not None and diag.root_cause.pid in diag.processes:
+        out.append(f"  class {_endpoint(diag, diag.root_cause.pid, diag.root_cause.tid)} cause")
+    if red:
+        out.append(f"  linkStyle {','.join(map(str, red))} stroke:{RED},stroke-width:3px,color:{RED}")
+    return out

@@ -1,0 +1,189 @@
+"""File locks: flock, POSIX fcntl(F_SETLKW) and OFD fcntl(F_OFD_SETLKW).
+
+The waiter's request comes from its call (the flock operation, or the struct flock its
+third argument points at). The locks it conflicts with are the held locks in /proc/locks on
+the same device:inode. /proc/locks's pid column is whoever *took* a lock (stale after it
+exits, -1 for OFD locks), so the holders are the processes whose fdinfo has that lock as a
+`lock:` line: the kernel prints it for every fd sharing the owning file description, so an
+fd inherited by a child lists both parent and child."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import WaitchainError
+from ..model import Edge, End, FdInfo, Task, Wait
+from ..procfs.cstructs import read_flock
+from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps, read_locks
+from ..snapshot import Snapshot
+from .describe import fd_text
+
+SYSCALLS = {"flock", "fcntl"}
+LOCK_SH, LOCK_EX = 1, 2
+F_SETLKW, F_SETLKW64, F_OFD_SETLKW = 7, 14, 38
+F_RDLCK, F_WRLCK = 0, 1
+SEEK_SET, SEEK_CUR = 0, 1
+KINDS = {"FLOCK": "flock", "POSIX": "posix-lock", "OFDLCK": "ofd-lock"}
+NOUNS = {"FLOCK": "flock", "POSIX": "POSIX lock", "OFDLCK": "OFD lock"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """The lock a blocked call asks for. type "" or range (0, None) when unknown."""
+
+    cls: str  # FLOCK, POSIX, OFDLCK
+    type: str  # READ, WRITE, ""
+    start: int
+    end: Optional[int]
+    text: str  # the call's lock argument as a person reads it
+
+    def conflicts(self, entry: LockEntry) -> bool:
+        if not entry.held or not entry.compatible_class(self.cls):
+            return False
+        if "WRITE" not in (self.type or "WRITE", entry.type):
+            return False
+        return overlaps(self.start, self.end, entry.start, entry.end)
+
+
+def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
+    call = task.syscall
+    assert call is not None
+    fd = call.arg_int(0)
+    info = snap.fdinfo(pid, fd)
+    request = _request(pid, call.name, call.args, info)
+    what = f"{call.name}({fd_text(snap, pid, fd)}, {request.text if request else hex(call.args[1])})"
+    if request is None:
+        return Wait(pid, task.tid, what, end=End("unknown", f"{call.name} with this command does not wait for a lock"))
+    if info is None or snap.target(pid, fd) is None:
+        return Wait(pid, task.tid, what, end=End("unknown", f"fd {fd} is not open any more"))
+    return _wait(snap, pid, task.tid, fd, info, request, what)
+
+
+# --- the request ------------------------------------------------------------------------
+
+
+def _request(pid: int, name: str, args: Tuple[int, ...], info: Optional[FdInfo]) -> Optional[Request]:
+    if name == "flock":
+        op = args[1] & 3
+        kind = {LOCK_SH: "READ", LOCK_EX: "WRITE"}.get(op, "")
+        return Request("FLOCK", kind, 0, None, {LOCK_SH: "LOCK_SH", LOCK_EX: "LOCK_EX"}.get(op, hex(args[1])))
+    cmd = args[1] & 0xFFFFFFFF
+    if cmd not in (F_SETLKW, F_SETLKW64, F_OFD_SETLKW):
+        return None
+    cls, text = ("OFDLCK", "F_OFD_SETLKW") if cmd == F_OFD_SETLKW else ("POSIX", "F_SETLKW")
+    return _byte_range(pid, cls, text, args[2], info)
+
+
+def _byte_range(pid: int, cls: str, text: str, address: int, info: Optional[FdInfo]) -> Request:
+    try:
+        l_type, whence, start, length = read_flock(pid, address)
+    except WaitchainError:
+        return Request(cls, "", 0, None, f"{text}, {{struct flock unreadable}}")
+    kind = {F_RDLCK: "READ", F_WRLCK: "WRITE"}.get(l_type, "")
+    start, end = _range(whence, start, length, info.pos if info else 0)
+    type_text = {"READ": "F_RDLCK", "WRITE": "F_WRLCK"}.get(kind, str(l_type))
+    shown = f"{text}, {{{type_text}, {_range_text(start, end)}}}"
+    return Request(cls, kind, start, end, shown)
+
+
+def _range(whence: int, start: int, length: int, pos: int) -> Tuple[int, Optional[int]]:
+    """First and last byte (None: EOF); the whole file when relative to an unknown EOF."""
+    if whence not in (SEEK_SET, SEEK_CUR):
+        return 0, None
+    start += pos if whence == SEEK_CUR else 0
+    if length > 0:
+        return start, start + length - 1
+    if length < 0:
+        return max(0, start + length), start - 1
+    return start, None
+
+
+def _range_text(start: int, end: Optional[int]) -> str:
+    return f"bytes {start}-{'EOF' if end is None else end}"
+
+
+# --- the conflicting locks and their holders --------------------------------------------
+
+
+def _wait(snap: Snapshot, pid: int, tid: int, fd: int, info: FdInfo, request: Request, what: str) -> Wait:
+    try:
+        locks = read_locks(snap.fs)
+    except WaitchainError as exc:
+        return Wait(pid, tid, what, end=End("unknown", f"/proc/locks unreadable: {exc}"))
+    dev = _device(snap, pid, info.mnt_id)
+    blockers = _blockers(locks, request, pid, dev, info)
+    where = f"{dev or '?'}:{info.ino}"
+    if not blockers:
+        return Wait(pid, tid, what, end=End("unknown", f"no lock conflicting with this request on {where} in /proc/locks (just released?)"))
+    edges, orphans = _edges(snap, pid, tid, fd, request, blockers, where)
+    end = _orphan_end(orphans) if orphans and not edges else None
+    return Wait(pid, tid, what, tuple(edges), end)
+
+
+def _device(snap: Snapshot, pid: int, mnt_id: int) -> str:
+    """The fd's device as /proc/locks prints it (from mountinfo), "" if unknown."""
+    mount = snap.mounts(pid).get(mnt_id)
+    return device_text(mount.major, mount.minor) if mount else ""
+
+
+def _blockers(locks: List[LockEntry], request: Request, pid: int, dev: str, info: FdInfo) -> List[LockEntry]:
+    own = {entry.key for entry in fdinfo_locks(info.extra)}
+    found = []
+    for entry in locks:
+        if entry.ino != info.ino or (dev and entry.dev != dev) or not request.conflicts(entry):
+            continue
+        if entry.key in own or (request.cls == entry.cls == "POSIX" and entry.pid == pid):
+            continue  # the same owner: a file description's own lock, a process's own POSIX lock
+        if entry.key not in {e.key for e in found}:
+            found.append(entry)
+    return found
+
+
+def _edges(snap: Snapshot, pid: int, tid: int, fd: int, request: Request,
+           blockers: List[LockEntry], where: str):
+    edges, orphans = [], []
+    target = snap.target(pid, fd) or ""
+    for entry in blockers:
+        holders = _holders(snap, target, entry)
+        if not holders:
+            orphans.append(entry)
+        for holder, fds in holders.items():
+            evidence = _evidence(entry, request, where, holder, fds)
+            label = f"waits for the holder of a {entry.type} {NOUNS.get(entry.cls, entry.cls)}"
+            edges.append(Edge(pid, tid, holder, None, KINDS.get(entry.cls, "lock"), target, evidence, label))
+    return edges, orphans
+
+
+def _holders(snap: Snapshot, target: str, entry: LockEntry) -> Dict[int, List[int]]:
+    """pid → fds whose fdinfo has the lock, among the holders of the same path; else among
+    the fds of the pid /proc/locks names."""
+    found = _with_lock(snap, snap.holders.get(target, ()), entry)
+    if not found and entry.pid > 0 and entry.pid in snap.processes:
+        fds = snap.processes[entry.pid].fds
+        found = _with_lock(snap, [(entry.pid, fd) for fd, t in fds.items() if t.startswith("/")], entry)
+    return found
+
+
+def _with_lock(snap: Snapshot, candidates, entry: LockEntry) -> Dict[int, List[int]]:
+    found: Dict[int, List[int]] = {}
+    for pid, fd in candidates:
+        info = snap.fdinfo(pid, fd)
+        if info is not None and info.ino == entry.ino and any(e.key == entry.key for e in fdinfo_locks(info.extra)):
+            found.setdefault(pid, []).append(fd)
+    return found
+
+
+def _evidence(entry: LockEntry, request: Request, where: str, holder: int, fds: List[int]) -> str:
+    fd_list = ",".join(str(fd) for fd in fds)
+    text = (f"/proc/locks: '{entry.line}' conflicts with this {request.text} on {where}; "
+            f"/proc/{holder}/fdinfo/{fd_list} lists it as a lock: line")
+    if entry.pid > 0 and entry.pid != holder:
+        text += f" (the pid column names {entry.pid}, the process that took it)"
+    return text
+
+
+def _orphan_end(orphans: List[LockEntry]) -> End:
+    lines = "; ".join(f"'{e.line}'" for e in orphans)
+    return End("unknown", f"held by a lock no scanned fd shows ({lines}): opened through "
+               "another path or in another mount namespace?")

@@ -1,0 +1,258 @@
+"""Waits inside the kernel: uninterruptible sleep (D), and FUSE requests in any state.
+/proc/PID/task/TID/stack and wchan are summarised into a class (block I/O, NFS, FUSE, page
+fault, kernel lock); the file the call works on, when known (an fd argument's fdinfo
+`mnt_id`, or a path argument read from memory), names its file system through
+/proc/PID/mountinfo. A thread stuck on a FUSE file waits for the FUSE daemon: the holder of
+the /dev/fuse fd whose fdinfo `fuse_connection` is the mount's device number.
+
+Measured: a read of a FUSE file through the page cache sleeps in folio_wait_bit_common ←
+filemap_get_pages ← filemap_read ← vfs_read, with no fuse function on the stack, so FUSE is
+recognised from the file's mount, not from the stack; a lookup sleeps (S) in
+request_wait_answer, and a second lookup in the same directory (D) in fuse_lock_inode."""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Optional, Tuple
+
+from ..errors import WaitchainError
+from ..model import Edge, End, Syscall, Task, Wait
+from ..procfs.memory import read_cstring
+from ..procfs.mounts import Mount
+from ..snapshot import Snapshot
+from .describe import FD_FIRST, call_text
+
+FUSE, NFS, BLOCK, FAULT, LOCK, KERNEL = "FUSE", "NFS", "block I/O", "page fault", "kernel lock", "kernel"
+END_KIND = {FUSE: "kernel", NFS: "remote", BLOCK: "disk", FAULT: "disk", LOCK: "kernel", KERNEL: "kernel"}
+MEANING = {
+    FUSE: "waits for the FUSE daemon to answer",
+    NFS: "waits for the NFS server",
+    BLOCK: "waits for block I/O (the disk or block device)",
+    FAULT: "waits for a page of a mapped file or swap to be read in",
+    LOCK: "waits for a lock inside the kernel that another thread holds",
+    KERNEL: "waits inside the kernel",
+}
+
+SCHEDULER = {"__schedule", "schedule", "schedule_timeout", "io_schedule", "io_schedule_timeout",
+             "schedule_preempt_disabled", "__switch_to", "schedule_hrtimeout_range_clock",
+             "do_syscall_64", "entry_SYSCALL_64_after_hwframe"}
+LOCKS = ("mutex_lock", "__mutex_lock", "mutex_lock_killable", "rwsem_down_", "down_read", "down_write",
+         "__down", "down_killable", "down_interruptible", "rt_mutex", "rtlock", "percpu_rwsem_wait",
+         "__percpu_down", "fuse_lock_inode", "lock_mm_and_find_vma", "mmap_read_lock",
+         "inode_lock", "lock_rename")
+IO = ("folio_wait", "__folio_lock", "wait_on_page", "__lock_page", "io_schedule", "blk_", "bio_",
+      "submit_bio", "__wait_on_buffer", "wait_on_buffer", "jbd2", "ext4_", "xfs_", "btrfs_",
+      "f2fs_", "filemap_", "__filemap", "blkdev_", "iomap_", "dio_", "wait_for_completion_io",
+      "nvme", "scsi_", "file_write_and_wait", "writeback_", "balance_dirty_pages")
+FAULTS = ("exc_page_fault", "do_user_addr_fault", "handle_mm_fault", "__handle_mm_fault",
+          "do_fault", "__do_fault", "filemap_fault", "do_swap_page", "do_read_fault")
+NFS_NAMES = ("nfs", "rpc_", "__rpc", "xprt_", "call_", "gss_")
+FUSE_CALLS = ("request_wait_answer", "__fuse_simple_request", "fuse_simple_request")
+
+AT_FDCWD = -100
+# Calls whose argument is a path: name → (dirfd argument or None, path argument).
+PATH_ARGS = {
+    **{name: (None, 0) for name in (
+        "open", "creat", "stat", "lstat", "access", "readlink", "truncate", "chdir", "chroot",
+        "mkdir", "rmdir", "unlink", "chmod", "chown", "lchown", "getxattr", "lgetxattr",
+        "listxattr", "llistxattr", "setxattr", "lsetxattr", "statfs", "execve", "utimes",
+        "utime", "mknod", "rename", "link", "symlink")},
+    **{name: (0, 1) for name in (
+        "openat", "openat2", "newfstatat", "statx", "faccessat", "faccessat2", "readlinkat",
+        "mkdirat", "unlinkat", "fchmodat", "fchownat", "utimensat", "execveat", "mknodat",
+        "name_to_handle_at", "renameat", "renameat2", "linkat")},
+}
+FD_CALLS = FD_FIRST | {"fstat", "newfstat", "getdents", "getdents64", "fchdir", "ftruncate",
+                       "fallocate", "fgetxattr", "flistxattr", "fsetxattr", "lseek", "fstatfs",
+                       "sync_file_range", "syncfs", "fadvise64", "readahead", "copy_file_range"}
+SHOWN_FRAMES = 5
+
+
+def in_kernel_wait(task: Task) -> bool:
+    """Handled here: every D-state thread, and any thread inside a FUSE request."""
+    return task.state == "D" or _is_fuse(task.wchan)
+
+
+def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
+    what = call_text(snap, pid, task)
+    frames, note = snap.kernel_stack(pid, task.tid)
+    mount, found = file_mount(snap, pid, task.syscall)
+    cls, detail = classify(frames, task.wchan, mount.fstype if mount else "",
+                           task.syscall is None, task.state, note)
+    if cls == FUSE:
+        return _fuse(snap, pid, task.tid, what, *_fuse_mounts(snap, pid, mount, found), detail)
+    mapped = _mapped_fuse(snap, pid) if cls == FAULT and mount is None else []
+    if mapped:
+        found = ("a page fault: the faulting address is not shown by the kernel, and this "
+                 "process maps files from " + ", ".join(m.mountpoint for m in mapped))
+        return _fuse(snap, pid, task.tid, what, mapped, found, detail, "probably ")
+    if cls == NFS and mount is not None:
+        detail += f"; the file is on {mount.mountpoint} ({mount.fstype})"
+    return Wait(pid, task.tid, what, end=End(END_KIND[cls], detail))
+
+
+# --- the class --------------------------------------------------------------------------
+
+
+def classify(frames: List[str], wchan: str, fstype: str = "", faulting: bool = False,
+             state: str = "D", note: str = "") -> Tuple[str, str]:
+    """(class, detail) from the kernel stack (innermost first), wchan, and the file system
+    of the file the call works on ("" if unknown)."""
+    names = [n for n in [wchan] + frames if n and n not in SCHEDULER]
+    fault = faulting or any(n.startswith(FAULTS) for n in names)
+    cls = _filesystem(names, fstype) or _primitive(names, fault)
+    sleep = "uninterruptible sleep" if state == "D" else "sleep"
+    where = ", in a page fault" if fault and cls != FAULT else ""
+    text = f"{sleep} ({cls}{where}): {MEANING[cls]}"
+    if _lock_at_top(names) and cls != LOCK:
+        text += ", behind a kernel lock another thread holds"
+    return cls, text + _stack_text(names, wchan, note)
+
+
+def _filesystem(names: List[str], fstype: str) -> str:
+    if fstype.startswith("fuse") or any(_is_fuse(n) for n in names):
+        return FUSE
+    if fstype.startswith("nfs") or any(n.startswith(NFS_NAMES) for n in names):
+        return NFS
+    return ""
+
+
+def _primitive(names: List[str], fault: bool) -> str:
+    if _lock_at_top(names):
+        return LOCK
+    if fault:
+        return FAULT
+    if any(n.startswith(IO) for n in names):
+        return BLOCK
+    return KERNEL
+
+
+def _lock_at_top(names: List[str]) -> bool:
+    """The innermost two functions (wchan, then the first frame) take a lock."""
+    return any(n.startswith(LOCKS) for n in names[:2])
+
+
+def _is_fuse(name: str) -> bool:
+    return name.startswith(FUSE_CALLS) or (name.startswith("fuse_") and not name.startswith("fuse_dev_"))
+
+
+def _stack_text(names: List[str], wchan: str, note: str) -> str:
+    frames = names[1:] if names and names[0] == wchan else names
+    if frames:
+        shown = " ← ".join(frames[:SHOWN_FRAMES]) + (" ← …" if len(frames) > SHOWN_FRAMES else "")
+        return f"; wchan {wchan or '?'}; kernel stack {shown}"
+    return f"; wchan {wchan or '?'}" + (f" ({note})" if note else "")
+
+
+# --- the file the call works on ----------------------------------------------------------
+
+
+def file_mount(snap: Snapshot, pid: int, call: Optional[Syscall]) -> Tuple[Optional[Mount], str]:
+    """The mount of the file the call works on, and how it was found ("" if not found)."""
+    if call is None:
+        return None, ""
+    if call.name in PATH_ARGS:
+        return _path_mount(snap, pid, call, *PATH_ARGS[call.name])
+    if call.name in FD_CALLS:
+        return _fd_mount(snap, pid, call.arg_int(0))
+    return None, ""
+
+
+def _fd_mount(snap: Snapshot, pid: int, fd: int) -> Tuple[Optional[Mount], str]:
+    info = snap.fdinfo(pid, fd)
+    mount = snap.mounts(pid).get(info.mnt_id) if info is not None else None
+    if mount is None:
+        return None, ""
+    return mount, f"/proc/{pid}/fdinfo/{fd}: mnt_id {mount.mnt_id}, mounted on {mount.mountpoint}"
+
+
+def _path_mount(snap: Snapshot, pid: int, call: Syscall, dir_arg: Optional[int],
+                path_arg: int) -> Tuple[Optional[Mount], str]:
+    try:
+        path = read_cstring(pid, call.args[path_arg]).decode("utf-8", "surrogateescape")
+    except WaitchainError:
+        return None, ""
+    dirfd = call.arg_int(dir_arg) if dir_arg is not None else AT_FDCWD
+    if not path and dirfd >= 0:  # AT_EMPTY_PATH: the call works on dirfd itself
+        return _fd_mount(snap, pid, dirfd)
+    if not path.startswith("/"):
+        base = snap.cwd(pid) if dirfd == AT_FDCWD else snap.target(pid, dirfd)
+        if base is None or not base.startswith("/"):
+            return None, ""
+        path = base.rstrip("/") + "/" + path
+    mount = under(snap.mounts(pid).values(), path)
+    if mount is None:
+        return None, ""
+    return mount, f"the path argument {path!r} (read with process_vm_readv) is under {mount.mountpoint}"
+
+
+def under(mounts: Iterable[Mount], path: str) -> Optional[Mount]:
+    """The mount a path is on: the longest mount point that contains it, the newest of equals."""
+    best: Optional[Tuple[int, int, Mount]] = None
+    for order, mount in enumerate(mounts):
+        point = mount.mountpoint.rstrip("/")
+        if path == mount.mountpoint or path.startswith(point + "/"):
+            if best is None or (len(point), order) > best[:2]:
+                best = (len(point), order, mount)
+    return best[2] if best else None
+
+
+# --- FUSE: follow to the daemon ----------------------------------------------------------
+
+
+def connection(mount: Mount) -> int:
+    """The FUSE connection number: the mount's dev_t as the kernel encodes it (MKDEV)."""
+    return mount.major << 20 | mount.minor
+
+
+def is_fuse_mount(mount: Mount) -> bool:
+    return mount.fstype in ("fuse", "fuseblk") or mount.fstype.startswith("fuse.")
+
+
+def _fuse(snap: Snapshot, pid: int, tid: int, what: str, mounts: List[Mount], found: str,
+          detail: str, hedge: str = "") -> Wait:
+    if not mounts:
+        return Wait(pid, tid, what, end=End("kernel", f"{detail}; which FUSE mount is not known"))
+    edges = [e for m in mounts for e in _daemon_edges(snap, pid, tid, m, found, detail, hedge)]
+    if edges:
+        return Wait(pid, tid, what, tuple(edges))
+    gone = ", ".join(f"{m.mountpoint} (connection {connection(m)})" for m in mounts)
+    return Wait(pid, tid, what, end=End("kernel", f"{detail}; no process holds /dev/fuse for "
+                                        f"{gone}: the daemon is gone (umount -l detaches the mount)"))
+
+
+def _fuse_mounts(snap: Snapshot, pid: int, mount: Optional[Mount], found: str) -> Tuple[List[Mount], str]:
+    """The FUSE mount of the file when known; else the FUSE mounts the process uses."""
+    if mount is not None and is_fuse_mount(mount):
+        return [mount], found
+    fuse = [m for m in snap.mounts(pid).values() if is_fuse_mount(m)]
+    if len(fuse) <= 1:
+        return fuse, "the only FUSE mount this process sees (the call's file is not known)"
+    used = _mapped_fuse(snap, pid)
+    if used:
+        return used, "FUSE mounts this process maps files from (the call's file is not known)"
+    return fuse, "every FUSE mount this process sees (the call's file is not known)"
+
+
+def _mapped_fuse(snap: Snapshot, pid: int) -> List[Mount]:
+    """FUSE mounts whose files the process has mapped (/proc/PID/maps device numbers)."""
+    fuse = [m for m in snap.mounts(pid).values() if is_fuse_mount(m)]
+    if not fuse:
+        return []
+    mapped = snap.mapped_devices(pid)
+    return [m for m in fuse if (m.major, m.minor) in mapped]
+
+
+def _daemon_edges(snap: Snapshot, pid: int, tid: int, mount: Mount, found: str, detail: str,
+                  hedge: str = "") -> List[Edge]:
+    conn = connection(mount)
+    label = f"{hedge}waits for the FUSE daemon of {mount.mountpoint} to answer"
+    edges = {}
+    for holder in snap.fuse_daemons(conn):
+        if holder.pid in edges:
+            continue
+        evidence = (f"{detail}; {found}; /proc/{pid}/mountinfo: {mount.mountpoint} is {mount.fstype} "
+                    f"on device {mount.major}:{mount.minor}; /proc/{holder.pid}/fdinfo/{holder.fd} "
+                    f"(/dev/fuse): fuse_connection: {conn}")
+        edges[holder.pid] = Edge(pid, tid, holder.pid, None, "fuse", f"fuse:{mount.mountpoint}",
+                                 evidence, label)
+    return list(edges.values())

@@ -1,0 +1,173 @@
+"""Other local objects a thread can wait on.
+
+- eventfd: every other holder of the same eventfd may write it. Link targets are all
+  `anon_inode:[eventfd]` and fdinfo `ino:` is the one shared anonymous inode, so the object
+  is told apart by fdinfo `eventfd-id:` (Linux 6.x); without it no holder can be named.
+- timerfd: time (end `sleeping`), or forever when the timer is disarmed.
+- inotify: file-system events (end `idle`).
+- POSIX message queues (mq_timedreceive/mq_timedsend): the other holders of the queue.
+- SysV message queues and semaphores (msgrcv, msgsnd, semop): /proc/sysvipc says what
+  the object holds; it has no holders, so the chain ends there."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from ..errors import WaitchainError
+from ..model import READ, READ_WRITE, WRITE, Edge, End, Task, Wait
+from ..procfs.cstructs import read_sembufs
+from ..procfs.sysvipc import find
+from ..snapshot import Snapshot
+from .describe import fd_text
+
+SYSCALLS = {"mq_timedreceive", "mq_timedsend", "msgrcv", "msgsnd", "semop", "semtimedop"}
+IPC_NOWAIT = 0o4000
+
+
+def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool,
+            what: str) -> Optional[Wait]:
+    """read/write on an eventfd, timerfd or inotify fd; None for other fds."""
+    if target == "anon_inode:[eventfd]":
+        return _eventfd(snap, pid, tid, fd, target, writing, what)
+    if target == "anon_inode:[timerfd]":
+        return Wait(pid, tid, what, end=_timerfd(snap, pid, fd))
+    if target == "anon_inode:inotify":
+        return Wait(pid, tid, what, end=_inotify(snap, pid, fd))
+    return None
+
+
+def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
+    call = task.syscall
+    assert call is not None
+    if call.name.startswith("mq_"):
+        return _mqueue(snap, pid, task.tid, call.arg_int(0), call.name == "mq_timedsend")
+    if call.name.startswith("msg"):
+        return _msg(snap, pid, task)
+    return _sem(snap, pid, task)
+
+
+# --- eventfd, timerfd, inotify ------------------------------------------------------------
+
+
+def _eventfd(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
+    ident = _extra(snap, pid, fd, "eventfd-id")
+    if ident is None:
+        detail = f"waits on eventfd {fd}; this kernel prints no eventfd-id, so its other holders cannot be told apart"
+        return Wait(pid, tid, what, end=End("unknown", detail))
+    others: Dict[int, List[int]] = {}
+    for holder, other in snap.holders.get(target, ()):
+        if holder != pid and _extra(snap, holder, other, "eventfd-id") == ident:
+            others.setdefault(holder, []).append(other)
+    label = "waits for a reader to drain the counter" if writing else "waits for a write to the eventfd"
+    edges = tuple(Edge(pid, tid, holder, None, "eventfd", f"eventfd-id {ident}",
+                       f"/proc/{holder}/fdinfo/{','.join(map(str, fds))} and /proc/{pid}/fdinfo/{fd} "
+                       f"both say eventfd-id: {ident}", label) for holder, fds in others.items())
+    if edges:
+        return Wait(pid, tid, what, edges)
+    detail = f"no other process holds eventfd-id {ident}: only another thread of this process can write it"
+    return Wait(pid, tid, what, end=End("unknown", detail))
+
+
+def _timerfd(snap: Snapshot, pid: int, fd: int) -> End:
+    value = _extra(snap, pid, fd, "it_value")
+    interval = _extra(snap, pid, fd, "it_interval")
+    if value in ("(0, 0)", None) and interval in ("(0, 0)", None):
+        return End("sleeping", f"waits on timerfd {fd}, which is disarmed: only timerfd_settime can wake it")
+    return End("sleeping", f"waits for timerfd {fd} to expire (it_value {value}, it_interval {interval} in (s, ns))")
+
+
+def _inotify(snap: Snapshot, pid: int, fd: int) -> End:
+    info = snap.fdinfo(pid, fd)
+    watches = sum(1 for k, _ in (info.extra if info else ()) if k == "inotify wd")
+    return End("idle", f"waits for file-system events (inotify fd {fd}, {watches} watch{'es' if watches != 1 else ''})")
+
+
+def _extra(snap: Snapshot, pid: int, fd: int, key: str) -> Optional[str]:
+    info = snap.fdinfo(pid, fd)
+    return next((v for k, v in (info.extra if info else ()) if k == key), None)
+
+
+# --- POSIX message queues -----------------------------------------------------------------
+
+
+def _mqueue(snap: Snapshot, pid: int, tid: int, fd: int, sending: bool) -> Wait:
+    name = "mq_timedsend" if sending else "mq_timedreceive"
+    what = f"{name}({fd_text(snap, pid, fd)})"
+    target, info = snap.target(pid, fd), snap.fdinfo(pid, fd)
+    if target is None or info is None:
+        return Wait(pid, tid, what, end=End("unknown", f"fd {fd} is not open any more"))
+    wanted = (READ, READ_WRITE) if sending else (WRITE, READ_WRITE)
+    others = _queue_holders(snap, pid, target, info.mnt_id, info.ino, wanted)
+    label = "waits for a receiver to make room" if sending else "waits for a message"
+    edges = tuple(Edge(pid, tid, holder, None, "mqueue", f"mqueue {target}",
+                       f"{', '.join(links)} → {target}, same fdinfo mnt_id {info.mnt_id} and ino {info.ino}", label)
+                  for holder, links in others.items())
+    if edges:
+        return Wait(pid, tid, what, edges)
+    role = "for reading" if sending else "for writing"
+    return Wait(pid, tid, what, end=End("idle", f"no other process has the message queue {target} open {role}"))
+
+
+def _queue_holders(snap: Snapshot, pid: int, target: str, mnt_id: int, ino: int, wanted) -> Dict[int, List[str]]:
+    """Other holders of the same queue (mount id and inode: the mqueue mount a process
+    opens through mq_open is the kernel's internal one, in nobody's mountinfo)."""
+    found: Dict[int, List[str]] = {}
+    for holder, fd in snap.holders.get(target, ()):
+        info = snap.fdinfo(holder, fd)
+        if holder != pid and info is not None and (info.mnt_id, info.ino) == (mnt_id, ino) \
+                and info.access in wanted:
+            found.setdefault(holder, []).append(f"/proc/{holder}/fd/{fd}")
+    return found
+
+
+# --- SysV IPC ---------------------------------------------------------------------------
+
+
+def _msg(snap: Snapshot, pid: int, task: Task) -> Wait:
+    call = task.syscall
+    assert call is not None
+    msqid, sending = call.arg_int(0), call.name == "msgsnd"
+    what = f"{call.name}({msqid})"
+    row = find(snap.fs, "msg", "msqid", msqid)
+    if row is None:
+        return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "message queue", msqid)))
+    facts = (f"/proc/sysvipc/msg: queue {msqid} (key {row['key']:#x}) holds {row['qnum']} messages, "
+             f"{row['cbytes']} B; last sent by {row['lspid']}, last received by {row['lrpid']}")
+    if sending:
+        return Wait(pid, task.tid, what, end=End("idle", f"waits for room in the queue: {facts}"))
+    kind = call.arg_int(3)
+    wanted = f"a message of type {kind}" if kind > 0 else ("a message of type ≤ " + str(-kind) if kind < 0 else "a message")
+    return Wait(pid, task.tid, what, end=End("idle", f"waits for {wanted}: {facts}"))
+
+
+def _sem(snap: Snapshot, pid: int, task: Task) -> Wait:
+    call = task.syscall
+    assert call is not None
+    semid = call.arg_int(0)
+    what = f"{call.name}({semid})"
+    row = find(snap.fs, "sem", "semid", semid)
+    if row is None:
+        return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "semaphore set", semid)))
+    ops = _sem_ops(pid, call.args[1], call.arg_int(2))
+    detail = (f"waits on SysV semaphore set {semid} (key {row['key']:#x}, {row['nsems']} semaphores){ops}; "
+              "a semaphore has no owner, so nobody can be named (/proc/sysvipc/sem)")
+    return Wait(pid, task.tid, what, end=End("unknown", detail))
+
+
+def _sem_ops(pid: int, address: int, count: int) -> str:
+    try:
+        ops = read_sembufs(pid, address, count)
+    except WaitchainError:
+        return ""
+    texts = [f"#{num} to be ≥ {-op}" if op < 0 else f"#{num} to be 0" for num, op, flg in ops
+             if op <= 0 and not flg & IPC_NOWAIT]
+    return f": for semaphore {', '.join(texts)}" if texts else ""
+
+
+def _ipc_missing(snap: Snapshot, pid: int, what: str, ident: int) -> str:
+    try:
+        mine, theirs = snap.fs.readlink(None, "self", "ns", "ipc"), snap.fs.readlink(pid, "ns", "ipc")
+    except WaitchainError:
+        mine = theirs = ""
+    where = " (it is in another IPC namespace)" if mine != theirs else ""
+    return f"SysV {what} {ident} is not in /proc/sysvipc{where}"
