@@ -10,10 +10,11 @@ import sys
 from typing import List, Optional
 
 from . import __version__
-from .errors import (AccessDenied, Ambiguous, NoMatch, ProcessGone, Unsupported,
+from .errors import (AccessDenied, Ambiguous, MissingTool, NoMatch, ProcessGone, Unsupported,
                      WaitchainError)
 from .graph import diagnose, diagnose_all
 from .model import Diagnosis
+from .names import short_cmdline
 from .render import Options, renderers
 from .render.progress import spinner
 from .sanitize import clean
@@ -25,6 +26,7 @@ FORMATS = ["text", "json", "dot", "svg", "mermaid"]
 
 EXIT_OK, EXIT_DEADLOCK, EXIT_USAGE, EXIT_NO_PROCESS = 0, 1, 2, 3
 EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
+MAX_CANDIDATES = 10  # processes listed when a pattern matches several
 
 EPILOG = """\
 examples:
@@ -38,9 +40,10 @@ examples:
   sudo waitchain 23572 --report incident.html    one file for the ticket
   waitchain demo                        start a real deadlock, diagnose it, clean it up
 
-worked example (what `waitchain demo` runs): a wrapper reads a client's output through a pipe;
-the client waits for a server's reply over TCP; the server ran `dmesg` with stdout=PIPE and
-calls p.wait() before reading, and dmesg has filled the pipe:
+worked example:
+  What `waitchain demo` runs: a wrapper reads a client's output through a pipe; the client
+  waits for a server's reply over TCP; the server ran `dmesg` with stdout=PIPE and calls
+  p.wait() before reading, and dmesg has filled the pipe:
 
   $ sudo waitchain unprivileged-dmesg
   PID            PROGRAM                  CALL                      BLOCKED  WHY
@@ -57,15 +60,17 @@ calls p.wait() before reading, and dmesg has filled the pipe:
   do now:     kill 32084 (dmesg): 23270 stops waiting and the chain unwinds
   to fix:     read the child's output until EOF first, then wait (p.communicate())
 
+reading the output:
   Read it from the top: each line waits for the line below it. CALL is the system call the
   thread is blocked in, with its fd decoded as strace -y does; BLOCKED is how long the thread
   has not run (from /proc/PID/task/TID/sched); WHY says what it waits for. The chain ends in a
   cycle (a deadlock: exit code 1) or at a process that is running, sleeping, idle, on another
   host, in the kernel (D state), at a terminal, or in a wait waitchain cannot follow yet.
 
-waitchain only reads /proc and sock_diag netlink: it never stops, ptraces or writes to the
-processes it looks at (--native is the one exception, and says so). Run it as root to see
-other users' processes; in a container it needs CAP_SYS_PTRACE and the host's pid namespace.
+safety and permissions:
+  waitchain only reads /proc and sock_diag netlink: it never stops, ptraces or writes to the
+  processes it looks at (--native is the one exception, and says so). Run it as root to see
+  other users' processes; in a container it needs CAP_SYS_PTRACE and the host's pid namespace.
 
 exit codes:
   0  diagnosis printed, no deadlock found
@@ -197,13 +202,13 @@ def resolve(snap: Snapshot, target: str) -> int:
     try:
         pattern = re.compile(target)
     except re.error as exc:
-        raise NoMatch(f"{target} (not a valid regular expression: {exc})") from None
+        raise NoMatch(target, f"not a valid regular expression: {exc}") from None
     mine = _ancestors(snap, os.getpid())
     found = [p for p in sorted(snap.processes) if p not in mine and pattern.search(snap.cmdline(p))]
     if not found:
         raise NoMatch(target)
     if len(found) > 1:
-        raise Ambiguous(target, found)
+        raise Ambiguous(target, found, {p: snap.cmdline(p) for p in found[:MAX_CANDIDATES]})
     return found[0]
 
 
@@ -217,16 +222,97 @@ def _ancestors(snap: Snapshot, pid: int) -> set:
 
 
 def fail(exc: WaitchainError) -> int:
+    """Print the error and how to fix it; the exit code."""
     print(f"waitchain: {clean(str(exc))}", file=sys.stderr)
-    if isinstance(exc, Ambiguous):
-        print("  candidates: " + ", ".join(str(p) for p in exc.pids[:20]), file=sys.stderr)
-        print("  give one pid, or a more specific pattern", file=sys.stderr)
-        return EXIT_NO_PROCESS
-    if isinstance(exc, (ProcessGone, NoMatch)):
-        return EXIT_NO_PROCESS
-    if isinstance(exc, AccessDenied):
-        print("  run waitchain as root (sudo waitchain ...)", file=sys.stderr)
-        return EXIT_DENIED
-    if isinstance(exc, Unsupported):
-        return EXIT_UNSUPPORTED
+    for line in _fixes(exc):
+        print(f"  {line}", file=sys.stderr)
+    return _exit_code(exc)
+
+
+def _exit_code(exc: WaitchainError) -> int:
+    from .render.html import ReportError
+
+    for kinds, code in (((ProcessGone, NoMatch, Ambiguous), EXIT_NO_PROCESS),
+                        ((AccessDenied,), EXIT_DENIED), ((Unsupported, MissingTool), EXIT_UNSUPPORTED),
+                        ((ReportError,), EXIT_USAGE)):
+        if isinstance(exc, kinds):
+            return code
     return EXIT_INTERNAL
+
+
+def _fixes(exc: WaitchainError) -> List[str]:
+    """What the person should do about exc, one line each."""
+    from .render.html import ReportError
+
+    if isinstance(exc, Ambiguous):
+        return _candidates(exc) + [f"fix: give one pid (waitchain {exc.pids[0]}), or a pattern "
+                                   "that matches only one command line"]
+    if isinstance(exc, ProcessGone):
+        return [f"fix: check the pid with `ps -p {exc.pid}` (it may have exited); "
+                "`pgrep -af NAME` finds a process by name"] + _container_hint()
+    if isinstance(exc, NoMatch) and exc.reason:
+        return ["fix: put a backslash before characters that mean something in a regular "
+                "expression ([ ] ( ) . * + ?), or give a pid"]
+    if isinstance(exc, NoMatch):
+        return [f"fix: `pgrep -af {_shell_word(exc.pattern)}` shows what matches; the pattern "
+                "is a regular expression searched in full command lines"] + _container_hint()
+    if isinstance(exc, AccessDenied):
+        return _denied_fixes()
+    if isinstance(exc, MissingTool):
+        return [f"fix: install it (Debian/Ubuntu: apt-get install {exc.package}; Fedora/RHEL: dnf "
+                f"install {exc.package}; Alpine: apk add {exc.package}), or use --format dot and "
+                "render it elsewhere, or --format mermaid"]
+    if isinstance(exc, Unsupported):
+        return _unsupported_fixes(exc)
+    if isinstance(exc, ReportError):
+        return ["fix: give --report a path in a directory you can write to, e.g. "
+                "--report /tmp/incident.html"]
+    return []
+
+
+def _candidates(exc: Ambiguous) -> List[str]:
+    lines = [f"{pid:>8}  {short_cmdline(exc.cmdlines.get(pid, '?'), 80)}"
+             for pid in exc.pids[:MAX_CANDIDATES]]
+    if len(exc.pids) > MAX_CANDIDATES:
+        lines.append(f"{'':>8}  … and {len(exc.pids) - MAX_CANDIDATES} more")
+    return lines
+
+
+def _denied_fixes() -> List[str]:
+    if os.geteuid() != 0:
+        return ["fix: run it as root: sudo waitchain ... (reading another user's fds and system "
+                "calls needs it)"]
+    return ["you are root, but reading a process's fds and system call also needs CAP_SYS_PTRACE:",
+            "fix: in a container, add it (docker run --cap-add SYS_PTRACE; Kubernetes: "
+            "securityContext.capabilities.add: [SYS_PTRACE]); on a host, check the "
+            "SELinux/AppArmor policy and kernel.yama.ptrace_scope"]
+
+
+def _unsupported_fixes(exc: Unsupported) -> List[str]:
+    if "syscall" in exc.what:
+        return ["waitchain reads /proc/PID/syscall to see which call a thread is blocked in; this "
+                "kernel was built without it (CONFIG_HAVE_ARCH_TRACEHOOK)",
+                "fix: use a distribution kernel (every x86_64 and aarch64 one has it), or fall back "
+                "to `strace -p PID -y` (which briefly stops the process)"]
+    return [f"fix: waitchain needs {exc.what}: is /proc mounted (mount -t proc proc /proc), and is "
+            "this Linux 4.x or newer?"]
+
+
+def _container_hint() -> List[str]:
+    if not _in_container():
+        return []
+    return ["inside a container you only see the container's processes: run waitchain on the host, "
+            "or give the container the host's pid namespace (docker run --pid=host; Kubernetes: "
+            "hostPID: true)"]
+
+
+def _in_container() -> bool:
+    """Docker, Podman, systemd-nspawn and Kubernetes leave these marks (no /proc read needed)."""
+    return (os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+            or bool(os.environ.get("container")) or "KUBERNETES_SERVICE_HOST" in os.environ)
+
+
+def _shell_word(text: str) -> str:
+    import shlex
+
+    return shlex.quote(clean(text))

@@ -51,17 +51,19 @@ class Timeout(WaitchainError, TimeoutError):
 class NoMatch(WaitchainError, LookupError):
     """A pattern matched no process."""
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, reason: str = "") -> None:
         self.pattern = pattern
-        super().__init__(f"no process matches {pattern!r}")
+        self.reason = reason  # e.g. "not a valid regular expression: ..."
+        super().__init__(f"no process matches {pattern!r}" + (f" ({reason})" if reason else ""))
 
 
 class Ambiguous(WaitchainError, LookupError):
     """A pattern matched several processes."""
 
-    def __init__(self, pattern: str, pids: list) -> None:
+    def __init__(self, pattern: str, pids: list, cmdlines: Optional[dict] = None) -> None:
         self.pattern = pattern
         self.pids = pids
+        self.cmdlines = cmdlines or {}  # pid → command line, for the message
         super().__init__(f"{pattern!r} matches {len(pids)} processes")
 
 

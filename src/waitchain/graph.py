@@ -11,7 +11,7 @@ from .names import program
 from .snapshot import Snapshot
 from .waits import wait_of
 
-MAX_CHAINS = 64
+MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 64
 END_PRIORITY = ["running", "self", "disk", "kernel", "stopped", "terminal", "remote", "sleeping", "idle",
                 "unknown"]
@@ -78,7 +78,7 @@ def diagnose_all(snap: Snapshot) -> Diagnosis:
 
 def _verdict(graph: Graph, starts: List[int], cycles: Optional[List[Cycle]] = None) -> Diagnosis:
     cycles = find_cycles(graph) if cycles is None else cycles
-    chains = [c for s in starts for c in walk_chains(graph, s, cycles)][:MAX_CHAINS]
+    chains = [c for s in starts for c in walk_chains(graph, s, cycles)]
     on_chains = list(dict.fromkeys(p for c in chains for p in c.path))
     snap = graph.snap
     return Diagnosis(

@@ -26,7 +26,7 @@ def to_svg(source: str, program: Optional[str] = None) -> str:
     """Run `dot -Tsvg` on DOT source. Raises MissingTool when Graphviz is not installed."""
     program = program or shutil.which("dot")
     if program is None:
-        raise MissingTool("dot", "graphviz", "--format svg (and the picture in --report)")
+        raise MissingTool("dot", "graphviz", "--format svg")
     try:
         run = subprocess.run([program, "-Tsvg"], input=source.encode("utf-8"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT)

@@ -1,0 +1,322 @@
+"""Waits inside the kernel: D state classified from /proc/PID/stack and wchan, and a thread
+stuck on a FUSE file followed to the FUSE daemon (the /dev/fuse holder whose fdinfo
+`fuse_connection` is the mount's device number). The FUSE file system is a small fusepy
+program whose read (or lookup) never answers; it is unmounted and its daemon killed even
+when a test fails."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NamedTuple
+
+import pytest
+
+from waitchain.demo.harness import wait_until
+from waitchain.procfs.kstack import parse_stack
+from waitchain.procfs.mounts import parse_mountinfo
+from waitchain.waits import kernel
+from waitchain.waits.kernel import BLOCK, FAULT, FUSE, KERNEL, LOCK, NFS, classify
+
+MNT_DETACH = 2
+
+# Recorded on this machine (kernel 6.18) while a fusepy daemon left requests unanswered.
+FUSE_READ = """\
+[<0>] folio_wait_bit_common+0x110/0x310
+[<0>] filemap_get_pages+0x749/0x760
+[<0>] filemap_read+0xda/0x3d0
+[<0>] vfs_read+0x23a/0x360
+[<0>] ksys_read+0x66/0xe0
+[<0>] do_syscall_64+0x71/0x280
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e
+"""
+FUSE_LOOKUP = """\
+[<0>] request_wait_answer+0x112/0x210
+[<0>] __fuse_simple_request+0x120/0x330
+[<0>] fuse_lookup_name+0xbf/0x220
+[<0>] fuse_lookup+0x75/0x1b0
+[<0>] __lookup_slow+0x87/0x150
+[<0>] walk_component+0x108/0x190
+[<0>] path_lookupat+0xa7/0x180
+[<0>] filename_lookup+0xe4/0x200
+[<0>] vfs_statx+0x66/0x160
+[<0>] do_statx+0x40/0x90
+[<0>] __x64_sys_statx+0x90/0xf0
+[<0>] do_syscall_64+0x71/0x280
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e
+"""
+FUSE_INODE_LOCK = """\
+[<0>] fuse_lock_inode+0x33/0x50
+[<0>] fuse_lookup+0x56/0x1b0
+[<0>] fuse_atomic_open+0x124/0x190
+[<0>] path_openat+0xba6/0x12d0
+[<0>] do_filp_open+0xc3/0x180
+[<0>] do_sys_openat2+0x6e/0xd0
+[<0>] __x64_sys_openat+0x5d/0xa0
+[<0>] do_syscall_64+0x71/0x280
+[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e
+"""
+FAULT_ON_MAPPING = """\
+[<0>] folio_wait_bit_common+0x110/0x310
+[<0>] filemap_fault+0x739/0x1650
+[<0>] __do_fault+0x34/0xd0
+[<0>] do_fault+0x319/0x660
+[<0>] __handle_mm_fault+0x7fc/0xf40
+[<0>] handle_mm_fault+0xd0/0x310
+[<0>] exc_page_fault+0x176/0x770
+[<0>] asm_exc_page_fault+0x22/0x30
+"""
+# The shapes the kernel's source gives for these (not reproduced on this machine).
+NFS_GETATTR = """\
+[<0>] rpc_wait_bit_killable+0x1e/0xa0 [sunrpc]
+[<0>] __rpc_execute+0xf5/0x480 [sunrpc]
+[<0>] rpc_execute+0x5c/0xc0 [sunrpc]
+[<0>] rpc_run_task+0x121/0x190 [sunrpc]
+[<0>] nfs4_call_sync_sequence+0x6f/0xa0 [nfsv4]
+[<0>] _nfs4_proc_getattr+0xbc/0xe0 [nfsv4]
+[<0>] nfs4_proc_getattr+0x6d/0x110 [nfsv4]
+[<0>] __nfs_revalidate_inode+0xb3/0x2d0 [nfs]
+[<0>] nfs_getattr+0x16f/0x2e0 [nfs]
+[<0>] vfs_statx+0x89/0x110
+"""
+FSYNC = """\
+[<0>] jbd2_log_wait_commit+0xac/0x120
+[<0>] ext4_sync_file+0x2a8/0x3a0
+[<0>] do_fsync+0x38/0x70
+[<0>] __x64_sys_fsync+0x10/0x20
+[<0>] do_syscall_64+0x5b/0x80
+"""
+MUTEX = """\
+[<0>] __mutex_lock.constprop.0+0x2a4/0x4b0
+[<0>] tty_release_struct+0x14/0x50
+[<0>] tty_release+0x3ce/0x4b0
+[<0>] __fput+0xea/0x2a0
+[<0>] task_work_run+0x5d/0xa0
+"""
+MMAP_LOCK = """\
+[<0>] rwsem_down_read_slowpath+0x2b6/0x4d0
+[<0>] lock_mm_and_find_vma+0x7f/0x120
+[<0>] do_user_addr_fault+0x1c8/0x670
+[<0>] exc_page_fault+0x77/0x170
+[<0>] asm_exc_page_fault+0x26/0x30
+"""
+
+
+# --- classification of recorded stacks -------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack, wchan, fstype, faulting, expected", [
+    (FUSE_READ, "folio_wait_bit_common", "fuse", False, FUSE),  # no fuse frame: the mount says
+    (FUSE_READ, "folio_wait_bit_common", "", False, BLOCK),
+    (FUSE_READ, "folio_wait_bit_common", "ext4", False, BLOCK),
+    (FUSE_LOOKUP, "request_wait_answer", "", False, FUSE),
+    (FUSE_INODE_LOCK, "fuse_lock_inode", "", False, FUSE),
+    (FAULT_ON_MAPPING, "folio_wait_bit_common", "", True, FAULT),
+    (NFS_GETATTR, "rpc_wait_bit_killable", "", False, NFS),
+    (FSYNC, "jbd2_log_wait_commit", "", False, BLOCK),
+    (MUTEX, "__mutex_lock.constprop.0", "", False, LOCK),
+    (MMAP_LOCK, "rwsem_down_read_slowpath", "", True, LOCK),
+    ("", "", "", False, KERNEL),
+])
+def test_classify_recorded_stacks(stack: str, wchan: str, fstype: str, faulting: bool, expected: str) -> None:
+    cls, detail = classify(parse_stack(stack), wchan, fstype, faulting)
+    assert cls == expected
+    assert detail.startswith(f"uninterruptible sleep ({expected}")
+    assert kernel.END_KIND[cls] in ("kernel", "remote", "disk")
+
+
+def test_classify_details() -> None:
+    _, detail = classify(parse_stack(FUSE_INODE_LOCK), "fuse_lock_inode")
+    assert "behind a kernel lock" in detail and "fuse_lookup" in detail
+    _, detail = classify(parse_stack(MMAP_LOCK), "rwsem_down_read_slowpath", faulting=True)
+    assert detail.startswith("uninterruptible sleep (kernel lock, in a page fault)")
+    _, detail = classify([], "folio_wait_bit_common", note="the kernel stack needs root")
+    assert detail.endswith("wchan folio_wait_bit_common (the kernel stack needs root)")
+    _, detail = classify(parse_stack(FUSE_LOOKUP), "request_wait_answer", state="S")
+    assert detail.startswith("sleep (FUSE)")
+
+
+def test_parse_stack_drops_offsets_and_modules() -> None:
+    assert parse_stack(NFS_GETATTR)[:2] == ["rpc_wait_bit_killable", "__rpc_execute"]
+    assert parse_stack("") == []
+
+
+def test_mount_of_a_path() -> None:
+    mounts = parse_mountinfo(
+        "22 1 0:21 / / rw - ext4 /dev/root rw\n"
+        "42 22 0:39 / /tmp/fx/mnt ro - fuse Hang ro,user_id=0\n"
+        "43 22 0:40 / /tmp/fx/mnt2 rw - fuse.sshfs host: rw\n"
+        "44 42 0:41 / /tmp/fx/mnt ro - fuse Over ro\n")
+    assert kernel.under(mounts.values(), "/tmp/fx/mnt/stuck").mnt_id == 44  # the newest of equals
+    assert kernel.under(mounts.values(), "/tmp/fx/mnt2").mnt_id == 43
+    assert kernel.under(mounts.values(), "/tmp/fx/mnt20/x").mnt_id == 22
+    assert kernel.connection(mounts[42]) == 39
+    assert all(kernel.is_fuse_mount(mounts[i]) for i in (42, 43, 44))
+
+
+# --- a real FUSE file system that never answers ------------------------------------------------
+
+
+FUSE_DAEMON = """
+import errno, stat
+from fuse import FUSE, Operations, FuseOSError
+
+class Stuck(Operations):
+    def init(self, path):
+        ready("mounted")
+
+    def getattr(self, path, fh=None):
+        if path == "/":
+            return dict(st_mode=stat.S_IFDIR | 0o755, st_nlink=2)
+        if path == "/stuck":
+            return dict(st_mode=stat.S_IFREG | 0o444, st_nlink=1, st_size=8192)
+        if path == "/hang":
+            ready("lookup")
+            sleep_forever()
+        raise FuseOSError(errno.ENOENT)
+
+    def readdir(self, path, fh):
+        return [".", "..", "stuck"]
+
+    def open(self, path, flags):
+        return 0
+
+    def read(self, path, size, offset, fh):
+        ready("read")
+        sleep_forever()
+
+FUSE(Stuck(), sys.argv[1], foreground=True, ro=True)
+"""
+
+
+class Fuse(NamedTuple):
+    mountpoint: Path
+    daemon: Any  # conftest Program
+    minor: int
+
+
+def _fuse_unavailable() -> str:
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if os.geteuid() != 0:
+        return "mounting a FUSE file system here needs root"
+    try:
+        import fuse  # noqa: F401  (fusepy; raises OSError without libfuse)
+    except (ImportError, OSError) as exc:
+        return f"fusepy unusable: {exc}"
+    return ""
+
+
+@pytest.fixture
+def stuck_fuse(run_py, tmp_path) -> Iterator[Fuse]:
+    """A mounted fusepy file system whose read and /hang lookup never answer."""
+    why = _fuse_unavailable()
+    if why:
+        pytest.skip(why)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    daemon = run_py(FUSE_DAEMON, str(mountpoint))
+    try:
+        daemon.ready()
+        yield Fuse(mountpoint, daemon, _minor(str(mountpoint)))
+    finally:
+        _quiet_kill(daemon.pid)  # closes /dev/fuse: the kernel aborts every pending request
+        ctypes.CDLL(None, use_errno=True).umount2(str(mountpoint).encode(), MNT_DETACH)
+
+
+def _minor(mountpoint: str) -> int:
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    (mount,) = [m for m in mounts.values() if m.mountpoint == mountpoint]
+    assert mount.fstype.startswith("fuse") and mount.major == 0
+    return mount.minor
+
+
+def _quiet_kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _in_kernel(pid: int, state: str, wchan: str = "") -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            now = f.read().rpartition(")")[2].split()[0]
+        with open(f"/proc/{pid}/wchan") as f:
+            where = f.read()
+    except OSError:
+        return False
+    return now == state and where.startswith(wchan)
+
+
+def _edges_from(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
+    return [e for e in data["edges"] if e["from"]["pid"] == pid]
+
+
+def _thread(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
+    (found,) = next(p for p in data["processes"] if p["pid"] == pid)["threads"]
+    return found
+
+
+def test_fuse_read_followed_to_the_daemon(stuck_fuse, run_py, diagnose_pid, run_cli) -> None:
+    reader = run_py("""
+        f = open(sys.argv[1], "rb", buffering=0)
+        ready("reading", f.fileno())
+        f.read(100)
+        """, str(stuck_fuse.mountpoint / "stuck"), stderr=subprocess.DEVNULL)
+    reader.ready()
+    stuck_fuse.daemon.ready()  # the read request reached the daemon
+    wait_until(lambda: _in_kernel(reader.pid, "D"), f"{reader.pid} sleeps in D state")
+
+    data, code = diagnose_pid(reader.pid)
+
+    assert code == 0
+    (edge,) = _edges_from(data, reader.pid)
+    assert (edge["to"]["pid"], edge["kind"]) == (stuck_fuse.daemon.pid, "fuse")
+    assert edge["object"] == f"fuse:{stuck_fuse.mountpoint}"
+    assert edge["label"] == f"waits for the FUSE daemon of {stuck_fuse.mountpoint} to answer"
+    assert f"fuse_connection: {stuck_fuse.minor}" in edge["evidence"]
+    assert f"on device 0:{stuck_fuse.minor}" in edge["evidence"]
+    assert "uninterruptible sleep (FUSE)" in edge["evidence"]
+    assert "mnt_id" in edge["evidence"]  # found through the fd argument
+    reading = _thread(data, reader.pid)
+    assert reading["state"] == "D" and reading["end"] is None
+    assert reading["waits"].startswith("read(3<")
+    assert [c["path"] for c in data["chains"]] == [[reader.pid, stuck_fuse.daemon.pid]]
+    assert data["chains"][0]["end"]["kind"] == "sleeping"  # the daemon's handler, not its idle readers
+    assert data["deadlock"] is False
+    assert "FUSE daemon" in run_cli(str(reader.pid), "--no-stacks").out
+
+
+def test_fuse_lookups_followed_by_their_path(stuck_fuse, run_py, diagnose_pid) -> None:
+    """A stat() whose lookup the daemon never answers sleeps (S) in request_wait_answer; a
+    second lookup in the same directory waits (D) for the FUSE inode lock. Both name their
+    file only by a path argument, read from memory."""
+    first = run_py("""
+        ready("stat")
+        os.stat(sys.argv[1])
+        """, str(stuck_fuse.mountpoint / "hang"), stderr=subprocess.DEVNULL)
+    first.ready()
+    stuck_fuse.daemon.ready()  # the lookup reached the daemon
+    wait_until(lambda: _in_kernel(first.pid, "S", "request_wait_answer"), "the lookup waits")
+    second = run_py("""
+        os.chdir(sys.argv[1])  # into the mount's root: no lookup in it yet
+        ready("open")
+        os.open("stuck", os.O_RDONLY)  # relative: resolved against /proc/PID/cwd
+        """, str(stuck_fuse.mountpoint), stderr=subprocess.DEVNULL)
+    second.ready()
+    wait_until(lambda: _in_kernel(second.pid, "D"), "the second lookup waits for the inode lock")
+
+    for pid, how in ((first.pid, "'" + str(stuck_fuse.mountpoint / "hang") + "'"),
+                     (second.pid, "'" + str(stuck_fuse.mountpoint / "stuck") + "'")):
+        data, code = diagnose_pid(pid)
+        assert code == 0
+        (edge,) = _edges_from(data, pid)
+        assert (edge["to"]["pid"], edge["kind"]) == (stuck_fuse.daemon.pid, "fuse")
+        assert f"the path argument {how}" in edge["evidence"]
+        assert f"fuse_connection: {stuck_fuse.minor}" in edge["evidence"]
+    assert "behind a kernel lock" in edge["evidence"]

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Generate the man page src/waitchain/data/waitchain.1 from the argparse parser, so the
+options, examples and exit codes in `man waitchain` are the ones in `waitchain --help`.
+
+    python3 tools/make_manpage.py           rewrite the file
+    python3 tools/make_manpage.py --check   exit 1 if it is out of date (tests run this)
+    man -l src/waitchain/data/waitchain.1   read it
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.path.join(ROOT, "src", "waitchain", "data", "waitchain.1")
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+from waitchain import __version__  # noqa: E402
+from waitchain.cli import EPILOG, parser  # noqa: E402
+
+DEMO = ("Start the built-in deadlock scenario (see EXAMPLES), diagnose it from the hung wrapper "
+        "process, print the diagnosis, and kill every process it started. Takes the output "
+        "options above (\\-\\-format, \\-\\-explain, \\-\\-report ...).")
+SEE_ALSO = ["strace(1)", "lsof(8)", "lsfd(1)", "ss(8)", "pgrep(1)", "proc(5)", "py-spy(1)", "dot(1)"]
+
+
+def roff(text: str) -> str:
+    """Escape text for roff: backslashes, hyphens, and a leading dot or quote."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\\&" + text if text.startswith((".", "'")) else text
+
+
+def manpage() -> str:
+    p = parser()
+    out = [f'.TH WAITCHAIN 1 "" "waitchain {__version__}" "User Commands"',
+           ".SH NAME", "waitchain \\- why is this process stuck? Follow its wait chain to the deadlock",
+           ".SH SYNOPSIS", *_synopsis(), ".SH DESCRIPTION", *_paragraph(p.description or ""),
+           ".SH OPTIONS", *_options(p), ".SH COMMANDS", ".TP", "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]",
+           DEMO, *_epilog(EPILOG), ".SH SEE ALSO", ", ".join(_ref(r) for r in SEE_ALSO)]
+    return "\n".join(out) + "\n"
+
+
+def _synopsis() -> List[str]:
+    return ["\\fBwaitchain\\fR [\\fIOPTIONS\\fR] \\fIPID\\fR|\\fIPATTERN\\fR", ".br",
+            "\\fBwaitchain\\fR \\fB\\-\\-all\\fR [\\fIOPTIONS\\fR]", ".br",
+            "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]"]
+
+
+def _paragraph(text: str) -> List[str]:
+    return [roff(" ".join(text.split()))]
+
+
+def _options(p: argparse.ArgumentParser) -> List[str]:
+    out: List[str] = []
+    actions = sorted(p._actions, key=lambda a: bool(a.option_strings))  # argparse has no public accessor
+    for action in actions:
+        if action.help == argparse.SUPPRESS:
+            continue
+        out += [".TP", _option_head(action), roff(_help_text(p, action))]
+    return out
+
+
+def _option_head(action: argparse.Action) -> str:
+    if not action.option_strings:
+        return f"\\fI{roff((action.metavar or action.dest).upper())}\\fR"
+    names = ", ".join(f"\\fB{roff(o)}\\fR" for o in action.option_strings)
+    if action.nargs == 0:
+        return names
+    if action.choices:
+        value = "{" + ",".join(str(c) for c in action.choices) + "}"
+    else:
+        value = str(action.metavar or action.dest.upper())
+    return f"{names} \\fI{roff(value)}\\fR"
+
+
+def _help_text(p: argparse.ArgumentParser, action: argparse.Action) -> str:
+    text = (action.help or "") % {"prog": p.prog, "default": action.default}
+    return " ".join(text.split())
+
+
+def _epilog(epilog: str) -> List[str]:
+    """`heading:` lines become sections; their indented lines stay as they are (.nf)."""
+    out: List[str] = []
+    block: List[str] = []
+    for line in epilog.splitlines() + [""]:
+        if line and not line.startswith(" ") and line.endswith(":"):
+            out += _block(block)
+            block = []
+            out.append(f".SH {roff(line[:-1].upper())}")
+        elif line.strip():
+            block.append(line[2:] if line.startswith("  ") else line)
+        else:
+            out += _block(block)
+            block = []
+    return out
+
+
+def _block(lines: List[str]) -> List[str]:
+    if not lines:
+        return []
+    return [".PP", ".nf", ".RS 2", *[roff(line) for line in lines], ".RE", ".fi"]
+
+
+def _ref(name: str) -> str:
+    page, _, section = name.partition("(")
+    return f"\\fB{roff(page)}\\fR({section}"
+
+
+def main(argv: List[str]) -> int:
+    text = manpage()
+    if "--check" in argv:
+        try:
+            with open(TARGET, encoding="utf-8") as f:
+                current = f.read()
+        except FileNotFoundError:
+            current = ""
+        if current != text:
+            print(f"{TARGET} is out of date: run python3 tools/make_manpage.py", file=sys.stderr)
+            return 1
+        return 0
+    os.makedirs(os.path.dirname(TARGET), exist_ok=True)
+    with open(TARGET, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
