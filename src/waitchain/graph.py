@@ -271,6 +271,8 @@ def _branches(graph: Graph, pid: int, cycles: List[Cycle]) -> List[int]:
     an idle, sleeping or running state, or only waits for this process in a cycle that is
     not a deadlock (a client waiting for the server's answer), says nothing new."""
     nexts = graph.successors(pid)
+    if len(nexts) < 2:
+        return nexts
     waits = graph.thread_waits(pid)
     plain = {e.to_pid for w in waits if not w.any_of for e in w.edges}
     idle = [n for n in nexts if n not in plain and _idle_branch(graph, pid, n, cycles)]

@@ -226,6 +226,38 @@ def test_poll_select_knot_is_a_deadlock(run_py, diagnose_pid, run_cli) -> None:
     assert run_cli(str(b.pid), "--no-stacks").code == 1
 
 
+def test_asyncio_loop_knot_despite_its_wakeup_socketpair(run_py, diagnose_pid) -> None:
+    """A single-threaded asyncio loop also watches its own wake-up socketpair; only it holds
+    the other end, so that is no way out: loop and reader wait for each other, a deadlock."""
+    in_r, in_w = os.pipe()  # reader → loop
+    out_r, out_w = os.pipe()  # loop → reader
+    loop = run_py("""
+        import asyncio
+        async def main():
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+            loop.add_reader(int(sys.argv[1]), done.set_result, None)
+            ready("looping")
+            await done
+        asyncio.run(main())
+        """, str(in_r), pass_fds=[in_r, out_w])
+    reader = start(run_py, READER, [out_r, in_w])
+    close(in_r, in_w, out_r, out_w)
+    loop.ready(), reader.ready()
+    wait_blocked(loop.pid, *EPOLL_CALLS)
+    wait_blocked(reader.pid, "read")
+
+    data, code = diagnose_pid(loop.pid)
+
+    assert code == 1
+    assert [(sorted(c["members"]), c["deadlock"]) for c in data["cycles"]] == [
+        (sorted([loop.pid, reader.pid]), True)]
+    waits = thread(data, loop.pid)
+    assert waits["any_of"] == 2 and waits["live"] == []
+    assert waits["end"]["kind"] == "self" and "only this process holds the other end" in waits["end"]["detail"]
+    assert {(e["to"]["pid"], e["kind"]) for e in edges_from(data, loop.pid)} == {(reader.pid, "pipe")}
+
+
 # --- select(): fd_sets for reading and writing ---------------------------------------------
 
 

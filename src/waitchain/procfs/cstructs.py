@@ -9,7 +9,6 @@ from __future__ import annotations
 import struct
 from typing import List, Tuple
 
-from ..errors import WaitchainError
 from .memory import read_memory
 
 _TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec

@@ -23,6 +23,7 @@ HEADLINES = {
     "idle": "IDLE SERVER: the chain ends at a server waiting for clients",
     "remote": "REMOTE: the chain leaves this host",
     "disk": "KERNEL WAIT: the chain ends in uninterruptible sleep (disk, NFS, FUSE)",
+    "kernel": "KERNEL WAIT: the chain ends inside the kernel (a kernel lock, or a FUSE mount whose daemon is gone)",
     "terminal": "WAITING FOR INPUT: the chain ends at a terminal",
     "stopped": "STOPPED: the chain ends in a stopped process",
     "unknown": "UNFOLLOWED: the chain ends in a wait waitchain cannot follow",
@@ -344,6 +345,6 @@ def _cycle_advice(diag, pid, tid, detail):
 
 ADVICE = {
     "cycle": _cycle_advice, "self": _self_advice, "running": _running_advice, "sleeping": _sleeping_advice,
-    "idle": _idle_advice, "remote": _remote_advice, "disk": _disk_advice,
+    "idle": _idle_advice, "remote": _remote_advice, "disk": _disk_advice, "kernel": _disk_advice,
     "terminal": _terminal_advice, "stopped": _stopped_advice, "unknown": _unknown_advice,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ..model import Diagnosis, Edge, Task
 from . import Options
@@ -58,9 +58,14 @@ def _thread(diag: Diagnosis, pid: int, task: Task) -> Dict[str, Any]:
         "syscall": {"name": call.name, "nr": call.nr, "args": list(call.args)} if call else None,
         "waits": wait.what if wait else None,
         "end": asdict(wait.end) if wait and wait.end else None,
+        "blocked_for": _seconds(diag.blocked_for.get((pid, task.tid))),  # since it last ran
         "any_of": wait.any_of if wait else 0,  # an OR wait (poll, select, epoll) over this many fds
         "live": [asdict(e) for e in wait.live] if wait else [],  # its alternatives that are not blocked
     }
+
+
+def _seconds(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 3)
 
 
 def _edge(edge: Edge) -> Dict[str, Any]:

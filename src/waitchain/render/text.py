@@ -101,7 +101,7 @@ def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -
     if not verdict:
         return result
     for segs in _verdict(diag):
-        indent = " " * TITLE if segs and segs[0][1] == "head" else "    "
+        indent = " " * TITLE if segs and segs[0][1] in ("head", "dim") else "    "
         result += _wrap_free(Row("", indent, free=segs), options)
     result += [_text([(f"note: {clean(n)}", "dim")], options) for n in diag.notes]
     return result

@@ -9,6 +9,7 @@ fd inherited by a child lists both parent and child."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -21,7 +22,7 @@ from .describe import fd_text
 
 SYSCALLS = {"flock", "fcntl"}
 LOCK_SH, LOCK_EX = 1, 2
-F_SETLKW, F_SETLKW64, F_OFD_SETLKW = 7, 14, 38
+F_SETLKW, F_OFD_SETLKW = 7, 38  # F_SETLKW64 is F_SETLKW on 64-bit kernels
 F_RDLCK, F_WRLCK = 0, 1
 SEEK_SET, SEEK_CUR = 0, 1
 KINDS = {"FLOCK": "flock", "POSIX": "posix-lock", "OFDLCK": "ofd-lock"}
@@ -69,7 +70,7 @@ def _request(pid: int, name: str, args: Tuple[int, ...], info: Optional[FdInfo])
         kind = {LOCK_SH: "READ", LOCK_EX: "WRITE"}.get(op, "")
         return Request("FLOCK", kind, 0, None, {LOCK_SH: "LOCK_SH", LOCK_EX: "LOCK_EX"}.get(op, hex(args[1])))
     cmd = args[1] & 0xFFFFFFFF
-    if cmd not in (F_SETLKW, F_SETLKW64, F_OFD_SETLKW):
+    if cmd not in (F_SETLKW, F_OFD_SETLKW):
         return None
     cls, text = ("OFDLCK", "F_OFD_SETLKW") if cmd == F_OFD_SETLKW else ("POSIX", "F_SETLKW")
     return _byte_range(pid, cls, text, args[2], info)
@@ -128,13 +129,17 @@ def _device(snap: Snapshot, pid: int, mnt_id: int) -> str:
 
 
 def _blockers(locks: List[LockEntry], request: Request, pid: int, dev: str, info: FdInfo) -> List[LockEntry]:
-    own = {entry.key for entry in fdinfo_locks(info.extra)}
-    found = []
+    """Held locks on the file that conflict with the request, except the requester's own:
+    its file description's locks (as many as its fdinfo lists: another owner's OFD lock may
+    read the same) and, for a POSIX request, the POSIX locks of its process."""
+    own = Counter(entry.key for entry in fdinfo_locks(info.extra))
+    found: List[LockEntry] = []
     for entry in locks:
         if entry.ino != info.ino or (dev and entry.dev != dev) or not request.conflicts(entry):
             continue
-        if entry.key in own or (request.cls == entry.cls == "POSIX" and entry.pid == pid):
-            continue  # the same owner: a file description's own lock, a process's own POSIX lock
+        if own[entry.key] > 0 or (request.cls == entry.cls == "POSIX" and entry.pid == pid):
+            own[entry.key] -= 1
+            continue
         if entry.key not in {e.key for e in found}:
             found.append(entry)
     return found

@@ -85,8 +85,8 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         found = ("a page fault: the faulting address is not shown by the kernel, and this "
                  "process maps files from " + ", ".join(m.mountpoint for m in mapped))
         return _fuse(snap, pid, task.tid, what, mapped, found, detail, "probably ")
-    if cls == NFS and mount is not None:
-        detail += f"; the file is on {mount.mountpoint} ({mount.fstype})"
+    if mount is not None:
+        detail += f"; the file is on {mount.mountpoint} ({mount.fstype}, device {mount.major}:{mount.minor})"
     return Wait(pid, task.tid, what, end=End(END_KIND[cls], detail))
 
 

@@ -54,18 +54,24 @@ def _eventfd(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: 
     if ident is None:
         detail = f"waits on eventfd {fd}; this kernel prints no eventfd-id, so its other holders cannot be told apart"
         return Wait(pid, tid, what, end=End("unknown", detail))
-    others: Dict[int, List[int]] = {}
-    for holder, other in snap.holders.get(target, ()):
-        if holder != pid and _extra(snap, holder, other, "eventfd-id") == ident:
-            others.setdefault(holder, []).append(other)
     label = "waits for a reader to drain the counter" if writing else "waits for a write to the eventfd"
     edges = tuple(Edge(pid, tid, holder, None, "eventfd", f"eventfd-id {ident}",
                        f"/proc/{holder}/fdinfo/{','.join(map(str, fds))} and /proc/{pid}/fdinfo/{fd} "
-                       f"both say eventfd-id: {ident}", label) for holder, fds in others.items())
+                       f"both say eventfd-id: {ident}", label)
+                  for holder, fds in _same_eventfd(snap, pid, target, ident).items())
     if edges:
         return Wait(pid, tid, what, edges)
     detail = f"no other process holds eventfd-id {ident}: only another thread of this process can write it"
     return Wait(pid, tid, what, end=End("unknown", detail))
+
+
+def _same_eventfd(snap: Snapshot, pid: int, target: str, ident: str) -> Dict[int, List[int]]:
+    """Other processes' fds on the eventfd with this id (eventfd ids are system-wide)."""
+    others: Dict[int, List[int]] = {}
+    for holder, fd in snap.holders.get(target, ()):
+        if holder != pid and _extra(snap, holder, fd, "eventfd-id") == ident:
+            others.setdefault(holder, []).append(fd)
+    return others
 
 
 def _timerfd(snap: Snapshot, pid: int, fd: int) -> End:

@@ -72,7 +72,8 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     timeout = _timeout(pid, call)
     if timeout:
         live.append(End("sleeping", timeout))
-    end = None if edges else _end(len(watched), live, stuck)
+    # with edges, a wake-up fd only this process holds stays as a remark (it is no way out)
+    end = (stuck[0] if stuck else None) if edges else _end(len(watched), live, stuck)
     return Wait(pid, task.tid, what, tuple(edges), end, any_of=len(watched), live=tuple(live))
 
 

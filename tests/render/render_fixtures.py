@@ -137,7 +137,7 @@ def hostile() -> Diagnosis:
     return diag
 
 
-ALL: Dict[str, object] = {"demo": demo, "assorted": assorted}
+ALL = {"demo": demo, "assorted": assorted}
 
 
 def names() -> List[str]:

@@ -1,0 +1,76 @@
+"""The application-frame rule and the source line of that frame.
+
+From the innermost frame outwards, frames in the language's standard library, in installed
+packages (site-packages, dist-packages) and in the interpreter's own shims (frozen importlib,
+runpy) are skipped; the first frame left is the application's: the line that issued the call.
+For native stacks the same walk skips the C library, the dynamic loader and the C++ runtime."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from typing import Optional, Sequence
+
+from ..model import Frame
+
+# Installed third-party code, in a venv, a distribution or a user site.
+PACKAGES = re.compile(r"/(?:site|dist)-packages/")
+# The standard library: <prefix>/lib[64]/pythonX.Y[t]/, a zipped stdlib, PyPy's lib-python.
+STDLIB = re.compile(r"/lib(?:64)?/python\d(?:\.\d+)?[a-z]*/|/python\d+\.zip/|/lib-python/|/lib_pypy/")
+# Code the interpreter runs on its own behalf: frozen importlib and runpy (3.11+), py-spy shims.
+SHIM = re.compile(r"^<(?:frozen [^>]*|shim)>$")
+# Native system libraries: a blocking call goes through them on its way to the kernel.
+SYSTEM_OBJECT = re.compile(r"(?:^|/)(?:libc|ld-linux[\w.-]*|ld-musl[\w.-]*|libpthread|libdl|librt|"
+                           r"libm|libstdc\+\+|libgcc_s|libc\+\+|libc\+\+abi)(?:[.-][\w.-]*)?$")
+# Source paths of glibc's own build tree, when it has debug info.
+SYSTEM_SOURCE = re.compile(r"^(?:\.\./|\./)?(?:sysdeps|nptl|csu|libio|misc|posix|io|socket)/")
+MAX_SOURCE = 8 << 20  # a source file larger than this is not read
+
+
+def is_library(path: str) -> bool:
+    """Python code that is not the application's: stdlib, installed packages, shims."""
+    return bool(SHIM.match(path) or PACKAGES.search(path) or STDLIB.search(path))
+
+
+def is_system(frame: Frame) -> bool:
+    """A native frame in libc, ld.so or the C++ runtime."""
+    return bool(SYSTEM_OBJECT.search(frame.module) or SYSTEM_SOURCE.match(frame.file))
+
+
+def application_index(frames: Sequence[Frame]) -> Optional[int]:
+    """Index of the first application frame, innermost first; None when every frame is
+    library code (e.g. a worker thread of a pool waiting for work)."""
+    for i, frame in enumerate(frames):
+        skip = is_system(frame) if frame.native else is_library(frame.file)
+        if not skip and frame.function != "??":
+            return i
+    return None
+
+
+def source_line(pid: int, path: str, line: int, proc: str = "/proc") -> str:
+    """Line `line` of `path` as the target process sees its file system (/proc/PID/root,
+    or /proc/PID/cwd for a relative path), stripped; "" when it cannot be read.
+    Only regular files are opened, and without blocking: a FIFO or a device is never opened."""
+    if line <= 0 or not path or path.startswith("<"):
+        return ""
+    base = "root" if path.startswith("/") else "cwd"
+    full = os.path.join(proc, str(pid), base, path.lstrip("/"))
+    try:
+        if not stat.S_ISREG(os.stat(full).st_mode):
+            return ""
+        text = _read_regular(full)
+    except OSError:
+        return ""
+    lines = text.decode("utf-8", "replace").splitlines()
+    return lines[line - 1].strip() if line <= len(lines) else ""
+
+
+def _read_regular(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, MAX_SOURCE)
+    finally:
+        os.close(fd)
