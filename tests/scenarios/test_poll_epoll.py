@@ -254,7 +254,8 @@ def test_asyncio_loop_knot_despite_its_wakeup_socketpair(run_py, diagnose_pid) -
         (sorted([loop.pid, reader.pid]), True)]
     waits = thread(data, loop.pid)
     assert waits["any_of"] == 2 and waits["live"] == []
-    assert waits["end"]["kind"] == "self" and "only this process holds the other end" in waits["end"]["detail"]
+    assert waits["end"]["kind"] == "self"
+    assert "only this process holds the other end" in waits["end"]["detail"]
     assert {(e["to"]["pid"], e["kind"]) for e in edges_from(data, loop.pid)} == {(reader.pid, "pipe")}
 
 

@@ -103,7 +103,8 @@ def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -
     for segs in _verdict(diag):
         indent = " " * TITLE if segs and segs[0][1] in ("head", "dim") else "    "
         result += _wrap_free(Row("", indent, free=segs), options)
-    result += [_text([(f"note: {clean(n)}", "dim")], options) for n in diag.notes]
+    for note in diag.notes:
+        result += _wrap_free(Row("", "      ", free=[(f"note: {clean(note)}", "dim")]), options)
     return result
 
 
@@ -299,7 +300,9 @@ def _header(w: Widths, options: Options) -> Optional[Text]:
     if w.stacked:
         return None
     cells = [_pad(HEAD[0], w.a), _pad(HEAD[1], w.b), _pad(HEAD[2], w.c), HEAD[3].rjust(w.d)]
-    text = GAP.join(cells) + GAP + HEAD[4]
+    text = GAP.join(cells)
+    if options.width is None or cell_len(text) + len(GAP) + len(HEAD[4]) <= options.width:
+        text += GAP + HEAD[4]
     return _text([(text, "head")], options)
 
 

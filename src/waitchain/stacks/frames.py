@@ -24,7 +24,7 @@ SHIM = re.compile(r"^<(?:frozen [^>]*|shim)>$")
 SYSTEM_OBJECT = re.compile(r"(?:^|/)(?:libc|ld-linux[\w.-]*|ld-musl[\w.-]*|libpthread|libdl|librt|"
                            r"libm|libstdc\+\+|libgcc_s|libc\+\+|libc\+\+abi)(?:[.-][\w.-]*)?$")
 # Source paths of glibc's own build tree, when it has debug info.
-SYSTEM_SOURCE = re.compile(r"^(?:\.\./|\./)?(?:sysdeps|nptl|csu|libio|misc|posix|io|socket)/")
+SYSTEM_SOURCE = re.compile(r"(?:^|/)\.\./sysdeps/|^(?:\.\.?/)?(?:sysdeps|nptl|csu)/")
 MAX_SOURCE = 8 << 20  # a source file larger than this is not read
 
 
@@ -35,7 +35,7 @@ def is_library(path: str) -> bool:
 
 def is_system(frame: Frame) -> bool:
     """A native frame in libc, ld.so or the C++ runtime."""
-    return bool(SYSTEM_OBJECT.search(frame.module) or SYSTEM_SOURCE.match(frame.file))
+    return bool(SYSTEM_OBJECT.search(frame.module) or SYSTEM_SOURCE.search(frame.file))
 
 
 def application_index(frames: Sequence[Frame]) -> Optional[int]:

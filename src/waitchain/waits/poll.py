@@ -114,8 +114,8 @@ def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, single: bool,
 
 def _relabel(edge: Edge, w: Watched, text: str, count: int) -> Edge:
     """`waits for any of 3 fds, here fd 6<TCP …> (EPOLLIN): waits for the peer`."""
-    return replace(edge, label=f"waits for any of {plural(count, 'fd')}, here fd {text} ({w.how}): {edge.label}",
-                   evidence=f"{w.source}: fd {w.fd} {w.how}; {edge.evidence}")
+    label = f"waits for any of {plural(count, 'fd')}, here fd {text} ({w.how}): {edge.label}"
+    return replace(edge, label=label, evidence=f"{w.source}: fd {w.fd} {w.how}; {edge.evidence}")
 
 
 def _own(text: str, single: bool) -> End:

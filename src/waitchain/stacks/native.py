@@ -1,0 +1,147 @@
+"""Native stacks, only with --native: `gdb -batch` (or `eu-stack`) ptrace-attaches to the
+target, which stops it briefly and turns an interrupted call into a restart. Opt-in only."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from bisect import bisect_right
+from typing import Dict, List, Optional, Tuple
+
+from ..model import Frame
+from .python import StackError, first_line, stop
+
+TIMEOUT = 20.0  # gdb reads symbols: large binaries take seconds
+GDB_SETTINGS = ["set debuginfod enabled off", "set auto-load off"]  # no network, no scripts
+GDB_COMMANDS = ["set pagination off", "set print frame-arguments none",
+                "set print frame-info location-and-address", "set filename-display absolute",
+                "thread apply all bt"]
+GDB_THREAD = re.compile(r"^Thread \d+ \(.*?\b(?:LWP|process) (\d+)\)")
+GDB_FRAME = re.compile(r"^#\d+\s+(?:(0x[0-9a-fA-F]+) in )?(.+?) \(.*?\)"
+                       r"(?: at (.+):(\d+)| from (\S+))?\s*$")
+EU_THREAD = re.compile(r"^TID (\d+):")
+EU_FRAME = re.compile(r"^#\d+\s+(0x[0-9a-fA-F]+)\s+(\S+)?(?:\s+-\s+(\S+))?\s*$")
+EU_SOURCE = re.compile(r"^\s+(\S+):(\d+)(?::\d+)?\s*$")
+
+Maps = List[Tuple[int, int, str]]  # start, end, path
+
+
+def find_tool() -> Optional[Tuple[str, str]]:
+    """("gdb", path) or ("eu-stack", path), or None when neither is installed."""
+    for name in ("gdb", "eu-stack"):
+        path = shutil.which(name)
+        if path:
+            return name, path
+    return None
+
+
+def native_stacks(tool: Tuple[str, str], pid: int, state: str = "",
+                  timeout: float = TIMEOUT) -> Dict[int, Tuple[Frame, ...]]:
+    """TID → frames (innermost first). StackError when the tool fails or overruns."""
+    name, path = tool
+    if name == "gdb":
+        argv = [path, "-batch", "-nx"] + _each("-iex", GDB_SETTINGS) + _each("-ex", GDB_COMMANDS)
+        argv += ["-p", str(pid)]
+    else:
+        argv = [path, "-p", str(pid), "-m", "-s"]
+    text = _run(argv, pid, state, timeout)
+    maps = read_maps(pid)
+    stacks = parse_gdb(text, maps) if name == "gdb" else parse_eu_stack(text)
+    if not stacks:
+        raise StackError(f"{name} showed no stack")
+    return stacks
+
+
+def _each(flag: str, commands: List[str]) -> List[str]:
+    return [part for command in commands for part in (flag, command)]
+
+
+def _run(argv: List[str], pid: int, state: str, timeout: float) -> str:
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise StackError(f"{os.path.basename(argv[0])} could not run: {exc.strerror}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc, grace=2.0)  # SIGTERM first: gdb detaches on it
+        _resume_if_left_stopped(pid, state)
+        raise StackError(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
+    text = out.decode("utf-8", "replace")
+    if proc.returncode != 0 and "#0" not in text:
+        raise StackError(first_line(err) or f"exit status {proc.returncode}")
+    return text
+
+
+def _resume_if_left_stopped(pid: int, state: str) -> None:
+    """A debugger killed mid-attach can leave its SIGSTOP behind: undo that, and only that."""
+    if state in ("T", "t"):
+        return
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            now = f.read().rpartition(")")[2].split()[0]
+        if now == "T":
+            os.kill(pid, signal.SIGCONT)
+    except (OSError, IndexError):
+        pass
+
+
+def read_maps(pid: int, proc: str = "/proc") -> Maps:
+    """Executable mappings of pid with a file, sorted: address → the object it belongs to."""
+    maps: Maps = []
+    try:
+        with open(os.path.join(proc, str(pid), "maps")) as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
+                    start, end = (int(x, 16) for x in parts[0].split("-"))
+                    maps.append((start, end, parts[5].strip()))
+    except (OSError, ValueError):
+        return []
+    return sorted(maps)
+
+
+def object_at(maps: Maps, address: int) -> str:
+    i = bisect_right(maps, (address, float("inf"), "")) - 1
+    return maps[i][2] if i >= 0 and maps[i][0] <= address < maps[i][1] else ""
+
+
+def parse_gdb(text: str, maps: Maps) -> Dict[int, Tuple[Frame, ...]]:
+    """`thread apply all bt` → TID → frames. The object of each frame comes from its address
+    through /proc/PID/maps, or gdb's `from LIB` when it has no debug info."""
+    stacks: Dict[int, List[Frame]] = {}
+    current: Optional[List[Frame]] = None
+    for line in text.splitlines():
+        thread = GDB_THREAD.match(line)
+        if thread:
+            current = stacks.setdefault(int(thread.group(1)), [])
+            continue
+        frame = GDB_FRAME.match(line)
+        if frame and current is not None:
+            address, function, file, lineno, lib = frame.groups()
+            module = lib or (object_at(maps, int(address, 16)) if address else "")
+            current.append(Frame(function, file or module, int(lineno or 0), module, native=True))
+    return {tid: tuple(frames) for tid, frames in stacks.items() if frames}
+
+
+def parse_eu_stack(text: str) -> Dict[int, Tuple[Frame, ...]]:
+    """`eu-stack -p PID -m -s` → TID → frames."""
+    stacks: Dict[int, List[Frame]] = {}
+    current: Optional[List[Frame]] = None
+    for line in text.splitlines():
+        thread = EU_THREAD.match(line)
+        frame = EU_FRAME.match(line)
+        source = EU_SOURCE.match(line)
+        if thread:
+            current = stacks.setdefault(int(thread.group(1)), [])
+        elif frame and current is not None:
+            _, function, module = frame.groups()
+            current.append(Frame(function or "??", module or "", 0, module or "", native=True))
+        elif source and current:
+            last = current[-1]
+            current[-1] = Frame(last.function, source.group(1), int(source.group(2)), last.module, True)
+    return {tid: tuple(frames) for tid, frames in stacks.items() if frames}

@@ -1,0 +1,141 @@
+"""Python stacks through `py-spy dump --nonblocking --json`: it reads the target's memory with
+process_vm_readv and never ptrace-stops it (py-spy's default mode would, and a stopped `poll`
+comes back as `restart_syscall`: the evidence changes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sysconfig
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from ..model import Frame
+from .tidmap import map_threads
+
+TIMEOUT = 5.0  # seconds for one dump; a blocked target answers in well under 0.1 s
+SELF_REPR = re.compile(r"^<([\w.]+) at 0x[0-9a-f]+>$")
+
+
+class StackError(Exception):
+    """A stack could not be read; the message says why, for a note."""
+
+
+@dataclass(frozen=True)
+class PyThread:
+    """One thread of a py-spy dump. `selves[i]` is (address, type name) of `self` in
+    frames[i], or None: it tells a Thread.join which Thread it waits for."""
+
+    ident: int
+    tid: Optional[int]
+    name: str
+    frames: Tuple[Frame, ...]
+    selves: Tuple[Optional[Tuple[int, str]], ...]
+
+
+def find_py_spy() -> Optional[str]:
+    """py-spy installed beside this interpreter (our pinned dependency), else on PATH."""
+    beside = os.path.join(sysconfig.get_path("scripts"), "py-spy")
+    if os.access(beside, os.X_OK) and not os.path.isdir(beside):
+        return beside
+    return shutil.which("py-spy")
+
+
+def dump(py_spy: str, pid: int, tids: Set[int], timeout: float = TIMEOUT) -> List[PyThread]:
+    """Every Python thread of pid, each matched to its TID (None if it cannot be)."""
+    argv = [py_spy, "dump", "--nonblocking", "--json", "--pid", str(pid)]
+    try:
+        out = run(argv + ["--locals"], timeout)  # locals: only `self` is kept
+    except StackError:
+        out = run(argv, timeout)  # a local py-spy cannot render must not cost the stack
+    threads = parse(out)
+    return match_tids(pid, threads, tids)
+
+
+def run(argv: List[str], timeout: float) -> str:
+    """stdout of argv, or StackError with the first line of its complaint."""
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise StackError(f"{os.path.basename(argv[0])} could not run: {exc.strerror}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        raise StackError(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
+    if proc.returncode != 0:
+        raise StackError(first_line(err) or f"exit status {proc.returncode}")
+    return out.decode("utf-8", "replace")
+
+
+def stop(proc: subprocess.Popen, grace: float = 0.0) -> None:
+    """End a helper that overran its deadline: SIGTERM with `grace` seconds to clean up (gdb
+    detaches), then SIGKILL. One stuck in an uninterruptible read is left, not waited for."""
+    if grace > 0 and _signal(proc, signal.SIGTERM, grace):
+        return
+    _signal(proc, signal.SIGKILL, 1.0)
+
+
+def _signal(proc: subprocess.Popen, sig: int, wait: float) -> bool:
+    try:
+        proc.send_signal(sig)
+        proc.communicate(timeout=wait)
+        return True
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        return False
+
+
+def first_line(err: bytes) -> str:
+    for line in err.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            return line[len("Error: "):] if line.startswith("Error: ") else line
+    return ""
+
+
+def parse(text: str) -> List[PyThread]:
+    """py-spy's JSON dump → threads; StackError if it is not what py-spy 0.3/0.4 prints."""
+    try:
+        data = json.loads(text)
+        return [_thread(t) for t in data]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise StackError(f"py-spy printed something unexpected ({type(exc).__name__})") from None
+
+
+def _thread(data: Dict[str, Any]) -> PyThread:
+    frames = data.get("frames") or []
+    return PyThread(
+        ident=int(data.get("thread_id") or 0),
+        tid=data.get("os_thread_id"),
+        name=data.get("thread_name") or "",
+        frames=tuple(Frame(function=str(f["name"]), file=str(f["filename"]), line=int(f["line"]),
+                           module=str(f.get("module") or "")) for f in frames),
+        selves=tuple(_self_of(f.get("locals")) for f in frames),
+    )
+
+
+def _self_of(local_vars: Any) -> Optional[Tuple[int, str]]:
+    for var in local_vars or []:
+        if var.get("name") == "self" and var.get("arg"):
+            match = SELF_REPR.match(str(var.get("repr") or ""))
+            return int(var.get("addr") or 0), match.group(1) if match else ""
+    return None
+
+
+def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[PyThread]:
+    """Fill `tid` where py-spy left it out (CPython < 3.11) from the pthread_t."""
+    missing = [t.ident for t in threads if t.tid is None]
+    if not missing:
+        return list(threads)
+    known = {t.tid for t in threads if t.tid is not None}
+    found = map_threads(pid, missing, tids - known)
+    return [t if t.tid is not None else _with_tid(t, found.get(t.ident)) for t in threads]
+
+
+def _with_tid(thread: PyThread, tid: Optional[int]) -> PyThread:
+    return PyThread(thread.ident, tid, thread.name, thread.frames, thread.selves)

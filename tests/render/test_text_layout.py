@@ -1,0 +1,110 @@
+"""The terminal view: widths, ASCII, colour, explain, the verdict per end kind."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from render_fixtures import ALL, assorted, demo
+from rich.cells import cell_len
+
+from waitchain.model import ChainEnd, Diagnosis
+from waitchain.render import Options, text
+from waitchain.render.common import duration, verdict
+
+
+@pytest.mark.parametrize("width", [50, 60, 72, 80, 100, 120, 160])
+@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("explain", [False, True])
+def test_every_line_fits_the_width(name: str, width: int, explain: bool) -> None:
+    out = text.render(ALL[name](), Options(width=width, explain=explain))
+    for line in out.splitlines():
+        assert cell_len(line) <= width, f"{cell_len(line)} > {width}: {line!r}"
+
+
+def test_columns_align() -> None:
+    lines = text.render(demo(), Options()).splitlines()
+    rows = [next(l for l in lines if re.match(rf"^[\W]*{pid} ", l)) for pid in (23572, 23573, 23270, 32084)]
+    calls = [row.index(c) for row, c in zip(rows, ["read(", "recvfrom(", "wait4(", "write("])]
+    blocked = [row.index("12m3") for row in rows]
+    assert len(set(calls)) == 1 and len(set(blocked)) == 1, rows
+
+
+def test_process_lines_start_with_the_pid() -> None:
+    """People (and scripts) find a process's line by its pid at the start."""
+    lines = text.render(demo(), Options()).splitlines()
+    assert lines[1].startswith("23572 ")
+
+
+def test_ascii_is_ascii() -> None:
+    for diag in (demo(), assorted()):
+        for width in (None, 60):
+            out = text.render(diag, Options(ascii=True, width=width, explain=True))
+            out.encode("ascii")
+            assert "`- " in out or "|- " in out
+
+
+def test_colour_only_when_asked() -> None:
+    assert "\x1b[" not in text.render(demo(), Options(color=False))
+    coloured = text.render(demo(), Options(color=True))
+    assert "\x1b[" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == text.render(demo(), Options(color=False))
+
+
+def test_explain_gives_the_hand_commands() -> None:
+    out = text.render(demo(), Options(explain=True))
+    for command in ("cat /proc/23572/task/23572/syscall", "ls -l /proc/23572/fd/3",
+                    "lsfd -Q 'INODE == 139828372'", "lsof -n -P +E -p 23572 -a -d 3",
+                    "grep flags /proc/23573/fdinfo/1",
+                    "ss -tnp '( sport = :39392 or dport = :39392 )'",
+                    "cat /proc/23270/task/*/children", "grep PPid /proc/32084/status",
+                    "lsfd -Q 'INODE == 139830001'"):
+        assert f"$ {command}" in out, command
+    assert "evidence: /proc/23573/fd/1" in out
+
+
+def test_explain_unix_and_ends() -> None:
+    out = text.render(assorted(), Options(explain=True))
+    assert "$ ss -xp | grep -w 88002" in out
+    assert "$ top -H -p 4300" in out
+    assert "$ ss -tnpi '( sport = :40112 )'" in out
+
+
+def test_deadlock_verdict_names_fix_and_cause() -> None:
+    v = verdict(demo())
+    assert v.severity == "bad" and v.headline.startswith("DEADLOCK")
+    assert v.location == "command-server.py:16 in run_command_for_client: p.wait()"
+    assert v.now[0].startswith("kill 32084")
+    assert "p.communicate()" in v.fix[0]
+
+
+def _ending(kind: str, detail: str) -> Diagnosis:
+    diag = assorted()
+    proxy = 5200
+    chains = [dataclasses.replace(diag.chains[0], end=ChainEnd(kind, detail, proxy, proxy))]
+    return dataclasses.replace(diag, chains=chains)
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("running", "py-spy dump --nonblocking --pid 5200"), ("sleeping", "sleeps on purpose"),
+    ("idle", "never reached"), ("remote", "remote host"), ("disk", "cat /proc/5200/task/5200/stack"),
+    ("terminal", "type"), ("stopped", "kill -CONT 5200"), ("unknown", "by hand"),
+    ("self", "kill 5200"),
+])
+def test_every_end_kind_says_what_to_do(kind: str, words: str) -> None:
+    v = verdict(_ending(kind, "peer 10.0.0.5:5432 is on another host"))
+    assert v.now and v.fix
+    assert words in " ".join(v.now + v.fix)
+    assert text.render(_ending(kind, "x"), Options()).count("do now:") == 1
+
+
+def test_nothing_blocked() -> None:
+    diag = dataclasses.replace(demo(), chains=[], cycles=[], root_cause=None)
+    assert "NOTHING BLOCKED" in text.render(diag, Options())
+
+
+@pytest.mark.parametrize("seconds,shown", [(None, ""), (0.01, "<0.1s"), (3.26, "3.3s"), (42, "42s"),
+                                           (185, "3m05s"), (7500, "2h05m"), (3 * 86400 + 7200, "3d02h")])
+def test_duration(seconds, shown) -> None:
+    assert duration(seconds) == shown
