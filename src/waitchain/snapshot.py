@@ -22,6 +22,7 @@ from .procfs.sched import read_exec_start, read_sched_now
 from .procfs.tasks import read_tasks
 
 Endpoint = Tuple[str, int]
+REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2")
 
 
 class Snapshot:
@@ -140,6 +141,12 @@ class Snapshot:
         return holders
 
     def is_fifo(self, pid: int, fd: int) -> bool:
+        """Whether a path fd is a FIFO. Files on network and FUSE file systems are never
+        stat()ed: an unresponsive server would hang us (and FIFOs there are rare)."""
+        info = self.fdinfo(pid, fd)
+        mount = self.mounts(pid).get(info.mnt_id) if info else None
+        if mount is None or mount.fstype.startswith(REMOTE_FS):
+            return False
         return fd_is_fifo(self.fs, pid, fd)
 
     def pipe_fill(self, pid: int, fd: int) -> Optional[PipeFill]:

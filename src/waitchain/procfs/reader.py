@@ -7,10 +7,11 @@ import errno
 import os
 import stat
 import threading
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, TypeVar
 
 from ..errors import Timeout, Unsupported, WaitchainError, from_oserror
 
+T = TypeVar("T")
 MAX_READ = 1 << 20  # no /proc text we parse is larger than this
 SMALL_READ = 4096  # /proc/PID/stat and the like fit in one read of this
 _PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
@@ -50,21 +51,7 @@ class ProcFS:
 
     def read_with_deadline(self, pid: int, name: str, seconds: float) -> bytes:
         """For files that block while the target's mmap lock is held (cmdline, environ)."""
-        box: List[object] = []
-        worker = threading.Thread(target=self._capture, args=(box, pid, name), daemon=True)
-        worker.start()
-        worker.join(seconds)
-        if not box:
-            raise Timeout(pid, name)
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        return box[0]  # type: ignore[return-value]
-
-    def _capture(self, box: list, pid: int, name: str) -> None:
-        try:
-            box.append(self.read_bytes(pid, name))
-        except BaseException as exc:  # handed to the caller's thread
-            box.append(exc)
+        return with_deadline(lambda: self.read_bytes(pid, name), seconds, pid, name)
 
     def readlink(self, pid: Optional[int], *parts: str) -> str:
         try:
@@ -185,9 +172,36 @@ def _links(dirfd: int) -> dict:
 
 
 
+def with_deadline(func: Callable[[], T], seconds: float, pid: Optional[int], what: str) -> T:
+    """func() in a daemon thread; Timeout if it has not answered within `seconds` (the
+    thread is left behind, blocked; it does not keep the program from exiting)."""
+    box: List[object] = []
+
+    def capture() -> None:
+        try:
+            box.append(func())
+        except BaseException as exc:  # handed to the caller's thread
+            box.append(exc)
+
+    worker = threading.Thread(target=capture, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        raise Timeout(pid, what)
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]  # type: ignore[return-value]
+
+
+STAT_DEADLINE = 0.2  # seconds
+
+
 def fd_is_fifo(fs: ProcFS, pid: int, fd: int) -> bool:
-    """stat() through the fd's magic link: follows it without opening the file."""
+    """stat() through the fd's magic link: follows it without opening the file. The
+    file system may still be asked for attributes, so the call has a deadline."""
+    path = fs.path(pid, "fd", str(fd))
     try:
-        return stat.S_ISFIFO(os.stat(fs.path(pid, "fd", str(fd))).st_mode)
-    except OSError:
+        mode = with_deadline(lambda: os.stat(path).st_mode, STAT_DEADLINE, pid, f"fd/{fd}")
+    except (OSError, Timeout):
         return False
+    return stat.S_ISFIFO(mode)
