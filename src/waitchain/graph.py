@@ -13,8 +13,8 @@ from .waits import wait_of
 
 MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 64
-END_PRIORITY = ["running", "self", "disk", "kernel", "stopped", "terminal", "remote", "sleeping", "idle",
-                "unknown"]
+END_PRIORITY = ["running", "self", "disk", "kernel", "stopped", "terminal", "remote", "sleeping",
+                "signal", "idle", "unknown"]
 # A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.
 IDLE_ENDS = {"idle", "sleeping", "running", "signal"}
 GONE = End("unknown", "the process exited during the scan")

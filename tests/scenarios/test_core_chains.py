@@ -398,9 +398,12 @@ def test_multithreaded_process(run_py, diagnose_pid, wait_sleeping) -> None:
 
 
 def _assert_one_line_error(err: str) -> None:
+    """One error line, then only indented lines saying how to fix it."""
     assert "Traceback" not in err
     assert err.startswith("waitchain: ")
-    assert err.count("\n") == 1, err
+    first, *hints = err.rstrip("\n").split("\n")
+    assert all(h.startswith("  ") for h in hints), err
+    assert any("fix:" in h for h in hints), err
 
 
 def _pid_max() -> int:

@@ -26,7 +26,8 @@ def to_dict(diag: Diagnosis) -> Dict[str, Any]:
             {"start": c.start, "path": list(c.path), "end": asdict(c.end)} for c in diag.chains
         ],
         "cycles": [{"pids": list(c.pids), "deadlock": c.deadlock, "detail": c.detail,
-                    "members": list(c.members or c.pids)} for c in diag.cycles],
+                    "members": list(c.members or c.pids),
+                    "threads": [{"pid": p, "tid": t} for p, t in c.threads]} for c in diag.cycles],
         "root_cause": asdict(diag.root_cause) if diag.root_cause else None,
         "deadlock": diag.deadlocked,
         "notes": diag.notes,

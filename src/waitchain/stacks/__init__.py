@@ -1,10 +1,268 @@
-"""User-space stacks of the threads that matter (filled in by the stacks issue)."""
+"""User-space stacks of the threads that matter: every blocked thread of every process on a
+chain, and the root cause's thread always. Python through py-spy's non-blocking dump; native
+through gdb/eu-stack only with --native. Whatever cannot be read becomes a note, never an error."""
 
 from __future__ import annotations
 
-from ..model import Diagnosis
+import dataclasses
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+from ..errors import AccessDenied, WaitchainError
+from ..model import Diagnosis, Frame, Location, Stack
+from ..procfs.reader import ProcFS
+from . import native as native_stacks
+from . import python
+from .frames import application_index, source_line
+from .labels import python_wait
+from .python import PyThread, StackError
+
+PARALLEL = 8  # helpers running at once
+PYTHON_EXE = re.compile(r"^(?:python|pypy)[\d.]*[a-z]*$")
+THREAD_ENTRY = {"run", "_bootstrap", "_bootstrap_inner", "__bootstrap", "__bootstrap_inner"}
+INVASIVE = "invasive: it stops the process briefly"
+
+
+@dataclass
+class _Result:
+    """What one process gave: stacks by TID, or why not (`kind` groups the notes)."""
+
+    kind: str  # python, native, no-py-spy, py-spy-failed, unmatched, native-available,
+    #            no-native-tool, native-failed, denied, skipped, failed, timeout
+    stacks: Dict[int, Stack] = field(default_factory=dict)
+    reason: str = ""
 
 
 def attach_stacks(diag: Diagnosis, native: bool = False) -> None:
     """Fill diag.stacks and diag.root_cause.location for the blocked threads on the chains."""
-    return None
+    wanted = wanted_threads(diag)
+    if not wanted:
+        return
+    py_spy = python.find_py_spy()
+    tool = native_stacks.find_tool()
+    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native)
+            for pid, tids in wanted.items()}
+    seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
+    results = run_parallel(jobs, seconds)
+    for pid in wanted:
+        for tid, stack in results.get(pid, _Result("timeout")).stacks.items():
+            diag.stacks[(pid, tid)] = stack
+    diag.notes.extend(notes(diag, wanted, results, tool, seconds))
+    _locate_root_cause(diag)
+
+
+def wanted_threads(diag: Diagnosis) -> Dict[int, List[int]]:
+    """pid → TIDs: blocked threads (S, D) of processes on chains, ends, the root cause."""
+    wanted: Dict[int, Set[int]] = {}
+    for chain in diag.chains:
+        for pid in chain.path:
+            blocked = {t.tid for t in diag.tasks.get(pid, []) if t.state in ("S", "D")}
+            wanted.setdefault(pid, set()).update(blocked)
+        if chain.end.pid is not None and chain.end.tid is not None:
+            wanted.setdefault(chain.end.pid, set()).add(chain.end.tid)
+    cause = diag.root_cause
+    if cause is not None:
+        wanted.setdefault(cause.pid, set()).add(cause.tid)
+    return {pid: sorted(tids) for pid, tids in wanted.items() if tids}
+
+
+def _locate_root_cause(diag: Diagnosis) -> None:
+    cause = diag.root_cause
+    stack = diag.stacks.get((cause.pid, cause.tid)) if cause else None
+    if cause is not None and stack is not None and stack.location is not None:
+        diag.root_cause = dataclasses.replace(cause, location=stack.location)
+
+
+# --- one process ------------------------------------------------------------------------
+
+
+def _job(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
+         tool: Optional[Tuple[str, str]], native: bool) -> Callable[[], _Result]:
+    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native)
+
+
+def stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
+              tool: Optional[Tuple[str, str]], native: bool) -> _Result:
+    """Python stacks if py-spy reads the process, else native ones when asked."""
+    exe = _exe(pid)
+    if exe is None:
+        return _Result("skipped")  # a kernel thread, or gone
+    if not exe:
+        return _Result("denied")
+    reason = ""
+    if py_spy is not None:
+        try:
+            return _python(diag, pid, tids, python.dump(py_spy, pid, _all_tids(diag, pid)))
+        except StackError as exc:
+            reason = str(exc)
+    if is_python(pid, exe):
+        return _Result("py-spy-failed" if py_spy else "no-py-spy", reason=reason)
+    if not native:
+        return _Result("native-available")
+    if tool is None:
+        return _Result("no-native-tool")
+    try:
+        return _native(pid, tids, native_stacks.native_stacks(tool, pid, _state(diag, pid)), tool[0])
+    except StackError as exc:
+        return _Result("native-failed", reason=f"{tool[0]}: {exc}")
+
+
+def _exe(pid: int) -> Optional[str]:
+    try:
+        return ProcFS().readlink(pid, "exe")
+    except AccessDenied:
+        return ""
+    except WaitchainError:
+        return None
+
+
+def is_python(pid: int, exe: str) -> bool:
+    """The executable is a python/pypy, or libpython is mapped (an embedding program)."""
+    if PYTHON_EXE.match(exe.rsplit("/", 1)[-1].replace(" (deleted)", "")):
+        return True
+    try:
+        return "/libpython" in ProcFS().read(pid, "maps")
+    except WaitchainError:
+        return False
+
+
+def _all_tids(diag: Diagnosis, pid: int) -> Set[int]:
+    """Every thread of pid now (threads may have started since the snapshot)."""
+    try:
+        return {int(t) for t in ProcFS().listdir(pid, "task")}
+    except (WaitchainError, ValueError):
+        return {t.tid for t in diag.tasks.get(pid, [])}
+
+
+def _state(diag: Diagnosis, pid: int) -> str:
+    proc = diag.processes.get(pid)
+    return proc.state if proc is not None else ""
+
+
+def _python(diag: Diagnosis, pid: int, tids: List[int], threads: List[PyThread]) -> _Result:
+    by_tid = {t.tid: t for t in threads if t.tid is not None}
+    stacks = {tid: python_stack(diag, pid, tid, by_tid[tid], threads) for tid in tids if tid in by_tid}
+    unmatched = [t for t in threads if t.tid is None]
+    if unmatched and len(stacks) < len(tids):
+        return _Result("unmatched", stacks)
+    return _Result("python", stacks)
+
+
+def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
+                 threads: Sequence[PyThread]) -> Stack:
+    frames = thread.frames
+    app = application_index(frames)
+    location = _location(pid, frames[app]) if app is not None else None
+    label = ""
+    if _in_futex(diag, pid, tid):
+        entry = None if app == 0 else (0 if app is None else app - 1)  # the library frame called
+        self_ = thread.selves[entry] if entry is not None and entry < len(thread.selves) else None
+        label = python_wait(frames, app, location.code if location else "", self_[1] if self_ else "")
+        if label.endswith(".join") and self_:
+            label += _join_target(thread, self_[0], threads)
+    return Stack(pid, tid, frames, location, label, "py-spy")
+
+
+def _location(pid: int, frame: Frame) -> Location:
+    return Location(frame.file, frame.line, frame.function, source_line(pid, frame.file, frame.line))
+
+
+def _in_futex(diag: Diagnosis, pid: int, tid: int) -> bool:
+    task = next((t for t in diag.tasks.get(pid, []) if t.tid == tid), None)
+    return task is not None and task.syscall is not None and task.syscall.name.startswith("futex")
+
+
+def _join_target(thread: PyThread, joined: int, threads: Sequence[PyThread]) -> str:
+    """" for thread 'feeder' (1234)": the thread whose run() has the joined Thread as self."""
+    for other in threads:
+        for frame, self_ in zip(other.frames, other.selves):
+            name = frame.function.rsplit(".", 1)[-1]
+            if other is not thread and self_ and self_[0] == joined and name in THREAD_ENTRY:
+                return _thread_name(other)
+    return ""
+
+
+def _thread_name(thread: PyThread) -> str:
+    tid = f" ({thread.tid})" if thread.tid and thread.name else str(thread.tid or "")
+    return f" for thread '{thread.name}'{tid}" if thread.name else (f" for thread {tid}" if tid else "")
+
+
+def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], source: str) -> _Result:
+    result = _Result("native")
+    for tid in tids:
+        frames = stacks.get(tid)
+        if frames:
+            app = application_index(frames)
+            location = _location(pid, frames[app]) if app is not None else None
+            result.stacks[tid] = Stack(pid, tid, frames, location, "", source)
+    return result
+
+
+# --- running the helpers ----------------------------------------------------------------
+
+
+def run_parallel(jobs: Dict[int, Callable[[], _Result]], seconds: float) -> Dict[int, _Result]:
+    """Run the jobs in daemon threads, at most PARALLEL at once; those not done within
+    `seconds` are left out (a helper stuck on a hung mount must not hang waitchain)."""
+    results: Dict[int, _Result] = {}
+    gate = threading.BoundedSemaphore(PARALLEL)
+
+    def work(pid: int, job: Callable[[], _Result]) -> None:
+        with gate:
+            try:
+                results[pid] = job()
+            except Exception as exc:  # one process's stack must not cost the diagnosis
+                results[pid] = _Result("failed", reason=f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=work, args=item, daemon=True) for item in jobs.items()]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + seconds
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    return dict(results)
+
+
+# --- notes ------------------------------------------------------------------------------
+
+
+def notes(diag: Diagnosis, wanted: Dict[int, List[int]], results: Dict[int, _Result],
+          tool: Optional[Tuple[str, str]], seconds: float) -> List[str]:
+    """One note per kind of trouble, naming the processes."""
+    groups: Dict[str, List[int]] = {}
+    out: List[str] = []
+    for pid in wanted:
+        result = results.get(pid, _Result("timeout"))
+        groups.setdefault(result.kind, []).append(pid)
+        if result.kind in ("py-spy-failed", "native-failed", "failed"):
+            out.append(f"no stack for {_who(diag, pid)}: {result.reason}")
+    if "denied" in groups:
+        out.append(f"no stack for {_whos(diag, groups['denied'])}: permission denied (run as root)")
+    if "no-py-spy" in groups:
+        out.append(f"py-spy is not installed (pip install py-spy): no Python stack for "
+                   f"{_whos(diag, groups['no-py-spy'])}")
+    if "unmatched" in groups:
+        out.append(f"some Python threads of {_whos(diag, groups['unmatched'])} could not be "
+                   "matched to their kernel threads")
+    if "timeout" in groups:
+        out.append(f"no stack for {_whos(diag, groups['timeout'])}: no answer within {seconds:g} s")
+    if "native-available" in groups:
+        how = f"--native reads it with {tool[0]} ({INVASIVE})" if tool else \
+            f"install gdb, then --native reads it ({INVASIVE})"
+        out.append(f"native stack not read for {_whos(diag, groups['native-available'])}: {how}")
+    if "no-native-tool" in groups:
+        out.append(f"--native: neither gdb nor eu-stack is installed: no native stack for "
+                   f"{_whos(diag, groups['no-native-tool'])}")
+    return out
+
+
+def _who(diag: Diagnosis, pid: int) -> str:
+    proc = diag.processes.get(pid)
+    return f"{pid} ({proc.comm})" if proc is not None else str(pid)
+
+
+def _whos(diag: Diagnosis, pids: List[int]) -> str:
+    return ", ".join(_who(diag, pid) for pid in pids)
