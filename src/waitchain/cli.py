@@ -163,12 +163,23 @@ def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] =
         with spinner("reading user-space stacks"):
             attach_stacks(diag, native=args.native)
     fmt = "json" if args.json else args.format
-    sys.stdout.write(renderers()[fmt](diag, options(args)))
+    _write(renderers()[fmt](diag, options(args)))
     if args.report:
         from .render.html import write_report
 
         write_report(diag, args.report)
     return EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
+
+
+def _write(text: str) -> None:
+    """stdout in its own encoding; UTF-8 bytes when it cannot hold the text (a DOT file
+    piped through a C-locale shell must still be valid)."""
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
 
 
 def measure_blocked(diag: Diagnosis, snap: Snapshot) -> None:
@@ -271,8 +282,10 @@ def _fixes(exc: WaitchainError) -> List[str]:
 
 
 def _candidates(exc: Ambiguous) -> List[str]:
-    lines = [f"{pid:>8}  {short_cmdline(exc.cmdlines.get(pid, '?'), 80)}"
-             for pid in exc.pids[:MAX_CANDIDATES]]
+    lines = ["candidates: " + ", ".join(str(p) for p in exc.pids[:20])
+             + (", ..." if len(exc.pids) > 20 else "")]
+    lines += [f"{pid:>8}  {short_cmdline(exc.cmdlines.get(pid, '?'), 80)}"
+              for pid in exc.pids[:MAX_CANDIDATES] if pid in exc.cmdlines]
     if len(exc.pids) > MAX_CANDIDATES:
         lines.append(f"{'':>8}  … and {len(exc.pids) - MAX_CANDIDATES} more")
     return lines

@@ -66,3 +66,12 @@ def test_report_console_is_clean(tmp_path) -> None:
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     console = [l for l in done.stderr.decode(errors="replace").splitlines() if ":CONSOLE" in l]
     assert console == []
+
+
+def test_report_without_graphviz_falls_back_to_mermaid(monkeypatch) -> None:
+    from waitchain.render import svg
+
+    monkeypatch.setattr(svg, "available", lambda: False)
+    page = html.report(demo())
+    assert 'id="mermaid"' in page and "flowchart LR" in page and "apt-get install graphviz" in page
+    assert "<svg" not in page and 'id="tree"' in page

@@ -25,6 +25,7 @@ HEADLINES = {
     "disk": "KERNEL WAIT: the chain ends in uninterruptible sleep (disk, NFS, FUSE)",
     "kernel": "KERNEL WAIT: the chain ends inside the kernel (a kernel lock, or a FUSE mount whose daemon is gone)",
     "terminal": "WAITING FOR INPUT: the chain ends at a terminal",
+    "signal": "WAITING FOR A SIGNAL: the chain ends in a process that waits to be signalled",
     "stopped": "STOPPED: the chain ends in a stopped process",
     "unknown": "UNFOLLOWED: the chain ends in a wait waitchain cannot follow",
 }
@@ -170,6 +171,9 @@ class Verdict:
 
 def verdict(diag: Diagnosis) -> Verdict:
     cause = diag.root_cause
+    if cause is None and not diag.starts:
+        return Verdict("ok", "NOTHING FOUND: no chain on this machine ends in a deadlock or a blocked write",
+                       now=["nothing to do here; to look at one process, give its pid: waitchain PID"])
     if cause is None:
         return Verdict("ok", "NOTHING BLOCKED: no wait chain found from here",
                        now=["nothing to do: the process is not waiting for another process"])
@@ -239,12 +243,12 @@ def _deadlock_advice(diag: Diagnosis, edges: List[Edge]) -> Tuple[List[str], Lis
                  and e.to_pid == child.from_pid and e.kind in ("pipe", "fifo")), None)
     if child is not None and back is not None:
         parent = name(diag, child.from_pid)
-        return ([f"kill {child.to_pid}   ({program_name(diag, child.to_pid)}): {parent} stops waiting and the chain unwinds; "
+        return ([f"kill {child.to_pid} ({program_name(diag, child.to_pid)}): {parent} stops waiting and the chain unwinds; "
                  "the child's unread output is lost"],
                 [f"{parent} waits for a child whose output pipe it does not read: read the output "
                  "until EOF first, then wait (Python: out, _ = p.communicate() instead of p.wait())"])
     cause = diag.root_cause.pid if diag.root_cause else edges[0].from_pid
-    return ([f"kill {cause}   ({program_name(diag, cause)}, the root cause) breaks the cycle; "
+    return ([f"kill {cause} ({program_name(diag, cause)}, the root cause) breaks the cycle; "
              "or restart the service it belongs to"],
             ["every member waits for the next: make one side stop blocking (read and write "
              "concurrently, add a timeout, or take locks in one order)"])
@@ -277,11 +281,11 @@ def _other_ends(diag: Diagnosis, main: Optional[Chain]) -> List[str]:
 
 def _self_advice(diag, pid, tid, detail):
     if "write end" in detail:
-        return ([f"kill {pid}   ({program_name(diag, pid)}): nothing else can wake it"],
+        return ([f"kill {pid} ({program_name(diag, pid)}): nothing else can wake it"],
                 ["the process reads a pipe whose write end it still holds itself, so EOF never "
                  "comes: close the write end after fork (Python: close_fds=True; C: O_CLOEXEC / "
                  "close() in the child and the parent)"])
-    return ([f"kill {pid}   ({program_name(diag, pid)}): nothing else can wake it"],
+    return ([f"kill {pid} ({program_name(diag, pid)}): nothing else can wake it"],
             ["the process writes to a full pipe that only it reads: read it in another thread, "
              "or before writing more"])
 
@@ -331,6 +335,12 @@ def _stopped_advice(diag, pid, tid, detail):
             ["find who stopped it: a shell's Ctrl-Z, a debugger, or a SIGSTOP from a supervisor"])
 
 
+def _signal_advice(diag, pid, tid, detail):
+    return ([f"find who should signal {name(diag, pid)} (a parent, a supervisor, a timer); "
+             f"grep SigCgt /proc/{pid}/status shows what it catches"],
+            ["a process that waits for a signal nobody sends: check the sender, or add a timeout"])
+
+
 def _unknown_advice(diag, pid, tid, detail):
     return ([f"check by hand: cat /proc/{pid}/task/{tid}/syscall and .../wchan "
              "(waitchain --explain prints the commands)"],
@@ -345,6 +355,6 @@ def _cycle_advice(diag, pid, tid, detail):
 
 ADVICE = {
     "cycle": _cycle_advice, "self": _self_advice, "running": _running_advice, "sleeping": _sleeping_advice,
-    "idle": _idle_advice, "remote": _remote_advice, "disk": _disk_advice, "kernel": _disk_advice,
+    "idle": _idle_advice, "remote": _remote_advice, "disk": _disk_advice, "kernel": _disk_advice, "signal": _signal_advice,
     "terminal": _terminal_advice, "stopped": _stopped_advice, "unknown": _unknown_advice,
 }

@@ -146,7 +146,7 @@ def _tcp(diag: Diagnosis, edge: Edge) -> List[Check]:
     expect = (f"this end {local}:{lport}→{remote}:{rport} and its peer, held by "
               f"{name(diag, edge.to_pid)}; Recv-Q/Send-Q are the queued bytes")
     return [Check(f"{ns}ss -tnp '( sport = :{lport} or dport = :{lport} )'", expect),
-            Check(f"lsof -n -P -iTCP:{lport}", f"both ends, if they are in this network namespace")]
+            Check(f"lsof -n -P -iTCP:{lport}", "both ends, if they are in this network namespace")]
 
 
 def _netns_prefix(diag: Diagnosis, edge: Edge) -> str:
@@ -160,9 +160,44 @@ def _child(diag: Diagnosis, edge: Edge) -> List[Check]:
 
 
 def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
-    inode = _inode(edge.object) or (re.findall(r"\d+", edge.object) or ["INODE"])[-1]
+    fd = _from_fd(diag, edge)
+    inode = f"$(stat -Lc %i /proc/{edge.from_pid}/fd/{fd})" if fd != "FD" else "INODE"
     return [Check(f"grep ':{inode} ' /proc/locks",
-                  f"the lock held by {edge.to_pid} and, marked ->, the waiting request")]
+                  "the granted lock, and this request marked -> (blocked)"),
+            Check(f"lslocks -p {edge.to_pid}", f"{name(diag, edge.to_pid)} holds a lock on the same file")]
+
+
+def _futex(diag: Diagnosis, edge: Edge) -> List[Check]:
+    owner = edge.to_tid if edge.to_tid is not None else edge.to_pid
+    return [Check(f"cat /proc/{edge.to_pid}/task/{owner}/syscall",
+                  f"what thread {owner} (the {'mutex owner' if edge.kind == 'mutex' else 'joined thread'}) "
+                  "is doing instead of releasing it")]
+
+
+def _fuse(diag: Diagnosis, edge: Edge) -> List[Check]:
+    return [Check(f"cat /proc/{edge.from_pid}/task/{edge.from_tid}/stack", "request_wait_answer: a FUSE "
+                  "request (root only)"),
+            Check(f"grep -l fuse_connection /proc/{edge.to_pid}/fdinfo/*",
+                  f"{name(diag, edge.to_pid)} holds /dev/fuse: it is the daemon that must answer")]
+
+
+def _holder_grep(word: str, what: str):
+    def checks(diag: Diagnosis, edge: Edge) -> List[Check]:
+        return [Check(f"grep -l {word} /proc/{edge.to_pid}/fdinfo/*",
+                      f"{name(diag, edge.to_pid)} holds the same {what}")]
+    return checks
+
+
+def _mqueue(diag: Diagnosis, edge: Edge) -> List[Check]:
+    path = clean(edge.object.split(" ", 1)[-1])
+    return [Check(f"cat {shlex.quote('/dev/mqueue/' + path.lstrip('/'))}", "QSIZE: the bytes queued"),
+            Check(f"ls -l /proc/{edge.to_pid}/fd | grep -F {shlex.quote(path)}",
+                  f"{name(diag, edge.to_pid)} has the queue open")]
+
+
+def _pty(diag: Diagnosis, edge: Edge) -> List[Check]:
+    return [Check(f"ls -l /proc/{edge.to_pid}/fd | grep -E 'ptmx|pts'",
+                  f"{name(diag, edge.to_pid)} holds the other side of the terminal")]
 
 
 def _evidence_only(edge: Edge) -> Check:
@@ -170,7 +205,9 @@ def _evidence_only(edge: Edge) -> Check:
 
 
 EDGE_KINDS = {"pipe": _pipe, "fifo": _pipe, "unix": _unix, "tcp": _tcp, "child": _child,
-              "flock": _lock, "posix": _lock, "ofd": _lock}
+              "flock": _lock, "posix-lock": _lock, "ofd-lock": _lock, "lock": _lock,
+              "mutex": _futex, "join": _futex, "fuse": _fuse, "pty": _pty,
+              "eventfd": _holder_grep("eventfd-id", "eventfd"), "mqueue": _mqueue}
 
 
 # --- per end kind -----------------------------------------------------------------------
@@ -216,6 +253,11 @@ def _remote(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
                   f"the connection to {match[3]}:{match[4]}; rtt and retransmits show a slow peer")]
 
 
-END_KINDS = {"running": _running, "disk": _disk, "stopped": _stopped, "self": _self,
+def _signal(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
+    return [Check(f"grep -E 'SigBlk|SigCgt' /proc/{pid}/task/{tid}/status",
+                  "the signals it blocks and catches (hex masks)")]
+
+
+END_KINDS = {"running": _running, "disk": _disk, "kernel": _disk, "signal": _signal, "stopped": _stopped, "self": _self,
              "idle": _idle, "remote": _remote, "sleeping": _wchan, "terminal": _wchan,
              "unknown": _wchan}

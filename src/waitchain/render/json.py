@@ -62,6 +62,18 @@ def _thread(diag: Diagnosis, pid: int, task: Task) -> Dict[str, Any]:
         "blocked_for": _seconds(diag.blocked_for.get((pid, task.tid))),  # since it last ran
         "any_of": wait.any_of if wait else 0,  # an OR wait (poll, select, epoll) over this many fds
         "live": [asdict(e) for e in wait.live] if wait else [],  # its alternatives that are not blocked
+        **_stack(diag, pid, task.tid),
+    }
+
+
+def _stack(diag: Diagnosis, pid: int, tid: int) -> Dict[str, Any]:
+    """The user-space stack (innermost frame first) and its application frame, if read."""
+    stack = diag.stacks.get((pid, tid))
+    return {
+        "stack": [asdict(f) for f in stack.frames] if stack else None,
+        "stack_source": stack.source if stack else None,  # "py-spy", "gdb", "eu-stack"
+        "location": asdict(stack.location) if stack and stack.location else None,
+        "python_wait": stack.label if stack and stack.label else None,  # e.g. "waits in queue.Queue.get"
     }
 
 

@@ -13,7 +13,7 @@ Options.ascii; lines fitted to Options.width (None: as long as they need)."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from rich.cells import cell_len
@@ -156,7 +156,7 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
     threads = len(diag.tasks.get(pid, []))
     if threads > 1:  # its threads follow, one row each
         blocked = sum(1 for (p, _), w in diag.waits.items() if p == pid and w.edges)
-        row.call = f"{threads} threads, {blocked} waiting for other processes:"
+        row.call = f"{threads} threads" + (f", {blocked} waiting for other processes:" if blocked else ":")
         if chain is not None and not _cycles_back(chain) and not edge:
             row.why, row.why_style = f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
         return row
@@ -218,8 +218,9 @@ def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, opti
     if wait is None:
         return []
     where = location_text(diag, pid, wait.tid)
-    rows = [Row(lead, lead, free=[("  at ", "dim"), (where, "call")])] if where else []
     stack = diag.stacks.get((pid, wait.tid))
+    said = [("  — " + clean(stack.label), "dim")] if stack is not None and stack.label else []
+    rows = [Row(lead, lead + "     ", free=[("  at ", "dim"), (where, "call")] + said)] if where else []
     if options.stacks and stack is not None:
         for frame in stack.frames:
             text = f"{clean(frame.function)} ({clean(frame.file)}:{frame.line})"

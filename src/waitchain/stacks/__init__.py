@@ -253,6 +253,9 @@ def notes(diag: Diagnosis, wanted: Dict[int, List[int]], results: Dict[int, _Res
         how = f"--native reads it with {tool[0]} ({INVASIVE})" if tool else \
             f"install gdb, then --native reads it ({INVASIVE})"
         out.append(f"native stack not read for {_whos(diag, groups['native-available'])}: {how}")
+    if "native" in groups and tool is not None:
+        out.append(f"--native: {tool[0]} stopped {_whos(diag, groups['native'])} briefly to read "
+                   "its native stack")
     if "no-native-tool" in groups:
         out.append(f"--native: neither gdb nor eu-stack is installed: no native stack for "
                    f"{_whos(diag, groups['no-native-tool'])}")

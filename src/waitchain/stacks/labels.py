@@ -48,8 +48,9 @@ def _qualname(frames: Sequence[Frame], entry: int, module: str, self_type: str) 
     name = frames[entry].function
     if "." in name or name.startswith("<"):
         return name  # 3.11+ gives Class.method
-    if self_type:
-        return f"{self_type}.{name}"
+    if self_type and self_type != "instance":  # "instance": a Python 2 old-style object
+        return f"{self_type[1:] if module == 'threading' else self_type}.{name}" \
+            if self_type.startswith("_") else f"{self_type}.{name}"
     if (module, name) == ("threading", "wait"):
         inner = frames[entry - 1].function if entry > 0 else ""
         return {"wait": "Event.wait", "_wait": "Barrier.wait"}.get(inner, "Condition.wait")

@@ -12,7 +12,7 @@ from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 from ..model import Frame
-from .python import StackError, first_line, stop
+from .python import StackError, StackTimeout, first_line, stop
 
 TIMEOUT = 20.0  # gdb reads symbols: large binaries take seconds
 GDB_SETTINGS = ["set debuginfod enabled off", "set auto-load off"]  # no network, no scripts
@@ -39,8 +39,9 @@ def find_tool() -> Optional[Tuple[str, str]]:
 
 
 def native_stacks(tool: Tuple[str, str], pid: int, state: str = "",
-                  timeout: float = TIMEOUT) -> Dict[int, Tuple[Frame, ...]]:
+                  timeout: Optional[float] = None) -> Dict[int, Tuple[Frame, ...]]:
     """TID → frames (innermost first). StackError when the tool fails or overruns."""
+    timeout = TIMEOUT if timeout is None else timeout
     name, path = tool
     if name == "gdb":
         argv = [path, "-batch", "-nx"] + _each("-iex", GDB_SETTINGS) + _each("-ex", GDB_COMMANDS)
@@ -70,7 +71,7 @@ def _run(argv: List[str], pid: int, state: str, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         stop(proc, grace=2.0)  # SIGTERM first: gdb detaches on it
         _resume_if_left_stopped(pid, state)
-        raise StackError(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
+        raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
     text = out.decode("utf-8", "replace")
     if proc.returncode != 0 and "#0" not in text:
         raise StackError(first_line(err) or f"exit status {proc.returncode}")

@@ -25,6 +25,10 @@ class StackError(Exception):
     """A stack could not be read; the message says why, for a note."""
 
 
+class StackTimeout(StackError):
+    """The helper did not answer in time (and was stopped)."""
+
+
 @dataclass(frozen=True)
 class PyThread:
     """One thread of a py-spy dump. `selves[i]` is (address, type name) of `self` in
@@ -38,18 +42,26 @@ class PyThread:
 
 
 def find_py_spy() -> Optional[str]:
-    """py-spy installed beside this interpreter (our pinned dependency), else on PATH."""
-    beside = os.path.join(sysconfig.get_path("scripts"), "py-spy")
-    if os.access(beside, os.X_OK) and not os.path.isdir(beside):
+    """py-spy installed beside this interpreter (our pinned dependency: found even when its
+    directory is not on PATH, as under sudo), else the one on PATH."""
+    beside = os.path.join(scripts_dir(), "py-spy")
+    if os.access(beside, os.X_OK) and os.path.isfile(beside):
         return beside
     return shutil.which("py-spy")
 
 
-def dump(py_spy: str, pid: int, tids: Set[int], timeout: float = TIMEOUT) -> List[PyThread]:
+def scripts_dir() -> str:
+    return sysconfig.get_path("scripts")
+
+
+def dump(py_spy: str, pid: int, tids: Set[int], timeout: Optional[float] = None) -> List[PyThread]:
     """Every Python thread of pid, each matched to its TID (None if it cannot be)."""
+    timeout = TIMEOUT if timeout is None else timeout
     argv = [py_spy, "dump", "--nonblocking", "--json", "--pid", str(pid)]
     try:
         out = run(argv + ["--locals"], timeout)  # locals: only `self` is kept
+    except StackTimeout:
+        raise
     except StackError:
         out = run(argv, timeout)  # a local py-spy cannot render must not cost the stack
     threads = parse(out)
@@ -67,7 +79,7 @@ def run(argv: List[str], timeout: float) -> str:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc)
-        raise StackError(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
+        raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
     if proc.returncode != 0:
         raise StackError(first_line(err) or f"exit status {proc.returncode}")
     return out.decode("utf-8", "replace")
@@ -82,8 +94,10 @@ def stop(proc: subprocess.Popen, grace: float = 0.0) -> None:
 
 
 def _signal(proc: subprocess.Popen, sig: int, wait: float) -> bool:
+    """Signal the helper's process group (it was started in its own session): a debugger's
+    forked children go with it."""
     try:
-        proc.send_signal(sig)
+        os.killpg(proc.pid, sig)
         proc.communicate(timeout=wait)
         return True
     except (subprocess.TimeoutExpired, OSError, ValueError):
