@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import AccessDenied, WaitchainError
 from ..model import Diagnosis, Frame, Location, Stack
+from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
 from . import python
@@ -21,6 +22,7 @@ from .labels import python_wait
 from .python import PyThread, StackError
 
 PARALLEL = 8  # helpers running at once
+SOURCE_SECONDS = 1.0  # to read one source line
 PYTHON_EXE = re.compile(r"^(?:python|pypy)[\d.]*[a-z]*$")
 THREAD_ENTRY = {"run", "_bootstrap", "_bootstrap_inner", "__bootstrap", "__bootstrap_inner"}
 INVASIVE = "invasive: it stops the process briefly"
@@ -86,7 +88,16 @@ def _job(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
 
 def stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
               tool: Optional[Tuple[str, str]], native: bool) -> _Result:
-    """Python stacks if py-spy reads the process, else native ones when asked."""
+    """Python stacks if py-spy reads the process, else native ones when asked; nothing if
+    the pid now names another process than the one scanned."""
+    result = _stacks_of(diag, pid, tids, py_spy, tool, native)
+    return result if _same_process(diag, pid) else _Result("skipped")
+
+
+def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
+               tool: Optional[Tuple[str, str]], native: bool) -> _Result:
+    if not _same_process(diag, pid):
+        return _Result("skipped")
     exe = _exe(pid)
     if exe is None:
         return _Result("skipped")  # a kernel thread, or gone
@@ -107,7 +118,16 @@ def stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
     try:
         return _native(pid, tids, native_stacks.native_stacks(tool, pid, _state(diag, pid)), tool[0])
     except StackError as exc:
-        return _Result("native-failed", reason=f"{tool[0]}: {exc}")
+        return _Result("native-failed", reason=str(exc))
+
+
+def _same_process(diag: Diagnosis, pid: int) -> bool:
+    """(pid, starttime) is a process's identity: a pid may have been reused since the scan."""
+    proc = diag.processes.get(pid)
+    try:
+        return proc is None or read_stat(ProcFS(), pid).starttime == proc.starttime
+    except WaitchainError:
+        return False
 
 
 def _exe(pid: int) -> Optional[str]:
@@ -167,7 +187,18 @@ def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
 
 
 def _location(pid: int, frame: Frame) -> Location:
-    return Location(frame.file, frame.line, frame.function, source_line(pid, frame.file, frame.line))
+    code = with_deadline(lambda: source_line(pid, frame.file, frame.line), SOURCE_SECONDS, "")
+    return Location(frame.file, frame.line, frame.function, code)
+
+
+def with_deadline(func: Callable[[], str], seconds: float, default: str) -> str:
+    """func() in a daemon thread, or `default` if it has not answered in time (a source file
+    on a hung FUSE or NFS mount blocks its reader in D state)."""
+    box: List[str] = []
+    worker = threading.Thread(target=lambda: box.append(func()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return box[0] if box else default
 
 
 def _in_futex(diag: Diagnosis, pid: int, tid: int) -> bool:
@@ -267,5 +298,6 @@ def _who(diag: Diagnosis, pid: int) -> str:
     return f"{pid} ({proc.comm})" if proc is not None else str(pid)
 
 
-def _whos(diag: Diagnosis, pids: List[int]) -> str:
-    return ", ".join(_who(diag, pid) for pid in pids)
+def _whos(diag: Diagnosis, pids: List[int], most: int = 8) -> str:
+    shown = ", ".join(_who(diag, pid) for pid in pids[:most])
+    return shown + (f" and {len(pids) - most} more" if len(pids) > most else "")

@@ -74,7 +74,8 @@ def _run(argv: List[str], pid: int, state: str, timeout: float) -> str:
         raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
     text = out.decode("utf-8", "replace")
     if proc.returncode != 0 and "#0" not in text:
-        raise StackError(first_line(err) or f"exit status {proc.returncode}")
+        raise StackError(f"{os.path.basename(argv[0])}: "
+                         f"{first_line(err) or f'exit status {proc.returncode}'}")
     return text
 
 

@@ -81,7 +81,8 @@ def run(argv: List[str], timeout: float) -> str:
         stop(proc)
         raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
     if proc.returncode != 0:
-        raise StackError(first_line(err) or f"exit status {proc.returncode}")
+        raise StackError(f"{os.path.basename(argv[0])}: "
+                         f"{first_line(err) or f'exit status {proc.returncode}'}")
     return out.decode("utf-8", "replace")
 
 
