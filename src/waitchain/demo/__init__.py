@@ -4,6 +4,7 @@ behind a TCP client and a wrapper. The scripts here are run as files, not import
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = ("command-server.py", "command-client.py", "unprivileged-dmesg.py", "dmesg.py")
 
 
 def script(name: str) -> str:

@@ -30,6 +30,7 @@ class Processes:
 
     def __init__(self) -> None:
         self.started: List[subprocess.Popen] = []
+        self.cleanups: List[Callable[[], None]] = []
         become_subreaper()
 
     def __enter__(self) -> "Processes":
@@ -37,6 +38,8 @@ class Processes:
 
     def __exit__(self, *exc: object) -> None:
         self.kill_all()
+        for cleanup in self.cleanups:
+            cleanup()
 
     def spawn(self, argv: List[str], **kwargs) -> subprocess.Popen:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
