@@ -3,6 +3,7 @@
 # Python 3.9 (the oldest we support), each in its own virtualenv under .venvs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 find_py39() {  # a Python 3.9 that really runs (a pyenv shim may exist but refuse)
     for cand in "$HOME"/.pyenv/versions/3.9*/bin/python3.9 /usr/bin/python3.9 /usr/local/bin/python3.9; do
         if [ -x "$cand" ] && "$cand" -c pass 2>/dev/null; then echo "$cand"; return; fi
@@ -19,4 +20,20 @@ for py in python3 ${PY39:+"$PY39"}; do
     echo "== tests under $("$venv/bin/python" --version) =="
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" || status=$?
 done
+# The README's first command, as a new user runs it: a plain (non-editable) install, then
+# the demo, which must find the deadlock (exit 1) and name the server's p.wait() line.
+echo "== waitchain demo from a non-editable install =="
+venv=.venvs/installed
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps . 2>/dev/null
+"$venv/bin/python" -m pip install -q --disable-pip-version-check .
+demo_status=0
+out=$(cd / && "$ROOT/$venv/bin/waitchain" demo --width 200) || demo_status=$?
+echo "$out" | tail -4
+if [ "$demo_status" -ne 1 ] || ! grep -q "run_command_for_client: p.wait()" <<<"$out"; then
+    echo "demo: expected exit 1 and the server's p.wait() line (exit $demo_status)" >&2
+    status=1
+else
+    echo "demo: ok (exit 1, the deadlock and the p.wait() line found)"
+fi
 exit $status
