@@ -22,6 +22,7 @@ SYSCALLS = {"futex"}
 WAIT, LOCK_PI, TRYLOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2 = 0, 6, 8, 9, 11, 13
 PRIVATE, CLOCK_REALTIME = 128, 256
 WAITERS, OWNER_DIED, TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+PID_MAX_LIMIT = 1 << 22  # the kernel's upper bound for pid_max
 NAMES = {WAIT: "FUTEX_WAIT", LOCK_PI: "FUTEX_LOCK_PI", TRYLOCK_PI: "FUTEX_TRYLOCK_PI",
          WAIT_BITSET: "FUTEX_WAIT_BITSET", WAIT_REQUEUE_PI: "FUTEX_WAIT_REQUEUE_PI",
          LOCK_PI2: "FUTEX_LOCK_PI2"}
@@ -55,7 +56,7 @@ def _follow(snap: Snapshot, pid: int, tid: int, addr: int, cmd: int, private: in
         return _owner(snap, pid, tid, word & TID_MASK, private, "mutex", addr, evidence, what)
     if cmd not in (WAIT, WAIT_BITSET):
         return None
-    if val & WAITERS and val & TID_MASK:
+    if val & WAITERS and _holder(snap, pid, val & TID_MASK, private) is not None:
         evidence = f"robust mutex word at {addr:#x} is {val:#x}: the owner TID is its low 30 bits"
         return _owner(snap, pid, tid, val & TID_MASK, private, "mutex", addr, evidence, what)
     if val > 2 and _is_thread(snap, pid, val) and read_u32(pid, addr) == val:
@@ -78,7 +79,7 @@ def _mutex(snap: Snapshot, pid: int, tid: int, addr: int, private: int, what: st
 
 def _owner(snap: Snapshot, pid: int, tid: int, owner: int, private: int, kind: str, addr: int,
            evidence: str, what: str) -> Wait:
-    holder = pid if _is_thread(snap, pid, owner) else (None if private else _group(snap, owner))
+    holder = _holder(snap, pid, owner, private)
     if holder is None:
         detail = f"the mutex at {addr:#x} names owner TID {owner}, which is not a live thread: it exited holding the lock"
         return Wait(pid, tid, what, end=End("unknown", detail))
@@ -93,11 +94,23 @@ def _edge(pid: int, tid: int, to_pid: int, to_tid: int, kind: str, addr: int, ev
     return Wait(pid, tid, what, (edge,))
 
 
+def _holder(snap: Snapshot, pid: int, owner: int, private: int) -> Optional[int]:
+    """The process of a live thread `owner`: this one, or (shared futex) another."""
+    if not 0 < owner <= PID_MAX_LIMIT:
+        return None
+    if _is_thread(snap, pid, owner):
+        return pid
+    return None if private else _group(snap, owner)
+
+
 def _is_thread(snap: Snapshot, pid: int, tid: int) -> bool:
     return any(t.tid == tid for t in snap.tasks(pid))
 
 
 def _group(snap: Snapshot, tid: int) -> Optional[int]:
     """The process of a thread in another process (a process-shared mutex)."""
-    group = thread_group(snap.fs, tid)
+    try:
+        group = thread_group(snap.fs, tid)
+    except WaitchainError:
+        return None
     return group if group in snap.processes else None
