@@ -19,6 +19,7 @@ from .render import Options, renderers
 from .render.progress import spinner
 from .sanitize import clean
 from .procfs.process import thread_group
+from .procfs.tasks import DENIED
 from .snapshot import Snapshot
 from .stacks import attach_stacks
 
@@ -149,10 +150,19 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         diag = diagnose_all(snap)
     else:
-        diag = diagnose(snap, [resolve(snap, args.target)])
+        pid = resolve(snap, args.target)
+        _readable(snap, pid)
+        diag = diagnose(snap, [pid])
     if os.geteuid() != 0:
         diag.notes.append("not running as root: other users' processes may be unreadable")
     return finish(diag, args, snap)
+
+
+def _readable(snap: Snapshot, pid: int) -> None:
+    """A start process none of whose system calls we may read is an error, not a chain."""
+    tasks = snap.tasks(pid)
+    if tasks and all(t.note == DENIED for t in tasks):
+        raise AccessDenied(pid, "the system calls (/proc/PID/task/TID/syscall)")
 
 
 def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] = None) -> int:

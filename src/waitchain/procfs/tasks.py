@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from ..errors import ProcessGone, WaitchainError
+from ..errors import AccessDenied, ProcessGone, WaitchainError
 from ..model import Syscall, Task
 from . import syscalls
 from .process import parse_stat
 from .reader import ProcFS
 
+
+DENIED = "unreadable: permission denied (run as root)"  # Task.note when syscall is denied
 
 def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Syscall], str]:
     """Parse `NR a0..a5 SP PC`. Returns (syscall, note); note explains a None."""
@@ -66,6 +68,8 @@ def _syscall(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[Syscall], str]:
         return parse_syscall(fs.read(pid, "task", str(tid), "syscall"))
     except ProcessGone:
         raise
+    except AccessDenied:
+        return None, DENIED
     except WaitchainError as exc:
         return None, f"unreadable: {exc}"
 
