@@ -26,33 +26,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional
+
+from common import (Result, collect, detach_stdio, kill_and_reap, load, raise_nofile, run_child,
+                    sigterm_exit, spawner, wait_for_eof)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
-PR_SET_CHILD_SUBREAPER = 36
 WIDTH = 34  # first column of the table
 
 
 # --- the extra processes ------------------------------------------------------------------
-
-
-def raise_nofile(need: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < need:
-        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def make_fds(count: int) -> list:
@@ -83,10 +75,7 @@ def fork_child(hold_r: int, hold_w: int, ready_r: int, ready_w: int, fds: int) -
     code = 0
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(null, 1)  # do not hold the bench's pipes to the spawner
-        os.close(null)
+        detach_stdio()  # do not hold the bench's pipes to the spawner
         os.close(hold_w)
         os.close(ready_r)
         child_main(hold_r, ready_w, fds)
@@ -96,13 +85,9 @@ def fork_child(hold_r: int, hold_w: int, ready_r: int, ready_w: int, fds: int) -
         os._exit(code)
 
 
-def _sigterm(signum, frame) -> None:
-    raise SystemExit(1)
-
-
 def spawner_main(count: int, fds: int) -> None:
     """One parent forks `count` children; prints how many are ready, then waits for stdin EOF."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, sigterm_exit)
     raise_nofile(fds + 64)
     hold_r, hold_w = os.pipe()
     ready_r, ready_w = os.pipe()
@@ -111,99 +96,25 @@ def spawner_main(count: int, fds: int) -> None:
         for _ in range(count):
             kids.append(fork_child(hold_r, hold_w, ready_r, ready_w, fds))
         os.close(ready_w)
-        status = _collect(ready_r, count)
+        status = collect(ready_r, count)
         sys.stdout.write(f"{status.count(b'x')} {status.count(b'e')}\n")
         sys.stdout.flush()
-        sys.stdin.buffer.read()  # until the bench closes our stdin (or dies)
+        wait_for_eof()
     finally:
-        _kill_and_reap(kids)
-
-
-def _collect(ready_r: int, count: int) -> bytes:
-    got = b""
-    while len(got) < count:
-        chunk = os.read(ready_r, count - len(got))
-        if not chunk:
-            break  # every child has said something or exited
-        got += chunk
-    return got
-
-
-def _kill_and_reap(kids: List[int]) -> None:
-    for pid in kids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for pid in kids:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-
-
-def _become_subreaper() -> None:
-    """Orphans of a crashed spawner then come to us, and we reap them."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        kill_and_reap(kids)
 
 
 @contextlib.contextmanager
 def extra_processes(count: int, fds: int) -> Iterator[None]:
     """count processes with ~fds fds each, all killed and reaped on the way out."""
-    _become_subreaper()
-    spawner = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--_spawn", str(count), str(fds)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-    )
-    try:
-        line = spawner.stdout.readline().split()  # type: ignore[union-attr]
+    argv = [sys.executable, os.path.abspath(__file__), "--_spawn", str(count), str(fds)]
+    with spawner(argv) as line:
         if len(line) != 2 or int(line[0]) != count:
             raise SystemExit(f"spawner: only {line[0] if line else 0} of {count} processes ready")
         yield
-    finally:
-        _stop_spawner(spawner)
-
-
-def _stop_spawner(spawner: subprocess.Popen) -> None:
-    spawner.stdin.close()  # type: ignore[union-attr]
-    try:
-        spawner.wait(timeout=60)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(spawner.pid, signal.SIGKILL)
-        spawner.wait()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(spawner.pid, signal.SIGKILL)  # stragglers, if the spawner crashed
-    while True:  # reap orphans that came to us as subreaper
-        try:
-            os.waitpid(-spawner.pid, 0)
-        except ChildProcessError:
-            break
 
 
 # --- measuring ------------------------------------------------------------------------------
-
-
-def run_child(argv: List[str]) -> Tuple[float, float, int, bytes]:
-    """Wall seconds, CPU seconds (user + system), peak RSS (KiB) and stdout of one run.
-
-    ru_maxrss of a child forked from this Python process starts at this process's own RSS
-    (the high-water mark survives exec), so when GNU time is present the tool is started by
-    it (a small C program) and its `%M` is used; otherwise os.wait4's ru_maxrss."""
-    timer = shutil.which("time", path="/usr/bin:/bin")
-    with tempfile.NamedTemporaryFile("r") as rssfile, open(os.devnull, "wb") as null:
-        full = [timer, "-f", "%M %U %S", "-o", rssfile.name, *argv] if timer else argv
-        start = time.perf_counter()
-        ours = argv[0] == sys.executable
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE if ours else null, stderr=null)
-        out = proc.stdout.read() if proc.stdout else b""
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = 0 if status == 0 else 1
-        rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
-        if timer:  # its last line; earlier ones say e.g. "Command exited with non-zero status"
-            fields = rssfile.read().splitlines()[-1].split()
-            rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
-    if proc.returncode != 0 and ours:
-        raise SystemExit(f"{' '.join(argv)} failed with wait status {status}")
-    return wall, cpu, rss, out
 
 
 def measure_argv(src: str, mode: str, profile: bool = False) -> List[str]:
@@ -237,29 +148,12 @@ def measure_main(src: str, mode: str, profile: bool) -> None:
                       "objects": len(snap.holders), "threads": threads}))
 
 
-class Result:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.walls: List[float] = []
-        self.cpus: List[float] = []
-        self.inner: List[float] = []
-        self.inner_cpus: List[float] = []
-        self.rss: List[int] = []
-        self.info: Dict[str, int] = {}
-
-    def best(self) -> float:
-        return min(self.inner or self.walls)
-
-    def best_wall(self) -> float:
-        return min(self.walls)
-
-
 def measure_size(src: str, repeat: int, peers: Dict[str, List[str]]) -> Dict[str, Result]:
     """Best of `repeat` for each tool, interleaved so that drift hits all of them alike."""
     results = {name: Result(name) for name in ["scan", "full", *peers]}
     for _ in range(repeat):
         for mode in ("scan", "full"):
-            wall, cpu, rss, out = run_child(measure_argv(src, mode))
+            wall, cpu, rss, out, _ = run_child(measure_argv(src, mode))
             info = json.loads(out.decode().strip().splitlines()[-1])
             res = results[mode]
             res.walls.append(wall)
@@ -269,7 +163,7 @@ def measure_size(src: str, repeat: int, peers: Dict[str, List[str]]) -> Dict[str
             res.rss.append(rss)
             res.info = info
         for name, argv in peers.items():
-            wall, cpu, rss, _ = run_child(argv)
+            wall, cpu, rss, _, _ = run_child(argv)
             results[name].walls.append(wall)
             results[name].cpus.append(cpu)
             results[name].rss.append(rss)
@@ -314,14 +208,6 @@ def print_table(title: str, results: Dict[str, Result], peers: Dict[str, List[st
         print(f"{label:<{WIDTH}}{secs:9.3f}{cpu:9.3f}{mib}{cells}".rstrip())
 
 
-def _load() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def summary(results: Dict[str, Result], peers: Dict[str, List[str]]) -> str:
     own = results["scan"].best()
     parts = [f"snapshot: {own:.2f} s", f"with threads: {results['full'].best():.2f} s"]
@@ -361,7 +247,7 @@ def bench(args: argparse.Namespace) -> None:
           f"waitchain from {args.src}")
     print("full = scan + threads of every process; ÷ = the peer's wall time / this row's;")
     print("wall and CPU: the best of the runs; peak RSS: the largest")
-    print(f"load average before: {_load()}")
+    print(f"load average before: {load()}")
     results = measure_size(args.src, args.repeat, peers)
     print_table("current size", results, peers)
     if args.extra > 0:
@@ -375,7 +261,7 @@ def bench(args: argparse.Namespace) -> None:
                 profile(args.src)
     elif args.profile:
         profile(args.src)
-    print(f"\nload average after: {_load()}")
+    print(f"\nload average after: {load()}")
     print(summary(results, peers))
 
 
@@ -386,7 +272,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif args._measure:
         measure_main(os.path.abspath(args.src), args._measure, args._prof)
     else:
-        signal.signal(signal.SIGTERM, _sigterm)  # so that the finally blocks clean up
+        signal.signal(signal.SIGTERM, sigterm_exit)  # so that the finally blocks clean up
         try:
             bench(args)
         except KeyboardInterrupt:
