@@ -3,7 +3,8 @@ Python program with a readiness handshake, and the real CLI run in-process.
 
 Readiness: every program gets a pipe (fd number in $WAITCHAIN_TEST_READY) and calls
 `ready(...)` just before it blocks; the test reads that line and THEN polls /proc with
-`wait_blocked(pid, syscall)` until the thread is asleep in the call. No bare sleeps."""
+`wait_blocked(pid, syscall)` until the thread is asleep in the call. No bare sleeps.
+Plain helper functions are in scenario_helpers.py."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import pytest
 
 from waitchain import cli
 from waitchain.demo.harness import Processes, wait_until
-from waitchain.errors import WaitchainError
-from waitchain.procfs.reader import ProcFS
-from waitchain.procfs.tasks import read_tasks
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for scenario_helpers
+from scenario_helpers import threads_in  # noqa: E402
 
 READY_TIMEOUT = 15.0
 
@@ -121,18 +122,10 @@ def wait_sleeping():
     """wait_sleeping(pid): poll /proc until a thread of pid sleeps (time.sleep, pause)."""
 
     def wait(pid: int, threads: int = 1) -> None:
-        wait_until(lambda: _sleeping_threads(pid) >= threads, f"{threads} threads of {pid} sleep")
+        wait_until(lambda: len(threads_in(pid, SLEEP_CALLS)) >= threads,
+                   f"{threads} threads of {pid} sleep")
 
     return wait
-
-
-def _sleeping_threads(pid: int) -> int:
-    try:
-        tasks = read_tasks(ProcFS(), pid)
-    except WaitchainError:
-        return 0
-    return sum(t.state == "S" and t.syscall is not None and t.syscall.name in SLEEP_CALLS
-               for t in tasks)
 
 
 class CliResult(NamedTuple):

@@ -17,9 +17,9 @@ from .model import Diagnosis
 from .names import short_cmdline
 from .render import Options, renderers
 from .render.progress import spinner
-from .sanitize import clean
-from .procfs.process import thread_group
+from .procfs.status import thread_group
 from .procfs.tasks import DENIED
+from .sanitize import clean
 from .snapshot import Snapshot
 from .stacks import attach_stacks
 
@@ -213,13 +213,19 @@ def options(args: argparse.Namespace) -> Options:
 
 def resolve(snap: Snapshot, target: str) -> int:
     """A pid that exists, or the one process whose command line matches the pattern."""
-    if target.isdigit():
-        pid = int(target)
-        if pid not in snap.processes:
-            pid = thread_group(snap.fs, pid)  # a thread id names its process
-        if pid not in snap.processes:
-            raise ProcessGone(int(target))
-        return pid
+    return _by_pid(snap, int(target)) if target.isdigit() else _by_pattern(snap, target)
+
+
+def _by_pid(snap: Snapshot, number: int) -> int:
+    """The process `number` names: a pid, or the id of one of its threads."""
+    pid = number if number in snap.processes else thread_group(snap.fs, number)
+    if pid not in snap.processes:
+        raise ProcessGone(number)
+    return pid
+
+
+def _by_pattern(snap: Snapshot, target: str) -> int:
+    """The one process, other than waitchain and its ancestors, whose command line matches."""
     try:
         pattern = re.compile(target)
     except re.error as exc:
@@ -265,30 +271,42 @@ def _fixes(exc: WaitchainError) -> List[str]:
     """What the person should do about exc, one line each."""
     from .render.html import ReportError
 
-    if isinstance(exc, Ambiguous):
-        return _candidates(exc) + [f"fix: give one pid (waitchain {exc.pids[0]}), or a pattern "
-                                   "that matches only one command line"]
-    if isinstance(exc, ProcessGone):
-        return [f"fix: check the pid with `ps -p {exc.pid}` (it may have exited); "
-                "`pgrep -af NAME` finds a process by name"] + _container_hint()
-    if isinstance(exc, NoMatch) and exc.reason:
+    for kinds, fixes in ((Ambiguous, _ambiguous_fixes), (ProcessGone, _gone_fixes),
+                         (NoMatch, _no_match_fixes), (AccessDenied, _denied_fixes),
+                         (MissingTool, _missing_tool_fixes), (Unsupported, _unsupported_fixes),
+                         (ReportError, _report_fixes)):
+        if isinstance(exc, kinds):
+            return fixes(exc)
+    return []
+
+
+def _ambiguous_fixes(exc: Ambiguous) -> List[str]:
+    return _candidates(exc) + [f"fix: give one pid (waitchain {exc.pids[0]}), or a pattern "
+                               "that matches only one command line"]
+
+
+def _gone_fixes(exc: ProcessGone) -> List[str]:
+    return [f"fix: check the pid with `ps -p {exc.pid}` (it may have exited); "
+            "`pgrep -af NAME` finds a process by name"] + _container_hint()
+
+
+def _no_match_fixes(exc: NoMatch) -> List[str]:
+    if exc.reason:
         return ["fix: put a backslash before characters that mean something in a regular "
                 "expression ([ ] ( ) . * + ?), or give a pid"]
-    if isinstance(exc, NoMatch):
-        return [f"fix: `pgrep -af {_shell_word(exc.pattern)}` shows what matches; the pattern "
-                "is a regular expression searched in full command lines"] + _container_hint()
-    if isinstance(exc, AccessDenied):
-        return _denied_fixes()
-    if isinstance(exc, MissingTool):
-        return [f"fix: install it (Debian/Ubuntu: apt-get install {exc.package}; Fedora/RHEL: dnf "
-                f"install {exc.package}; Alpine: apk add {exc.package}), or use --format dot and "
-                "render it elsewhere, or --format mermaid"]
-    if isinstance(exc, Unsupported):
-        return _unsupported_fixes(exc)
-    if isinstance(exc, ReportError):
-        return ["fix: give --report a path in a directory you can write to, e.g. "
-                "--report /tmp/incident.html"]
-    return []
+    return [f"fix: `pgrep -af {_shell_word(exc.pattern)}` shows what matches; the pattern "
+            "is a regular expression searched in full command lines"] + _container_hint()
+
+
+def _missing_tool_fixes(exc: MissingTool) -> List[str]:
+    return [f"fix: install it (Debian/Ubuntu: apt-get install {exc.package}; Fedora/RHEL: dnf "
+            f"install {exc.package}; Alpine: apk add {exc.package}), or use --format dot and "
+            "render it elsewhere, or --format mermaid"]
+
+
+def _report_fixes(exc: WaitchainError) -> List[str]:
+    return ["fix: give --report a path in a directory you can write to, e.g. "
+            "--report /tmp/incident.html"]
 
 
 def _candidates(exc: Ambiguous) -> List[str]:
@@ -301,7 +319,7 @@ def _candidates(exc: Ambiguous) -> List[str]:
     return lines
 
 
-def _denied_fixes() -> List[str]:
+def _denied_fixes(exc: AccessDenied) -> List[str]:
     if os.geteuid() != 0:
         return ["fix: run it as root: sudo waitchain ... (reading another user's fds and system "
                 "calls needs it)"]

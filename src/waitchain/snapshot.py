@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections import defaultdict
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, Unsupported, WaitchainError
 from .model import FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
@@ -22,6 +22,8 @@ from .procfs.sched import read_exec_start, read_sched_now
 from .procfs.tasks import read_tasks
 
 Endpoint = Tuple[str, int]
+K = TypeVar("K")
+V = TypeVar("V")
 REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2")
 
 
@@ -69,9 +71,7 @@ class Snapshot:
 
     def tasks(self, pid: int) -> List[Task]:
         """Threads of pid ([] if it has gone or its pid was reused since the scan)."""
-        if pid not in self._tasks:
-            self._tasks[pid] = self._read_tasks(pid)
-        return self._tasks[pid]
+        return _cached(self._tasks, pid, lambda: self._read_tasks(pid))
 
     def _read_tasks(self, pid: int) -> List[Task]:
         if pid not in self.processes or not self.alive(pid):
@@ -91,9 +91,7 @@ class Snapshot:
 
     def cmdline(self, pid: int) -> str:
         """Command line, `[comm]` for kernel threads, `comm` if unreadable in time."""
-        if pid not in self._cmdlines:
-            self._cmdlines[pid] = self._read_cmdline(pid)
-        return self._cmdlines[pid]
+        return _cached(self._cmdlines, pid, lambda: self._read_cmdline(pid))
 
     def _read_cmdline(self, pid: int) -> str:
         comm = self.processes[pid].comm if pid in self.processes else "?"
@@ -108,9 +106,7 @@ class Snapshot:
     def idle_seconds(self, pid: int, tid: int) -> Optional[float]:
         """How long the thread has not run (seconds, from /proc/PID/task/TID/sched
         se.exec_start against the scheduler clock); None if the kernel does not say."""
-        if (pid, tid) not in self._idle:
-            self._idle[(pid, tid)] = self._read_idle(pid, tid)
-        return self._idle[(pid, tid)]
+        return _cached(self._idle, (pid, tid), lambda: self._read_idle(pid, tid))
 
     def _read_idle(self, pid: int, tid: int) -> Optional[float]:
         if self._sched_now is None:
@@ -123,10 +119,12 @@ class Snapshot:
     # --- fds and the objects behind them ----------------------------------------------
 
     def fdinfo(self, pid: int, fd: int) -> Optional[FdInfo]:
-        key = (pid, fd)
-        if key not in self._fdinfo:
-            self._fdinfo[key] = read_fdinfo(self.fs, pid, fd)
-        return self._fdinfo[key]
+        return _cached(self._fdinfo, (pid, fd), lambda: read_fdinfo(self.fs, pid, fd))
+
+    def fdinfo_field(self, pid: int, fd: int, key: str) -> Optional[str]:
+        """The value of the fd's first fdinfo line `key: value`; None if it has none."""
+        info = self.fdinfo(pid, fd)
+        return next((v for k, v in (info.extra if info else ()) if k == key), None)
 
     def target(self, pid: int, fd: int) -> Optional[str]:
         proc = self.processes.get(pid)
@@ -156,9 +154,7 @@ class Snapshot:
 
     def unix_socket(self, inode: int) -> Optional[UnixSocket]:
         """Peer and queues from sock_diag; None if not a unix socket in our namespace."""
-        if inode not in self._unix:
-            self._unix[inode] = self._lookup_unix(inode)
-        return self._unix[inode]
+        return _cached(self._unix, inode, lambda: self._lookup_unix(inode))
 
     def _lookup_unix(self, inode: int) -> Optional[UnixSocket]:
         try:
@@ -178,9 +174,7 @@ class Snapshot:
 
     def tcp_table(self, netns: str) -> List[TcpSocket]:
         """TCP sockets of one network namespace, read through any process inside it."""
-        if netns not in self._tcp:
-            self._tcp[netns] = self._read_tcp(netns)
-        return self._tcp[netns]
+        return _cached(self._tcp, netns, lambda: self._read_tcp(netns))
 
     def _read_tcp(self, netns: str) -> List[TcpSocket]:
         for pid in (p.pid for p in self.processes.values() if p.netns == netns):
@@ -215,12 +209,13 @@ class Snapshot:
 
     def _tcp_index(self, netns: str) -> Tuple[Dict[int, TcpSocket], Dict[tuple, TcpSocket]]:
         """By inode, and by (local, remote) for connected sockets; built once per netns."""
-        if netns not in self._tcp_indexes:
-            table = self.tcp_table(netns)
-            by_inode = {s.inode: s for s in table if s.inode}
-            by_pair = {(s.local, s.remote): s for s in table if s.state != "LISTEN"}
-            self._tcp_indexes[netns] = (by_inode, by_pair)
-        return self._tcp_indexes[netns]
+        return _cached(self._tcp_indexes, netns, lambda: self._index_tcp(netns))
+
+    def _index_tcp(self, netns: str) -> Tuple[Dict[int, TcpSocket], Dict[tuple, TcpSocket]]:
+        table = self.tcp_table(netns)
+        by_inode = {s.inode: s for s in table if s.inode}
+        by_pair = {(s.local, s.remote): s for s in table if s.state != "LISTEN"}
+        return by_inode, by_pair
 
     def tcp_listener(self, netns: str, local: Endpoint) -> Optional[TcpSocket]:
         """The listening socket that a not-yet-accepted connection to `local` sits behind."""
@@ -240,9 +235,7 @@ class Snapshot:
 
     def mounts(self, pid: int) -> Dict[int, Mount]:
         """Mounts as pid sees them (mount id → mount), {} if unreadable."""
-        if pid not in self._mounts:
-            self._mounts[pid] = read_mounts(self.fs, pid)
-        return self._mounts[pid]
+        return _cached(self._mounts, pid, lambda: read_mounts(self.fs, pid))
 
     def mapped_devices(self, pid: int) -> set:
         """(major, minor) of every file pid has mapped."""
@@ -269,33 +262,35 @@ class Snapshot:
             self.notes.append(text)
 
 
+def _cached(cache: Dict[K, V], key: K, read: Callable[[], V]) -> V:
+    """cache[key], read on first use."""
+    if key not in cache:
+        cache[key] = read()
+    return cache[key]
+
+
 def _scan_process(fs: ProcFS, pid: int, notes: List[str]) -> Optional[Process]:
-    """Everything read through one open /proc/PID: the same process throughout."""
+    """Everything read through one open /proc/PID: the same process throughout. None if it
+    has gone; a note says why if it could not be read."""
     try:
         piddir = fs.open_pid(pid)
+        try:
+            return _scan_open_process(fs, pid, piddir)
+        finally:
+            os.close(piddir)
     except ProcessGone:
         return None
     except WaitchainError as exc:
         notes.append(str(exc))
         return None
-    try:
-        return _scan_open_process(fs, pid, piddir, notes)
-    finally:
-        os.close(piddir)
 
 
-def _scan_open_process(fs: ProcFS, pid: int, piddir: int, notes: List[str]) -> Optional[Process]:
-    try:
-        proc = read_process(fs, pid, piddir)
-    except ProcessGone:
-        return None
-    except WaitchainError as exc:
-        notes.append(str(exc))
-        return None
+def _scan_open_process(fs: ProcFS, pid: int, piddir: int) -> Process:
+    proc = read_process(fs, pid, piddir)
     try:
         proc.fds = fs.fd_links(pid, piddir)
     except ProcessGone:
-        return None
+        raise
     except WaitchainError as exc:
         proc.note = f"fds unreadable: {exc}"
     return proc

@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import uuid
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, Set, Tuple
 
 import pytest
+from scenario_helpers import (F_GETPIPE_SZ, READER, SLEEPER, close, edges_from, only_chain,
+                              spawn_with, threads_of)
 
 from waitchain import cli
 from waitchain.demo import scenario
@@ -19,19 +21,6 @@ from waitchain.demo.harness import wait_blocked
 from waitchain.graph import diagnose
 from waitchain.render import json as render_json
 from waitchain.snapshot import Snapshot
-
-F_GETPIPE_SZ = 1032
-
-READER = """
-fd = int(sys.argv[1])
-ready("reading", fd)
-data = os.read(fd, 1)
-"""
-
-SLEEPER = """
-ready("sleeping")
-sleep_forever()
-"""
 
 RECEIVER = """
 fd = int(sys.argv[1])
@@ -48,31 +37,8 @@ def edge_set(data: Dict[str, Any]) -> Set[Tuple[int, int, str]]:
     return {(e["from"]["pid"], e["to"]["pid"], e["kind"]) for e in data["edges"]}
 
 
-def edges_from(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
-    return [e for e in data["edges"] if e["from"]["pid"] == pid]
-
-
-def only_chain(data: Dict[str, Any]) -> Dict[str, Any]:
-    assert len(data["chains"]) == 1, data["chains"]
-    return data["chains"][0]
-
-
-def threads_of(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
-    return next(p for p in data["processes"] if p["pid"] == pid)["threads"]
-
-
 def pipe_inode(fd: int) -> int:
     return os.fstat(fd).st_ino
-
-
-def spawn_with(run_py, code: str, fds: List[int], *extra: str):
-    """Start `code` holding `fds` (passed by number as argv)."""
-    return run_py(code, *[str(fd) for fd in fds], *extra, pass_fds=fds)
-
-
-def close(*fds: int) -> None:
-    for fd in fds:
-        os.close(fd)
 
 
 # --- 1. the demo ---------------------------------------------------------------------------

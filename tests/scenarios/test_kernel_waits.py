@@ -11,9 +11,10 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import pytest
+from scenario_helpers import edges_from, only_thread
 
 from waitchain.demo.harness import wait_until
 from waitchain.procfs.kstack import parse_stack
@@ -253,15 +254,6 @@ def _in_kernel(pid: int, state: str, wchan: str = "") -> bool:
     return now == state and where.startswith(wchan)
 
 
-def _edges_from(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
-    return [e for e in data["edges"] if e["from"]["pid"] == pid]
-
-
-def _thread(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
-    (found,) = next(p for p in data["processes"] if p["pid"] == pid)["threads"]
-    return found
-
-
 def test_fuse_read_followed_to_the_daemon(stuck_fuse, run_py, diagnose_pid, run_cli) -> None:
     reader = run_py("""
         f = open(sys.argv[1], "rb", buffering=0)
@@ -275,7 +267,7 @@ def test_fuse_read_followed_to_the_daemon(stuck_fuse, run_py, diagnose_pid, run_
     data, code = diagnose_pid(reader.pid)
 
     assert code == 0
-    (edge,) = _edges_from(data, reader.pid)
+    (edge,) = edges_from(data, reader.pid)
     assert (edge["to"]["pid"], edge["kind"]) == (stuck_fuse.daemon.pid, "fuse")
     assert edge["object"] == f"fuse:{stuck_fuse.mountpoint}"
     assert edge["label"] == f"waits for the FUSE daemon of {stuck_fuse.mountpoint} to answer"
@@ -283,7 +275,7 @@ def test_fuse_read_followed_to_the_daemon(stuck_fuse, run_py, diagnose_pid, run_
     assert f"on device 0:{stuck_fuse.minor}" in edge["evidence"]
     assert "uninterruptible sleep (FUSE)" in edge["evidence"]
     assert "mnt_id" in edge["evidence"]  # found through the fd argument
-    reading = _thread(data, reader.pid)
+    reading = only_thread(data, reader.pid)
     assert reading["state"] == "D" and reading["end"] is None
     assert reading["waits"].startswith("read(3<")
     assert [c["path"] for c in data["chains"]] == [[reader.pid, stuck_fuse.daemon.pid]]
@@ -315,7 +307,7 @@ def test_fuse_lookups_followed_by_their_path(stuck_fuse, run_py, diagnose_pid) -
                      (second.pid, "'" + str(stuck_fuse.mountpoint / "stuck") + "'")):
         data, code = diagnose_pid(pid)
         assert code == 0
-        (edge,) = _edges_from(data, pid)
+        (edge,) = edges_from(data, pid)
         assert (edge["to"]["pid"], edge["kind"]) == (stuck_fuse.daemon.pid, "fuse")
         assert f"the path argument {how}" in edge["evidence"]
         assert f"fuse_connection: {stuck_fuse.minor}" in edge["evidence"]

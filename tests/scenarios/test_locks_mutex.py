@@ -4,29 +4,34 @@ real processes and threads: the exact edge kind, holder pid/tid and verdict."""
 from __future__ import annotations
 
 import os
-import select
 import subprocess
-import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict
 
 import pytest
+from scenario_helpers import close, only_chain, read_lines, thread_of, threads_in
 
 from waitchain.demo.harness import wait_blocked, wait_until
-from waitchain.errors import WaitchainError
 from waitchain.graph import diagnose
-from waitchain.procfs.reader import ProcFS
-from waitchain.procfs.tasks import read_tasks
 from waitchain.snapshot import Snapshot
 
 F_OFD_SETLK, F_OFD_SETLKW = 37, 38
 
-HOLD_FLOCK = """
+TAKE_FLOCK = """
 import fcntl
 f = open(sys.argv[1], "a+")
 fcntl.flock(f, fcntl.LOCK_EX)
+"""
+
+HOLD_FLOCK = TAKE_FLOCK + """
 ready("locked")
 sleep_forever()
+"""
+
+FORK_CHILD = """
+if os.fork() == 0:
+    ready("child")
+    sleep_forever()
 """
 
 WAIT_FLOCK = """
@@ -37,18 +42,21 @@ fcntl.flock(f, fcntl.LOCK_SH)
 """
 
 
-def edges_from(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
-    return [e for e in data["edges"] if e["from"]["pid"] == pid]
+def lock_waiter(run_py, code: str, path: str, call: str):
+    """Start `code`, which blocks in `call` on a lock of path; return once it does."""
+    waiter = run_py(code, path)
+    waiter.ready()
+    wait_blocked(waiter.pid, call)
+    return waiter
 
 
-def only_chain(data: Dict[str, Any]) -> Dict[str, Any]:
-    assert len(data["chains"]) == 1, data["chains"]
-    return data["chains"][0]
-
-
-def thread_of(data: Dict[str, Any], pid: int, tid: int) -> Dict[str, Any]:
-    proc = next(p for p in data["processes"] if p["pid"] == pid)
-    return next(t for t in proc["threads"] if t["tid"] == tid)
+def holder_and_waiter(run_py, wait_sleeping, hold: str, wait: str, path: str, call: str):
+    """Start `hold`, which takes a lock of path and sleeps, then lock_waiter(`wait`)."""
+    holder = run_py(hold, path)
+    holder.ready()
+    waiter = lock_waiter(run_py, wait, path, call)
+    wait_sleeping(holder.pid)
+    return holder, waiter
 
 
 # --- flock -----------------------------------------------------------------------------------
@@ -56,12 +64,7 @@ def thread_of(data: Dict[str, Any], pid: int, tid: int) -> Dict[str, Any]:
 
 def test_flock_waits_for_the_holder(run_py, diagnose_pid, wait_sleeping, tmp_path) -> None:
     path = str(tmp_path / "lock")
-    holder = run_py(HOLD_FLOCK, path)
-    holder.ready()
-    waiter = run_py(WAIT_FLOCK, path)
-    waiter.ready()
-    wait_blocked(waiter.pid, "flock")
-    wait_sleeping(holder.pid)
+    holder, waiter = holder_and_waiter(run_py, wait_sleeping, HOLD_FLOCK, WAIT_FLOCK, path, "flock")
 
     data, code = diagnose_pid(waiter.pid)
 
@@ -79,20 +82,12 @@ def test_flock_waits_for_the_holder(run_py, diagnose_pid, wait_sleeping, tmp_pat
 def test_flock_on_an_inherited_fd_lists_parent_and_child(run_py, diagnose_pid, wait_sleeping,
                                                          tmp_path) -> None:
     path = str(tmp_path / "lock")
-    holder = run_py("""
-        import fcntl
-        f = open(sys.argv[1], "a+")
-        fcntl.flock(f, fcntl.LOCK_EX)
-        if os.fork() == 0:
-            ready("child")
-            sleep_forever()
-        ready("parent")
-        sleep_forever()
-        """, path)
+    holder = run_py(TAKE_FLOCK + FORK_CHILD + """
+ready("parent")
+sleep_forever()
+""", path)
     pids = {int(words[0]) for words in holder.ready(2)}
-    waiter = run_py(WAIT_FLOCK, path)
-    waiter.ready()
-    wait_blocked(waiter.pid, "flock")
+    waiter = lock_waiter(run_py, WAIT_FLOCK, path, "flock")
     for pid in pids:
         wait_sleeping(pid)
 
@@ -111,19 +106,10 @@ def test_flock_taker_exited_the_child_still_holds_it(run_py, diagnose_pid, wait_
                                                      tmp_path) -> None:
     """/proc/locks still names the process that took the lock; the holder is its child."""
     path = str(tmp_path / "lock")
-    holder = run_py("""
-        import fcntl
-        f = open(sys.argv[1], "a+")
-        fcntl.flock(f, fcntl.LOCK_EX)
-        if os.fork() == 0:
-            ready("child")
-            sleep_forever()
-        """, path)
+    holder = run_py(TAKE_FLOCK + FORK_CHILD, path)
     child = int(holder.ready()[0][0])
     holder.popen.wait()
-    waiter = run_py(WAIT_FLOCK, path)
-    waiter.ready()
-    wait_blocked(waiter.pid, "flock")
+    waiter = lock_waiter(run_py, WAIT_FLOCK, path, "flock")
     wait_sleeping(child)
 
     data, code = diagnose_pid(waiter.pid)
@@ -140,23 +126,18 @@ def test_flock_taker_exited_the_child_still_holds_it(run_py, diagnose_pid, wait_
 def test_fcntl_setlkw_waits_for_the_posix_lock_holder(run_py, diagnose_pid, wait_sleeping,
                                                       tmp_path) -> None:
     path = str(tmp_path / "lock")
-    holder = run_py("""
+    holder, waiter = holder_and_waiter(run_py, wait_sleeping, """
         import fcntl
         f = open(sys.argv[1], "a+")
         fcntl.lockf(f, fcntl.LOCK_EX, 10, 0)
         ready("locked")
         sleep_forever()
-        """, path)
-    holder.ready()
-    waiter = run_py("""
+        """, """
         import fcntl
         f = open(sys.argv[1], "a+")
         ready("locking")
         fcntl.lockf(f, fcntl.LOCK_EX, 5, 5)
-        """, path)
-    waiter.ready()
-    wait_blocked(waiter.pid, "fcntl")
-    wait_sleeping(holder.pid)
+        """, path, "fcntl")
 
     data, code = diagnose_pid(waiter.pid)
 
@@ -177,19 +158,14 @@ lock = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0)
 
 def test_ofd_lock_waits_for_the_holder(run_py, diagnose_pid, wait_sleeping, tmp_path) -> None:
     path = str(tmp_path / "lock")
-    holder = run_py(OFD + f"""
+    holder, waiter = holder_and_waiter(run_py, wait_sleeping, OFD + f"""
 fcntl.fcntl(f, {F_OFD_SETLK}, lock)
 ready("locked")
 sleep_forever()
-""", path)
-    holder.ready()
-    waiter = run_py(OFD + f"""
+""", OFD + f"""
 ready("locking")
 fcntl.fcntl(f, {F_OFD_SETLKW}, lock)
-""", path)
-    waiter.ready()
-    wait_blocked(waiter.pid, "fcntl")
-    wait_sleeping(holder.pid)
+""", path, "fcntl")
 
     data, code = diagnose_pid(waiter.pid)
 
@@ -206,21 +182,17 @@ def test_flock_and_pipes_deadlock_of_three(run_py, diagnose_pid, tmp_path) -> No
     path = str(tmp_path / "lock")
     r1, w1 = os.pipe()
     r2, w2 = os.pipe()
-    a = run_py("""
-        import fcntl
-        f = open(sys.argv[1], "a+")
-        fcntl.flock(f, fcntl.LOCK_EX)
-        ready("locked")
-        os.read(int(sys.argv[2]), 1)
-        """, path, str(r1), pass_fds=[r1])
+    a = run_py(TAKE_FLOCK + """
+ready("locked")
+os.read(int(sys.argv[2]), 1)
+""", path, str(r1), pass_fds=[r1])
     a.ready()
     b = run_py(WAIT_FLOCK, path, pass_fds=[w2])
     c = run_py("""
         ready("reading")
         os.read(int(sys.argv[1]), 1)
         """, str(r2), pass_fds=[w1, r2])
-    for fd in (r1, w1, r2, w2):
-        os.close(fd)
+    close(r1, w1, r2, w2)
     b.ready(), c.ready()
     wait_blocked(a.pid, "read")
     wait_blocked(b.pid, "flock")
@@ -302,27 +274,10 @@ def compile_c(tmp_path: Path, name: str, source: str) -> str:
     return str(exe)
 
 
-def read_lines(proc: subprocess.Popen, count: int, timeout: float = 15.0) -> Dict[str, int]:
-    """`name TID` lines from the program's stdout."""
-    deadline, out = time.monotonic() + timeout, b""
-    fd = proc.stdout.fileno()
-    while out.count(b"\n") < count:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError(f"{proc.pid} did not print {count} lines")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            raise RuntimeError(f"{proc.pid} exited early")
-        out += chunk
-    return {name: int(tid) for name, tid in (line.split() for line in out.decode().splitlines())}
-
-
-def futex_waiters(pid: int) -> set:
-    try:
-        tasks = read_tasks(ProcFS(), pid)
-    except WaitchainError:
-        return set()
-    return {t.tid for t in tasks if t.state == "S" and t.syscall and t.syscall.name == "futex"}
+def thread_ids(proc: subprocess.Popen, count: int) -> Dict[str, int]:
+    """The program's `name TID` lines on stdout."""
+    assert proc.stdout is not None
+    return {name: int(tid) for name, tid in read_lines(proc.stdout.fileno(), count, 15.0)}
 
 
 needs_gcc = pytest.mark.skipif(not any(os.access(os.path.join(d, "gcc"), os.X_OK)
@@ -334,9 +289,9 @@ needs_gcc = pytest.mark.skipif(not any(os.access(os.path.join(d, "gcc"), os.X_OK
 def test_abba_mutex_deadlock_between_threads(procs, diagnose_pid, tmp_path) -> None:
     exe = compile_c(tmp_path, "abba", ABBA)
     proc = procs.spawn([exe], stdout=subprocess.PIPE)
-    tids = read_lines(proc, 2)
+    tids = thread_ids(proc, 2)
     one, two = tids["one"], tids["two"]
-    wait_until(lambda: futex_waiters(proc.pid) >= {proc.pid, one, two}, "all three threads wait")
+    wait_until(lambda: threads_in(proc.pid, ("futex",)) >= {proc.pid, one, two}, "all three threads wait")
 
     data, code = diagnose_pid(proc.pid)
 
@@ -359,7 +314,7 @@ def test_abba_mutex_deadlock_between_threads(procs, diagnose_pid, tmp_path) -> N
 def test_pthread_join_waits_for_the_joined_thread(procs, diagnose_pid, tmp_path) -> None:
     exe = compile_c(tmp_path, "join", JOIN)
     proc = procs.spawn([exe], stdout=subprocess.PIPE)
-    napper = read_lines(proc, 1)["napper"]
+    napper = thread_ids(proc, 1)["napper"]
     wait_blocked(proc.pid, "futex")
     wait_blocked(proc.pid, "clock_nanosleep", "nanosleep")
 

@@ -1,28 +1,19 @@
-"""FIFOs (reads and blocked opens), terminals, signals and time, eventfd and other local
-objects: real processes, the exact edge kind, holder and end."""
+"""Blocked opens of FIFOs (a FIFO reader is in test_core_chains.py), terminals, signals and
+time, eventfd and other local objects: real processes, the exact edge kind, holder and end."""
 
 from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
+from scenario_helpers import only_chain, thread_of
 
 from waitchain.demo.harness import wait_blocked
 
 libc = ctypes.CDLL(None, use_errno=True)
 IPC_RMID = 0
-
-
-def only_chain(data: Dict[str, Any]) -> Dict[str, Any]:
-    assert len(data["chains"]) == 1, data["chains"]
-    return data["chains"][0]
-
-
-def thread_of(data: Dict[str, Any], pid: int, tid: int) -> Dict[str, Any]:
-    proc = next(p for p in data["processes"] if p["pid"] == pid)
-    return next(t for t in proc["threads"] if t["tid"] == tid)
 
 
 def end_of(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
@@ -31,36 +22,7 @@ def end_of(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
     return end
 
 
-def edges_to(data: Dict[str, Any]) -> List[tuple]:
-    return sorted((e["to"]["pid"], e["kind"]) for e in data["edges"])
-
-
 # --- FIFOs -----------------------------------------------------------------------------------
-
-
-def test_fifo_reader_waits_for_the_sleeping_writer(run_py, diagnose_pid, wait_sleeping, tmp_path) -> None:
-    fifo = str(tmp_path / "requests")
-    os.mkfifo(fifo)
-    writer = run_py("""
-        fd = os.open(sys.argv[1], os.O_WRONLY)
-        ready("writing")
-        sleep_forever()
-        """, fifo)
-    reader = run_py("""
-        fd = os.open(sys.argv[1], os.O_RDONLY)
-        ready("reading")
-        os.read(fd, 1)
-        """, fifo)
-    writer.ready(), reader.ready()
-    wait_blocked(reader.pid, "read")
-    wait_sleeping(writer.pid)
-
-    data, code = diagnose_pid(reader.pid)
-
-    assert code == 0
-    (edge,) = data["edges"]
-    assert (edge["to"]["pid"], edge["kind"], edge["object"]) == (writer.pid, "fifo", fifo)
-    assert only_chain(data)["end"]["kind"] == "sleeping"
 
 
 @pytest.mark.parametrize("mode, missing", [("O_RDONLY", "for writing"), ("O_WRONLY", "for reading")])

@@ -51,5 +51,5 @@ def test_root_process_read_by_nobody_is_permission_denied(procs) -> None:
     wait_blocked(reader.pid, "read")
     code, err = run_as_nobody([str(reader.pid), "--no-stacks"])
     assert code == cli.EXIT_DENIED, err
-    assert f"permission denied" in err and str(reader.pid) in err
+    assert "permission denied" in err and str(reader.pid) in err
     assert "run it as root" in err and "Traceback" not in err

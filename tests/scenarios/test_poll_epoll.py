@@ -7,7 +7,8 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-from typing import Any, Dict, List
+
+from scenario_helpers import F_GETPIPE_SZ, READER, SLEEPER, close, edges_from, only_thread, spawn_with
 
 from waitchain.demo.harness import wait_blocked
 from waitchain.procfs.fds import parse_fdinfo
@@ -16,7 +17,6 @@ from waitchain.waits import poll
 EPOLL_CALLS = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
 POLL_CALLS = ("poll", "ppoll")
 SELECT_CALLS = ("select", "pselect6")
-F_GETPIPE_SZ = 1032
 
 EPOLL_SERVER = """
 import selectors
@@ -44,21 +44,10 @@ ready("receiving")
 sock.recv(1)
 """
 
-READER = """
-fd = int(sys.argv[1])
-ready("reading", fd)
-os.read(fd, 1)
-"""
-
 FILLER = """
 fd = int(sys.argv[1])
 ready("writing", fd)
 os.write(fd, b"x" * (1 << 20))
-"""
-
-SLEEPER = """
-ready("sleeping")
-sleep_forever()
 """
 
 POLLER = """
@@ -79,24 +68,6 @@ select.select(reads, writes, [])
 """
 
 
-def start(run_py, code: str, fds: List[int], *extra: str):
-    return run_py(code, *[str(fd) for fd in fds], *extra, pass_fds=fds)
-
-
-def close(*fds: int) -> None:
-    for fd in fds:
-        os.close(fd)
-
-
-def edges_from(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
-    return [e for e in data["edges"] if e["from"]["pid"] == pid]
-
-
-def thread(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
-    (found,) = next(p for p in data["processes"] if p["pid"] == pid)["threads"]
-    return found
-
-
 # --- an event loop: only the stuck branch ------------------------------------------------
 
 
@@ -112,10 +83,10 @@ def test_epoll_server_follows_only_the_stuck_client(run_py, diagnose_pid, run_cl
     up_r, up_w = os.pipe()  # upstream → stuck client
     full_r, full_w = os.pipe()  # upstream → sleeper, filled
 
-    server = start(run_py, EPOLL_SERVER, [listener.fileno()])
-    idle = start(run_py, RECEIVER, [idle_sock.fileno()])
-    client = start(run_py, READER, [up_r, stuck_sock.fileno()])
-    upstream = start(run_py, FILLER, [full_w, up_w])
+    server = spawn_with(run_py, EPOLL_SERVER, [listener.fileno()])
+    idle = spawn_with(run_py, RECEIVER, [idle_sock.fileno()])
+    client = spawn_with(run_py, READER, [up_r, stuck_sock.fileno()])
+    upstream = spawn_with(run_py, FILLER, [full_w, up_w])
     sleeper = run_py(SLEEPER, pass_fds=[full_r])
     for sock in (listener, idle_sock, stuck_sock):
         sock.close()
@@ -140,7 +111,7 @@ def test_epoll_server_follows_only_the_stuck_client(run_py, diagnose_pid, run_cl
     assert to_client["label"].startswith("waits for any of 3 fds, here fd ")
     assert "(EPOLLIN)" in to_client["label"] and to_client["label"].endswith("waits for the peer")
     assert "tfd:" in to_client["evidence"]
-    waits = thread(data, server.pid)
+    waits = only_thread(data, server.pid)
     assert waits["any_of"] == 3
     assert [e["kind"] for e in waits["live"]] == ["idle"]
     assert "listening socket" in waits["live"][0]["detail"]
@@ -164,7 +135,7 @@ def test_poll_with_one_live_alternative_is_no_deadlock(run_py, diagnose_pid, wai
     q_r, q_w = os.pipe()  # reader → poller
     s_r, s_w = os.pipe()  # sleeper → poller
     poller = run_py(POLLER, str(q_r), str(s_r), pass_fds=[q_r, s_r, back_w])
-    reader = start(run_py, READER, [back_r, q_w])  # holds q_w: the poller waits for it
+    reader = spawn_with(run_py, READER, [back_r, q_w])  # holds q_w: the poller waits for it
     sleeper = run_py(SLEEPER, pass_fds=[s_w])
     close(back_r, back_w, q_r, q_w, s_r, s_w)
     for prog in (poller, reader, sleeper):
@@ -184,7 +155,7 @@ def test_poll_with_one_live_alternative_is_no_deadlock(run_py, diagnose_pid, wai
     (cycle,) = data["cycles"]
     assert sorted(cycle["members"]) == sorted([poller.pid, reader.pid])
     assert cycle["deadlock"] is False
-    assert thread(data, poller.pid)["any_of"] == 2
+    assert only_thread(data, poller.pid)["any_of"] == 2
     assert "POLLIN" in edges_from(data, poller.pid)[0]["label"]
 
 
@@ -221,8 +192,8 @@ def test_poll_select_knot_is_a_deadlock(run_py, diagnose_pid, run_cli) -> None:
     assert sorted(cycle["pids"]) == sorted([a.pid, b.pid, c.pid])  # one ring through all three
     assert all(ch["end"]["kind"] == "cycle" for ch in data["chains"])
     assert data["root_cause"]["summary"].startswith("deadlock: ")
-    assert thread(data, c.pid)["any_of"] == 2
-    assert thread(data, a.pid)["live"] == [] and thread(data, c.pid)["live"] == []
+    assert only_thread(data, c.pid)["any_of"] == 2
+    assert only_thread(data, a.pid)["live"] == [] and only_thread(data, c.pid)["live"] == []
     assert run_cli(str(b.pid), "--no-stacks").code == 1
 
 
@@ -241,7 +212,7 @@ def test_asyncio_loop_knot_despite_its_wakeup_socketpair(run_py, diagnose_pid) -
             await done
         asyncio.run(main())
         """, str(in_r), pass_fds=[in_r, out_w])
-    reader = start(run_py, READER, [out_r, in_w])
+    reader = spawn_with(run_py, READER, [out_r, in_w])
     close(in_r, in_w, out_r, out_w)
     loop.ready(), reader.ready()
     wait_blocked(loop.pid, *EPOLL_CALLS)
@@ -252,7 +223,7 @@ def test_asyncio_loop_knot_despite_its_wakeup_socketpair(run_py, diagnose_pid) -
     assert code == 1
     assert [(sorted(c["members"]), c["deadlock"]) for c in data["cycles"]] == [
         (sorted([loop.pid, reader.pid]), True)]
-    waits = thread(data, loop.pid)
+    waits = only_thread(data, loop.pid)
     assert waits["any_of"] == 2 and waits["live"] == []
     assert waits["end"]["kind"] == "self"
     assert "only this process holds the other end" in waits["end"]["detail"]
@@ -295,7 +266,7 @@ def test_select_read_and_write_sets(run_py, diagnose_pid, wait_sleeping) -> None
     assert "(write set)" in by_target[reader.pid]["label"]
     assert f"pipe full {size}/{size} B" in by_target[reader.pid]["label"]
     assert "fd_sets at 0x" in by_target[reader.pid]["evidence"]
-    sel = thread(data, selector.pid)
+    sel = only_thread(data, selector.pid)
     assert sel["any_of"] == 2 and sel["live"] == []
     assert sel["waits"].startswith(sel["syscall"]["name"] + "([")
     assert sorted(c["path"] for c in data["chains"]) == sorted(

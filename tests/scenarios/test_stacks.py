@@ -8,15 +8,14 @@ import glob
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
+from scenario_helpers import read_lines, thread_of
 
 from waitchain.demo import scenario, script
 from waitchain.demo.harness import Processes, wait_blocked, wait_until
@@ -158,23 +157,9 @@ def start(procs: Processes, argv: List[str], lines: int = 1) -> Tuple[int, List[
     finally:
         os.close(w)
     try:
-        return proc.pid, _read_lines(r, lines)
+        return proc.pid, read_lines(r, lines, READY_TIMEOUT)
     finally:
         os.close(r)
-
-
-def _read_lines(fd: int, count: int) -> List[List[str]]:
-    buf = b""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while buf.count(b"\n") < count:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError("the target did not report ready")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            raise RuntimeError("the target exited before it was ready")
-        buf += chunk
-    return [line.split() for line in buf.decode().splitlines()[:count]]
 
 
 def wait_thread_in(pid: int, tid: int, call: str) -> None:
@@ -204,11 +189,6 @@ def diagnose(run_cli, pid: int, *extra: str) -> Dict[str, Any]:
     result = run_cli(str(pid), "--json", *extra)
     assert result.out, result.err
     return json.loads(result.out)
-
-
-def thread(data: Dict[str, Any], pid: int, tid: int) -> Dict[str, Any]:
-    proc = next(p for p in data["processes"] if p["pid"] == pid)
-    return next(t for t in proc["threads"] if t["tid"] == tid)
 
 
 def location(path: Path, text: str, function: str, marker: str) -> Dict[str, Any]:
@@ -243,7 +223,7 @@ def test_application_frame_on_every_cpython(python, procs, tmp_path, run_cli):
 
     expected = location(path, READER, "block_here", "# BLOCK")
     assert data["root_cause"]["location"] == expected, data["notes"]
-    main = thread(data, pid, pid)
+    main = thread_of(data, pid, pid)
     assert main["location"] == expected
     assert main["stack_source"] == "py-spy"
     assert [f["function"] for f in main["stack"]] == ["block_here", "<module>"]
@@ -263,9 +243,9 @@ def test_each_thread_gets_its_own_stack(python, procs, tmp_path, run_cli):
     data = diagnose(run_cli, pid)
 
     assert tids["main"] == pid
-    reader = thread(data, pid, tids["reader"])
-    receiver = thread(data, pid, tids["receiver"])
-    main = thread(data, pid, pid)
+    reader = thread_of(data, pid, tids["reader"])
+    receiver = thread_of(data, pid, tids["receiver"])
+    main = thread_of(data, pid, pid)
     assert reader["location"] == location(path, THREADS, "read_pipe", "# READ"), data["notes"]
     assert receiver["location"] == location(path, THREADS, "receive", "# RECV")
     assert main["location"] == location(path, THREADS, "<module>", "# JOIN")
@@ -296,7 +276,7 @@ def test_demo_root_cause_is_the_servers_p_wait(procs, run_cli):
     assert cause["location"] == {"file": server, "line": line,
                                  "function": "run_command_for_client", "code": "p.wait()"}
     for pid in (pids.wrapper, pids.client, pids.server, pids.child):
-        assert thread(data, pid, pid)["location"] is not None, (pid, data["notes"])
+        assert thread_of(data, pid, pid)["location"] is not None, (pid, data["notes"])
     out = run_cli(str(pids.wrapper)).out
     assert f"command-server.py:{line} in run_command_for_client: p.wait()" in out
 
@@ -319,7 +299,7 @@ def test_site_packages_call_is_attributed_to_the_caller(procs, tmp_path, run_cli
 
     data = diagnose(run_cli, pid)
 
-    main = thread(data, pid, pid)
+    main = thread_of(data, pid, pid)
     assert main["stack"][0]["file"] == str(library)
     assert main["stack"][0]["function"] == "fetch"
     assert main["location"] == location(path, USES_LIBRARY, "main", "# BLOCK")
@@ -378,9 +358,9 @@ def test_native_application_frame(procs, tmp_path, run_cli):
     plain = diagnose(run_cli, pid)
     native = diagnose(run_cli, pid, "--native")
 
-    assert thread(plain, pid, pid)["stack"] is None
+    assert thread_of(plain, pid, pid)["stack"] is None
     assert any("--native" in note for note in plain["notes"]), plain["notes"]
-    main = thread(native, pid, pid)
+    main = thread_of(native, pid, pid)
     assert main["stack_source"] == "gdb", native["notes"]
     assert main["location"] == location(source, NATIVE, "wait_for_input", "/* BLOCK */")
     assert native["root_cause"]["location"] == main["location"]

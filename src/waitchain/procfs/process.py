@@ -32,8 +32,13 @@ def parse_stat(text: str) -> Stat:
 
 
 def read_stat(fs: ProcFS, pid: int) -> Stat:
+    return _stat_of(pid, fs.read(pid, "stat"))
+
+
+def _stat_of(pid: int, text: str) -> Stat:
+    """parse_stat, failing with an error that names the process."""
     try:
-        return parse_stat(fs.read(pid, "stat"))
+        return parse_stat(text)
     except ValueError:
         raise WaitchainError(f"process {pid}: unreadable /proc/{pid}/stat") from None
 
@@ -47,10 +52,7 @@ def read_process(fs: ProcFS, pid: int, piddir: Optional[int] = None) -> Process:
             return read_process(fs, pid, piddir)
         finally:
             os.close(piddir)
-    try:
-        stat = parse_stat(fs.read_at(piddir, pid, "stat"))
-    except ValueError:
-        raise WaitchainError(f"process {pid}: unreadable /proc/{pid}/stat") from None
+    stat = _stat_of(pid, fs.read_at(piddir, pid, "stat"))
     return Process(
         pid=pid,
         starttime=stat.starttime,
@@ -79,11 +81,3 @@ def read_cmdline(fs: ProcFS, pid: int) -> Optional[str]:
     """The command line, or None for a kernel thread; raises Timeout if it blocks."""
     raw = fs.read_with_deadline(pid, "cmdline", CMDLINE_DEADLINE)
     return parse_cmdline(raw) if raw else None
-
-
-def thread_group(fs: ProcFS, tid: int) -> int:
-    """The process (thread group) a thread id belongs to: /proc/TID/status `Tgid:`."""
-    for line in fs.read(tid, "status").splitlines():
-        if line.startswith("Tgid:"):
-            return int(line.split()[1])
-    raise WaitchainError(f"process {tid}: no Tgid in /proc/{tid}/status")

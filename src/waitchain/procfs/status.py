@@ -9,8 +9,7 @@ from typing import Dict, List, Optional
 from ..errors import WaitchainError
 from .reader import ProcFS
 
-SIGRTMIN_KERNEL = 32
-SIGRTMIN_GLIBC = 34  # glibc keeps 32 and 33 for itself
+SIGRTMIN_GLIBC = 34  # the kernel's SIGRTMIN is 32; glibc keeps 32 and 33 for itself
 
 
 def parse_status(text: str) -> Dict[str, str]:
@@ -52,12 +51,12 @@ def signal_names(bits: int) -> List[str]:
     return [signal_name(n) for n in range(1, 65) if bits >> (n - 1) & 1]
 
 
-def thread_group(fs: ProcFS, tid: int) -> Optional[int]:
-    """The process a thread id belongs to (/proc/TID/status Tgid), None if there is none."""
+def thread_group(fs: ProcFS, tid: int) -> int:
+    """The process (thread group) a thread id belongs to: /proc/TID/status `Tgid:`."""
     try:
         return int(read_status(fs, tid)["Tgid"])
-    except (WaitchainError, KeyError, ValueError):
-        return None
+    except (KeyError, ValueError):
+        raise WaitchainError(f"process {tid}: no Tgid in /proc/{tid}/status") from None
 
 
 def tty_nr(fs: ProcFS, pid: int) -> int:

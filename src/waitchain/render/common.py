@@ -1,19 +1,20 @@
 """What every human-facing format says the same way: program names, durations, sizes, the
-steps of a cycle, and the verdict (headline, root cause, what to do now, what to fix).
-Every string returned here is cleaned of control characters (untrusted text)."""
+steps of a cycle, what the graph formats draw, and the verdict (headline, root cause, what to
+do now, what to fix). Every string returned here is cleaned of control characters."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..model import Chain, Cycle, Diagnosis, Edge, Wait
+from ..model import Chain, ChainEnd, Cycle, Diagnosis, Edge, Task, Wait
 from ..names import program, short_cmdline
 from ..sanitize import clean
 
 PROGRAM_WIDTH = 40
+CALL_WIDTH = 64  # the call in a node of the graph formats
 
 HEADLINES = {
     "cycle": "CYCLE (not a deadlock)",
@@ -101,6 +102,7 @@ def label(edge: Edge) -> str:
 
 
 def waits_of(diag: Diagnosis, pid: int) -> List[Wait]:
+    """The waits of every thread of pid."""
     return [w for (p, _), w in diag.waits.items() if p == pid]
 
 
@@ -114,6 +116,17 @@ def blocked_for(diag: Diagnosis, pid: int, tid: int) -> str:
     if wait is not None and wait.end is not None and wait.end.kind == "running":
         return "running"
     return duration(diag.blocked_for.get((pid, tid)))
+
+
+def waited_for(diag: Diagnosis, pid: int, tid: int) -> str:
+    """How long the blocked thread has not run; "" when it is running or nobody knows."""
+    waited = blocked_for(diag, pid, tid)
+    return waited if waited != "running" else ""
+
+
+def end_pid(chain: Chain) -> int:
+    """The process where the chain ends."""
+    return chain.end.pid if chain.end.pid is not None else chain.path[-1]
 
 
 def edge_between(diag: Diagnosis, a: int, b: int, cycle: Optional[Cycle] = None) -> Optional[Edge]:
@@ -154,6 +167,78 @@ def on_cycle(diag: Diagnosis, edge: Edge) -> bool:
                for c in diag.cycles)
 
 
+# --- the graph formats (DOT, Mermaid): what to draw ----------------------------------------
+
+
+def by_netns(diag: Diagnosis) -> Dict[str, List[int]]:
+    """The processes grouped by network namespace ("" when unknown)."""
+    groups: Dict[str, List[int]] = {}
+    for pid, proc in diag.processes.items():
+        groups.setdefault(proc.netns or "", []).append(pid)
+    return groups
+
+
+def netns_id(netns: str) -> str:
+    """`4026532291` for `net:[4026532291]`: a namespace as part of an identifier."""
+    return "".join(ch for ch in netns if ch.isdigit()) or "unknown"
+
+
+def unexamined(diag: Diagnosis) -> List[int]:
+    """Processes an edge points at that the diagnosis did not examine."""
+    return sorted({e.to_pid for e in diag.edges} - set(diag.processes))
+
+
+def unique_edges(diag: Diagnosis) -> Iterator[Edge]:
+    """The edges, each (from thread, to process and thread, object) once."""
+    seen = set()
+    for edge in diag.edges:
+        key = (edge.from_pid, edge.from_tid, edge.to_pid, edge.to_tid, edge.object)
+        if key not in seen:
+            seen.add(key)
+            yield edge
+
+
+def chain_ends(diag: Diagnosis) -> List[Tuple[int, ChainEnd]]:
+    """(pid, end) where the chains end, each (pid, thread, kind) once; cycles are left out
+    (they are drawn as edges)."""
+    ends: Dict[Tuple[int, Optional[int], str], Tuple[int, ChainEnd]] = {}
+    for chain in diag.chains:
+        if chain.end.kind != "cycle":
+            pid = end_pid(chain)
+            ends.setdefault((pid, chain.end.tid, chain.end.kind), (pid, chain.end))
+    return list(ends.values())
+
+
+def process_head(diag: Diagnosis, pid: int) -> str:
+    """`23270 command-server.py`: the first line of a process's node."""
+    return f"{pid} {program_text(diag, pid)}"
+
+
+def thread_head(task: Task) -> str:
+    """`thread 23271 worker [S]`: the first line of a thread's node."""
+    return f"thread {task.tid} {clean(task.comm)} [{task.state}]"
+
+
+def node_lines(diag: Diagnosis, pid: int, tid: int, head: str, idle: str = "") -> Tuple[str, str, str]:
+    """The lines of a node: its head, the call (`idle` when the thread waits for nothing),
+    and how long it has been blocked ("" for the lines to leave out)."""
+    wait = diag.waits.get((pid, tid))
+    waited = waited_for(diag, pid, tid)
+    return (head, ellipsize(clean(wait.what if wait else idle), CALL_WIDTH),
+            f"blocked {waited}" if waited else "")
+
+
+def edge_lines(edge: Edge) -> Tuple[str, str]:
+    """The lines of an edge: its kind and object, and its label."""
+    what = edge.object if edge.object.startswith(edge.kind) else f"{edge.kind} {edge.object}"
+    return clean(what), ellipsize(label(edge), 48)
+
+
+def end_lines(end: ChainEnd) -> Tuple[str, str]:
+    """The lines of the note where a chain ends: its kind and detail."""
+    return end.kind.upper(), ellipsize(clean(end.detail), 60)
+
+
 # --- the verdict ---------------------------------------------------------------------------
 
 
@@ -177,7 +262,7 @@ def verdict(diag: Diagnosis) -> Verdict:
     if cause is None:
         return Verdict("ok", "NOTHING BLOCKED: no wait chain found from here",
                        now=["nothing to do: the process is not waiting for another process"])
-    cycle = _deadlock_of(diag, cause.pid)
+    cycle = deadlock_of(diag, cause.pid)
     chain = _chain_of(diag, cause.pid)
     if cycle is not None:
         result = _deadlock_verdict(diag, cycle)
@@ -189,7 +274,8 @@ def verdict(diag: Diagnosis) -> Verdict:
     return result
 
 
-def _deadlock_of(diag: Diagnosis, pid: int) -> Optional[Cycle]:
+def deadlock_of(diag: Diagnosis, pid: int) -> Optional[Cycle]:
+    """The deadlocked cycle pid belongs to, if any."""
     return next((c for c in diag.cycles if c.deadlock and pid in c.pids), None)
 
 
@@ -206,8 +292,8 @@ def _cause_text(diag: Diagnosis) -> str:
         text += f" thread {cause.tid}"
     if cause.syscall:
         text += f" in {clean(cause.syscall)}()"
-    waited = blocked_for(diag, cause.pid, cause.tid)
-    if waited and waited != "running":
+    waited = waited_for(diag, cause.pid, cause.tid)
+    if waited:
         text += f", blocked for {waited}"
     return text
 
@@ -258,7 +344,7 @@ def _end_verdict(diag: Diagnosis, chain: Optional[Chain]) -> Verdict:
     if chain is None:
         return Verdict("warn", HEADLINES["unknown"])
     end = chain.end
-    pid = end.pid if end.pid is not None else chain.path[-1]
+    pid = end_pid(chain)
     severity = "bad" if end.kind == "self" else "warn"
     headline = HEADLINES.get(end.kind, f"{clean(end.kind).upper()}")
     steps = [f"the chain ends at {name(diag, pid)}: {clean(end.detail)}"]

@@ -5,16 +5,17 @@ where a chain ends is a note. Every label is cleaned and quoted (untrusted text)
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import List, Optional, Tuple
 
 from ..model import Diagnosis, Edge, Task
 from ..sanitize import clean
 from . import Options
-from .common import blocked_for, ellipsize, label, on_cycle, program_text, verdict
+from .common import (by_netns, chain_ends, deadlock_of, edge_lines, end_lines, netns_id,
+                     node_lines, on_cycle, process_head, thread_head, unexamined, unique_edges,
+                     verdict)
 
 RED = "#c62828"
 FONT = "Helvetica"
-CALL_WIDTH = 64
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:
@@ -39,10 +40,10 @@ def lines(diag: Diagnosis) -> List[str]:
            f"label={quote(v.headline)}{', fontcolor=' + quote(RED) if v.severity == 'bad' else ''}];",
            f"  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f7f7f7\", fontname={quote(FONT)}, fontsize=10];",
            f"  edge [fontname={quote(FONT)}, fontsize=9];"]
-    for netns, pids in _by_netns(diag).items():
+    for netns, pids in by_netns(diag).items():
         out += _cluster(diag, netns, pids)
     out += _missing_nodes(diag)
-    out += [_edge_line(diag, e) for e in _edges(diag)]
+    out += [_edge_line(diag, e) for e in unique_edges(diag)]
     out += _end_lines(diag)
     out.append("}")
     return out
@@ -51,19 +52,11 @@ def lines(diag: Diagnosis) -> List[str]:
 # --- nodes ------------------------------------------------------------------------------
 
 
-def _by_netns(diag: Diagnosis) -> Dict[str, List[int]]:
-    groups: Dict[str, List[int]] = {}
-    for pid, proc in diag.processes.items():
-        groups.setdefault(proc.netns or "", []).append(pid)
-    return groups
-
-
 def _cluster(diag: Diagnosis, netns: str, pids: List[int]) -> List[str]:
     body = [line for pid in pids for line in _process(diag, pid)]
     if not netns:
         return body
-    ident = "".join(ch for ch in netns if ch.isdigit()) or "unknown"
-    head = [f"  subgraph cluster_net_{ident} {{",
+    head = [f"  subgraph cluster_net_{netns_id(netns)} {{",
             f"    label={quote('network namespace ' + netns)}; style=dashed; color=\"#9e9e9e\"; "
             "fontcolor=\"#616161\"; fontsize=10;"]
     return head + ["  " + line for line in body] + ["  }"]
@@ -75,7 +68,7 @@ def _process(diag: Diagnosis, pid: int) -> List[str]:
         tid = tasks[0].tid if tasks else pid
         return [f"  {_node_id(pid, None)} [{_node_attrs(diag, pid, tid, _process_label(diag, pid, tid))}];"]
     out = [f"  subgraph cluster_p{pid} {{",
-           f"    label={label_of(f'{pid} {program_text(diag, pid)}')}; style=rounded; "
+           f"    label={label_of(process_head(diag, pid))}; style=rounded; "
            f"color={quote(RED if _in_deadlock(diag, pid) else '#424242')};"]
     out += [f"    {_node_id(pid, t.tid)} [{_node_attrs(diag, pid, t.tid, _thread_label(diag, pid, t))}];"
             for t in tasks]
@@ -87,21 +80,11 @@ def _node_id(pid: int, tid: Optional[int]) -> str:
 
 
 def _process_label(diag: Diagnosis, pid: int, tid: int) -> str:
-    wait = diag.waits.get((pid, tid))
-    return label_of(f"{pid} {program_text(diag, pid)}",
-                    ellipsize(clean(wait.what), CALL_WIDTH) if wait else "", _blocked(diag, pid, tid))
-
-
-def _blocked(diag: Diagnosis, pid: int, tid: int) -> str:
-    waited = blocked_for(diag, pid, tid)
-    return f"blocked {waited}" if waited and waited != "running" else ""
+    return label_of(*node_lines(diag, pid, tid, process_head(diag, pid)))
 
 
 def _thread_label(diag: Diagnosis, pid: int, task: Task) -> str:
-    wait = diag.waits.get((pid, task.tid))
-    return label_of(f"thread {task.tid} {clean(task.comm)} [{task.state}]",
-                    ellipsize(clean(wait.what if wait else task.note), CALL_WIDTH),
-                    _blocked(diag, pid, task.tid))
+    return label_of(*node_lines(diag, pid, task.tid, thread_head(task), task.note))
 
 
 def _node_attrs(diag: Diagnosis, pid: int, tid: int, text: str) -> str:
@@ -115,7 +98,7 @@ def _node_attrs(diag: Diagnosis, pid: int, tid: int, text: str) -> str:
 
 
 def _in_deadlock(diag: Diagnosis, pid: int) -> bool:
-    return any(c.deadlock and pid in c.pids for c in diag.cycles)
+    return deadlock_of(diag, pid) is not None
 
 
 def _thread_in_deadlock(diag: Diagnosis, pid: int, tid: int) -> bool:
@@ -124,21 +107,11 @@ def _thread_in_deadlock(diag: Diagnosis, pid: int, tid: int) -> bool:
 
 
 def _missing_nodes(diag: Diagnosis) -> List[str]:
-    missing = sorted({e.to_pid for e in diag.edges} - set(diag.processes))
     return [f"  {_node_id(pid, None)} [label={label_of(f'{pid}', 'not examined')}, style=dashed];"
-            for pid in missing]
+            for pid in unexamined(diag)]
 
 
 # --- edges ------------------------------------------------------------------------------
-
-
-def _edges(diag: Diagnosis) -> Iterator[Edge]:
-    seen: Set[Tuple[int, int, int, Optional[int], str]] = set()
-    for edge in diag.edges:
-        key = (edge.from_pid, edge.from_tid, edge.to_pid, edge.to_tid, edge.object)
-        if key not in seen:
-            seen.add(key)
-            yield edge
 
 
 def _endpoint(diag: Diagnosis, pid: int, tid: Optional[int]) -> Tuple[str, str]:
@@ -154,9 +127,7 @@ def _endpoint(diag: Diagnosis, pid: int, tid: Optional[int]) -> Tuple[str, str]:
 def _edge_line(diag: Diagnosis, edge: Edge) -> str:
     tail, _ = _endpoint(diag, edge.from_pid, edge.from_tid)
     head, cluster = _endpoint(diag, edge.to_pid, edge.to_tid)
-    text = label_of(f"{edge.kind} {edge.object}" if not edge.object.startswith(edge.kind)
-                    else edge.object, ellipsize(label(edge), 48))
-    attrs = [f"label={text}", f"tooltip={quote(edge.evidence)}"]
+    attrs = [f"label={label_of(*edge_lines(edge))}", f"tooltip={quote(edge.evidence)}"]
     if cluster:
         attrs.append(f"lhead={cluster}")
     if on_cycle(diag, edge):
@@ -166,25 +137,9 @@ def _edge_line(diag: Diagnosis, edge: Edge) -> str:
 
 def _end_lines(diag: Diagnosis) -> List[str]:
     out: List[str] = []
-    seen: Set[Tuple[int, Optional[int], str]] = set()
-    for chain in diag.chains:
-        end = chain.end
-        pid = end.pid if end.pid is not None else chain.path[-1]
-        if end.kind == "cycle" or (pid, end.tid, end.kind) in seen:
-            continue
-        seen.add((pid, end.tid, end.kind))
-        ident = f"end{len(seen)}"
+    for number, (pid, end) in enumerate(chain_ends(diag), 1):
         tail, _ = _endpoint(diag, pid, end.tid)
-        out.append(f"  {ident} [shape=note, style=filled, fillcolor=\"#fff8e1\", "
-                   f"label={label_of(end.kind.upper(), ellipsize(clean(end.detail), 60))}];")
-        out.append(f"  {tail} -> {ident} [style=dashed, arrowhead=none];")
+        out.append(f"  end{number} [shape=note, style=filled, fillcolor=\"#fff8e1\", "
+                   f"label={label_of(*end_lines(end))}];")
+        out.append(f"  {tail} -> end{number} [style=dashed, arrowhead=none];")
     return out
-
-
-def node_ids(diag: Diagnosis) -> List[str]:
-    """Every node id the graph has (used by tests)."""
-    ids = []
-    for pid in diag.processes:
-        tasks = diag.tasks.get(pid, [])
-        ids += [_node_id(pid, t.tid) for t in tasks] if len(tasks) > 1 else [_node_id(pid, None)]
-    return ids

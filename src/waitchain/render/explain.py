@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 from ..model import Chain, Diagnosis, Edge, Task
 from ..sanitize import clean
-from .common import name
+from .common import end_pid, name
 
 _FD_CALL = re.compile(r"^\w+\((\d+)<")
 _TCP = re.compile(r"TCP (\S+):(\d+)→(\S+):(\d+)")
@@ -41,7 +41,7 @@ def end_checks(diag: Diagnosis, chain: Chain) -> List[Check]:
     """How to see, by hand, why the chain ends where it does."""
     if chain.end.kind == "cycle":
         return []
-    pid = chain.end.pid if chain.end.pid is not None else chain.path[-1]
+    pid = end_pid(chain)
     tid = chain.end.tid if chain.end.tid is not None else pid
     checks = _call_checks(diag, pid, tid) if chain.end.kind != "running" else []
     return checks + END_KINDS.get(chain.end.kind, _wchan)(diag, pid, tid)

@@ -18,8 +18,8 @@ from ..model import Chain, Diagnosis
 from ..sanitize import clean
 from . import Options
 from . import json as render_json
-from . import mermaid, svg, text
-from .common import Verdict, blocked_for, label, location_text, program_text, verdict
+from . import dot, mermaid, svg, text
+from .common import Verdict, blocked_for, label, location_text, on_cycle, program_text, verdict
 from .explain import Check, edge_checks, end_checks
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -118,19 +118,13 @@ def _picture(diag: Diagnosis) -> str:
     head = '<h2>The wait-for graph</h2><div class="picture" id="picture">'
     if svg.available():
         try:
-            return head + _inline_svg(svg.to_svg(_dot_source(diag))) + "</div>"
+            return head + _inline_svg(svg.to_svg(dot.render(diag))) + "</div>"
         except WaitchainError as exc:
             note = f"Graphviz failed ({_e(exc)}); the Mermaid source follows."
     else:
         note = ("Graphviz's <code>dot</code> is not installed here (apt-get install graphviz), so "
                 "there is no picture; paste this Mermaid source into a GitHub or GitLab issue to draw it.")
     return f'{head}<p class="dim">{note}</p><pre id="mermaid">{_e(mermaid.source(diag))}</pre></div>'
-
-
-def _dot_source(diag: Diagnosis) -> str:
-    from . import dot
-
-    return dot.render(diag)
 
 
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
@@ -177,7 +171,7 @@ def _hop(diag: Diagnosis, chain: Chain, pid: int, nxt: Optional[int], last: bool
     else:
         target = f"END {chain.end.kind}: {chain.end.detail}"
         evidence, checks = "", end_checks(diag, chain) if last else []
-    cycle = edge is not None and any(c.deadlock and pid in c.pids and edge.to_pid in c.pids for c in diag.cycles)
+    cycle = edge is not None and on_cycle(diag, edge)
     cause = diag.root_cause is not None and diag.root_cause.pid == pid
     cells = [f"{chain.start}", f'<span class="{"cause" if cause else ""}">{pid}</span>',
              _e(program_text(diag, pid)), str(tid), f"<code>{_e(wait.what) if wait else ''}</code>",

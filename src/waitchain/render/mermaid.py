@@ -6,12 +6,13 @@ so no process name can close a label, start an arrow, or inject HTML."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import List, Optional, Tuple
 
 from ..model import Diagnosis, Edge
 from ..sanitize import clean
 from . import Options
-from .common import blocked_for, ellipsize, label, on_cycle, program_text, verdict
+from .common import (by_netns, chain_ends, edge_lines, end_lines, netns_id, node_lines, on_cycle,
+                     process_head, thread_head, unexamined, unique_edges, verdict)
 
 SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:/_()=+@~?!*'$^-[]")
 RED = "#c62828"
@@ -43,10 +44,9 @@ def _label(*parts: str) -> str:
 def lines(diag: Diagnosis) -> List[str]:
     v = verdict(diag)
     out = [f"%% waitchain: {text(v.headline)}", "flowchart LR"]
-    for netns, pids in _by_netns(diag).items():
+    for netns, pids in by_netns(diag).items():
         out += _group(diag, netns, pids)
-    out += [f"  p{pid}[{_label(f'{pid}', 'not examined')}]"
-            for pid in sorted({e.to_pid for e in diag.edges} - set(diag.processes))]
+    out += [f"  p{pid}[{_label(f'{pid}', 'not examined')}]" for pid in unexamined(diag)]
     edges, red = _edge_lines(diag)
     out += edges
     out += _end_lines(diag)
@@ -54,19 +54,11 @@ def lines(diag: Diagnosis) -> List[str]:
     return out
 
 
-def _by_netns(diag: Diagnosis) -> Dict[str, List[int]]:
-    groups: Dict[str, List[int]] = {}
-    for pid, proc in diag.processes.items():
-        groups.setdefault(proc.netns or "", []).append(pid)
-    return groups
-
-
 def _group(diag: Diagnosis, netns: str, pids: List[int]) -> List[str]:
     body = [line for pid in pids for line in _process(diag, pid)]
     if not netns:
         return body
-    ident = "".join(ch for ch in netns if ch.isdigit()) or "unknown"
-    return ([f"  subgraph net{ident}[{_label('network namespace ' + netns)}]"]
+    return ([f"  subgraph net{netns_id(netns)}[{_label('network namespace ' + netns)}]"]
             + ["  " + line for line in body] + ["  end"])
 
 
@@ -74,19 +66,15 @@ def _process(diag: Diagnosis, pid: int) -> List[str]:
     tasks = diag.tasks.get(pid, [])
     if len(tasks) < 2:
         tid = tasks[0].tid if tasks else pid
-        return [f"  p{pid}[{_node_text(diag, pid, tid, f'{pid} {program_text(diag, pid)}')}]"]
-    out = [f"  subgraph p{pid}[{_label(f'{pid} {program_text(diag, pid)}')}]"]
+        return [f"  p{pid}[{_node_text(diag, pid, tid, process_head(diag, pid))}]"]
+    out = [f"  subgraph p{pid}[{_label(process_head(diag, pid))}]"]
     for task in tasks:
-        head = f"thread {task.tid} {clean(task.comm)} [{task.state}]"
-        out.append(f"    t{pid}_{task.tid}[{_node_text(diag, pid, task.tid, head)}]")
+        out.append(f"    t{pid}_{task.tid}[{_node_text(diag, pid, task.tid, thread_head(task))}]")
     return out + ["  end"]
 
 
 def _node_text(diag: Diagnosis, pid: int, tid: int, head: str) -> str:
-    wait = diag.waits.get((pid, tid))
-    waited = blocked_for(diag, pid, tid)
-    return _label(head, ellipsize(clean(wait.what), 64) if wait else "",
-                  f"blocked {waited}" if waited and waited != "running" else "")
+    return _label(*node_lines(diag, pid, tid, head))
 
 
 def _endpoint(diag: Diagnosis, pid: int, tid: Optional[int]) -> str:
@@ -99,12 +87,7 @@ def _endpoint(diag: Diagnosis, pid: int, tid: Optional[int]) -> str:
 def _edge_lines(diag: Diagnosis) -> Tuple[List[str], List[int]]:
     out: List[str] = []
     red: List[int] = []
-    seen: Set[Tuple[int, int, int, Optional[int], str]] = set()
-    for edge in diag.edges:
-        key = (edge.from_pid, edge.from_tid, edge.to_pid, edge.to_tid, edge.object)
-        if key in seen:
-            continue
-        seen.add(key)
+    for edge in unique_edges(diag):
         if on_cycle(diag, edge):
             red.append(len(out))
         out.append(f"  {_endpoint(diag, edge.from_pid, edge.from_tid)} -->|{_edge_label(edge)}| "
@@ -113,22 +96,14 @@ def _edge_lines(diag: Diagnosis) -> Tuple[List[str], List[int]]:
 
 
 def _edge_label(edge: Edge) -> str:
-    what = edge.object if edge.object.startswith(edge.kind) else f"{edge.kind} {edge.object}"
-    return _label(what, ellipsize(label(edge), 48))
+    return _label(*edge_lines(edge))
 
 
 def _end_lines(diag: Diagnosis) -> List[str]:
     out: List[str] = []
-    seen: Set[Tuple[int, Optional[int], str]] = set()
-    for chain in diag.chains:
-        end = chain.end
-        pid = end.pid if end.pid is not None else chain.path[-1]
-        if end.kind == "cycle" or (pid, end.tid, end.kind) in seen:
-            continue
-        seen.add((pid, end.tid, end.kind))
-        ident = f"end{len(seen)}"
-        out.append(f"  {ident}>{_label(end.kind.upper(), ellipsize(clean(end.detail), 60))}]:::ending")
-        out.append(f"  {_endpoint(diag, pid, end.tid)} -.- {ident}")
+    for number, (pid, end) in enumerate(chain_ends(diag), 1):
+        out.append(f"  end{number}>{_label(*end_lines(end))}]:::ending")
+        out.append(f"  {_endpoint(diag, pid, end.tid)} -.- end{number}")
     return out
 
 

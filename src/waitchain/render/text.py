@@ -24,7 +24,8 @@ from ..model import Chain, Diagnosis, Edge, Wait
 from ..sanitize import clean
 from . import Options
 from . import common
-from .common import blocked_for, ellipsize, label, location_text, name, on_cycle, program_text
+from .common import (blocked_for, ellipsize, label, location_text, name, on_cycle, program_text,
+                     waits_of)
 from .explain import Check, edge_checks, end_checks
 
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",
@@ -62,7 +63,6 @@ class Widths:
     b: int  # program
     c: int  # call
     d: int  # blocked
-    why_below: bool = False  # WHY cells that do not fit go on a line of their own
     stacked: bool = False  # even the columns do not fit: one field per line
 
 
@@ -98,8 +98,14 @@ def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -
     result = [header] if header is not None else []
     for row in rows:
         result += _format(row, widths, options)
-    if not verdict:
-        return result
+    if verdict:
+        result += _verdict_lines(diag, options)
+    return result
+
+
+def _verdict_lines(diag: Diagnosis, options: Options) -> List[Text]:
+    """The verdict and the notes under the tree, wrapped to the width."""
+    result: List[Text] = []
     for segs in _verdict(diag):
         indent = " " * TITLE if segs and segs[0][1] in ("head", "dim") else "    "
         result += _wrap_free(Row("", indent, free=segs), options)
@@ -155,10 +161,10 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
     row = Row(lead, cont, str(pid), program_text(diag, pid))
     threads = len(diag.tasks.get(pid, []))
     if threads > 1:  # its threads follow, one row each
-        blocked = sum(1 for (p, _), w in diag.waits.items() if p == pid and w.edges)
+        blocked = sum(1 for w in waits_of(diag, pid) if w.edges)
         row.call = f"{threads} threads" + (f", {blocked} waiting for other processes:" if blocked else ":")
         if chain is not None and not _cycles_back(chain) and not edge:
-            row.why, row.why_style = f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
+            row.why, row.why_style = _chain_end_why(chain)
         return row
     if wait is not None:
         row.call = clean(wait.what)
@@ -167,15 +173,26 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
         row.why = label(edge)
         row.why_style = "bad" if on_cycle(diag, edge) else "label"
     elif chain is not None and not _cycles_back(chain):
-        row.why, row.why_style = f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
+        row.why, row.why_style = _chain_end_why(chain)
     elif wait is not None and wait.end is not None:
-        row.why, row.why_style = f"{clean(wait.end.kind)}: {clean(wait.end.detail)}", "dim"
+        row.why, row.why_style = _wait_end_why(wait)
     return row
+
+
+def _chain_end_why(chain: Chain) -> Seg:
+    """WHY for the process where the chain ends."""
+    return f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
+
+
+def _wait_end_why(wait: Wait) -> Seg:
+    """WHY for a thread whose wait ends (off the chain, or with a remark)."""
+    assert wait.end is not None
+    return f"{clean(wait.end.kind)}: {clean(wait.end.detail)}", "dim"
 
 
 def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Optional[Wait], Optional[Edge]]:
     """The thread of pid that waits for nxt (or that ends the chain), and that edge."""
-    waits = [w for (p, _), w in diag.waits.items() if p == pid]
+    waits = waits_of(diag, pid)
     for wait in waits:
         edge = next((e for e in wait.edges if e.to_pid == nxt), None)
         if edge is not None:
@@ -208,7 +225,7 @@ def _thread_row(diag: Diagnosis, pid: int, task, lead: str) -> Row:
         targets = ", ".join(dict.fromkeys(str(e.to_pid) for e in wait.edges))
         row.why = f"{label(wait.edges[0])} → {targets}"
     elif wait is not None and wait.end is not None:
-        row.why, row.why_style = f"{clean(wait.end.kind)}: {clean(wait.end.detail)}", "dim"
+        row.why, row.why_style = _wait_end_why(wait)
     return row
 
 
@@ -230,6 +247,7 @@ def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, opti
 
 def _explain_rows(diag: Diagnosis, edge: Optional[Edge], chain: Optional[Chain], lead: str,
                   width: Optional[int]) -> List[Row]:
+    """--explain: the commands that check the edge (or the chain's end) by hand."""
     checks: List[Check] = []
     if edge is not None:
         checks = edge_checks(diag, edge)
@@ -237,10 +255,19 @@ def _explain_rows(diag: Diagnosis, edge: Optional[Edge], chain: Optional[Chain],
         checks = end_checks(diag, chain)
     if not checks:
         return []
+    rows = [Row(lead, lead, free=[("  check by hand:", "dim")])] + _check_rows(checks, lead, width)
+    if edge is not None:
+        rows.append(Row(lead, lead, free=[("    evidence: ", "dim"), (clean(edge.evidence), "dim")]))
+    return rows
+
+
+def _check_rows(checks: List[Check], lead: str, width: Optional[int]) -> List[Row]:
+    """`$ command   # what it shows`, aligned; what it shows on a line of its own when the
+    two do not fit the width side by side."""
     widest = max(cell_len(c.command) for c in checks)
     beside = width is None or all(
         cell_len(lead) + 6 + widest + 5 + cell_len(c.expect) <= width for c in checks)
-    rows = [Row(lead, lead, free=[("  check by hand:", "dim")])]
+    rows: List[Row] = []
     for check in checks:
         command = Row(lead, lead + "      ", free=[("    $ ", "dim"), (check.command, "cmd")])
         if beside:
@@ -249,8 +276,6 @@ def _explain_rows(diag: Diagnosis, edge: Optional[Edge], chain: Optional[Chain],
             rows.append(command)
         else:
             rows += [command, Row(lead, lead + " " * 10, free=[(f"        # {check.expect}", "dim")])]
-    if edge is not None:
-        rows.append(Row(lead, lead, free=[("    evidence: ", "dim"), (clean(edge.evidence), "dim")]))
     return rows
 
 
@@ -287,7 +312,8 @@ def _widths(rows: List[Row], width: Optional[int]) -> Widths:
     w.b = max(MIN_PROGRAM, min(w.b, width - (w.a + w.c + w.d + len(GAP) * 4 + why)))
     if _total(w) + len(GAP) + why <= width:
         return w
-    w.why_below = True
+    # WHY cannot fit beside the columns (_format wraps it, or puts it on a line of its own):
+    # give PROGRAM back the room WHY would have taken
     w.b = max(MIN_PROGRAM, min(widest(lambda r: r.program, HEAD[1]), width - (w.a + w.c + w.d + len(GAP) * 3)))
     w.stacked = _total(w) > width  # the call is never cut: it goes on a line of its own
     return w

@@ -26,6 +26,16 @@ SOURCE_SECONDS = 1.0  # to read one source line
 PYTHON_EXE = re.compile(r"^(?:python|pypy)[\d.]*[a-z]*$")
 THREAD_ENTRY = {"run", "_bootstrap", "_bootstrap_inner", "__bootstrap", "__bootstrap_inner"}
 INVASIVE = "invasive: it stops the process briefly"
+# Kinds of trouble (_Result.kind) → one note naming every process it cost a stack, in this order.
+GROUP_NOTES = {
+    "denied": "no stack for {whos}: permission denied (run as root)",
+    "no-py-spy": "py-spy is not installed (pip install py-spy): no Python stack for {whos}",
+    "unmatched": "some Python threads of {whos} could not be matched to their kernel threads",
+    "timeout": "no stack for {whos}: no answer within {seconds:g} s",
+    "native-available": "native stack not read for {whos}: {how}",
+    "native": "--native: {tool} stopped {whos} briefly to read its native stack",
+    "no-native-tool": "--native: neither gdb nor eu-stack is installed: no native stack for {whos}",
+}
 
 
 @dataclass
@@ -103,14 +113,28 @@ def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str]
         return _Result("skipped")  # a kernel thread, or gone
     if not exe:
         return _Result("denied")
-    reason = ""
-    if py_spy is not None:
-        try:
-            return _python(diag, pid, tids, python.dump(py_spy, pid, _all_tids(diag, pid)))
-        except StackError as exc:
-            reason = str(exc)
+    result, reason = _try_python(diag, pid, tids, py_spy)
+    if result is not None:
+        return result
     if is_python(pid, exe):
         return _Result("py-spy-failed" if py_spy else "no-py-spy", reason=reason)
+    return _try_native(diag, pid, tids, tool, native)
+
+
+def _try_python(diag: Diagnosis, pid: int, tids: List[int],
+                py_spy: Optional[str]) -> Tuple[Optional[_Result], str]:
+    """Python stacks through py-spy, or (None, why not)."""
+    if py_spy is None:
+        return None, ""
+    try:
+        return _python(diag, pid, tids, python.dump(py_spy, pid, _all_tids(diag, pid))), ""
+    except StackError as exc:
+        return None, str(exc)
+
+
+def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],
+                native: bool) -> _Result:
+    """Native stacks, only when asked for (--native)."""
     if not native:
         return _Result("native-available")
     if tool is None:
@@ -174,8 +198,7 @@ def _python(diag: Diagnosis, pid: int, tids: List[int], threads: List[PyThread])
 def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
                  threads: Sequence[PyThread]) -> Stack:
     frames = thread.frames
-    app = application_index(frames)
-    location = _location(pid, frames[app]) if app is not None else None
+    app, location = _application_frame(pid, frames)
     label = ""
     if _in_futex(diag, pid, tid):
         entry = None if app == 0 else (0 if app is None else app - 1)  # the library frame called
@@ -184,6 +207,12 @@ def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
         if label.endswith(".join") and self_:
             label += _join_target(thread, self_[0], threads)
     return Stack(pid, tid, frames, location, label, "py-spy")
+
+
+def _application_frame(pid: int, frames: Sequence[Frame]) -> Tuple[Optional[int], Optional[Location]]:
+    """The index of the first application frame, and its location with the source line."""
+    app = application_index(frames)
+    return app, (_location(pid, frames[app]) if app is not None else None)
 
 
 def _location(pid: int, frame: Frame) -> Location:
@@ -226,8 +255,7 @@ def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], sou
     for tid in tids:
         frames = stacks.get(tid)
         if frames:
-            app = application_index(frames)
-            location = _location(pid, frames[app]) if app is not None else None
+            _, location = _application_frame(pid, frames)
             result.stacks[tid] = Stack(pid, tid, frames, location, "", source)
     return result
 
@@ -270,26 +298,13 @@ def notes(diag: Diagnosis, wanted: Dict[int, List[int]], results: Dict[int, _Res
         groups.setdefault(result.kind, []).append(pid)
         if result.kind in ("py-spy-failed", "native-failed", "failed"):
             out.append(f"no stack for {_who(diag, pid)}: {result.reason}")
-    if "denied" in groups:
-        out.append(f"no stack for {_whos(diag, groups['denied'])}: permission denied (run as root)")
-    if "no-py-spy" in groups:
-        out.append(f"py-spy is not installed (pip install py-spy): no Python stack for "
-                   f"{_whos(diag, groups['no-py-spy'])}")
-    if "unmatched" in groups:
-        out.append(f"some Python threads of {_whos(diag, groups['unmatched'])} could not be "
-                   "matched to their kernel threads")
-    if "timeout" in groups:
-        out.append(f"no stack for {_whos(diag, groups['timeout'])}: no answer within {seconds:g} s")
-    if "native-available" in groups:
-        how = f"--native reads it with {tool[0]} ({INVASIVE})" if tool else \
-            f"install gdb, then --native reads it ({INVASIVE})"
-        out.append(f"native stack not read for {_whos(diag, groups['native-available'])}: {how}")
-    if "native" in groups and tool is not None:
-        out.append(f"--native: {tool[0]} stopped {_whos(diag, groups['native'])} briefly to read "
-                   "its native stack")
-    if "no-native-tool" in groups:
-        out.append(f"--native: neither gdb nor eu-stack is installed: no native stack for "
-                   f"{_whos(diag, groups['no-native-tool'])}")
+    if tool is None:
+        groups.pop("native", None)  # nothing was stopped
+    how = (f"--native reads it with {tool[0]} ({INVASIVE})" if tool
+           else f"install gdb, then --native reads it ({INVASIVE})")
+    out += [note.format(whos=_whos(diag, groups[kind]), seconds=seconds, how=how,
+                        tool=tool[0] if tool else "")
+            for kind, note in GROUP_NOTES.items() if kind in groups]
     return out
 
 

@@ -7,12 +7,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
+from ..errors import WaitchainError
 from ..model import Frame
-from .python import StackError, StackTimeout, first_line, stop
+from ..procfs.process import read_stat
+from ..procfs.reader import ProcFS
+from .python import StackError, StackTimeout, failed, run_helper
 
 TIMEOUT = 20.0  # gdb reads symbols: large binaries take seconds
 GDB_SETTINGS = ["set debuginfod enabled off", "set auto-load off"]  # no network, no scripts
@@ -61,21 +63,14 @@ def _each(flag: str, commands: List[str]) -> List[str]:
 
 
 def _run(argv: List[str], pid: int, state: str, timeout: float) -> str:
+    """The tool's output; a stack it printed counts even when it exits with an error."""
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as exc:
-        raise StackError(f"{os.path.basename(argv[0])} could not run: {exc.strerror}") from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop(proc, grace=2.0)  # SIGTERM first: gdb detaches on it
+        status, text, err = run_helper(argv, timeout, grace=2.0)  # SIGTERM first: gdb detaches on it
+    except StackTimeout:
         _resume_if_left_stopped(pid, state)
-        raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
-    text = out.decode("utf-8", "replace")
-    if proc.returncode != 0 and "#0" not in text:
-        raise StackError(f"{os.path.basename(argv[0])}: "
-                         f"{first_line(err) or f'exit status {proc.returncode}'}")
+        raise
+    if status != 0 and "#0" not in text:
+        raise failed(argv, status, err)
     return text
 
 
@@ -84,11 +79,9 @@ def _resume_if_left_stopped(pid: int, state: str) -> None:
     if state in ("T", "t"):
         return
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            now = f.read().rpartition(")")[2].split()[0]
-        if now == "T":
+        if read_stat(ProcFS(), pid).state == "T":
             os.kill(pid, signal.SIGCONT)
-    except (OSError, IndexError):
+    except (WaitchainError, OSError):
         pass
 
 

@@ -1,6 +1,7 @@
 """Python stacks through `py-spy dump --nonblocking --json`: it reads the target's memory with
 process_vm_readv and never ptrace-stops it (py-spy's default mode would, and a stopped `poll`
-comes back as `restart_syscall`: the evidence changes)."""
+comes back as `restart_syscall`: the evidence changes). Also runs the helper programs
+(py-spy here, gdb and eu-stack for native.py) under a deadline."""
 
 from __future__ import annotations
 
@@ -70,6 +71,16 @@ def dump(py_spy: str, pid: int, tids: Set[int], timeout: Optional[float] = None)
 
 def run(argv: List[str], timeout: float) -> str:
     """stdout of argv, or StackError with the first line of its complaint."""
+    status, out, err = run_helper(argv, timeout)
+    if status != 0:
+        raise failed(argv, status, err)
+    return out
+
+
+def run_helper(argv: List[str], timeout: float, grace: float = 0.0) -> Tuple[int, str, bytes]:
+    """Run a helper (py-spy, gdb, eu-stack) in its own session: its exit status, stdout and
+    stderr. StackError if it cannot start; StackTimeout once it is stopped (see stop) when
+    it has not finished within `timeout` seconds."""
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
@@ -78,12 +89,14 @@ def run(argv: List[str], timeout: float) -> str:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        stop(proc)
+        stop(proc, grace)
         raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
-    if proc.returncode != 0:
-        raise StackError(f"{os.path.basename(argv[0])}: "
-                         f"{first_line(err) or f'exit status {proc.returncode}'}")
-    return out.decode("utf-8", "replace")
+    return proc.returncode, out.decode("utf-8", "replace"), err
+
+
+def failed(argv: List[str], status: int, err: bytes) -> StackError:
+    """The error for a helper that failed: the first line of its complaint."""
+    return StackError(f"{os.path.basename(argv[0])}: {first_line(err) or f'exit status {status}'}")
 
 
 def stop(proc: subprocess.Popen, grace: float = 0.0) -> None:

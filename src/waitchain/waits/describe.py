@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..model import TcpSocket, Task
+from typing import Optional, Union
+
+from ..model import TcpSocket, Task, UnixSocket
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 
@@ -36,16 +38,21 @@ def fd_text(snap: Snapshot, pid: int, fd: int) -> str:
 
 def object_text(snap: Snapshot, pid: int, target: str) -> str:
     """pipe:[N], TCP a:p→b:p, UNIX:[N] path, or the link target as it is."""
+    sock = socket_of(snap, pid, target)
+    if isinstance(sock, TcpSocket):
+        return tcp_text(sock)
+    if isinstance(sock, UnixSocket):
+        return f"UNIX:[{inode_of(target)}]" + (f" {sock.path}" if sock.path else "")
+    return target
+
+
+def socket_of(snap: Snapshot, pid: int, target: str) -> Optional[Union[TcpSocket, UnixSocket]]:
+    """The TCP or unix socket behind an fd's link target `socket:[N]`, if it is one."""
     inode = inode_of(target)
     if inode is None or not target.startswith("socket:"):
-        return target
+        return None
     tcp = snap.tcp_socket(pid, inode)
-    if tcp is not None:
-        return tcp_text(tcp)
-    unix = snap.unix_socket(inode)
-    if unix is not None:
-        return f"UNIX:[{inode}]" + (f" {unix.path}" if unix.path else "")
-    return target
+    return tcp if tcp is not None else snap.unix_socket(inode)
 
 
 def tcp_text(sock: TcpSocket) -> str:

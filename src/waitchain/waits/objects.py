@@ -50,7 +50,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
 
 
 def _eventfd(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
-    ident = _extra(snap, pid, fd, "eventfd-id")
+    ident = snap.fdinfo_field(pid, fd, "eventfd-id")
     if ident is None:
         detail = f"waits on eventfd {fd}; this kernel prints no eventfd-id, so its other holders cannot be told apart"
         return Wait(pid, tid, what, end=End("unknown", detail))
@@ -69,14 +69,14 @@ def _same_eventfd(snap: Snapshot, pid: int, target: str, ident: str) -> Dict[int
     """Other processes' fds on the eventfd with this id (eventfd ids are system-wide)."""
     others: Dict[int, List[int]] = {}
     for holder, fd in snap.holders.get(target, ()):
-        if holder != pid and _extra(snap, holder, fd, "eventfd-id") == ident:
+        if holder != pid and snap.fdinfo_field(holder, fd, "eventfd-id") == ident:
             others.setdefault(holder, []).append(fd)
     return others
 
 
 def _timerfd(snap: Snapshot, pid: int, fd: int) -> End:
-    value = _extra(snap, pid, fd, "it_value")
-    interval = _extra(snap, pid, fd, "it_interval")
+    value = snap.fdinfo_field(pid, fd, "it_value")
+    interval = snap.fdinfo_field(pid, fd, "it_interval")
     if value in ("(0, 0)", None) and interval in ("(0, 0)", None):
         return End("sleeping", f"waits on timerfd {fd}, which is disarmed: only timerfd_settime can wake it")
     return End("sleeping", f"waits for timerfd {fd} to expire (it_value {value}, it_interval {interval} in (s, ns))")
@@ -86,11 +86,6 @@ def _inotify(snap: Snapshot, pid: int, fd: int) -> End:
     info = snap.fdinfo(pid, fd)
     watches = sum(1 for k, _ in (info.extra if info else ()) if k == "inotify wd")
     return End("idle", f"waits for file-system events (inotify fd {fd}, {watches} watch{'es' if watches != 1 else ''})")
-
-
-def _extra(snap: Snapshot, pid: int, fd: int, key: str) -> Optional[str]:
-    info = snap.fdinfo(pid, fd)
-    return next((v for k, v in (info.extra if info else ()) if k == key), None)
 
 
 # --- POSIX message queues -----------------------------------------------------------------

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import WaitchainError
-from ..model import READ_WRITE, WRITE, Edge, End, Syscall, Task, Wait
+from ..model import READ_WRITE, WRITE, Edge, End, Syscall, TcpSocket, Task, Wait
 from ..procfs.fds import inode_of
 from ..procfs.memory import read_memory
 from ..snapshot import Snapshot
 from . import io
-from .describe import call_text, fd_text, plural
+from .describe import call_text, fd_text, plural, socket_of
 
 SYSCALLS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EPOLLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
@@ -137,14 +137,10 @@ def _writing(snap: Snapshot, pid: int, w: Watched) -> bool:
 
 
 def _listening(snap: Snapshot, pid: int, target: str) -> bool:
-    inode = inode_of(target)
-    if inode is None or not target.startswith("socket:"):
-        return False
-    tcp = snap.tcp_socket(pid, inode)
-    if tcp is not None:
-        return tcp.state == "LISTEN"
-    unix = snap.unix_socket(inode)
-    return unix is not None and unix.state == "listen"
+    sock = socket_of(snap, pid, target)
+    if isinstance(sock, TcpSocket):
+        return sock.state == "LISTEN"
+    return sock is not None and sock.state == "listen"
 
 
 def _end(count: int, live: List[End], stuck: List[End]) -> End:

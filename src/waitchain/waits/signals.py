@@ -77,8 +77,7 @@ def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: b
     """A read on a signalfd waits for the signals of its `sigmask:` fdinfo line."""
     if target != "anon_inode:[signalfd]":
         return None
-    info = snap.fdinfo(pid, fd)
-    text = next((v for k, v in (info.extra if info else ()) if k == "sigmask"), None)
+    text = snap.fdinfo_field(pid, fd, "sigmask")
     if text is None:
         return Wait(pid, tid, what, end=End("signal", f"waits for a signal through signalfd {fd}"))
     detail = f"waits for {_names(int(text, 16))} through signalfd {fd} (/proc/{pid}/fdinfo/{fd} sigmask: {text})"

@@ -65,8 +65,7 @@ def _masters(snap: Snapshot, index: int) -> Dict[int, List[str]]:
 
 
 def _master(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
-    info = snap.fdinfo(pid, fd)
-    index = next((v for k, v in (info.extra if info else ()) if k == "tty-index"), None)
+    index = snap.fdinfo_field(pid, fd, "tty-index")
     if index is None:
         return Wait(pid, tid, what, end=End("terminal", f"{target} without tty-index in its fdinfo"))
     slave = f"{PTS_PREFIX}{index}"
