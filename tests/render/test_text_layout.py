@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import re
 
 import pytest
@@ -108,3 +111,21 @@ def test_nothing_blocked() -> None:
                                            (185, "3m05s"), (7500, "2h05m"), (3 * 86400 + 7200, "3d02h")])
 def test_duration(seconds, shown) -> None:
     assert duration(seconds) == shown
+
+
+def test_every_width_terminates() -> None:
+    """A tree deeper than --width once looped forever wrapping an empty word: render every
+    fixture at every small width, in a child with a deadline so a regression fails, not hangs."""
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import render_fixtures as f\n"
+        "from waitchain.render import Options, text\n"
+        "for make in (f.demo, f.assorted, f.hostile):\n"
+        "    for width in range(1, 61):\n"
+        "        for explain in (False, True):\n"
+        "            out = text.render(make(), Options(width=width, explain=explain))\n"
+        "            assert out.strip(), width\n"
+        "print('ok')\n"
+    ) % os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -28,6 +28,7 @@ from .common import (blocked_for, ellipsize, label, location_text, name, on_cycl
                      waits_of)
 from .explain import Check, edge_checks, end_checks
 
+MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",
          "end": "green", "warn": "bold yellow", "ok": "bold green", "head": "bold", "cmd": "cyan"}
 ASCII = str.maketrans({"└": "`", "├": "|", "│": "|", "─": "-", "↺": "<<", "→": "->", "…": "...",
@@ -384,6 +385,7 @@ def _wrap_free(row: Row, options: Options) -> List[Text]:
     if width is None or cell_len("".join(s for s, _ in segs)) <= width:
         return [_text(segs, options)]
     indent = row.cont if row.cont != row.lead else row.cont + "    "
+    width = max(width, cell_len(indent) + MIN_FREE)  # a deep tree in a narrow width
     out: List[Text] = []
     line: List[Seg] = []
     used = 0
@@ -392,7 +394,7 @@ def _wrap_free(row: Row, options: Options) -> List[Text]:
             if used + cell_len(word) > width and used > cell_len(indent):
                 out.append(_text(line, options))
                 line, used, word = [(indent, "dim")], cell_len(indent), word.lstrip(" ")
-            while cell_len(word) > width - used:  # one word longer than a line: cut it
+            while word and cell_len(word) > width - used:  # a word longer than a line: cut it
                 room = max(width - used, 1)
                 line.append((word[:room], style))
                 out.append(_text(line, options))
