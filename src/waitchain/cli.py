@@ -10,8 +10,8 @@ import sys
 from typing import List, Optional
 
 from . import __version__
-from .errors import (AccessDenied, Ambiguous, MissingTool, NoMatch, ProcessGone, Unsupported,
-                     WaitchainError)
+from .errors import (AccessDenied, Ambiguous, MissingTool, NoMatch, ProcessGone, ReportError,
+                     Unsupported, WaitchainError)
 from .graph import diagnose, diagnose_all
 from .model import Diagnosis
 from .names import short_cmdline
@@ -257,8 +257,6 @@ def fail(exc: WaitchainError) -> int:
 
 
 def _exit_code(exc: WaitchainError) -> int:
-    from .render.html import ReportError
-
     for kinds, code in (((ProcessGone, NoMatch, Ambiguous), EXIT_NO_PROCESS),
                         ((AccessDenied,), EXIT_DENIED), ((Unsupported, MissingTool), EXIT_UNSUPPORTED),
                         ((ReportError,), EXIT_USAGE)):
@@ -269,8 +267,6 @@ def _exit_code(exc: WaitchainError) -> int:
 
 def _fixes(exc: WaitchainError) -> List[str]:
     """What the person should do about exc, one line each."""
-    from .render.html import ReportError
-
     for kinds, fixes in ((Ambiguous, _ambiguous_fixes), (ProcessGone, _gone_fixes),
                          (NoMatch, _no_match_fixes), (AccessDenied, _denied_fixes),
                          (MissingTool, _missing_tool_fixes), (Unsupported, _unsupported_fixes),

@@ -85,3 +85,11 @@ class MissingTool(WaitchainError, FileNotFoundError):
         self.tool = tool
         self.package = package
         super().__init__(f"{purpose} needs the `{tool}` program, which is not installed")
+
+
+class ReportError(WaitchainError, OSError):
+    """The report file could not be written."""
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        self.path = path
+        super().__init__(f"cannot write the report to {path}: {exc.strerror or exc}")

@@ -13,7 +13,7 @@ import socket
 from typing import List, Optional
 
 from .. import __version__
-from ..errors import WaitchainError
+from ..errors import ReportError, WaitchainError
 from ..model import Chain, Diagnosis
 from ..sanitize import clean
 from . import Options
@@ -59,14 +59,6 @@ def write_report(diag: Diagnosis, path: str) -> None:
             out.write(page)
     except OSError as exc:
         raise ReportError(path, exc) from None
-
-
-class ReportError(WaitchainError, OSError):
-    """The report file could not be written."""
-
-    def __init__(self, path: str, exc: OSError) -> None:
-        self.path = path
-        super().__init__(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
 def report(diag: Diagnosis, now: Optional[datetime.datetime] = None,
