@@ -24,6 +24,7 @@ from .procfs.tasks import read_tasks
 Endpoint = Tuple[str, int]
 K = TypeVar("K")
 V = TypeVar("V")
+UNIX_DUMP_AFTER = 32  # exact unix socket lookups before one dump of all is cheaper
 REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2")
 
 
@@ -44,6 +45,8 @@ class Snapshot:
         self._tcp_indexes: Dict[str, tuple] = {}
         self._unix: Dict[int, Optional[UnixSocket]] = {}
         self._unix_paths: Optional[Dict[int, UnixSocket]] = None
+        self._unix_dump: Optional[Dict[int, UnixSocket]] = None
+        self._netns: Dict[str, set] = {}
         self._cmdlines: Dict[int, str] = {}
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
@@ -157,7 +160,13 @@ class Snapshot:
         return _cached(self._unix, inode, lambda: self._lookup_unix(inode))
 
     def _lookup_unix(self, inode: int) -> Optional[UnixSocket]:
+        """One exact sock_diag lookup per inode while few are asked for (each costs more
+        the more unix sockets the host has); past UNIX_DUMP_AFTER, one dump of them all."""
         try:
+            if len(self._unix) >= UNIX_DUMP_AFTER:
+                if self._unix_dump is None:
+                    self._unix_dump = sockdiag.unix_dump()
+                return self._unix_dump.get(inode)
             found = sockdiag.unix_lookup([inode]).get(inode)
         except WaitchainError as exc:
             self._note(f"unix socket peers unavailable: {exc}")
@@ -225,7 +234,7 @@ class Snapshot:
         return None
 
     def netns_list(self) -> set:
-        return {p.netns for p in self.processes.values() if p.netns}
+        return _cached(self._netns, "all", lambda: {p.netns for p in self.processes.values() if p.netns})
 
     # --- kernel waits: stacks, mounts, FUSE connections -------------------------------
 

@@ -117,3 +117,21 @@ def test_open_errors(monkeypatch: pytest.MonkeyPatch, code: int, expected: type)
         sockdiag.unix_lookup([1234])
     with pytest.raises(expected):
         sockdiag.unix_dump()
+
+
+def test_snapshot_switches_to_one_dump_and_agrees() -> None:
+    """Past UNIX_DUMP_AFTER lookups the snapshot asks for one dump; peers stay exact."""
+    from waitchain.snapshot import UNIX_DUMP_AFTER, Snapshot
+
+    pairs = [socket.socketpair() for _ in range(UNIX_DUMP_AFTER)]
+    try:
+        snap = Snapshot.scan(pids=[os.getpid()])
+        inodes = [(os.fstat(a.fileno()).st_ino, os.fstat(b.fileno()).st_ino) for a, b in pairs]
+        for a, b in inodes:
+            assert snap.unix_socket(a).peer == b
+            assert snap.unix_socket(b).peer == a
+        assert snap._unix_dump is not None  # the second half came from the dump
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
