@@ -27,6 +27,7 @@ class Graph:
         self.snap = snap
         self.waits: Dict[Tuple[int, int], Wait] = {}
         self.out: Dict[int, List[Edge]] = defaultdict(list)
+        self.by_pid: Dict[int, List[Wait]] = defaultdict(list)
         self.explored: List[int] = []
 
     def explore(self, starts: Iterable[int]) -> None:
@@ -44,6 +45,7 @@ class Graph:
         for task in self.snap.tasks(pid):
             wait = wait_of(self.snap, pid, task)
             self.waits[(pid, task.tid)] = wait
+            self.by_pid[pid].append(wait)
             self.out[pid].extend(wait.edges)
         return [e.to_pid for e in self.out[pid]]
 
@@ -51,7 +53,7 @@ class Graph:
         return list(dict.fromkeys(e.to_pid for e in self.out.get(pid, ())))
 
     def thread_waits(self, pid: int) -> List[Wait]:
-        return [w for (p, _), w in self.waits.items() if p == pid]
+        return self.by_pid.get(pid, [])
 
     def end_of(self, pid: int) -> Tuple[End, Optional[int]]:
         """Why a process with no outgoing edge waits for nothing further, and which thread."""
@@ -80,16 +82,17 @@ def _verdict(graph: Graph, starts: List[int], cycles: Optional[List[Cycle]] = No
     cycles = find_cycles(graph) if cycles is None else cycles
     chains = [c for s in starts for c in walk_chains(graph, s, cycles)]
     on_chains = list(dict.fromkeys(p for c in chains for p in c.path))
+    members = set(on_chains)
     snap = graph.snap
     return Diagnosis(
         starts=starts,
         processes={p: snap.processes[p] for p in on_chains if p in snap.processes},
         tasks={p: snap.tasks(p) for p in on_chains},
         cmdlines={p: snap.cmdline(p) for p in on_chains if p in snap.processes},
-        waits={k: w for k, w in graph.waits.items() if k[0] in set(on_chains)},
+        waits={k: w for k, w in graph.waits.items() if k[0] in members},
         edges=[e for p in on_chains for e in graph.out.get(p, ())],
         chains=chains,
-        cycles=[c for c in cycles if set(c.members or c.pids) & set(on_chains)],
+        cycles=[c for c in cycles if set(c.members or c.pids) & members],
         root_cause=root_cause(graph, chains, cycles),
         notes=list(snap.notes),
     )
