@@ -96,7 +96,8 @@ def _ending(kind: str, detail: str) -> Diagnosis:
     ("self", "kill 5200"),
 ])
 def test_every_end_kind_says_what_to_do(kind: str, words: str) -> None:
-    v = verdict(_ending(kind, "peer 10.0.0.5:5432 is on another host"))
+    detail = "waits for a client on TCP 0.0.0.0:80" if kind == "idle" else "peer 10.0.0.5:5432 is on another host"
+    v = verdict(_ending(kind, detail))
     assert v.now and v.fix
     assert words in " ".join(v.now + v.fix)
     assert text.render(_ending(kind, "x"), Options()).count("do now:") == 1

@@ -19,6 +19,7 @@ _FD_CALL = re.compile(r"^\w+\((\d+)<")
 _TCP = re.compile(r"TCP (\S+):(\d+)→(\S+):(\d+)")
 _INODE = re.compile(r"\[(\d+)\]")
 _HOLDER = re.compile(r"/proc/(\d+)/fd/([\d,]+)")
+_LOCK_INODE = re.compile(r"\b[0-9a-f]{2,}:[0-9a-f]{2,}:(\d+)\b")  # MAJ:MIN:INODE in /proc/locks
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,14 @@ def _child(diag: Diagnosis, edge: Edge) -> List[Check]:
 
 def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
     fd = _from_fd(diag, edge)
-    inode = f"$(stat -Lc %i /proc/{edge.from_pid}/fd/{fd})" if fd != "FD" else "INODE"
-    return [Check(f"grep ':{inode} ' /proc/locks",
+    known = _LOCK_INODE.search(edge.evidence)  # the /proc/locks line names the inode
+    if known is not None:
+        pattern = f"':{known[1]} '"
+    elif fd != "FD":  # double quotes: the shell must expand $(...)
+        pattern = f'":$(stat -Lc %i /proc/{edge.from_pid}/fd/{fd}) "'
+    else:
+        pattern = "':INODE '"
+    return [Check(f"grep {pattern} /proc/locks",
                   "the granted lock, and this request marked -> (blocked)"),
             Check(f"lslocks -p {edge.to_pid}", f"{name(diag, edge.to_pid)} holds a lock on the same file")]
 
@@ -241,7 +248,14 @@ def _self(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
 
 
 def _idle(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
-    return [Check(f"ss -ltnp | grep pid={pid},", "Recv-Q: connections waiting to be accepted")]
+    detail = next((c.end.detail for c in diag.chains if end_pid(c) == pid and c.end.kind == "idle"), "")
+    if "listening socket" in detail or "waits for a client" in detail:
+        return [Check(f"ss -ltnp | grep pid={pid},", "Recv-Q: connections waiting to be accepted")]
+    if "inotify" in detail:
+        return [Check(f"grep -h inotify /proc/{pid}/fdinfo/*",
+                      "the watches: ino (hex) and sdev name the watched files")]
+    return [Check(f"ls -l /proc/{pid}/fd", "the files, pipes and sockets it has open"),
+            Check(f"cat /proc/{pid}/task/{tid}/wchan", "the kernel function it sleeps in")]
 
 
 def _remote(diag: Diagnosis, pid: int, tid: int) -> List[Check]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -32,7 +32,7 @@ MIN_FREE = 20  # columns left for text after the deepest indent, whatever --widt
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",
          "end": "green", "warn": "bold yellow", "ok": "bold green", "head": "bold", "cmd": "cyan"}
 ASCII = str.maketrans({"└": "`", "├": "|", "│": "|", "─": "-", "↺": "<<", "→": "->", "…": "...",
-                       "·": "*", "⟂": "#", "—": "-", "•": "*", "⇄": "<->"})
+                       "·": "*", "⟂": "#", "—": "-", "•": "*", "⇄": "<->", "↑": "^"})
 GAP = "  "
 MAX_THREADS = 8  # thread rows shown per process; the rest are summarised
 MIN_PROGRAM = 16
@@ -127,28 +127,38 @@ def _tree(diag: Diagnosis, chains: List[Chain], options: Options) -> List[Row]:
                 kids.append(chain.path[:i])
     ends = {c.path: c for c in chains}
     out: List[Row] = []
+    shown: Set[int] = set()
     for root in trie.get((), []):
-        _node(diag, trie, ends, root, "", "", out, options)
+        _node(diag, trie, ends, root, "", "", out, options, shown)
     return out
 
 
-def _node(diag, trie, ends, path, lead, child_lead, out, options) -> None:
+def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None:
     pid = path[-1]
     kids = trie.get(path, [])
     chain: Optional[Chain] = ends.get(path)
     nxt = kids[0][-1] if kids else (chain.end.pid if _cycles_back(chain) else None)
     more = bool(kids) or _cycles_back(chain)
+    if pid in shown and more:  # reached again by another path: once is enough
+        wait, edge = _leading_wait(diag, pid, nxt)
+        row = _process_row(diag, pid, wait, edge, None, lead, child_lead + "   ")
+        row.why, row.why_style = "↑ what it waits for is shown above", "dim"
+        out.append(row)
+        return
+    shown.add(pid)
     under = child_lead + ("│  " if more else "   ")
     wait, edge = _leading_wait(diag, pid, nxt)
     out.append(_process_row(diag, pid, wait, edge, chain, lead, under))
-    out.extend(_thread_rows(diag, pid, under))
-    out.extend(_stack_rows(diag, pid, wait, under, options))
+    threads = _thread_rows(diag, pid, under, options)
+    out.extend(threads)
+    if wait is None or str(wait.tid) not in {r.pid for r in threads}:  # else under its thread row
+        out.extend(_stack_rows(diag, pid, wait, under, options))
     if options.explain:
         out.extend(_explain_rows(diag, edge, chain, under, options.width))
     for i, kid in enumerate(kids):
         last = i == len(kids) - 1 and not _cycles_back(chain)
         _node(diag, trie, ends, kid, child_lead + ("└─ " if last else "├─ "),
-              child_lead + ("   " if last else "│  "), out, options)
+              child_lead + ("   " if last else "│  "), out, options, shown)
     if _cycles_back(chain):
         out.append(_cycle_row(diag, chain, child_lead + "└─ ", child_lead + "      "))
 
@@ -203,13 +213,17 @@ def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Option
     return chosen, None
 
 
-def _thread_rows(diag: Diagnosis, pid: int, lead: str) -> List[Row]:
-    """Every thread of a multi-threaded process (the first MAX_THREADS, blocked ones first)."""
+def _thread_rows(diag: Diagnosis, pid: int, lead: str, options: Options = Options()) -> List[Row]:
+    """Every thread of a multi-threaded process (the first MAX_THREADS, blocked ones first),
+    each with the application line it waits at."""
     tasks = diag.tasks.get(pid, [])
     if len(tasks) < 2:
         return []
     ranked = sorted(tasks, key=lambda t: not (diag.waits.get((pid, t.tid)) and diag.waits[(pid, t.tid)].edges))
-    rows = [_thread_row(diag, pid, task, lead) for task in ranked[:MAX_THREADS]]
+    rows = []
+    for task in ranked[:MAX_THREADS]:
+        rows.append(_thread_row(diag, pid, task, lead))
+        rows.extend(_stack_rows(diag, pid, diag.waits.get((pid, task.tid)), lead + "  ", options))
     if len(tasks) > MAX_THREADS:
         rows.append(Row(lead, lead + "  ", free=[(f"· … {len(tasks) - MAX_THREADS} more threads "
                                            "(--json lists them all)", "dim")]))
@@ -471,4 +485,4 @@ def _advice(title: str, items: List[str]) -> List[List[Seg]]:
     if not items:
         return []
     first = [[(f"{title:<{TITLE}}", "head"), (items[0], "")]]
-    return first + [[(" " * TITLE, ""), (item, "")] for item in items[1:]]
+    return first + [[(" " * TITLE, "head"), (item, "")] for item in items[1:]]  # "head": wrap under TITLE
