@@ -19,12 +19,27 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 import pytest
 
 from waitchain import cli
-from waitchain.demo.harness import Processes, wait_until
+from waitchain.demo.harness import Processes, become_subreaper, children, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for scenario_helpers
 from scenario_helpers import threads_in  # noqa: E402
 
 READY_TIMEOUT = 15.0
+
+become_subreaper()  # orphans of every test (daemonizing helpers, a child's children) come to us
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """The safety net under every test's own cleanup: whatever child is still ours after
+    the test (an orphan we adopted as subreaper, or a leak) is killed and reaped."""
+    yield
+    for pid in children(os.getpid()):
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 # What a sleeping Python thread is inside: time.sleep is clock_nanosleep on 3.11+,
 # pselect6 with no fds on 3.9/3.10; signal.pause is pause (ppoll with no fds on aarch64).
