@@ -74,7 +74,7 @@ def diagnose_all(snap: Snapshot) -> Diagnosis:
     graph = Graph(snap)
     graph.explore(sorted(snap.processes))
     cycles = find_cycles(graph)
-    trouble = {p for c in cycles for p in c.pids} | _blocked_writers(graph)
+    trouble = {p for c in cycles if c.deadlock for p in c.pids} | _blocked_writers(graph)
     return _verdict(graph, _sources(graph, trouble, cycles), cycles)
 
 
@@ -324,7 +324,7 @@ def _sources(graph: Graph, trouble: Set[int], cycles: List[Cycle]) -> List[int]:
     reach = _reach(lambda p: incoming[p], trouble)
     sources = sorted(p for p in reach if not incoming[p] & reach)
     covered = _reach(graph.successors, set(sources))
-    return sources + sorted(min(c.pids) for c in cycles if not set(c.pids) & covered)
+    return sources + sorted(min(c.pids) for c in cycles if c.deadlock and not set(c.pids) & covered)
 
 
 def _reach(step, starts: Set[int]) -> Set[int]:
