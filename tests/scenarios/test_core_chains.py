@@ -489,3 +489,36 @@ def test_hostile_process_name(run_py, run_cli, wait_sleeping) -> None:
     proc = json.loads(as_json.out)["processes"][0]
     assert proc["comm"] == "\x1b[2J\nx)(y"
     assert proc["cmdline"].startswith(hostile + " -c ")
+
+
+POLLER = '''
+import select
+fd, lfd = int(sys.argv[1]), int(sys.argv[2])
+ready("polling")
+select.select([fd, lfd], [], [])
+'''
+
+
+def test_all_leaves_out_a_cycle_that_can_still_resolve(procs, run_py, run_cli) -> None:
+    """A reads a pipe only B writes; B polls a pipe only A writes AND a listening socket.
+    A → B → A is a cycle, but a client may connect to B: --all must not report it."""
+    a_r, b_w = os.pipe()
+    b_r, a_w = os.pipe()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    lfd = listener.fileno()
+    a = spawn_with(run_py, READER, [a_r, a_w])
+    b = run_py(POLLER, str(b_r), str(lfd), pass_fds=[b_r, b_w, lfd])
+    close(a_r, a_w, b_r, b_w)
+    listener.close()
+    a.ready(), b.ready()
+    wait_blocked(a.pid, "read")
+    wait_blocked(b.pid, "select", "pselect6")
+
+    single = json.loads(run_cli(str(a.pid), "--json", "--no-stacks").out)
+    assert [set(c["pids"]) for c in single["cycles"]] == [{a.pid, b.pid}]
+    assert single["cycles"][0]["deadlock"] is False
+    result = run_cli("--all", "--json", "--no-stacks")
+    everywhere = json.loads(result.out)
+    assert not [c for c in everywhere["chains"] if {a.pid, b.pid} & set(c["path"])]
