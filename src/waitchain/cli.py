@@ -234,9 +234,19 @@ def _by_pattern(snap: Snapshot, target: str) -> int:
     found = [p for p in sorted(snap.processes) if p not in mine and pattern.search(snap.cmdline(p))]
     if not found:
         raise NoMatch(target)
-    if len(found) > 1:
+    deepest = _deepest_of_one_line(snap, found)
+    if deepest is None:
         raise Ambiguous(target, found, {p: snap.cmdline(p) for p in found[:MAX_CANDIDATES]})
-    return found[0]
+    return deepest
+
+
+def _deepest_of_one_line(snap: Snapshot, found: List[int]) -> Optional[int]:
+    """When every match is an ancestor of one of them (`bash -c 'python3 server.py'`,
+    sudo, su -c, timeout: wrappers repeat the command line), that one; else None."""
+    for pid in found:
+        if set(found) - {pid} <= _ancestors(snap, pid):
+            return pid
+    return None
 
 
 def _ancestors(snap: Snapshot, pid: int) -> set:

@@ -522,3 +522,27 @@ def test_all_leaves_out_a_cycle_that_can_still_resolve(procs, run_py, run_cli) -
     result = run_cli("--all", "--json", "--no-stacks")
     everywhere = json.loads(result.out)
     assert not [c for c in everywhere["chains"] if {a.pid, b.pid} & set(c["path"])]
+
+
+def test_pattern_matching_a_wrapper_and_its_child_picks_the_child(procs, run_cli, wait_sleeping) -> None:
+    """`sh -c 'python3 ... MARKER'` and the python3 it starts both match: the process a
+    person means is the innermost one, not an ambiguity."""
+    marker = f"wrapped-{uuid.uuid4().hex}"
+    r, w = os.pipe()
+    code = f"import os, time; os.write({w}, b'x'); time.sleep(1000)  # {marker}"
+    shell = procs.spawn(["sh", "-c", f'{sys.executable} -c "{code}"; true'], pass_fds=[w])
+    os.close(w)
+    os.read(r, 1)  # the python3 child has started
+    os.close(r)
+    (child,) = _children_of(shell.pid)
+    wait_sleeping(child)
+
+    result = run_cli(marker, "--json", "--no-stacks")
+
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["starts"] == [child]
+
+
+def _children_of(pid: int) -> list:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
