@@ -42,8 +42,11 @@ class Graph:
             queue.extend(self._examine(pid))
 
     def _examine(self, pid: int) -> List[int]:
-        for task in self.snap.tasks(pid):
-            wait = wait_of(self.snap, pid, task)
+        tasks = self.snap.tasks(pid)
+        waits = [wait_of(self.snap, pid, task) for task in tasks]
+        if waits and not self.snap.alive(pid):  # gone, or the pid reused: the reads may be another's
+            waits = [Wait(pid, w.tid, w.what, end=GONE) for w in waits]
+        for task, wait in zip(tasks, waits):
             self.waits[(pid, task.tid)] = wait
             self.by_pid[pid].append(wait)
             self.out[pid].extend(wait.edges)

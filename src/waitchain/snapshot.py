@@ -9,15 +9,15 @@ import os
 from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
-from .errors import ProcessGone, Timeout, Unsupported, WaitchainError
+from .errors import ProcessGone, Timeout, WaitchainError
 from .model import FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
-from .procfs import net, pidfd, sockdiag
+from .procfs import memory, net, pidfd, sockdiag
 from .procfs.fds import read_fdinfo
 from .procfs.kstack import read_stack
 from .procfs.maps import read_map_devices
 from .procfs.mounts import Mount, read_mounts
-from .procfs.process import read_cmdline, read_process
-from .procfs.reader import ProcFS, fd_is_fifo
+from .procfs.process import read_cmdline, read_process, read_stat
+from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import read_exec_start, read_sched_now
 from .procfs.tasks import read_tasks
 
@@ -25,7 +25,10 @@ Endpoint = Tuple[str, int]
 K = TypeVar("K")
 V = TypeVar("V")
 UNIX_DUMP_AFTER = 32  # exact unix socket lookups before one dump of all is cheaper
-REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2")
+BLOCKED_CMDLINES = 3  # command lines that may each take their full deadline; then a short one
+SHORT_DEADLINE = 0.05  # seconds
+REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2",
+             "virtiofs", "ocfs2", "beegfs", "gpfs", "orangefs", "pvfs2", "coda", "ncpfs", "davfs")
 
 
 class Snapshot:
@@ -51,11 +54,14 @@ class Snapshot:
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
+        self._blocked_cmdlines = 0  # command lines that did not answer in time
+        self._sock_diag_failed = False
 
     @classmethod
     def scan(cls, fs: Optional[ProcFS] = None, pids: Optional[Iterable[int]] = None) -> "Snapshot":
         """Read every process (or just `pids`). Processes that vanish are skipped."""
         fs = fs or ProcFS()
+        memory.forget_stuck()  # a new run: locks may have been released, pids reused
         processes: Dict[int, Process] = {}
         notes: List[str] = []
         for pid in pids if pids is not None else fs.pids():
@@ -77,19 +83,22 @@ class Snapshot:
         return _cached(self._tasks, pid, lambda: self._read_tasks(pid))
 
     def _read_tasks(self, pid: int) -> List[Task]:
-        if pid not in self.processes or not self.alive(pid):
+        if pid not in self.processes:
             return []
         try:
-            return read_tasks(self.fs, pid)
+            tasks = read_tasks(self.fs, pid)
         except WaitchainError as exc:
             self.processes[pid].note = str(exc)
             return []
+        return tasks if self.alive(pid) else []  # after: the pid may be another process's now
 
     def alive(self, pid: int) -> bool:
-        """The process scanned as pid still exists and is the same one (same starttime)."""
+        """The process scanned as pid still exists and is the same one (same starttime).
+        True after a read of /proc/PID means that the read was of this process."""
+        proc = self.processes.get(pid)
         try:
-            return read_process(self.fs, pid).starttime == self.processes[pid].starttime
-        except (WaitchainError, KeyError):
+            return proc is not None and read_stat(self.fs, pid).starttime == proc.starttime
+        except WaitchainError:
             return False
 
     def cmdline(self, pid: int) -> str:
@@ -98,10 +107,17 @@ class Snapshot:
 
     def _read_cmdline(self, pid: int) -> str:
         comm = self.processes[pid].comm if pid in self.processes else "?"
+        short = self._blocked_cmdlines >= BLOCKED_CMDLINES  # many blocked: do not wait long for each
         try:
-            line = read_cmdline(self.fs, pid)
-        except Timeout:
-            return f"{comm} (command line unreadable: it blocks)"
+            line = read_cmdline(self.fs, pid, SHORT_DEADLINE if short else None)
+            if not self.alive(pid):
+                return comm  # the pid names another process now
+        except Timeout:  # its mmap lock is held: process_vm_readv would block too
+            self._blocked_cmdlines += 1
+            memory.mark_stuck(pid)
+            self._note(f"the command line of {pid} could not be read: it blocks while the "
+                       "process's memory map lock is held (a thread stuck in a page fault?)")
+            return comm
         except WaitchainError:
             return comm
         return f"[{comm}]" if line is None else line
@@ -151,7 +167,10 @@ class Snapshot:
         return fd_is_fifo(self.fs, pid, fd)
 
     def pipe_fill(self, pid: int, fd: int) -> Optional[PipeFill]:
-        return pidfd.pipe_fill(pid, fd) if self.fs.root == "/proc" else None
+        """The pipe's fill through a pidfd_getfd duplicate, if pid is still the scanned process."""
+        if self.fs.root != "/proc":
+            return None
+        return pidfd.pipe_fill(pid, fd, lambda: self.alive(pid))
 
     # --- sockets ----------------------------------------------------------------------
 
@@ -162,13 +181,16 @@ class Snapshot:
     def _lookup_unix(self, inode: int) -> Optional[UnixSocket]:
         """One exact sock_diag lookup per inode while few are asked for (each costs more
         the more unix sockets the host has); past UNIX_DUMP_AFTER, one dump of them all."""
+        if self._sock_diag_failed:
+            return self._unix_from_proc(inode)
         try:
             if len(self._unix) >= UNIX_DUMP_AFTER:
                 if self._unix_dump is None:
                     self._unix_dump = sockdiag.unix_dump()
                 return self._unix_dump.get(inode)
             found = sockdiag.unix_lookup([inode]).get(inode)
-        except WaitchainError as exc:
+        except WaitchainError as exc:  # not asked again: a timeout would cost each lookup
+            self._sock_diag_failed = True
             self._note(f"unix socket peers unavailable: {exc}")
             return self._unix_from_proc(inode)
         return found
@@ -176,7 +198,7 @@ class Snapshot:
     def _unix_from_proc(self, inode: int) -> Optional[UnixSocket]:
         if self._unix_paths is None:
             try:
-                self._unix_paths = net.parse_unix(self.fs.read(None, "net", "unix"))
+                self._unix_paths = net.parse_unix(self.fs.read(None, "net", "unix", limit=TABLE_READ))
             except WaitchainError:
                 self._unix_paths = {}
         return self._unix_paths.get(inode)
@@ -194,11 +216,11 @@ class Snapshot:
         return []
 
     def _tcp_of(self, pid: int) -> List[TcpSocket]:
-        sockets = net.parse_tcp(self.fs.read(pid, "net", "tcp"))
+        sockets = net.parse_tcp(self.fs.read(pid, "net", "tcp", limit=TABLE_READ))
         try:
-            sockets += net.parse_tcp(self.fs.read(pid, "net", "tcp6"))
-        except (Unsupported, ProcessGone):
-            pass  # a kernel without IPv6
+            sockets += net.parse_tcp(self.fs.read(pid, "net", "tcp6", limit=TABLE_READ))
+        except WaitchainError:
+            pass  # a kernel without IPv6 (or the process exited after tcp was read)
         return sockets
 
     def tcp_socket(self, pid: int, inode: int) -> Optional[TcpSocket]:

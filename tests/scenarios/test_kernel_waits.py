@@ -7,16 +7,19 @@ when a test fails."""
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 import pytest
-from scenario_helpers import edges_from, only_thread
+from scenario_helpers import edges_from, only_thread, threads_of
 
-from waitchain.demo.harness import wait_until
+from waitchain.demo.harness import blocked_in, wait_until
 from waitchain.procfs.kstack import parse_stack
 from waitchain.procfs.mounts import parse_mountinfo
 from waitchain.waits import kernel
@@ -312,3 +315,69 @@ def test_fuse_lookups_followed_by_their_path(stuck_fuse, run_py, diagnose_pid) -
         assert f"the path argument {how}" in edge["evidence"]
         assert f"fuse_connection: {stuck_fuse.minor}" in edge["evidence"]
     assert "behind a kernel lock" in edge["evidence"]
+
+
+# --- the target's mmap lock held: reads that take it must not hang waitchain ---------------------
+
+MAPPED_VICTIM = """
+import mmap
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 8192, prot=mmap.PROT_READ)
+with open("/proc/self/maps") as maps:
+    start = next(l.split("-")[0] for l in maps if l.rstrip().endswith(sys.argv[1]))
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+
+def mapper():
+    signal.sigwait([signal.SIGUSR1])
+    mmap.mmap(-1, 4096)  # waits for the mmap lock, behind the /proc/PID/mem reader
+
+class timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+
+def nap():  # (clock_)nanosleep on every Python: its timespec is read from memory
+    while True:
+        libc.nanosleep(ctypes.byref(timespec(3600, 0)), None)
+
+threading.Thread(target=mapper).start()
+threading.Thread(target=nap).start()
+lock = threading.Lock()
+lock.acquire()
+ready("mapped", start)
+lock.acquire()
+"""
+
+MEM_READER = """
+fd = os.open("/proc/%s/mem" % sys.argv[1], os.O_RDONLY)
+ready("reading")
+os.pread(fd, 16, int(sys.argv[2], 16))  # faults the FUSE page in, holding the mmap lock
+"""
+
+
+def test_held_mmap_lock_neither_hangs_nor_blocks_exit(stuck_fuse, run_py, procs) -> None:
+    """A process whose mmap lock is held (a /proc/PID/mem read stuck on a FUSE page) and
+    wanted by a writer (mmap): cmdline and process_vm_readv on it block, the latter in an
+    uninterruptible sleep that not even SIGKILL ends. waitchain must answer, say why, and
+    exit: the memory reads go through a helper process under a deadline."""
+    victim = run_py(MAPPED_VICTIM, str(stuck_fuse.mountpoint / "stuck"), stderr=subprocess.DEVNULL)
+    ((_, _, start),) = victim.ready()
+    reader = run_py(MEM_READER, str(victim.pid), start, stderr=subprocess.DEVNULL)
+    reader.ready()
+    stuck_fuse.daemon.ready()  # the page's read reached the daemon: the mmap lock is held
+    wait_until(lambda: _in_kernel(reader.pid, "D"), "the /proc/PID/mem reader holds the lock")
+    os.kill(victim.pid, signal.SIGUSR1)
+    wait_until(lambda: blocked_in(victim.pid, ["mmap"]), "a writer waits for the mmap lock")
+
+    began = time.monotonic()
+    cli = procs.spawn([sys.executable, "-m", "waitchain", str(victim.pid), "--json"],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = cli.communicate(timeout=60)  # returns once waitchain has exited
+    took = time.monotonic() - began
+
+    assert cli.returncode in (0, 1), err.decode()
+    assert took < 20, f"waitchain took {took:.1f} s"
+    data = json.loads(out)
+    notes = " ".join(data["notes"])
+    assert f"the command line of {victim.pid} could not be read" in notes
+    assert "memory map lock is held" in notes  # the stack was not read, and why
+    text = json.dumps(threads_of(data, victim.pid))
+    assert "memory map lock is held) of process" in text  # the sleep's timespec: not read, and why

@@ -286,3 +286,30 @@ def test_epoll_tfd_lines_parse() -> None:
         (4, 0x1C, "acfbe"), (3, 0x40000019, "acfc3"), (5, 0x40000000, "acfc4")]
     assert poll._names(0x40000019, "EPOLL") == "EPOLLIN|EPOLLONESHOT"
     assert not 0x40000000 & ~poll.EP_PRIVATE  # a disarmed one-shot entry watches nothing
+
+
+HUGE_POLL = """
+import resource
+resource.setrlimit(resource.RLIMIT_NOFILE, (8192, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+r, w = os.pipe()  # only this process can write it: alone, a self-deadlock
+
+class pollfd(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+fds = (pollfd * 5000)(*[pollfd(r, 1, 0)] * 5000)
+ready("polling")
+libc.poll(fds, 5000, -1)
+"""
+
+
+def test_poll_over_more_fds_than_are_read_is_not_called_stuck(run_py, diagnose_pid) -> None:
+    """poll(fds, 5000): 4096 entries are read; the 904 others might be ready, so the
+    thread is not known to be stuck (no self-deadlock is claimed)."""
+    program = run_py(HUGE_POLL)
+    program.ready()
+    wait_blocked(program.pid, *POLL_CALLS)
+    data, code = diagnose_pid(program.pid)
+    thread = only_thread(data, program.pid)
+    assert code == 0 and data["deadlock"] is False
+    assert thread["any_of"] == 1
+    assert any("904 more watched fds not followed" in end["detail"] for end in thread["live"])

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..errors import WaitchainError
 from ..model import FdInfo
-from .reader import ProcFS
+from .reader import TABLE_READ, ProcFS
 
 _INODE_TARGET = re.compile(r"^(pipe|socket):\[(\d+)\]$")
 
@@ -36,9 +36,10 @@ def _number(key: str, value: str) -> int:
 
 
 def read_fdinfo(fs: ProcFS, pid: int, fd: int) -> Optional[FdInfo]:
-    """fdinfo of one fd, or None if it is gone or unreadable."""
+    """fdinfo of one fd, or None if it is gone or unreadable. An epoll or inotify fd's
+    fdinfo has a line per watched file: it can be megabytes."""
     try:
-        return parse_fdinfo(fs.read(pid, "fdinfo", str(fd)))
+        return parse_fdinfo(fs.read(pid, "fdinfo", str(fd), limit=TABLE_READ))
     except WaitchainError:
         return None
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional
 
-from .reader import ProcFS
+from .reader import TABLE_READ, ProcFS
 
 _LINE = re.compile(r"^\s*(\d+):\s(\s*)(->\s)?\s*(.*)$")
 _DEVINO = re.compile(r"^([0-9a-fA-F]+:[0-9a-fA-F]+):(\d+)$")
@@ -88,7 +88,7 @@ def parse_locks(text: str) -> List[LockEntry]:
 
 def read_locks(fs: ProcFS) -> List[LockEntry]:
     """/proc/locks of the system (of the pid namespace /proc was mounted for)."""
-    return parse_locks(fs.read(None, "locks"))
+    return parse_locks(fs.read(None, "locks", limit=TABLE_READ))
 
 
 def fdinfo_locks(extra: tuple) -> List[LockEntry]:

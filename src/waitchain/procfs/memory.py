@@ -1,12 +1,36 @@
 """Read a few bytes of a target's memory with process_vm_readv: no ptrace stop, no
-/proc/PID/mem open; the target never notices."""
+/proc/PID/mem open; the target never notices.
+
+process_vm_readv takes the target's mmap lock *uninterruptibly*: while that lock is
+contended (a thread stuck in a page fault or a GUP on a hung FUSE or NFS file, and another
+thread waiting to mmap or munmap), the reader sleeps in D state, and not even SIGKILL ends
+it. Done in our own thread, it would hang waitchain, and keep it from ever exiting. So the
+reads are made by a small helper process under a deadline; a helper that does not answer
+in time is abandoned (it exits once the lock is released), and the target's memory is
+not read again during this run."""
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import errno
 import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Optional, Set
 
-from ..errors import WaitchainError, from_oserror
+from ..errors import Timeout, WaitchainError, from_oserror
+from .reader import with_deadline
+
+DEADLINE = 1.0  # seconds for one read; it takes microseconds unless the mmap lock is held
+MAX_READ = 1 << 20
+PAGE = 4096
+_REQ = struct.Struct("=iQQ")  # pid, address, size
+_REP = struct.Struct("=iq")  # errno, bytes read (-1: error)
 
 
 class _IOVec(ctypes.Structure):
@@ -18,26 +42,80 @@ _libc.process_vm_readv.restype = ctypes.c_ssize_t
 _libc.process_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
                                    ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
 
-MAX_READ = 1 << 20
+# The helper: reads requests on stdin, answers on stdout; exits at EOF (when we exit).
+HELPER = """# waitchain memory reader: process_vm_readv for waitchain, under its deadline
+import ctypes, os, signal, struct
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is waitchain's; EOF ends this
+class V(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+libc = ctypes.CDLL(None, use_errno=True)
+f = libc.process_vm_readv
+f.restype = ctypes.c_ssize_t
+f.argtypes = [ctypes.c_int, ctypes.POINTER(V), ctypes.c_ulong, ctypes.POINTER(V), ctypes.c_ulong, ctypes.c_ulong]
+REQ, REP = struct.Struct("=iQQ"), struct.Struct("=iq")
+def exactly(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            raise SystemExit(0)
+        data += chunk
+    return data
+while True:
+    pid, address, size = REQ.unpack(exactly(REQ.size))
+    buf = ctypes.create_string_buffer(size)
+    got = f(pid, ctypes.byref(V(ctypes.cast(buf, ctypes.c_void_p), size)), 1, ctypes.byref(V(address, size)), 1, 0)
+    out = REP.pack(ctypes.get_errno() if got < 0 else 0, got) + (buf.raw[:got] if got > 0 else b"")
+    while out:
+        out = out[os.write(1, out):]
+"""
+
+_lock = threading.Lock()
+_stuck: Set[int] = set()  # pids whose memory did not answer in time during this run
+_helper: Optional["_Helper"] = None
+_abandoned: list = []  # helpers stuck in D state: kept so that nothing waits for them
 
 
 def read_memory(pid: int, address: int, size: int) -> bytes:
-    """`size` bytes at `address` in pid; raises ProcessGone/AccessDenied/WaitchainError."""
-    if size <= 0 or size > MAX_READ or address <= 0:
-        raise WaitchainError(f"process {pid}: refusing to read {size} bytes at {address:#x}")
-    buf = ctypes.create_string_buffer(size)
-    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), size)
-    remote = _IOVec(address, size)
-    got = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-    if got < 0:
-        err = ctypes.get_errno()
-        raise from_oserror(OSError(err, os.strerror(err)), pid, f"memory at {address:#x}")
-    if got != size:
+    """`size` bytes at `address` in pid; raises ProcessGone/AccessDenied/Timeout/WaitchainError."""
+    data = read_partial(pid, address, size)
+    if len(data) != size:
         raise WaitchainError(f"process {pid}: short read of memory at {address:#x}")
-    return buf.raw
+    return data
 
 
-PAGE = 4096
+def read_partial(pid: int, address: int, size: int) -> bytes:
+    """Up to `size` bytes at `address`: fewer when the mapping ends before (an error when
+    nothing at `address` is mapped)."""
+    if size <= 0 or size > MAX_READ or not 0 < address < 1 << 64:
+        raise WaitchainError(f"process {pid}: refusing to read {size} bytes at {address:#x}")
+    if pid in _stuck:
+        raise Timeout(pid, "memory (its memory map lock is held)")
+    err, data = _through_helper(pid, address, size)
+    if err:
+        raise from_oserror(OSError(err, os.strerror(err)), pid, f"memory at {address:#x}")
+    return data
+
+
+def memory_stuck(pid: int) -> bool:
+    """A read of pid's memory already overran its deadline: its mmap lock is held."""
+    return pid in _stuck
+
+
+def mark_stuck(pid: int) -> None:
+    """pid's mmap lock is known to be held (its cmdline did not answer): do not try."""
+    _stuck.add(pid)
+
+
+def forget_stuck() -> None:
+    """A new snapshot: pids may have been reused, locks released."""
+    _stuck.clear()
+
+
+def read_own(address: int, size: int) -> bytes:
+    """Up to `size` bytes of our own memory (never faults: an unmapped page ends the read)."""
+    err, data = _direct(os.getpid(), address, size)
+    return b"" if err else data
 
 
 def read_cstring(pid: int, address: int, limit: int = 4096) -> bytes:
@@ -52,3 +130,151 @@ def read_cstring(pid: int, address: int, limit: int = 4096) -> bytes:
             return out + data[:end]
         out += data
     return out
+
+
+# --- the helper process ---------------------------------------------------------------
+
+
+def _through_helper(pid: int, address: int, size: int):
+    """(errno, data) from the helper; Timeout (and the pid marked stuck) if it overruns."""
+    with _lock:
+        for _attempt in range(2):  # a helper killed by someone else is replaced once
+            helper = _current_helper()
+            if helper is None:
+                break
+            try:
+                return helper.ask(pid, address, size)
+            except _Overrun:
+                _abandon()
+                _stuck.add(pid)
+                raise Timeout(pid, "memory (its memory map lock is held)") from None
+            except OSError:
+                _abandon()
+    return _direct_with_deadline(pid, address, size)
+
+
+def _current_helper() -> Optional["_Helper"]:
+    global _helper
+    if _helper is not None and not _helper.usable():
+        _abandon()
+    if _helper is None:
+        _helper = _Helper.start()
+    return _helper
+
+
+def _direct_with_deadline(pid: int, address: int, size: int):
+    """No helper can run (no interpreter to start, no processes left): read here, in a
+    thread, so that the diagnosis goes on if it blocks (the exit may then wait for it)."""
+    try:
+        return with_deadline(lambda: _direct(pid, address, size), DEADLINE, pid, "memory")
+    except Timeout:
+        _stuck.add(pid)
+        raise Timeout(pid, "memory (its memory map lock is held)") from None
+
+
+def _abandon() -> None:
+    global _helper
+    if _helper is not None:
+        _helper.kill()
+        _abandoned.append(_helper)
+        _helper = None
+
+
+class _Overrun(Exception):
+    """The helper did not answer within the deadline."""
+
+
+class _Helper:
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.owner = os.getpid()
+        self.to = proc.stdin.fileno()  # type: ignore[union-attr]
+        self.frm = proc.stdout.fileno()  # type: ignore[union-attr]
+        self.poller = select.poll()
+        self.poller.register(self.frm, select.POLLIN)
+
+    @classmethod
+    def start(cls) -> Optional["_Helper"]:
+        if not sys.executable:
+            return None
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", HELPER], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    close_fds=True, bufsize=0)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+        return cls(proc)
+
+    def usable(self) -> bool:
+        """Ours (not inherited through a fork) and still running (not killed by someone)."""
+        return self.owner == os.getpid() and self.proc.poll() is None
+
+    def ask(self, pid: int, address: int, size: int):
+        _write_all(self.to, _REQ.pack(pid, address, size))
+        deadline = _now() + DEADLINE
+        reply = self._receive(_REP.size, _REP.size + size, deadline)
+        err, got = _REP.unpack_from(reply)
+        if got < 0:
+            return err or errno.EIO, b""
+        reply += self._receive(_REP.size + got - len(reply), 0, deadline)
+        return 0, reply[_REP.size:]
+
+    def _receive(self, count: int, most: int, deadline: float) -> bytes:
+        """At least `count` bytes (and at most `most`, if larger), by the deadline."""
+        data = b""
+        while len(data) < count:
+            left = deadline - _now()
+            if left <= 0 or not self.poller.poll(left * 1000):
+                raise _Overrun()
+            chunk = os.read(self.frm, max(count, most) - len(data))
+            if not chunk:
+                raise OSError(errno.EPIPE, "the memory reader exited")
+            data += chunk
+        return data
+
+    def kill(self) -> None:
+        """SIGKILL (it takes effect once the lock is released) and close our pipe ends."""
+        try:
+            if self.owner == os.getpid():
+                self.proc.kill()
+        except OSError:
+            pass
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """At exit: EOF ends a helper that is not stuck; a stuck one is not waited for."""
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.wait(0.2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _direct(pid: int, address: int, size: int):
+    """(errno, data) of process_vm_readv in this process."""
+    buf = ctypes.create_string_buffer(size)
+    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), size)
+    remote = _IOVec(address, size)
+    got = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if got < 0:
+        return ctypes.get_errno() or errno.EIO, b""
+    return 0, buf.raw[:got]
+
+
+@atexit.register
+def _close_helpers() -> None:
+    if _helper is not None and _helper.owner == os.getpid():
+        _helper.close()

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from ..errors import WaitchainError
-from .reader import ProcFS
+from .reader import TABLE_READ, ProcFS
+
+DEADLINE = 1.0  # seconds: mountinfo waits for the mount namespace's lock
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
@@ -46,8 +48,9 @@ def parse_mountinfo(text: str) -> Dict[int, Mount]:
 
 
 def read_mounts(fs: ProcFS, pid: int) -> Dict[int, Mount]:
-    """Mounts seen by pid, {} if unreadable."""
+    """Mounts seen by pid, {} if unreadable or if it does not answer in time."""
     try:
-        return parse_mountinfo(fs.read(pid, "mountinfo"))
+        raw = fs.read_with_deadline(pid, "mountinfo", DEADLINE, limit=TABLE_READ)
     except WaitchainError:
         return {}
+    return parse_mountinfo(raw.decode("utf-8", "surrogateescape"))

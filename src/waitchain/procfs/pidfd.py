@@ -8,9 +8,10 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import stat
 import struct
 import termios
-from typing import Optional
+from typing import Callable, Optional
 
 from ..model import PipeFill
 
@@ -29,13 +30,17 @@ def _syscall(nr: int, *args: int) -> int:
     return result
 
 
-def pipe_fill(pid: int, fd: int) -> Optional[PipeFill]:
-    """Bytes queued / capacity of the pipe at the target's fd, or None if not permitted."""
+def pipe_fill(pid: int, fd: int, same_process: Callable[[], bool] = lambda: True) -> Optional[PipeFill]:
+    """Bytes queued / capacity of the pipe at the target's fd, or None if not permitted.
+    `same_process` is asked once the pidfd pins the process: False (the pid now names
+    another process) means no fd is touched."""
     try:
         pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
     except OSError:
         return None
     try:
+        if not same_process():
+            return None
         dup = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
     except OSError:
         return None
@@ -49,7 +54,11 @@ def pipe_fill(pid: int, fd: int) -> Optional[PipeFill]:
         os.close(dup)
 
 
-def _measure(fd: int) -> PipeFill:
+def _measure(fd: int) -> Optional[PipeFill]:
+    """None when the fd is no longer a pipe (closed and reused since the scan): no ioctl
+    is made on anything else."""
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return None
     used = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
     size = fcntl.fcntl(fd, F_GETPIPE_SZ)
     return PipeFill(used, size)

@@ -77,7 +77,7 @@ def parse_cmdline(raw: bytes) -> str:
     return " ".join(arg.decode("utf-8", "backslashreplace") for arg in raw.rstrip(b"\0").split(b"\0"))
 
 
-def read_cmdline(fs: ProcFS, pid: int) -> Optional[str]:
+def read_cmdline(fs: ProcFS, pid: int, seconds: Optional[float] = None) -> Optional[str]:
     """The command line, or None for a kernel thread; raises Timeout if it blocks."""
-    raw = fs.read_with_deadline(pid, "cmdline", CMDLINE_DEADLINE)
+    raw = fs.read_with_deadline(pid, "cmdline", CMDLINE_DEADLINE if seconds is None else seconds)
     return parse_cmdline(raw) if raw else None

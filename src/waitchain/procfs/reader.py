@@ -12,7 +12,8 @@ from typing import Callable, Iterator, List, Optional, TypeVar
 from ..errors import Timeout, Unsupported, WaitchainError, from_oserror
 
 T = TypeVar("T")
-MAX_READ = 1 << 20  # no /proc text we parse is larger than this
+MAX_READ = 1 << 20  # no per-process /proc text we parse is larger than this
+TABLE_READ = 1 << 26  # system tables (/proc/net/tcp, /proc/locks, mountinfo) grow with the host
 SMALL_READ = 4096  # /proc/PID/stat and the like fit in one read of this
 _PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -29,29 +30,31 @@ class ProcFS:
         base = self.root if pid is None else f"{self.root}/{pid}"  # os.path.join is slow
         return "/".join((base,) + parts) if parts else base
 
-    def read(self, pid: Optional[int], *parts: str) -> str:
-        """Text of /proc/PID/parts... (or /proc/parts... when pid is None)."""
-        return self._read(pid, parts).decode("utf-8", "surrogateescape")
+    def read(self, pid: Optional[int], *parts: str, limit: int = MAX_READ) -> str:
+        """Text of /proc/PID/parts... (or /proc/parts... when pid is None). Past `limit`
+        bytes the text is cut after its last whole line."""
+        return self._read(pid, parts, limit).decode("utf-8", "surrogateescape")
 
-    def read_bytes(self, pid: Optional[int], *parts: str) -> bytes:
-        return self._read(pid, parts)
+    def read_bytes(self, pid: Optional[int], *parts: str, limit: int = MAX_READ) -> bytes:
+        return self._read(pid, parts, limit)
 
-    def _read(self, pid: Optional[int], parts: tuple) -> bytes:
+    def _read(self, pid: Optional[int], parts: tuple, limit: int = MAX_READ) -> bytes:
         path = self.path(pid, *parts)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError as exc:
             raise self._error(exc, pid, "/".join(parts)) from None
         try:
-            return _read_all(fd)
+            return _read_all(fd, limit)
         except OSError as exc:
             raise self._error(exc, pid, "/".join(parts)) from None
         finally:
             os.close(fd)
 
-    def read_with_deadline(self, pid: int, name: str, seconds: float) -> bytes:
-        """For files that block while the target's mmap lock is held (cmdline, environ)."""
-        return with_deadline(lambda: self.read_bytes(pid, name), seconds, pid, name)
+    def read_with_deadline(self, pid: int, name: str, seconds: float, limit: int = MAX_READ) -> bytes:
+        """For files that block while the target's mmap lock is held (cmdline, environ;
+        maps on older kernels) or a kernel lock is (mountinfo)."""
+        return with_deadline(lambda: self.read_bytes(pid, name, limit=limit), seconds, pid, name)
 
     def readlink(self, pid: Optional[int], *parts: str) -> str:
         try:
@@ -73,7 +76,7 @@ class ProcFS:
 
     def pids(self) -> Iterator[int]:
         """Every process id, in no particular order."""
-        return iter([int(name) for name in self.listdir(None) if name.isdigit()])
+        return iter([int(name) for name in self.listdir(None) if name.isdigit() and name.isascii()])
 
     def fd_links(self, pid: int, piddir: Optional[int] = None) -> dict:
         """fd → readlink target, read relative to one open directory fd (fast, never opens
@@ -110,7 +113,7 @@ class ProcFS:
         try:
             data = os.read(fd, SMALL_READ)
             if len(data) == SMALL_READ:  # a short read of a /proc seq_file is all of it
-                data += _read_all(fd)
+                data += _read_all(fd, MAX_READ)
         except OSError as exc:
             raise self._error(exc, pid, name) from None
         finally:
@@ -143,16 +146,19 @@ class ProcFS:
         return os.path.isdir(self.path(pid, *owner))
 
 
-def _read_all(fd: int) -> bytes:
+def _read_all(fd: int, limit: int = MAX_READ) -> bytes:
+    """Up to `limit` bytes; text cut at the limit ends after its last whole line (a cut
+    line could parse as a different, wrong record)."""
     chunks = []
     total = 0
-    while total < MAX_READ:
+    while total < limit:
         chunk = os.read(fd, 65536)
         if not chunk:
-            break
+            return b"".join(chunks)
         chunks.append(chunk)
         total += len(chunk)
-    return b"".join(chunks)
+    data = b"".join(chunks)[:limit]
+    return data[: data.rfind(b"\n") + 1] if b"\n" in data else data
 
 
 def _links(dirfd: int) -> dict:

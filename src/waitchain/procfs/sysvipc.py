@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
-from .reader import ProcFS
+from .reader import TABLE_READ, ProcFS
 
 
 def parse_sysvipc(text: str) -> List[Dict[str, int]]:
@@ -30,7 +30,7 @@ def parse_sysvipc(text: str) -> List[Dict[str, int]]:
 def find(fs: ProcFS, kind: str, ident_column: str, ident: int) -> Optional[Dict[str, int]]:
     """The row of /proc/sysvipc/KIND whose IDENT_COLUMN is ident; None if absent or unreadable."""
     try:
-        rows = parse_sysvipc(fs.read(None, "sysvipc", kind))
+        rows = parse_sysvipc(fs.read(None, "sysvipc", kind, limit=TABLE_READ))
     except WaitchainError:
         return None
     return next((row for row in rows if row.get(ident_column) == ident), None)

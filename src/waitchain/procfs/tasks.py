@@ -50,13 +50,13 @@ def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
 
 def read_tasks(fs: ProcFS, pid: int) -> List[Task]:
     """Every thread of the process that still exists, main thread first."""
-    tids = sorted(int(t) for t in fs.listdir(pid, "task") if t.isdigit())
+    tids = sorted(int(t) for t in fs.listdir(pid, "task") if t.isdigit() and t.isascii())
     tids.sort(key=lambda t: t != pid)
     tasks = []
     for tid in tids:
         try:
             tasks.append(read_task(fs, pid, tid))
-        except (ProcessGone, ValueError):
+        except (WaitchainError, ValueError):  # the thread exited, or its stat is unreadable
             continue
     if not tasks:
         raise ProcessGone(pid, "task")

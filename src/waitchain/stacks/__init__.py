@@ -13,6 +13,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import AccessDenied, WaitchainError
 from ..model import Diagnosis, Frame, Location, Stack
+from ..procfs import memory
+from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
@@ -32,6 +34,7 @@ GROUP_NOTES = {
     "no-py-spy": "py-spy is not installed (pip install py-spy): no Python stack for {whos}",
     "unmatched": "some Python threads of {whos} could not be matched to their kernel threads",
     "timeout": "no stack for {whos}: no answer within {seconds:g} s",
+    "mm-locked": "no stack for {whos}: its memory could not be read (its memory map lock is held)",
     "native-available": "native stack not read for {whos}: {how}",
     "native": "--native: {tool} stopped {whos} briefly to read its native stack",
     "no-native-tool": "--native: neither gdb nor eu-stack is installed: no native stack for {whos}",
@@ -43,7 +46,7 @@ class _Result:
     """What one process gave: stacks by TID, or why not (`kind` groups the notes)."""
 
     kind: str  # python, native, no-py-spy, py-spy-failed, unmatched, native-available,
-    #            no-native-tool, native-failed, denied, skipped, failed, timeout
+    #            no-native-tool, native-failed, denied, skipped, failed, timeout, mm-locked
     stacks: Dict[int, Stack] = field(default_factory=dict)
     reason: str = ""
 
@@ -113,6 +116,8 @@ def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str]
         return _Result("skipped")  # a kernel thread, or gone
     if not exe:
         return _Result("denied")
+    if memory.memory_stuck(pid):  # py-spy would hang in process_vm_readv, unkillable
+        return _Result("mm-locked")
     result, reason = _try_python(diag, pid, tids, py_spy)
     if result is not None:
         return result
@@ -168,7 +173,7 @@ def is_python(pid: int, exe: str) -> bool:
     if PYTHON_EXE.match(exe.rsplit("/", 1)[-1].replace(" (deleted)", "")):
         return True
     try:
-        return "/libpython" in ProcFS().read(pid, "maps")
+        return "/libpython" in read_maps(ProcFS(), pid)
     except WaitchainError:
         return False
 
@@ -224,7 +229,14 @@ def with_deadline(func: Callable[[], str], seconds: float, default: str) -> str:
     """func() in a daemon thread, or `default` if it has not answered in time (a source file
     on a hung FUSE or NFS mount blocks its reader in D state)."""
     box: List[str] = []
-    worker = threading.Thread(target=lambda: box.append(func()), daemon=True)
+
+    def capture() -> None:
+        try:
+            box.append(func())
+        except Exception:  # a failure is `default` too, not a traceback from the thread
+            box.append(default)
+
+    worker = threading.Thread(target=capture, daemon=True)
     worker.start()
     worker.join(seconds)
     return box[0] if box else default

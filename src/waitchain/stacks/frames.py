@@ -60,7 +60,7 @@ def source_line(pid: int, path: str, line: int, proc: str = "/proc") -> str:
         if not stat.S_ISREG(os.stat(full).st_mode):
             return ""
         text = _read_regular(full)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return ""
     lines = text.decode("utf-8", "replace").splitlines()
     return lines[line - 1].strip() if line <= len(lines) else ""

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Frame
+from ..procfs import maps as procfs_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from .python import StackError, StackTimeout, failed, run_helper
@@ -87,16 +88,23 @@ def _resume_if_left_stopped(pid: int, state: str) -> None:
 
 def read_maps(pid: int, proc: str = "/proc") -> Maps:
     """Executable mappings of pid with a file, sorted: address → the object it belongs to."""
-    maps: Maps = []
     try:
-        with open(os.path.join(proc, str(pid), "maps")) as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
-                    start, end = (int(x, 16) for x in parts[0].split("-"))
-                    maps.append((start, end, parts[5].strip()))
-    except (OSError, ValueError):
+        text = procfs_maps.read_maps(ProcFS(proc), pid)  # under a deadline: it takes the mmap lock
+    except WaitchainError:
         return []
+    return parse_maps(text)
+
+
+def parse_maps(text: str) -> Maps:
+    maps: Maps = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
+            try:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+            except ValueError:
+                continue
+            maps.append((start, end, parts[5].strip()))
     return sorted(maps)
 
 

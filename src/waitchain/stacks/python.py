@@ -130,21 +130,31 @@ def parse(text: str) -> List[PyThread]:
     """py-spy's JSON dump → threads; StackError if it is not what py-spy 0.3/0.4 prints."""
     try:
         data = json.loads(text)
+        if not isinstance(data, list):
+            raise TypeError("not a list of threads")
         return [_thread(t) for t in data]
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         raise StackError(f"py-spy printed something unexpected ({type(exc).__name__})") from None
 
 
 def _thread(data: Dict[str, Any]) -> PyThread:
     frames = data.get("frames") or []
+    tid = data.get("os_thread_id")
     return PyThread(
         ident=int(data.get("thread_id") or 0),
-        tid=data.get("os_thread_id"),
-        name=data.get("thread_name") or "",
+        tid=None if tid is None else _positive(tid),
+        name=str(data.get("thread_name") or ""),
         frames=tuple(Frame(function=str(f["name"]), file=str(f["filename"]), line=int(f["line"]),
                            module=str(f.get("module") or "")) for f in frames),
         selves=tuple(_self_of(f.get("locals")) for f in frames),
     )
+
+
+def _positive(value: Any) -> int:
+    """A thread id: a positive int (TypeError otherwise: bool, float, text)."""
+    if type(value) is not int or value <= 0:
+        raise TypeError(f"not a thread id: {value!r}")
+    return value
 
 
 def _self_of(local_vars: Any) -> Optional[Tuple[int, str]]:

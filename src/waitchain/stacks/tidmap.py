@@ -14,19 +14,18 @@ import struct
 import threading
 from typing import Dict, List, Optional, Sequence, Set
 
+from ..errors import WaitchainError
+from ..procfs import memory
+
 SCAN = 2048  # bytes of struct pthread searched for the tid field
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _offset: List[Optional[int]] = []
 
 
-class _IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
 def map_threads(pid: int, idents: Sequence[int], tids: Set[int]) -> Dict[int, int]:
     """pthread_t → TID for `idents`, or {} when it cannot be established with certainty."""
-    idents = [i for i in idents if i]
+    idents = [i for i in idents if isinstance(i, int) and 0 < i < 1 << 64]
     if not idents or not tids:
         return {}
     if len(idents) == 1 and len(tids) == 1:
@@ -75,10 +74,10 @@ def _find_own_offset() -> Optional[int]:
         pthread_self.restype = ctypes.c_void_p
         base = pthread_self()
         tid = _gettid()
-        block = ctypes.string_at(base, SCAN)
+        block = memory.read_own(base, SCAN) if base else b""  # no segfault past the mapping's end
     except (AttributeError, OSError, ValueError):
         return None
-    found = [o for o in range(0, SCAN, 4) if _int_at(block, o) == tid]
+    found = [o for o in range(0, len(block) - 3, 4) if _int_at(block, o) == tid]
     return found[0] if len(found) == 1 else None
 
 
@@ -90,13 +89,9 @@ def _gettid() -> int:
 
 
 def read_memory(pid: int, address: int, size: int) -> Optional[bytes]:
-    """`size` bytes of the target's memory at `address` (process_vm_readv), or None."""
-    buf = ctypes.create_string_buffer(size)
-    local = _IoVec(ctypes.cast(buf, ctypes.c_void_p), size)
-    remote = _IoVec(ctypes.c_void_p(address), size)
-    func = _libc.process_vm_readv
-    func.restype = ctypes.c_ssize_t
-    func.argtypes = [ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong,
-                     ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong]
-    got = func(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-    return buf.raw[:got] if got > 0 else None
+    """Up to `size` bytes of the target's memory at `address` (process_vm_readv, through
+    procfs.memory: under a deadline), or None."""
+    try:
+        return memory.read_partial(pid, address, size) or None
+    except WaitchainError:
+        return None

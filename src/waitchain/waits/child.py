@@ -52,7 +52,7 @@ def _waitid(snap: Snapshot, pid: int, children: List[int], idtype: int, ident: i
 
 def _pidfd_child(snap: Snapshot, pid: int, children: List[int], fd: int):
     info = snap.fdinfo(pid, fd)
-    pids = [int(v) for k, v in (info.extra if info else ()) if k == "Pid" and v.lstrip("-").isdigit()]
+    pids = [int(v) for k, v in (info.extra if info else ()) if k == "Pid" and v.isdigit() and v.isascii()]
     if not pids:
         return [], f"the child behind pidfd {fd}"
     return [c for c in children if c == pids[0]], f"child {pids[0]} (pidfd {fd})"

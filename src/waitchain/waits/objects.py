@@ -132,8 +132,9 @@ def _msg(snap: Snapshot, pid: int, task: Task) -> Wait:
     row = find(snap.fs, "msg", "msqid", msqid)
     if row is None:
         return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "message queue", msqid)))
-    facts = (f"/proc/sysvipc/msg: queue {msqid} (key {row['key']:#x}) holds {row['qnum']} messages, "
-             f"{row['cbytes']} B; last sent by {row['lspid']}, last received by {row['lrpid']}")
+    facts = (f"/proc/sysvipc/msg: queue {msqid} (key {_col(row, 'key', '#x')}) holds {_col(row, 'qnum')} "
+             f"messages, {_col(row, 'cbytes')} B; last sent by {_col(row, 'lspid')}, "
+             f"last received by {_col(row, 'lrpid')}")
     if sending:
         return Wait(pid, task.tid, what, end=End("idle", f"waits for room in the queue: {facts}"))
     kind = call.arg_int(3)
@@ -150,9 +151,15 @@ def _sem(snap: Snapshot, pid: int, task: Task) -> Wait:
     if row is None:
         return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "semaphore set", semid)))
     ops = _sem_ops(pid, call.args[1], call.arg_int(2))
-    detail = (f"waits on SysV semaphore set {semid} (key {row['key']:#x}, {row['nsems']} semaphores){ops}; "
+    detail = (f"waits on SysV semaphore set {semid} (key {_col(row, 'key', '#x')}, "
+              f"{_col(row, 'nsems')} semaphores){ops}; "
               "a semaphore has no owner, so nobody can be named (/proc/sysvipc/sem)")
     return Wait(pid, task.tid, what, end=End("unknown", detail))
+
+
+def _col(row: Dict[str, int], name: str, spec: str = "") -> str:
+    """A column of a /proc/sysvipc row, "?" when this kernel does not print it."""
+    return format(row[name], spec) if name in row else "?"
 
 
 def _sem_ops(pid: int, address: int, count: int) -> str:

@@ -38,7 +38,7 @@ NAMES = ((POLLIN, "IN"), (POLLPRI, "PRI"), (POLLOUT, "OUT"), (POLLRDNORM, "RDNOR
          (EPOLLEXCLUSIVE, "EXCLUSIVE"))
 SET_NAMES = ((POLLIN, "read"), (POLLOUT, "write"), (POLLPRI, "except"))
 
-MAX_FDS = 4096  # watched fds read per call; more are not followed
+MAX_FDS = 4096  # watched fds read per call; more are not followed (each counts as live)
 MAX_NESTING = 4  # epoll sets inside epoll sets
 SHOWN = 4  # fds named in the call text
 EVENTPOLL = "anon_inode:[eventpoll]"
@@ -64,17 +64,30 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     except WaitchainError as exc:
         detail = f"waits in {call.name} for any of several fds, but the set is unreadable: {exc}"
         return Wait(pid, task.tid, call_text(snap, pid, task), end=End("unknown", detail))
+    unread = _unread(call, len(watched))
+    watched = watched[:MAX_FDS]
     what = _what(snap, pid, task, watched)
-    if not watched:
+    if not watched and not unread:
         end = End("sleeping", f"{call.name} watches no fd: it waits for time or a signal")
         return Wait(pid, task.tid, what, end=end)
     edges, live, stuck = _alternatives(snap, pid, task.tid, watched)
+    if unread:  # not followed: any of them may be ready, so the thread is not known stuck
+        live.append(End("unknown", f"{unread} more watched fds not followed (at most {MAX_FDS} are)"))
     timeout = _timeout(pid, call)
     if timeout:
         live.append(End("sleeping", timeout))
     # with edges, a wake-up fd only this process holds stays as a remark (it is no way out)
     end = (stuck[0] if stuck else None) if edges else _end(len(watched), live, stuck)
     return Wait(pid, task.tid, what, tuple(edges), end, any_of=len(watched), live=tuple(live))
+
+
+def _unread(call: Syscall, count: int) -> str:
+    """How many watched fds past MAX_FDS were not read ("" if none)."""
+    if call.name in ("poll", "ppoll") and call.args[1] > MAX_FDS:
+        return f"{call.args[1] - MAX_FDS:,}"
+    if call.name in ("select", "pselect6") and call.arg_int(0) > MAX_FDS:
+        return f"up to {call.arg_int(0) - MAX_FDS:,}"
+    return f"{count - MAX_FDS:,}" if count > MAX_FDS else ""
 
 
 def _alternatives(snap: Snapshot, pid: int, tid: int, watched: List[Watched]):

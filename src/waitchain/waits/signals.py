@@ -78,10 +78,18 @@ def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: b
     if target != "anon_inode:[signalfd]":
         return None
     text = snap.fdinfo_field(pid, fd, "sigmask")
-    if text is None:
+    bits = _hex(text) if text is not None else None
+    if bits is None:
         return Wait(pid, tid, what, end=End("signal", f"waits for a signal through signalfd {fd}"))
-    detail = f"waits for {_names(int(text, 16))} through signalfd {fd} (/proc/{pid}/fdinfo/{fd} sigmask: {text})"
+    detail = f"waits for {_names(bits)} through signalfd {fd} (/proc/{pid}/fdinfo/{fd} sigmask: {text})"
     return Wait(pid, tid, what, end=End("signal", detail))
+
+
+def _hex(text: str) -> Optional[int]:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
 
 
 def _names(bits: int) -> str:
@@ -99,8 +107,9 @@ def _sleep(snap: Snapshot, pid: int, task: Task) -> Wait:
         call.arg_int(0), call.arg_int(1), call.args[2])
     try:
         value = read_timespec(pid, address)
-    except WaitchainError:
-        return Wait(pid, task.tid, f"{call.name}()", end=End("sleeping", f"sleeps in {call.name} (duration unreadable)"))
+    except WaitchainError as exc:
+        detail = f"sleeps in {call.name} (duration unreadable: {exc})"
+        return Wait(pid, task.tid, f"{call.name}()", end=End("sleeping", detail))
     if flags & TIMER_ABSTIME:
         return _absolute(pid, task.tid, call.name, clock, value)
     what = f"{call.name}({value:g} s)"

@@ -32,8 +32,9 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
 
 def _slave_index(snap: Snapshot, pid: int, target: str) -> Optional[int]:
     """N for /dev/pts/N, or for /dev/tty when the controlling terminal is a pty."""
-    if target.startswith(PTS_PREFIX) and target[len(PTS_PREFIX):].isdigit():
-        return int(target[len(PTS_PREFIX):])
+    digits = target[len(PTS_PREFIX):]
+    if target.startswith(PTS_PREFIX) and digits.isdigit() and digits.isascii():
+        return int(digits)
     if target != "/dev/tty":
         return None
     number = tty_nr(snap.fs, pid)

@@ -1,0 +1,219 @@
+"""The readers of the system when things go wrong: memory that cannot be read (bad
+addresses, gone processes, a reader that does not answer), a pipe measured through a fd
+that is no pipe any more, /proc text longer than the read limit, files this kernel lacks,
+sock_diag failing, and a source-line read that fails inside its deadline thread."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from waitchain.errors import ProcessGone, Timeout, WaitchainError
+from waitchain.model import Syscall, Task
+from waitchain.procfs import memory, pidfd, sockdiag
+from waitchain.procfs.reader import ProcFS, _read_all
+from waitchain.snapshot import Snapshot
+from waitchain.stacks import with_deadline
+from waitchain.waits import wait_of
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+READER, WRITER = 23569, 23570
+
+
+# --- target memory ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("address,size", [(0, 8), (-8, 8), (1 << 64, 8), ((1 << 64) + 5, 8),
+                                          (0x1000, 0), (0x1000, -1), (0x1000, memory.MAX_READ + 1)])
+def test_addresses_and_sizes_refused(address: int, size: int) -> None:
+    with pytest.raises(WaitchainError):
+        memory.read_memory(os.getpid(), address, size)
+
+
+def test_unmapped_memory_and_gone_processes() -> None:
+    with pytest.raises(WaitchainError):
+        memory.read_memory(os.getpid(), 0x10, 8)  # the first page is never mapped
+    with pytest.raises(ProcessGone):
+        memory.read_memory(_gone_pid(), 0x10000, 8)
+    buf = ctypes.create_string_buffer(b"abc\0")
+    assert memory.read_cstring(os.getpid(), ctypes.addressof(buf)) == b"abc"
+
+
+def _gone_pid() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_a_reader_that_does_not_answer_is_abandoned(monkeypatch) -> None:
+    """The helper stands for one stuck in process_vm_readv on a held mmap lock: the read
+    times out, the pid is not tried again, and other processes' memory still reads."""
+    buf = ctypes.create_string_buffer(b"still readable")
+    with monkeypatch.context() as patched:
+        patched.setattr(memory, "HELPER", "import time\ntime.sleep(60)\n")
+        patched.setattr(memory, "DEADLINE", 0.2)
+        monkeypatch.setattr(memory, "_helper", None)
+        with pytest.raises(Timeout):
+            memory.read_memory(12345, 0x1000, 8)
+        stuck = memory._abandoned[-1]
+        assert memory.memory_stuck(12345) and memory._helper is None
+        with pytest.raises(Timeout):  # at once: no new helper is started for it
+            memory.read_memory(12345, 0x1000, 8)
+        assert memory._helper is None
+    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"still"
+    stuck.proc.wait(5)  # the abandoned helper was killed
+    memory.forget_stuck()
+    assert not memory.memory_stuck(12345)
+
+
+def test_a_reader_killed_by_someone_else_is_replaced() -> None:
+    buf = ctypes.create_string_buffer(b"hello")
+    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+    helper = memory._helper
+    assert helper is not None
+    helper.proc.kill()
+    helper.proc.wait(5)
+    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a new helper
+    assert memory._helper is not None and memory._helper is not helper
+    os.kill(memory._helper.proc.pid, 9)  # killed, and not yet known to be: the read fails over
+    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+
+
+def test_without_a_helper_memory_is_read_here(monkeypatch) -> None:
+    buf = ctypes.create_string_buffer(b"hello")
+    monkeypatch.setattr(memory, "_helper", None)
+    monkeypatch.setattr(memory.sys, "executable", "")  # no interpreter to start a helper with
+    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+    assert memory._helper is None
+
+
+def test_own_memory_past_the_end_of_a_mapping_does_not_crash() -> None:
+    page = os.sysconf("SC_PAGE_SIZE")
+    region = ctypes.CDLL(None).mmap
+    region.restype = ctypes.c_void_p
+    region.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    base = region(None, 2 * page, 3, 0x22, -1, 0)  # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+    ctypes.CDLL(None).munmap(ctypes.c_void_p(base + page), page)
+    assert len(memory.read_own(base + page - 16, 2048)) == 16
+
+
+# --- pidfd_getfd --------------------------------------------------------------------------
+
+
+def test_pipe_fill_touches_nothing_of_another_process_or_a_non_pipe() -> None:
+    r, w = os.pipe()
+    a, b = socket.socketpair()
+    try:
+        os.write(w, b"x" * 10)
+        fill = pidfd.pipe_fill(os.getpid(), w)
+        assert fill is not None and fill.used == 10
+        assert pidfd.pipe_fill(os.getpid(), w, lambda: False) is None  # the pid was reused
+        assert pidfd.pipe_fill(os.getpid(), a.fileno()) is None  # no ioctl on a socket
+        assert pidfd.pipe_fill(_gone_pid(), w) is None
+        before = set(os.listdir("/proc/self/fd"))
+        pidfd.pipe_fill(os.getpid(), w)
+        assert set(os.listdir("/proc/self/fd")) == before  # the duplicate is closed
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        a.close()
+        b.close()
+
+
+# --- /proc text and files this kernel lacks -------------------------------------------------
+
+
+def test_text_past_the_limit_ends_with_a_whole_line(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"".join(b"line %06d\n" % i for i in range(20000)))
+    fd = os.open(big, os.O_RDONLY)
+    try:
+        text = _read_all(fd, 100_000)
+    finally:
+        os.close(fd)
+    assert len(text) <= 100_000 and text.endswith(b"\n")
+    assert text.splitlines()[-1] == b"line %06d" % (len(text.splitlines()) - 1)
+
+
+@pytest.fixture
+def mini_proc(tmp_path: Path) -> Path:
+    root = tmp_path / "proc"
+    shutil.copytree(DATA / "proc", root)
+    for links in root.glob("*/fd.links"):
+        (links.parent / "fd").mkdir()
+        for line in links.read_text().splitlines():
+            fd, target = line.split(" ", 1)
+            os.symlink(target, links.parent / "fd" / fd)
+    return root
+
+
+def test_a_kernel_without_the_syscall_file(mini_proc: Path) -> None:
+    for syscall in mini_proc.glob("*/task/*/syscall"):
+        syscall.unlink()
+    snap = Snapshot.scan(ProcFS(str(mini_proc)))
+    tasks = snap.tasks(READER)
+    assert tasks and all(t.syscall is None for t in tasks)
+    assert all("does not provide /proc/PID/task/" in t.note for t in tasks)
+    wait = wait_of(snap, READER, tasks[0])
+    assert wait.end is not None and wait.end.kind == "unknown"
+
+
+def test_a_thread_with_garbage_stat_is_skipped(mini_proc: Path) -> None:
+    (mini_proc / str(READER) / "task" / "23571" / "stat").write_text("23571 (x) S 1 2")
+    snap = Snapshot.scan(ProcFS(str(mini_proc)))
+    assert [t.tid for t in snap.tasks(READER)] == [READER]
+
+
+def test_sock_diag_that_fails_is_asked_once(monkeypatch, mini_proc: Path) -> None:
+    calls = []
+
+    def refuse(inodes):
+        calls.append(inodes)
+        raise Timeout(None, "NETLINK_SOCK_DIAG for unix sockets")
+
+    monkeypatch.setattr(sockdiag, "unix_lookup", refuse)
+    snap = Snapshot.scan(ProcFS(str(mini_proc)))
+    assert [snap.unix_socket(i) for i in (11, 12, 13)] == [None, None, None]
+    assert len(calls) == 1
+    assert sum("unix socket peers unavailable" in n for n in snap.notes) == 1
+
+
+def test_signalfd_with_a_garbage_mask(mini_proc: Path) -> None:
+    from waitchain.waits import signals
+
+    snap = Snapshot.scan(ProcFS(str(mini_proc)))
+    snap._fdinfo[(READER, 3)] = snap.fdinfo(READER, 3).__class__(0, 0, 0, 0, (("sigmask", "zz"),))
+    wait = signals.fd_wait(snap, READER, READER, 3, "anon_inode:[signalfd]", False, "read(3)")
+    assert wait is not None and wait.end.kind == "signal"
+
+
+def test_sysvipc_rows_without_the_expected_columns(monkeypatch, mini_proc: Path) -> None:
+    from waitchain.waits import objects
+
+    monkeypatch.setattr(objects, "find", lambda fs, kind, column, ident: {column: ident})
+    snap = Snapshot.scan(ProcFS(str(mini_proc)))
+    task = Task(READER, "x", "S", Syscall(70, "msgrcv", (3, 0, 0, 0, 0, 0)))
+    assert "holds ? messages" in objects.rule(snap, READER, task).end.detail
+    task = Task(READER, "x", "S", Syscall(65, "semop", (3, 0, 0, 0, 0, 0)))
+    assert "? semaphores" in objects.rule(snap, READER, task).end.detail
+
+
+# --- stacks -------------------------------------------------------------------------------
+
+
+def test_a_failing_read_in_a_deadline_thread_is_the_default(capsys) -> None:
+    def boom() -> str:
+        raise ValueError("embedded null byte")
+
+    before = threading.active_count()
+    assert with_deadline(boom, 2.0, "default") == "default"
+    assert "Traceback" not in capsys.readouterr().err
+    assert threading.active_count() <= before + 1
