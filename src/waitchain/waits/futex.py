@@ -26,8 +26,8 @@ PID_MAX_LIMIT = 1 << 22  # the kernel's upper bound for pid_max
 NAMES = {WAIT: "FUTEX_WAIT", LOCK_PI: "FUTEX_LOCK_PI", TRYLOCK_PI: "FUTEX_TRYLOCK_PI",
          WAIT_BITSET: "FUTEX_WAIT_BITSET", WAIT_REQUEUE_PI: "FUTEX_WAIT_REQUEUE_PI",
          LOCK_PI2: "FUTEX_LOCK_PI2"}
-NO_OWNER = ("no owner can be known: a condition variable, a semaphore, or a lock without "
-            "an owner such as Python's threading.Lock")
+NO_OWNER = "no owner can be known: a condition variable, a semaphore, or a lock that records none"
+PYTHON_LOCK = " (Python's threading.Lock is one)"
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -40,7 +40,13 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         found = _follow(snap, pid, task.tid, addr, cmd, op & PRIVATE, val, what)
     except WaitchainError as exc:
         return Wait(pid, task.tid, what, end=End("unknown", f"the futex word is unreadable: {exc}"))
-    return found or Wait(pid, task.tid, what, end=End("unknown", f"waits on a futex at {addr:#x}; {NO_OWNER}"))
+    return found or Wait(pid, task.tid, what, end=End("unknown", _no_owner(snap, pid, addr)))
+
+
+def _no_owner(snap: Snapshot, pid: int, addr: int) -> str:
+    proc = snap.processes.get(pid)
+    python = proc is not None and proc.comm.startswith("python")
+    return f"waits on a futex at {addr:#x}; {NO_OWNER}" + (PYTHON_LOCK if python else "")
 
 
 def _op_text(op: int) -> str:

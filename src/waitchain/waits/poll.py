@@ -276,12 +276,12 @@ def _timeout(pid: int, call: Syscall) -> str:
     """'' for an infinite wait, else how the timeout is given (it is a live alternative)."""
     if call.name in ("poll", "epoll_wait", "epoll_pwait"):
         ms = call.arg_int(2 if call.name == "poll" else 3)
-        return "" if ms < 0 else f"{call.name} times out after {ms} ms (at most)"
+        return "" if ms < 0 else f"its timeout ({ms} ms at most)"
     index = {"ppoll": 2, "select": 4, "pselect6": 4, "epoll_pwait2": 3}[call.name]
     address = call.args[index]
     if not address:
         return ""
-    return f"{call.name} times out after {_timespec(pid, address, call.name == 'select')} (at most)"
+    return f"its timeout ({_timespec(pid, address, call.name == 'select')} at most)"
 
 
 def _timespec(pid: int, address: int, timeval: bool) -> str:
