@@ -10,6 +10,7 @@ from .model import Chain, ChainEnd, Cycle, Diagnosis, Edge, End, RootCause, Wait
 from .names import program
 from .snapshot import Snapshot
 from .waits import wait_of
+from .waits.poll import live_end
 
 MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 64
@@ -60,7 +61,9 @@ class Graph:
 
     def end_of(self, pid: int) -> Tuple[End, Optional[int]]:
         """Why a process with no outgoing edge waits for nothing further, and which thread."""
-        ends = [(w.end, w.tid) for w in self.thread_waits(pid) if w.end is not None]
+        waits = self.thread_waits(pid)
+        ends = [(w.end, w.tid) for w in waits if w.end is not None]
+        ends += [(live_end(w.any_of, list(w.live), []), w.tid) for w in waits if w.end is None and w.live]
         if not ends:
             return GONE, None
         return min(ends, key=lambda e: _end_rank(e[0].kind))
@@ -277,12 +280,22 @@ def _branches(graph: Graph, pid: int, cycles: List[Cycle]) -> List[int]:
     an idle, sleeping or running state, or only waits for this process in a cycle that is
     not a deadlock (a client waiting for the server's answer), says nothing new."""
     nexts = graph.successors(pid)
+    if nexts and _wakes_up_alone(graph, pid, nexts, cycles):
+        return []
     if len(nexts) < 2:
         return nexts
     waits = graph.thread_waits(pid)
     plain = {e.to_pid for w in waits if not w.any_of for e in w.edges}
     idle = [n for n in nexts if n not in plain and _idle_branch(graph, pid, n, cycles)]
     return [n for n in nexts if n not in idle] if len(idle) < len(nexts) else nexts
+
+
+def _wakes_up_alone(graph: Graph, pid: int, nexts: List[int], cycles: List[Cycle]) -> bool:
+    """Every waiting thread is an OR wait with a live alternative (a latch, a timeout, a
+    listener) and every edge leads only to idle processes (a PostgreSQL backend watching its
+    latch and the postmaster's pipe): nothing down those edges explains the wait, stop here."""
+    waits = [w for w in graph.thread_waits(pid) if w.edges]
+    return all(w.live for w in waits) and all(_idle_branch(graph, pid, n, cycles) for n in nexts)
 
 
 def _idle_branch(graph: Graph, pid: int, nxt: int, cycles: List[Cycle]) -> bool:

@@ -313,3 +313,45 @@ def test_poll_over_more_fds_than_are_read_is_not_called_stuck(run_py, diagnose_p
     assert code == 0 and data["deadlock"] is False
     assert thread["any_of"] == 1
     assert any("904 more watched fds not followed" in end["detail"] for end in thread["live"])
+
+
+LATCH_WAITER = '''
+import select
+pipe_fd, latch_fd = int(sys.argv[1]), int(sys.argv[2])
+ready("waiting")
+select.select([pipe_fd, latch_fd], [], [])
+'''
+
+ACCEPTOR = '''
+lfd = int(sys.argv[1])
+s = socket.socket(fileno=lfd)
+ready("accepting")
+s.accept()
+'''
+
+
+def test_or_wait_whose_edges_lead_only_to_an_idle_parent_stops_there(run_py, diagnose_pid) -> None:
+    """The PostgreSQL shape: a backend selects on its latch (here a listening socket: a live
+    alternative) and on a pipe only the idle postmaster writes. The postmaster explains
+    nothing: the chain ends at the backend, with its live alternative as the reason."""
+    pipe_r, pipe_w = os.pipe()
+    latch, parent_listener = socket.socket(), socket.socket()
+    for s in (latch, parent_listener):
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+    parent = run_py(ACCEPTOR, str(parent_listener.fileno()), pass_fds=[parent_listener.fileno(), pipe_w])
+    backend = run_py(LATCH_WAITER, str(pipe_r), str(latch.fileno()), pass_fds=[pipe_r, latch.fileno()])
+    close(pipe_r, pipe_w)
+    latch.close()
+    parent_listener.close()
+    parent.ready(), backend.ready()
+    wait_blocked(parent.pid, "accept", "accept4")
+    wait_blocked(backend.pid, "select", "pselect6")
+
+    data, code = diagnose_pid(backend.pid)
+
+    assert code == 0
+    (chain,) = data["chains"]
+    assert chain["path"] == [backend.pid]
+    assert chain["end"]["kind"] == "idle", chain["end"]
+    assert [e["to"]["pid"] for e in edges_from(data, backend.pid)] == [parent.pid]

@@ -77,7 +77,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     if timeout:
         live.append(End("sleeping", timeout))
     # with edges, a wake-up fd only this process holds stays as a remark (it is no way out)
-    end = (stuck[0] if stuck else None) if edges else _end(len(watched), live, stuck)
+    end = (stuck[0] if stuck else None) if edges else live_end(len(watched), live, stuck)
     return Wait(pid, task.tid, what, tuple(edges), end, any_of=len(watched), live=tuple(live))
 
 
@@ -156,7 +156,7 @@ def _listening(snap: Snapshot, pid: int, target: str) -> bool:
     return sock is not None and sock.state == "listen"
 
 
-def _end(count: int, live: List[End], stuck: List[End]) -> End:
+def live_end(count: int, live: List[End], stuck: List[End]) -> End:
     """The end of a thread none of whose alternatives leads to a blocked process."""
     fds = plural(count, "fd")
     if not live:
