@@ -48,7 +48,7 @@ import time
 from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
 
 from common import (Result, Run, beside_python, collect, detach_stdio, kill_and_reap, load,
-                    process_count, raise_nofile, run_child, sigterm_exit, spawner, wait_for_eof)
+                    process_count, raise_nofile, run_bench, run_child, sigterm_exit, spawner, wait_for_eof)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
@@ -550,12 +550,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif args._measure == "diagnosis":
         measure_diagnosis(args.src, int(args._pids))
     else:
-        signal.signal(signal.SIGTERM, sigterm_exit)  # so that the finally blocks clean up
-        try:
-            bench(args)
-        except KeyboardInterrupt:
-            print("\ninterrupted; helper processes stopped", file=sys.stderr)
-            sys.exit(130)
+        run_bench(bench, args, "helper processes")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import sys
 import time
 from typing import Dict, Iterator, List, Optional
 
-from common import (Result, collect, detach_stdio, kill_and_reap, load, raise_nofile, run_child,
+from common import (Result, collect, detach_stdio, kill_and_reap, load, raise_nofile, run_bench, run_child,
                     sigterm_exit, spawner, wait_for_eof)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -272,12 +272,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif args._measure:
         measure_main(os.path.abspath(args.src), args._measure, args._prof)
     else:
-        signal.signal(signal.SIGTERM, sigterm_exit)  # so that the finally blocks clean up
-        try:
-            bench(args)
-        except KeyboardInterrupt:
-            print("\ninterrupted; extra processes stopped", file=sys.stderr)
-            sys.exit(130)
+        run_bench(bench, args, "extra processes")
 
 
 if __name__ == "__main__":

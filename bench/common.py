@@ -36,6 +36,16 @@ def sigterm_exit(signum, frame) -> None:
     raise SystemExit(1)
 
 
+def run_bench(bench, args, what: str) -> None:
+    """bench(args), cleaning up (finally blocks) on SIGTERM and Ctrl-C alike."""
+    signal.signal(signal.SIGTERM, sigterm_exit)
+    try:
+        bench(args)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {what} stopped", file=sys.stderr)
+        sys.exit(130)
+
+
 def become_subreaper() -> None:
     """Orphans of a crashed spawner then come to us, and we reap them."""
     with contextlib.suppress(Exception):

@@ -49,6 +49,7 @@ class Stat:
     utime: int
     stime: int
     starttime: int
+    session: int = 0
 
 
 @dataclass

@@ -17,7 +17,7 @@ from scenario_helpers import (F_GETPIPE_SZ, READER, SLEEPER, close, edges_from, 
 
 from waitchain import cli
 from waitchain.demo import scenario
-from waitchain.demo.harness import wait_blocked
+from waitchain.demo.harness import children, wait_blocked
 from waitchain.graph import diagnose
 from waitchain.render import json as render_json
 from waitchain.snapshot import Snapshot
@@ -534,7 +534,7 @@ def test_pattern_matching_a_wrapper_and_its_child_picks_the_child(procs, run_cli
     os.close(w)
     os.read(r, 1)  # the python3 child has started
     os.close(r)
-    (child,) = _children_of(shell.pid)
+    (child,) = children(shell.pid)
     wait_sleeping(child)
 
     result = run_cli(marker, "--json", "--no-stacks")
@@ -542,7 +542,3 @@ def test_pattern_matching_a_wrapper_and_its_child_picks_the_child(procs, run_cli
     assert result.code == 0, result.err
     assert json.loads(result.out)["starts"] == [child]
 
-
-def _children_of(pid: int) -> list:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]

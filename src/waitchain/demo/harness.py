@@ -11,6 +11,7 @@ import time
 from typing import Callable, Iterable, List, Optional
 
 from ..errors import WaitchainError
+from ..procfs.process import read_children, read_stat
 from ..procfs.reader import ProcFS
 from ..procfs.tasks import read_tasks
 
@@ -69,9 +70,8 @@ class Processes:
 
 def _session(pid: int) -> Optional[int]:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rpartition(")")[2].split()[3])
-    except (OSError, ValueError, IndexError):
+        return read_stat(ProcFS(), pid).session
+    except WaitchainError:
         return None
 
 
@@ -108,15 +108,7 @@ def wait_blocked(pid: int, *calls: str, timeout: float = 20.0) -> None:
 
 
 def children(pid: int) -> List[int]:
-    """Children of pid, from /proc/PID/task/*/children."""
-    kids: List[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids += [int(k) for k in f.read().split()]
-    except OSError:
-        pass
-    return kids
+    return read_children(ProcFS(), pid)
 
 
 def wait_child(pid: int, timeout: float = 20.0) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import List, Optional
 
 from ..errors import WaitchainError
 from ..model import Process, Stat
@@ -28,6 +28,7 @@ def parse_stat(text: str) -> Stat:
         utime=int(fields[11]),
         stime=int(fields[12]),
         starttime=int(fields[19]),
+        session=int(fields[3]),
     )
 
 
@@ -81,3 +82,14 @@ def read_cmdline(fs: ProcFS, pid: int, seconds: Optional[float] = None) -> Optio
     """The command line, or None for a kernel thread; raises Timeout if it blocks."""
     raw = fs.read_with_deadline(pid, "cmdline", CMDLINE_DEADLINE if seconds is None else seconds)
     return parse_cmdline(raw) if raw else None
+
+
+def read_children(fs: ProcFS, pid: int) -> List[int]:
+    """Children of pid from /proc/PID/task/*/children ([] if it has gone)."""
+    kids: List[int] = []
+    try:
+        for tid in fs.listdir(pid, "task"):
+            kids += [int(k) for k in fs.read(pid, "task", tid, "children").split()]
+    except (WaitchainError, ValueError):
+        pass
+    return kids
