@@ -3,10 +3,101 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from enum import Enum
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 # Access modes of a file description, from fdinfo `flags & O_ACCMODE`.
 READ, WRITE, READ_WRITE = "r", "w", "rw"
+
+
+class EdgeKind(str, Enum):
+    """What a waits-for edge goes through. The values are the waitchain/1 JSON names."""
+
+    PIPE = "pipe"
+    FIFO = "fifo"
+    UNIX = "unix"
+    TCP = "tcp"
+    CHILD = "child"  # wait4/waitid for a child to exit
+    SIGCHLD = "sigchld"  # a wait that SIGCHLD ends: any live child may send it by exiting
+    FLOCK = "flock"
+    POSIX_LOCK = "posix-lock"
+    OFD_LOCK = "ofd-lock"
+    LOCK = "lock"  # a file lock of a class the kernel did not name
+    MUTEX = "mutex"
+    JOIN = "join"
+    PTY = "pty"
+    EVENTFD = "eventfd"
+    MQUEUE = "mqueue"
+    FUSE = "fuse"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EndKind(str, Enum):
+    """Where a wait (or a chain) ends: nothing further to follow. CYCLE is only a chain's."""
+
+    RUNNING = "running"
+    SELF = "self"  # the process waits for itself (a chain end decided by the graph)
+    DISK = "disk"
+    KERNEL = "kernel"
+    STOPPED = "stopped"
+    TERMINAL = "terminal"
+    REMOTE = "remote"
+    SLEEPING = "sleeping"
+    SIGNAL = "signal"
+    IDLE = "idle"
+    UNKNOWN = "unknown"
+    CYCLE = "cycle"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Reason(str, Enum):
+    """Why a wait ends where it does, finer than its EndKind: what advice is chosen from."""
+
+    BUSY = "busy"  # running on a CPU
+    STOPPED = "stopped"  # SIGSTOP or a debugger
+    EXITED = "exited"  # a zombie, or gone during the scan
+    ACCEPT = "accept"  # a server waiting for clients (accept, a listening socket)
+    CONNECTING = "connecting"
+    SLEEP = "sleep"  # nanosleep and friends
+    TIMEOUT = "timeout"  # a poll/select/epoll/futex timeout: the clock ends it
+    SIGNAL_WAIT = "signal-wait"  # pause, sigsuspend, sigwaitinfo, signalfd
+    SIGNAL_FROM_OUTSIDE = "signal-from-outside"  # caught signals (SIGTERM...) only others send
+    FIFO_OPEN = "fifo-open"  # open() of a FIFO whose other side nobody opened
+    FILE_EVENTS = "file-events"  # inotify
+    TIMER = "timer"  # timerfd
+    EVENT = "event"  # eventfd, mqueue, SysV IPC with no other holder
+    FUSE_DAEMON = "fuse-daemon"  # a FUSE daemon thread waiting for requests
+    TERMINAL_INPUT = "terminal-input"
+    REMOTE_PEER = "remote-peer"  # a TCP peer on another host
+    IO = "io"  # block I/O, a page fault, NFS
+    KERNEL_WAIT = "kernel-wait"
+    FUSE_GONE = "fuse-gone"  # the FUSE mount's daemon is gone
+    NOT_READABLE = "not-readable"  # what we needed could not be read (permission, vanished)
+    NO_HOLDER = "no-holder"  # no process holds the other end (all fds were read)
+    OWNER_EXITED = "owner-exited"  # a mutex names an owner that is not a live thread
+    NO_OWNER = "no-owner"  # a futex that records no owner (condition variable, semaphore, Python lock)
+    NO_CHILD = "no-child"  # wait4 for a child that does not exist
+    NOT_FOLLOWED = "not-followed"  # a call waitchain does not follow
+    RULE_FAILED = "rule-failed"  # a wait rule raised: a bug, reported as unknown
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Mode(str, Enum):
+    """How a wait's edges combine: ANY one target acting ends it (a pipe with several
+    writers, a poll set), or it needs ALL of them (a write lock behind several readers)."""
+
+    ANY = "any"
+    ALL = "all"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -35,6 +126,7 @@ class Task:
     note: str = ""  # e.g. "running", "in a page fault", "unreadable: permission denied"
     utime: int = 0
     stime: int = 0
+    switches: Optional[int] = None  # times it was scheduled in (schedstat), to see it move
 
 
 @dataclass(frozen=True)
@@ -64,6 +156,7 @@ class Process:
     pgrp: int
     uid: int
     netns: str = ""  # readlink of /proc/PID/ns/net, e.g. "net:[4026531840]"
+    pidns: str = ""  # readlink of /proc/PID/ns/pid, e.g. "pid:[4026531836]"
     fds: Dict[int, str] = field(default_factory=dict)  # fd → readlink target
     note: str = ""  # what could not be read, and why
 
@@ -132,24 +225,39 @@ class PipeFill:
 
 @dataclass(frozen=True)
 class Edge:
-    """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if known)."""
+    """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if
+    known). `to_pid == from_pid` with no `to_tid` is a wait on the process's other threads
+    (it holds the other end itself). The structured facts are what later layers read;
+    `label` and `evidence` are sentences for people, never parsed."""
 
     from_pid: int
     from_tid: int
     to_pid: int
     to_tid: Optional[int]
-    kind: str  # "pipe", "fifo", "unix", "tcp", "child", ...
+    kind: EdgeKind
     object: str  # e.g. "pipe:[123]"
     evidence: str  # how it was established, checkable by hand
     label: str  # for people: "waits for the writer", "pipe full 65536/65536 B"
+    syscall: str = ""  # the call the waiter is in: "read", "wait4"
+    fd: Optional[int] = None  # the waiter's fd the wait is on
+    writing: bool = False  # the waiter writes (a full pipe, a socket send)
+    fill: Optional[PipeFill] = None  # a pipe's fill, when measured
+    queued: Optional[int] = None  # bytes queued on the waiter's socket (unsent or unread)
+    holder_fds: Tuple[int, ...] = ()  # the target's fds that hold the other end
+    unsure: bool = False  # the target may hold it: its fdinfo was unreadable
 
 
 @dataclass(frozen=True)
 class End:
-    """Where a chain ends: the thread waits for nothing we can follow."""
+    """Where a wait ends: nothing further to follow. `reason` is what advice is chosen
+    from; `detail` is a sentence for people, never parsed."""
 
-    kind: str  # "running", "sleeping", "idle", "remote", "disk", "terminal", "self", "unknown"
+    kind: EndKind
     detail: str
+    reason: Reason = Reason.OTHER
+    subject: str = ""  # the object it concerns: a path, an address, a listening socket
+    signals: Tuple[str, ...] = ()  # the signals that can end the wait, when that is the point
+    timeout: Optional[float] = None  # seconds, when the clock ends it
 
 
 @dataclass(frozen=True)
@@ -163,10 +271,12 @@ class Wait:
     edges: Tuple[Edge, ...] = ()
     end: Optional[End] = None
     # An OR wait (poll, select, epoll): how many fds it watches, and the alternatives that
-    # lead to no blocked process (an idle listener, a remote peer, a terminal, a timeout).
-    # A thread with a live alternative is never stuck, whatever its edges lead to.
+    # lead to no blocked process (an idle listener, a remote peer, a terminal, a timeout,
+    # a signal others may send). A thread with a live alternative is never stuck.
     any_of: int = 0
     live: Tuple[End, ...] = ()
+    syscall: str = ""  # the call's name: "read", "wait4", "" when not in a call
+    mode: Mode = Mode.ANY  # how the edges combine
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import read_exec_start, read_sched_now
+from .procfs.status import nspids, read_status
 from .procfs.tasks import read_tasks
 
 Endpoint = Tuple[str, int]
@@ -54,6 +55,8 @@ class Snapshot:
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
+        self._nspids: Dict[Tuple[int, Optional[int]], List[int]] = {}
+        self._own_pidns: Optional[str] = None
         self._blocked_cmdlines = 0  # command lines that did not answer in time
         self._sock_diag_failed = False
 
@@ -134,6 +137,49 @@ class Snapshot:
         if self._sched_now is None or last is None:
             return None
         return max(0.0, (self._sched_now - last) / 1000.0)
+
+    # --- pid namespaces ------------------------------------------------------------------
+    # Numbers read from inside a process (a futex owner TID, a wait4 argument, a thread id
+    # py-spy reports) are ids in that process's pid namespace, not ours.
+
+    def local_id(self, pid: int, observer: int, tid: Optional[int] = None) -> Optional[int]:
+        """The id of process pid (or of its thread tid) as `observer` sees it; None when
+        it is not visible there or cannot be read."""
+        own = tid if tid is not None else pid
+        if self._in_own_pidns(observer):
+            return own
+        level = len(self._ids(observer, None)) - 1
+        ids = self._ids(pid, tid)
+        return ids[level] if level >= 0 and len(ids) > level else None
+
+    def host_tid(self, pid: int, local: int) -> Optional[int]:
+        """The thread of pid whose id in pid's own namespace is `local` (None: no such)."""
+        for task in self.tasks(pid):
+            if self.local_id(pid, pid, task.tid) == local:
+                return task.tid
+        return None
+
+    def _in_own_pidns(self, pid: int) -> bool:
+        proc = self.processes.get(pid)
+        return proc is None or not proc.pidns or proc.pidns == self._our_pidns()
+
+    def _our_pidns(self) -> str:
+        if self._own_pidns is None:
+            try:
+                self._own_pidns = self.fs.readlink(os.getpid(), "ns", "pid")
+            except WaitchainError:
+                self._own_pidns = ""
+        return self._own_pidns
+
+    def _ids(self, pid: int, tid: Optional[int]) -> List[int]:
+        """NSpid of a process (or thread): its id in each namespace, ours first."""
+        return _cached(self._nspids, (pid, tid), lambda: self._read_ids(pid, tid))
+
+    def _read_ids(self, pid: int, tid: Optional[int]) -> List[int]:
+        try:
+            return nspids(read_status(self.fs, pid, tid))
+        except WaitchainError:
+            return []
 
     # --- fds and the objects behind them ----------------------------------------------
 

@@ -62,13 +62,15 @@ def read_process(fs: ProcFS, pid: int, piddir: Optional[int] = None) -> Process:
         ppid=stat.ppid,
         pgrp=stat.pgrp,
         uid=fs.owner_at(piddir, pid),
-        netns=_netns(fs, pid, piddir),
+        netns=_namespace(fs, pid, piddir, "net"),
+        pidns=_namespace(fs, pid, piddir, "pid"),
     )
 
 
-def _netns(fs: ProcFS, pid: int, piddir: int) -> str:
+def _namespace(fs: ProcFS, pid: int, piddir: int, kind: str) -> str:
+    """`net:[4026531840]`: the namespace of the kind, "" if unreadable."""
     try:
-        return fs.readlink_at(piddir, pid, "ns/net")
+        return fs.readlink_at(piddir, pid, f"ns/{kind}")
     except WaitchainError:
         return ""
 

@@ -51,6 +51,14 @@ def signal_names(bits: int) -> List[str]:
     return [signal_name(n) for n in range(1, 65) if bits >> (n - 1) & 1]
 
 
+def nspids(fields: Dict[str, str]) -> List[int]:
+    """`NSpid:` of a status: the id in each pid namespace, outermost (ours) first."""
+    try:
+        return [int(v) for v in fields.get("NSpid", "").split()]
+    except ValueError:
+        return []
+
+
 def thread_group(fs: ProcFS, tid: int) -> int:
     """The process (thread group) a thread id belongs to: /proc/TID/status `Tgid:`."""
     try:

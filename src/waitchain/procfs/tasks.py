@@ -45,7 +45,18 @@ def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
         note=note,
         utime=stat.utime,
         stime=stat.stime,
+        switches=read_switches(fs, pid, tid),
     )
+
+
+def read_switches(fs: ProcFS, pid: int, tid: int) -> Optional[int]:
+    """How many times the thread was scheduled in (schedstat's third field); None if the
+    kernel does not say. A blocked thread's count does not move."""
+    try:
+        fields = fs.read(pid, "task", str(tid), "schedstat").split()
+        return int(fields[2])
+    except (WaitchainError, IndexError, ValueError):
+        return None
 
 
 def read_tasks(fs: ProcFS, pid: int) -> List[Task]:
