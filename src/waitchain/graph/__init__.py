@@ -6,11 +6,11 @@ from collections import defaultdict, deque
 from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from .model import Chain, ChainEnd, Cycle, Diagnosis, Edge, End, RootCause, Wait
-from .names import program
-from .snapshot import Snapshot
-from .waits import wait_of
-from .waits.poll import live_end
+from ..model import Chain, ChainEnd, Cycle, Diagnosis, Edge, End, RootCause, Wait
+from ..names import program
+from ..snapshot import Snapshot
+from ..waits import wait_of
+from ..waits.poll import live_end
 
 MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 64
