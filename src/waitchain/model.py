@@ -345,6 +345,67 @@ class RootCause:
     location: Optional[Location] = None
 
 
+class VerdictClass(str, Enum):
+    DEADLOCK = "deadlock"  # a knot of stuck threads: it will not clear by itself
+    CYCLE = "cycle"  # processes wait for each other, but one can still go on
+    CHAIN_END = "chain-end"  # the chain ends somewhere (busy, idle, remote, the kernel...)
+    NOTHING = "nothing"  # nothing blocked on another process
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Advice(str, Enum):
+    """What to do, chosen by the verdict layer from facts; render/ words it."""
+
+    READ_BEFORE_WAIT = "read-before-wait"  # waits for a child whose output pipe it does not read
+    CLOSE_OWN_WRITE_END = "close-own-write-end"  # reads a pipe only it (still) writes
+    DRAIN_OWN_PIPE = "drain-own-pipe"  # writes a full pipe only it reads
+    LOCK_ORDER = "lock-order"  # locks taken in opposite orders
+    BREAK_CYCLE = "break-cycle"  # any other deadlock
+    RELEASE_HOLDER = "release-holder"  # the chain ends at a process that holds what it needs
+    WAIT_AND_SEE = "wait-and-see"  # a cycle a member can still leave
+    NO_REPLY = "no-reply"  # waits for an idle event loop
+    PTY_INPUT = "pty-input"  # reads a terminal nobody types into
+    APP_WAIT = "app-wait"  # waits on something inside the application (a latch, a DB lock)
+    PYTHON_LOCK = "python-lock"  # Python locks record no owner
+    BUSY = "busy"
+    SLEEPING = "sleeping"
+    IDLE_SERVER = "idle-server"
+    FIFO = "fifo"
+    FILE_EVENTS = "file-events"
+    IDLE = "idle"
+    SIGNAL = "signal"
+    REMOTE = "remote"
+    DISK = "disk"
+    TERMINAL = "terminal"
+    STOPPED = "stopped"
+    NOT_READABLE = "not-readable"
+    UNKNOWN = "unknown"
+    NOTHING = "nothing"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One incident: a deadlock knot (with the processes stuck behind it), an open cycle,
+    or where a chain ends. The same whichever member the diagnosis started from."""
+
+    cls: VerdictClass
+    advice: Advice
+    members: Tuple[int, ...]  # deadlock: the knot's processes; else the chain's path
+    threads: Tuple[Tuple[int, int], ...] = ()  # deadlock: the knot's stuck threads
+    ring: Tuple[Edge, ...] = ()  # a cycle through the members, starting at the cause
+    cause: Optional[Tuple[int, int]] = None  # the thread whose wait is the bug (or the chain's end)
+    culprit: Optional[int] = None  # the process "do now" acts on
+    end: Optional["ChainEnd"] = None  # chain-end: where it ends
+    victims: Tuple[int, ...] = ()  # processes stuck behind the knot, not in it
+    confirmed: bool = True  # a second look saw none of the threads move
+    moved: Tuple[Tuple[int, int], ...] = ()  # threads that did move (the verdict is withdrawn)
+
+
 @dataclass
 class Diagnosis:
     """Everything a renderer needs."""
@@ -361,6 +422,7 @@ class Diagnosis:
     notes: List[str] = field(default_factory=list)
     stacks: Dict[Tuple[int, int], Stack] = field(default_factory=dict)  # (pid, tid) → stack
     blocked_for: Dict[Tuple[int, int], float] = field(default_factory=dict)  # seconds not run
+    verdicts: List[Verdict] = field(default_factory=list)  # one per incident, worst first
 
     @property
     def deadlocked(self) -> bool:
