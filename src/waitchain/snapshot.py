@@ -11,9 +11,10 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
 from .model import FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
-from .procfs import memory, net, pidfd, sockdiag
+from .procfs import cstructs, memory, net, pidfd, sockdiag
 from .procfs.fds import read_fdinfo
 from .procfs.kstack import read_stack
+from .procfs.locks import LockEntry, read_locks
 from .procfs.maps import read_map_devices
 from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
@@ -30,6 +31,35 @@ BLOCKED_CMDLINES = 3  # command lines that may each take their full deadline; th
 SHORT_DEADLINE = 0.05  # seconds
 REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2",
              "virtiofs", "ocfs2", "beegfs", "gpfs", "orangefs", "pvfs2", "coda", "ncpfs", "davfs")
+
+
+class TargetMemory:
+    """Reads of target memory for the wait rules (process_vm_readv through a helper with a
+    deadline; see procfs/memory.py). Every method raises WaitchainError when unreadable."""
+
+    def read(self, pid: int, address: int, size: int) -> bytes:
+        return memory.read_memory(pid, address, size)
+
+    def cstring(self, pid: int, address: int) -> bytes:
+        return memory.read_cstring(pid, address)
+
+    def timespec(self, pid: int, address: int) -> float:
+        return cstructs.read_timespec(pid, address)
+
+    def u32(self, pid: int, address: int) -> int:
+        return cstructs.read_u32(pid, address)
+
+    def sigset(self, pid: int, address: int) -> int:
+        return cstructs.read_sigset(pid, address)
+
+    def flock(self, pid: int, address: int) -> Tuple[int, int, int, int]:
+        return cstructs.read_flock(pid, address)
+
+    def sembufs(self, pid: int, address: int, count: int) -> List[Tuple[int, int, int]]:
+        return cstructs.read_sembufs(pid, address, count)
+
+    def mutex(self, pid: int, address: int) -> Tuple[int, int, int]:
+        return cstructs.read_mutex(pid, address)
 
 
 class Snapshot:
@@ -55,6 +85,9 @@ class Snapshot:
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
+        self.memory = TargetMemory()
+        self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
+        self._locks: Optional[List[LockEntry]] = None
         self._nspids: Dict[Tuple[int, Optional[int]], List[int]] = {}
         self._own_pidns: Optional[str] = None
         self._blocked_cmdlines = 0  # command lines that did not answer in time
@@ -138,6 +171,19 @@ class Snapshot:
             return None
         return max(0.0, (self._sched_now - last) / 1000.0)
 
+    def status(self, pid: int, tid: Optional[int] = None) -> Dict[str, str]:
+        """/proc/PID[/task/TID]/status as a dict (cached); raises WaitchainError."""
+        key = (pid, tid)
+        if key not in self._status:
+            self._status[key] = read_status(self.fs, pid, tid)
+        return self._status[key]
+
+    def locks(self) -> List[LockEntry]:
+        """/proc/locks, read once per snapshot; raises WaitchainError."""
+        if self._locks is None:
+            self._locks = read_locks(self.fs)
+        return self._locks
+
     # --- pid namespaces ------------------------------------------------------------------
     # Numbers read from inside a process (a futex owner TID, a wait4 argument, a thread id
     # py-spy reports) are ids in that process's pid namespace, not ours.
@@ -177,7 +223,7 @@ class Snapshot:
 
     def _read_ids(self, pid: int, tid: Optional[int]) -> List[int]:
         try:
-            return nspids(read_status(self.fs, pid, tid))
+            return nspids(self.status(pid, tid))
         except WaitchainError:
             return []
 
