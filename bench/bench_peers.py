@@ -214,7 +214,7 @@ def measure_peers(src: str, pids: List[int]) -> None:
 def measure_diagnosis(src: str, pid: int) -> None:
     """In a child process: scan + diagnose, then attach_stacks (py-spy); a JSON line."""
     sys.path.insert(0, src)
-    from waitchain.graph import diagnose
+    from waitchain.engine import diagnose
     from waitchain.snapshot import Snapshot
     from waitchain.stacks import attach_stacks
 

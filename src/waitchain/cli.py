@@ -12,7 +12,7 @@ from typing import List, Optional
 from . import __version__
 from .errors import (AccessDenied, Ambiguous, MissingTool, NoMatch, ProcessGone, ReportError,
                      Unsupported, WaitchainError)
-from .graph import diagnose, diagnose_all
+from .engine import diagnose, diagnose_all
 from .model import Diagnosis
 from .names import short_cmdline
 from .render import Options, renderers

@@ -310,6 +310,7 @@ class Stack:
     location: Optional[Location] = None  # the first application frame
     label: str = ""  # a language-level wait, e.g. "waits in threading.Thread.join"
     source: str = ""  # "py-spy", "gdb", "eu-stack"
+    on_lock: bool = False  # the label is a wait on a lock that records no owner (Python's Lock)
 
 
 @dataclass(frozen=True)
@@ -426,6 +427,4 @@ class Diagnosis:
 
     @property
     def deadlocked(self) -> bool:
-        return any(c.deadlock for c in self.cycles) or any(
-            ch.end.kind == "self" for ch in self.chains
-        )
+        return any(v.cls == VerdictClass.DEADLOCK for v in self.verdicts)

@@ -21,7 +21,7 @@ from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import read_exec_start, read_sched_now
 from .procfs.status import nspids, read_status
-from .procfs.tasks import read_tasks
+from .procfs.tasks import read_task, read_tasks
 
 Endpoint = Tuple[str, int]
 K = TypeVar("K")
@@ -127,6 +127,18 @@ class Snapshot:
             self.processes[pid].note = str(exc)
             return []
         return tasks if self.alive(pid) else []  # after: the pid may be another process's now
+
+    def moved(self, pid: int, tid: int) -> bool:
+        """The thread is not where the scan saw it: another system call or other
+        arguments, a context switch since, or gone. Unknown counters do not count as moved."""
+        before = next((t for t in self.tasks(pid) if t.tid == tid), None)
+        try:
+            now = read_task(self.fs, pid, tid)
+        except (WaitchainError, ValueError):
+            return True
+        if before is None or now.syscall != before.syscall or now.state != before.state:
+            return True
+        return None not in (now.switches, before.switches) and now.switches != before.switches
 
     def alive(self, pid: int) -> bool:
         """The process scanned as pid still exists and is the same one (same starttime).

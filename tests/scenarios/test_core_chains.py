@@ -18,7 +18,7 @@ from scenario_helpers import (F_GETPIPE_SZ, READER, SLEEPER, close, edges_from, 
 from waitchain import cli
 from waitchain.demo import scenario
 from waitchain.demo.harness import children, wait_blocked
-from waitchain.graph import diagnose
+from waitchain.engine import diagnose
 from waitchain.render import json as render_json
 from waitchain.snapshot import Snapshot
 

@@ -12,7 +12,7 @@ import pytest
 from scenario_helpers import close, only_chain, read_lines, thread_of, threads_in
 
 from waitchain.demo.harness import wait_blocked, wait_until
-from waitchain.graph import diagnose
+from waitchain.engine import diagnose
 from waitchain.snapshot import Snapshot
 
 F_OFD_SETLK, F_OFD_SETLKW = 37, 38

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from waitchain.graph import diagnose
+from waitchain.engine import diagnose
 from waitchain.model import READ, READ_WRITE, WRITE, Holder, Syscall
 from waitchain.procfs.fds import inode_of, parse_fdinfo, target_kind
 from waitchain.procfs.process import parse_cmdline, parse_stat

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List
 
-from ..graph import diagnose
+from ..engine import diagnose
 from ..snapshot import Snapshot
 from .harness import Processes
 from .scenario import start

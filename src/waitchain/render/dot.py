@@ -10,9 +10,9 @@ from typing import List, Optional, Tuple
 from ..model import Diagnosis, Edge, Task
 from ..sanitize import clean
 from . import Options
+from .verdicts import summary
 from .common import (by_netns, chain_ends, deadlock_of, edge_lines, end_lines, netns_id,
-                     node_lines, on_cycle, process_head, thread_head, unexamined, unique_edges,
-                     verdict)
+                     node_lines, on_cycle, process_head, thread_head, unexamined, unique_edges)
 
 RED = "#c62828"
 FONT = "Helvetica"
@@ -34,7 +34,7 @@ def label_of(*parts: str) -> str:
 
 
 def lines(diag: Diagnosis) -> List[str]:
-    v = verdict(diag)
+    v = summary(diag)
     out = ["digraph waitchain {",
            f"  graph [rankdir=TB, compound=true, fontname={quote(FONT)}, fontsize=12, labelloc=t, "
            f"label={quote(v.headline)}{', fontcolor=' + quote(RED) if v.severity == 'bad' else ''}];",

@@ -19,7 +19,8 @@ from ..sanitize import clean
 from . import Options
 from . import json as render_json
 from . import dot, mermaid, svg, text
-from .common import Verdict, blocked_for, label, location_text, on_cycle, program_text, verdict
+from .common import blocked_for, label, location_text, on_cycle, program_text
+from .verdicts import Summary, summaries
 from .explain import Check, edge_checks, end_checks
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -63,16 +64,17 @@ def write_report(diag: Diagnosis, path: str) -> None:
 
 def report(diag: Diagnosis, now: Optional[datetime.datetime] = None,
            host: Optional[str] = None) -> str:
-    v = verdict(diag)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     host = host if host is not None else socket.gethostname()
-    title = f"waitchain: {v.headline.split(':')[0]} on {host}"
+    found = summaries(diag)
+    title = f"waitchain: {found[0].headline.split(':')[0]} on {host}"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>",
-        _header(diag, host, now), _verdict(v), _picture(diag), _tree(diag), _table(diag),
+        _header(diag, host, now), "".join(_verdict(v) for v in found), _picture(diag),
+        _tree(diag), _table(diag),
         _stacks(diag), _notes(diag), _raw(diag), "</main></body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
@@ -91,7 +93,7 @@ def _header(diag: Diagnosis, host: str, now: datetime.datetime) -> str:
             f"{len(diag.edges)} edges</header>")
 
 
-def _verdict(v: Verdict) -> str:
+def _verdict(v: Summary) -> str:
     rows = []
     if v.cause:
         rows.append(("Root cause", _e(v.cause) + (f"<br><code>at {_e(v.location)}</code>" if v.location else "")))

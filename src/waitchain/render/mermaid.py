@@ -11,8 +11,9 @@ from typing import List, Optional, Tuple
 from ..model import Diagnosis, Edge
 from ..sanitize import clean
 from . import Options
+from .verdicts import summary
 from .common import (by_netns, chain_ends, edge_lines, end_lines, netns_id, node_lines, on_cycle,
-                     process_head, thread_head, unexamined, unique_edges, verdict)
+                     process_head, thread_head, unexamined, unique_edges)
 
 SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:/_()=+@~?!*'$^-[]")
 RED = "#c62828"
@@ -42,7 +43,7 @@ def _label(*parts: str) -> str:
 
 
 def lines(diag: Diagnosis) -> List[str]:
-    v = verdict(diag)
+    v = summary(diag)
     out = [f"%% waitchain: {text(v.headline)}", "flowchart LR"]
     for netns, pids in by_netns(diag).items():
         out += _group(diag, netns, pids)

@@ -23,7 +23,7 @@ from rich.text import Text
 from ..model import Chain, Diagnosis, Edge, Wait
 from ..sanitize import clean
 from . import Options
-from . import common
+from .verdicts import Summary, summaries
 from .common import (blocked_for, ellipsize, label, location_text, name, on_cycle, program_text,
                      waits_of)
 from .explain import Check, edge_checks, end_checks
@@ -467,7 +467,13 @@ def _merged(segs: List[Seg]) -> List[Seg]:
 
 
 def _verdict(diag: Diagnosis) -> List[List[Seg]]:
-    v = common.verdict(diag)
+    out: List[List[Seg]] = []
+    for i, v in enumerate(summaries(diag)):
+        out += ([[("", "")]] if i else []) + _summary(v)
+    return out
+
+
+def _summary(v: Summary) -> List[List[Seg]]:
     out: List[List[Seg]] = [[(v.headline, v.severity)]]
     out += [[("  ", ""), (step, "")] for step in v.steps]
     if v.cause:

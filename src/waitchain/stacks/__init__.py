@@ -20,7 +20,7 @@ from ..procfs.reader import ProcFS
 from . import native as native_stacks
 from . import python
 from .frames import application_index, source_line
-from .labels import python_wait
+from .labels import LOCK_WAITS, python_wait
 from .python import PyThread, StackError
 
 PARALLEL = 8  # helpers running at once
@@ -211,7 +211,7 @@ def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
         label = python_wait(frames, app, location.code if location else "", self_[1] if self_ else "")
         if label.endswith(".join") and self_:
             label += _join_target(thread, self_[0], threads)
-    return Stack(pid, tid, frames, location, label, "py-spy")
+    return Stack(pid, tid, frames, location, label, "py-spy", on_lock=label in LOCK_WAITS)
 
 
 def _application_frame(pid: int, frames: Sequence[Frame]) -> Tuple[Optional[int], Optional[Location]]:

@@ -60,6 +60,9 @@ def _qualname(frames: Sequence[Frame], entry: int, module: str, self_type: str) 
     return f"{cls}.{name}" if cls else name
 
 
+LOCK_WAITS = ("waits in lock.acquire", "waits for a lock (with statement)")
+
+
 def _c_call(code: str) -> str:
     """No library frame: the application's own line called into C (a lock's acquire)."""
     if re.search(r"\.acquire\s*\(", code):

@@ -1,0 +1,89 @@
+"""The facade: a snapshot and start processes in, a Diagnosis out (the graph explored,
+its cycles, chains and verdicts). The CLI, the demo and the tests call this."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources, walk_chains
+from .model import Chain, Cycle, Diagnosis, RootCause, Verdict, VerdictClass
+from .snapshot import Snapshot
+from . import verdict as verdicts
+
+__all__ = ["diagnose", "diagnose_all"]
+
+
+def diagnose(snap: Snapshot, starts: List[int]) -> Diagnosis:
+    """The chains from `starts` and the verdict on them."""
+    ex = Explored(snap).explore(starts)
+    return _diagnosis(ex, starts, find_cycles(ex), everything=False)
+
+
+def diagnose_all(snap: Snapshot) -> Diagnosis:
+    """Every chain on the machine that ends in a deadlock or passes a blocked write."""
+    ex = Explored(snap).explore(sorted(snap.processes))
+    cycles = find_cycles(ex)
+    trouble = {p for c in cycles if c.deadlock for p in c.members or c.pids} | blocked_writers(ex)
+    return _diagnosis(ex, sources(ex, trouble, cycles), cycles, everything=True)
+
+
+def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle], everything: bool) -> Diagnosis:
+    index = cycle_index(cycles)
+    per_start = {s: walk_chains(ex, s, index) for s in starts}
+    chains = [c for s in starts for c in per_start[s]]
+    on_chains = list(dict.fromkeys(p for c in chains for p in c.path))
+    members = set(on_chains)
+    found = _verdicts(ex, per_start, index, members, everything)
+    snap = ex.snap
+    return Diagnosis(
+        starts=starts,
+        processes={p: snap.processes[p] for p in on_chains if p in snap.processes},
+        tasks={p: snap.tasks(p) for p in on_chains},
+        cmdlines={p: snap.cmdline(p) for p in on_chains if p in snap.processes},
+        waits={k: w for k, w in ex.waits.items() if k[0] in members},
+        edges=[e for p in on_chains for w in ex.thread_waits(p) for e in w.edges],
+        chains=chains,
+        cycles=[c for c in cycles if set(c.members or c.pids) & members],
+        root_cause=_root_cause(ex, found),
+        notes=list(snap.notes),
+        verdicts=found,
+    )
+
+
+def _verdicts(ex: Explored, per_start: dict, index: dict, members: set, everything: bool) -> List[Verdict]:
+    """A deadlock verdict per knot the chains reach (every knot with --all), confirmed by a
+    second look; then, for each start no deadlock explains, where its chain ends."""
+    knots = [k for k in ex.graph.knots() if everything or set(k.pids) & members]
+    found = [verdicts.confirm(ex.snap, v) for v in verdicts.deadlocks(ex, knots)]
+    explained = verdicts.covered(found)
+    for start, chains in per_start.items():
+        if start not in explained:
+            ends = verdicts.chain_verdict(ex, _unexplained(chains, explained), index)
+            if ends is not None:
+                found.append(ends)
+    return verdicts.rank(_unique(found))
+
+
+def _unexplained(chains: List[Chain], explained: frozenset) -> List[Chain]:
+    """The chains that do not run into a deadlock already reported."""
+    return [c for c in chains if not set(c.path) & explained] or chains
+
+
+def _unique(found: List[Verdict]) -> List[Verdict]:
+    """Each incident once: two starts whose chains end at the same place give one verdict."""
+    seen, out = set(), []
+    for v in found:
+        key = (v.cls, v.members if v.cls == VerdictClass.DEADLOCK else (v.cause, v.advice))
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def _root_cause(ex: Explored, found: List[Verdict]) -> Optional[RootCause]:
+    """The first verdict's cause (kept in waitchain/1 as `root_cause`)."""
+    if not found or found[0].cause is None:
+        return None
+    pid, tid = found[0].cause
+    wait = ex.waits.get((pid, tid))
+    return RootCause(pid, tid, wait.syscall if wait else "", "")

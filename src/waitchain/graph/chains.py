@@ -1,0 +1,105 @@
+"""Chains: every path from a start process along the wait-for edges, each to where it
+ends (a process that waits for nothing further, or back into the path: a cycle)."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from ..model import Chain, ChainEnd, Cycle, End, EndKind, Reason
+from ..waits.poll import live_end
+from .explore import GONE, Explored
+
+MAX_CHAINS = 64  # per start process
+MAX_DEPTH = 4096  # processes on one chain
+END_PRIORITY = [EndKind.RUNNING, EndKind.SELF, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
+                EndKind.TERMINAL, EndKind.REMOTE, EndKind.SLEEPING, EndKind.SIGNAL, EndKind.IDLE,
+                EndKind.UNKNOWN]
+# A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.
+IDLE_ENDS = {EndKind.IDLE, EndKind.SLEEPING, EndKind.RUNNING, EndKind.SIGNAL}
+
+
+def end_rank(kind: str) -> int:
+    return END_PRIORITY.index(kind) if kind in END_PRIORITY else len(END_PRIORITY)  # type: ignore[arg-type]
+
+
+def end_of(ex: Explored, pid: int) -> Tuple[End, Optional[int]]:
+    """Why a process with no outgoing edge waits for nothing further, and which thread."""
+    waits = ex.thread_waits(pid)
+    ends = [(w.end, w.tid) for w in waits if w.end is not None]
+    ends += [(live_end(w.any_of, list(w.live), []), w.tid) for w in waits if w.end is None and w.live]
+    if not ends:
+        return GONE, None
+    return min(ends, key=lambda e: end_rank(e[0].kind))
+
+
+def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Chain]:
+    """Every path from start along the edges, each to where it ends (depth-first)."""
+    chains: List[Chain] = []
+    todo = [(start, (start,))]
+    while todo and len(chains) < MAX_CHAINS:
+        pid, path = todo.pop()
+        nexts = _branches(ex, pid, cycle_of)
+        if not nexts:
+            chains.append(Chain(start, path, _chain_end(ex, pid)))
+            continue
+        if len(path) >= MAX_DEPTH:
+            detail = f"the chain goes on: cut after {MAX_DEPTH} processes"
+            chains.append(Chain(start, path, ChainEnd(EndKind.UNKNOWN, detail, pid)))
+            continue
+        for nxt in reversed(nexts):
+            if nxt in path:
+                chains.append(Chain(start, path, _cycle_end(nxt, cycle_of)))
+            else:
+                todo.append((nxt, path + (nxt,)))
+    return chains
+
+
+def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle]) -> List[int]:
+    """Successors to follow. Of an OR wait's alternatives (an event loop's connections),
+    the idle ones are left out when another leads to trouble: a peer that ends at once in
+    an idle, sleeping or running state, or only waits for this process in a cycle that is
+    not a deadlock (a client waiting for the server's answer), says nothing new."""
+    nexts = ex.successors(pid)
+    if nexts and _wakes_up_alone(ex, pid, nexts, cycle_of):
+        return []
+    if len(nexts) < 2:
+        return nexts
+    plain = {e.to_pid for w in ex.thread_waits(pid) if not w.any_of for e in w.edges}
+    idle = [n for n in nexts if n not in plain and _idle_branch(ex, pid, n, cycle_of)]
+    return [n for n in nexts if n not in idle] if len(idle) < len(nexts) else nexts
+
+
+def _wakes_up_alone(ex: Explored, pid: int, nexts: List[int], cycle_of: Dict[int, Cycle]) -> bool:
+    """Every waiting thread is an OR wait with a live alternative (a latch, a timeout, a
+    listener) and every edge leads only to idle processes (a PostgreSQL backend watching its
+    latch and the postmaster's pipe): nothing down those edges explains the wait, stop here."""
+    waits = [w for w in ex.thread_waits(pid) if w.edges]
+    return all(w.live for w in waits) and all(_idle_branch(ex, pid, n, cycle_of) for n in nexts)
+
+
+def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle]) -> bool:
+    after = ex.successors(nxt)
+    if not after:
+        return end_of(ex, nxt)[0].kind in IDLE_ENDS
+    if after == [pid]:
+        cycle = cycle_of.get(pid)
+        return cycle is None or not cycle.deadlock
+    return False
+
+
+def _chain_end(ex: Explored, pid: int) -> ChainEnd:
+    end, tid = end_of(ex, pid)
+    return ChainEnd(end.kind, end.detail, pid, tid)
+
+
+def _cycle_end(pid: int, cycle_of: Dict[int, Cycle]) -> ChainEnd:
+    cycle = cycle_of.get(pid)
+    if cycle is None or not cycle.deadlock:
+        why = cycle.detail if cycle else ""
+        return ChainEnd(EndKind.CYCLE, f"back to {pid}: a cycle, but not a deadlock: {why}", pid)
+    return ChainEnd(EndKind.CYCLE, f"back to {pid}: DEADLOCK", pid)
+
+
+def unexplained(end: End) -> bool:
+    """An end that explains nothing about another process (exited, unreadable)."""
+    return end.kind == EndKind.UNKNOWN and end.reason in (Reason.EXITED, Reason.NOT_READABLE)

@@ -1,0 +1,75 @@
+"""Explore the wait-for graph from start processes: the wait of every thread of every
+process reached, read through the snapshot by the wait rules, and the plain graph
+(graph/waitfor.py) built from them."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import replace
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from ..model import End, EndKind, Reason, Task, Wait
+from ..snapshot import Snapshot
+from ..waits import wait_of
+from .waitfor import Node, WaitFor
+
+GONE = End(EndKind.UNKNOWN, "the process exited during the scan", Reason.EXITED)
+
+
+class Explored:
+    """The waits of every thread of every explored process, and the graph over them."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.waits: Dict[Tuple[int, int], Wait] = {}
+        self.by_pid: Dict[int, List[Wait]] = defaultdict(list)
+        self.order: List[int] = []  # processes in the order they were explored
+        self._graph: Optional[WaitFor] = None
+
+    def explore(self, starts: Iterable[int]) -> "Explored":
+        queue = deque(starts)
+        seen = set(self.order)
+        while queue:
+            pid = queue.popleft()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            self.order.append(pid)
+            queue.extend(e.to_pid for w in self._examine(pid) for e in w.edges)
+        self._graph = None
+        return self
+
+    def _examine(self, pid: int) -> List[Wait]:
+        tasks = self.snap.tasks(pid)
+        waits = [_named(wait_of(self.snap, pid, task), task) for task in tasks]
+        if waits and not self.snap.alive(pid):  # gone, or the pid reused: the reads may be another's
+            waits = [Wait(pid, w.tid, w.what, end=GONE, syscall=w.syscall) for w in waits]
+        for wait in waits:
+            self.waits[(pid, wait.tid)] = wait
+            self.by_pid[pid].append(wait)
+        return waits
+
+    @property
+    def graph(self) -> WaitFor:
+        if self._graph is None:
+            self._graph = WaitFor(node_of(w) for w in self.waits.values())
+        return self._graph
+
+    def thread_waits(self, pid: int) -> List[Wait]:
+        return self.by_pid.get(pid, [])
+
+    def successors(self, pid: int) -> List[int]:
+        return self.graph.successors(pid)
+
+
+def _named(wait: Wait, task: Task) -> Wait:
+    """The wait with its call's name, whatever the rule filled in."""
+    if wait.syscall or task.syscall is None:
+        return wait
+    return replace(wait, syscall=task.syscall.name)
+
+
+def node_of(wait: Wait) -> Node:
+    """The wait as the plain graph sees it: its targets, how they combine, a way out."""
+    targets = tuple((e.to_pid, e.to_tid) for e in wait.edges)
+    return Node((wait.pid, wait.tid), targets, wait.mode, exit=bool(wait.live))

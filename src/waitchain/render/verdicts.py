@@ -1,0 +1,405 @@
+"""The verdicts in words: a headline, the steps of the cycle, the root cause and its line of
+code, what to do now and what to fix, made from the verdict layer's structured verdicts
+(model.Verdict: a class, an Advice code, the processes it concerns). Every format shows these
+same sentences; every string is cleaned of control characters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
+from ..sanitize import clean
+from .common import (call_name, end_pid, location_text, name, program_name, step_text, waited_for,
+                     waits_of)
+
+HEADLINES = {
+    EndKind.RUNNING: "BUSY: the chain ends in a running process",
+    EndKind.SLEEPING: "SLEEPING: the chain ends in a deliberate sleep",
+    EndKind.IDLE: "IDLE: the chain ends at a process that waits for an event no other process is about to cause",
+    EndKind.REMOTE: "REMOTE: the chain leaves this host",
+    EndKind.DISK: "KERNEL WAIT: the chain ends in uninterruptible sleep (disk, NFS, FUSE)",
+    EndKind.KERNEL: "KERNEL WAIT: the chain ends inside the kernel (a kernel lock, or a FUSE mount whose daemon is gone)",
+    EndKind.TERMINAL: "WAITING FOR INPUT: the chain ends at a terminal",
+    EndKind.SIGNAL: "WAITING FOR A SIGNAL: the chain ends in a process that waits to be signalled",
+    EndKind.STOPPED: "STOPPED: the chain ends in a stopped process",
+    EndKind.UNKNOWN: "UNFOLLOWED: the chain ends in a wait waitchain cannot follow",
+}
+IDLE_SERVER = "IDLE SERVER: the chain ends at a server waiting for clients"
+NOT_READABLE = "UNKNOWN: the chain ends at something waitchain may not read (run as root)"
+LOCK_NOUNS = {EdgeKind.MUTEX: "mutex", EdgeKind.FLOCK: "flock", EdgeKind.POSIX_LOCK: "POSIX lock",
+              EdgeKind.OFD_LOCK: "OFD lock", EdgeKind.LOCK: "lock"}
+
+
+@dataclass
+class Summary:
+    """One verdict as sentences."""
+
+    severity: str  # "bad" (deadlock), "warn" (a chain ends somewhere), "ok" (nothing blocked)
+    headline: str
+    steps: List[str] = field(default_factory=list)  # the cycle, one line per member
+    cause: str = ""  # "9506 command-server.py in wait4(), blocked for 12s"
+    location: str = ""  # "command-server.py:16 in run_command_for_client: p.wait()"
+    now: List[str] = field(default_factory=list)  # to unstick it now
+    fix: List[str] = field(default_factory=list)  # to stop it happening again
+    others: List[str] = field(default_factory=list)  # other chains' ends
+
+
+def summaries(diag: Diagnosis) -> List[Summary]:
+    """Every verdict in words, worst first; one "nothing" summary when there is none."""
+    if not diag.verdicts:
+        return [_nothing(diag)]
+    found = [summary_of(diag, v) for v in diag.verdicts]
+    found[0].others = _other_ends(diag, diag.verdicts[0])
+    return found
+
+
+def summary(diag: Diagnosis) -> Summary:
+    """The first (worst) verdict in words."""
+    return summaries(diag)[0]
+
+
+def summary_of(diag: Diagnosis, verdict: Verdict) -> Summary:
+    if verdict.cls == VerdictClass.DEADLOCK:
+        result = _deadlock(diag, verdict)
+    elif verdict.moved:
+        result = _withdrawn(diag, verdict)
+    elif verdict.cls == VerdictClass.CYCLE:
+        result = _cycle(diag, verdict)
+    else:
+        result = _python_locks(diag, verdict) or _chain_end(diag, verdict)
+    if verdict.cause is not None and not result.cause:
+        pid, tid = verdict.cause
+        result.cause = cause_text(diag, pid, tid)
+        result.location = location_text(diag, pid, tid)
+    return result
+
+
+def _nothing(diag: Diagnosis) -> Summary:
+    if not diag.starts:
+        return Summary("ok", "NOTHING FOUND: no chain on this machine ends in a deadlock or a blocked write",
+                       now=["nothing to do here; to look at one process, give its pid: waitchain PID"])
+    return Summary("ok", "NOTHING BLOCKED: no wait chain found from here",
+                   now=["nothing to do: the process is not waiting for another process"])
+
+
+def cause_text(diag: Diagnosis, pid: int, tid: int) -> str:
+    """`9506 command-server.py in wait4(), blocked for 12s`."""
+    text = name(diag, pid)
+    if tid != pid:
+        text += f" thread {tid}"
+    call = call_name(diag.waits.get((pid, tid)))
+    if call and call != "?":
+        text += f" in {call}()"
+    waited = waited_for(diag, pid, tid)
+    return text + (f", blocked for {waited}" if waited else "")
+
+
+# --- deadlocks ---------------------------------------------------------------------------
+
+
+def _deadlock(diag: Diagnosis, v: Verdict) -> Summary:
+    steps = [step_text(diag, e) for e in v.ring]
+    if v.victims:
+        steps.append("stuck behind it: " + ", ".join(name(diag, p) for p in v.victims[:6])
+                     + (f" and {len(v.victims) - 6} more" if len(v.victims) > 6 else ""))
+    now, fix = DEADLOCK_ADVICE.get(v.advice, _break_cycle)(diag, v)
+    return Summary("bad", _deadlock_headline(diag, v), steps, now=now, fix=fix)
+
+
+def _deadlock_headline(diag: Diagnosis, v: Verdict) -> str:
+    if len(v.members) == 1 and len(v.threads) > 1:
+        threads = ", ".join(str(t) for _, t in v.threads)
+        return f"DEADLOCK: threads {threads} of {name(diag, v.members[0])} wait for each other; it will not clear by itself"
+    if len(v.members) == 1:
+        return f"DEADLOCK: {name(diag, v.members[0])} waits for itself; it will not clear by itself"
+    ring = [e.from_pid for e in v.ring] or list(v.members)
+    order = list(dict.fromkeys(ring + list(v.members)))
+    members = " and ".join(name(diag, p) for p in order) if len(order) <= 3 else f"{len(order)} processes"
+    return f"DEADLOCK: {members} wait for each other; it will not clear by itself"
+
+
+def _read_before_wait(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    child = next(e for e in v.ring if e.kind == EdgeKind.CHILD)
+    parent = name(diag, child.from_pid)
+    return ([f"kill {child.to_pid} ({program_name(diag, child.to_pid)}): {parent} stops waiting and the "
+             "chain unwinds; the child's unread output is lost"],
+            [f"{parent} waits for a child whose output pipe it does not read: read the output "
+             "until EOF first, then wait (Python: out, _ = p.communicate() instead of p.wait())"])
+
+
+def _own_write_end(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    pid = v.members[0]
+    return ([f"kill {pid} ({program_name(diag, pid)}): nothing else can wake it"],
+            ["the process reads a pipe whose write end only it holds, so EOF never comes: close "
+             "the write end after fork (Python: close_fds=True; C: O_CLOEXEC / close() in the "
+             "child and the parent), or have another thread write it"])
+
+
+def _own_pipe(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    pid = v.members[0]
+    return ([f"kill {pid} ({program_name(diag, pid)}): nothing else can wake it"],
+            ["the process writes to a full pipe that only it reads: read it in another thread, "
+             "or before writing more"])
+
+
+def _lock_order(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    culprit = v.culprit if v.culprit is not None else v.members[0]
+    return ([f"only a restart of {name(diag, culprit)} clears it (kill {culprit}); locks are "
+             "released when their holders exit"],
+            ["the threads take the same locks in opposite orders: take them in one order "
+             "everywhere (or use one lock); a timed lock turns a silent hang into an error you can log"])
+
+
+def _break_cycle(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    culprit = v.culprit if v.culprit is not None else v.members[0]
+    return ([f"kill {culprit} ({program_name(diag, culprit)}, the root cause) breaks the cycle; "
+             "or restart the service it belongs to"],
+            ["every member waits for the next: make one side stop blocking (read and write "
+             "concurrently, add a timeout, or take locks in one order)"])
+
+
+DEADLOCK_ADVICE: Dict[Advice, Callable[[Diagnosis, Verdict], Tuple[List[str], List[str]]]] = {
+    Advice.READ_BEFORE_WAIT: _read_before_wait, Advice.CLOSE_OWN_WRITE_END: _own_write_end,
+    Advice.DRAIN_OWN_PIPE: _own_pipe, Advice.LOCK_ORDER: _lock_order, Advice.BREAK_CYCLE: _break_cycle,
+}
+
+
+def _withdrawn(diag: Diagnosis, v: Verdict) -> Summary:
+    moved = ", ".join(f"thread {t} of {p}" if t != p else str(p) for p, t in v.moved)
+    return Summary("warn", "CYCLE (not a deadlock): the members looked stuck, but a second look saw "
+                   f"{moved} move", [step_text(diag, e) for e in v.ring],
+                   now=["it is moving, perhaps slowly: run waitchain again in a minute and compare"],
+                   fix=["if it keeps coming back: a slow exchange between these processes"])
+
+
+# --- cycles that are not deadlocks ----------------------------------------------------------
+
+
+def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
+    into = v.ring[0] if v.ring else None
+    if v.advice == Advice.WAIT_AND_SEE or into is None:
+        return _open_cycle(diag, v)
+    waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
+    loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
+    call = call_name(loop)
+    fds = loop.any_of if loop else 0
+    steps = [step_text(diag, into),
+             f"{server} waits in {call}() for any of {fds} fds (an event loop), one of them "
+             f"from {waiter}: it is idle, not stuck"]
+    if v.advice == Advice.PTY_INPUT:
+        return Summary("warn", f"WAITING FOR INPUT: {waiter} reads a terminal whose other side, "
+                       f"{server}, is idle: nobody is typing", steps,
+                       now=[f"answer it where it runs: {server} holds its terminal (tmux: tmux ls, or "
+                            f"tmux -S SOCKET ls for a server on its own socket, then attach; screen: "
+                            f"screen -r), or kill {into.from_pid}"],
+                       fix=["for unattended runs, give it no terminal: stdin from /dev/null, or a "
+                            "non-interactive flag"])
+    return Summary("warn", f"NO REPLY: {waiter} waits for {server}, which is idle in its event loop "
+                   f"({call}()): not a deadlock, but nothing is working on the answer", steps,
+                   now=[f"{server} is not busy and not blocked on another process: the answer waits on "
+                        f"something inside it (a blocking command such as Redis BLPOP, an asyncio task "
+                        f"awaiting an event, a queue or lock in its memory, a timer); check its logs "
+                        f"and its own list of clients or requests (Python: py-spy dump --pid "
+                        f"{into.to_pid}; asyncio on Python >= 3.14: python3 -m asyncio pstree "
+                        f"{into.to_pid})"],
+                   fix=[f"give {waiter} a timeout on the request, and make {server} answer or fail "
+                        "when what it waits for does not come"])
+
+
+def _open_cycle(diag: Diagnosis, v: Verdict) -> Summary:
+    end = v.end
+    back = f"the chain ends back at {name(diag, end.pid)}" if end is not None and end.pid else ""
+    cycle = next((c for c in diag.cycles if end is not None and end.pid in (c.members or c.pids)), None)
+    why = clean(cycle.detail) if cycle is not None else "a member can still make progress"
+    return Summary("warn", "CYCLE (not a deadlock)", [f"{back}: {why}" if back else why],
+                   now=["a member can still make progress, so the cycle may resolve: run "
+                        "waitchain again in a minute and compare"],
+                   fix=[f"if it does not clear: {why}"])
+
+
+# --- where a chain ends ------------------------------------------------------------------------
+
+
+def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
+    end = v.end
+    assert end is not None
+    pid = v.members[-1]
+    tid = end.tid if end.tid is not None else pid
+    detail = clean(end.detail)
+    if v.advice == Advice.APP_WAIT and v.ring:
+        return _app_wait(diag, v.ring[0], detail)
+    headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE}.get(
+        v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
+    if v.advice == Advice.RELEASE_HOLDER and v.ring:
+        return _release_holder(diag, v.ring[0], pid, detail)
+    steps = [f"the chain ends at {name(diag, pid)}: {detail}"]
+    now, fix = END_ADVICE.get(v.advice, _unknown_advice)(diag, pid, tid, v)
+    return Summary("warn", headline, steps, now=now, fix=fix)
+
+
+def _release_holder(diag: Diagnosis, into: Edge, pid: int, detail: str) -> Summary:
+    noun = LOCK_NOUNS.get(into.kind, "lock")
+    what = f"the {noun} on {clean(into.object)}"
+    return Summary("warn", f"HELD: {name(diag, pid)} holds {what} that the chain waits for, and "
+                   "does not release it while it waits", [step_text(diag, into),
+                                                           f"the chain ends at {name(diag, pid)}: {detail}"],
+                   now=[f"kill {pid} ({program_name(diag, pid)}): that releases {what}; or make it "
+                        "finish what it waits for"],
+                   fix=["do not hold a lock while sleeping or waiting for something else; give the "
+                        "waiter a timeout (flock -w, pthread_mutex_timedlock)"])
+
+
+def _app_wait(diag: Diagnosis, into: Edge, detail: str) -> Summary:
+    """The chain reached an idle server through a pipe, not a connection: a pipe its children
+    inherited and that it never writes (a "parent is alive" or wake-up pipe, such as
+    PostgreSQL's postmaster pipe). The waiter's real wait is inside the application."""
+    waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
+    title = clean(diag.cmdlines.get(into.from_pid, "")).strip()
+    steps = [step_text(diag, into), f"the chain ends at {server}: {detail}",
+             f"{server} only accepts new clients; a pipe it never writes is usually a wake-up or "
+             f"'parent is alive' pipe: {waiter} really waits for something inside the application "
+             "(a lock, a latch, a signal)"]
+    now = [f"ask the application what {into.from_pid} waits for" + (f" (its process title: {title})" if title else "")]
+    if title.startswith("postgres:"):
+        now.append(f"PostgreSQL: SELECT pid, pg_blocking_pids(pid), wait_event_type, wait_event, state, "
+                   f"query FROM pg_stat_activity WHERE pid = {into.from_pid}; then waitchain each "
+                   "blocking pid (a blocker 'idle in transaction' waits for its client)")
+    return Summary("warn", f"APPLICATION WAIT: {waiter} waits for something waitchain cannot see "
+                   f"(it also watches a pipe of the idle {server})", steps, now=now,
+                   fix=["find the holder of what it waits for (a row or table lock, an in-memory "
+                        "queue); give the waiter a timeout (PostgreSQL: lock_timeout)"])
+
+
+def _python_locks(diag: Diagnosis, v: Verdict) -> Optional[Summary]:
+    """Threads blocked on Python locks (threading.Lock/RLock record no owner, so no edge)."""
+    if v.end is None or v.end.kind != EndKind.UNKNOWN:
+        return None
+    pid = v.members[-1]
+    waiting = sorted(tid for (p, tid), stack in diag.stacks.items() if p == pid and stack.on_lock)
+    if not waiting:
+        return None
+    where = []
+    for tid in waiting:
+        at = location_text(diag, pid, tid)
+        waited = waited_for(diag, pid, tid)
+        where.append(f"thread {tid} waits for a lock" + (f" at {at}" if at else "")
+                     + (f" (blocked {waited})" if waited else ""))
+    who = name(diag, pid)
+    if len(waiting) > 1:
+        headline = (f"STUCK ON PYTHON LOCKS: {len(waiting)} threads of {who} wait for locks that "
+                    "record no owner; if each holds a lock another wants, it is a deadlock")
+        fix = ["take the locks in one order everywhere (or use one lock for both); "
+               "lock.acquire(timeout=...) turns a silent hang into an error you can log"]
+    else:
+        headline = f"WAITING FOR A PYTHON LOCK: a thread of {who} waits for a lock that records no owner"
+        fix = ["find the code path that took the lock and did not release it (an exception "
+               "without `with`, a callback that blocks while holding it)"]
+    return Summary("warn", headline, where, cause=cause_text(diag, pid, waiting[0]),
+                   location=location_text(diag, pid, waiting[0]),
+                   now=[f"py-spy dump --pid {pid} shows every thread: the holder is the one that took "
+                        f"the lock and is now waiting elsewhere; if the threads wait for each other, "
+                        f"only a restart of {who} clears it"], fix=fix)
+
+
+def _other_ends(diag: Diagnosis, main: Verdict) -> List[str]:
+    """Where the other chains end, each place once, leaving out the main verdict's end."""
+    def key(chain: Chain) -> str:
+        return f"{name(diag, chain.path[-1])}: {clean(str(chain.end.kind))}: {clean(chain.end.detail)}"
+
+    shown = {key(c) for c in diag.chains if main.end is not None and c.end == main.end}
+    out: List[str] = []
+    for chain in diag.chains:
+        text = key(chain)
+        if chain.end.kind != EndKind.CYCLE and text not in shown and text not in out:
+            out.append(text)
+    return out
+
+
+# Advice for a chain's end: (diag, pid, tid, verdict) → (do now, fix).
+
+
+def _busy(diag, pid, tid, v):
+    return ([f"see what it computes: py-spy dump --nonblocking --pid {pid} (Python), top -H -p {pid}"],
+            ["a busy process at the end of the chain is slow or looping, not blocked: "
+             "profile it (py-spy top, perf top)"])
+
+
+def _sleeping(diag, pid, tid, v):
+    return ([f"it sleeps on purpose (a retry, backoff or poll interval): check its logs; "
+             f"waitchain {pid} --stacks shows where"],
+            ["if the sleep is a retry loop, find what it retries; if it should not wait, signal it"])
+
+
+def _idle_server(diag, pid, tid, v):
+    return ([f"the request never reached {name(diag, pid)}: check the address and port the "
+             "client uses, and whether it sent anything (--explain shows the sockets)"],
+            ["the server is idle: the waiting is on the client side of the chain"])
+
+
+def _fifo(diag, pid, tid, v):
+    return ([f"start the program that should open the other end of the FIFO, or kill {pid} "
+             f"({program_name(diag, pid)})"],
+            ["start the other side of a FIFO first, or open it with O_NONBLOCK (or O_RDWR) and a timeout"])
+
+
+def _file_events(diag, pid, tid, v):
+    return ([f"{name(diag, pid)} waits for a watched file to change (like tail -f): nothing is "
+             "stuck unless that file should be written; check its writer"],
+            ["if it should not wait forever, give it a timeout (tail --pid, timeout(1))"])
+
+
+def _idle(diag, pid, tid, v):
+    return ([f"{name(diag, pid)} waits for an event no other process is about to cause: "
+             f"{clean(v.end.detail) if v.end else ''}"],
+            ["find what should wake it (a writer, a sender, a timer) and why it does not; or add a timeout"])
+
+
+def _remote(diag, pid, tid, v):
+    subject = v.end.subject if v.end is not None else ""
+    port = subject.rpartition(":")[2] if subject else ""
+    where = f" (ss -tnp 'sport = :{port}' there names the process)" if port.isdigit() else ""
+    return ([f"continue on the remote host: ssh to it and run sudo waitchain PID{where}"],
+            ["the hang is on the other host, or in the network between (check with ss -ti here)"])
+
+
+def _disk(diag, pid, tid, v):
+    return ([f"cat /proc/{pid}/task/{tid}/stack (as root) names the kernel wait; check dmesg for "
+             "I/O errors and mount for hung NFS or FUSE file systems"],
+            ["a D-state process cannot be killed until the I/O returns: fix the storage, the "
+             "network file system, or the FUSE daemon"])
+
+
+def _terminal(diag, pid, tid, v):
+    return ([f"it waits for someone to type: find its terminal (ls -l /proc/{pid}/fd/0) and answer it, or kill it"],
+            ["for unattended runs, give it no terminal: stdin from /dev/null, or a non-interactive flag"])
+
+
+def _stopped(diag, pid, tid, v):
+    return ([f"kill -CONT {pid} resumes it; grep TracerPid /proc/{pid}/status names a debugger that holds it"],
+            ["find who stopped it: a shell's Ctrl-Z, a debugger, or a SIGSTOP from a supervisor"])
+
+
+def _signal(diag, pid, tid, v):
+    return ([f"find who should signal {name(diag, pid)} (a parent, a supervisor, a timer); "
+             f"grep SigCgt /proc/{pid}/status shows what it catches"],
+            ["a process that waits for a signal nobody sends: check the sender, or add a timeout"])
+
+
+def _not_readable(diag, pid, tid, v):
+    return (["run waitchain as root: the rest of the chain is in processes this user may not read"],
+            ["nothing to fix yet: the chain is not known beyond this point"])
+
+
+def _unknown_advice(diag, pid, tid, v):
+    return ([f"check by hand: cat /proc/{pid}/task/{tid}/syscall and .../wchan "
+             "(waitchain --explain prints the commands)"],
+            ["waitchain cannot follow this wait yet; the stacks (--stacks) show where the code waits"])
+
+
+END_ADVICE = {
+    Advice.BUSY: _busy, Advice.SLEEPING: _sleeping, Advice.IDLE_SERVER: _idle_server, Advice.FIFO: _fifo,
+    Advice.FILE_EVENTS: _file_events, Advice.IDLE: _idle, Advice.REMOTE: _remote, Advice.DISK: _disk,
+    Advice.TERMINAL: _terminal, Advice.STOPPED: _stopped, Advice.SIGNAL: _signal,
+    Advice.NOT_READABLE: _not_readable, Advice.UNKNOWN: _unknown_advice,
+}

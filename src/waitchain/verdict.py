@@ -1,0 +1,216 @@
+"""The verdict layer: one verdict per incident, chosen from structured facts.
+
+A deadlock is a knot of stuck threads (graph/waitfor.py). Its root cause is the member
+whose wait is the bug, by a rule that does not depend on where the diagnosis started: a
+wait for a child, then a join, then a lock, then a SIGCHLD wait, then a read, and a blocked
+write last (a writer on a full buffer is the victim of whoever does not read); among equals
+the member most others wait for, then the lowest pid and tid. Where no knot is reached, the
+verdict is where the start's chain ends. Advice is an `Advice` code with the process it acts
+on; render/ words it. A deadlock is confirmed by a second look at its threads' system calls
+and context-switch counts: one that moved withdraws it."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+
+from .graph import Explored, end_of, end_rank
+from .graph.waitfor import Key, Knot
+from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass,
+                    Wait)
+from .snapshot import Snapshot
+
+LOCKS = {EdgeKind.MUTEX, EdgeKind.FLOCK, EdgeKind.POSIX_LOCK, EdgeKind.OFD_LOCK, EdgeKind.LOCK}
+KIND_RANK = {EdgeKind.CHILD: 0, EdgeKind.JOIN: 1, **{k: 2 for k in LOCKS}, EdgeKind.SIGCHLD: 3}
+READ_RANK, WRITE_RANK = 4, 5
+PIPES = {EdgeKind.PIPE, EdgeKind.FIFO}
+END_ADVICE = {
+    EndKind.RUNNING: Advice.BUSY, EndKind.SLEEPING: Advice.SLEEPING, EndKind.SIGNAL: Advice.SIGNAL,
+    EndKind.REMOTE: Advice.REMOTE, EndKind.DISK: Advice.DISK, EndKind.KERNEL: Advice.DISK,
+    EndKind.TERMINAL: Advice.TERMINAL, EndKind.STOPPED: Advice.STOPPED, EndKind.IDLE: Advice.IDLE,
+    EndKind.UNKNOWN: Advice.UNKNOWN,
+}
+IDLE_ADVICE = {Reason.ACCEPT: Advice.IDLE_SERVER, Reason.FIFO_OPEN: Advice.FIFO,
+               Reason.FILE_EVENTS: Advice.FILE_EVENTS}
+HOLDER_ENDS = {EndKind.SLEEPING, EndKind.IDLE, EndKind.SIGNAL, EndKind.TERMINAL, EndKind.STOPPED}
+
+
+# --- deadlocks ---------------------------------------------------------------------------
+
+
+def deadlocks(ex: Explored, knots: Sequence[Knot]) -> List[Verdict]:
+    """One verdict per knot, with the processes stuck behind it."""
+    victims = _victims(ex, knots)
+    return [_deadlock(ex, knot, victims.get(i, set())) for i, knot in enumerate(knots)]
+
+
+def _deadlock(ex: Explored, knot: Knot, victims: Set[int]) -> Verdict:
+    cause = root_cause(ex, knot)
+    keys = ex.graph.thread_ring(knot, cause)
+    ring = tuple(_edge(ex.waits[a], b) for a, b in zip(keys, keys[1:] + keys[:1]))
+    advice, culprit = _deadlock_advice(ring, cause)
+    return Verdict(VerdictClass.DEADLOCK, advice, knot.pids, knot.threads, ring, cause, culprit,
+                   victims=tuple(sorted(victims - set(knot.pids))))
+
+
+def root_cause(ex: Explored, knot: Knot) -> Key:
+    """The knot's member whose wait is the bug (see the module's docstring)."""
+    members = set(knot.threads)
+    incoming: Dict[Key, int] = defaultdict(int)
+    stuck = ex.graph.stuck()
+    for key in knot.threads:
+        for target in ex.graph.stuck_successors(key, stuck):
+            if target in members:
+                incoming[target] += 1
+
+    def rank(key: Key) -> Tuple[int, int, int, int]:
+        inside = [e for e in ex.waits[key].edges if _hits(e, members)]
+        return (min((_edge_rank(e) for e in inside), default=WRITE_RANK), -incoming[key]) + key
+
+    return min(knot.threads, key=rank)
+
+
+def _edge_rank(edge: Edge) -> int:
+    return KIND_RANK.get(edge.kind, WRITE_RANK if edge.writing else READ_RANK)
+
+
+def _hits(edge: Edge, members: Set[Key]) -> bool:
+    if edge.to_tid is not None:
+        return (edge.to_pid, edge.to_tid) in members
+    return any(pid == edge.to_pid for pid, _ in members)
+
+
+def _edge(wait: Wait, target: Key) -> Edge:
+    """The edge of `wait` that leads to the thread `target` (it exists: the ring is made of them)."""
+    pid, tid = target
+    return next(e for e in wait.edges if e.to_pid == pid and e.to_tid in (None, tid))
+
+
+def _deadlock_advice(ring: Tuple[Edge, ...], cause: Key) -> Tuple[Advice, int]:
+    child = next((e for e in ring if e.kind == EdgeKind.CHILD), None)
+    if child is not None and any(e.from_pid == child.to_pid and e.to_pid == child.from_pid
+                                 and e.kind in PIPES for e in ring):
+        return Advice.READ_BEFORE_WAIT, child.to_pid
+    if all(e.to_pid == e.from_pid == cause[0] and e.to_tid is None for e in ring) and ring[0].kind in PIPES:
+        return (Advice.DRAIN_OWN_PIPE if ring[0].writing else Advice.CLOSE_OWN_WRITE_END), cause[0]
+    if all(e.kind in LOCKS for e in ring):
+        return Advice.LOCK_ORDER, cause[0]
+    return Advice.BREAK_CYCLE, cause[0]
+
+
+def _victims(ex: Explored, knots: Sequence[Knot]) -> Dict[int, Set[int]]:
+    """Knot index → processes with a stuck thread that waits, directly or not, on it."""
+    stuck = ex.graph.stuck()
+    back: Dict[Key, List[Key]] = defaultdict(list)
+    for key in stuck:
+        for target in ex.graph.stuck_successors(key, stuck):
+            back[target].append(key)
+    found: Dict[int, Set[int]] = {}
+    for i, knot in enumerate(knots):
+        seen = set(knot.threads)
+        queue = deque(knot.threads)
+        while queue:
+            for waiter in back.get(queue.popleft(), ()):
+                if waiter not in seen:
+                    seen.add(waiter)
+                    queue.append(waiter)
+        found[i] = {pid for pid, _ in seen}
+    return found
+
+
+# --- confirmation ------------------------------------------------------------------------
+
+
+def confirm(snap: Snapshot, verdict: Verdict) -> Verdict:
+    """A second look at the deadlock's threads: the same call with the same arguments and
+    no context switch since the scan, or the verdict is withdrawn (a cycle that moves)."""
+    if verdict.cls != VerdictClass.DEADLOCK:
+        return verdict
+    moved = tuple(key for key in verdict.threads if snap.moved(*key))
+    if not moved:
+        return verdict
+    return Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, verdict.members, verdict.threads,
+                   verdict.ring, verdict.cause, verdict.culprit, victims=verdict.victims,
+                   confirmed=False, moved=moved)
+
+
+# --- where a chain ends --------------------------------------------------------------------
+
+
+def chain_verdict(ex: Explored, chains: Sequence[Chain], cycle_of: Dict[int, Cycle]) -> Optional[Verdict]:
+    """The verdict of the chain that matters most among a start's chains."""
+    if not chains:
+        return None
+    chain = min(chains, key=lambda c: end_rank(c.end.kind))
+    end = chain.end
+    last = chain.path[-1]
+    into = _edge_into(ex, chain)
+    if end.kind == EndKind.CYCLE:
+        return _open_cycle(ex, chain, cycle_of, into)
+    tid = end.tid if end.tid is not None else last
+    advice, culprit = _end_advice(ex, chain, into)
+    cause = (into.from_pid, into.from_tid) if advice == Advice.APP_WAIT and into else (last, tid)
+    return Verdict(VerdictClass.CHAIN_END, advice, chain.path, cause=cause, culprit=culprit, end=end,
+                   ring=(into,) if into else ())
+
+
+def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:
+    """The edge from the chain's last-but-one process to its last."""
+    if len(chain.path) < 2:
+        return None
+    a, b = chain.path[-2], chain.path[-1]
+    return next((e for w in ex.thread_waits(a) for e in w.edges if e.to_pid == b), None)
+
+
+def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advice, Optional[int]]:
+    end, last = chain.end, chain.path[-1]
+    reason = _end_reason(ex, last)
+    if into is not None and into.kind in LOCKS and end.kind in HOLDER_ENDS:
+        return Advice.RELEASE_HOLDER, last
+    if end.kind == EndKind.IDLE:
+        if reason == Reason.ACCEPT and into is not None and into.kind in PIPES:
+            return Advice.APP_WAIT, None
+        return IDLE_ADVICE.get(reason, Advice.IDLE), None
+    if end.kind == EndKind.UNKNOWN and reason == Reason.NOT_READABLE:
+        return Advice.NOT_READABLE, None
+    return END_ADVICE.get(end.kind, Advice.UNKNOWN), last
+
+
+def _end_reason(ex: Explored, pid: int) -> Reason:
+    end, _ = end_of(ex, pid)
+    return end.reason
+
+
+def _open_cycle(ex: Explored, chain: Chain, cycle_of: Dict[int, Cycle], into: Optional[Edge]) -> Verdict:
+    """A cycle that is not a deadlock. When its last process is idle in an event loop whose
+    every alternative is a partner waiting for it, the partner waits for a reply that
+    nothing is working on (or for a person, through a terminal)."""
+    last = chain.path[-1]
+    ring = cycle_of.get(chain.end.pid) if chain.end.pid is not None else None
+    loop = next((w for w in ex.thread_waits(last) if w.any_of and w.edges
+                 and (w.pid, w.tid) not in (ring.threads if ring else ())), None)
+    busy = any(w.end is not None and w.end.kind == EndKind.RUNNING for w in ex.thread_waits(last))
+    partners = loop is not None and all(
+        any(e.to_pid == last for w in ex.thread_waits(p.to_pid) for e in w.edges) for p in loop.edges)
+    if ring is None or into is None or not partners or busy:
+        return Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, chain.path, cause=(last, last),
+                       end=chain.end, ring=(into,) if into else ())
+    advice = Advice.PTY_INPUT if into.kind == EdgeKind.PTY else Advice.NO_REPLY
+    cause = (into.from_pid, into.from_tid) if advice == Advice.PTY_INPUT else (last, loop.tid if loop else last)
+    return Verdict(VerdictClass.CYCLE, advice, chain.path, cause=cause, culprit=into.to_pid,
+                   end=chain.end, ring=(into,))
+
+
+# --- all of them -----------------------------------------------------------------------------
+
+
+def rank(verdicts: Iterable[Verdict]) -> List[Verdict]:
+    """Worst first: confirmed deadlocks, then cycles, then chain ends by how they end."""
+    order = {VerdictClass.DEADLOCK: 0, VerdictClass.CYCLE: 1, VerdictClass.CHAIN_END: 2,
+             VerdictClass.NOTHING: 3}
+    return sorted(verdicts, key=lambda v: (order[v.cls], end_rank(v.end.kind) if v.end else 0))
+
+
+def covered(verdicts: Iterable[Verdict]) -> FrozenSet[int]:
+    """Processes a deadlock verdict already explains (its members and its victims)."""
+    return frozenset(p for v in verdicts if v.cls == VerdictClass.DEADLOCK for p in v.members + v.victims)
