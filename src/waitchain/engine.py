@@ -7,21 +7,24 @@ from typing import List, Optional
 
 from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources, walk_chains
 from .model import Chain, Cycle, Diagnosis, RootCause, Verdict, VerdictClass
+from .graph.explore import Rules
 from .snapshot import Snapshot
+from .waits import wait_of
 from . import verdict as verdicts
 
 __all__ = ["diagnose", "diagnose_all"]
 
 
-def diagnose(snap: Snapshot, starts: List[int]) -> Diagnosis:
-    """The chains from `starts` and the verdict on them."""
-    ex = Explored(snap).explore(starts)
+def diagnose(snap: Snapshot, starts: List[int], rules: Rules = wait_of) -> Diagnosis:
+    """The chains from `starts` and the verdict on them (`rules`: the wait rules, replaceable
+    by tests that build waits in code)."""
+    ex = Explored(snap, rules).explore(starts)
     return _diagnosis(ex, starts, find_cycles(ex), everything=False)
 
 
-def diagnose_all(snap: Snapshot) -> Diagnosis:
+def diagnose_all(snap: Snapshot, rules: Rules = wait_of) -> Diagnosis:
     """Every chain on the machine that ends in a deadlock or passes a blocked write."""
-    ex = Explored(snap).explore(sorted(snap.processes))
+    ex = Explored(snap, rules).explore(sorted(snap.processes))
     cycles = find_cycles(ex)
     trouble = {p for c in cycles if c.deadlock for p in c.members or c.pids} | blocked_writers(ex)
     return _diagnosis(ex, sources(ex, trouble, cycles), cycles, everything=True)
@@ -47,6 +50,7 @@ def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle], everything:
         root_cause=_root_cause(ex, found),
         notes=list(snap.notes),
         verdicts=found,
+        ns_tids={p: m for p in on_chains for m in [snap.ns_thread_ids(p)] if m},
     )
 
 

@@ -6,21 +6,23 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import replace
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from ..model import End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
 from ..waits import wait_of
 from .waitfor import Node, WaitFor
 
+Rules = Callable[[Snapshot, int, Task], Wait]  # a thread's wait, read from the snapshot
 GONE = End(EndKind.UNKNOWN, "the process exited during the scan", Reason.EXITED)
 
 
 class Explored:
     """The waits of every thread of every explored process, and the graph over them."""
 
-    def __init__(self, snap: Snapshot) -> None:
+    def __init__(self, snap: Snapshot, rules: Rules = wait_of) -> None:
         self.snap = snap
+        self.rules = rules
         self.waits: Dict[Tuple[int, int], Wait] = {}
         self.by_pid: Dict[int, List[Wait]] = defaultdict(list)
         self.order: List[int] = []  # processes in the order they were explored
@@ -41,7 +43,7 @@ class Explored:
 
     def _examine(self, pid: int) -> List[Wait]:
         tasks = self.snap.tasks(pid)
-        waits = [_named(wait_of(self.snap, pid, task), task) for task in tasks]
+        waits = [_named(self.rules(self.snap, pid, task), task) for task in tasks]
         if waits and not self.snap.alive(pid):  # gone, or the pid reused: the reads may be another's
             waits = [Wait(pid, w.tid, w.what, end=GONE, syscall=w.syscall) for w in waits]
         for wait in waits:

@@ -1,0 +1,240 @@
+"""The verdict layer on waits built in code (no live processes): one verdict per knot, a
+root cause that does not depend on the start pid, advice chosen from the edges' facts, the
+second look that withdraws a verdict, and healthy look-alikes that are not deadlocks."""
+
+from __future__ import annotations
+
+import random
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from waitchain.engine import diagnose, diagnose_all
+from waitchain.model import (Advice, Edge, EdgeKind, End, EndKind, Mode, Process, Reason, Syscall,
+                             Task, VerdictClass, Wait)
+
+Key = Tuple[int, int]
+
+
+class FakeSnapshot:
+    """What the engine asks of a snapshot, for waits made in code."""
+
+    def __init__(self, waits: Dict[Key, Wait], moved: Sequence[Key] = ()) -> None:
+        self.waits = waits
+        self.notes: List[str] = []
+        self._moved = set(moved)
+        pids = sorted({pid for pid, _ in waits})
+        self.processes = {p: Process(p, 1, f"p{p}", "S", 1, p, 0) for p in pids}
+
+    def tasks(self, pid: int) -> List[Task]:
+        return [Task(tid, f"t{tid}", "S", Syscall(0, w.syscall or "read", (0,) * 6))
+                for (p, tid), w in sorted(self.waits.items()) if p == pid]
+
+    def alive(self, pid: int) -> bool:
+        return pid in self.processes
+
+    def cmdline(self, pid: int) -> str:
+        return f"prog{pid}"
+
+    def moved(self, pid: int, tid: int) -> bool:
+        return (pid, tid) in self._moved
+
+    def ns_thread_ids(self, pid: int) -> Dict[int, int]:
+        return {}
+
+    def rules(self, snap: object, pid: int, task: Task) -> Wait:
+        return self.waits[(pid, task.tid)]
+
+
+def edge(a: Key, to: int, kind: EdgeKind = EdgeKind.PIPE, to_tid: Optional[int] = None,
+         writing: bool = False) -> Edge:
+    return Edge(a[0], a[1], to, to_tid, kind, "obj", "evidence", "label", writing=writing)
+
+
+def wait(key: Key, *edges: Edge, syscall: str = "read", end: Optional[End] = None,
+         live: Tuple[End, ...] = (), mode: Mode = Mode.ANY) -> Wait:
+    return Wait(key[0], key[1], f"{syscall}()", tuple(edges), end, any_of=len(live) and len(edges),
+                live=live, syscall=syscall, mode=mode)
+
+
+SLEEP = End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)
+
+
+def run(waits: List[Wait], start: int, moved: Sequence[Key] = ()):
+    snap = FakeSnapshot({(w.pid, w.tid): w for w in waits}, moved)
+    return diagnose(snap, [start], rules=snap.rules)  # type: ignore[arg-type]
+
+
+def run_all(waits: List[Wait]):
+    snap = FakeSnapshot({(w.pid, w.tid): w for w in waits})
+    return diagnose_all(snap, rules=snap.rules)  # type: ignore[arg-type]
+
+
+def deadlocks(diag) -> List:
+    return [v for v in diag.verdicts if v.cls == VerdictClass.DEADLOCK]
+
+
+# --- the demo ------------------------------------------------------------------------------
+
+W, C, S, D = 10, 20, 30, 40
+
+
+def demo() -> List[Wait]:
+    return [wait((W, W), edge((W, W), C)),
+            wait((C, C), edge((C, C), S, EdgeKind.TCP), syscall="recvfrom"),
+            wait((S, S), edge((S, S), D, EdgeKind.CHILD), syscall="wait4"),
+            wait((D, D), edge((D, D), S, writing=True), syscall="write")]
+
+
+@pytest.mark.parametrize("start", [W, C, S, D])
+def test_demo_root_cause_is_the_servers_wait_from_every_start(start: int) -> None:
+    diag = run(demo(), start)
+    (v,) = deadlocks(diag)
+    assert v.members == (S, D)
+    assert v.cause == (S, S)
+    assert v.advice == Advice.READ_BEFORE_WAIT and v.culprit == D
+    assert [(e.from_pid, e.to_pid) for e in v.ring] == [(S, D), (D, S)]
+    assert diag.root_cause is not None and (diag.root_cause.pid, diag.root_cause.tid) == (S, S)
+    assert diag.root_cause.syscall == "wait4"
+    assert diag.deadlocked
+
+
+def test_demo_victims_are_the_processes_stuck_behind_it() -> None:
+    (v,) = deadlocks(run(demo(), W))
+    assert v.victims == (W, C)
+
+
+def test_a_deadlock_whose_thread_moved_is_withdrawn() -> None:
+    diag = run(demo(), W, moved=[(D, D)])
+    assert not deadlocks(diag) and not diag.deadlocked
+    v = diag.verdicts[0]
+    assert v.cls == VerdictClass.CYCLE and not v.confirmed and v.moved == ((D, D),)
+
+
+def test_the_demo_with_a_drainer_thread_asleep_is_no_deadlock() -> None:
+    waits = demo() + [wait((S, S + 1), end=SLEEP, syscall="clock_nanosleep")]
+    diag = run(waits, W)
+    assert not deadlocks(diag) and not diag.deadlocked
+    assert all(not c.deadlock for c in diag.cycles)
+
+
+# --- knots, self-waits, locks -----------------------------------------------------------------
+
+B, C1, C2 = 100, 200, 300
+
+
+def broker() -> List[Wait]:
+    return [wait((B, B), edge((B, B), C1, EdgeKind.UNIX), edge((B, B), C2, EdgeKind.UNIX), syscall="poll"),
+            wait((C1, C1), edge((C1, C1), B, EdgeKind.UNIX), syscall="recvfrom"),
+            wait((C2, C2), edge((C2, C2), B, EdgeKind.UNIX), syscall="recvfrom")]
+
+
+@pytest.mark.parametrize("start", [B, C1, C2])
+def test_broker_knot_is_one_deadlock_caused_by_the_broker(start: int) -> None:
+    diag = run(broker(), start)
+    (v,) = deadlocks(diag)
+    assert v.members == (B, C1, C2)
+    assert v.cause == (B, B)
+    assert len(v.ring) == 2 and v.ring[0].from_pid == B
+
+
+def test_broker_with_a_client_that_can_still_send_is_no_deadlock() -> None:
+    waits = broker()[:2] + [wait((C2, C2), end=SLEEP, syscall="clock_nanosleep")]
+    diag = run(waits, B)
+    assert not deadlocks(diag) and not diag.deadlocked
+
+
+def test_single_thread_reading_its_own_pipe_is_a_self_deadlock() -> None:
+    diag = run([wait((7, 7), edge((7, 7), 7))], 7)
+    (v,) = deadlocks(diag)
+    assert v.members == (7,) and v.advice == Advice.CLOSE_OWN_WRITE_END and v.culprit == 7
+
+
+def test_reading_its_own_pipe_while_a_sibling_sleeps_is_no_deadlock() -> None:
+    diag = run([wait((7, 7), edge((7, 7), 7)), wait((7, 8), end=SLEEP)], 7)
+    assert not diag.deadlocked
+
+
+def test_abba_mutexes_blame_the_lower_thread_and_say_lock_order() -> None:
+    p = 50
+    waits = [wait((p, p), edge((p, p), p, EdgeKind.JOIN, to_tid=51), syscall="futex"),
+             wait((p, 51), edge((p, 51), p, EdgeKind.MUTEX, to_tid=52), syscall="futex"),
+             wait((p, 52), edge((p, 52), p, EdgeKind.MUTEX, to_tid=51), syscall="futex")]
+    (v,) = deadlocks(run(waits, p))
+    assert v.threads == ((p, 51), (p, 52)) and v.cause == (p, 51)
+    assert v.advice == Advice.LOCK_ORDER
+
+
+def test_write_lock_behind_two_readers_needs_both() -> None:
+    """An ALL wait stays stuck while one of the holders it needs is stuck."""
+    w, r1, r2 = 60, 61, 62
+    waits = [wait((w, w), edge((w, w), r1, EdgeKind.FLOCK), edge((w, w), r2, EdgeKind.FLOCK),
+                  syscall="flock", mode=Mode.ALL),
+             wait((r1, r1), end=SLEEP), wait((r2, r2), edge((r2, r2), w))]
+    (v,) = deadlocks(run(waits, w))
+    assert v.members == (w, r2) and v.cause == (w, w)
+
+
+def test_a_chain_ending_at_a_sleeping_lock_holder_says_release_it() -> None:
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.FLOCK), syscall="flock"), wait((2, 2), end=SLEEP)]
+    (v,) = run(waits, 1).verdicts
+    assert v.cls == VerdictClass.CHAIN_END and v.advice == Advice.RELEASE_HOLDER and v.culprit == 2
+
+
+def test_an_or_wait_with_a_live_alternative_is_never_stuck() -> None:
+    live = (End(EndKind.SIGNAL, "SIGTERM from outside", Reason.SIGNAL_FROM_OUTSIDE),)
+    diag = run([wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=live)], 7)
+    assert not diag.deadlocked
+
+
+# --- --all ----------------------------------------------------------------------------------
+
+
+def test_all_gives_one_verdict_per_deadlock() -> None:
+    waits: List[Wait] = []
+    for base in (1000, 2000, 3000):
+        a, b = base, base + 1
+        waits += [wait((a, a), edge((a, a), b)), wait((b, b), edge((b, b), a))]
+    waits += demo()
+    diag = run_all(waits)
+    assert sorted(v.members for v in deadlocks(diag)) == [(S, D), (1000, 1001), (2000, 2001), (3000, 3001)]
+
+
+def test_a_long_chain_into_a_deadlock_is_not_cut_short() -> None:
+    n = 3000
+    waits = [wait((p, p), edge((p, p), p + 1)) for p in range(1, n)]
+    waits += [wait((n, n), edge((n, n), n + 1)), wait((n + 1, n + 1), edge((n + 1, n + 1), n))]
+    diag = run(waits, 1)
+    (v,) = deadlocks(diag)
+    assert v.members == (n, n + 1)
+    assert len(diag.chains) == 1 and diag.chains[0].path[-1] == n + 1
+
+
+# --- the root cause does not depend on the start ----------------------------------------------
+
+KINDS = [EdgeKind.PIPE, EdgeKind.UNIX, EdgeKind.TCP, EdgeKind.CHILD, EdgeKind.MUTEX, EdgeKind.FLOCK]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 6), st.lists(st.tuples(st.sampled_from(KINDS), st.booleans()), min_size=6, max_size=6),
+       st.integers(0, 1 << 30), st.integers(0, 3))
+def test_root_cause_does_not_depend_on_the_start(size: int, kinds, seed: int, extra: int) -> None:
+    rng = random.Random(seed)
+    pids = rng.sample(range(2, 500), size + extra)
+    ring, outside = pids[:size], pids[size:]
+    waits = []
+    for i, pid in enumerate(ring):
+        kind, writing = kinds[i]
+        nxt = ring[(i + 1) % size]
+        extra_edges = [edge((pid, pid), ring[rng.randrange(size)], kind)] if rng.random() < 0.3 else []
+        waits.append(wait((pid, pid), edge((pid, pid), nxt, kind, writing=writing), *extra_edges))
+    for pid in outside:  # processes stuck behind the ring
+        waits.append(wait((pid, pid), edge((pid, pid), rng.choice(ring))))
+    causes: Set[Key] = set()
+    for start in pids:
+        found = deadlocks(run(waits, start))
+        assert len(found) == 1 and set(found[0].members) == set(ring)
+        causes.add(found[0].cause)
+    assert len(causes) == 1
