@@ -424,6 +424,9 @@ class Diagnosis:
     stacks: Dict[Tuple[int, int], Stack] = field(default_factory=dict)  # (pid, tid) → stack
     blocked_for: Dict[Tuple[int, int], float] = field(default_factory=dict)  # seconds not run
     verdicts: List[Verdict] = field(default_factory=list)  # one per incident, worst first
+    # Processes in another pid namespace: thread id there → host thread id (py-spy reports
+    # the former).
+    ns_tids: Dict[int, Dict[int, int]] = field(default_factory=dict)
 
     @property
     def deadlocked(self) -> bool:

@@ -217,6 +217,13 @@ class Snapshot:
                 return task.tid
         return None
 
+    def ns_thread_ids(self, pid: int) -> Dict[int, int]:
+        """Thread id in pid's own namespace → host thread id; {} when that is ours."""
+        if self._in_own_pidns(pid):
+            return {}
+        found = {self.local_id(pid, pid, t.tid): t.tid for t in self.tasks(pid)}
+        return {local: tid for local, tid in found.items() if local is not None}
+
     def _in_own_pidns(self, pid: int) -> bool:
         proc = self.processes.get(pid)
         return proc is None or not proc.pidns or proc.pidns == self._our_pidns()

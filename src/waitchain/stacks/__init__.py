@@ -131,10 +131,15 @@ def _try_python(diag: Diagnosis, pid: int, tids: List[int],
     """Python stacks through py-spy, or (None, why not)."""
     if py_spy is None:
         return None, ""
+    local = diag.ns_tids.get(pid, {})  # py-spy and the target's memory use its own ids
+    inside = {host: own for own, host in local.items()}
     try:
-        return _python(diag, pid, tids, python.dump(py_spy, pid, _all_tids(diag, pid))), ""
+        threads = python.dump(py_spy, pid, {inside.get(t, t) for t in _all_tids(diag, pid)})
     except StackError as exc:
         return None, str(exc)
+    if local:
+        threads = [python.with_tid(t, local.get(t.tid) if t.tid is not None else None) for t in threads]
+    return _python(diag, pid, tids, threads), ""
 
 
 def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],

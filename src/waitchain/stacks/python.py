@@ -172,8 +172,8 @@ def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[Py
         return list(threads)
     known = {t.tid for t in threads if t.tid is not None}
     found = map_threads(pid, missing, tids - known)
-    return [t if t.tid is not None else _with_tid(t, found.get(t.ident)) for t in threads]
+    return [t if t.tid is not None else with_tid(t, found.get(t.ident)) for t in threads]
 
 
-def _with_tid(thread: PyThread, tid: Optional[int]) -> PyThread:
+def with_tid(thread: PyThread, tid: Optional[int]) -> PyThread:
     return PyThread(thread.ident, tid, thread.name, thread.frames, thread.selves)
