@@ -245,6 +245,9 @@ class Edge:
     queued: Optional[int] = None  # bytes queued on the waiter's socket (unsent or unread)
     holder_fds: Tuple[int, ...] = ()  # the target's fds that hold the other end
     unsure: bool = False  # the target may hold it: its fdinfo was unreadable
+    inode: Optional[int] = None  # the object's inode: a locked file's, a pipe's, the peer socket's
+    local: Optional[Tuple[str, int]] = None  # TCP: the waiter's socket's address (host, port)
+    remote: Optional[Tuple[str, int]] = None  # TCP: the address the waiter's socket is connected to
 
 
 @dataclass(frozen=True)
