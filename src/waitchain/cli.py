@@ -146,16 +146,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.all == (args.target is not None):
         parser().error("give a pid or pattern, or --all")
-    snap = Snapshot.scan()
-    if args.all:
-        diag = diagnose_all(snap)
-    else:
-        pid = resolve(snap, args.target)
-        _readable(snap, pid)
-        diag = diagnose(snap, [pid])
-    if os.geteuid() != 0:
-        diag.notes.append("not running as root: other users' processes may be unreadable")
-    return finish(diag, args, snap)
+    with Snapshot.scan() as snap:  # closing it ends its memory reader's helper process
+        if args.all:
+            diag = diagnose_all(snap)
+        else:
+            pid = resolve(snap, args.target)
+            _readable(snap, pid)
+            diag = diagnose(snap, [pid])
+        if os.geteuid() != 0:
+            diag.notes.append("not running as root: other users' processes may be unreadable")
+        return finish(diag, args, snap)
 
 
 def _readable(snap: Snapshot, pid: int) -> None:

@@ -34,32 +34,62 @@ REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lu
 
 
 class TargetMemory:
-    """Reads of target memory for the wait rules (process_vm_readv through a helper with a
-    deadline; see procfs/memory.py). Every method raises WaitchainError when unreadable."""
+    """Reads of target memory for the wait rules: process_vm_readv through the run's
+    MemoryReader (a helper process with a deadline; see procfs/memory.py), decoded by
+    procfs/cstructs.py. Every method raises WaitchainError when unreadable. Under a
+    recorded /proc (`live` False) nothing is read: the pids are not this host's."""
+
+    def __init__(self, live: bool = True) -> None:
+        self.reader = memory.MemoryReader()
+        self.live = live
 
     def read(self, pid: int, address: int, size: int) -> bytes:
-        return memory.read_memory(pid, address, size)
+        self._check(pid)
+        return self.reader.read(pid, address, size)
+
+    def read_partial(self, pid: int, address: int, size: int) -> bytes:
+        """Up to `size` bytes: fewer when the mapping ends before."""
+        self._check(pid)
+        return self.reader.read_partial(pid, address, size)
 
     def cstring(self, pid: int, address: int) -> bytes:
-        return memory.read_cstring(pid, address)
+        self._check(pid)
+        return self.reader.cstring(pid, address)
 
     def timespec(self, pid: int, address: int) -> float:
-        return cstructs.read_timespec(pid, address)
+        return cstructs.timespec(self.read(pid, address, cstructs.TIMESPEC.size))
 
     def u32(self, pid: int, address: int) -> int:
-        return cstructs.read_u32(pid, address)
+        return cstructs.u32(self.read(pid, address, cstructs.U32.size))
 
     def sigset(self, pid: int, address: int) -> int:
-        return cstructs.read_sigset(pid, address)
+        return cstructs.sigset(self.read(pid, address, cstructs.U64.size))
 
     def flock(self, pid: int, address: int) -> Tuple[int, int, int, int]:
-        return cstructs.read_flock(pid, address)
+        return cstructs.flock(self.read(pid, address, cstructs.FLOCK.size))
 
     def sembufs(self, pid: int, address: int, count: int) -> List[Tuple[int, int, int]]:
-        return cstructs.read_sembufs(pid, address, count)
+        """An array of struct sembuf (at most cstructs.MAX_SEMBUFS read)."""
+        count = cstructs.sembuf_count(count)
+        return cstructs.sembufs(self.read(pid, address, cstructs.SEMBUF.size * count)) if count else []
 
-    def mutex(self, pid: int, address: int) -> Tuple[int, int, int]:
-        return cstructs.read_mutex(pid, address)
+    def mutex(self, pid: int, address: int) -> cstructs.MutexWords:
+        """The first words of a glibc pthread_mutex_t (nothing proves it is one)."""
+        return cstructs.mutex(self.read(pid, address, cstructs.MUTEX.size))
+
+    def stuck(self, pid: int) -> bool:
+        """A read of pid's memory overran its deadline: its mmap lock is held."""
+        return self.reader.stuck(pid)
+
+    def mark_stuck(self, pid: int) -> None:
+        self.reader.mark_stuck(pid)
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def _check(self, pid: int) -> None:
+        if not self.live:
+            raise WaitchainError(f"process {pid}: memory is not read under a recorded /proc")
 
 
 class Snapshot:
@@ -85,7 +115,7 @@ class Snapshot:
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
-        self.memory = TargetMemory()
+        self.memory = TargetMemory(live=fs.root == "/proc")
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
         self._locks: Optional[List[LockEntry]] = None
         self._nspids: Dict[Tuple[int, Optional[int]], List[int]] = {}
@@ -93,11 +123,20 @@ class Snapshot:
         self._blocked_cmdlines = 0  # command lines that did not answer in time
         self._sock_diag_failed = False
 
+    def close(self) -> None:
+        """End what the snapshot owns that outlives a read: the memory reader's helper."""
+        self.memory.close()
+
+    def __enter__(self) -> "Snapshot":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @classmethod
     def scan(cls, fs: Optional[ProcFS] = None, pids: Optional[Iterable[int]] = None) -> "Snapshot":
         """Read every process (or just `pids`). Processes that vanish are skipped."""
         fs = fs or ProcFS()
-        memory.forget_stuck()  # a new run: locks may have been released, pids reused
         processes: Dict[int, Process] = {}
         notes: List[str] = []
         for pid in pids if pids is not None else fs.pids():
@@ -162,7 +201,7 @@ class Snapshot:
                 return comm  # the pid names another process now
         except Timeout:  # its mmap lock is held: process_vm_readv would block too
             self._blocked_cmdlines += 1
-            memory.mark_stuck(pid)
+            self.memory.mark_stuck(pid)
             self._note(f"the command line of {pid} could not be read: it blocks while the "
                        "process's memory map lock is held (a thread stuck in a page fault?)")
             return comm
@@ -398,6 +437,10 @@ class Snapshot:
             if info is not None and ("fuse_connection", str(dev)) in info.extra:
                 found.append(Holder(pid, fd, info.access))
         return found
+
+    def note(self, text: str) -> None:
+        """A remark for the report's notes (each said once)."""
+        self._note(text)
 
     def _note(self, text: str) -> None:
         if text not in self.notes:

@@ -72,7 +72,8 @@ class Chaos:
 def install(monkeypatch: pytest.MonkeyPatch, chaos: Chaos) -> None:
     for name, index in PROCFS_PID_ARG.items():
         monkeypatch.setattr(ProcFS, name, _hooked(getattr(ProcFS, name), index, chaos))
-    monkeypatch.setattr(memory, "read_partial", _hooked(memory.read_partial, 0, chaos))
+    reader = memory.MemoryReader
+    monkeypatch.setattr(reader, "read_partial", _hooked(reader.read_partial, 1, chaos))
     monkeypatch.setattr(pidfd, "pipe_fill", _hooked(pidfd.pipe_fill, 0, chaos))
     monkeypatch.setattr(snapshot, "fd_is_fifo", _hooked(snapshot.fd_is_fifo, 1, chaos))
 

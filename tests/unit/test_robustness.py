@@ -29,20 +29,26 @@ READER, WRITER = 23569, 23570
 # --- target memory ------------------------------------------------------------------------
 
 
+@pytest.fixture
+def reader():
+    with memory.MemoryReader() as one:
+        yield one
+
+
 @pytest.mark.parametrize("address,size", [(0, 8), (-8, 8), (1 << 64, 8), ((1 << 64) + 5, 8),
                                           (0x1000, 0), (0x1000, -1), (0x1000, memory.MAX_READ + 1)])
-def test_addresses_and_sizes_refused(address: int, size: int) -> None:
+def test_addresses_and_sizes_refused(reader, address: int, size: int) -> None:
     with pytest.raises(WaitchainError):
-        memory.read_memory(os.getpid(), address, size)
+        reader.read(os.getpid(), address, size)
 
 
-def test_unmapped_memory_and_gone_processes() -> None:
+def test_unmapped_memory_and_gone_processes(reader) -> None:
     with pytest.raises(WaitchainError):
-        memory.read_memory(os.getpid(), 0x10, 8)  # the first page is never mapped
+        reader.read(os.getpid(), 0x10, 8)  # the first page is never mapped
     with pytest.raises(ProcessGone):
-        memory.read_memory(_gone_pid(), 0x10000, 8)
+        reader.read(_gone_pid(), 0x10000, 8)
     buf = ctypes.create_string_buffer(b"abc\0")
-    assert memory.read_cstring(os.getpid(), ctypes.addressof(buf)) == b"abc"
+    assert reader.cstring(os.getpid(), ctypes.addressof(buf)) == b"abc"
 
 
 def _gone_pid() -> int:
@@ -53,46 +59,66 @@ def _gone_pid() -> int:
     return pid
 
 
-def test_a_reader_that_does_not_answer_is_abandoned(monkeypatch) -> None:
+def test_a_reader_that_does_not_answer_is_abandoned(monkeypatch, reader) -> None:
     """The helper stands for one stuck in process_vm_readv on a held mmap lock: the read
     times out, the pid is not tried again, and other processes' memory still reads."""
     buf = ctypes.create_string_buffer(b"still readable")
     with monkeypatch.context() as patched:
         patched.setattr(memory, "HELPER", "import time\ntime.sleep(60)\n")
         patched.setattr(memory, "DEADLINE", 0.2)
-        monkeypatch.setattr(memory, "_helper", None)
         with pytest.raises(Timeout):
-            memory.read_memory(12345, 0x1000, 8)
-        stuck = memory._abandoned[-1]
-        assert memory.memory_stuck(12345) and memory._helper is None
+            reader.read(12345, 0x1000, 8)
+        stuck = reader._slot.abandoned[-1]
+        assert reader.stuck(12345) and reader._slot.helper is None
+        assert memory.memory_stuck(12345)  # what the stacks stage asks, while the reader is open
         with pytest.raises(Timeout):  # at once: no new helper is started for it
-            memory.read_memory(12345, 0x1000, 8)
-        assert memory._helper is None
-    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"still"
+            reader.read(12345, 0x1000, 8)
+        assert reader._slot.helper is None
+    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"still"
     stuck.proc.wait(5)  # the abandoned helper was killed
-    memory.forget_stuck()
+    with memory.MemoryReader() as another:  # the next run's reader tries again
+        assert not another.stuck(12345)
+    reader.close()
     assert not memory.memory_stuck(12345)
 
 
-def test_a_reader_killed_by_someone_else_is_replaced() -> None:
+def test_a_reader_killed_by_someone_else_is_replaced(reader) -> None:
     buf = ctypes.create_string_buffer(b"hello")
-    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
-    helper = memory._helper
+    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+    helper = reader._slot.helper
     assert helper is not None
     helper.proc.kill()
     helper.proc.wait(5)
-    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a new helper
-    assert memory._helper is not None and memory._helper is not helper
-    os.kill(memory._helper.proc.pid, 9)  # killed, and not yet known to be: the read fails over
-    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a new helper
+    assert reader._slot.helper is not None and reader._slot.helper is not helper
+    os.kill(reader._slot.helper.proc.pid, 9)  # killed, and not yet known to be: the read fails over
+    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
 
 
-def test_without_a_helper_memory_is_read_here(monkeypatch) -> None:
+def test_without_a_helper_memory_is_read_here(monkeypatch, reader) -> None:
     buf = ctypes.create_string_buffer(b"hello")
-    monkeypatch.setattr(memory, "_helper", None)
     monkeypatch.setattr(memory.sys, "executable", "")  # no interpreter to start a helper with
-    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
-    assert memory._helper is None
+    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+    assert reader._slot.helper is None
+
+
+def test_a_closed_reader_ends_its_helper_and_reads_no_more() -> None:
+    buf = ctypes.create_string_buffer(b"hello")
+    snap = Snapshot.scan(pids=[os.getpid()])
+    with snap:
+        assert snap.memory.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+        helper = snap.memory.reader._slot.helper
+        assert helper is not None and helper.proc.poll() is None
+    assert helper.proc.wait(5) == 0  # EOF on its stdin: it exited
+    with pytest.raises(WaitchainError):
+        snap.memory.read(os.getpid(), ctypes.addressof(buf), 5)
+    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a short-lived reader
+
+
+def test_memory_of_a_recorded_proc_is_not_read(mini_proc: Path) -> None:
+    buf = ctypes.create_string_buffer(b"hello")
+    with Snapshot.scan(ProcFS(str(mini_proc))) as snap, pytest.raises(WaitchainError):
+        snap.memory.read(os.getpid(), ctypes.addressof(buf), 5)
 
 
 def test_own_memory_past_the_end_of_a_mapping_does_not_crash() -> None:

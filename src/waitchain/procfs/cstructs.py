@@ -1,52 +1,79 @@
-"""C values in a target's memory, read with process_vm_readv (memory.read_memory): the
-arguments of a blocked call that point at user memory (a path, a timespec, a sigset, a
-struct flock, a sembuf array, a futex word). Layouts are those of 64-bit Linux (x86_64,
-aarch64). Every function raises WaitchainError (ProcessGone, AccessDenied) when the memory
-cannot be read."""
+"""C values in a target's memory: the arguments of a blocked call that point at user
+memory (a timespec, a sigset, a struct flock, a sembuf array, a futex word, a glibc
+pthread_mutex_t). Layouts are those of 64-bit Linux (x86_64, aarch64). The decoders take
+the bytes (read through snap.memory, which knows each struct's size from here) and
+raise nothing for bytes of the right size."""
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import List, Tuple
 
 from .memory import read_memory
 
-_TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec
-_FLOCK = struct.Struct("=hh4xqq")  # l_type, l_whence, (pad), l_start, l_len (then l_pid)
-_SEMBUF = struct.Struct("=Hhh")  # sem_num, sem_op, sem_flg
-_U32 = struct.Struct("=I")
-_U64 = struct.Struct("=Q")
-_MUTEX = struct.Struct("=iIi")  # glibc __pthread_mutex_s: __lock, __count, __owner
+TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec
+FLOCK = struct.Struct("=hh4xqq")  # l_type, l_whence, (pad), l_start, l_len (then l_pid)
+SEMBUF = struct.Struct("=Hhh")  # sem_num, sem_op, sem_flg
+U32 = struct.Struct("=I")
+U64 = struct.Struct("=Q")
+MUTEX = struct.Struct("=iIiIi")  # glibc __pthread_mutex_s: __lock, __count, __owner, __nusers, __kind
+MAX_SEMBUFS = 64
 
 
-def read_timespec(pid: int, address: int) -> float:
+@dataclass(frozen=True)
+class MutexWords:
+    """The first words of a glibc pthread_mutex_t, as read: nothing proves yet that the
+    memory is one (see waits/futex.py)."""
+
+    lock: int
+    count: int
+    owner: int
+    nusers: int
+    kind: int
+
+
+def timespec(data: bytes) -> float:
     """A struct timespec as seconds."""
-    sec, nsec = _TIMESPEC.unpack(read_memory(pid, address, _TIMESPEC.size))
+    sec, nsec = TIMESPEC.unpack(data)
     return sec + nsec / 1e9
 
 
-def read_u32(pid: int, address: int) -> int:
-    return _U32.unpack(read_memory(pid, address, 4))[0]
+def u32(data: bytes) -> int:
+    return U32.unpack(data)[0]
+
+
+def sigset(data: bytes) -> int:
+    """The first 64 signals of a sigset_t as a bit mask (bit n-1 is signal n)."""
+    return U64.unpack(data)[0]
+
+
+def flock(data: bytes) -> Tuple[int, int, int, int]:
+    """struct flock: (l_type, l_whence, l_start, l_len)."""
+    return FLOCK.unpack(data)
+
+
+def sembuf_count(count: int) -> int:
+    """How many struct sembuf of an array of `count` are read (at most MAX_SEMBUFS)."""
+    return max(0, min(count, MAX_SEMBUFS))
+
+
+def sembufs(data: bytes) -> List[Tuple[int, int, int]]:
+    """An array of struct sembuf: (sem_num, sem_op, sem_flg) each."""
+    return [SEMBUF.unpack_from(data, i * SEMBUF.size) for i in range(len(data) // SEMBUF.size)]
+
+
+def mutex(data: bytes) -> MutexWords:
+    return MutexWords(*MUTEX.unpack(data))
+
+
+# --- compatibility: rules that read memory without the snapshot ---------------------------
+# waits/signals.py and waits/poll.py still call these; new code uses snap.memory.
+
+
+def read_timespec(pid: int, address: int) -> float:
+    return timespec(read_memory(pid, address, TIMESPEC.size))
 
 
 def read_sigset(pid: int, address: int) -> int:
-    """The first 64 signals of a sigset_t as a bit mask (bit n-1 is signal n)."""
-    return _U64.unpack(read_memory(pid, address, 8))[0]
-
-
-def read_flock(pid: int, address: int) -> Tuple[int, int, int, int]:
-    """struct flock: (l_type, l_whence, l_start, l_len)."""
-    return _FLOCK.unpack(read_memory(pid, address, _FLOCK.size))
-
-
-def read_sembufs(pid: int, address: int, count: int) -> List[Tuple[int, int, int]]:
-    """An array of struct sembuf: (sem_num, sem_op, sem_flg) each (at most 64 read)."""
-    count = max(0, min(count, 64))
-    raw = read_memory(pid, address, _SEMBUF.size * count) if count else b""
-    return [_SEMBUF.unpack_from(raw, i * _SEMBUF.size) for i in range(count)]
-
-
-def read_mutex(pid: int, address: int) -> Tuple[int, int, int]:
-    """The first words of a glibc pthread_mutex_t: (lock, count, owner TID)."""
-    return _MUTEX.unpack(read_memory(pid, address, _MUTEX.size))
-
+    return sigset(read_memory(pid, address, U64.size))

@@ -7,11 +7,14 @@ thread waiting to mmap or munmap), the reader sleeps in D state, and not even SI
 it. Done in our own thread, it would hang waitchain, and keep it from ever exiting. So the
 reads are made by a small helper process under a deadline; a helper that does not answer
 in time is abandoned (it exits once the lock is released), and the target's memory is
-not read again during this run."""
+not read again by that reader.
+
+A MemoryReader holds that state for one run: the snapshot owns one (snap.memory) and its
+owner closes it. Nothing here is a module global but the compatibility functions' list
+of the readers still open (for the stacks stage, which has no snapshot at hand)."""
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import errno
 import os
@@ -21,7 +24,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Set
+import weakref
+from typing import List, Optional, Set, Tuple
 
 from ..errors import Timeout, WaitchainError, from_oserror
 from .reader import with_deadline
@@ -31,6 +35,7 @@ MAX_READ = 1 << 20
 PAGE = 4096
 _REQ = struct.Struct("=iQQ")  # pid, address, size
 _REP = struct.Struct("=iq")  # errno, bytes read (-1: error)
+STUCK = "memory (its memory map lock is held)"
 
 
 class _IOVec(ctypes.Structure):
@@ -70,46 +75,169 @@ while True:
         out = out[os.write(1, out):]
 """
 
-_lock = threading.Lock()
-_stuck: Set[int] = set()  # pids whose memory did not answer in time during this run
-_helper: Optional["_Helper"] = None
-_abandoned: list = []  # helpers stuck in D state: kept so that nothing waits for them
+class MemoryReader:
+    """One run's reader of target memory: the helper process, and the pids whose memory
+    did not answer in time (their mmap lock is held: not tried again by this reader).
+    The snapshot owns one (snap.memory); close() ends its helper (a stuck helper is
+    killed and left to exit once the lock is released). Safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stuck: Set[int] = set()
+        self._slot = _HelperSlot()
+        self._finalizer = weakref.finalize(self, self._slot.close)  # also at exit
+        _sessions.append(weakref.ref(self))
+
+    def read(self, pid: int, address: int, size: int) -> bytes:
+        """`size` bytes at `address` in pid; raises ProcessGone/AccessDenied/Timeout/WaitchainError."""
+        data = self.read_partial(pid, address, size)
+        if len(data) != size:
+            raise WaitchainError(f"process {pid}: short read of memory at {address:#x}")
+        return data
+
+    def read_partial(self, pid: int, address: int, size: int) -> bytes:
+        """Up to `size` bytes at `address`: fewer when the mapping ends before (an error
+        when nothing at `address` is mapped)."""
+        if size <= 0 or size > MAX_READ or not 0 < address < 1 << 64:
+            raise WaitchainError(f"process {pid}: refusing to read {size} bytes at {address:#x}")
+        if pid in self._stuck:
+            raise Timeout(pid, STUCK)
+        err, data = self._through_helper(pid, address, size)
+        if err:
+            raise from_oserror(OSError(err, os.strerror(err)), pid, f"memory at {address:#x}")
+        return data
+
+    def cstring(self, pid: int, address: int, limit: int = 4096) -> bytes:
+        """A NUL-terminated string at `address` (a path argument), read a page at a time so
+        that a string ending just before an unmapped page is still read; at most `limit` bytes."""
+        out = b""
+        while len(out) < limit:
+            chunk = min(PAGE - (address + len(out)) % PAGE, limit - len(out))
+            data = self.read(pid, address + len(out), chunk)
+            end = data.find(b"\0")
+            if end >= 0:
+                return out + data[:end]
+            out += data
+        return out
+
+    def stuck(self, pid: int) -> bool:
+        """A read of pid's memory already overran its deadline: its mmap lock is held."""
+        return pid in self._stuck
+
+    def mark_stuck(self, pid: int) -> None:
+        """pid's mmap lock is known to be held (its cmdline did not answer): do not try."""
+        self._stuck.add(pid)
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """End the helper; later reads raise WaitchainError. Idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> "MemoryReader":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _through_helper(self, pid: int, address: int, size: int) -> Tuple[int, bytes]:
+        """(errno, data) from the helper; Timeout (and the pid marked stuck) if it overruns."""
+        with self._lock:
+            if self.closed:
+                raise WaitchainError(f"process {pid}: the memory reader of this run is closed")
+            for _attempt in range(2):  # a helper killed by someone else is replaced once
+                helper = self._slot.current()
+                if helper is None:
+                    break
+                try:
+                    return helper.ask(pid, address, size)
+                except _Overrun:
+                    self._slot.abandon()
+                    self._stuck.add(pid)
+                    raise Timeout(pid, STUCK) from None
+                except OSError:
+                    self._slot.abandon()
+        return self._direct_with_deadline(pid, address, size)
+
+    def _direct_with_deadline(self, pid: int, address: int, size: int) -> Tuple[int, bytes]:
+        """No helper can run (no interpreter to start, no processes left): read here, in a
+        thread, so that the diagnosis goes on if it blocks (the exit may then wait for it)."""
+        try:
+            return with_deadline(lambda: _direct(pid, address, size), DEADLINE, pid, "memory")
+        except Timeout:
+            self._stuck.add(pid)
+            raise Timeout(pid, STUCK) from None
+
+
+class _HelperSlot:
+    """A reader's helper process, and the ones it abandoned (stuck in D state: kept so that
+    nothing waits for them). Apart from the reader so that its finalizer can close it."""
+
+    def __init__(self) -> None:
+        self.helper: Optional[_Helper] = None
+        self.abandoned: List[_Helper] = []
+        self.closed = False
+
+    def current(self) -> Optional["_Helper"]:
+        if self.helper is not None and not self.helper.usable():
+            self.abandon()
+        if self.helper is None and not self.closed:
+            self.helper = _Helper.start()
+        return self.helper
+
+    def abandon(self) -> None:
+        if self.helper is not None:
+            self.helper.kill()
+            self.abandoned.append(self.helper)
+            self.helper = None
+
+    def close(self) -> None:
+        """EOF ends a helper that is not stuck; a stuck one is not waited for."""
+        self.closed = True
+        if self.helper is not None and self.helper.owner == os.getpid():
+            self.helper.close()
+        self.helper = None
+
+
+# --- compatibility: module functions for code that has no snapshot at hand ----------------
+# The stacks stage runs after the diagnosis, with only the Diagnosis: it reads memory and
+# asks whether a pid's memory is stuck through these. They use the run's open readers
+# (the snapshot's, until its owner closes it); new code takes snap.memory instead.
+
+_sessions: List["weakref.ref[MemoryReader]"] = []  # readers created, oldest first
+
+
+def _open_readers() -> List[MemoryReader]:
+    _sessions[:] = [ref for ref in _sessions if _is_open(ref())]
+    return [r for r in (ref() for ref in _sessions) if r is not None]
+
+
+def _is_open(reader: Optional[MemoryReader]) -> bool:
+    return reader is not None and not reader.closed
+
+
+def read_partial(pid: int, address: int, size: int) -> bytes:
+    """MemoryReader.read_partial through the newest open reader (a short-lived one if none)."""
+    readers = _open_readers()
+    if readers:
+        return readers[-1].read_partial(pid, address, size)
+    with MemoryReader() as reader:
+        return reader.read_partial(pid, address, size)
 
 
 def read_memory(pid: int, address: int, size: int) -> bytes:
-    """`size` bytes at `address` in pid; raises ProcessGone/AccessDenied/Timeout/WaitchainError."""
+    """MemoryReader.read through the newest open reader (a short-lived one if none)."""
     data = read_partial(pid, address, size)
     if len(data) != size:
         raise WaitchainError(f"process {pid}: short read of memory at {address:#x}")
     return data
 
 
-def read_partial(pid: int, address: int, size: int) -> bytes:
-    """Up to `size` bytes at `address`: fewer when the mapping ends before (an error when
-    nothing at `address` is mapped)."""
-    if size <= 0 or size > MAX_READ or not 0 < address < 1 << 64:
-        raise WaitchainError(f"process {pid}: refusing to read {size} bytes at {address:#x}")
-    if pid in _stuck:
-        raise Timeout(pid, "memory (its memory map lock is held)")
-    err, data = _through_helper(pid, address, size)
-    if err:
-        raise from_oserror(OSError(err, os.strerror(err)), pid, f"memory at {address:#x}")
-    return data
-
-
 def memory_stuck(pid: int) -> bool:
-    """A read of pid's memory already overran its deadline: its mmap lock is held."""
-    return pid in _stuck
-
-
-def mark_stuck(pid: int) -> None:
-    """pid's mmap lock is known to be held (its cmdline did not answer): do not try."""
-    _stuck.add(pid)
-
-
-def forget_stuck() -> None:
-    """A new snapshot: pids may have been reused, locks released."""
-    _stuck.clear()
+    """Whether an open reader found pid's memory stuck (its mmap lock held)."""
+    return any(reader.stuck(pid) for reader in _open_readers())
 
 
 def read_own(address: int, size: int) -> bytes:
@@ -118,66 +246,7 @@ def read_own(address: int, size: int) -> bytes:
     return b"" if err else data
 
 
-def read_cstring(pid: int, address: int, limit: int = 4096) -> bytes:
-    """A NUL-terminated string at `address` (a path argument), read a page at a time so that
-    a string ending just before an unmapped page is still read; at most `limit` bytes."""
-    out = b""
-    while len(out) < limit:
-        chunk = min(PAGE - (address + len(out)) % PAGE, limit - len(out))
-        data = read_memory(pid, address + len(out), chunk)
-        end = data.find(b"\0")
-        if end >= 0:
-            return out + data[:end]
-        out += data
-    return out
-
-
 # --- the helper process ---------------------------------------------------------------
-
-
-def _through_helper(pid: int, address: int, size: int):
-    """(errno, data) from the helper; Timeout (and the pid marked stuck) if it overruns."""
-    with _lock:
-        for _attempt in range(2):  # a helper killed by someone else is replaced once
-            helper = _current_helper()
-            if helper is None:
-                break
-            try:
-                return helper.ask(pid, address, size)
-            except _Overrun:
-                _abandon()
-                _stuck.add(pid)
-                raise Timeout(pid, "memory (its memory map lock is held)") from None
-            except OSError:
-                _abandon()
-    return _direct_with_deadline(pid, address, size)
-
-
-def _current_helper() -> Optional["_Helper"]:
-    global _helper
-    if _helper is not None and not _helper.usable():
-        _abandon()
-    if _helper is None:
-        _helper = _Helper.start()
-    return _helper
-
-
-def _direct_with_deadline(pid: int, address: int, size: int):
-    """No helper can run (no interpreter to start, no processes left): read here, in a
-    thread, so that the diagnosis goes on if it blocks (the exit may then wait for it)."""
-    try:
-        return with_deadline(lambda: _direct(pid, address, size), DEADLINE, pid, "memory")
-    except Timeout:
-        _stuck.add(pid)
-        raise Timeout(pid, "memory (its memory map lock is held)") from None
-
-
-def _abandon() -> None:
-    global _helper
-    if _helper is not None:
-        _helper.kill()
-        _abandoned.append(_helper)
-        _helper = None
 
 
 class _Overrun(Exception):
@@ -272,9 +341,3 @@ def _direct(pid: int, address: int, size: int):
     if got < 0:
         return ctypes.get_errno() or errno.EIO, b""
     return 0, buf.raw[:got]
-
-
-@atexit.register
-def _close_helpers() -> None:
-    if _helper is not None and _helper.owner == os.getpid():
-        _helper.close()

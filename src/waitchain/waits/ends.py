@@ -1,12 +1,12 @@
 """Waits that end a chain: a running or stopped thread, a server waiting for clients,
-sleeps, the disk, and calls that later rules will follow (poll, futex, ...)."""
+a connect, and calls that later rules will follow."""
 
 from __future__ import annotations
 
 import os
 from typing import Optional
 
-from ..model import End, Task, Wait
+from ..model import End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import call_text, fd_text
 
@@ -18,13 +18,13 @@ def by_state(task: Task) -> Optional[End]:
     """Ends decided by the thread state alone, before looking at the system call
     (D state is kernel.py's: wait_of asks it first)."""
     if task.state == "R" or task.note == "running":
-        return End("running", f"running (busy), {_cpu(task)}")
+        return End(EndKind.RUNNING, f"running (busy), {_cpu(task)}", reason=Reason.BUSY)
     if task.state in ("T", "t"):
-        return End("stopped", "stopped by a signal or a debugger")
+        return End(EndKind.STOPPED, "stopped by a signal or a debugger", reason=Reason.STOPPED)
     if task.state in ("Z", "X"):
-        return End("unknown", "exited (zombie)")
+        return End(EndKind.UNKNOWN, "exited (zombie)", reason=Reason.EXITED)
     if task.syscall is None:
-        return End("unknown", task.note or "no system call information")
+        return End(EndKind.UNKNOWN, task.note or "no system call information", reason=Reason.NOT_READABLE)
     return None
 
 
@@ -33,20 +33,23 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     name = task.syscall.name
     what = call_text(snap, pid, task)
     if name in ("accept", "accept4"):
-        where = fd_text(snap, pid, task.syscall.arg_int(0))
-        return Wait(pid, task.tid, what, end=End("idle", f"waits for a client on {where}"))
-    if name == "connect":
-        return Wait(pid, task.tid, what, end=End("remote", "waits for the remote host to answer"))
-    return Wait(pid, task.tid, what, end=End("sleeping", f"sleeps in {name}: waits for time or a signal"))
+        fd = task.syscall.arg_int(0)
+        where = fd_text(snap, pid, fd)
+        end = End(EndKind.IDLE, f"waits for a client on {where}", reason=Reason.ACCEPT, subject=where)
+        return Wait(pid, task.tid, what, end=end)
+    end = End(EndKind.REMOTE, "waits for the remote host to answer", reason=Reason.CONNECTING)
+    return Wait(pid, task.tid, what, end=end)
 
 
 def unfollowed(task: Task) -> End:
     name = task.syscall.name if task.syscall else "?"
     if name in OR_WAITS:
-        return End("unknown", f"waits in {name} for any of several fds (not followed yet)")
-    if name == "futex":
-        return End("unknown", "waits on a futex (a lock or condition; not followed yet)")
-    return End("unknown", f"blocked in {name} ({task.wchan or 'no wchan'}; not followed)")
+        detail = f"waits in {name} for any of several fds (not followed yet)"
+    elif name == "futex":
+        detail = "waits on a futex (a lock or condition; not followed yet)"
+    else:
+        detail = f"blocked in {name} ({task.wchan or 'no wchan'}; not followed)"
+    return End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED)
 
 
 def _cpu(task: Task) -> str:

@@ -10,9 +10,7 @@ import os
 from typing import Optional
 
 from ..errors import WaitchainError
-from ..model import End, Task, Wait
-from ..procfs.cstructs import read_u32
-from ..procfs.memory import read_cstring
+from ..model import End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
 
 SYSCALLS = {"open", "openat", "openat2"}
@@ -26,18 +24,19 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     assert call is not None
     dirfd, path_arg = (AT_FDCWD, call.args[0]) if call.name == "open" else (call.arg_int(0), call.args[1])
     path = _path(snap, pid, dirfd, path_arg)
-    flags = _flags(pid, call.name, call.args)
+    flags = _flags(snap, pid, call.name, call.args)
     what = f"{call.name}({_quote(path)}, {_flags_text(flags)})"
     if task.wchan not in FIFO_WCHANS:
         detail = f"blocked opening {path or 'a file'} ({task.wchan or 'no wchan'}; not a FIFO open)"
-        return Wait(pid, task.tid, what, end=End("unknown", detail))
+        return Wait(pid, task.tid, what, end=End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED,
+                                                 subject=path or ""))
     return Wait(pid, task.tid, what, end=_fifo_end(path, flags))
 
 
 def _path(snap: Snapshot, pid: int, dirfd: int, address: int) -> Optional[str]:
     """Absolute path named by the call, or None if its memory is unreadable."""
     try:
-        raw = os.fsdecode(read_cstring(pid, address))
+        raw = os.fsdecode(snap.memory.cstring(pid, address))
     except WaitchainError:
         return None
     if raw.startswith("/"):
@@ -50,14 +49,14 @@ def _base(snap: Snapshot, pid: int, dirfd: int) -> Optional[str]:
     return snap.target(pid, dirfd) if dirfd != AT_FDCWD else snap.cwd(pid)
 
 
-def _flags(pid: int, name: str, args) -> Optional[int]:
+def _flags(snap: Snapshot, pid: int, name: str, args) -> Optional[int]:
     """open/openat pass flags as an argument; openat2 in struct open_how (first u64)."""
     if name == "open":
         return args[1] & 0xFFFFFFFF
     if name == "openat":
         return args[2] & 0xFFFFFFFF
     try:
-        return read_u32(pid, args[2])
+        return snap.memory.u32(pid, args[2])
     except WaitchainError:
         return None
 
@@ -74,6 +73,6 @@ def _quote(path: Optional[str]) -> str:
 
 def _fifo_end(path: Optional[str], flags: Optional[int]) -> End:
     where = f"FIFO {path}" if path else "a FIFO (path unreadable)"
-    if flags is not None and flags & O_ACCMODE == O_WRONLY:
-        return End("idle", f"nobody has opened the {where} for reading")
-    return End("idle", f"nobody has opened the {where} for writing")
+    role = "reading" if flags is not None and flags & O_ACCMODE == O_WRONLY else "writing"
+    return End(EndKind.IDLE, f"nobody has opened the {where} for {role}", reason=Reason.FIFO_OPEN,
+               subject=path or "")

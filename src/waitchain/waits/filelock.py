@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, End, FdInfo, Task, Wait
-from ..procfs.cstructs import read_flock
 from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps, read_locks
 from ..snapshot import Snapshot
 from .describe import fd_text
@@ -52,7 +51,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     assert call is not None
     fd = call.arg_int(0)
     info = snap.fdinfo(pid, fd)
-    request = _request(pid, call.name, call.args, info)
+    request = _request(snap, pid, call.name, call.args, info)
     what = f"{call.name}({fd_text(snap, pid, fd)}, {request.text if request else hex(call.args[1])})"
     if request is None:
         return Wait(pid, task.tid, what, end=End("unknown", f"{call.name} with this command does not wait for a lock"))
@@ -64,7 +63,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
 # --- the request ------------------------------------------------------------------------
 
 
-def _request(pid: int, name: str, args: Tuple[int, ...], info: Optional[FdInfo]) -> Optional[Request]:
+def _request(snap: Snapshot, pid: int, name: str, args: Tuple[int, ...], info: Optional[FdInfo]) -> Optional[Request]:
     if name == "flock":
         op = args[1] & 3
         kind = {LOCK_SH: "READ", LOCK_EX: "WRITE"}.get(op, "")
@@ -73,12 +72,12 @@ def _request(pid: int, name: str, args: Tuple[int, ...], info: Optional[FdInfo])
     if cmd not in (F_SETLKW, F_OFD_SETLKW):
         return None
     cls, text = ("OFDLCK", "F_OFD_SETLKW") if cmd == F_OFD_SETLKW else ("POSIX", "F_SETLKW")
-    return _byte_range(pid, cls, text, args[2], info)
+    return _byte_range(snap, pid, cls, text, args[2], info)
 
 
-def _byte_range(pid: int, cls: str, text: str, address: int, info: Optional[FdInfo]) -> Request:
+def _byte_range(snap: Snapshot, pid: int, cls: str, text: str, address: int, info: Optional[FdInfo]) -> Request:
     try:
-        l_type, whence, start, length = read_flock(pid, address)
+        l_type, whence, start, length = snap.memory.flock(pid, address)
     except WaitchainError:
         return Request(cls, "", 0, None, f"{text}, {{struct flock unreadable}}")
     kind = {F_RDLCK: "READ", F_WRLCK: "WRITE"}.get(l_type, "")

@@ -1,52 +1,84 @@
-"""futex: a thread waiting for another thread.
+"""futex: a thread waiting for another thread. A futex is only a number in memory, so an
+owner is named only when the memory proves to hold one:
 
-- A glibc pthread mutex waits with FUTEX_WAIT on its lock word and value 2; the owner's TID
-  is the int at offset 8 (`=iIi` lock, count, owner on x86_64 and aarch64 glibc).
-- PI mutexes (FUTEX_LOCK_PI) and robust mutexes keep the owner TID in the word itself
-  (low 30 bits; FUTEX_WAITERS and FUTEX_OWNER_DIED above).
-- pthread_join waits on the joined thread's tid word: the expected value is that TID.
+- PI futexes (FUTEX_LOCK_PI): the kernel's protocol puts the owner TID in the word's low
+  30 bits (FUTEX_WAITERS and FUTEX_OWNER_DIED above).
+- glibc robust mutexes wait (on a shared futex) with value owner TID | FUTEX_WAITERS; the
+  pthread_mutex_t's `__kind` says robust.
+- Other glibc mutexes wait with FUTEX_WAIT and value 2. pthread_mutex_t is `=iIiIi` (__lock,
+  __count, __owner, __nusers, __kind) on x86_64 and aarch64: accepted only when __lock is
+  set, __kind is a mutex type (0-3) with only known flag bits, process-shared exactly when
+  the futex is shared, __nusers (private) is at most the process's threads, and __owner is
+  a live thread. Other locks wait with value 2 too:
+  stdio's _IO_lock_t is {int lock; int cnt; void *owner}, whose "owner" is half a pointer.
+- pthread_join waits (on a shared futex) on the joined thread's tid word: the value is the
+  TID of a thread of this process.
 - Anything else (condition variables, semaphores, Python locks) names no owner.
-Memory is read with process_vm_readv: the target is never stopped."""
+
+Every TID read from the target is a number in the target's pid namespace: it is turned
+into a host TID through NSpid (snap.host_tid) before it names a thread. Memory is read
+through snap.memory (process_vm_readv): the target is never stopped."""
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 from ..errors import WaitchainError
-from ..model import Edge, End, Task, Wait
-from ..procfs.cstructs import read_mutex, read_u32
-from ..procfs.status import thread_group
+from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
+from ..procfs.cstructs import MutexWords
 from ..snapshot import Snapshot
 
 SYSCALLS = {"futex"}
 WAIT, LOCK_PI, TRYLOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2 = 0, 6, 8, 9, 11, 13
+PI_CALLS = (LOCK_PI, LOCK_PI2, TRYLOCK_PI)
 PRIVATE, CLOCK_REALTIME = 128, 256
 WAITERS, OWNER_DIED, TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
 PID_MAX_LIMIT = 1 << 22  # the kernel's upper bound for pid_max
 NAMES = {WAIT: "FUTEX_WAIT", LOCK_PI: "FUTEX_LOCK_PI", TRYLOCK_PI: "FUTEX_TRYLOCK_PI",
          WAIT_BITSET: "FUTEX_WAIT_BITSET", WAIT_REQUEUE_PI: "FUTEX_WAIT_REQUEUE_PI",
          LOCK_PI2: "FUTEX_LOCK_PI2"}
+# glibc's __kind: a type in the low 2 bits (timed, recursive, errorcheck, adaptive), flags.
+KIND_TYPES, ROBUST, PRIO_INHERIT, PRIO_PROTECT, PSHARED = 3, 16, 32, 64, 128
+ELISION, NO_ELISION = 256, 512
+LOCK_FLAGS = PSHARED | ELISION | NO_ELISION  # the flags a mutex that waits on value 2 may have
+MAX_CANDIDATES = 512  # processes searched for the owner of a shared futex in another pid namespace
 NO_OWNER = "no owner can be known: a condition variable, a semaphore, or a lock that records none"
 PYTHON_LOCK = " (Python's threading.Lock is one)"
 
 
+@dataclass(frozen=True)
+class Futex:
+    """One blocked futex call, decoded."""
+
+    pid: int
+    tid: int
+    addr: int
+    cmd: int
+    private: bool
+    val: int
+    what: str
+
+    def end(self, detail: str, reason: Reason) -> Wait:
+        return Wait(self.pid, self.tid, self.what, end=End(EndKind.UNKNOWN, detail, reason=reason))
+
+
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
+    futex = decode(pid, task)
+    try:
+        found = _follow(snap, futex)
+    except WaitchainError as exc:
+        return futex.end(f"the futex word is unreadable: {exc}", Reason.NOT_READABLE)
+    return found or futex.end(_no_owner_text(snap, futex), Reason.NO_OWNER)
+
+
+def decode(pid: int, task: Task) -> Futex:
     call = task.syscall
     assert call is not None
     addr, op, val = call.args[0], call.args[1] & 0xFFFFFFFF, call.args[2] & 0xFFFFFFFF
     cmd = op & ~(PRIVATE | CLOCK_REALTIME)
     what = f"futex({addr:#x}, {_op_text(op)}, {val})"
-    try:
-        found = _follow(snap, pid, task.tid, addr, cmd, op & PRIVATE, val, what)
-    except WaitchainError as exc:
-        return Wait(pid, task.tid, what, end=End("unknown", f"the futex word is unreadable: {exc}"))
-    return found or Wait(pid, task.tid, what, end=End("unknown", _no_owner(snap, pid, addr)))
-
-
-def _no_owner(snap: Snapshot, pid: int, addr: int) -> str:
-    proc = snap.processes.get(pid)
-    python = proc is not None and proc.comm.startswith("python")
-    return f"waits on a futex at {addr:#x}; {NO_OWNER}" + (PYTHON_LOCK if python else "")
+    return Futex(pid, task.tid, addr, cmd, bool(op & PRIVATE), val, what)
 
 
 def _op_text(op: int) -> str:
@@ -54,69 +86,184 @@ def _op_text(op: int) -> str:
     return text + ("_PRIVATE" if op & PRIVATE else "") + ("|FUTEX_CLOCK_REALTIME" if op & CLOCK_REALTIME else "")
 
 
-def _follow(snap: Snapshot, pid: int, tid: int, addr: int, cmd: int, private: int, val: int,
-            what: str) -> Optional[Wait]:
-    if cmd in (LOCK_PI, LOCK_PI2, TRYLOCK_PI):
-        word = read_u32(pid, addr)
-        evidence = f"PI futex word at {addr:#x} is {word:#x}: the owner TID is its low 30 bits"
-        return _owner(snap, pid, tid, word & TID_MASK, private, "mutex", addr, evidence, what)
-    if cmd not in (WAIT, WAIT_BITSET):
+def _follow(snap: Snapshot, futex: Futex) -> Optional[Wait]:
+    if futex.cmd in PI_CALLS:
+        return _pi(snap, futex)
+    if futex.cmd not in (WAIT, WAIT_BITSET):
         return None
-    if val & WAITERS and _holder(snap, pid, val & TID_MASK, private) is not None:
-        evidence = f"robust mutex word at {addr:#x} is {val:#x}: the owner TID is its low 30 bits"
-        return _owner(snap, pid, tid, val & TID_MASK, private, "mutex", addr, evidence, what)
-    if val > 2 and _is_thread(snap, pid, val) and read_u32(pid, addr) == val:
-        evidence = (f"futex word at {addr:#x} holds {val}, the TID of a thread of this process: "
-                    "pthread_join waits on the joined thread's tid word until it exits")
-        return _edge(pid, tid, pid, val, "join", addr, evidence, f"waits for thread {val} to exit", what)
-    if val == 2:
-        return _mutex(snap, pid, tid, addr, private, what)
+    found = _robust(snap, futex) if futex.val & WAITERS else None
+    if found is None and futex.val == 2:
+        found = _mutex(snap, futex)
+    return found or _join(snap, futex) or _unproved(futex)
+
+
+# --- the kinds of owner word ------------------------------------------------------------------
+
+
+def _pi(snap: Snapshot, futex: Futex) -> Wait:
+    word = snap.memory.u32(futex.pid, futex.addr)
+    evidence = f"PI futex word at {futex.addr:#x} is {word:#x}: the owner TID is its low 30 bits"
+    if not word & TID_MASK:
+        return futex.end(f"the PI futex at {futex.addr:#x} records no owner now (released since?)",
+                         Reason.NO_OWNER)
+    return _owner(snap, futex, word & TID_MASK, not futex.private, evidence)
+
+
+def _robust(snap: Snapshot, futex: Futex) -> Optional[Wait]:
+    """A robust mutex: the waited-for value is the owner's TID with FUTEX_WAITERS."""
+    words = snap.memory.mutex(futex.pid, futex.addr)
+    if not words.kind & ROBUST or not _plausible_kind(words.kind):
+        return None
+    evidence = (f"robust mutex at {futex.addr:#x} (__kind {words.kind:#x}) waited on with value "
+                f"{futex.val:#x}: the owner TID is its low 30 bits")
+    return _owner(snap, futex, futex.val & TID_MASK, bool(words.kind & PSHARED), evidence)
+
+
+def _mutex(snap: Snapshot, futex: Futex) -> Optional[Wait]:
+    """A plain glibc mutex waited on with value 2, when its words prove to be one."""
+    words = snap.memory.mutex(futex.pid, futex.addr)
+    if not _plain_mutex(snap, futex, words):
+        return None
+    owner = _locate(snap, futex.pid, words.owner & TID_MASK, not futex.private)
+    if owner is None:
+        return None
+    evidence = (f"glibc pthread_mutex_t at {futex.addr:#x} read with process_vm_readv: "
+                f"lock={words.lock} count={words.count} owner TID={words.owner} (the int at offset 8) "
+                f"nusers={words.nusers} kind={words.kind}")
+    return _edge(snap, futex, EdgeKind.MUTEX, owner, words.owner & TID_MASK, evidence)
+
+
+def _join(snap: Snapshot, futex: Futex) -> Optional[Wait]:
+    """pthread_join: a shared futex whose value is a TID of this process, still in the word."""
+    if futex.private or not 0 < futex.val <= PID_MAX_LIMIT:
+        return None
+    joined = snap.host_tid(futex.pid, futex.val)
+    if joined is None or joined == futex.tid or snap.memory.u32(futex.pid, futex.addr) != futex.val:
+        return None
+    evidence = (f"futex word at {futex.addr:#x} holds {futex.val}, the TID of a thread of this process"
+                f"{_translated(futex.val, joined)}: pthread_join waits on the joined thread's tid "
+                "word until it exits")
+    return _edge(snap, futex, EdgeKind.JOIN, (futex.pid, joined), futex.val, evidence)
+
+
+def _unproved(futex: Futex) -> Optional[Wait]:
+    if futex.val != 2:
+        return None
+    detail = (f"waits on a futex at {futex.addr:#x}: a lock word with value 2 whose owner cannot be "
+              "proved (its memory is not a glibc pthread_mutex_t naming a live thread; stdio's "
+              "and other libraries' locks wait the same way)")
+    return futex.end(detail, Reason.NO_OWNER)
+
+
+def _plain_mutex(snap: Snapshot, futex: Futex, words: MutexWords) -> bool:
+    """The lock is taken, the type is one that waits on value 2, and (a private mutex)
+    its users are no more than the process's threads (cond waits keep theirs counted)."""
+    if not (words.lock and _plain_kind(words.kind, futex.private)):
+        return False
+    return not futex.private or words.nusers <= len(snap.tasks(futex.pid))
+
+
+def _plain_kind(kind: int, private: bool) -> bool:
+    """A mutex type that waits on value 2, process-shared exactly when the futex is."""
+    return 0 <= kind and not kind & ~(KIND_TYPES | LOCK_FLAGS) and bool(kind & PSHARED) != private
+
+
+def _plausible_kind(kind: int) -> bool:
+    """Only glibc's known __kind bits (a priority ceiling only with PRIO_PROTECT)."""
+    known = KIND_TYPES | ROBUST | PRIO_INHERIT | PRIO_PROTECT | LOCK_FLAGS
+    return 0 <= kind and not kind & ~(known | (0xFFF80000 if kind & PRIO_PROTECT else 0))
+
+
+# --- the owner: a live thread, named by its host TID -------------------------------------------
+
+
+def _owner(snap: Snapshot, futex: Futex, local: int, shared: bool, evidence: str) -> Wait:
+    """A mutex edge to the thread whose TID (in the target's namespace) is `local`; the
+    owner exited when no live thread has it."""
+    owner = _locate(snap, futex.pid, local, shared)
+    if owner is None:
+        detail = (f"the mutex at {futex.addr:#x} names owner TID {local}, which is not a live "
+                  "thread: it exited holding the lock")
+        return futex.end(detail, Reason.OWNER_EXITED)
+    return _edge(snap, futex, EdgeKind.MUTEX, owner, local, evidence)
+
+
+def _locate(snap: Snapshot, pid: int, local: int, shared: bool) -> Optional[Tuple[int, int]]:
+    """(host pid, host TID) of the live thread whose TID in pid's namespace is `local`:
+    a thread of pid, or (a process-shared futex) of another process."""
+    if not 0 < local <= PID_MAX_LIMIT:
+        return None
+    tid = snap.host_tid(pid, local)
+    if tid is not None:
+        return pid, tid
+    return _elsewhere(snap, pid, local) if shared else None
+
+
+def _elsewhere(snap: Snapshot, pid: int, local: int) -> Optional[Tuple[int, int]]:
+    found = _by_host_id(snap, pid, local)
+    if found is not None or snap.local_id(pid, pid) == pid:  # our namespace: ids are host ids
+        return found
+    return _by_nspid(snap, pid, local)
+
+
+def _by_host_id(snap: Snapshot, pid: int, local: int) -> Optional[Tuple[int, int]]:
+    """`local` read as a host TID (its /proc/TID/status Tgid), if pid sees that thread as `local`."""
+    try:
+        group = int(snap.status(local).get("Tgid", "0"))
+    except (WaitchainError, ValueError):
+        return None
+    if group == pid or group not in snap.processes or not _has_thread(snap, group, local):
+        return None
+    return (group, local) if snap.local_id(group, pid, local) == local else None
+
+
+def _by_nspid(snap: Snapshot, pid: int, local: int) -> Optional[Tuple[int, int]]:
+    """The thread `local` among the processes of pid's pid namespace (their NSpid)."""
+    pidns = snap.processes[pid].pidns if pid in snap.processes else ""
+    others = [p for p in sorted(snap.processes) if p != pid and pidns and snap.processes[p].pidns == pidns]
+    for other in others[:MAX_CANDIDATES]:
+        tid = snap.host_tid(other, local)
+        if tid is not None:
+            return other, tid
     return None
 
 
-def _mutex(snap: Snapshot, pid: int, tid: int, addr: int, private: int, what: str) -> Optional[Wait]:
-    lock, count, owner = read_mutex(pid, addr)
-    if lock == 0 or owner <= 0:
-        return None
-    evidence = (f"glibc pthread_mutex_t at {addr:#x} read with process_vm_readv: lock={lock} "
-                f"count={count} owner TID={owner} (the int at offset 8)")
-    return _owner(snap, pid, tid, owner, private, "mutex", addr, evidence, what)
-
-
-def _owner(snap: Snapshot, pid: int, tid: int, owner: int, private: int, kind: str, addr: int,
-           evidence: str, what: str) -> Wait:
-    holder = _holder(snap, pid, owner, private)
-    if holder is None:
-        detail = f"the mutex at {addr:#x} names owner TID {owner}, which is not a live thread: it exited holding the lock"
-        return Wait(pid, tid, what, end=End("unknown", detail))
-    label = (f"waits for thread {owner}, the mutex owner" if owner != tid
-             else "waits for itself: it relocks a mutex it holds")
-    return _edge(pid, tid, holder, owner, kind, addr, evidence, label, what)
-
-
-def _edge(pid: int, tid: int, to_pid: int, to_tid: int, kind: str, addr: int, evidence: str,
-          label: str, what: str) -> Wait:
-    edge = Edge(pid, tid, to_pid, to_tid, kind, f"futex {addr:#x}", evidence, label)
-    return Wait(pid, tid, what, (edge,))
-
-
-def _holder(snap: Snapshot, pid: int, owner: int, private: int) -> Optional[int]:
-    """The process of a live thread `owner`: this one, or (shared futex) another."""
-    if not 0 < owner <= PID_MAX_LIMIT:
-        return None
-    if _is_thread(snap, pid, owner):
-        return pid
-    return None if private else _group(snap, owner)
-
-
-def _is_thread(snap: Snapshot, pid: int, tid: int) -> bool:
+def _has_thread(snap: Snapshot, pid: int, tid: int) -> bool:
     return any(t.tid == tid for t in snap.tasks(pid))
 
 
-def _group(snap: Snapshot, tid: int) -> Optional[int]:
-    """The process of a thread in another process (a process-shared mutex)."""
-    try:
-        group = thread_group(snap.fs, tid)
-    except WaitchainError:
-        return None
-    return group if group in snap.processes else None
+# --- edges and texts --------------------------------------------------------------------------
+
+
+def _edge(snap: Snapshot, futex: Futex, kind: EdgeKind, owner: Tuple[int, int], local: int,
+          evidence: str) -> Wait:
+    to_pid, to_tid = owner
+    edge = Edge(futex.pid, futex.tid, to_pid, to_tid, kind, f"futex {futex.addr:#x}",
+                evidence + (_translated(local, to_tid) if kind == EdgeKind.MUTEX else ""),
+                _label(futex, kind, to_pid, to_tid), syscall="futex")
+    return Wait(futex.pid, futex.tid, futex.what, (edge,))
+
+
+def _label(futex: Futex, kind: EdgeKind, to_pid: int, to_tid: int) -> str:
+    if kind == EdgeKind.JOIN:
+        return f"waits for thread {to_tid} to exit"
+    if to_tid == futex.tid:
+        return "waits for itself: it relocks a mutex it holds"
+    if to_pid != futex.pid:
+        return f"waits for thread {to_tid} of process {to_pid}, the mutex owner"
+    return f"waits for thread {to_tid}, the mutex owner"
+
+
+def _translated(local: int, host: int) -> str:
+    if local == host:
+        return ""
+    return f" (TID {local} in the process's pid namespace is host TID {host}: NSpid in /proc/PID/task/TID/status)"
+
+
+def _no_owner_text(snap: Snapshot, futex: Futex) -> str:
+    proc = snap.processes.get(futex.pid)
+    python = proc is not None and proc.comm.startswith("python")
+    return f"waits on a futex at {futex.addr:#x}; {NO_OWNER}" + (PYTHON_LOCK if python else "")
+
+
+__all__ = ["rule", "decode", "Futex"]

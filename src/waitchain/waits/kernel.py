@@ -16,7 +16,6 @@ from typing import Iterable, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, End, Syscall, Task, Wait
-from ..procfs.memory import read_cstring
 from ..procfs.mounts import Mount
 from ..snapshot import Snapshot
 from .describe import FD_FIRST, call_text
@@ -168,7 +167,7 @@ def _fd_mount(snap: Snapshot, pid: int, fd: int) -> Tuple[Optional[Mount], str]:
 def _path_mount(snap: Snapshot, pid: int, call: Syscall, dir_arg: Optional[int],
                 path_arg: int) -> Tuple[Optional[Mount], str]:
     try:
-        path = read_cstring(pid, call.args[path_arg]).decode("utf-8", "surrogateescape")
+        path = snap.memory.cstring(pid, call.args[path_arg]).decode("utf-8", "surrogateescape")
     except WaitchainError:
         return None, ""
     dirfd = call.arg_int(dir_arg) if dir_arg is not None else AT_FDCWD

@@ -15,7 +15,6 @@ from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
 from ..model import READ, READ_WRITE, WRITE, Edge, End, Task, Wait
-from ..procfs.cstructs import read_sembufs
 from ..procfs.sysvipc import find
 from ..snapshot import Snapshot
 from .describe import fd_text
@@ -150,7 +149,7 @@ def _sem(snap: Snapshot, pid: int, task: Task) -> Wait:
     row = find(snap.fs, "sem", "semid", semid)
     if row is None:
         return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "semaphore set", semid)))
-    ops = _sem_ops(pid, call.args[1], call.arg_int(2))
+    ops = _sem_ops(snap, pid, call.args[1], call.arg_int(2))
     detail = (f"waits on SysV semaphore set {semid} (key {_col(row, 'key', '#x')}, "
               f"{_col(row, 'nsems')} semaphores){ops}; "
               "a semaphore has no owner, so nobody can be named (/proc/sysvipc/sem)")
@@ -162,9 +161,9 @@ def _col(row: Dict[str, int], name: str, spec: str = "") -> str:
     return format(row[name], spec) if name in row else "?"
 
 
-def _sem_ops(pid: int, address: int, count: int) -> str:
+def _sem_ops(snap: Snapshot, pid: int, address: int, count: int) -> str:
     try:
-        ops = read_sembufs(pid, address, count)
+        ops = snap.memory.sembufs(pid, address, count)
     except WaitchainError:
         return ""
     texts = [f"#{num} to be ≥ {-op}" if op < 0 else f"#{num} to be 0" for num, op, flg in ops
