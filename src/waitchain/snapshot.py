@@ -29,6 +29,7 @@ V = TypeVar("V")
 UNIX_DUMP_AFTER = 32  # exact unix socket lookups before one dump of all is cheaper
 BLOCKED_CMDLINES = 3  # command lines that may each take their full deadline; then a short one
 SHORT_DEADLINE = 0.05  # seconds
+FDS_UNREADABLE = "fds unreadable"  # how a process's note begins when its fds were not read
 REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2",
              "virtiofs", "ocfs2", "beegfs", "gpfs", "orangefs", "pvfs2", "coda", "ncpfs", "davfs")
 
@@ -122,6 +123,9 @@ class Snapshot:
         self._own_pidns: Optional[str] = None
         self._blocked_cmdlines = 0  # command lines that did not answer in time
         self._sock_diag_failed = False
+        # before any later read rewrites a note: whose fds the scan could not read
+        self._fds_unreadable = tuple(sorted(p.pid for p in processes.values()
+                                            if p.note.startswith(FDS_UNREADABLE)))
 
     def close(self) -> None:
         """End what the snapshot owns that outlives a read: the memory reader's helper."""
@@ -438,6 +442,26 @@ class Snapshot:
                 found.append(Holder(pid, fd, info.access))
         return found
 
+    # --- what the scan could not see (for the wait rules) ------------------------------
+
+    def fds_unreadable(self) -> Tuple[int, ...]:
+        """Processes whose fds could not be read (permission, usually): a holder looked
+        for among them may have been missed, so "no process holds it" cannot be said."""
+        return self._fds_unreadable
+
+    def local_pgrp(self, pid: int, observer: int) -> Optional[int]:
+        """The process group of pid as `observer` sees it (NSpgid: a wait4(-PGID) argument
+        is in the waiter's pid namespace); None when it cannot be read."""
+        proc = self.processes.get(pid)
+        if proc is not None and self._in_own_pidns(observer):
+            return proc.pgrp
+        level = len(self._ids(observer, None)) - 1
+        try:
+            ids = [int(v) for v in self.status(pid).get("NSpgid", "").split()]
+        except (WaitchainError, ValueError):
+            return None
+        return ids[level] if 0 <= level < len(ids) else None
+
     def note(self, text: str) -> None:
         """A remark for the report's notes (each said once)."""
         self._note(text)
@@ -477,7 +501,7 @@ def _scan_open_process(fs: ProcFS, pid: int, piddir: int) -> Process:
     except ProcessGone:
         raise
     except WaitchainError as exc:
-        proc.note = f"fds unreadable: {exc}"
+        proc.note = f"{FDS_UNREADABLE}: {exc}"
     return proc
 
 

@@ -1,10 +1,12 @@
-"""wait4/waitid: the thread waits for the child or children its arguments name."""
+"""wait4/waitid: the thread waits for the child or children its arguments name. The pid
+and process-group arguments are numbers in the waiter's pid namespace: children are matched
+by their ids as the waiter sees them (NSpid, NSpgid), never by host pids."""
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
-from ..model import Edge, End, Task, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Mode, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import call_text
 
@@ -13,15 +15,25 @@ P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
-    assert task.syscall is not None
+    call = task.syscall
+    assert call is not None
     kids, wanted = _wanted(snap, pid, task)
     what = call_text(snap, pid, task)
     if not kids:
-        return Wait(pid, task.tid, what, end=End("unknown", f"waits for {wanted}, but there is none"))
-    evidence = f"{task.syscall.name} argument names {wanted}; /proc/CHILD/stat ppid is {pid}"
-    label = "waits for its child"
-    edges = tuple(Edge(pid, task.tid, kid, None, "child", f"pid {kid}", evidence, label) for kid in kids)
-    return Wait(pid, task.tid, what, edges)
+        end = End(EndKind.UNKNOWN, f"waits for {wanted}, but there is none", reason=Reason.NO_CHILD)
+        return Wait(pid, task.tid, what, end=end, syscall=call.name)
+    edges = tuple(Edge(pid, task.tid, kid, None, EdgeKind.CHILD, f"pid {kid}",
+                       _evidence(snap, pid, kid, call.name, wanted), "waits for its child",
+                       syscall=call.name) for kid in kids)
+    return Wait(pid, task.tid, what, edges, syscall=call.name, mode=Mode.ANY)
+
+
+def _evidence(snap: Snapshot, pid: int, kid: int, name: str, wanted: str) -> str:
+    text = f"{name} argument names {wanted}; /proc/{kid}/stat ppid is {pid}"
+    local = snap.local_id(kid, observer=pid)
+    if local is not None and local != kid:
+        text += f"; /proc/{kid}/status NSpid: it is {local} in {pid}'s pid namespace"
+    return text
 
 
 def _wanted(snap: Snapshot, pid: int, task: Task) -> Tuple[List[int], str]:
@@ -31,26 +43,34 @@ def _wanted(snap: Snapshot, pid: int, task: Task) -> Tuple[List[int], str]:
     if call.name == "wait4":
         which = call.arg_int(0)
         if which > 0:
-            return [c for c in children if c == which], f"child {which}"
+            return _with_pid(snap, pid, children, which), f"child {which}"
         if which == -1:
             return children, "any child"
-        group = -which if which < -1 else snap.processes[pid].pgrp
-        return _in_group(snap, children, group), f"any child in process group {group}"
+        if which == 0:
+            return _in_own_group(snap, pid, children), "any child in its process group"
+        return _in_group(snap, pid, children, -which), f"any child in process group {-which}"
     return _waitid(snap, pid, children, call.arg_int(0), call.arg_int(1))
 
 
 def _waitid(snap: Snapshot, pid: int, children: List[int], idtype: int, ident: int):
     if idtype == P_PID:
-        return [c for c in children if c == ident], f"child {ident}"
+        return _with_pid(snap, pid, children, ident), f"child {ident}"
     if idtype == P_PGID:
-        group = ident or snap.processes[pid].pgrp
-        return _in_group(snap, children, group), f"any child in process group {group}"
+        if not ident:
+            return _in_own_group(snap, pid, children), "any child in its process group"
+        return _in_group(snap, pid, children, ident), f"any child in process group {ident}"
     if idtype == P_PIDFD:
         return _pidfd_child(snap, pid, children, ident)
     return children, "any child"
 
 
+def _with_pid(snap: Snapshot, pid: int, children: List[int], local: int) -> List[int]:
+    """The child whose id in the waiter's pid namespace is `local`."""
+    return [c for c in children if snap.local_id(c, observer=pid) == local]
+
+
 def _pidfd_child(snap: Snapshot, pid: int, children: List[int], fd: int):
+    """fdinfo `Pid:` of a pidfd is in the namespace of the /proc we read: a host pid."""
     info = snap.fdinfo(pid, fd)
     pids = [int(v) for k, v in (info.extra if info else ()) if k == "Pid" and v.isdigit() and v.isascii()]
     if not pids:
@@ -58,5 +78,17 @@ def _pidfd_child(snap: Snapshot, pid: int, children: List[int], fd: int):
     return [c for c in children if c == pids[0]], f"child {pids[0]} (pidfd {fd})"
 
 
-def _in_group(snap: Snapshot, children: List[int], group: int) -> List[int]:
-    return [c for c in children if snap.processes[c].pgrp == group]
+def _in_own_group(snap: Snapshot, pid: int, children: List[int]) -> List[int]:
+    """Children in the waiter's own process group (both host ids: no translation)."""
+    group = _pgrp(snap, pid)
+    return [c for c in children if group is not None and _pgrp(snap, c) == group]
+
+
+def _in_group(snap: Snapshot, pid: int, children: List[int], local_group: int) -> List[int]:
+    """Children whose process group, as the waiter sees it, is `local_group`."""
+    return [c for c in children if snap.local_pgrp(c, observer=pid) == local_group]
+
+
+def _pgrp(snap: Snapshot, pid: int) -> Optional[int]:
+    proc = snap.processes.get(pid)
+    return proc.pgrp if proc is not None else None

@@ -1,70 +1,93 @@
-"""Pipes and FIFOs. A reader waits for every other holder of the write end; a writer on a
-full pipe waits for the holders of the read end. A reader that holds a write end itself can
-never see EOF."""
+"""Pipes and FIFOs. A reader waits for every holder of the write end; a writer on a full
+pipe waits for the holders of the read end. The waiter's own process may be one of them
+(a reader that holds a write end too, a writer that also reads): then the edge goes back to
+its own process, because another of its threads may still write (or read); the graph calls
+it a self-deadlock only when none can."""
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from ..model import READ, READ_WRITE, WRITE, Edge, End, Holder, Wait
+from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, Holder, Mode, PipeFill, Wait
+from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
-from .describe import plural
+from .describe import nobody_end
 
 WRITERS = (WRITE, READ_WRITE)
 READERS = (READ, READ_WRITE)
 
 
-def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
-    kind = "pipe" if target.startswith("pipe:") else "fifo"
+def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str,
+         syscall: str = "") -> Wait:
+    kind = EdgeKind.PIPE if target.startswith("pipe:") else EdgeKind.FIFO
+    holders = other_end(snap, pid, target, writing)
+    fill = snap.pipe_fill(pid, fd) if writing else None
+    readers = sorted({h.pid for h in holders})
+    inode = _inode(snap, pid, fd, target)
+    edges = tuple(
+        Edge(pid, tid, holder, None, kind, target, _evidence(holder, fds, target, writing, unsure),
+             _label(pid, holder, fds, writing, fill, readers), syscall=syscall, fd=fd,
+             writing=writing, fill=fill, holder_fds=fds, unsure=unsure, inode=inode)
+        for holder, fds, unsure in by_pid(holders))
+    end = None if edges else nobody_end(snap, f"the {_role(writing)} end of {target}", target)
+    return Wait(pid, tid, what, edges, end, syscall=syscall, mode=Mode.ANY)
+
+
+def _inode(snap: Snapshot, pid: int, fd: int, target: str) -> Optional[int]:
+    """pipe:[N] names its inode; a FIFO's is in the waiter's fdinfo."""
+    inode = inode_of(target)
+    if inode is not None:
+        return inode
+    info = snap.fdinfo(pid, fd)
+    return info.ino if info is not None and info.ino else None
+
+
+def other_end(snap: Snapshot, pid: int, target: str, writing: bool) -> List[Holder]:
+    """Holders of the end the waiter needs (the read end for a writer). A holder whose
+    fdinfo is unreadable (it exited since the scan, or EACCES) may hold either end: kept,
+    so the chain shows it as gone or unknown instead of dropping it; but never the waiter's
+    own unreadable fds (its own fd of the end it uses is one of them)."""
     wanted = READERS if writing else WRITERS
-    # A holder whose fdinfo is unreadable (it exited since the scan, or EACCES) may hold
-    # either end: keep it, so the chain shows it as gone/unknown instead of dropping it.
-    holders = [h for h in snap.holders_of(target) if h.access in wanted or (not h.access and h.pid != pid)]
-    others = [h for h in holders if h.pid != pid]
-    own = [h for h in holders if h.pid == pid]
-    label = _write_label(snap, pid, fd, others) if writing else "waits for the writer"
-    edges = tuple(_edges(pid, tid, others, kind, target, label, writing))
-    return Wait(pid, tid, what, edges, _own_end(own, others, writing, target))
+    return [h for h in snap.holders_of(target)
+            if h.access in wanted or (not h.access and h.pid != pid)]
 
 
-def _edges(pid: int, tid: int, holders: List[Holder], kind: str, target: str, label: str,
-           writing: bool):
-    for other, fds, known in _by_pid(holders):
-        end = "read" if writing else "write"
-        how = (f"fdinfo flags mark the {end} end" if known else
-               f"fdinfo unreadable (exited since the scan, or not permitted): may hold the {end} end")
-        evidence = f"/proc/{other}/fd/{fds} → {target}; {how}"
-        yield Edge(pid, tid, other, None, kind, target, evidence, label)
-
-
-def _by_pid(holders: List[Holder]) -> List[Tuple[int, str, bool]]:
-    """(pid, "fd,fd", whether every access mode was read) per holding process."""
-    fds: dict = {}
+def by_pid(holders: List[Holder]) -> List[Tuple[int, Tuple[int, ...], bool]]:
+    """(pid, its fds, unsure) per holding process, in scan order; unsure when none of its
+    fds' access modes could be read."""
+    found: Dict[int, List[Holder]] = {}
     for holder in holders:
-        fds.setdefault(holder.pid, []).append(holder)
-    return [(pid, ",".join(str(h.fd) for h in hs), all(h.access for h in hs)) for pid, hs in fds.items()]
+        found.setdefault(holder.pid, []).append(holder)
+    return [(p, tuple(h.fd for h in hs), not any(h.access for h in hs)) for p, hs in found.items()]
 
 
-def _write_label(snap: Snapshot, pid: int, fd: int, readers: List[Holder]) -> str:
-    fill = snap.pipe_fill(pid, fd)
-    who = ", ".join(sorted({str(h.pid) for h in readers})) or "none"
-    readers_text = f"reader is {who}" if len({h.pid for h in readers}) <= 1 else f"readers are {who}"
+def _role(writing: bool) -> str:
+    """The end the waiter needs someone at."""
+    return "read" if writing else "write"
+
+
+def _evidence(holder: int, fds: Tuple[int, ...], target: str, writing: bool, unsure: bool) -> str:
+    end = _role(writing)
+    how = (f"fdinfo unreadable (exited since the scan, or not permitted): may hold the {end} end"
+           if unsure else f"fdinfo flags mark the {end} end")
+    return f"/proc/{holder}/fd/{','.join(map(str, fds))} → {target}; {how}"
+
+
+def _label(pid: int, holder: int, fds: Tuple[int, ...], writing: bool, fill: Optional[PipeFill],
+           readers: List[int]) -> str:
+    if writing:
+        return _write_label(pid, fill, readers)
+    if holder == pid:
+        which = f"fd{'s' if len(fds) > 1 else ''} {', '.join(map(str, fds))}"
+        return f"it holds the write end itself ({which}): EOF cannot come; only another of its threads can write"
+    return "waits for the writer"
+
+
+def _write_label(pid: int, fill: Optional[PipeFill], readers: List[int]) -> str:
+    who = ", ".join(f"{r} (itself)" if r == pid else str(r) for r in readers) or "none"
+    readers_text = f"reader is {who}" if len(readers) <= 1 else f"readers are {who}"
     if fill is None:
         return f"pipe full; {readers_text}"
     if not fill.full:
         return f"pipe holds {fill.used}/{fill.size} B, no room for this write; {readers_text}"
     return f"pipe full {fill.used}/{fill.size} B; {readers_text}"
-
-
-def _own_end(own: List[Holder], others: List[Holder], writing: bool, target: str):
-    if not own and others:
-        return None
-    if not own:
-        role = "read" if writing else "write"
-        return End("unknown", f"no process holds the {role} end of {target}")
-    fds = ", ".join(str(h.fd) for h in own)
-    if writing:
-        detail = f"the pipe is full and this process holds a read end itself ({plural(len(own), 'fd')} {fds})"
-        return End("self", detail) if not others else None
-    detail = f"EOF can never come: this process holds the write end, fd {fds}"
-    return End("self", detail)

@@ -2,6 +2,8 @@
 thread proceeds when any watched fd is ready, so every watched fd is an alternative: the
 edges a read (or a write) on that fd would give, or a live end (an idle listener, a remote
 peer, a terminal, a timeout) that means the thread is not stuck whatever the edges lead to.
+An fd whose other end only this process holds (a self-pipe) is an edge back to the process:
+another of its threads may write it. Signals can end the wait too (signals.wake_sources).
 
 The watch set is read without stopping the thread: the pollfd array and the fd_sets from its
 memory with process_vm_readv (the kernel copied them in and writes results back only on
@@ -11,16 +13,15 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import WaitchainError
-from ..model import READ_WRITE, WRITE, Edge, End, Syscall, TcpSocket, Task, Wait
+from ..model import READ_WRITE, WRITE, Edge, End, EndKind, Mode, Reason, Syscall, TcpSocket, Task, Wait
 from ..procfs.fds import inode_of
-from ..procfs.memory import read_memory
 from ..snapshot import Snapshot
-from . import io
-from .describe import call_text, fd_text, plural, socket_of
+from . import io, signals
+from .describe import call_text, fd_text, object_text, plural, socket_of
 
 SYSCALLS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EPOLLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
@@ -63,22 +64,28 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         watched = watch_set(snap, pid, call)
     except WaitchainError as exc:
         detail = f"waits in {call.name} for any of several fds, but the set is unreadable: {exc}"
-        return Wait(pid, task.tid, call_text(snap, pid, task), end=End("unknown", detail))
+        unreadable = End(EndKind.UNKNOWN, detail, reason=Reason.NOT_READABLE)
+        return Wait(pid, task.tid, call_text(snap, pid, task), end=unreadable, syscall=call.name)
     unread = _unread(call, len(watched))
     watched = watched[:MAX_FDS]
     what = _what(snap, pid, task, watched)
+    timeout = _timeout(snap, pid, call)
     if not watched and not unread:
-        end = End("sleeping", f"{call.name} watches no fd: it waits for time or a signal")
-        return Wait(pid, task.tid, what, end=end)
-    edges, live, stuck = _alternatives(snap, pid, task.tid, watched)
+        return Wait(pid, task.tid, what, end=_no_fds(snap, pid, task.tid, call, timeout), syscall=call.name)
+    found = _alternatives(snap, pid, task.tid, call.name, watched)
+    edges, live = found.edges, found.live
     if unread:  # not followed: any of them may be ready, so the thread is not known stuck
-        live.append(End("unknown", f"{unread} more watched fds not followed (at most {MAX_FDS} are)"))
-    timeout = _timeout(pid, call)
-    if timeout:
-        live.append(End("sleeping", timeout))
-    # with edges, a wake-up fd only this process holds stays as a remark (it is no way out)
-    end = (stuck[0] if stuck else None) if edges else live_end(len(watched), live, stuck)
-    return Wait(pid, task.tid, what, tuple(edges), end, any_of=len(watched), live=tuple(live))
+        detail = f"{unread} more watched fds not followed (at most {MAX_FDS} are)"
+        live.append(End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED))
+    if timeout is not None:
+        live.append(timeout)
+    others = any(e.to_pid != pid for e in edges)
+    woken, outside = signals.wake_sources(snap, pid, task.tid, call, found.wakeup, others)
+    edges += woken
+    live += outside
+    end = None if edges else live_end(len(watched), live)
+    return Wait(pid, task.tid, what, tuple(edges), end, any_of=len(watched), live=tuple(live),
+                syscall=call.name, mode=Mode.ANY)
 
 
 def _unread(call: Syscall, count: int) -> str:
@@ -90,54 +97,67 @@ def _unread(call: Syscall, count: int) -> str:
     return f"{count - MAX_FDS:,}" if count > MAX_FDS else ""
 
 
-def _alternatives(snap: Snapshot, pid: int, tid: int, watched: List[Watched]):
-    """Edges of every alternative, the live ends, and the ends that are stuck ("self")."""
-    edges: List[Edge] = []
-    live: List[End] = []
-    stuck: List[End] = []
-    single = len(snap.tasks(pid)) <= 1
+def _no_fds(snap: Snapshot, pid: int, tid: int, call: Syscall, timeout: Optional[End]) -> End:
+    """A call that watches no fd is a sleep (Python's time.sleep on 3.9/3.10 is select
+    with no fds), or, with no timeout, a wait for a signal."""
+    if timeout is not None:
+        detail = f"{call.name} watches no fd: it waits for time ({timeout.detail}) or a signal"
+        return End(EndKind.SLEEPING, detail, reason=Reason.SLEEP, timeout=timeout.timeout)
+    end = signals.suspend_end(snap, pid, tid, call.name)
+    return replace(end, detail=f"{call.name} watches no fd and has no timeout: {end.detail}")
+
+
+@dataclass
+class Alternatives:
+    """What the watched fds lead to: edges (to other processes, or back to this one when
+    only it holds the other end), live ends, and whether one of them is a wake-up fd (read,
+    and only this process holds the other end: a self-pipe a signal handler writes)."""
+
+    edges: List[Edge] = field(default_factory=list)
+    live: List[End] = field(default_factory=list)
+    wakeup: bool = False
+
+
+def _alternatives(snap: Snapshot, pid: int, tid: int, syscall: str, watched: List[Watched]) -> Alternatives:
+    found = Alternatives()
     for w in watched:
-        found, end = alternative(snap, pid, tid, w, single, len(watched))
-        edges.extend(found)
+        edges, end = alternative(snap, pid, tid, w, len(watched), syscall)
+        found.edges.extend(edges)
         if end is not None:
-            (stuck if end.kind == "self" else live).append(end)
-    return edges, live, stuck
+            found.live.append(end)
+        found.wakeup = found.wakeup or _is_wakeup(pid, edges)
+    return found
 
 
-def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, single: bool,
-                count: int = 1) -> Tuple[List[Edge], Optional[End]]:
-    """What one watched fd (of `count`) leads to: edges to the other end's holders, or an end."""
+def _is_wakeup(pid: int, edges: List[Edge]) -> bool:
+    return bool(edges) and all(e.to_pid == pid and not e.writing for e in edges)
+
+
+def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,
+                syscall: str = "") -> Tuple[List[Edge], Optional[End]]:
+    """What one watched fd (of `count`) leads to: edges to the other end's holders (this
+    process among them, if it holds it), or an end."""
     text = fd_text(snap, pid, w.fd)
     if w.stale:
-        return [], End("unknown", f"fd {w.fd} in the epoll set: {w.stale}")
+        return [], End(EndKind.UNKNOWN, f"fd {w.fd} in the epoll set: {w.stale}", reason=Reason.OTHER)
     target = snap.target(pid, w.fd)
     if target is None:
-        return [], End("unknown", f"fd {w.fd} is not open")
+        return [], End(EndKind.UNKNOWN, f"fd {w.fd} is not open", reason=Reason.OTHER)
     if _listening(snap, pid, target):
-        return [], End("idle", f"fd {text}: a listening socket, waits for a client")
-    inner = io.fd_wait(snap, pid, tid, w.fd, _writing(snap, pid, w))
-    edges = [_relabel(e, w, text, count) for e in inner.edges if e.to_pid != pid]
-    if edges:
-        return edges, None
-    if inner.edges or (inner.end is not None and inner.end.kind == "self"):
-        return [], _own(text, single)
-    end = inner.end or End("unknown", "nothing found at the other end")
-    return [], End(end.kind, f"fd {text}: {end.detail}")
+        return [], End(EndKind.IDLE, f"fd {text}: a listening socket, waits for a client",
+                       reason=Reason.ACCEPT, subject=object_text(snap, pid, target))
+    inner = io.fd_wait(snap, pid, tid, w.fd, _writing(snap, pid, w), syscall=syscall)
+    if inner.edges:
+        return [_relabel(e, w, text, count, syscall) for e in inner.edges], None
+    end = inner.end or End(EndKind.UNKNOWN, "nothing found at the other end", reason=Reason.OTHER)
+    return [], replace(end, detail=f"fd {text}: {end.detail}")
 
 
-def _relabel(edge: Edge, w: Watched, text: str, count: int) -> Edge:
+def _relabel(edge: Edge, w: Watched, text: str, count: int, syscall: str) -> Edge:
     """`waits for any of 3 fds, here fd 6<TCP …> (EPOLLIN): waits for the peer`."""
     label = f"waits for any of {plural(count, 'fd')}, here fd {text} ({w.how}): {edge.label}"
-    return replace(edge, label=label, evidence=f"{w.source}: fd {w.fd} {w.how}; {edge.evidence}")
-
-
-def _own(text: str, single: bool) -> End:
-    """The other end is held only by this process (a wake-up pipe or socketpair)."""
-    if single:
-        return End("self", f"fd {text}: only this process holds the other end "
-                           "(a signal handler could still write it)")
-    return End("idle", f"fd {text}: only this process holds the other end; "
-                       "another of its threads may write it")
+    return replace(edge, label=label, evidence=f"{w.source}: fd {w.fd} {w.how}; {edge.evidence}",
+                   syscall=syscall, fd=w.fd)
 
 
 def _writing(snap: Snapshot, pid: int, w: Watched) -> bool:
@@ -156,17 +176,31 @@ def _listening(snap: Snapshot, pid: int, target: str) -> bool:
     return sock is not None and sock.state == "listen"
 
 
-def live_end(count: int, live: List[End], stuck: List[End]) -> End:
-    """The end of a thread none of whose alternatives leads to a blocked process."""
+def live_end(count: int, live: Sequence[End], stuck: Sequence[End] = ()) -> End:
+    """The end of a thread none of whose alternatives leads to another process: what its
+    live alternatives are (`stuck` is unused: a wake-up fd only this process holds is an
+    edge back to the process now)."""
     fds = plural(count, "fd")
     if not live:
-        details = "; ".join(e.detail for e in stuck[:SHOWN])
-        return End("self", f"waits for any of {fds}, and this process holds the other end of each: {details}")
+        return End(EndKind.UNKNOWN, f"waits for any of {fds}; none was followed", reason=Reason.OTHER)
     kinds = {e.kind for e in live}
-    kind = kinds.pop() if len(kinds) == 1 else "idle"
+    reasons = {e.reason for e in live}
+    kind = kinds.pop() if len(kinds) == 1 else EndKind.IDLE
+    reason = reasons.pop() if len(reasons) == 1 else Reason.OTHER
     details = "; ".join(e.detail for e in live[:SHOWN])
     more = f"; … {len(live) - SHOWN} more" if len(live) > SHOWN else ""
-    return End(kind, f"waits for any of {fds}; none leads to a blocked process: {details}{more}")
+    subject = live[0].subject if len(live) == 1 else ""
+    return End(kind, f"waits for any of {fds}; none leads to a blocked process: {details}{more}",
+               reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live))
+
+
+def _signals(live: Sequence[End]) -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(s for e in live for s in e.signals))
+
+
+def _soonest(live: Sequence[End]) -> Optional[float]:
+    times = [e.timeout for e in live if e.timeout is not None]
+    return min(times) if times else None
 
 
 # --- the watch set ---------------------------------------------------------------------
@@ -175,18 +209,18 @@ def live_end(count: int, live: List[End], stuck: List[End]) -> End:
 def watch_set(snap: Snapshot, pid: int, call: Syscall) -> List[Watched]:
     """The fds the call watches, each once, with the events it waits for."""
     if call.name in ("poll", "ppoll"):
-        return _pollfds(pid, call.args[0], call.args[1])
+        return _pollfds(snap, pid, call.args[0], call.args[1])
     if call.name in ("select", "pselect6"):
-        return _fd_sets(pid, call.arg_int(0), call.args[1:4])
+        return _fd_sets(snap, pid, call.arg_int(0), call.args[1:4])
     return _epoll(snap, pid, call.arg_int(0), 0, set())
 
 
-def _pollfds(pid: int, address: int, nfds: int) -> List[Watched]:
+def _pollfds(snap: Snapshot, pid: int, address: int, nfds: int) -> List[Watched]:
     """struct pollfd { int fd; short events; short revents; }[nfds]."""
     nfds = min(nfds, MAX_FDS)
     if nfds == 0:
         return []
-    data = read_memory(pid, address, 8 * nfds)
+    data = snap.memory.read(pid, address, 8 * nfds)
     merged: Dict[int, int] = {}
     for fd, events, _ in struct.iter_unpack("=iHH", data):
         if fd >= 0:
@@ -195,7 +229,7 @@ def _pollfds(pid: int, address: int, nfds: int) -> List[Watched]:
     return [Watched(fd, ev, _names(ev, "POLL"), source) for fd, ev in merged.items()]
 
 
-def _fd_sets(pid: int, nfds: int, addresses: Sequence[int]) -> List[Watched]:
+def _fd_sets(snap: Snapshot, pid: int, nfds: int, addresses: Sequence[int]) -> List[Watched]:
     """Three bitmaps of unsigned longs (read, write, except), nfds bits each."""
     nfds = min(nfds, MAX_FDS)
     if nfds <= 0:
@@ -204,7 +238,7 @@ def _fd_sets(pid: int, nfds: int, addresses: Sequence[int]) -> List[Watched]:
     merged: Dict[int, int] = {}
     for address, (bit, _) in zip(addresses, SET_NAMES):
         if address:
-            for fd in _bits(read_memory(pid, address, size), nfds):
+            for fd in _bits(snap.memory.read(pid, address, size), nfds):
                 merged[fd] = merged.get(fd, 0) | bit
     source = f"fd_sets at {', '.join(f'{a:#x}' for a in addresses if a)} (read with process_vm_readv)"
     return [Watched(fd, ev, _set_names(ev), source) for fd, ev in sorted(merged.items())]
@@ -272,21 +306,29 @@ def _what(snap: Snapshot, pid: int, task: Task, watched: List[Watched]) -> str:
     return f"{call.name}([{', '.join(shown)}])"
 
 
-def _timeout(pid: int, call: Syscall) -> str:
-    """'' for an infinite wait, else how the timeout is given (it is a live alternative)."""
+def _timeout(snap: Snapshot, pid: int, call: Syscall) -> Optional[End]:
+    """None for an infinite wait, else the timeout as a live alternative: the clock ends it."""
     if call.name in ("poll", "epoll_wait", "epoll_pwait"):
         ms = call.arg_int(2 if call.name == "poll" else 3)
-        return "" if ms < 0 else f"its timeout ({ms} ms at most)"
+        return None if ms < 0 else _timeout_end(f"{ms} ms", ms / 1000)
     index = {"ppoll": 2, "select": 4, "pselect6": 4, "epoll_pwait2": 3}[call.name]
     address = call.args[index]
     if not address:
-        return ""
-    return f"its timeout ({_timespec(pid, address, call.name == 'select')} at most)"
-
-
-def _timespec(pid: int, address: int, timeval: bool) -> str:
+        return None
     try:
-        sec, frac = struct.unpack("=qq", read_memory(pid, address, 16))
+        seconds = _seconds(snap, pid, address, call.name == "select")
     except WaitchainError:
-        return "a timeout it gives (unreadable)"
-    return f"{sec + frac / (1e6 if timeval else 1e9):g} s"
+        return _timeout_end("a time it gives (unreadable)", None)
+    return _timeout_end(f"{seconds:g} s", seconds)
+
+
+def _timeout_end(text: str, seconds: Optional[float]) -> End:
+    return End(EndKind.SLEEPING, f"its timeout ({text} at most)", reason=Reason.TIMEOUT, timeout=seconds)
+
+
+def _seconds(snap: Snapshot, pid: int, address: int, timeval: bool) -> float:
+    """A struct timeval (select) or timespec (the others) as seconds."""
+    if not timeval:
+        return snap.memory.timespec(pid, address)
+    sec, usec = struct.unpack("=qq", snap.memory.read(pid, address, 16))
+    return sec + usec / 1e6

@@ -1,16 +1,27 @@
 """Signals and time: pause, rt_sigsuspend, rt_sigtimedwait (sigwaitinfo), signalfd reads
 (end kind `signal`, with the signals that can end the wait) and nanosleep/clock_nanosleep
-(end kind `sleeping`, with the time left when the timespec argument can be read)."""
+(end kind `sleeping`, with the time left when the timespec argument can be read).
+
+And signals as wake sources of an OR wait (`wake_sources`, called by the poll rule). A
+caught signal that is not blocked during the wait ends it; but Python catches SIGINT in
+every process, so that alone must not count as a way out of every wait. It counts only
+where the program shows it waits for signals: a call given a signal mask (pselect6, ppoll,
+epoll_pwait: GNU make unblocks SIGCHLD only there) or an OR wait that watches a wake-up fd
+only its own process holds (asyncio's and a selectors loop's self-pipe, which the signal
+handler writes). Then SIGCHLD is sent by the live children (edges to each), and the other
+caught signals by someone outside: the process is idle, waiting for them, when nothing
+else it waits for is another process."""
 
 from __future__ import annotations
 
+import signal
+import struct
 import time
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
-from ..model import End, Task, Wait
-from ..procfs.cstructs import read_sigset, read_timespec
-from ..procfs.status import mask, read_status, signal_names
+from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
+from ..procfs.status import mask, signal_names
 from ..snapshot import Snapshot
 
 SIGNAL_WAITS = {"pause", "rt_sigsuspend", "rt_sigtimedwait"}
@@ -18,6 +29,10 @@ SLEEPS = {"nanosleep", "clock_nanosleep"}
 SYSCALLS = SIGNAL_WAITS | SLEEPS
 TIMER_ABSTIME = 1
 CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 7: "CLOCK_BOOTTIME", 11: "CLOCK_TAI"}
+SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
+# The argument that is a sigset_t pointer (pselect6's points at {sigset_t *ss; size_t len}).
+SIGMASK_ARG = {"ppoll": 3, "pselect6": 5, "epoll_pwait": 4, "epoll_pwait2": 4}
+POINTER = struct.Struct("=Q")
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -27,19 +42,81 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         return _sleep(snap, pid, task)
     if call.name == "rt_sigtimedwait":
         return _sigwait(snap, pid, task)
-    detail = _suspend_text(snap, pid, task.tid, call.name)
-    return Wait(pid, task.tid, f"{call.name}()", end=End("signal", detail))
+    return Wait(pid, task.tid, f"{call.name}()", end=suspend_end(snap, pid, task.tid, call.name),
+                syscall=call.name)
 
 
-# --- signals ----------------------------------------------------------------------------
+# --- signals as wake sources of an OR wait -----------------------------------------------
 
 
-def _suspend_text(snap: Snapshot, pid: int, tid: int, name: str) -> str:
+def wake_sources(snap: Snapshot, pid: int, tid: int, call: Syscall, wakeup_fd: bool,
+                 others: bool) -> Tuple[List[Edge], List[End]]:
+    """Edges to the live children when SIGCHLD ends the wait, and a live end when other
+    caught signals do, for a wait that is woken by signals (see the module docstring).
+    `wakeup_fd`: it watches a wake-up fd only its process holds; `others`: it also waits for
+    other processes (then a signal from outside is no reason to call it idle)."""
+    masked = has_sigmask(snap, pid, call)
+    if not (wakeup_fd or masked):
+        return [], []
+    try:
+        ending = unblocked_handlers(snap, pid, tid)
+    except WaitchainError:
+        return [], []
+    edges = sigchld_edges(snap, pid, tid, call.name) if ending & SIGCHLD_BIT else []
+    outside = ending & ~SIGCHLD_BIT
+    if not outside or others or edges:
+        return edges, []
+    names = tuple(signal_names(outside))
+    how = f"the signal mask given to {call.name}" if masked else "it watches a wake-up fd only it holds"
+    detail = (f"a signal from outside ({', '.join(names)}): it has handlers for them, not blocked "
+              f"during the wait ({how}; /proc/{pid}/task/{tid}/status SigCgt, SigBlk)")
+    return edges, [End(EndKind.SIGNAL, detail, reason=Reason.SIGNAL_FROM_OUTSIDE, signals=names)]
+
+
+def has_sigmask(snap: Snapshot, pid: int, call: Syscall) -> bool:
+    """The call was given a signal mask for the wait (not NULL)."""
+    index = SIGMASK_ARG.get(call.name)
+    if index is None or not call.args[index]:
+        return False
+    if call.name != "pselect6":
+        return True
+    try:  # glibc's select() passes NULL here, pselect() a pointer to {mask or NULL, size}
+        return POINTER.unpack(snap.memory.read(pid, call.args[index], POINTER.size))[0] != 0
+    except WaitchainError:
+        return False
+
+
+def unblocked_handlers(snap: Snapshot, pid: int, tid: int) -> int:
+    """Signals the process has handlers for (SigCgt) that the thread does not block now.
+    During pselect6, ppoll and epoll_pwait the thread's SigBlk is the mask the call was
+    given (measured on 6.18), so no memory needs reading. Raises WaitchainError."""
+    status = snap.status(pid, tid)
+    return mask(status, "SigCgt") & ~mask(status, "SigBlk")
+
+
+def sigchld_edges(snap: Snapshot, pid: int, tid: int, syscall: str) -> List[Edge]:
+    """A SIGCHLD edge to each child that can still exit (not a zombie)."""
+    evidence = (f"/proc/{pid}/task/{tid}/status: a SIGCHLD handler (SigCgt), not blocked during "
+                f"{syscall} (SigBlk); /proc/CHILD/stat ppid is {pid}")
+    label = "its exit sends SIGCHLD, which ends the wait"
+    return [Edge(pid, tid, kid, None, EdgeKind.SIGCHLD, f"pid {kid}", evidence, label, syscall=syscall)
+            for kid in live_children(snap, pid)]
+
+
+def live_children(snap: Snapshot, pid: int) -> List[int]:
+    procs = snap.processes
+    return sorted(c for c in snap.children.get(pid, []) if c in procs and procs[c].state not in ("Z", "X"))
+
+
+# --- pause, sigsuspend, sigtimedwait, signalfd ---------------------------------------------
+
+
+def suspend_end(snap: Snapshot, pid: int, tid: int, name: str) -> End:
     """pause/sigsuspend end on any signal not blocked (SigBlk holds sigsuspend's mask)."""
     try:
-        status = read_status(snap.fs, pid, tid)
+        status = snap.status(pid, tid)
     except WaitchainError as exc:
-        return f"waits in {name} for a signal (mask unreadable: {exc})"
+        return _signal_end(f"waits in {name} for a signal (mask unreadable: {exc})", ())
     blocked, caught = mask(status, "SigBlk"), mask(status, "SigCgt")
     ignored = mask(status, "SigIgn")
     text = f"waits in {name} for a signal not blocked"
@@ -47,29 +124,37 @@ def _suspend_text(snap: Snapshot, pid: int, tid: int, name: str) -> str:
     handled = caught & ~blocked
     text += f"; handlers for {_names(handled)}" if handled else "; no signal handlers"
     text += f"; ignored: {_names(ignored)}" if ignored else ""
-    return text + f" (/proc/{pid}/task/{tid}/status)"
+    return _signal_end(text + f" (/proc/{pid}/task/{tid}/status)", signal_names(handled))
+
+
+def _signal_end(detail: str, signals: Sequence[str], timeout: Optional[float] = None) -> End:
+    return End(EndKind.SIGNAL, detail, reason=Reason.SIGNAL_WAIT, signals=tuple(signals), timeout=timeout)
 
 
 def _sigwait(snap: Snapshot, pid: int, task: Task) -> Wait:
     call = task.syscall
     assert call is not None
     try:
-        wanted = read_sigset(pid, call.args[0])
+        wanted = snap.memory.sigset(pid, call.args[0])
     except WaitchainError as exc:
-        return Wait(pid, task.tid, "rt_sigtimedwait()", end=End("signal", f"waits for a signal (set unreadable: {exc})"))
-    timeout = _timeout_text(pid, call.args[2])
+        end = _signal_end(f"waits for a signal (set unreadable: {exc})", ())
+        return Wait(pid, task.tid, "rt_sigtimedwait()", end=end, syscall=call.name)
+    timeout, text = _timeout(snap, pid, call.args[2])
     what = f"rt_sigtimedwait([{' '.join(signal_names(wanted))}])"
-    detail = f"waits for {_names(wanted)} (sigwaitinfo/sigtimedwait set){timeout}"
-    return Wait(pid, task.tid, what, end=End("signal", detail))
+    detail = f"waits for {_names(wanted)} (sigwaitinfo/sigtimedwait set){text}"
+    end = _signal_end(detail, signal_names(wanted), timeout)
+    return Wait(pid, task.tid, what, end=end, syscall=call.name)
 
 
-def _timeout_text(pid: int, address: int) -> str:
+def _timeout(snap: Snapshot, pid: int, address: int) -> Tuple[Optional[float], str]:
+    """The timeout in seconds (None for none, or unreadable) and how to say it."""
     if not address:
-        return ", no timeout"
+        return None, ", no timeout"
     try:
-        return f", timeout {read_timespec(pid, address):.3f} s"
+        seconds = snap.memory.timespec(pid, address)
     except WaitchainError:
-        return ""
+        return None, ""
+    return seconds, f", timeout {seconds:.3f} s"
 
 
 def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool,
@@ -80,9 +165,9 @@ def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: b
     text = snap.fdinfo_field(pid, fd, "sigmask")
     bits = _hex(text) if text is not None else None
     if bits is None:
-        return Wait(pid, tid, what, end=End("signal", f"waits for a signal through signalfd {fd}"))
+        return Wait(pid, tid, what, end=_signal_end(f"waits for a signal through signalfd {fd}", ()))
     detail = f"waits for {_names(bits)} through signalfd {fd} (/proc/{pid}/fdinfo/{fd} sigmask: {text})"
-    return Wait(pid, tid, what, end=End("signal", detail))
+    return Wait(pid, tid, what, end=_signal_end(detail, signal_names(bits)))
 
 
 def _hex(text: str) -> Optional[int]:
@@ -106,34 +191,42 @@ def _sleep(snap: Snapshot, pid: int, task: Task) -> Wait:
     clock, flags, address = (1, 0, call.args[0]) if call.name == "nanosleep" else (
         call.arg_int(0), call.arg_int(1), call.args[2])
     try:
-        value = read_timespec(pid, address)
+        value = snap.memory.timespec(pid, address)
     except WaitchainError as exc:
-        detail = f"sleeps in {call.name} (duration unreadable: {exc})"
-        return Wait(pid, task.tid, f"{call.name}()", end=End("sleeping", detail))
+        end = _sleep_end(f"sleeps in {call.name} (duration unreadable: {exc})", None)
+        return Wait(pid, task.tid, f"{call.name}()", end=end, syscall=call.name)
     if flags & TIMER_ABSTIME:
         return _absolute(pid, task.tid, call.name, clock, value)
-    what = f"{call.name}({value:g} s)"
-    return Wait(pid, task.tid, what, end=End("sleeping", _relative_text(snap, pid, task.tid, call.name, value)))
+    detail, left = _relative(snap, pid, task.tid, call.name, value)
+    return Wait(pid, task.tid, f"{call.name}({value:g} s)", end=_sleep_end(detail, left), syscall=call.name)
+
+
+def _sleep_end(detail: str, timeout: Optional[float]) -> End:
+    return End(EndKind.SLEEPING, detail, reason=Reason.SLEEP, timeout=timeout)
 
 
 def _absolute(pid: int, tid: int, name: str, clock: int, value: float) -> Wait:
     clock_name = CLOCKS.get(clock, f"clock {clock}")
     what = f"{name}({clock_name}, TIMER_ABSTIME, {value:.3f})"
     try:
-        left = value - time.clock_gettime(clock)
+        left: Optional[float] = value - time.clock_gettime(clock)
     except (OSError, OverflowError):
-        return Wait(pid, tid, what, end=End("sleeping", f"sleeps until {value:.3f} on {clock_name}"))
-    return Wait(pid, tid, what, end=End("sleeping", f"sleeps until {value:.3f} on {clock_name}: {_duration(left)} left"))
+        left = None
+    text = f"sleeps until {value:.3f} on {clock_name}"
+    detail = text if left is None else f"{text}: {_duration(left)} left"
+    end = _sleep_end(detail, None if left is None else max(left, 0.0))
+    return Wait(pid, tid, what, end=end, syscall=name)
 
 
-def _relative_text(snap: Snapshot, pid: int, tid: int, name: str, value: float) -> str:
+def _relative(snap: Snapshot, pid: int, tid: int, name: str, value: float) -> Tuple[str, float]:
     """The requested time; the time left estimated from when the thread last ran."""
     text = f"sleeps in {name} for {_duration(value)}"
     slept = snap.idle_seconds(pid, tid)
     if slept is None:
-        return text
+        return text, value
     left = max(value - slept, 0.0)
-    return text + f", about {_duration(left)} left (it last ran {_duration(slept)} ago: /proc/{pid}/task/{tid}/sched)"
+    return (text + f", about {_duration(left)} left (it last ran {_duration(slept)} ago: "
+            f"/proc/{pid}/task/{tid}/sched)"), left
 
 
 def _duration(seconds: float) -> str:

@@ -1,65 +1,117 @@
 """Sockets. A reader or writer on a connected socket waits for the holders of the peer
-socket: found through sock_diag for unix sockets, the reversed 4-tuple for TCP. A TCP peer
-that is not on this host ends the chain as `remote`."""
+socket: found through sock_diag for unix sockets, the reversed 4-tuple for TCP. The waiter's
+own process may be one of them (a socketpair between its threads, a client and a server
+thread over loopback): that edge goes back to its own process. A TCP peer that is not on
+this host ends the chain as `remote`."""
 
 from __future__ import annotations
 
 import ipaddress
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
-from ..model import Edge, End, TcpSocket, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Mode, Reason, TcpSocket, UnixSocket, Wait
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
-from .describe import endpoint, tcp_text
+from .describe import endpoint, nobody_end, tcp_text
 
 
-def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
+@dataclass(frozen=True)
+class Side:
+    """The waiter: its thread, fd and call, and whether it writes."""
+
+    pid: int
+    tid: int
+    fd: int
+    writing: bool
+    syscall: str
+    what: str
+
+    def wait(self, edges: Tuple[Edge, ...] = (), end: Optional[End] = None) -> Wait:
+        return Wait(self.pid, self.tid, self.what, edges, end, syscall=self.syscall, mode=Mode.ANY)
+
+
+def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str,
+         syscall: str = "") -> Wait:
+    side = Side(pid, tid, fd, writing, syscall, what)
     inode = inode_of(target) or 0
     tcp = snap.tcp_socket(pid, inode)
     if tcp is not None:
-        return _tcp(snap, pid, tid, tcp, writing, what)
+        return _tcp(snap, side, tcp)
     unix = snap.unix_socket(inode)
     if unix is None:
-        return Wait(pid, tid, what, end=End("unknown", f"{target} is neither TCP nor a unix socket"))
+        detail = f"{target} is neither TCP nor a unix socket (not followed)"
+        return side.wait(end=End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED, subject=target))
     if not unix.peer:
-        return Wait(pid, tid, what, end=End("unknown", f"unix {unix.type} socket {target} has no peer"))
+        return side.wait(end=_unpaired(unix, target))
     peer_target = f"socket:[{unix.peer}]"
-    label = _label(writing, unix.wqueue if writing else unix.rqueue)
     evidence = f"sock_diag: {target} has peer {peer_target}; held by " + _holders_text(snap, peer_target)
-    edges = _edges(snap, pid, tid, peer_target, "unix", label, evidence)
-    return Wait(pid, tid, what, edges, None if edges else _orphan(peer_target))
+    queued = unix.wqueue if writing else unix.rqueue
+    edges = _edges(snap, side, peer_target, EdgeKind.UNIX, _label(writing, queued), evidence,
+                   queued=queued, inode=unix.peer)
+    return side.wait(edges, None if edges else _orphan(snap, peer_target))
 
 
-def _tcp(snap: Snapshot, pid: int, tid: int, sock: TcpSocket, writing: bool, what: str) -> Wait:
-    peer, netns = snap.tcp_peer(pid, sock)
-    label = _label(writing, sock.tx_queue if writing else sock.rx_queue)
+def _unpaired(unix: UnixSocket, target: str) -> End:
+    """A unix socket with no peer: a bound datagram socket receives from anyone (a server
+    waiting for clients); anything else is not understood."""
+    if unix.type == "dgram" and unix.path and unix.state != "established":
+        detail = f"receives datagrams on {unix.path}: waits for a client to send one"
+        return End(EndKind.IDLE, detail, reason=Reason.ACCEPT, subject=unix.path)
+    detail = f"unix {unix.type} socket {target} has no peer"
+    return End(EndKind.UNKNOWN, detail, reason=Reason.OTHER, subject=target)
+
+
+def _tcp(snap: Snapshot, side: Side, sock: TcpSocket) -> Wait:
+    peer, netns = snap.tcp_peer(side.pid, sock)
     if peer is None:
-        return Wait(pid, tid, what, end=_remote(sock))
+        return side.wait(end=_remote(snap, sock))
     if peer.inode == 0:
-        return _not_accepted(snap, pid, tid, sock, peer, netns, what)
+        return _not_accepted(snap, side, sock, peer, netns)
     peer_target = f"socket:[{peer.inode}]"
-    evidence = (f"/proc/{pid}/net/tcp: {tcp_text(sock)}; reversed 4-tuple is {peer_target}, "
+    evidence = (f"/proc/{side.pid}/net/tcp: {tcp_text(sock)}; reversed 4-tuple is {peer_target}, "
                 f"held by " + _holders_text(snap, peer_target))
-    edges = _edges(snap, pid, tid, peer_target, "tcp", label, evidence)
-    return Wait(pid, tid, what, edges, None if edges else _orphan(peer_target))
+    queued = sock.tx_queue if side.writing else sock.rx_queue
+    edges = _edges(snap, side, peer_target, EdgeKind.TCP, _label(side.writing, queued), evidence,
+                   queued=queued, inode=peer.inode, tcp=sock)
+    return side.wait(edges, None if edges else _orphan(snap, peer_target))
 
 
-def _not_accepted(snap: Snapshot, pid: int, tid: int, sock: TcpSocket, peer: TcpSocket,
-                  netns: str, what: str) -> Wait:
+def _not_accepted(snap: Snapshot, side: Side, sock: TcpSocket, peer: TcpSocket, netns: str) -> Wait:
     listener = snap.tcp_listener(netns, peer.local)
     if listener is None:
-        return Wait(pid, tid, what, end=End("unknown", f"peer of {tcp_text(sock)} not accepted"))
+        detail = f"peer of {tcp_text(sock)} not accepted, and no listener found for it"
+        return side.wait(end=End(EndKind.UNKNOWN, detail, reason=Reason.OTHER, subject=endpoint(sock.remote)))
     target = f"socket:[{listener.inode}]"
     label = "waits for the server to accept the connection"
     evidence = f"peer {tcp_text(peer)} is in the accept queue of {tcp_text(listener)}"
-    edges = _edges(snap, pid, tid, target, "tcp", label, evidence)
-    return Wait(pid, tid, what, edges, None if edges else _orphan(target))
+    queued = sock.tx_queue if side.writing else sock.rx_queue
+    edges = _edges(snap, side, target, EdgeKind.TCP, label, evidence, queued=queued,
+                   inode=listener.inode, tcp=sock)
+    return side.wait(edges, None if edges else _orphan(snap, target))
 
 
-def _edges(snap: Snapshot, pid: int, tid: int, target: str, kind: str, label: str,
-           evidence: str) -> tuple:
-    holders = sorted({h.pid for h in snap.holders_of(target)})
-    return tuple(Edge(pid, tid, other, None, kind, target, evidence, label) for other in holders)
+def _edges(snap: Snapshot, side: Side, target: str, kind: EdgeKind, label: str, evidence: str,
+           queued: int, inode: int, tcp: Optional[TcpSocket] = None) -> Tuple[Edge, ...]:
+    """One edge per process holding the peer socket (the waiter's own process included)."""
+    local, remote = (tcp.local, tcp.remote) if tcp is not None else (None, None)
+    return tuple(
+        Edge(side.pid, side.tid, holder, None, kind, target, evidence,
+             _own_label(label, fds) if holder == side.pid else label, syscall=side.syscall,
+             fd=side.fd, writing=side.writing, queued=queued, holder_fds=fds, inode=inode,
+             local=local, remote=remote)
+        for holder, fds in _by_pid(snap, target).items())
+
+
+def _by_pid(snap: Snapshot, target: str) -> Dict[int, Tuple[int, ...]]:
+    found: Dict[int, List[int]] = {}
+    for pid, fd in snap.holders.get(target, ()):
+        found.setdefault(pid, []).append(fd)
+    return {pid: tuple(fds) for pid, fds in sorted(found.items())}
+
+
+def _own_label(label: str, fds: Tuple[int, ...]) -> str:
+    return f"{label}: it holds the peer itself (fd {', '.join(map(str, fds))}); another of its threads must act"
 
 
 def _holders_text(snap: Snapshot, target: str) -> str:
@@ -73,11 +125,11 @@ def _label(writing: bool, queued: int) -> str:
     return "waits for the peer"
 
 
-def _remote(sock: TcpSocket) -> End:
-    host = sock.remote[0]
-    if _is_local(host):
-        return End("unknown", f"no socket on this host matches {tcp_text(sock)}")
-    return End("remote", f"peer {endpoint(sock.remote)} is on another host")
+def _remote(snap: Snapshot, sock: TcpSocket) -> End:
+    where = endpoint(sock.remote)
+    if _is_local(sock.remote[0]):
+        return nobody_end(snap, f"the other end of {tcp_text(sock)} (no socket on this host matches it)", where)
+    return End(EndKind.REMOTE, f"peer {where} is on another host", reason=Reason.REMOTE_PEER, subject=where)
 
 
 def _is_local(host: str) -> bool:
@@ -87,5 +139,5 @@ def _is_local(host: str) -> bool:
         return False
 
 
-def _orphan(target: str) -> Optional[End]:
-    return End("unknown", f"no process holds the peer {target} (passed over a socket, or closing)")
+def _orphan(snap: Snapshot, target: str) -> End:
+    return nobody_end(snap, f"the peer {target} (passed over a socket, or closing)", target)
