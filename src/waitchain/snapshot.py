@@ -20,7 +20,8 @@ from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import read_exec_start, read_sched_now
-from .procfs.status import nspids, read_status
+from .procfs.status import nspids, read_status, tty_nr
+from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
 
 Endpoint = Tuple[str, int]
@@ -117,6 +118,7 @@ class Snapshot:
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
         self.memory = TargetMemory(live=fs.root == "/proc")
+        self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
         self._locks: Optional[List[LockEntry]] = None
         self._nspids: Dict[Tuple[int, Optional[int]], List[int]] = {}
@@ -461,6 +463,31 @@ class Snapshot:
         except (WaitchainError, ValueError):
             return None
         return ids[level] if 0 <= level < len(ids) else None
+
+    # --- System V IPC, namespaces, terminals (for the wait rules) -------------------------
+
+    def sysvipc(self, kind: str) -> List[Dict[str, int]]:
+        """Rows of /proc/sysvipc/KIND ("msg", "sem") of our IPC namespace, read once per
+        snapshot; [] if unreadable."""
+        return _cached(self._sysvipc, kind, lambda: self._read_sysvipc(kind))
+
+    def _read_sysvipc(self, kind: str) -> List[Dict[str, int]]:
+        try:
+            return parse_sysvipc(self.fs.read(None, "sysvipc", kind, limit=TABLE_READ))
+        except WaitchainError:
+            return []
+
+    def namespace(self, pid: Optional[int], kind: str) -> str:
+        """readlink of /proc/PID/ns/KIND ("ipc:[4026531839]"), ours when pid is None; ""
+        if unreadable."""
+        try:
+            return self.fs.readlink(None, "self", "ns", kind) if pid is None else self.fs.readlink(pid, "ns", kind)
+        except WaitchainError:
+            return ""
+
+    def controlling_tty(self, pid: int) -> int:
+        """The controlling terminal's device number (stat's tty_nr; 0: none or unreadable)."""
+        return tty_nr(self.fs, pid)
 
     def note(self, text: str) -> None:
         """A remark for the report's notes (each said once)."""

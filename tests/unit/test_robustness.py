@@ -224,8 +224,8 @@ def test_signalfd_with_a_garbage_mask(mini_proc: Path) -> None:
 def test_sysvipc_rows_without_the_expected_columns(monkeypatch, mini_proc: Path) -> None:
     from waitchain.waits import objects
 
-    monkeypatch.setattr(objects, "find", lambda fs, kind, column, ident: {column: ident})
     snap = Snapshot.scan(ProcFS(str(mini_proc)))
+    monkeypatch.setattr(snap, "sysvipc", lambda kind: [{"msqid": 3, "semid": 3}])
     task = Task(READER, "x", "S", Syscall(70, "msgrcv", (3, 0, 0, 0, 0, 0)))
     assert "holds ? messages" in objects.rule(snap, READER, task).end.detail
     task = Task(READER, "x", "S", Syscall(65, "semop", (3, 0, 0, 0, 0, 0)))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
-from ..model import Edge, End, FdInfo, Task, Wait
-from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps, read_locks
+from ..model import Edge, EdgeKind, End, EndKind, FdInfo, Mode, Reason, Task, Wait
+from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps
 from ..snapshot import Snapshot
 from .describe import fd_text
 
@@ -24,7 +24,7 @@ LOCK_SH, LOCK_EX = 1, 2
 F_SETLKW, F_OFD_SETLKW = 7, 38  # F_SETLKW64 is F_SETLKW on 64-bit kernels
 F_RDLCK, F_WRLCK = 0, 1
 SEEK_SET, SEEK_CUR = 0, 1
-KINDS = {"FLOCK": "flock", "POSIX": "posix-lock", "OFDLCK": "ofd-lock"}
+KINDS = {"FLOCK": EdgeKind.FLOCK, "POSIX": EdgeKind.POSIX_LOCK, "OFDLCK": EdgeKind.OFD_LOCK}
 NOUNS = {"FLOCK": "flock", "POSIX": "POSIX lock", "OFDLCK": "OFD lock"}
 
 
@@ -54,10 +54,28 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     request = _request(snap, pid, call.name, call.args, info)
     what = f"{call.name}({fd_text(snap, pid, fd)}, {request.text if request else hex(call.args[1])})"
     if request is None:
-        return Wait(pid, task.tid, what, end=End("unknown", f"{call.name} with this command does not wait for a lock"))
+        return _ends(pid, task.tid, what, f"{call.name} with this command does not wait for a lock",
+                     Reason.NOT_FOLLOWED)
     if info is None or snap.target(pid, fd) is None:
-        return Wait(pid, task.tid, what, end=End("unknown", f"fd {fd} is not open any more"))
-    return _wait(snap, pid, task.tid, fd, info, request, what)
+        return _ends(pid, task.tid, what, f"fd {fd} is not open any more", Reason.NOT_READABLE)
+    waiter = _Waiter(pid, task.tid, fd, snap.target(pid, fd) or "", call.name, what)
+    return _wait(snap, waiter, info, request)
+
+
+@dataclass(frozen=True)
+class _Waiter:
+    """The blocked thread and its call."""
+
+    pid: int
+    tid: int
+    fd: int
+    target: str  # the fd's link target: the locked file's path
+    syscall: str
+    what: str
+
+
+def _ends(pid: int, tid: int, what: str, detail: str, reason: Reason) -> Wait:
+    return Wait(pid, tid, what, end=End(EndKind.UNKNOWN, detail, reason=reason))
 
 
 # --- the request ------------------------------------------------------------------------
@@ -106,19 +124,33 @@ def _range_text(start: int, end: Optional[int]) -> str:
 # --- the conflicting locks and their holders --------------------------------------------
 
 
-def _wait(snap: Snapshot, pid: int, tid: int, fd: int, info: FdInfo, request: Request, what: str) -> Wait:
+def _wait(snap: Snapshot, waiter: _Waiter, info: FdInfo, request: Request) -> Wait:
+    pid, tid, what = waiter.pid, waiter.tid, waiter.what
     try:
-        locks = read_locks(snap.fs)
+        locks = snap.locks()
     except WaitchainError as exc:
-        return Wait(pid, tid, what, end=End("unknown", f"/proc/locks unreadable: {exc}"))
+        return _ends(pid, tid, what, f"/proc/locks unreadable: {exc}", Reason.NOT_READABLE)
     dev = _device(snap, pid, info.mnt_id)
     blockers = _blockers(locks, request, pid, dev, info)
     where = f"{dev or '?'}:{info.ino}"
     if not blockers:
-        return Wait(pid, tid, what, end=End("unknown", f"no lock conflicting with this request on {where} in /proc/locks (just released?)"))
-    edges, orphans = _edges(snap, pid, tid, fd, request, blockers, where)
+        return _ends(pid, tid, what, f"no lock conflicting with this request on {where} in /proc/locks "
+                     "(just released?)", Reason.OTHER)
+    held = [(entry, _holders(snap, waiter.target, entry)) for entry in blockers]
+    edges = _edges(waiter, request, held, where, info.ino)
+    orphans = [entry for entry, holders in held if not holders]
     end = _orphan_end(orphans) if orphans and not edges else None
-    return Wait(pid, tid, what, tuple(edges), end)
+    return Wait(pid, tid, what, edges, end, mode=_mode(held))
+
+
+def _mode(held: List[Tuple[LockEntry, Dict[int, List[int]]]]) -> Mode:
+    """ALL when the request conflicts with several locks, each held by one process (a write
+    lock behind several readers: every one must release). Else ANY: one lock whose file
+    description several processes share (a fork) is released by any of them."""
+    owners = [set(holders) for _, holders in held if holders]
+    if len(set().union(*owners)) > 1 and all(len(o) == 1 for o in owners):
+        return Mode.ALL
+    return Mode.ANY
 
 
 def _device(snap: Snapshot, pid: int, mnt_id: int) -> str:
@@ -144,19 +176,23 @@ def _blockers(locks: List[LockEntry], request: Request, pid: int, dev: str, info
     return found
 
 
-def _edges(snap: Snapshot, pid: int, tid: int, fd: int, request: Request,
-           blockers: List[LockEntry], where: str):
-    edges, orphans = [], []
-    target = snap.target(pid, fd) or ""
-    for entry in blockers:
-        holders = _holders(snap, target, entry)
-        if not holders:
-            orphans.append(entry)
+def _edges(waiter: _Waiter, request: Request, held: List[Tuple[LockEntry, Dict[int, List[int]]]],
+           where: str, inode: int) -> Tuple[Edge, ...]:
+    """One edge per holding process (the first conflicting lock it holds)."""
+    edges: Dict[int, Edge] = {}
+    for entry, holders in held:
         for holder, fds in holders.items():
-            evidence = _evidence(entry, request, where, holder, fds)
-            label = f"waits for the holder of a {entry.type} {NOUNS.get(entry.cls, entry.cls)}"
-            edges.append(Edge(pid, tid, holder, None, KINDS.get(entry.cls, "lock"), target, evidence, label))
-    return edges, orphans
+            if holder not in edges:
+                edges[holder] = _edge(waiter, request, entry, where, holder, fds, inode)
+    return tuple(edges.values())
+
+
+def _edge(waiter: _Waiter, request: Request, entry: LockEntry, where: str, holder: int,
+          fds: List[int], inode: int) -> Edge:
+    label = f"waits for the holder of a {entry.type} {NOUNS.get(entry.cls, entry.cls)}"
+    return Edge(waiter.pid, waiter.tid, holder, None, KINDS.get(entry.cls, EdgeKind.LOCK),
+                waiter.target, _evidence(entry, request, where, holder, fds), label,
+                syscall=waiter.syscall, fd=waiter.fd, holder_fds=tuple(fds), inode=inode or None)
 
 
 def _holders(snap: Snapshot, target: str, entry: LockEntry) -> Dict[int, List[int]]:
@@ -189,5 +225,6 @@ def _evidence(entry: LockEntry, request: Request, where: str, holder: int, fds: 
 
 def _orphan_end(orphans: List[LockEntry]) -> End:
     lines = "; ".join(f"'{e.line}'" for e in orphans)
-    return End("unknown", f"held by a lock no scanned fd shows ({lines}): opened through "
-               "another path or in another mount namespace?")
+    return End(EndKind.UNKNOWN, f"held by a lock no scanned fd shows ({lines}): opened through "
+               "another path, in another mount namespace, or by a process whose fds are not "
+               "readable?", reason=Reason.NOT_READABLE)

@@ -12,16 +12,19 @@ request_wait_answer, and a second lookup in the same directory (D) in fuse_lock_
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from ..errors import WaitchainError
-from ..model import Edge, End, Syscall, Task, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
 from ..procfs.mounts import Mount
 from ..snapshot import Snapshot
 from .describe import FD_FIRST, call_text
 
 FUSE, NFS, BLOCK, FAULT, LOCK, KERNEL = "FUSE", "NFS", "block I/O", "page fault", "kernel lock", "kernel"
-END_KIND = {FUSE: "kernel", NFS: "remote", BLOCK: "disk", FAULT: "disk", LOCK: "kernel", KERNEL: "kernel"}
+END_KIND = {FUSE: EndKind.KERNEL, NFS: EndKind.REMOTE, BLOCK: EndKind.DISK, FAULT: EndKind.DISK,
+            LOCK: EndKind.KERNEL, KERNEL: EndKind.KERNEL}
+REASON = {FUSE: Reason.KERNEL_WAIT, NFS: Reason.IO, BLOCK: Reason.IO, FAULT: Reason.IO,
+          LOCK: Reason.KERNEL_WAIT, KERNEL: Reason.KERNEL_WAIT}
 MEANING = {
     FUSE: "waits for the FUSE daemon to answer",
     NFS: "waits for the NFS server",
@@ -78,15 +81,16 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     cls, detail = classify(frames, task.wchan, mount.fstype if mount else "",
                            task.syscall is None, task.state, note)
     if cls == FUSE:
-        return _fuse(snap, pid, task.tid, what, *_fuse_mounts(snap, pid, mount, found), detail)
+        return _fuse(snap, pid, task, what, *_fuse_mounts(snap, pid, mount, found), detail)
     mapped = _mapped_fuse(snap, pid) if cls == FAULT and mount is None else []
     if mapped:
         found = ("a page fault: the faulting address is not shown by the kernel, and this "
                  "process maps files from " + ", ".join(m.mountpoint for m in mapped))
-        return _fuse(snap, pid, task.tid, what, mapped, found, detail, "probably ")
+        return _fuse(snap, pid, task, what, mapped, found, detail, "probably ")
     if mount is not None:
         detail += f"; the file is on {mount.mountpoint} ({mount.fstype}, device {mount.major}:{mount.minor})"
-    return Wait(pid, task.tid, what, end=End(END_KIND[cls], detail))
+    end = End(END_KIND[cls], detail, reason=REASON[cls], subject=mount.mountpoint if mount else "")
+    return Wait(pid, task.tid, what, end=end)
 
 
 # --- the class --------------------------------------------------------------------------
@@ -207,16 +211,20 @@ def is_fuse_mount(mount: Mount) -> bool:
     return mount.fstype in ("fuse", "fuseblk") or mount.fstype.startswith("fuse.")
 
 
-def _fuse(snap: Snapshot, pid: int, tid: int, what: str, mounts: List[Mount], found: str,
+def _fuse(snap: Snapshot, pid: int, task: Task, what: str, mounts: List[Mount], found: str,
           detail: str, hedge: str = "") -> Wait:
+    tid = task.tid
     if not mounts:
-        return Wait(pid, tid, what, end=End("kernel", f"{detail}; which FUSE mount is not known"))
-    edges = [e for m in mounts for e in _daemon_edges(snap, pid, tid, m, found, detail, hedge)]
+        end = End(EndKind.KERNEL, f"{detail}; which FUSE mount is not known", reason=Reason.KERNEL_WAIT)
+        return Wait(pid, tid, what, end=end)
+    edges = [e for m in mounts for e in _daemon_edges(snap, pid, task, m, found, detail, hedge)]
     if edges:
         return Wait(pid, tid, what, tuple(edges))
     gone = ", ".join(f"{m.mountpoint} (connection {connection(m)})" for m in mounts)
-    return Wait(pid, tid, what, end=End("kernel", f"{detail}; no process holds /dev/fuse for "
-                                        f"{gone}: the daemon is gone (umount -l detaches the mount)"))
+    end = End(EndKind.KERNEL, f"{detail}; no process holds /dev/fuse for {gone}: the daemon is gone "
+              "(umount -l detaches the mount)", reason=Reason.FUSE_GONE,
+              subject=", ".join(m.mountpoint for m in mounts))
+    return Wait(pid, tid, what, end=end)
 
 
 def _fuse_mounts(snap: Snapshot, pid: int, mount: Optional[Mount], found: str) -> Tuple[List[Mount], str]:
@@ -241,17 +249,23 @@ def _mapped_fuse(snap: Snapshot, pid: int) -> List[Mount]:
     return [m for m in fuse if (m.major, m.minor) in mapped]
 
 
-def _daemon_edges(snap: Snapshot, pid: int, tid: int, mount: Mount, found: str, detail: str,
+def _daemon_edges(snap: Snapshot, pid: int, task: Task, mount: Mount, found: str, detail: str,
                   hedge: str = "") -> List[Edge]:
+    """One edge per process holding /dev/fuse for the mount's connection."""
     conn = connection(mount)
-    label = f"{hedge}waits for the FUSE daemon of {mount.mountpoint} to answer"
-    edges = {}
+    fds: Dict[int, List[int]] = {}
     for holder in snap.fuse_daemons(conn):
-        if holder.pid in edges:
-            continue
-        evidence = (f"{detail}; {found}; /proc/{pid}/mountinfo: {mount.mountpoint} is {mount.fstype} "
-                    f"on device {mount.major}:{mount.minor}; /proc/{holder.pid}/fdinfo/{holder.fd} "
-                    f"(/dev/fuse): fuse_connection: {conn}")
-        edges[holder.pid] = Edge(pid, tid, holder.pid, None, "fuse", f"fuse:{mount.mountpoint}",
-                                 evidence, label)
-    return list(edges.values())
+        fds.setdefault(holder.pid, []).append(holder.fd)
+    label = f"{hedge}waits for the FUSE daemon of {mount.mountpoint} to answer"
+    call = task.syscall
+    fd = call.arg_int(0) if call is not None and call.name in FD_CALLS else None
+    return [Edge(pid, task.tid, daemon, None, EdgeKind.FUSE, f"fuse:{mount.mountpoint}",
+                 _daemon_evidence(pid, mount, found, detail, daemon, held[0]), label,
+                 fd=fd, holder_fds=tuple(held))
+            for daemon, held in fds.items()]
+
+
+def _daemon_evidence(pid: int, mount: Mount, found: str, detail: str, daemon: int, fd: int) -> str:
+    return (f"{detail}; {found}; /proc/{pid}/mountinfo: {mount.mountpoint} is {mount.fstype} "
+            f"on device {mount.major}:{mount.minor}; /proc/{daemon}/fdinfo/{fd} "
+            f"(/dev/fuse): fuse_connection: {connection(mount)}")

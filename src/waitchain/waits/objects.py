@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
-from ..model import READ, READ_WRITE, WRITE, Edge, End, Task, Wait
-from ..procfs.sysvipc import find
+from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
-from .describe import fd_text
+from .describe import fd_text, nobody_end
 
 SYSCALLS = {"mq_timedreceive", "mq_timedsend", "msgrcv", "msgsnd", "semop", "semtimedop"}
 IPC_NOWAIT = 0o4000
@@ -52,16 +51,17 @@ def _eventfd(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: 
     ident = snap.fdinfo_field(pid, fd, "eventfd-id")
     if ident is None:
         detail = f"waits on eventfd {fd}; this kernel prints no eventfd-id, so its other holders cannot be told apart"
-        return Wait(pid, tid, what, end=End("unknown", detail))
+        return Wait(pid, tid, what, end=End(EndKind.UNKNOWN, detail, reason=Reason.OTHER, subject=target))
     label = "waits for a reader to drain the counter" if writing else "waits for a write to the eventfd"
-    edges = tuple(Edge(pid, tid, holder, None, "eventfd", f"eventfd-id {ident}",
+    edges = tuple(Edge(pid, tid, holder, None, EdgeKind.EVENTFD, f"eventfd-id {ident}",
                        f"/proc/{holder}/fdinfo/{','.join(map(str, fds))} and /proc/{pid}/fdinfo/{fd} "
-                       f"both say eventfd-id: {ident}", label)
+                       f"both say eventfd-id: {ident}", label, fd=fd, writing=writing,
+                       holder_fds=tuple(fds))
                   for holder, fds in _same_eventfd(snap, pid, target, ident).items())
     if edges:
         return Wait(pid, tid, what, edges)
     detail = f"no other process holds eventfd-id {ident}: only another thread of this process can write it"
-    return Wait(pid, tid, what, end=End("unknown", detail))
+    return Wait(pid, tid, what, end=_alone(snap, detail, f"eventfd-id {ident}", f"eventfd-id {ident}"))
 
 
 def _same_eventfd(snap: Snapshot, pid: int, target: str, ident: str) -> Dict[int, List[int]]:
@@ -77,14 +77,27 @@ def _timerfd(snap: Snapshot, pid: int, fd: int) -> End:
     value = snap.fdinfo_field(pid, fd, "it_value")
     interval = snap.fdinfo_field(pid, fd, "it_interval")
     if value in ("(0, 0)", None) and interval in ("(0, 0)", None):
-        return End("sleeping", f"waits on timerfd {fd}, which is disarmed: only timerfd_settime can wake it")
-    return End("sleeping", f"waits for timerfd {fd} to expire (it_value {value}, it_interval {interval} in (s, ns))")
+        return End(EndKind.SLEEPING, f"waits on timerfd {fd}, which is disarmed: only timerfd_settime can wake it",
+                   reason=Reason.TIMER)
+    return End(EndKind.SLEEPING, f"waits for timerfd {fd} to expire (it_value {value}, it_interval {interval} in (s, ns))",
+               reason=Reason.TIMER, timeout=_seconds(value))
+
+
+def _seconds(pair: Optional[str]) -> Optional[float]:
+    """fdinfo's "(s, ns)" as seconds; None when absent, zero or not two numbers."""
+    parts = (pair or "").strip("()").split(",")
+    try:
+        sec, nsec = (int(p) for p in parts)
+    except ValueError:
+        return None
+    return sec + nsec / 1e9 if sec or nsec else None
 
 
 def _inotify(snap: Snapshot, pid: int, fd: int) -> End:
     info = snap.fdinfo(pid, fd)
     watches = sum(1 for k, _ in (info.extra if info else ()) if k == "inotify wd")
-    return End("idle", f"waits for file-system events (inotify fd {fd}, {watches} watch{'es' if watches != 1 else ''})")
+    return End(EndKind.IDLE, f"waits for file-system events (inotify fd {fd}, {watches} watch{'es' if watches != 1 else ''})",
+               reason=Reason.FILE_EVENTS)
 
 
 # --- POSIX message queues -----------------------------------------------------------------
@@ -95,28 +108,40 @@ def _mqueue(snap: Snapshot, pid: int, tid: int, fd: int, sending: bool) -> Wait:
     what = f"{name}({fd_text(snap, pid, fd)})"
     target, info = snap.target(pid, fd), snap.fdinfo(pid, fd)
     if target is None or info is None:
-        return Wait(pid, tid, what, end=End("unknown", f"fd {fd} is not open any more"))
+        return Wait(pid, tid, what, end=End(EndKind.UNKNOWN, f"fd {fd} is not open any more",
+                                            reason=Reason.NOT_READABLE))
     wanted = (READ, READ_WRITE) if sending else (WRITE, READ_WRITE)
     others = _queue_holders(snap, pid, target, info.mnt_id, info.ino, wanted)
     label = "waits for a receiver to make room" if sending else "waits for a message"
-    edges = tuple(Edge(pid, tid, holder, None, "mqueue", f"mqueue {target}",
-                       f"{', '.join(links)} → {target}, same fdinfo mnt_id {info.mnt_id} and ino {info.ino}", label)
-                  for holder, links in others.items())
+    edges = tuple(Edge(pid, tid, holder, None, EdgeKind.MQUEUE, f"mqueue {target}",
+                       f"{', '.join(f'/proc/{holder}/fd/{n}' for n in fds)} → {target}, same fdinfo "
+                       f"mnt_id {info.mnt_id} and ino {info.ino}", label,
+                       fd=fd, writing=sending, holder_fds=tuple(fds), inode=info.ino or None)
+                  for holder, fds in others.items())
     if edges:
         return Wait(pid, tid, what, edges)
     role = "for reading" if sending else "for writing"
-    return Wait(pid, tid, what, end=End("idle", f"no other process has the message queue {target} open {role}"))
+    detail = f"no other process has the message queue {target} open {role}"
+    return Wait(pid, tid, what, end=_alone(snap, detail, f"the message queue {target} open {role}", target))
 
 
-def _queue_holders(snap: Snapshot, pid: int, target: str, mnt_id: int, ino: int, wanted) -> Dict[int, List[str]]:
+def _alone(snap: Snapshot, detail: str, what: str, subject: str) -> End:
+    """Only the waiter's process holds the object: idle, waiting for an event; unknown when
+    some processes' fds could not be read (the other holder may be among them)."""
+    if snap.fds_unreadable():
+        return nobody_end(snap, what, subject)
+    return End(EndKind.IDLE, detail, reason=Reason.EVENT, subject=subject)
+
+
+def _queue_holders(snap: Snapshot, pid: int, target: str, mnt_id: int, ino: int, wanted) -> Dict[int, List[int]]:
     """Other holders of the same queue (mount id and inode: the mqueue mount a process
     opens through mq_open is the kernel's internal one, in nobody's mountinfo)."""
-    found: Dict[int, List[str]] = {}
+    found: Dict[int, List[int]] = {}
     for holder, fd in snap.holders.get(target, ()):
         info = snap.fdinfo(holder, fd)
         if holder != pid and info is not None and (info.mnt_id, info.ino) == (mnt_id, ino) \
                 and info.access in wanted:
-            found.setdefault(holder, []).append(f"/proc/{holder}/fd/{fd}")
+            found.setdefault(holder, []).append(fd)
     return found
 
 
@@ -128,17 +153,20 @@ def _msg(snap: Snapshot, pid: int, task: Task) -> Wait:
     assert call is not None
     msqid, sending = call.arg_int(0), call.name == "msgsnd"
     what = f"{call.name}({msqid})"
-    row = find(snap.fs, "msg", "msqid", msqid)
+    row = _row(snap, "msg", "msqid", msqid)
     if row is None:
-        return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "message queue", msqid)))
+        return Wait(pid, task.tid, what, end=_ipc_missing(snap, pid, "message queue", msqid))
     facts = (f"/proc/sysvipc/msg: queue {msqid} (key {_col(row, 'key', '#x')}) holds {_col(row, 'qnum')} "
              f"messages, {_col(row, 'cbytes')} B; last sent by {_col(row, 'lspid')}, "
              f"last received by {_col(row, 'lrpid')}")
     if sending:
-        return Wait(pid, task.tid, what, end=End("idle", f"waits for room in the queue: {facts}"))
-    kind = call.arg_int(3)
-    wanted = f"a message of type {kind}" if kind > 0 else ("a message of type ≤ " + str(-kind) if kind < 0 else "a message")
-    return Wait(pid, task.tid, what, end=End("idle", f"waits for {wanted}: {facts}"))
+        detail = f"waits for room in the queue: {facts}"
+    else:
+        kind = call.arg_int(3)
+        wanted = f"a message of type {kind}" if kind > 0 else ("a message of type ≤ " + str(-kind) if kind < 0 else "a message")
+        detail = f"waits for {wanted}: {facts}"
+    end = End(EndKind.IDLE, detail, reason=Reason.EVENT, subject=f"SysV message queue {msqid}")
+    return Wait(pid, task.tid, what, end=end)
 
 
 def _sem(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -146,14 +174,15 @@ def _sem(snap: Snapshot, pid: int, task: Task) -> Wait:
     assert call is not None
     semid = call.arg_int(0)
     what = f"{call.name}({semid})"
-    row = find(snap.fs, "sem", "semid", semid)
+    row = _row(snap, "sem", "semid", semid)
     if row is None:
-        return Wait(pid, task.tid, what, end=End("unknown", _ipc_missing(snap, pid, "semaphore set", semid)))
+        return Wait(pid, task.tid, what, end=_ipc_missing(snap, pid, "semaphore set", semid))
     ops = _sem_ops(snap, pid, call.args[1], call.arg_int(2))
     detail = (f"waits on SysV semaphore set {semid} (key {_col(row, 'key', '#x')}, "
               f"{_col(row, 'nsems')} semaphores){ops}; "
               "a semaphore has no owner, so nobody can be named (/proc/sysvipc/sem)")
-    return Wait(pid, task.tid, what, end=End("unknown", detail))
+    end = End(EndKind.UNKNOWN, detail, reason=Reason.NO_OWNER, subject=f"SysV semaphore set {semid}")
+    return Wait(pid, task.tid, what, end=end)
 
 
 def _col(row: Dict[str, int], name: str, spec: str = "") -> str:
@@ -171,10 +200,13 @@ def _sem_ops(snap: Snapshot, pid: int, address: int, count: int) -> str:
     return f": for semaphore {', '.join(texts)}" if texts else ""
 
 
-def _ipc_missing(snap: Snapshot, pid: int, what: str, ident: int) -> str:
-    try:
-        mine, theirs = snap.fs.readlink(None, "self", "ns", "ipc"), snap.fs.readlink(pid, "ns", "ipc")
-    except WaitchainError:
-        mine = theirs = ""
+def _ipc_missing(snap: Snapshot, pid: int, what: str, ident: int) -> End:
+    mine, theirs = snap.namespace(None, "ipc"), snap.namespace(pid, "ipc")
     where = " (it is in another IPC namespace)" if mine != theirs else ""
-    return f"SysV {what} {ident} is not in /proc/sysvipc{where}"
+    return End(EndKind.UNKNOWN, f"SysV {what} {ident} is not in /proc/sysvipc{where}",
+               reason=Reason.NOT_READABLE, subject=f"SysV {what} {ident}")
+
+
+def _row(snap: Snapshot, kind: str, column: str, ident: int) -> Optional[Dict[str, int]]:
+    """The /proc/sysvipc/KIND row whose COLUMN is ident; None if absent."""
+    return next((row for row in snap.sysvipc(kind) if row.get(column) == ident), None)

@@ -5,11 +5,12 @@ real terminal waits for a person at it (the end of the chain)."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
-from ..model import Edge, End, Wait
-from ..procfs.status import tty_nr
+from ..model import Edge, EdgeKind, End, EndKind, Reason, Wait
 from ..snapshot import Snapshot
+from .describe import nobody_end
 
 MASTERS = ("/dev/ptmx", "/dev/pts/ptmx")
 PTS_PREFIX = "/dev/pts/"
@@ -20,14 +21,29 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
          what: str) -> Optional[Wait]:
     """The wait of a read/write on a terminal fd, None if the fd is not a terminal."""
     if target in MASTERS:
-        return _master(snap, pid, tid, fd, target, writing, what)
+        return _master(snap, _Waiter(pid, tid, fd, writing, what), target)
     index = _slave_index(snap, pid, target)
     if index is not None:
-        return _slave(snap, pid, tid, index, writing, what)
+        return _slave(snap, _Waiter(pid, tid, fd, writing, what), index)
     if target.startswith("/dev/tty") or target == "/dev/console":
         doing = "writes to" if writing else "waits for input from"
-        return Wait(pid, tid, what, end=End("terminal", f"{doing} a person at the terminal {target}"))
+        return Wait(pid, tid, what, end=_terminal(f"{doing} a person at the terminal {target}", target))
     return None
+
+
+@dataclass(frozen=True)
+class _Waiter:
+    """The thread reading (or writing) a terminal fd."""
+
+    pid: int
+    tid: int
+    fd: int
+    writing: bool
+    what: str
+
+
+def _terminal(detail: str, subject: str) -> End:
+    return End(EndKind.TERMINAL, detail, reason=Reason.TERMINAL_INPUT, subject=subject)
 
 
 def _slave_index(snap: Snapshot, pid: int, target: str) -> Optional[int]:
@@ -37,50 +53,63 @@ def _slave_index(snap: Snapshot, pid: int, target: str) -> Optional[int]:
         return int(digits)
     if target != "/dev/tty":
         return None
-    number = tty_nr(snap.fs, pid)
+    number = snap.controlling_tty(pid)
     major, minor = (number >> 8) & 0xFFF, (number & 0xFF) | ((number >> 12) & 0xFFF00)
     return (major - PTS_MAJORS.start) * 256 + minor if major in PTS_MAJORS else None
 
 
-def _slave(snap: Snapshot, pid: int, tid: int, index: int, writing: bool, what: str) -> Wait:
+def _slave(snap: Snapshot, waiter: _Waiter, index: int) -> Wait:
     masters = _masters(snap, index)
     slave = f"{PTS_PREFIX}{index}"
     if not masters:
         detail = f"no scanned process holds the master of {slave} (no /dev/ptmx fd with tty-index: {index})"
-        return Wait(pid, tid, what, end=End("terminal", detail))
-    label = ("waits for the terminal (the pty master's holder) to read its output" if writing
+        end = nobody_end(snap, f"the master of {slave}", slave) if snap.fds_unreadable() else _terminal(detail, slave)
+        return Wait(waiter.pid, waiter.tid, waiter.what, end=end)
+    label = ("waits for the terminal (the pty master's holder) to read its output" if waiter.writing
              else "waits for input from the terminal (the pty master's holder)")
-    edges = tuple(_edge(pid, tid, holder, fds, slave, label, f"has tty-index: {index}")
+    edges = tuple(_edge(waiter, holder, fds, slave, label, f"has tty-index: {index}")
                   for holder, fds in masters.items())
-    return Wait(pid, tid, what, edges)
+    return Wait(waiter.pid, waiter.tid, waiter.what, edges)
 
 
-def _masters(snap: Snapshot, index: int) -> Dict[int, List[str]]:
-    found: Dict[int, List[str]] = {}
+def _masters(snap: Snapshot, index: int) -> Dict[int, List[Tuple[str, int]]]:
+    """pid → (master path, fd) of every /dev/ptmx fd whose fdinfo has tty-index: index."""
+    found: Dict[int, List[Tuple[str, int]]] = {}
     for target in MASTERS:
         for holder, fd in snap.holders.get(target, ()):
             info = snap.fdinfo(holder, fd)
             if info is not None and ("tty-index", str(index)) in info.extra:
-                found.setdefault(holder, []).append(f"/proc/{holder}/fdinfo/{fd} ({target})")
+                found.setdefault(holder, []).append((target, fd))
     return found
 
 
-def _master(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool, what: str) -> Wait:
-    index = snap.fdinfo_field(pid, fd, "tty-index")
+def _master(snap: Snapshot, waiter: _Waiter, target: str) -> Wait:
+    index = snap.fdinfo_field(waiter.pid, waiter.fd, "tty-index")
     if index is None:
-        return Wait(pid, tid, what, end=End("terminal", f"{target} without tty-index in its fdinfo"))
+        return Wait(waiter.pid, waiter.tid, waiter.what,
+                    end=_terminal(f"{target} without tty-index in its fdinfo", target))
     slave = f"{PTS_PREFIX}{index}"
-    holders: Dict[int, List[str]] = {}
+    holders: Dict[int, List[Tuple[str, int]]] = {}
     for holder, other in snap.holders.get(slave, ()):
-        if holder != pid:
-            holders.setdefault(holder, []).append(f"/proc/{holder}/fd/{other}")
-    label = (f"waits for the programs on {slave} to read their input" if writing
+        if holder != waiter.pid:
+            holders.setdefault(holder, []).append((slave, other))
+    label = (f"waits for the programs on {slave} to read their input" if waiter.writing
              else f"waits for output from the programs on {slave}")
-    edges = tuple(_edge(pid, tid, holder, links, f"{target} ({slave})", label, f"→ {slave}")
-                  for holder, links in holders.items())
-    return Wait(pid, tid, what, edges, None if edges else End("unknown", f"no other process holds {slave}"))
+    edges = tuple(_edge(waiter, holder, fds, f"{target} ({slave})", label, f"→ {slave}")
+                  for holder, fds in holders.items())
+    if edges:
+        return Wait(waiter.pid, waiter.tid, waiter.what, edges)
+    return Wait(waiter.pid, waiter.tid, waiter.what, end=nobody_end(snap, f"{slave} (other than this process)", slave))
 
 
-def _edge(pid: int, tid: int, holder: int, where: List[str], obj: str, label: str, fact: str) -> Edge:
-    evidence = f"{', '.join(where)} {fact}"
-    return Edge(pid, tid, holder, None, "pty", obj, evidence, label)
+def _edge(waiter: _Waiter, holder: int, fds: List[Tuple[str, int]], obj: str, label: str, fact: str) -> Edge:
+    where = ", ".join(_where(holder, path, fd) for path, fd in fds)
+    return Edge(waiter.pid, waiter.tid, holder, None, EdgeKind.PTY, obj, f"{where} {fact}", label,
+                fd=waiter.fd, writing=waiter.writing, holder_fds=tuple(fd for _, fd in fds))
+
+
+def _where(holder: int, path: str, fd: int) -> str:
+    """/proc/PID/fdinfo/FD (/dev/ptmx) for a master, /proc/PID/fd/FD for a slave."""
+    if path in MASTERS:
+        return f"/proc/{holder}/fdinfo/{fd} ({path})"
+    return f"/proc/{holder}/fd/{fd}"
