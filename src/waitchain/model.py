@@ -322,6 +322,8 @@ class ChainEnd:
     detail: str
     pid: Optional[int] = None  # the process where the chain ends (re-entered, for a cycle)
     tid: Optional[int] = None  # the thread whose wait ends it, when one does
+    reason: Reason = Reason.OTHER  # the ending wait's End.reason
+    subject: str = ""  # the ending wait's End.subject: a path, an address, a listening socket
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle]) -
 
 def _chain_end(ex: Explored, pid: int) -> ChainEnd:
     end, tid = end_of(ex, pid)
-    return ChainEnd(end.kind, end.detail, pid, tid)
+    return ChainEnd(end.kind, end.detail, pid, tid, end.reason, end.subject)
 
 
 def _cycle_end(pid: int, cycle_of: Dict[int, Cycle]) -> ChainEnd:
