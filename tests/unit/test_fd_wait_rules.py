@@ -261,7 +261,7 @@ def test_listening_alternative_and_timeout_are_live() -> None:
     snap.memory.put(10, address, struct.pack("=iHH", 3, POLLIN, 0))
     wait = poll.rule(snap, 10, task(10, "poll", address, 1, 500))
     assert [(e.kind, e.reason) for e in wait.live] == [(EndKind.IDLE, Reason.ACCEPT), (EndKind.SLEEPING, Reason.TIMEOUT)]
-    assert wait.live[0].subject == "UNIX:[1] /run/x.sock"
+    assert wait.live[0].subject == "3<UNIX:[1] /run/x.sock>"  # as accept() names it
     assert wait.live[1].timeout == 0.5
     assert wait.end is not None and wait.end.kind == EndKind.IDLE and wait.end.timeout == 0.5
 

@@ -21,7 +21,7 @@ from ..model import READ_WRITE, WRITE, Edge, End, EndKind, Mode, Reason, Syscall
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from . import io, signals
-from .describe import call_text, fd_text, object_text, plural, socket_of
+from .describe import call_text, fd_text, plural, socket_of
 
 SYSCALLS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EPOLLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
@@ -157,7 +157,7 @@ def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,
         return [], End(EndKind.UNKNOWN, f"fd {w.fd} is not open", reason=Reason.OTHER)
     if _listening(snap, pid, target):
         return [], End(EndKind.IDLE, f"fd {text}: a listening socket, waits for a client",
-                       reason=Reason.ACCEPT, subject=object_text(snap, pid, target))
+                       reason=Reason.ACCEPT, subject=text)
     inner = io.fd_wait(snap, pid, tid, w.fd, _writing(snap, pid, w), syscall=syscall)
     if inner.edges:
         return [_relabel(e, w, text, count, syscall) for e in inner.edges], None

@@ -7,10 +7,12 @@ caught signal that is not blocked during the wait ends it; but Python catches SI
 every process, so that alone must not count as a way out of every wait. It counts only
 where the program shows it waits for signals: a call given a signal mask (pselect6, ppoll,
 epoll_pwait: GNU make unblocks SIGCHLD only there) or an OR wait that watches a wake-up fd
-only its own process holds (asyncio's and a selectors loop's self-pipe, which the signal
-handler writes). Then SIGCHLD is sent by the live children (edges to each), and the other
-caught signals by someone outside: the process is idle, waiting for them, when nothing
-else it waits for is another process."""
+(a non-blocking pipe or socketpair only its own process holds: asyncio's and a selectors
+loop's self-pipe, which the signal handler writes; see poll._is_wakeup). Then SIGCHLD is
+sent by the live children (edges to each), and the other caught signals by someone
+outside: the process is idle, waiting for them, when nothing else it waits for is another
+process (with a stuck process to wait for, a knot stays a deadlock that only a signal from
+outside could break)."""
 
 from __future__ import annotations
 
