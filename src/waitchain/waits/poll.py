@@ -74,19 +74,23 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     if not watched and not unread:
         return Wait(pid, task.tid, what, end=_no_fds(snap, pid, task.tid, call, timeout), syscall=call.name)
     found = _alternatives(snap, pid, task.tid, call.name, watched)
-    edges, live = found.edges, found.live
     if unread:  # not followed: any of them may be ready, so the thread is not known stuck
         detail = f"{unread} more watched fds not followed (at most {MAX_FDS} are)"
-        live.append(End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED))
+        found.live.append(End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED))
     if timeout is not None:
-        live.append(timeout)
-    others = any(e.to_pid != pid for e in edges)
-    woken, outside = signals.wake_sources(snap, pid, task.tid, call, found.wakeup, others)
-    edges += woken
-    live += outside
-    end = None if edges else live_end(len(watched), live)
-    return Wait(pid, task.tid, what, tuple(edges), end, any_of=len(watched), live=tuple(live),
-                syscall=call.name, mode=Mode.ANY)
+        found.live.append(timeout)
+    _add_signals(snap, pid, task.tid, call, found)
+    end = None if found.edges else live_end(len(watched), found.live)
+    return Wait(pid, task.tid, what, tuple(found.edges), end, any_of=len(watched),
+                live=tuple(found.live), syscall=call.name, mode=Mode.ANY)
+
+
+def _add_signals(snap: Snapshot, pid: int, tid: int, call: Syscall, found: "Alternatives") -> None:
+    """Signals that end the wait: SIGCHLD edges to the children, a signal from outside."""
+    others = any(e.to_pid != pid for e in found.edges)
+    woken, outside = signals.wake_sources(snap, pid, tid, call, found.wakeup, others)
+    found.edges.extend(woken)
+    found.live.extend(outside)
 
 
 def _unread(call: Syscall, count: int) -> str:
