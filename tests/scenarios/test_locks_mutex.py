@@ -120,6 +120,42 @@ def test_flock_taker_exited_the_child_still_holds_it(run_py, diagnose_pid, wait_
     assert f"the pid column names {holder.pid}" in edge["evidence"]
 
 
+HOLD_SHARED_FLOCK = """
+import fcntl
+f = open(sys.argv[1], "a+")
+fcntl.flock(f, fcntl.LOCK_SH)
+ready("locked")
+sleep_forever()
+"""
+
+WAIT_EXCLUSIVE_FLOCK = """
+import fcntl
+f = open(sys.argv[1], "a+")
+ready("locking")
+fcntl.flock(f, fcntl.LOCK_EX)
+"""
+
+
+def test_write_lock_behind_two_readers_waits_for_all(run_py, diagnose_pid, wait_sleeping,
+                                                     tmp_path) -> None:
+    """LOCK_EX behind two LOCK_SH holders: both must release (an ALL wait)."""
+    path = str(tmp_path / "lock")
+    readers = [run_py(HOLD_SHARED_FLOCK, path) for _ in range(2)]
+    for reader in readers:
+        reader.ready()
+    waiter = lock_waiter(run_py, WAIT_EXCLUSIVE_FLOCK, path, "flock")
+    for reader in readers:
+        wait_sleeping(reader.pid)
+
+    data, code = diagnose_pid(waiter.pid)
+
+    assert code == 0
+    assert {(e["to"]["pid"], e["kind"]) for e in data["edges"]} == {(r.pid, "flock") for r in readers}
+    assert all(e["syscall"] == "flock" and e["fd"] == 3 and e["holder_fds"] for e in data["edges"])
+    thread = thread_of(data, waiter.pid, waiter.pid)
+    assert (thread["mode"], thread["wait_syscall"]) == ("all", "flock")
+
+
 # --- POSIX and OFD byte-range locks ---------------------------------------------------------
 
 
