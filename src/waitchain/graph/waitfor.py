@@ -103,12 +103,13 @@ class WaitFor:
         return sorted(knots, key=lambda k: k.threads)
 
     def cycles(self) -> List[List[int]]:
-        """Process-level strongly connected sets that contain a cycle (a self-loop counts)."""
+        """Process-level strongly connected sets that contain a cycle (a self-loop counts),
+        each sorted, in order."""
         found = []
         for component in components(sorted(self.threads), self.successors):
             if len(component) > 1 or component[0] in self.successors(component[0]):
                 found.append(sorted(component))
-        return found
+        return sorted(found)
 
     def thread_ring(self, knot: Knot, first: Key) -> List[Key]:
         """A shortest cycle of stuck threads through `first`, a member of the knot."""
