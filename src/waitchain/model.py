@@ -318,7 +318,7 @@ class Stack:
 
 @dataclass(frozen=True)
 class ChainEnd:
-    kind: str  # End kinds plus "cycle"
+    kind: EndKind  # the ending wait's kind, or CYCLE
     detail: str
     pid: Optional[int] = None  # the process where the chain ends (re-entered, for a cycle)
     tid: Optional[int] = None  # the thread whose wait ends it, when one does

@@ -137,7 +137,7 @@ def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None
     pid = path[-1]
     kids = trie.get(path, [])
     chain: Optional[Chain] = ends.get(path)
-    nxt = kids[0][-1] if kids else (chain.end.pid if _cycles_back(chain) else None)
+    nxt = kids[0][-1] if kids else (chain.end.pid if chain is not None and _cycles_back(chain) else None)
     more = bool(kids) or _cycles_back(chain)
     if pid in shown and more:  # reached again by another path: once is enough
         wait, edge = _leading_wait(diag, pid, nxt)
@@ -159,7 +159,7 @@ def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None
         last = i == len(kids) - 1 and not _cycles_back(chain)
         _node(diag, trie, ends, kid, child_lead + ("└─ " if last else "├─ "),
               child_lead + ("   " if last else "│  "), out, options, shown)
-    if _cycles_back(chain):
+    if chain is not None and _cycles_back(chain):
         out.append(_cycle_row(diag, chain, child_lead + "└─ ", child_lead + "      "))
 
 
@@ -372,6 +372,7 @@ def _format(row: Row, w: Widths, options: Options) -> List[Text]:
         segs += [(GAP + row.why, row.why_style)] if row.why else []
         return [_stripped(_text(segs, options))]
     column = w.a + w.b + w.c + w.d + len(GAP) * 4
+    assert options.width is not None  # it fits when there is no width
     if options.width - column >= MIN_WHY:  # wrap the cell inside its column
         indent = row.cont + " " * (column - cell_len(row.cont))
         cell = Row("", indent, free=segs + [(GAP + row.why, row.why_style)])

@@ -39,6 +39,7 @@ class Summary:
     headline: str
     steps: List[str] = field(default_factory=list)  # the cycle, one line per member
     cause: str = ""  # "9506 command-server.py in wait4(), blocked for 12s"
+    thread: Optional[Tuple[int, int]] = None  # (pid, tid) of the thread `cause` names
     location: str = ""  # "command-server.py:16 in run_command_for_client: p.wait()"
     now: List[str] = field(default_factory=list)  # to unstick it now
     fix: List[str] = field(default_factory=list)  # to stop it happening again
@@ -71,6 +72,7 @@ def summary_of(diag: Diagnosis, verdict: Verdict) -> Summary:
     if verdict.cause is not None and not result.cause:
         pid, tid = verdict.cause
         result.cause = cause_text(diag, pid, tid)
+        result.thread = (pid, tid)
         result.location = location_text(diag, pid, tid)
     return result
 
@@ -296,7 +298,7 @@ def _python_locks(diag: Diagnosis, v: Verdict) -> Optional[Summary]:
         fix = ["find the code path that took the lock and did not release it (an exception "
                "without `with`, a callback that blocks while holding it)"]
     return Summary("warn", headline, where, cause=cause_text(diag, pid, waiting[0]),
-                   location=location_text(diag, pid, waiting[0]),
+                   thread=(pid, waiting[0]), location=location_text(diag, pid, waiting[0]),
                    now=[f"py-spy dump --pid {pid} shows every thread: the holder is the one that took "
                         f"the lock and is now waiting elsewhere; if the threads wait for each other, "
                         f"only a restart of {who} clears it"], fix=fix)
