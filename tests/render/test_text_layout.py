@@ -9,12 +9,15 @@ import sys
 import re
 
 import pytest
-from render_fixtures import ALL, assorted, demo
+from render_fixtures import (ALL, assorted, backend_and_postmaster, chain_end_verdict, demo, python_abba,
+                             reached_twice)
 from rich.cells import cell_len
 
-from waitchain.model import ChainEnd, Diagnosis
+from waitchain.model import Advice, ChainEnd, Diagnosis, End, EndKind, PipeFill, Reason
 from waitchain.render import Options, text
-from waitchain.render.common import duration, verdict
+from waitchain.render.common import duration, label
+from waitchain.render.verdicts import summary
+from waitchain.verdict import END_ADVICE, IDLE_ADVICE
 
 
 @pytest.mark.parametrize("width", [50, 60, 72, 80, 100, 120, 160])
@@ -71,40 +74,55 @@ def test_explain_unix_and_ends() -> None:
     out = text.render(assorted(), Options(explain=True))
     assert "$ ss -xp | grep -w 88002" in out
     assert "$ top -H -p 4300" in out
-    assert "$ ss -tnpi '( sport = :40112 )'" in out
+    assert "$ nsenter -t 5200 -n ss -tnpi dst 10.0.0.5:5432" in out
 
 
 def test_deadlock_verdict_names_fix_and_cause() -> None:
-    v = verdict(demo())
+    v = summary(demo())
     assert v.severity == "bad" and v.headline.startswith("DEADLOCK")
     assert v.location == "command-server.py:16 in run_command_for_client: p.wait()"
     assert v.now[0].startswith("kill 32084")
     assert "p.communicate()" in v.fix[0]
 
 
-def _ending(kind: str, detail: str) -> Diagnosis:
+def _ending(kind: EndKind, detail: str, reason: Reason = Reason.OTHER) -> Diagnosis:
+    """assorted() with its remote chain ending in `kind` instead, and the verdict the
+    verdict layer gives that end."""
     diag = assorted()
     proxy = 5200
-    chains = [dataclasses.replace(diag.chains[0], end=ChainEnd(kind, detail, proxy, proxy))]
-    return dataclasses.replace(diag, chains=chains)
+    chain = dataclasses.replace(diag.chains[0], end=ChainEnd(kind, detail, proxy, proxy, reason))
+    wait = diag.waits[(proxy, proxy)]
+    waits = {**diag.waits, (proxy, proxy): dataclasses.replace(wait, end=End(kind, detail, reason=reason))}
+    diag = dataclasses.replace(diag, chains=[chain], waits=waits)
+    advice = IDLE_ADVICE.get(reason, Advice.IDLE) if kind == EndKind.IDLE else END_ADVICE.get(kind, Advice.UNKNOWN)
+    diag.verdicts = [chain_end_verdict(diag, chain, advice)]
+    return diag
 
 
 @pytest.mark.parametrize("kind,words", [
-    ("running", "py-spy dump --nonblocking --pid 5200"), ("sleeping", "sleeps on purpose"),
-    ("idle", "never reached"), ("remote", "remote host"), ("disk", "cat /proc/5200/task/5200/stack"),
-    ("terminal", "type"), ("stopped", "kill -CONT 5200"), ("unknown", "by hand"),
-    ("self", "kill 5200"),
+    (EndKind.RUNNING, "py-spy dump --nonblocking --pid 5200"), (EndKind.SLEEPING, "sleeps on purpose"),
+    (EndKind.IDLE, "never reached"), (EndKind.REMOTE, "remote host"),
+    (EndKind.DISK, "cat /proc/5200/task/5200/stack"), (EndKind.KERNEL, "cat /proc/5200/task/5200/stack"),
+    (EndKind.TERMINAL, "type"), (EndKind.STOPPED, "kill -CONT 5200"), (EndKind.SIGNAL, "grep SigCgt"),
+    (EndKind.UNKNOWN, "by hand"),
 ])
-def test_every_end_kind_says_what_to_do(kind: str, words: str) -> None:
-    detail = "waits for a client on TCP 0.0.0.0:80" if kind == "idle" else "peer 10.0.0.5:5432 is on another host"
-    v = verdict(_ending(kind, detail))
+def test_every_end_kind_says_what_to_do(kind: EndKind, words: str) -> None:
+    idle = kind == EndKind.IDLE
+    detail = "waits for a client on TCP 0.0.0.0:80" if idle else "peer 10.0.0.5:5432 is on another host"
+    v = summary(_ending(kind, detail, Reason.ACCEPT if idle else Reason.OTHER))
     assert v.now and v.fix
     assert words in " ".join(v.now + v.fix)
     assert text.render(_ending(kind, "x"), Options()).count("do now:") == 1
 
 
+def test_every_end_kind_has_a_headline() -> None:
+    for kind in set(EndKind) - {EndKind.CYCLE, EndKind.SELF}:
+        headline = summary(_ending(kind, "x")).headline
+        assert headline.split(":")[0].isupper() and len(headline) > len(kind.value) + 10, (kind, headline)
+
+
 def test_nothing_blocked() -> None:
-    diag = dataclasses.replace(demo(), chains=[], cycles=[], root_cause=None)
+    diag = dataclasses.replace(demo(), chains=[], cycles=[], root_cause=None, verdicts=[])
     assert "NOTHING BLOCKED" in text.render(diag, Options())
 
 
@@ -130,3 +148,54 @@ def test_every_width_terminates() -> None:
     ) % os.path.dirname(os.path.abspath(__file__))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# --- the tree ----------------------------------------------------------------------------------
+
+
+def test_a_process_reached_twice_is_expanded_once() -> None:
+    """100 waits for 200 or 250; both wait for 300, which waits for 400: the second time 300
+    comes up, its own chain is not drawn again."""
+    out = text.render(reached_twice(), Options()).split("\n\n")[0]
+    assert out.count("cat300") == 2 and out.count("cat400") == 1
+    assert re.search(r"└─ 300 +cat300 .*shown above$", out.splitlines()[-1])
+
+
+def test_every_thread_shows_the_line_it_waits_at() -> None:
+    tree = text.render(python_abba(), Options()).split("\n\n")[0]
+    for line in ("at abba.py:7 in transfer: with audit_lock:", "at abba.py:12 in audit: with accounts_lock:",
+                 "at abba.py:15 in <module>: a.join()"):
+        assert tree.count(line) == 1, tree
+
+
+def test_a_second_line_of_advice_wraps_under_its_title() -> None:
+    out = text.render(backend_and_postmaster(), Options(width=80))
+    advice = out[out.index("do now:"):out.index("to fix:")].splitlines()
+    assert len(advice) > 2 and all(line.startswith(" " * 12) for line in advice[1:]), advice
+
+
+# --- a full pipe, said from its fill ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fill,said", [
+    (PipeFill(65536, 65536), "pipe full 64 KiB/64 KiB; reader is 23270"),
+    (PipeFill(4096, 65536), "pipe holds 4 KiB/64 KiB, no room for this write; reader is 23270"),
+    (PipeFill(1000, 1000), "pipe full 1000 B/1000 B; reader is 23270"),
+    (None, "pipe full; reader is 23270"),
+])
+def test_a_blocked_pipe_write_is_said_from_its_fill(fill, said: str) -> None:
+    edge = dataclasses.replace(demo().edges[3], fill=fill, label="whatever the rule wrote")
+    assert label(edge) == said
+
+
+def test_a_pipe_only_its_writer_reads_says_so() -> None:
+    edge = dataclasses.replace(demo().edges[3], to_pid=32084)
+    assert label(edge).endswith("reader is 32084 (itself)")
+
+
+def test_other_edges_keep_their_rules_sentence() -> None:
+    diag = demo()
+    assert [label(e) for e in diag.edges[:3]] == ["waits for the writer", "waits for the peer",
+                                                  "waits for its child"]
+    polled = dataclasses.replace(diag.edges[3], syscall="epoll_wait", label="waits for any of 2 fds, here fd 1")
+    assert label(polled) == "waits for any of 2 fds, here fd 1"

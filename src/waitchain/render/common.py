@@ -5,10 +5,9 @@ sentences are in verdicts.py. Every string returned here is cleaned of control c
 from __future__ import annotations
 
 import os
-import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, Diagnosis, Edge, Task, Wait
+from ..model import Chain, ChainEnd, Cycle, Diagnosis, Edge, EdgeKind, Task, Wait
 from ..names import program, short_cmdline
 from ..sanitize import clean
 
@@ -75,12 +74,27 @@ def size(count: int) -> str:
     return f"{count / 1024:.1f} KiB"
 
 
-_FILL = re.compile(r"\b(\d+)/(\d+) B\b")
+OR_WAITS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 
 
 def label(edge: Edge) -> str:
-    """The edge's label for people: byte counts in KiB ("pipe full 64 KiB/64 KiB")."""
-    return clean(_FILL.sub(lambda m: f"{size(int(m[1]))}/{size(int(m[2]))}", edge.label))
+    """The edge's label for people. A write blocked on a pipe is said from its facts
+    ("pipe full 64 KiB/64 KiB; reader is 23270"); any other edge keeps its rule's sentence
+    (so does a pipe watched by poll, whose sentence names the watched fd)."""
+    if edge.kind in (EdgeKind.PIPE, EdgeKind.FIFO) and edge.writing and edge.syscall not in OR_WAITS:
+        return _pipe_write_label(edge)
+    return clean(edge.label)
+
+
+def _pipe_write_label(edge: Edge) -> str:
+    reader = f"reader is {edge.to_pid}" + (" (itself)" if edge.to_pid == edge.from_pid else "")
+    fill = edge.fill
+    if fill is None:
+        return f"pipe full; {reader}"
+    used = f"{size(fill.used)}/{size(fill.size)}"
+    if not fill.full:
+        return f"pipe holds {used}, no room for this write; {reader}"
+    return f"pipe full {used}; {reader}"
 
 
 # --- waits, blocked-for ------------------------------------------------------------------

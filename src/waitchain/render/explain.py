@@ -6,20 +6,23 @@ shell-quoted, cleaned paths, so they are safe to copy and paste."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-from ..model import Chain, Diagnosis, Edge, Task
+from ..model import Chain, Diagnosis, Edge, EdgeKind, End, EndKind, Reason, Task
+from ..procfs.fds import inode_of
 from ..sanitize import clean
 from .common import end_pid, name
 
-_FD_CALL = re.compile(r"^\w+\((\d+)<")
-_TCP = re.compile(r"TCP (\S+):(\d+)→(\S+):(\d+)")
-_INODE = re.compile(r"\[(\d+)\]")
-_HOLDER = re.compile(r"/proc/(\d+)/fd/([\d,]+)")
-_LOCK_INODE = re.compile(r"\b[0-9a-f]{2,}:[0-9a-f]{2,}:(\d+)\b")  # MAJ:MIN:INODE in /proc/locks
+# Calls whose first argument is the fd they block on.
+FD_CALLS = {
+    "read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg",
+    "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg",
+    "accept", "accept4", "connect", "flock", "fcntl", "epoll_wait", "epoll_pwait",
+    "epoll_pwait2", "ioctl", "fsync", "fdatasync",
+}
+PIPES = (EdgeKind.PIPE, EdgeKind.FIFO)
 
 
 @dataclass(frozen=True)
@@ -31,21 +34,34 @@ class Check:
 def edge_checks(diag: Diagnosis, edge: Edge) -> List[Check]:
     """How to see, by hand, that edge.from waits for edge.to."""
     checks = _call_checks(diag, edge.from_pid, edge.from_tid)
-    kind = EDGE_KINDS.get(edge.kind)
-    if kind is None and "lock" in edge.kind:
-        kind = _lock
-    checks += kind(diag, edge) if kind else [_evidence_only(edge)]
-    return checks
+    known = _edge_kind(edge)
+    kind = EDGE_KINDS.get(known) if known is not None else None
+    return checks + (kind(diag, edge) if kind else [_evidence_only(edge)])
 
 
 def end_checks(diag: Diagnosis, chain: Chain) -> List[Check]:
     """How to see, by hand, why the chain ends where it does."""
-    if chain.end.kind == "cycle":
+    kind = _end_kind(chain.end.kind)
+    if kind == EndKind.CYCLE:
         return []
     pid = end_pid(chain)
     tid = chain.end.tid if chain.end.tid is not None else pid
-    checks = _call_checks(diag, pid, tid) if chain.end.kind != "running" else []
-    return checks + END_KINDS.get(chain.end.kind, _wchan)(diag, pid, tid)
+    checks = _call_checks(diag, pid, tid) if kind != EndKind.RUNNING else []
+    return checks + END_KINDS.get(kind, _wchan)(diag, pid, tid)
+
+
+def _edge_kind(edge: Edge) -> Optional[EdgeKind]:
+    try:
+        return EdgeKind(edge.kind)
+    except ValueError:
+        return None
+
+
+def _end_kind(kind: str) -> Optional[EndKind]:
+    try:
+        return EndKind(kind)
+    except ValueError:
+        return None
 
 
 # --- the waiting thread -----------------------------------------------------------------
@@ -63,73 +79,78 @@ def _call_checks(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
         return [Check(syscall_file, clean(task.note) if task and task.note else "the thread's system call")]
     args = " ".join(hex(a) for a in call.args[:3])
     checks = [Check(syscall_file, f"{call.nr} {args} …: {clean(call.name)}() is syscall {call.nr}")]
-    fd, target = _fd_of(diag, pid, tid)
+    fd = _fd_of(diag, pid, tid)
     if fd is not None:
+        target = _target(diag, pid, fd)
         checks[0] = Check(syscall_file, f"{call.nr} {args} …: {clean(call.name)}() on fd {fd}")
-        checks.append(Check(f"ls -l /proc/{pid}/fd/{fd}", f"→ {target}"))
+        checks.append(Check(f"ls -l /proc/{pid}/fd/{fd}", f"→ {target}" if target else "what the fd is"))
     return checks
 
 
-def _fd_of(diag: Diagnosis, pid: int, tid: int) -> Tuple[Optional[int], str]:
+def _fd_of(diag: Diagnosis, pid: int, tid: int) -> Optional[int]:
+    """The fd the thread's call blocks on: its edges' fd, or the call's first argument for a
+    call that takes one (an OR wait over several fds has none: its epoll fd, at most)."""
     wait = diag.waits.get((pid, tid))
-    match = _FD_CALL.match(wait.what) if wait else None
-    if match is None:
-        return None, ""
-    fd = int(match[1])
+    if wait is not None and not wait.any_of:
+        fd = next((e.fd for e in wait.edges if e.fd is not None), None)
+        if fd is not None:
+            return fd
+    task = _task(diag, pid, tid)
+    call = task.syscall if task else None
+    return call.arg_int(0) if call is not None and call.name in FD_CALLS else None
+
+
+def _target(diag: Diagnosis, pid: int, fd: int) -> str:
+    """What the fd is (its link target, as scanned), cleaned; "" if not known."""
     proc = diag.processes.get(pid)
-    target = proc.fds.get(fd) if proc else None
-    if target is None:
-        target = wait.what[match.end():].rstrip(")").rstrip(">") if wait else ""
-    return fd, clean(target)
+    return clean(proc.fds.get(fd, "")) if proc else ""
 
 
-def _holder_fds(edge: Edge) -> str:
-    """The fds through which edge.to holds the object, from the evidence text."""
-    for pid, fds in _HOLDER.findall(edge.evidence):
-        if int(pid) == edge.to_pid:
-            return fds
-    return ""
+def _inode(edge: Edge) -> Optional[int]:
+    """The inode of the object the edge goes through (a pipe's, a peer socket's)."""
+    return edge.inode if edge.inode is not None else inode_of(edge.object)
 
 
-def _inode(text: str) -> Optional[str]:
-    match = _INODE.search(text)
-    return match[1] if match else None
+def _ends_at(diag: Diagnosis, pid: int, tid: int) -> List[End]:
+    """The thread's end and, for an OR wait, its alternatives that lead nowhere blocked."""
+    wait = diag.waits.get((pid, tid))
+    if wait is None:
+        return []
+    return ([wait.end] if wait.end is not None else []) + list(wait.live)
 
 
 # --- per edge kind -----------------------------------------------------------------------
 
 
 def _pipe(diag: Diagnosis, edge: Edge) -> List[Check]:
-    inode = _inode(edge.object) if edge.object.startswith("pipe:") else None
-    writing = "read end" in edge.evidence or edge.label.startswith("pipe")
-    end = "read" if writing else "write"
+    inode = _inode(edge) if edge.kind == EdgeKind.PIPE else None
+    end = "read" if edge.writing else "write"
+    first = str(edge.holder_fds[0]) if edge.holder_fds else ""
     checks = []
-    fds = _holder_fds(edge)
     if inode is not None:
-        mode = "r--" if writing else "-w-"
+        mode = "r--" if edge.writing else "-w-"
         checks.append(Check(f"lsfd -Q 'INODE == {inode}'",
                             f"every holder of the pipe; {edge.to_pid} has MODE {mode} (the {end} end)"))
-        other = f"{edge.to_pid},…,{fds.split(',')[0] or 'FD'}{end[0]}"
+        other = f"{edge.to_pid},…,{first or 'FD'}{end[0]}"
         checks.append(Check(f"lsof -n -P +E -p {edge.from_pid} -a -d {_from_fd(diag, edge)}",
                             f"the pipe; +E adds its other end: {other}"))
     else:
         path = shlex.quote(clean(edge.object))
         checks.append(Check(f"lsof -n -P -- {path}", f"{edge.to_pid} holds the {end} end of the FIFO"))
-    if fds:
-        first = fds.split(",")[0]
-        mode = "0 (O_RDONLY) or 2 (O_RDWR)" if writing else "1 (O_WRONLY) or 2 (O_RDWR)"
+    if first:
+        mode = "0 (O_RDONLY) or 2 (O_RDWR)" if edge.writing else "1 (O_WRONLY) or 2 (O_RDWR)"
         checks.append(Check(f"grep flags /proc/{edge.to_pid}/fdinfo/{first}",
                             f"the last octal digit is {mode}: the {end} end"))
     return checks
 
 
 def _from_fd(diag: Diagnosis, edge: Edge) -> str:
-    fd, _ = _fd_of(diag, edge.from_pid, edge.from_tid)
+    fd = edge.fd if edge.fd is not None else _fd_of(diag, edge.from_pid, edge.from_tid)
     return str(fd) if fd is not None else "FD"
 
 
 def _unix(diag: Diagnosis, edge: Edge) -> List[Check]:
-    peer = _inode(edge.object)
+    peer = _inode(edge)
     if peer is None:
         return [_evidence_only(edge)]
     return [Check(f"ss -xp | grep -w {peer}",
@@ -138,21 +159,26 @@ def _unix(diag: Diagnosis, edge: Edge) -> List[Check]:
 
 
 def _tcp(diag: Diagnosis, edge: Edge) -> List[Check]:
-    wait = diag.waits.get((edge.from_pid, edge.from_tid))
-    match = _TCP.search(wait.what) if wait else None
-    if match is None:
+    if edge.local is None or edge.remote is None:
         return [_evidence_only(edge)]
-    local, lport, remote, rport = match.groups()
-    ns = _netns_prefix(diag, edge)
-    expect = (f"this end {local}:{lport}→{remote}:{rport} and its peer, held by "
-              f"{name(diag, edge.to_pid)}; Recv-Q/Send-Q are the queued bytes")
-    return [Check(f"{ns}ss -tnp '( sport = :{lport} or dport = :{lport} )'", expect),
-            Check(f"lsof -n -P -iTCP:{lport}", "both ends, if they are in this network namespace")]
+    here, there, port = _address(edge.local), _address(edge.remote), edge.local[1]
+    expect = (f"this end {here}→{there} and its peer, held by {name(diag, edge.to_pid)}; "
+              "Recv-Q/Send-Q are the queued bytes")
+    ns = _netns_prefix(diag, edge.from_pid)
+    return [Check(f"{ns}ss -tnp '( sport = :{port} or dport = :{port} )'", expect),
+            Check(f"lsof -n -P -iTCP:{port}", "both ends, if they are in this network namespace")]
 
 
-def _netns_prefix(diag: Diagnosis, edge: Edge) -> str:
+def _address(addr: Tuple[str, int]) -> str:
+    host, port = addr
+    return clean(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+def _netns_prefix(diag: Diagnosis, pid: int) -> str:
+    """`nsenter -t PID -n ` when the processes are in several network namespaces (ss sees
+    only its own)."""
     spaces = {p.netns for p in diag.processes.values() if p.netns}
-    return f"nsenter -t {edge.from_pid} -n " if len(spaces) > 1 else ""
+    return f"nsenter -t {pid} -n " if len(spaces) > 1 else ""
 
 
 def _child(diag: Diagnosis, edge: Edge) -> List[Check]:
@@ -162,9 +188,8 @@ def _child(diag: Diagnosis, edge: Edge) -> List[Check]:
 
 def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
     fd = _from_fd(diag, edge)
-    known = _LOCK_INODE.search(edge.evidence)  # the /proc/locks line names the inode
-    if known is not None:
-        pattern = f"':{known[1]} '"
+    if edge.inode is not None:  # the inode column of /proc/locks is MAJ:MIN:INODE
+        pattern = f"':{edge.inode} '"
     elif fd != "FD":  # double quotes: the shell must expand $(...)
         pattern = f'":$(stat -Lc %i /proc/{edge.from_pid}/fd/{fd}) "'
     else:
@@ -176,9 +201,9 @@ def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
 
 def _futex(diag: Diagnosis, edge: Edge) -> List[Check]:
     owner = edge.to_tid if edge.to_tid is not None else edge.to_pid
+    role = "mutex owner" if edge.kind == EdgeKind.MUTEX else "joined thread"
     return [Check(f"cat /proc/{edge.to_pid}/task/{owner}/syscall",
-                  f"what thread {owner} (the {'mutex owner' if edge.kind == 'mutex' else 'joined thread'}) "
-                  "is doing instead of releasing it")]
+                  f"what thread {owner} (the {role}) is doing instead of releasing it")]
 
 
 def _fuse(diag: Diagnosis, edge: Edge) -> List[Check]:
@@ -188,15 +213,16 @@ def _fuse(diag: Diagnosis, edge: Edge) -> List[Check]:
                   f"{name(diag, edge.to_pid)} holds /dev/fuse: it is the daemon that must answer")]
 
 
-def _holder_grep(word: str, what: str):
-    def checks(diag: Diagnosis, edge: Edge) -> List[Check]:
-        return [Check(f"grep -l {word} /proc/{edge.to_pid}/fdinfo/*",
-                      f"{name(diag, edge.to_pid)} holds the same {what}")]
-    return checks
+def _eventfd(diag: Diagnosis, edge: Edge) -> List[Check]:
+    return [Check(f"grep -l eventfd-id /proc/{edge.to_pid}/fdinfo/*",
+                  f"{name(diag, edge.to_pid)} holds the same eventfd")]
 
 
 def _mqueue(diag: Diagnosis, edge: Edge) -> List[Check]:
-    path = clean(edge.object.split(" ", 1)[-1])
+    fd = _from_fd(diag, edge)
+    path = _target(diag, edge.from_pid, int(fd)) if fd != "FD" else ""
+    if not path:
+        return [_evidence_only(edge)]
     return [Check(f"cat {shlex.quote('/dev/mqueue/' + path.lstrip('/'))}", "QSIZE: the bytes queued"),
             Check(f"ls -l /proc/{edge.to_pid}/fd | grep -F {shlex.quote(path)}",
                   f"{name(diag, edge.to_pid)} has the queue open")]
@@ -208,13 +234,16 @@ def _pty(diag: Diagnosis, edge: Edge) -> List[Check]:
 
 
 def _evidence_only(edge: Edge) -> Check:
-    return Check(f"# {clean(edge.kind)} {clean(edge.object)}", clean(edge.evidence))
+    return Check(f"# {clean(str(edge.kind))} {clean(edge.object)}", clean(edge.evidence))
 
 
-EDGE_KINDS = {"pipe": _pipe, "fifo": _pipe, "unix": _unix, "tcp": _tcp, "child": _child,
-              "flock": _lock, "posix-lock": _lock, "ofd-lock": _lock, "lock": _lock,
-              "mutex": _futex, "join": _futex, "fuse": _fuse, "pty": _pty,
-              "eventfd": _holder_grep("eventfd-id", "eventfd"), "mqueue": _mqueue}
+EdgeChecks = Callable[[Diagnosis, Edge], List[Check]]
+EDGE_KINDS: Dict[EdgeKind, EdgeChecks] = {
+    EdgeKind.PIPE: _pipe, EdgeKind.FIFO: _pipe, EdgeKind.UNIX: _unix, EdgeKind.TCP: _tcp,
+    EdgeKind.CHILD: _child, EdgeKind.FLOCK: _lock, EdgeKind.POSIX_LOCK: _lock,
+    EdgeKind.OFD_LOCK: _lock, EdgeKind.LOCK: _lock, EdgeKind.MUTEX: _futex, EdgeKind.JOIN: _futex,
+    EdgeKind.FUSE: _fuse, EdgeKind.PTY: _pty, EdgeKind.EVENTFD: _eventfd, EdgeKind.MQUEUE: _mqueue,
+}
 
 
 # --- per end kind -----------------------------------------------------------------------
@@ -240,18 +269,19 @@ def _stopped(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
 
 
 def _self(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
-    _, target = _fd_of(diag, pid, tid)
-    inode = _inode(target)
+    fd = _fd_of(diag, pid, tid)
+    inode = inode_of(_target(diag, pid, fd)) if fd is not None else None
     if inode is None:
         return []
     return [Check(f"ls -l /proc/{pid}/fd | grep {inode}", "this process holds both ends of the pipe")]
 
 
 def _idle(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
-    detail = next((c.end.detail for c in diag.chains if end_pid(c) == pid and c.end.kind == "idle"), "")
-    if "listening socket" in detail or "waits for a client" in detail:
-        return [Check(f"ss -ltnp | grep pid={pid},", "Recv-Q: connections waiting to be accepted")]
-    if "inotify" in detail:
+    reasons = {e.reason for e in _ends_at(diag, pid, tid)}
+    if Reason.ACCEPT in reasons:
+        return [Check(f"{_netns_prefix(diag, pid)}ss -ltnp | grep pid={pid},",
+                      "Recv-Q: connections waiting to be accepted")]
+    if Reason.FILE_EVENTS in reasons:
         return [Check(f"grep -h inotify /proc/{pid}/fdinfo/*",
                       "the watches: ino (hex) and sdev name the watched files")]
     return [Check(f"ls -l /proc/{pid}/fd", "the files, pipes and sockets it has open"),
@@ -259,12 +289,12 @@ def _idle(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
 
 
 def _remote(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
-    wait = next((w for w in diag.waits.values() if w.pid == pid and w.tid == tid), None)
-    match = _TCP.search(wait.what) if wait else None
-    if match is None:
+    peer = next((e.subject for e in _ends_at(diag, pid, tid)
+                 if e.reason == Reason.REMOTE_PEER and e.subject), "")
+    if not peer:
         return []
-    return [Check(f"ss -tnpi '( sport = :{match[2]} )'",
-                  f"the connection to {match[3]}:{match[4]}; rtt and retransmits show a slow peer")]
+    return [Check(f"{_netns_prefix(diag, pid)}ss -tnpi dst {shlex.quote(clean(peer))}",
+                  f"the connection of {pid} to {clean(peer)}; rtt and retransmits show a slow peer")]
 
 
 def _signal(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
@@ -272,6 +302,9 @@ def _signal(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
                   "the signals it blocks and catches (hex masks)")]
 
 
-END_KINDS = {"running": _running, "disk": _disk, "kernel": _disk, "signal": _signal, "stopped": _stopped, "self": _self,
-             "idle": _idle, "remote": _remote, "sleeping": _wchan, "terminal": _wchan,
-             "unknown": _wchan}
+EndChecks = Callable[[Diagnosis, int, int], List[Check]]
+END_KINDS: Dict[Optional[EndKind], EndChecks] = {
+    EndKind.RUNNING: _running, EndKind.DISK: _disk, EndKind.KERNEL: _disk, EndKind.SIGNAL: _signal,
+    EndKind.STOPPED: _stopped, EndKind.SELF: _self, EndKind.IDLE: _idle, EndKind.REMOTE: _remote,
+    EndKind.SLEEPING: _wchan, EndKind.TERMINAL: _wchan, EndKind.UNKNOWN: _wchan,
+}

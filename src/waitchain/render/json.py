@@ -1,40 +1,63 @@
-"""--json: the versioned machine-readable form (schema waitchain/1)."""
+"""--json: the versioned machine-readable form (schema waitchain/1, described by the JSON
+Schema in waitchain/data/waitchain-1.schema.json).
+
+Every field is named and converted here on purpose (enums become their values), so a change
+to the model never changes the output by accident. New fields may be added to waitchain/1;
+existing ones keep their names and meaning. The verdicts' sentences are the ones every other
+format shows (render/verdicts.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from typing import Any, Dict, Optional
+from enum import Enum
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..model import Diagnosis, Edge, Task
+from ..model import (Advice, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, Frame, Location, PipeFill,
+                     Stack, Task, Verdict, VerdictClass)
 from . import Options
+from .common import label
+from .verdicts import Summary, summaries
 
 SCHEMA = "waitchain/1"
+NOTHING = Verdict(VerdictClass.NOTHING, Advice.NOTHING, members=())  # what the text says when no verdict is
+
+Json = Dict[str, Any]
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:
     return json.dumps(to_dict(diag), indent=2, ensure_ascii=True) + "\n"
 
 
-def to_dict(diag: Diagnosis) -> Dict[str, Any]:
+def to_dict(diag: Diagnosis) -> Json:
+    verdicts = [_verdict(diag, v, s) for v, s in zip(diag.verdicts or [NOTHING], summaries(diag))]
     return {
         "schema": SCHEMA,
-        "starts": diag.starts,
+        "starts": list(diag.starts),
         "processes": [_process(diag, pid) for pid in diag.processes],
-        "edges": [_edge(e) for e in diag.edges],
-        "chains": [
-            {"start": c.start, "path": list(c.path), "end": asdict(c.end)} for c in diag.chains
-        ],
-        "cycles": [{"pids": list(c.pids), "deadlock": c.deadlock, "detail": c.detail,
-                    "members": list(c.members or c.pids),
-                    "threads": [{"pid": p, "tid": t} for p, t in c.threads]} for c in diag.cycles],
-        "root_cause": asdict(diag.root_cause) if diag.root_cause else None,
+        "edges": [edge(e) for e in diag.edges],
+        "chains": [_chain(c) for c in diag.chains],
+        "cycles": [_cycle(c) for c in diag.cycles],
+        "root_cause": _root_cause(diag, verdicts),
         "deadlock": diag.deadlocked,
-        "notes": diag.notes,
+        "verdicts": verdicts,
+        "notes": list(diag.notes),
     }
 
 
-def _process(diag: Diagnosis, pid: int) -> Dict[str, Any]:
+def _text(value: Any) -> str:
+    """An enum as its value; any other value as text."""
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def _thread_id(key: Tuple[int, int]) -> Json:
+    pid, tid = key
+    return {"pid": pid, "tid": tid}
+
+
+# --- processes and threads -------------------------------------------------------------------
+
+
+def _process(diag: Diagnosis, pid: int) -> Json:
     proc = diag.processes[pid]
     return {
         "pid": pid,
@@ -48,7 +71,7 @@ def _process(diag: Diagnosis, pid: int) -> Dict[str, Any]:
     }
 
 
-def _thread(diag: Diagnosis, pid: int, task: Task) -> Dict[str, Any]:
+def _thread(diag: Diagnosis, pid: int, task: Task) -> Json:
     wait = diag.waits.get((pid, task.tid))
     call = task.syscall
     return {
@@ -57,36 +80,158 @@ def _thread(diag: Diagnosis, pid: int, task: Task) -> Dict[str, Any]:
         "state": task.state,
         "wchan": task.wchan,
         "syscall": {"name": call.name, "nr": call.nr, "args": list(call.args)} if call else None,
-        "waits": wait.what if wait else None,
-        "end": asdict(wait.end) if wait and wait.end else None,
+        "waits": wait.what if wait else None,  # the call as a person reads it
+        "wait_syscall": wait.syscall if wait else None,  # "read", "wait4"; "" when not in a call
+        "mode": _text(wait.mode) if wait else None,  # "any": one target acting ends it; "all"
+        "end": end(wait.end) if wait and wait.end else None,
         "blocked_for": _seconds(diag.blocked_for.get((pid, task.tid))),  # since it last ran
         "any_of": wait.any_of if wait else 0,  # an OR wait (poll, select, epoll) over this many fds
-        "live": [asdict(e) for e in wait.live] if wait else [],  # its alternatives that are not blocked
-        **_stack(diag, pid, task.tid),
+        "live": [end(e) for e in wait.live] if wait else [],  # its alternatives that are not blocked
+        **_stack(diag.stacks.get((pid, task.tid))),
     }
 
 
-def _stack(diag: Diagnosis, pid: int, tid: int) -> Dict[str, Any]:
+def _stack(stack: Optional[Stack]) -> Json:
     """The user-space stack (innermost frame first) and its application frame, if read."""
-    stack = diag.stacks.get((pid, tid))
     return {
-        "stack": [asdict(f) for f in stack.frames] if stack else None,
+        "stack": [_frame(f) for f in stack.frames] if stack else None,
         "stack_source": stack.source if stack else None,  # "py-spy", "gdb", "eu-stack"
-        "location": asdict(stack.location) if stack and stack.location else None,
+        "location": _location(stack.location) if stack and stack.location else None,
         "python_wait": stack.label if stack and stack.label else None,  # e.g. "waits in queue.Queue.get"
     }
+
+
+def _frame(frame: Frame) -> Json:
+    return {"function": frame.function, "file": frame.file, "line": frame.line,
+            "module": frame.module, "native": frame.native}
+
+
+def _location(loc: Location) -> Json:
+    return {"file": loc.file, "line": loc.line, "function": loc.function, "code": loc.code}
 
 
 def _seconds(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(value, 3)
 
 
-def _edge(edge: Edge) -> Dict[str, Any]:
+# --- edges and ends ----------------------------------------------------------------------------
+
+
+def edge(e: Edge) -> Json:
+    """One waits-for edge: who waits for whom through what, the facts it was built from, and
+    the sentences for people (`label`, `evidence`)."""
     return {
-        "from": {"pid": edge.from_pid, "tid": edge.from_tid},
-        "to": {"pid": edge.to_pid, "tid": edge.to_tid},
-        "kind": edge.kind,
-        "object": edge.object,
-        "evidence": edge.evidence,
-        "label": edge.label,
+        "from": {"pid": e.from_pid, "tid": e.from_tid},
+        "to": {"pid": e.to_pid, "tid": e.to_tid},
+        "kind": _text(e.kind),
+        "object": e.object,
+        "evidence": e.evidence,
+        "label": label(e),  # as every format says it
+        "syscall": e.syscall,
+        "fd": e.fd,
+        "writing": e.writing,
+        "fill": _fill(e.fill),
+        "queued": e.queued,
+        "holder_fds": list(e.holder_fds),
+        "unsure": e.unsure,
+        "inode": e.inode,
+        "local": _address(e.local),
+        "remote": _address(e.remote),
     }
+
+
+def _fill(fill: Optional[PipeFill]) -> Optional[Json]:
+    return {"used": fill.used, "size": fill.size} if fill is not None else None
+
+
+def _address(addr: Optional[Tuple[str, int]]) -> Optional[Json]:
+    return {"host": addr[0], "port": addr[1]} if addr is not None else None
+
+
+def end(e: End) -> Json:
+    """Where a wait ends: its kind, the reason advice is chosen from, and the facts."""
+    return {
+        "kind": _text(e.kind),
+        "detail": e.detail,
+        "reason": _text(e.reason),
+        "subject": e.subject,
+        "signals": list(e.signals),
+        "timeout": e.timeout,
+    }
+
+
+# --- chains, cycles, verdicts ------------------------------------------------------------------
+
+
+def _chain(chain: Chain) -> Json:
+    return {"start": chain.start, "path": list(chain.path), "end": _chain_end(chain.end)}
+
+
+def _chain_end(e: ChainEnd) -> Json:
+    return {"kind": _text(e.kind), "detail": e.detail, "pid": e.pid, "tid": e.tid,
+            "reason": _text(e.reason), "subject": e.subject}
+
+
+def _cycle(cycle: Cycle) -> Json:
+    return {
+        "pids": list(cycle.pids),
+        "deadlock": cycle.deadlock,
+        "detail": cycle.detail,
+        "members": list(cycle.members or cycle.pids),
+        "threads": [_thread_id(k) for k in cycle.threads],
+    }
+
+
+def _verdict(diag: Diagnosis, v: Verdict, words: Summary) -> Json:
+    """One verdict: the verdict layer's facts and the sentences every format shows. The
+    cause is the thread the sentences name."""
+    cause = words.thread if words.thread is not None else v.cause
+    return {
+        "class": _text(v.cls),
+        "advice": _text(v.advice),
+        "headline": words.headline,
+        "steps": list(words.steps),
+        "now": list(words.now),
+        "fix": list(words.fix),
+        "members": list(v.members),
+        "threads": [_thread_id(k) for k in v.threads],
+        "cause": _cause(diag, cause),
+        "culprit": v.culprit,
+        "victims": list(v.victims),
+        "confirmed": v.confirmed,
+        "moved": [_thread_id(k) for k in v.moved],
+        "ring": [edge(e) for e in v.ring],
+        "end": _chain_end(v.end) if v.end is not None else None,
+        "location": words.location or None,
+    }
+
+
+def _cause(diag: Diagnosis, key: Optional[Tuple[int, int]]) -> Optional[Json]:
+    if key is None:
+        return None
+    wait = diag.waits.get(key)
+    return {**_thread_id(key), "syscall": wait.syscall if wait else ""}
+
+
+def _root_cause(diag: Diagnosis, verdicts: List[Json]) -> Optional[Json]:
+    """The first verdict's cause, with its headline as the summary (kept from the first
+    waitchain/1: tools read it)."""
+    cause = verdicts[0]["cause"] if verdicts else None
+    if cause is None:
+        return None
+    pid, tid = cause["pid"], cause["tid"]
+    return {"pid": pid, "tid": tid, "syscall": cause["syscall"], "summary": verdicts[0]["headline"],
+            "location": _cause_location(diag, pid, tid)}
+
+
+def _cause_location(diag: Diagnosis, pid: int, tid: int) -> Optional[Json]:
+    """The cause's line of code, as the text shows it (location_text): its stack's
+    application frame, or the one the diagnosis recorded for its root cause."""
+    stack = diag.stacks.get((pid, tid))
+    if stack is not None and stack.location is not None:
+        return _location(stack.location)
+    recorded = diag.root_cause
+    if recorded is not None and (recorded.pid, recorded.tid) == (pid, tid) and recorded.location:
+        return _location(recorded.location)
+    return None
+
