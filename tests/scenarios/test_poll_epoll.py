@@ -189,9 +189,9 @@ def test_poll_select_knot_is_a_deadlock(run_py, diagnose_pid, run_cli) -> None:
     (cycle,) = data["cycles"]
     assert cycle["deadlock"] is True
     assert sorted(cycle["members"]) == sorted([a.pid, b.pid, c.pid])
-    assert sorted(cycle["pids"]) == sorted([a.pid, b.pid, c.pid])  # one ring through all three
+    assert set(cycle["pids"]) <= {a.pid, b.pid, c.pid} and len(cycle["pids"]) >= 2  # a ring in the knot
     assert all(ch["end"]["kind"] == "cycle" for ch in data["chains"])
-    assert data["root_cause"]["summary"].startswith("deadlock: ")
+    assert data["root_cause"]["summary"].startswith("DEADLOCK")
     assert only_thread(data, c.pid)["any_of"] == 2
     assert only_thread(data, a.pid)["live"] == [] and only_thread(data, c.pid)["live"] == []
     assert run_cli(str(b.pid), "--no-stacks").code == 1
