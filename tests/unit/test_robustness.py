@@ -112,7 +112,7 @@ def test_a_closed_reader_ends_its_helper_and_reads_no_more() -> None:
     assert helper.proc.wait(5) == 0  # EOF on its stdin: it exited
     with pytest.raises(WaitchainError):
         snap.memory.read(os.getpid(), ctypes.addressof(buf), 5)
-    assert memory.read_memory(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a short-lived reader
+    assert memory.read_partial(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a short-lived reader
 
 
 def test_memory_of_a_recorded_proc_is_not_read(mini_proc: Path) -> None:

@@ -10,8 +10,6 @@ import struct
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from .memory import read_memory
-
 TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec
 FLOCK = struct.Struct("=hh4xqq")  # l_type, l_whence, (pad), l_start, l_len (then l_pid)
 SEMBUF = struct.Struct("=Hhh")  # sem_num, sem_op, sem_flg
@@ -65,15 +63,3 @@ def sembufs(data: bytes) -> List[Tuple[int, int, int]]:
 
 def mutex(data: bytes) -> MutexWords:
     return MutexWords(*MUTEX.unpack(data))
-
-
-# --- compatibility: rules that read memory without the snapshot ---------------------------
-# waits/signals.py and waits/poll.py still call these; new code uses snap.memory.
-
-
-def read_timespec(pid: int, address: int) -> float:
-    return timespec(read_memory(pid, address, TIMESPEC.size))
-
-
-def read_sigset(pid: int, address: int) -> int:
-    return sigset(read_memory(pid, address, U64.size))

@@ -86,7 +86,7 @@ class MemoryReader:
         self._stuck: Set[int] = set()
         self._slot = _HelperSlot()
         self._finalizer = weakref.finalize(self, self._slot.close)  # also at exit
-        _sessions.append(weakref.ref(self))
+        _register(self)
 
     def read(self, pid: int, address: int, size: int) -> bytes:
         """`size` bytes at `address` in pid; raises ProcessGone/AccessDenied/Timeout/WaitchainError."""
@@ -207,11 +207,18 @@ class _HelperSlot:
 # (the snapshot's, until its owner closes it); new code takes snap.memory instead.
 
 _sessions: List["weakref.ref[MemoryReader]"] = []  # readers created, oldest first
+_sessions_lock = threading.Lock()  # the stacks stage reads from several threads
+
+
+def _register(reader: MemoryReader) -> None:
+    with _sessions_lock:
+        _sessions.append(weakref.ref(reader))
 
 
 def _open_readers() -> List[MemoryReader]:
-    _sessions[:] = [ref for ref in _sessions if _is_open(ref())]
-    return [r for r in (ref() for ref in _sessions) if r is not None]
+    with _sessions_lock:
+        _sessions[:] = [ref for ref in _sessions if _is_open(ref())]
+        return [r for r in (ref() for ref in _sessions) if r is not None]
 
 
 def _is_open(reader: Optional[MemoryReader]) -> bool:
@@ -225,14 +232,6 @@ def read_partial(pid: int, address: int, size: int) -> bytes:
         return readers[-1].read_partial(pid, address, size)
     with MemoryReader() as reader:
         return reader.read_partial(pid, address, size)
-
-
-def read_memory(pid: int, address: int, size: int) -> bytes:
-    """MemoryReader.read through the newest open reader (a short-lived one if none)."""
-    data = read_partial(pid, address, size)
-    if len(data) != size:
-        raise WaitchainError(f"process {pid}: short read of memory at {address:#x}")
-    return data
 
 
 def memory_stuck(pid: int) -> bool:
