@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from waitchain.demo.harness import children, wait_blocked
 from waitchain.errors import ProcessGone, Timeout, WaitchainError
 from waitchain.model import Syscall, Task
 from waitchain.procfs import memory, pidfd, sockdiag
@@ -119,6 +120,28 @@ def test_memory_of_a_recorded_proc_is_not_read(mini_proc: Path) -> None:
     buf = ctypes.create_string_buffer(b"hello")
     with Snapshot.scan(ProcFS(str(mini_proc))) as snap, pytest.raises(WaitchainError):
         snap.memory.read(os.getpid(), ctypes.addressof(buf), 5)
+
+
+def test_the_cli_leaves_no_memory_reader_behind(run_py, run_cli) -> None:
+    """The sleep's timespec is read through the snapshot's helper, which ends with the run
+    (the CLI closes the snapshot)."""
+    program = run_py("""
+        ready("sleeping")
+        time.sleep(3600)
+        """)
+    program.ready()
+    wait_blocked(program.pid, "clock_nanosleep", "nanosleep", "pselect6")
+    result = run_cli(str(program.pid), "--json", "--no-stacks")
+    assert result.code == 0, result.err
+    assert not [pid for pid in children(os.getpid()) if _is_memory_reader(pid)]
+
+
+def _is_memory_reader(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"waitchain memory reader" in f.read()
+    except OSError:
+        return False
 
 
 def test_own_memory_past_the_end_of_a_mapping_does_not_crash() -> None:
