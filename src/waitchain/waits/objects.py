@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
-from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, Reason, Task, Wait
+from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, FdInfo, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import fd_text, nobody_end
 
@@ -113,16 +113,21 @@ def _mqueue(snap: Snapshot, pid: int, tid: int, fd: int, sending: bool) -> Wait:
     wanted = (READ, READ_WRITE) if sending else (WRITE, READ_WRITE)
     others = _queue_holders(snap, pid, target, info.mnt_id, info.ino, wanted)
     label = "waits for a receiver to make room" if sending else "waits for a message"
-    edges = tuple(Edge(pid, tid, holder, None, EdgeKind.MQUEUE, f"mqueue {target}",
-                       f"{', '.join(f'/proc/{holder}/fd/{n}' for n in fds)} → {target}, same fdinfo "
-                       f"mnt_id {info.mnt_id} and ino {info.ino}", label,
-                       fd=fd, writing=sending, holder_fds=tuple(fds), inode=info.ino or None)
+    edges = tuple(_queue_edge(pid, tid, fd, sending, target, info, holder, fds, label)
                   for holder, fds in others.items())
     if edges:
         return Wait(pid, tid, what, edges)
     role = "for reading" if sending else "for writing"
     detail = f"no other process has the message queue {target} open {role}"
     return Wait(pid, tid, what, end=_alone(snap, detail, f"the message queue {target} open {role}", target))
+
+
+def _queue_edge(pid: int, tid: int, fd: int, sending: bool, target: str, info: FdInfo, holder: int,
+                fds: List[int], label: str) -> Edge:
+    evidence = (f"{', '.join(f'/proc/{holder}/fd/{n}' for n in fds)} → {target}, same fdinfo "
+                f"mnt_id {info.mnt_id} and ino {info.ino}")
+    return Edge(pid, tid, holder, None, EdgeKind.MQUEUE, f"mqueue {target}", evidence, label,
+                fd=fd, writing=sending, holder_fds=tuple(fds), inode=info.ino or None)
 
 
 def _alone(snap: Snapshot, detail: str, what: str, subject: str) -> End:
@@ -159,14 +164,16 @@ def _msg(snap: Snapshot, pid: int, task: Task) -> Wait:
     facts = (f"/proc/sysvipc/msg: queue {msqid} (key {_col(row, 'key', '#x')}) holds {_col(row, 'qnum')} "
              f"messages, {_col(row, 'cbytes')} B; last sent by {_col(row, 'lspid')}, "
              f"last received by {_col(row, 'lrpid')}")
-    if sending:
-        detail = f"waits for room in the queue: {facts}"
-    else:
-        kind = call.arg_int(3)
-        wanted = f"a message of type {kind}" if kind > 0 else ("a message of type ≤ " + str(-kind) if kind < 0 else "a message")
-        detail = f"waits for {wanted}: {facts}"
+    detail = f"waits for {_wanted(call.arg_int(3)) if not sending else 'room in the queue'}: {facts}"
     end = End(EndKind.IDLE, detail, reason=Reason.EVENT, subject=f"SysV message queue {msqid}")
     return Wait(pid, task.tid, what, end=end)
+
+
+def _wanted(kind: int) -> str:
+    """msgrcv's msgtyp: which message it waits for."""
+    if kind > 0:
+        return f"a message of type {kind}"
+    return f"a message of type ≤ {-kind}" if kind < 0 else "a message"
 
 
 def _sem(snap: Snapshot, pid: int, task: Task) -> Wait:
