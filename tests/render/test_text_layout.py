@@ -15,7 +15,7 @@ from rich.cells import cell_len
 
 from waitchain.model import Advice, ChainEnd, Diagnosis, End, EndKind, PipeFill, Reason
 from waitchain.render import Options, text
-from waitchain.render.common import duration, label
+from waitchain.render.common import duration, label, label_head, step_text
 from waitchain.render.verdicts import summary
 from waitchain.verdict import END_ADVICE, IDLE_ADVICE
 
@@ -199,3 +199,11 @@ def test_other_edges_keep_their_rules_sentence() -> None:
                                                   "waits for its child"]
     polled = dataclasses.replace(diag.edges[3], syscall="epoll_wait", label="waits for any of 2 fds, here fd 1")
     assert label(polled) == "waits for any of 2 fds, here fd 1"
+
+
+def test_a_step_names_the_pipe_fill_but_not_the_reader_twice() -> None:
+    diag = demo()
+    assert label_head(diag.edges[3]) == "pipe full 64 KiB/64 KiB"
+    assert step_text(diag, diag.edges[3]).endswith("for 23270 command-server.py (pipe:[139830001]: pipe full 64 KiB/64 KiB)")
+    own = dataclasses.replace(diag.edges[1], label="waits for the peer: it holds the peer itself (fd 4); another thread must act")
+    assert step_text(diag, own).endswith("(socket:[139828380]: " + own.label + ")")  # a rule's sentence is not cut

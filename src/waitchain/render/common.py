@@ -81,20 +81,30 @@ def label(edge: Edge) -> str:
     """The edge's label for people. A write blocked on a pipe is said from its facts
     ("pipe full 64 KiB/64 KiB; reader is 23270"); any other edge keeps its rule's sentence
     (so does a pipe watched by poll, whose sentence names the watched fd)."""
+    return "; ".join(_label_parts(edge))
+
+
+def label_head(edge: Edge) -> str:
+    """The label without who is at the other end ("pipe full 64 KiB/64 KiB"), for a
+    sentence that names that process already."""
+    return _label_parts(edge)[0]
+
+
+def _label_parts(edge: Edge) -> Tuple[str, ...]:
     if edge.kind in (EdgeKind.PIPE, EdgeKind.FIFO) and edge.writing and edge.syscall not in OR_WAITS:
         return _pipe_write_label(edge)
-    return clean(edge.label)
+    return (clean(edge.label),)
 
 
-def _pipe_write_label(edge: Edge) -> str:
+def _pipe_write_label(edge: Edge) -> Tuple[str, str]:
     reader = f"reader is {edge.to_pid}" + (" (itself)" if edge.to_pid == edge.from_pid else "")
     fill = edge.fill
     if fill is None:
-        return f"pipe full; {reader}"
+        return "pipe full", reader
     used = f"{size(fill.used)}/{size(fill.size)}"
     if not fill.full:
-        return f"pipe holds {used}, no room for this write; {reader}"
-    return f"pipe full {used}; {reader}"
+        return f"pipe holds {used}, no room for this write", reader
+    return f"pipe full {used}", reader
 
 
 # --- waits, blocked-for ------------------------------------------------------------------
@@ -142,7 +152,7 @@ def step_text(diag: Diagnosis, edge: Edge) -> str:
     who = f"{name(diag, edge.from_pid)} waits in {call_name(wait)}()"
     if edge.kind == "child":
         return f"{who} for its child {name(diag, edge.to_pid)}"
-    return f"{who} for {name(diag, edge.to_pid)} ({clean(edge.object)}: {label(edge).split(';')[0]})"
+    return f"{who} for {name(diag, edge.to_pid)} ({clean(edge.object)}: {label_head(edge)})"
 
 
 def cycle_ring(diag: Diagnosis, cycle: Cycle) -> List[int]:
