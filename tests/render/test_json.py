@@ -77,7 +77,7 @@ def test_edges_carry_their_facts() -> None:
     full = edges[3]
     assert (full["syscall"], full["fd"], full["writing"], full["fill"], full["holder_fds"], full["inode"]) == \
         ("write", 1, True, {"used": 65536, "size": 65536}, [5], 139830001)
-    assert full["label"] == "pipe full 64 KiB/64 KiB; reader is 23270"  # as the text says it
+    assert full["label"] == "pipe full 65536/65536 B; reader is 23270"  # the rule's sentence, as in the first waitchain/1
     tcp = edges[1]
     assert (tcp["local"], tcp["remote"], tcp["queued"]) == \
         ({"host": "127.0.0.1", "port": 39392}, {"host": "127.0.0.1", "port": 1234}, 0)

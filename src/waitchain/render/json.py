@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..model import (Advice, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, Frame, Location, PipeFill,
                      Stack, Task, Verdict, VerdictClass)
 from . import Options
-from .common import label
 from .verdicts import Summary, summaries
 
 SCHEMA = "waitchain/1"
@@ -126,7 +125,7 @@ def edge(e: Edge) -> Json:
         "kind": _text(e.kind),
         "object": e.object,
         "evidence": e.evidence,
-        "label": label(e),  # as every format says it
+        "label": e.label,  # the wait rule's sentence (text formats word a pipe's fill from `fill`)
         "syscall": e.syscall,
         "fd": e.fd,
         "writing": e.writing,
