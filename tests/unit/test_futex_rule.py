@@ -65,6 +65,16 @@ def test_mutex_owner_is_translated_to_the_host_tid() -> None:
     assert wait.syscall == "futex" and wait.edges[0].syscall == "futex"
 
 
+def test_a_timed_lock_has_the_clock_as_a_way_out() -> None:
+    """pthread_mutex_timedlock: the owner is named, and the timeout makes the wait not stuck."""
+    snap = snapshot()
+    snap.memory.put(PID, ADDR, words(2, 0, 3, 1, 0))
+    timed = wait_of(snap, PID, task(101, "futex", ADDR, WAIT_PRIVATE, 2, 0x7FFF0000))
+    assert edge_of(timed) == (EdgeKind.MUTEX, PID, 102)
+    assert [(e.kind, e.reason) for e in timed.live] == [(EndKind.SLEEPING, Reason.TIMEOUT)]
+    assert waiting(snap, 101, WAIT_PRIVATE, 2).live == ()
+
+
 def test_mutex_owner_in_our_namespace_is_its_own_tid() -> None:
     snap = snapshot(ns="pid:[4026531836]")
     snap.memory.put(PID, ADDR, words(2, 0, 102, 1, 0))

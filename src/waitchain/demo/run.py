@@ -29,8 +29,8 @@ def main(argv: List[str]) -> int:
     args = p.parse_args(argv)
     with Processes() as procs:
         pids = start(procs)
-        snap = Snapshot.scan()
-        diag = diagnose(snap, [pids.wrapper])
-        if args.format == "text" and not args.json:
-            sys.stdout.write(INTRO.format(wrapper=pids.wrapper) + "\n")
-        return finish(diag, args, snap)
+        with Snapshot.scan() as snap:
+            diag = diagnose(snap, [pids.wrapper])
+            if args.format == "text" and not args.json:
+                sys.stdout.write(INTRO.format(wrapper=pids.wrapper) + "\n")
+            return finish(diag, args, snap)

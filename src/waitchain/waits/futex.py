@@ -21,7 +21,7 @@ through snap.memory (process_vm_readv): the target is never stopped."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 from ..errors import WaitchainError
@@ -31,6 +31,7 @@ from ..snapshot import Snapshot
 
 SYSCALLS = {"futex"}
 WAIT, LOCK_PI, TRYLOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2 = 0, 6, 8, 9, 11, 13
+TIMED = {WAIT, WAIT_BITSET, LOCK_PI, LOCK_PI2, WAIT_REQUEUE_PI}  # the fourth argument is a timeout
 PI_CALLS = (LOCK_PI, LOCK_PI2, TRYLOCK_PI)
 PRIVATE, CLOCK_REALTIME = 128, 256
 WAITERS, OWNER_DIED, TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
@@ -69,6 +70,10 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         found = _follow(snap, futex)
     except WaitchainError as exc:
         return futex.end(f"the futex word is unreadable: {exc}", Reason.NOT_READABLE)
+    if found is not None and task.syscall is not None and task.syscall.args[3] and futex.cmd in TIMED:
+        # pthread_mutex_timedlock, a timed join: the clock ends the wait, whatever the owner does
+        timeout = End(EndKind.SLEEPING, "its timeout", reason=Reason.TIMEOUT)
+        return replace(found, live=found.live + (timeout,))
     return found or futex.end(_no_owner_text(snap, futex), Reason.NO_OWNER)
 
 
