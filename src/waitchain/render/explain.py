@@ -22,7 +22,6 @@ FD_CALLS = {
     "accept", "accept4", "connect", "flock", "fcntl", "epoll_wait", "epoll_pwait",
     "epoll_pwait2", "ioctl", "fsync", "fdatasync",
 }
-PIPES = (EdgeKind.PIPE, EdgeKind.FIFO)
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def _edge_kind(edge: Edge) -> Optional[EdgeKind]:
         return None
 
 
-def _end_kind(kind: str) -> Optional[EndKind]:
+def _end_kind(kind: object) -> Optional[EndKind]:
     try:
         return EndKind(kind)
     except ValueError:
