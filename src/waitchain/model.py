@@ -38,7 +38,6 @@ class EndKind(str, Enum):
     """Where a wait (or a chain) ends: nothing further to follow. CYCLE is only a chain's."""
 
     RUNNING = "running"
-    SELF = "self"  # the process waits for itself (a chain end decided by the graph)
     DISK = "disk"
     KERNEL = "kernel"
     STOPPED = "stopped"

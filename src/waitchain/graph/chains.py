@@ -11,7 +11,7 @@ from .explore import GONE, Explored
 
 MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 4096  # processes on one chain
-END_PRIORITY = [EndKind.RUNNING, EndKind.SELF, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
+END_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
                 EndKind.TERMINAL, EndKind.REMOTE, EndKind.SLEEPING, EndKind.SIGNAL, EndKind.IDLE,
                 EndKind.UNKNOWN]
 # A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.

@@ -267,14 +267,6 @@ def _stopped(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
                   "State: T (stopped); TracerPid is a debugger's pid, or 0")]
 
 
-def _self(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
-    fd = _fd_of(diag, pid, tid)
-    inode = inode_of(_target(diag, pid, fd)) if fd is not None else None
-    if inode is None:
-        return []
-    return [Check(f"ls -l /proc/{pid}/fd | grep {inode}", "this process holds both ends of the pipe")]
-
-
 def _idle(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
     reasons = {e.reason for e in _ends_at(diag, pid, tid)}
     if Reason.ACCEPT in reasons:
@@ -304,6 +296,6 @@ def _signal(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
 EndChecks = Callable[[Diagnosis, int, int], List[Check]]
 END_KINDS: Dict[Optional[EndKind], EndChecks] = {
     EndKind.RUNNING: _running, EndKind.DISK: _disk, EndKind.KERNEL: _disk, EndKind.SIGNAL: _signal,
-    EndKind.STOPPED: _stopped, EndKind.SELF: _self, EndKind.IDLE: _idle, EndKind.REMOTE: _remote,
+    EndKind.STOPPED: _stopped, EndKind.IDLE: _idle, EndKind.REMOTE: _remote,
     EndKind.SLEEPING: _wchan, EndKind.TERMINAL: _wchan, EndKind.UNKNOWN: _wchan,
 }
