@@ -183,6 +183,18 @@ def test_a_chain_ending_at_a_sleeping_lock_holder_says_release_it() -> None:
     assert v.cls == VerdictClass.CHAIN_END and v.advice == Advice.RELEASE_HOLDER and v.culprit == 2
 
 
+def test_a_chain_ending_at_a_sleeping_writer_says_kill_it_for_eof() -> None:
+    waits = [wait((1, 1), edge((1, 1), 2)), wait((2, 2), end=SLEEP)]
+    (v,) = run(waits, 1).verdicts
+    assert v.advice == Advice.RELEASE_HOLDER and v.culprit == 2
+
+
+def test_a_chain_ending_at_a_sleeping_reader_is_no_holder() -> None:
+    waits = [wait((1, 1), edge((1, 1), 2, writing=True), syscall="write"), wait((2, 2), end=SLEEP)]
+    (v,) = run(waits, 1).verdicts
+    assert v.advice == Advice.SLEEPING
+
+
 def test_an_or_wait_with_a_live_alternative_is_never_stuck() -> None:
     live = (End(EndKind.SIGNAL, "SIGTERM from outside", Reason.SIGNAL_FROM_OUTSIDE),)
     diag = run([wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=live)], 7)

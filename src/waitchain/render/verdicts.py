@@ -241,15 +241,21 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
 
 
 def _release_holder(diag: Diagnosis, into: Edge, pid: int, detail: str) -> Summary:
-    noun = LOCK_NOUNS.get(into.kind, "lock")
-    what = f"the {noun} on {clean(into.object)}"
-    return Summary("warn", f"HELD: {name(diag, pid)} holds {what} that the chain waits for, and "
-                   "does not release it while it waits", [step_text(diag, into),
-                                                           f"the chain ends at {name(diag, pid)}: {detail}"],
-                   now=[f"kill {pid} ({program_name(diag, pid)}): that releases {what}; or make it "
-                        "finish what it waits for"],
-                   fix=["do not hold a lock while sleeping or waiting for something else; give the "
-                        "waiter a timeout (flock -w, pthread_mutex_timedlock)"])
+    steps = [step_text(diag, into), f"the chain ends at {name(diag, pid)}: {detail}"]
+    if into.kind in LOCK_NOUNS:
+        what = f"the {LOCK_NOUNS[into.kind]} on {clean(into.object)}"
+        return Summary("warn", f"HELD: {name(diag, pid)} holds {what} that the chain waits for, and "
+                       "does not release it while it waits", steps,
+                       now=[f"kill {pid} ({program_name(diag, pid)}): that releases {what}; or make it "
+                            "finish what it waits for"],
+                       fix=["do not hold a lock while sleeping or waiting for something else; give the "
+                            "waiter a timeout (flock -w, pthread_mutex_timedlock)"])
+    what = f"the write end of {clean(into.object)}"
+    return Summary("warn", f"HELD: {name(diag, pid)} holds {what} and writes nothing while it waits",
+                   steps, now=[f"kill {pid} ({program_name(diag, pid)}): that closes {what}, and "
+                               f"{name(diag, into.from_pid)} reads EOF; or make it write"],
+                   fix=["a process that keeps a pipe's write end it does not use keeps the reader "
+                        "waiting: close unused ends after fork (close_fds=True, O_CLOEXEC)"])
 
 
 def _app_wait(diag: Diagnosis, into: Edge, detail: str) -> Summary:
