@@ -10,11 +10,11 @@ import sys
 from typing import List, Optional
 
 from . import __version__
-from .errors import (AccessDenied, Ambiguous, MissingTool, NoMatch, ProcessGone, ReportError,
-                     Unsupported, WaitchainError)
+from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_NO_PROCESS,  # noqa: F401
+                     EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE, MAX_CANDIDATES, AccessDenied,
+                     Ambiguous, NoMatch, ProcessGone, WaitchainError)  # the codes are part of the CLI
 from .engine import diagnose, diagnose_all
 from .model import Diagnosis
-from .names import short_cmdline
 from .render import Options, renderers
 from .render.progress import spinner
 from .procfs.status import thread_group
@@ -25,9 +25,6 @@ from .stacks import attach_stacks
 
 FORMATS = ["text", "json", "dot", "svg", "mermaid"]
 
-EXIT_OK, EXIT_DEADLOCK, EXIT_USAGE, EXIT_NO_PROCESS = 0, 1, 2, 3
-EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
-MAX_CANDIDATES = 10  # processes listed when a pattern matches several
 
 EPILOG = """\
 examples:
@@ -259,107 +256,8 @@ def _ancestors(snap: Snapshot, pid: int) -> set:
 
 
 def fail(exc: WaitchainError) -> int:
-    """Print the error and how to fix it; the exit code."""
+    """Print the error and how to fix it (the error knows); its exit code."""
     print(f"waitchain: {clean(str(exc))}", file=sys.stderr)
-    for line in _fixes(exc):
+    for line in exc.fixes():
         print(f"  {line}", file=sys.stderr)
-    return _exit_code(exc)
-
-
-def _exit_code(exc: WaitchainError) -> int:
-    for kinds, code in (((ProcessGone, NoMatch, Ambiguous), EXIT_NO_PROCESS),
-                        ((AccessDenied,), EXIT_DENIED), ((Unsupported, MissingTool), EXIT_UNSUPPORTED),
-                        ((ReportError,), EXIT_USAGE)):
-        if isinstance(exc, kinds):
-            return code
-    return EXIT_INTERNAL
-
-
-def _fixes(exc: WaitchainError) -> List[str]:
-    """What the person should do about exc, one line each."""
-    for kinds, fixes in ((Ambiguous, _ambiguous_fixes), (ProcessGone, _gone_fixes),
-                         (NoMatch, _no_match_fixes), (AccessDenied, _denied_fixes),
-                         (MissingTool, _missing_tool_fixes), (Unsupported, _unsupported_fixes),
-                         (ReportError, _report_fixes)):
-        if isinstance(exc, kinds):
-            return fixes(exc)
-    return []
-
-
-def _ambiguous_fixes(exc: Ambiguous) -> List[str]:
-    return _candidates(exc) + [f"fix: give one pid (waitchain {exc.pids[0]}), or a pattern "
-                               "that matches only one command line"]
-
-
-def _gone_fixes(exc: ProcessGone) -> List[str]:
-    return [f"fix: check the pid with `ps -p {exc.pid}` (it may have exited); "
-            "`pgrep -af NAME` finds a process by name"] + _container_hint()
-
-
-def _no_match_fixes(exc: NoMatch) -> List[str]:
-    if exc.reason:
-        return ["fix: put a backslash before characters that mean something in a regular "
-                "expression ([ ] ( ) . * + ?), or give a pid"]
-    return [f"fix: `pgrep -af {_shell_word(exc.pattern)}` shows what matches; the pattern "
-            "is a regular expression searched in full command lines"] + _container_hint()
-
-
-def _missing_tool_fixes(exc: MissingTool) -> List[str]:
-    return [f"fix: install it (Debian/Ubuntu: apt-get install {exc.package}; Fedora/RHEL: dnf "
-            f"install {exc.package}; Alpine: apk add {exc.package}), or use --format dot and "
-            "render it elsewhere, or --format mermaid"]
-
-
-def _report_fixes(exc: WaitchainError) -> List[str]:
-    return ["fix: give --report a path in a directory you can write to, e.g. "
-            "--report /tmp/incident.html"]
-
-
-def _candidates(exc: Ambiguous) -> List[str]:
-    lines = ["candidates: " + ", ".join(str(p) for p in exc.pids[:20])
-             + (", ..." if len(exc.pids) > 20 else "")]
-    lines += [f"{pid:>8}  {short_cmdline(exc.cmdlines.get(pid, '?'), 80)}"
-              for pid in exc.pids[:MAX_CANDIDATES] if pid in exc.cmdlines]
-    if len(exc.pids) > MAX_CANDIDATES:
-        lines.append(f"{'':>8}  … and {len(exc.pids) - MAX_CANDIDATES} more")
-    return lines
-
-
-def _denied_fixes(exc: AccessDenied) -> List[str]:
-    if os.geteuid() != 0:
-        return ["fix: run it as root: sudo waitchain ... (reading another user's fds and system "
-                "calls needs it)"]
-    return ["you are root, but reading a process's fds and system call also needs CAP_SYS_PTRACE:",
-            "fix: in a container, add it (docker run --cap-add SYS_PTRACE; Kubernetes: "
-            "securityContext.capabilities.add: [SYS_PTRACE]); on a host, check the "
-            "SELinux/AppArmor policy and kernel.yama.ptrace_scope"]
-
-
-def _unsupported_fixes(exc: Unsupported) -> List[str]:
-    if "syscall" in exc.what:
-        return ["waitchain reads /proc/PID/syscall to see which call a thread is blocked in; this "
-                "kernel was built without it (CONFIG_HAVE_ARCH_TRACEHOOK)",
-                "fix: use a distribution kernel (every x86_64 and aarch64 one has it), or fall back "
-                "to `strace -p PID -y` (which briefly stops the process)"]
-    return [f"fix: waitchain needs {exc.what}: is /proc mounted (mount -t proc proc /proc), and is "
-            "this Linux 4.x or newer?"]
-
-
-def _container_hint() -> List[str]:
-    if not _in_container():
-        return []
-    return ["inside a container you only see the container's processes: run waitchain on the host, "
-            "or give the container the host's pid namespace (docker run --pid=host; Kubernetes: "
-            "hostPID: true)"]
-
-
-def _in_container() -> bool:
-    """Docker, Podman, systemd-nspawn and Kubernetes leave these marks (no /proc read needed)."""
-    return (os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
-            or bool(os.environ.get("container")) or "KUBERNETES_SERVICE_HOST" in os.environ)
-
-
-def _shell_word(text: str) -> str:
-    import shlex
-
-    return shlex.quote(clean(text))
+    return exc.exit_code

@@ -1,27 +1,52 @@
 """Exceptions. Each carries the pid it concerns and inherits the matching built-in
-exception, so callers may catch either. Classified by errno, never by message text."""
+exception, so callers may catch either. Classified by errno, never by message text. Each
+knows its exit code and what the person should do about it (`fixes()`): the CLI prints them."""
 
 from __future__ import annotations
 
 import errno
-from typing import Optional
+import os
+import shlex
+from typing import Dict, List, Optional
+
+from .names import short_cmdline
+from .sanitize import clean
+
+# Exit codes, documented in --help, the man page and the README.
+EXIT_OK, EXIT_DEADLOCK, EXIT_USAGE, EXIT_NO_PROCESS = 0, 1, 2, 3
+EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
+MAX_CANDIDATES = 10  # processes listed when a pattern matches several
 
 
 class WaitchainError(Exception):
     """Base of every error waitchain raises on purpose."""
 
+    exit_code = EXIT_INTERNAL
+
+    def fixes(self) -> List[str]:
+        """What the person should do about it, one line each."""
+        return []
+
 
 class ProcessGone(WaitchainError, ProcessLookupError):
     """The process does not exist (any more), or its pid was reused."""
+
+    exit_code = EXIT_NO_PROCESS
 
     def __init__(self, pid: int, what: str = "") -> None:
         self.pid = pid
         self.what = what
         super().__init__(f"process {pid} does not exist (or has exited)")
 
+    def fixes(self) -> List[str]:
+        return [f"fix: check the pid with `ps -p {self.pid}` (it may have exited); "
+                "`pgrep -af NAME` finds a process by name"] + container_hint()
+
 
 class AccessDenied(WaitchainError, PermissionError):
     """We may not read something of this process."""
+
+    exit_code = EXIT_DENIED
 
     def __init__(self, pid: Optional[int], what: str) -> None:
         self.pid = pid
@@ -29,14 +54,34 @@ class AccessDenied(WaitchainError, PermissionError):
         who = f"process {pid}" if pid is not None else "the system"
         super().__init__(f"permission denied reading {what} of {who}")
 
+    def fixes(self) -> List[str]:
+        if os.geteuid() != 0:
+            return ["fix: run it as root: sudo waitchain ... (reading another user's fds and "
+                    "system calls needs it)"]
+        return ["you are root, but reading a process's fds and system call also needs CAP_SYS_PTRACE:",
+                "fix: in a container, add it (docker run --cap-add SYS_PTRACE; Kubernetes: "
+                "securityContext.capabilities.add: [SYS_PTRACE]); on a host, check the "
+                "SELinux/AppArmor policy and kernel.yama.ptrace_scope"]
+
 
 class Unsupported(WaitchainError, FileNotFoundError):
     """The kernel lacks a /proc file or facility we need."""
+
+    exit_code = EXIT_UNSUPPORTED
 
     def __init__(self, what: str, pid: Optional[int] = None) -> None:
         self.pid = pid
         self.what = what
         super().__init__(f"this kernel does not provide {what}")
+
+    def fixes(self) -> List[str]:
+        if "syscall" in self.what:
+            return ["waitchain reads /proc/PID/syscall to see which call a thread is blocked in; "
+                    "this kernel was built without it (CONFIG_HAVE_ARCH_TRACEHOOK)",
+                    "fix: use a distribution kernel (every x86_64 and aarch64 one has it), or fall "
+                    "back to `strace -p PID -y` (which briefly stops the process)"]
+        return [f"fix: waitchain needs {self.what}: is /proc mounted (mount -t proc proc /proc), "
+                "and is this Linux 4.x or newer?"]
 
 
 class Timeout(WaitchainError, TimeoutError):
@@ -51,20 +96,41 @@ class Timeout(WaitchainError, TimeoutError):
 class NoMatch(WaitchainError, LookupError):
     """A pattern matched no process."""
 
+    exit_code = EXIT_NO_PROCESS
+
     def __init__(self, pattern: str, reason: str = "") -> None:
         self.pattern = pattern
         self.reason = reason  # e.g. "not a valid regular expression: ..."
         super().__init__(f"no process matches {pattern!r}" + (f" ({reason})" if reason else ""))
 
+    def fixes(self) -> List[str]:
+        if self.reason:
+            return ["fix: put a backslash before characters that mean something in a regular "
+                    "expression ([ ] ( ) . * + ?), or give a pid"]
+        return [f"fix: `pgrep -af {shlex.quote(clean(self.pattern))}` shows what matches; the "
+                "pattern is a regular expression searched in full command lines"] + container_hint()
+
 
 class Ambiguous(WaitchainError, LookupError):
     """A pattern matched several processes."""
 
-    def __init__(self, pattern: str, pids: list, cmdlines: Optional[dict] = None) -> None:
+    exit_code = EXIT_NO_PROCESS
+
+    def __init__(self, pattern: str, pids: list, cmdlines: Optional[Dict[int, str]] = None) -> None:
         self.pattern = pattern
         self.pids = pids
         self.cmdlines = cmdlines or {}  # pid → command line, for the message
         super().__init__(f"{pattern!r} matches {len(pids)} processes")
+
+    def fixes(self) -> List[str]:
+        lines = ["candidates: " + ", ".join(str(p) for p in self.pids[:20])
+                 + (", ..." if len(self.pids) > 20 else "")]
+        lines += [f"{pid:>8}  {short_cmdline(self.cmdlines.get(pid, '?'), 80)}"
+                  for pid in self.pids[:MAX_CANDIDATES] if pid in self.cmdlines]
+        if len(self.pids) > MAX_CANDIDATES:
+            lines.append(f"{'':>8}  … and {len(self.pids) - MAX_CANDIDATES} more")
+        return lines + [f"fix: give one pid (waitchain {self.pids[0]}), or a pattern that matches "
+                        "only one command line"]
 
 
 def from_oserror(exc: OSError, pid: Optional[int], what: str) -> WaitchainError:
@@ -81,15 +147,42 @@ def from_oserror(exc: OSError, pid: Optional[int], what: str) -> WaitchainError:
 class MissingTool(WaitchainError, FileNotFoundError):
     """An optional program waitchain runs (Graphviz's dot, ...) is not installed."""
 
+    exit_code = EXIT_UNSUPPORTED
+
     def __init__(self, tool: str, package: str, purpose: str) -> None:
         self.tool = tool
         self.package = package
         super().__init__(f"{purpose} needs the `{tool}` program, which is not installed")
 
+    def fixes(self) -> List[str]:
+        return [f"fix: install it (Debian/Ubuntu: apt-get install {self.package}; Fedora/RHEL: "
+                f"dnf install {self.package}; Alpine: apk add {self.package}), or use --format dot "
+                "and render it elsewhere, or --format mermaid"]
+
 
 class ReportError(WaitchainError, OSError):
     """The report file could not be written."""
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, path: str, exc: OSError) -> None:
         self.path = path
         super().__init__(f"cannot write the report to {path}: {exc.strerror or exc}")
+
+    def fixes(self) -> List[str]:
+        return ["fix: give --report a path in a directory you can write to, e.g. "
+                "--report /tmp/incident.html"]
+
+
+def container_hint() -> List[str]:
+    if not _in_container():
+        return []
+    return ["inside a container you only see the container's processes: run waitchain on the "
+            "host, or give the container the host's pid namespace (docker run --pid=host; "
+            "Kubernetes: hostPID: true)"]
+
+
+def _in_container() -> bool:
+    """Docker, Podman, systemd-nspawn and Kubernetes leave these marks (no /proc read needed)."""
+    return (os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+            or bool(os.environ.get("container")) or "KUBERNETES_SERVICE_HOST" in os.environ)

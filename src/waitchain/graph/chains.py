@@ -35,7 +35,7 @@ def end_of(ex: Explored, pid: int) -> Tuple[End, Optional[int]]:
 def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Chain]:
     """Every path from start along the edges, each to where it ends (depth-first)."""
     chains: List[Chain] = []
-    todo = [(start, (start,))]
+    todo: List[Tuple[int, Tuple[int, ...]]] = [(start, (start,))]
     while todo and len(chains) < MAX_CHAINS:
         pid, path = todo.pop()
         nexts = _branches(ex, pid, cycle_of)

@@ -149,7 +149,7 @@ class ProcFS:
 def _read_all(fd: int, limit: int = MAX_READ) -> bytes:
     """Up to `limit` bytes; text cut at the limit ends after its last whole line (a cut
     line could parse as a different, wrong record)."""
-    chunks = []
+    chunks: List[bytes] = []
     total = 0
     while total < limit:
         chunk = os.read(fd, 65536)
