@@ -17,6 +17,8 @@ for py in python3 ${PY39:+"$PY39"}; do
     venv=".venvs/$name"
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+    echo "== mypy under $("$venv/bin/python" --version) =="
+    "$venv/bin/python" -m mypy || status=$?
     echo "== tests under $("$venv/bin/python" --version) =="
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" || status=$?
 done
