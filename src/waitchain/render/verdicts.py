@@ -254,8 +254,9 @@ def _release_holder(diag: Diagnosis, into: Edge, pid: int, detail: str) -> Summa
     return Summary("warn", f"HELD: {name(diag, pid)} holds {what} and writes nothing while it waits",
                    steps, now=[f"kill {pid} ({program_name(diag, pid)}): that closes {what}, and "
                                f"{name(diag, into.from_pid)} reads EOF; or make it write"],
-                   fix=["a process that keeps a pipe's write end it does not use keeps the reader "
-                        "waiting: close unused ends after fork (close_fds=True, O_CLOEXEC)"])
+                   fix=[f"if {name(diag, pid)} should write, find what it waits for first (waitchain "
+                        f"{pid} --stacks); if it only inherited the pipe, close unused ends after fork "
+                        "(close_fds=True, O_CLOEXEC): the reader then sees EOF when the real writer exits"])
 
 
 def _app_wait(diag: Diagnosis, into: Edge, detail: str) -> Summary:
