@@ -28,6 +28,15 @@ ready("reading", fd)
 os.read(fd, 1)
 """
 
+POLLER = """
+import select
+p = select.poll()
+for fd in sys.argv[1:]:
+    p.register(int(fd), select.POLLIN)
+ready("polling")
+p.poll()
+"""
+
 
 def spawn_with(run_py, code: str, fds: List[int], *extra: str):
     """Start `code` holding `fds` (passed by number as argv)."""

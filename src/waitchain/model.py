@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # Access modes of a file description, from fdinfo `flags & O_ACCMODE`.
 READ, WRITE, READ_WRITE = "r", "w", "rw"

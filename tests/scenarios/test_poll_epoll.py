@@ -8,7 +8,8 @@ import fcntl
 import os
 import socket
 
-from scenario_helpers import F_GETPIPE_SZ, READER, SLEEPER, close, edges_from, only_thread, spawn_with
+from scenario_helpers import (F_GETPIPE_SZ, POLLER, READER, SLEEPER, close, edges_from, only_thread,
+                              spawn_with)
 
 from waitchain.demo.harness import wait_blocked
 from waitchain.procfs.fds import parse_fdinfo
@@ -48,15 +49,6 @@ FILLER = """
 fd = int(sys.argv[1])
 ready("writing", fd)
 os.write(fd, b"x" * (1 << 20))
-"""
-
-POLLER = """
-import select
-p = select.poll()
-for fd in sys.argv[1:]:
-    p.register(int(fd), select.POLLIN)
-ready("polling")
-p.poll()
 """
 
 SELECTOR = """

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 import pytest
-from scenario_helpers import READER, SLEEPER, close, read_lines, spawn_with, threads_in
+from scenario_helpers import POLLER, READER, SLEEPER, close, read_lines, spawn_with, threads_in
 from test_locks_mutex import ABBA, compile_c, needs_gcc, thread_ids
 
 import waitchain
@@ -157,14 +157,7 @@ def test_demo_same_root_cause_from_every_member(procs, diagnose_pid, run_cli) ->
 # --- 2. a broker knot: an OR wait whose every alternative is stuck -------------------------
 
 
-BROKER = """
-import select
-p = select.poll()
-for fd in sys.argv[1:]:
-    p.register(int(fd), select.POLLIN)
-ready("polling")
-p.poll()
-"""
+BROKER = POLLER  # polls every client for a request
 
 CLIENT = """
 sock = socket.socket(fileno=int(sys.argv[1]))

@@ -5,18 +5,15 @@ who is stuck and where the knots are (waitfor.py, pure), list the cycles and wal
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, FrozenSet, List, Set, Tuple
+from typing import Dict, FrozenSet, List, Set
 
-from ..model import Cycle, EdgeKind, EndKind, Wait
+from ..model import Cycle, EndKind, Wait
 from .chains import MAX_DEPTH, end_of, end_rank, walk_chains
 from .explore import Explored
 from .waitfor import Key, Knot
 
 __all__ = ["Explored", "find_cycles", "walk_chains", "end_of", "end_rank", "sources", "MAX_DEPTH",
            "blocked_writers", "cycle_index"]
-
-WRITES = {"write", "writev", "pwrite64", "sendto", "sendmsg", "sendmmsg", "pwritev", "pwritev2"}
-
 
 def find_cycles(ex: Explored) -> List[Cycle]:
     """One deadlocked cycle per knot, then the process-level cycles that are no knot (a
@@ -89,8 +86,7 @@ def cycle_index(cycles: List[Cycle]) -> Dict[int, Cycle]:
 
 def blocked_writers(ex: Explored) -> Set[int]:
     """Processes with a thread blocked writing to another process (a full pipe or socket)."""
-    return {w.pid for w in ex.waits.values()
-            if w.syscall in WRITES and any(e.to_pid != w.pid for e in w.edges)}
+    return {w.pid for w in ex.waits.values() if any(e.writing and e.to_pid != w.pid for e in w.edges)}
 
 
 def sources(ex: Explored, trouble: Set[int], cycles: List[Cycle]) -> List[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, End, EndKind, Reason
+from ..model import Chain, ChainEnd, Cycle, End, EndKind
 from ..waits.poll import live_end
 from .explore import GONE, Explored
 
@@ -99,7 +99,3 @@ def _cycle_end(pid: int, cycle_of: Dict[int, Cycle]) -> ChainEnd:
         return ChainEnd(EndKind.CYCLE, f"back to {pid}: a cycle, but not a deadlock: {why}", pid)
     return ChainEnd(EndKind.CYCLE, f"back to {pid}: DEADLOCK", pid)
 
-
-def unexplained(end: End) -> bool:
-    """An end that explains nothing about another process (exited, unreadable)."""
-    return end.kind == EndKind.UNKNOWN and end.reason in (Reason.EXITED, Reason.NOT_READABLE)

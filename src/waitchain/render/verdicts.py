@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
 from ..sanitize import clean
-from .common import (call_name, end_pid, location_text, name, program_name, step_text, waited_for,
+from .common import (call_name, location_text, name, program_name, step_text, waited_for,
                      waits_of)
 
 HEADLINES = {
