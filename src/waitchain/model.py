@@ -82,6 +82,7 @@ class Reason(str, Enum):
     NO_CHILD = "no-child"  # wait4 for a child that does not exist
     NOT_FOLLOWED = "not-followed"  # a call waitchain does not follow
     RULE_FAILED = "rule-failed"  # a wait rule raised: a bug, reported as unknown
+    CUT = "cut"  # a chain longer than waitchain follows
     OTHER = "other"
 
     def __str__(self) -> str:
@@ -334,11 +335,26 @@ class Chain:
 
 @dataclass(frozen=True)
 class Cycle:
+    """Processes that wait for each other: a ring through them (`pids`), the whole strongly
+    connected set (`members`), and why it is or is not a deadlock."""
+
     pids: Tuple[int, ...]
     deadlock: bool  # False when a member still has a thread that can make progress
-    detail: str = ""
-    threads: Tuple[Tuple[int, int], ...] = ()  # (pid, tid) of the members' blocked threads
+    shape: "CycleShape"
+    threads: Tuple[Tuple[int, int], ...] = ()  # (pid, tid) of the members' stuck threads
     members: Tuple[int, ...] = ()  # the whole strongly connected set (a knot may be larger than `pids`)
+    free: Optional[Tuple[int, int]] = None  # OPEN: a thread that can still make progress
+    free_via: Optional[Tuple[int, Optional[int]]] = None  # ... because this target can act
+
+
+class CycleShape(str, Enum):
+    RING = "ring"  # a deadlock: every member waits for the next
+    KNOT = "knot"  # a deadlock: every alternative of every member leads back into the set
+    BEHIND = "behind"  # stuck, but behind a deadlock elsewhere
+    OPEN = "open"  # not a deadlock: a member can still make progress
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)

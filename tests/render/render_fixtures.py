@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
-from waitchain.model import (Advice, Chain, ChainEnd, Cycle, Diagnosis, Edge, EdgeKind, End, EndKind,
+from waitchain.model import (Advice, Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, End, EndKind,
                              Frame, Location, Mode, PipeFill, Process, Reason, RootCause, Stack,
                              Syscall, Task, Verdict, VerdictClass, Wait)
 
@@ -74,8 +74,8 @@ def demo() -> Diagnosis:
                   d: "dmesg"},
         waits=waits,
         edges=[e1, e2, e3, e4],
-        chains=[Chain(w, (w, c, s, d), ChainEnd(EndKind.CYCLE, f"back to {s}: DEADLOCK", s))],
-        cycles=[Cycle((s, d), True, "every member waits for the next", ((s, s), (d, d)), (s, d))],
+        chains=[Chain(w, (w, c, s, d), ChainEnd(EndKind.CYCLE, "", s))],
+        cycles=[Cycle((s, d), True, CycleShape.RING, ((s, s), (d, d)), (s, d))],
         root_cause=RootCause(s, s, "wait4", "", location),  # as the engine and the stacks stage make it
         stacks={(s, s): Stack(s, s, frames, location, source="py-spy")},
         blocked_for={(w, w): 754.2, (c, c): 754.1, (s, s): 754.0, (d, d): 753.9},
@@ -279,8 +279,7 @@ def client_and_loop(kind: EdgeKind = EdgeKind.TCP, loop: bool = True) -> Diagnos
               Wait(s, s, "read(4<pipe:[9]>)", (e2,), syscall="read"))
     waits = {(c, c): Wait(c, c, "recvfrom(3<TCP 127.0.0.1:5→127.0.0.1:80>)", (e1,), syscall="recvfrom"),
              (s, s): server}
-    detail = f"back to {c}: a cycle, but not a deadlock: {s} can still make progress (its epoll_wait() ...)"
-    chain = Chain(c, (c, s), ChainEnd(EndKind.CYCLE, detail, c))
+    chain = Chain(c, (c, s), ChainEnd(EndKind.CYCLE, "", c))
     if not loop:
         verdict = Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, chain.path, cause=(s, s), end=chain.end,
                           ring=(e1,))
@@ -293,7 +292,8 @@ def client_and_loop(kind: EdgeKind = EdgeKind.TCP, loop: bool = True) -> Diagnos
     return _small([_p(c, "python3"), _p(s, "python3")],
                   {c: [_t(c, "python3", "recvfrom", 45)], s: [_t(s, "python3", server.syscall, 232 if loop else 0)]},
                   {c: "python3 client.py", s: "python3 server.py"}, waits, [e1, e2], [chain], verdict,
-                  [Cycle((c, s), False, f"{c} can still make progress", (), (c, s))])
+                  [Cycle((c, s), False, CycleShape.OPEN, (), (c, s), free=(s, s),
+                         free_via=None if loop else (c, None))])
 
 
 def python_abba() -> Diagnosis:

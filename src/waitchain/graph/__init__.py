@@ -5,12 +5,12 @@ who is stuck and where the knots are (waitfor.py, pure), list the cycles and wal
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, FrozenSet, List, Set
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
-from ..model import Cycle, EndKind, Wait
+from ..model import Cycle, CycleShape
 from .chains import MAX_DEPTH, end_of, end_rank, walk_chains
 from .explore import Explored
-from .waitfor import Key, Knot
+from .waitfor import Key, Knot, Target
 
 __all__ = ["Explored", "find_cycles", "walk_chains", "end_of", "end_rank", "sources", "MAX_DEPTH",
            "blocked_writers", "cycle_index"]
@@ -28,9 +28,10 @@ def find_cycles(ex: Explored) -> List[Cycle]:
         ring = tuple(graph.process_ring(component, component[0]))
         if all(graph.process_stuck(p, stuck) for p in component):  # stuck behind a knot elsewhere
             threads = tuple(sorted(k for k in stuck if k[0] in set(component)))
-            cycles.append(Cycle(ring, True, "stuck behind another deadlock", threads, tuple(component)))
+            cycles.append(Cycle(ring, True, CycleShape.BEHIND, threads, tuple(component)))
         else:
-            cycles.append(Cycle(ring, False, _why_free(ex, component, stuck), (), tuple(component)))
+            free, via = _free(ex, component, stuck)
+            cycles.append(Cycle(ring, False, CycleShape.OPEN, (), tuple(component), free, via))
     return cycles
 
 
@@ -39,40 +40,25 @@ def _knot_cycle(ex: Explored, knot: Knot) -> Cycle:
     pids = tuple(p for i, (p, _) in enumerate(ring) if i == 0 or ring[i - 1][0] != p)
     if len(pids) > 1 and pids[0] == pids[-1]:
         pids = pids[:-1]
-    if len(knot.pids) > len(set(pids)):
-        detail = f"a knot: every alternative of {', '.join(map(str, knot.pids))} leads back into the set"
-    else:
-        detail = "every member waits for the next"
-    return Cycle(pids, True, detail, knot.threads, knot.pids)
+    shape = CycleShape.KNOT if len(knot.pids) > len(set(pids)) else CycleShape.RING
+    return Cycle(pids, True, shape, knot.threads, knot.pids)
 
 
-def _why_free(ex: Explored, component: List[int], stuck: FrozenSet[Key]) -> str:
-    """Which member can still make progress, and how."""
+def _free(ex: Explored, component: List[int], stuck: FrozenSet[Key]) -> Tuple[Optional[Key], Optional[Target]]:
+    """A member's thread that can still make progress, and the target through which (None:
+    it is running, has a live alternative, or waits for no process)."""
     for pid in component:
-        waits = ex.thread_waits(pid)
-        busy = next((w for w in waits if w.end is not None and w.end.kind == EndKind.RUNNING), None)
-        if busy is not None:
-            return f"{pid} can still make progress (thread {busy.tid} is running)"
-        free = next((w for w in waits if (w.pid, w.tid) not in stuck), None)
-        if free is None:
-            continue
-        return f"{pid} can still make progress ({_how_free(ex, free, stuck)})"
-    return "a member can still make progress"
+        for wait in ex.thread_waits(pid):
+            if (wait.pid, wait.tid) in stuck:
+                continue
+            via = next((t for t in ((e.to_pid, e.to_tid) for e in wait.edges) if _acts(ex, t, stuck)), None)
+            return (wait.pid, wait.tid), via
+    return None, None
 
 
-def _how_free(ex: Explored, wait: Wait, stuck: FrozenSet[Key]) -> str:
-    call = wait.syscall or "its call"
-    if wait.live:
-        return f"its {call}() also waits for {wait.live[0].detail}"
-    if not wait.edges:
-        return f"thread {wait.tid} is not blocked on another process"
-    for edge in wait.edges:
-        if edge.to_tid is not None and (edge.to_pid, edge.to_tid) not in stuck:
-            return f"its {call}() may be ended by thread {edge.to_tid}, which is not blocked"
-        if edge.to_tid is None and not ex.graph.process_stuck(edge.to_pid, stuck):
-            who = "another of its threads" if edge.to_pid == wait.pid else str(edge.to_pid)
-            return f"its {call}() may be ended by {who}, which is not blocked"
-    return "one of the calls it waits in has an alternative that is not blocked"
+def _acts(ex: Explored, target: Target, stuck: FrozenSet[Key]) -> bool:
+    pid, tid = target
+    return (pid, tid) not in stuck if tid is not None else not ex.graph.process_stuck(pid, stuck)
 
 
 def cycle_index(cycles: List[Cycle]) -> Dict[int, Cycle]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, End, EndKind
+from ..model import Chain, ChainEnd, Cycle, End, EndKind, Reason
 from ..waits.poll import live_end
 from .explore import GONE, Explored
 
@@ -43,12 +43,11 @@ def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Ch
             chains.append(Chain(start, path, _chain_end(ex, pid)))
             continue
         if len(path) >= MAX_DEPTH:
-            detail = f"the chain goes on: cut after {MAX_DEPTH} processes"
-            chains.append(Chain(start, path, ChainEnd(EndKind.UNKNOWN, detail, pid)))
+            chains.append(Chain(start, path, ChainEnd(EndKind.UNKNOWN, "", pid, reason=Reason.CUT)))
             continue
         for nxt in reversed(nexts):
             if nxt in path:
-                chains.append(Chain(start, path, _cycle_end(nxt, cycle_of)))
+                chains.append(Chain(start, path, ChainEnd(EndKind.CYCLE, "", nxt)))
             else:
                 todo.append((nxt, path + (nxt,)))
     return chains
@@ -90,12 +89,3 @@ def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle]) -
 def _chain_end(ex: Explored, pid: int) -> ChainEnd:
     end, tid = end_of(ex, pid)
     return ChainEnd(end.kind, end.detail, pid, tid, end.reason, end.subject)
-
-
-def _cycle_end(pid: int, cycle_of: Dict[int, Cycle]) -> ChainEnd:
-    cycle = cycle_of.get(pid)
-    if cycle is None or not cycle.deadlock:
-        why = cycle.detail if cycle else ""
-        return ChainEnd(EndKind.CYCLE, f"back to {pid}: a cycle, but not a deadlock: {why}", pid)
-    return ChainEnd(EndKind.CYCLE, f"back to {pid}: DEADLOCK", pid)
-

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, Diagnosis, Edge, EdgeKind, Task, Wait
+from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, EndKind, Reason, Task, Wait
 from ..names import program, short_cmdline
 from ..sanitize import clean
 
@@ -268,3 +268,59 @@ def location_text(diag: Diagnosis, pid: int, tid: int) -> str:
         return ""
     text = f"{clean(os.path.basename(loc.file))}:{loc.line} in {clean(loc.function)}"
     return text + (f": {clean(loc.code.strip())}" if loc.code.strip() else "")
+
+
+# --- cycles and chain ends in words ----------------------------------------------------------
+
+
+def cycle_detail(diag: Diagnosis, cycle: Cycle) -> str:
+    """Why the cycle is, or is not, a deadlock."""
+    if cycle.shape == CycleShape.RING:
+        return "every member waits for the next"
+    if cycle.shape == CycleShape.KNOT:
+        return f"a knot: every alternative of {', '.join(map(str, cycle.members))} leads back into the set"
+    if cycle.shape == CycleShape.BEHIND:
+        return "stuck behind another deadlock"
+    if cycle.free is None:
+        return "a member can still make progress"
+    return f"{cycle.free[0]} can still make progress ({_how_free(diag, cycle)})"
+
+
+def _how_free(diag: Diagnosis, cycle: Cycle) -> str:
+    assert cycle.free is not None
+    pid, tid = cycle.free
+    wait = diag.waits.get((pid, tid))
+    if wait is None:
+        return f"thread {tid} is not blocked"
+    if wait.end is not None and wait.end.kind == EndKind.RUNNING:
+        return f"thread {tid} is running"
+    call = call_name(wait)
+    if wait.live:
+        return f"its {call}() also waits for {clean(wait.live[0].detail)}"
+    if cycle.free_via is None:
+        return f"thread {tid} is not blocked on another process"
+    to_pid, to_tid = cycle.free_via
+    who = (f"thread {to_tid}" if to_tid is not None else
+           "another of its threads" if to_pid == pid else str(to_pid))
+    return f"its {call}() may be ended by {who}, which is not blocked"
+
+
+def cycle_of(diag: Diagnosis, pid: Optional[int]) -> Optional[Cycle]:
+    """The cycle pid is in, a deadlocked one first."""
+    found = [c for c in diag.cycles if pid in (c.members or c.pids)]
+    return min(found, key=lambda c: not c.deadlock) if found else None
+
+
+def end_detail(diag: Diagnosis, end: ChainEnd, length: Optional[int] = None) -> str:
+    """Where a chain ends, in words: back into a cycle (a deadlock or not), cut, or the
+    ending wait's own description."""
+    if end.kind == EndKind.CYCLE:
+        cycle = cycle_of(diag, end.pid)
+        if cycle is not None and cycle.deadlock:
+            return f"back to {end.pid}: DEADLOCK"
+        why = cycle_detail(diag, cycle) if cycle is not None else "a member can still make progress"
+        return f"back to {end.pid}: a cycle, but not a deadlock: {why}"
+    if end.reason == Reason.CUT:
+        return "the chain goes on: cut" + (f" after {length} processes" if length else "")
+    return clean(end.detail)
+

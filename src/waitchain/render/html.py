@@ -19,7 +19,7 @@ from ..sanitize import clean
 from . import Options
 from . import json as render_json
 from . import dot, mermaid, svg, text
-from .common import blocked_for, label, location_text, on_cycle, program_text
+from .common import blocked_for, end_detail, label, location_text, on_cycle, program_text
 from .verdicts import Summary, summaries
 from .explain import Check, edge_checks, end_checks
 
@@ -163,7 +163,7 @@ def _hop(diag: Diagnosis, chain: Chain, pid: int, nxt: Optional[int], last: bool
         target = f"{edge.to_pid} — {label(edge)}"
         evidence, checks = edge.evidence, edge_checks(diag, edge)
     else:
-        target = f"END {chain.end.kind}: {chain.end.detail}"
+        target = f"END {chain.end.kind}: {end_detail(diag, chain.end, len(chain.path))}"
         evidence, checks = "", end_checks(diag, chain) if last else []
     cycle = edge is not None and on_cycle(diag, edge)
     cause = diag.root_cause is not None and diag.root_cause.pid == pid

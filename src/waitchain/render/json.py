@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..model import (Advice, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, Frame, Location, PipeFill,
                      Stack, Task, Verdict, VerdictClass)
 from . import Options
+from .common import cycle_detail, end_detail
 from .verdicts import Summary, summaries
 
 SCHEMA = "waitchain/1"
@@ -34,8 +35,8 @@ def to_dict(diag: Diagnosis) -> Json:
         "starts": list(diag.starts),
         "processes": [_process(diag, pid) for pid in diag.processes],
         "edges": [edge(e) for e in diag.edges],
-        "chains": [_chain(c) for c in diag.chains],
-        "cycles": [_cycle(c) for c in diag.cycles],
+        "chains": [_chain(diag, c) for c in diag.chains],
+        "cycles": [_cycle(diag, c) for c in diag.cycles],
         "root_cause": _root_cause(diag, verdicts),
         "deadlock": diag.deadlocked,
         "verdicts": verdicts,
@@ -162,20 +163,22 @@ def end(e: End) -> Json:
 # --- chains, cycles, verdicts ------------------------------------------------------------------
 
 
-def _chain(chain: Chain) -> Json:
-    return {"start": chain.start, "path": list(chain.path), "end": _chain_end(chain.end)}
+def _chain(diag: Diagnosis, chain: Chain) -> Json:
+    return {"start": chain.start, "path": list(chain.path),
+            "end": _chain_end(diag, chain.end, len(chain.path))}
 
 
-def _chain_end(e: ChainEnd) -> Json:
-    return {"kind": _text(e.kind), "detail": e.detail, "pid": e.pid, "tid": e.tid,
+def _chain_end(diag: Diagnosis, e: ChainEnd, length: Optional[int] = None) -> Json:
+    return {"kind": _text(e.kind), "detail": end_detail(diag, e, length), "pid": e.pid, "tid": e.tid,
             "reason": _text(e.reason), "subject": e.subject}
 
 
-def _cycle(cycle: Cycle) -> Json:
+def _cycle(diag: Diagnosis, cycle: Cycle) -> Json:
     return {
         "pids": list(cycle.pids),
         "deadlock": cycle.deadlock,
-        "detail": cycle.detail,
+        "shape": _text(cycle.shape),
+        "detail": cycle_detail(diag, cycle),
         "members": list(cycle.members or cycle.pids),
         "threads": [_thread_id(k) for k in cycle.threads],
     }
@@ -200,7 +203,7 @@ def _verdict(diag: Diagnosis, v: Verdict, words: Summary) -> Json:
         "confirmed": v.confirmed,
         "moved": [_thread_id(k) for k in v.moved],
         "ring": [edge(e) for e in v.ring],
-        "end": _chain_end(v.end) if v.end is not None else None,
+        "end": _chain_end(diag, v.end) if v.end is not None else None,
         "location": words.location or None,
     }
 

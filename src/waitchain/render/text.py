@@ -24,8 +24,8 @@ from ..model import Chain, Diagnosis, Edge, Wait
 from ..sanitize import clean
 from . import Options
 from .verdicts import Summary, summaries
-from .common import (blocked_for, ellipsize, label, location_text, name, on_cycle, program_text,
-                     waits_of)
+from .common import (blocked_for, cycle_of, ellipsize, end_detail, label, location_text, name,
+                     on_cycle, program_text, waits_of)
 from .explain import Check, edge_checks, end_checks
 
 MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
@@ -175,7 +175,7 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
         blocked = sum(1 for w in waits_of(diag, pid) if w.edges)
         row.call = f"{threads} threads" + (f", {blocked} waiting for other processes:" if blocked else ":")
         if chain is not None and not _cycles_back(chain) and not edge:
-            row.why, row.why_style = _chain_end_why(chain)
+            row.why, row.why_style = _chain_end_why(diag, chain)
         return row
     if wait is not None:
         row.call = clean(wait.what)
@@ -184,15 +184,15 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
         row.why = label(edge)
         row.why_style = "bad" if on_cycle(diag, edge) else "label"
     elif chain is not None and not _cycles_back(chain):
-        row.why, row.why_style = _chain_end_why(chain)
+        row.why, row.why_style = _chain_end_why(diag, chain)
     elif wait is not None and wait.end is not None:
         row.why, row.why_style = _wait_end_why(wait)
     return row
 
 
-def _chain_end_why(chain: Chain) -> Seg:
+def _chain_end_why(diag: Diagnosis, chain: Chain) -> Seg:
     """WHY for the process where the chain ends."""
-    return f"END {clean(chain.end.kind)}: {clean(chain.end.detail)}", "end"
+    return f"END {clean(chain.end.kind)}: {end_detail(diag, chain.end, len(chain.path))}", "end"
 
 
 def _wait_end_why(wait: Wait) -> Seg:
@@ -295,13 +295,13 @@ def _check_rows(checks: List[Check], lead: str, width: Optional[int]) -> List[Ro
 
 
 def _cycle_row(diag: Diagnosis, chain: Chain, lead: str, cont: str) -> Row:
-    cycle = next((c for c in diag.cycles if chain.end.pid in c.pids), None)
+    cycle = cycle_of(diag, chain.end.pid)
     segs: List[Seg] = [(f"↺ {name(diag, chain.end.pid)}", "pid") if chain.end.pid else ("↺", "pid")]
     if cycle is not None and cycle.deadlock:
         ring = " → ".join(str(p) for p in cycle.pids + cycle.pids[:1])
         segs.append((f"  DEADLOCK: {ring}", "bad"))
     else:
-        segs.append((f"  {clean(chain.end.detail)}", "warn"))
+        segs.append((f"  {end_detail(diag, chain.end)}", "warn"))
     return Row(lead, cont, free=segs)
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
 from ..sanitize import clean
-from .common import (call_name, location_text, name, program_name, step_text, waited_for,
+from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text, waited_for,
                      waits_of)
 
 HEADLINES = {
@@ -212,8 +212,8 @@ def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
 def _open_cycle(diag: Diagnosis, v: Verdict) -> Summary:
     end = v.end
     back = f"the chain ends back at {name(diag, end.pid)}" if end is not None and end.pid else ""
-    cycle = next((c for c in diag.cycles if end is not None and end.pid in (c.members or c.pids)), None)
-    why = clean(cycle.detail) if cycle is not None else "a member can still make progress"
+    cycle = cycle_of(diag, end.pid) if end is not None else None
+    why = cycle_detail(diag, cycle) if cycle is not None else "a member can still make progress"
     return Summary("warn", "CYCLE (not a deadlock)", [f"{back}: {why}" if back else why],
                    now=["a member can still make progress, so the cycle may resolve: run "
                         "waitchain again in a minute and compare"],
