@@ -19,7 +19,7 @@ def diagnose(snap: Snapshot, starts: List[int], rules: Rules = wait_of) -> Diagn
     """The chains from `starts` and the verdict on them (`rules`: the wait rules, replaceable
     by tests that build waits in code)."""
     ex = Explored(snap, rules).explore(starts)
-    return _diagnosis(ex, starts, find_cycles(ex), everything=False)
+    return _diagnosis(ex, starts, find_cycles(ex))
 
 
 def diagnose_all(snap: Snapshot, rules: Rules = wait_of) -> Diagnosis:
@@ -27,38 +27,48 @@ def diagnose_all(snap: Snapshot, rules: Rules = wait_of) -> Diagnosis:
     ex = Explored(snap, rules).explore(sorted(snap.processes))
     cycles = find_cycles(ex)
     trouble = {p for c in cycles if c.deadlock for p in c.members or c.pids} | blocked_writers(ex)
-    return _diagnosis(ex, sources(ex, trouble, cycles), cycles, everything=True)
+    return _diagnosis(ex, sources(ex, trouble, cycles), cycles)
 
 
-def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle], everything: bool) -> Diagnosis:
+def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle]) -> Diagnosis:
     index = cycle_index(cycles)
     per_start = {s: walk_chains(ex, s, index) for s in starts}
     chains = [c for s in starts for c in per_start[s]]
-    on_chains = list(dict.fromkeys(p for c in chains for p in c.path))
-    members = set(on_chains)
-    found = _verdicts(ex, per_start, index, members, everything)
+    found = _verdicts(ex, per_start, index)
+    shown = list(dict.fromkeys([p for c in chains for p in c.path] + _named(found)))
+    members = set(shown)
     snap = ex.snap
     return Diagnosis(
         starts=starts,
-        processes={p: snap.processes[p] for p in on_chains if p in snap.processes},
-        tasks={p: snap.tasks(p) for p in on_chains},
-        cmdlines={p: snap.cmdline(p) for p in on_chains if p in snap.processes},
+        processes={p: snap.processes[p] for p in shown if p in snap.processes},
+        tasks={p: snap.tasks(p) for p in shown},
+        cmdlines={p: snap.cmdline(p) for p in shown if p in snap.processes},
         waits={k: w for k, w in ex.waits.items() if k[0] in members},
-        edges=[e for p in on_chains for w in ex.thread_waits(p) for e in w.edges],
+        edges=[e for p in shown for w in ex.thread_waits(p) for e in w.edges],
         chains=chains,
         cycles=[c for c in cycles if set(c.members or c.pids) & members],
         root_cause=_root_cause(ex, found),
         notes=list(snap.notes),
         verdicts=found,
-        ns_tids={p: m for p in on_chains for m in [snap.ns_thread_ids(p)] if m},
+        ns_tids={p: m for p in shown for m in [snap.ns_thread_ids(p)] if m},
     )
 
 
-def _verdicts(ex: Explored, per_start: dict, index: dict, members: set, everything: bool) -> List[Verdict]:
-    """A deadlock verdict per knot the chains reach (every knot with --all), confirmed by a
-    second look; then, for each start no deadlock explains, where its chain ends."""
-    knots = [k for k in ex.graph.knots() if everything or set(k.pids) & members]
-    found = [verdicts.confirm(ex.snap, v) for v in verdicts.deadlocks(ex, knots)]
+def _named(found: List[Verdict]) -> List[int]:
+    """The processes the verdicts name (a knot past where the chains were cut, say)."""
+    pids: List[int] = []
+    for v in found:
+        pids += list(v.members if v.cls == VerdictClass.DEADLOCK else ())
+        pids += [p for e in v.ring for p in (e.from_pid, e.to_pid)]
+        pids += [p for p in (v.cause[0] if v.cause else None, v.culprit) if p is not None]
+    return pids
+
+
+def _verdicts(ex: Explored, per_start: dict, index: dict) -> List[Verdict]:
+    """A deadlock verdict per knot explored (every knot the starts reach; with --all, every
+    knot on the machine), confirmed by a second look; then, for each start no deadlock
+    explains, where its chain ends."""
+    found = [verdicts.confirm(ex.snap, v) for v in verdicts.deadlocks(ex, ex.graph.knots())]
     explained = verdicts.covered(found)
     for start, chains in per_start.items():
         if start not in explained:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from waitchain.engine import diagnose, diagnose_all
+from waitchain.graph import MAX_DEPTH
 from waitchain.model import (Advice, Edge, EdgeKind, End, EndKind, Mode, Process, Reason, Syscall,
                              Task, VerdictClass, Wait)
 
@@ -25,12 +26,14 @@ class FakeSnapshot:
         self.waits = waits
         self.notes: List[str] = []
         self._moved = set(moved)
-        pids = sorted({pid for pid, _ in waits})
-        self.processes = {p: Process(p, 1, f"p{p}", "S", 1, p, 0) for p in pids}
+        self.threads: Dict[int, List[Task]] = {}
+        for (pid, tid), w in sorted(waits.items()):
+            task = Task(tid, f"t{tid}", "S", Syscall(0, w.syscall or "read", (0,) * 6))
+            self.threads.setdefault(pid, []).append(task)
+        self.processes = {p: Process(p, 1, f"p{p}", "S", 1, p, 0) for p in self.threads}
 
     def tasks(self, pid: int) -> List[Task]:
-        return [Task(tid, f"t{tid}", "S", Syscall(0, w.syscall or "read", (0,) * 6))
-                for (p, tid), w in sorted(self.waits.items()) if p == pid]
+        return self.threads.get(pid, [])
 
     def alive(self, pid: int) -> bool:
         return pid in self.processes
@@ -222,6 +225,17 @@ def test_a_long_chain_into_a_deadlock_is_not_cut_short() -> None:
     (v,) = deadlocks(diag)
     assert v.members == (n, n + 1)
     assert len(diag.chains) == 1 and diag.chains[0].path[-1] == n + 1
+
+
+def test_a_chain_past_the_depth_limit_is_cut_and_its_deadlock_still_found() -> None:
+    n = MAX_DEPTH + 10
+    waits = [wait((p, p), edge((p, p), p + 1)) for p in range(1, n)]
+    waits += [wait((n, n), edge((n, n), n + 1)), wait((n + 1, n + 1), edge((n + 1, n + 1), n))]
+    diag = run(waits, 1)
+    (chain,) = diag.chains
+    assert len(chain.path) == MAX_DEPTH and chain.end.reason == Reason.CUT
+    (v,) = deadlocks(diag)
+    assert v.members == (n, n + 1)
 
 
 # --- the root cause does not depend on the start ----------------------------------------------
