@@ -65,6 +65,14 @@ reading the output:
   cycle (a deadlock: exit code 1) or at a process that is running, sleeping, idle, on another
   host, in the kernel (D state), at a terminal, or in a wait waitchain cannot follow yet.
 
+when it says DEADLOCK:
+  Only when every thread that could end each wait is stuck too: a sleeping or running thread
+  of the same process, a live alternative of a poll/epoll, a timeout, or a signal the program
+  waits for (make -j's SIGCHLD, an event loop's wake-up fd) is a way out. One verdict per
+  deadlock, with a root cause that does not depend on the pid you start from; the threads are
+  looked at a second time first, and one that moved withdraws the verdict. --json has them all
+  under "verdicts".
+
 safety and permissions:
   waitchain only reads /proc and sock_diag netlink: it never stops, ptraces or writes to the
   processes it looks at (--native is the one exception, and says so). Run it as root to see
