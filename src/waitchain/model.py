@@ -223,12 +223,66 @@ class PipeFill:
         return self.used >= self.size
 
 
+class LockType(str, Enum):
+    """A file lock's type, as /proc/locks names it (READ, WRITE)."""
+
+    READ = "read"
+    WRITE = "write"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class FileLock:
+    """The held file lock an edge waits behind; its class (flock, POSIX, OFD) is the edge's kind."""
+
+    type: LockType
+    start: int  # its first byte
+    end: Optional[int]  # its last byte, None: to the end of the file
+
+
+class PtySide(str, Enum):
+    """The end of a pseudo-terminal a waiter holds."""
+
+    MASTER = "master"  # a terminal emulator, tmux, sshd: it waits for the programs on the slave
+    SLAVE = "slave"  # a program on /dev/pts/N: it waits for the master's holder
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Pty:
+    """A pty edge's terminal: the end the waiter holds and the N of /dev/pts/N."""
+
+    side: PtySide
+    index: int
+
+
+@dataclass(frozen=True)
+class Fuse:
+    """A FUSE edge's mount: the daemon of `mountpoint` must answer the waiter's request."""
+
+    mountpoint: str
+    inferred: bool = False  # the mount is inferred from the files the process maps, not from its call
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """An edge that is one alternative of an OR wait (poll, select, epoll): one fd it watches."""
+
+    count: int  # how many fds the call watches
+    events: str  # what this fd is watched for, in the call's names: "EPOLLIN", "POLLIN|POLLOUT", "read set"
+    watched: str  # the watched fd's file as a call shows it: "pipe:[7]", "TCP 127.0.0.1:5→127.0.0.1:80"
+
+
 @dataclass(frozen=True)
 class Edge:
     """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if
     known). `to_pid == from_pid` with no `to_tid` is a wait on the process's other threads
-    (it holds the other end itself). The structured facts are what later layers read;
-    `label` and `evidence` are sentences for people, never parsed."""
+    (it holds the other end itself). The structured facts are what later layers read, and
+    what render/ words its label from; `evidence` is a sentence for people, never parsed."""
 
     from_pid: int
     from_tid: int
@@ -237,7 +291,6 @@ class Edge:
     kind: EdgeKind
     object: str  # e.g. "pipe:[123]"
     evidence: str  # how it was established, checkable by hand
-    label: str  # for people: "waits for the writer", "pipe full 65536/65536 B"
     syscall: str = ""  # the call the waiter is in: "read", "wait4"
     fd: Optional[int] = None  # the waiter's fd the wait is on
     writing: bool = False  # the waiter writes (a full pipe, a socket send)
@@ -248,6 +301,11 @@ class Edge:
     inode: Optional[int] = None  # the object's inode: a locked file's, a pipe's, the peer socket's
     local: Optional[Tuple[str, int]] = None  # TCP: the waiter's socket's address (host, port)
     remote: Optional[Tuple[str, int]] = None  # TCP: the address the waiter's socket is connected to
+    unaccepted: bool = False  # TCP: the connection waits in the accept queue of the target's listening socket
+    lock: Optional[FileLock] = None  # a file lock edge: the held lock it waits behind
+    pty: Optional[Pty] = None  # a pty edge: which end the waiter holds, which terminal
+    fuse: Optional[Fuse] = None  # a FUSE edge: the mount whose daemon must answer
+    alternative: Optional[Alternative] = None  # one of the fds of an OR wait (poll, select, epoll)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
-from waitchain.model import (Advice, Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, End, EndKind,
-                             Frame, Location, Mode, PipeFill, Process, Reason, RootCause, Stack,
-                             Syscall, Task, Verdict, VerdictClass, Wait)
+from waitchain.model import (Advice, Alternative, Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, End,
+                             EndKind, FileLock, Frame, Location, LockType, Mode, PipeFill, Process, Pty, PtySide,
+                             Reason, RootCause, Stack, Syscall, Task, Verdict, VerdictClass, Wait)
 
 HOST_NET = "net:[4026531840]"
 CONTAINER_NET = "net:[4026532291]"
@@ -31,19 +31,15 @@ def demo() -> Diagnosis:
     """The seed's deadlock, as in DESIGN.md: wrapper → client → server ⇄ dmesg."""
     w, c, s, d = 23572, 23573, 23270, 32084
     e1 = Edge(w, w, c, None, EdgeKind.PIPE, "pipe:[139828372]",
-              f"/proc/{c}/fd/1 → pipe:[139828372]; fdinfo flags mark the write end", "waits for the writer",
-              syscall="read", fd=3, holder_fds=(1,), inode=139828372)
+              f"/proc/{c}/fd/1 → pipe:[139828372]; fdinfo flags mark the write end", syscall="read", fd=3, holder_fds=(1,), inode=139828372)
     e2 = Edge(c, c, s, None, EdgeKind.TCP, "socket:[139828380]",
               f"/proc/{c}/net/tcp: TCP 127.0.0.1:39392→127.0.0.1:1234; reversed 4-tuple is "
-              f"socket:[139828380], held by /proc/{s}/fd/4", "waits for the peer",
-              syscall="recvfrom", fd=3, queued=0, holder_fds=(4,), inode=139828380,
+              f"socket:[139828380], held by /proc/{s}/fd/4", syscall="recvfrom", fd=3, queued=0, holder_fds=(4,), inode=139828380,
               local=("127.0.0.1", 39392), remote=("127.0.0.1", 1234))
     e3 = Edge(s, s, d, None, EdgeKind.CHILD, f"pid {d}",
-              f"wait4 argument names child {d}; /proc/{d}/stat ppid is {s}", "waits for its child",
-              syscall="wait4")
+              f"wait4 argument names child {d}; /proc/{d}/stat ppid is {s}", syscall="wait4")
     e4 = Edge(d, d, s, None, EdgeKind.PIPE, "pipe:[139830001]",
-              f"/proc/{s}/fd/5 → pipe:[139830001]; fdinfo flags mark the read end",
-              f"pipe full 65536/65536 B; reader is {s}", syscall="write", fd=1, writing=True,
+              f"/proc/{s}/fd/5 → pipe:[139830001]; fdinfo flags mark the read end", syscall="write", fd=1, writing=True,
               fill=PipeFill(65536, 65536), holder_fds=(5,), inode=139830001)
     waits = {
         (w, w): Wait(w, w, "read(3<pipe:[139828372]>)", (e1,), syscall="read", mode=Mode.ANY),
@@ -111,11 +107,9 @@ def assorted() -> Diagnosis:
     The verdict is the chain that ends first by the verdict layer's order: the busy child."""
     app, proxy, child = 4100, 5200, 4300
     e1 = Edge(app, 4102, proxy, None, EdgeKind.UNIX, "socket:[88002]",
-              "sock_diag: socket:[88001] has peer socket:[88002]; held by /proc/5200/fd/7",
-              "waits for the peer", syscall="recvmsg", fd=9, queued=0, holder_fds=(7,), inode=88002)
+              "sock_diag: socket:[88001] has peer socket:[88002]; held by /proc/5200/fd/7", syscall="recvmsg", fd=9, queued=0, holder_fds=(7,), inode=88002)
     e2 = Edge(app, 4103, child, None, EdgeKind.CHILD, f"pid {child}",
-              f"wait4 argument names child {child}; /proc/{child}/stat ppid is {app}", "waits for its child",
-              syscall="wait4")
+              f"wait4 argument names child {child}; /proc/{child}/stat ppid is {app}", syscall="wait4")
     futex = End(EndKind.UNKNOWN, "waits on a futex (a lock or condition; not followed yet)",
                 reason=Reason.NOT_FOLLOWED)
     remote = End(EndKind.REMOTE, "peer 10.0.0.5:5432 is on another host", reason=Reason.REMOTE_PEER,
@@ -165,8 +159,7 @@ def hostile() -> Diagnosis:
     fifo = f"/tmp/{EVIL}"
     old = diag.waits[(d, d)]
     edge = Edge(d, d, s, None, EdgeKind.FIFO, fifo, f"/proc/{s}/fd/5 → {fifo}; fdinfo flags mark the read end",
-                f"pipe full 65536/65536 B; reader is {s} {EVIL}", syscall="write", fd=1, writing=True,
-                fill=PipeFill(65536, 65536), holder_fds=(5,))
+                syscall="write", fd=1, writing=True, fill=PipeFill(65536, 65536), holder_fds=(5,))
     diag.waits[(d, d)] = dataclasses.replace(old, what=f"write(1<{fifo}>)", edges=(edge,))
     diag.edges[3] = edge
     diag.tasks[d] = [Task(d, EVIL, "S", Syscall(1, "write", (1, 0, 76, 0, 0, 0)), "pipe_write")]
@@ -216,11 +209,11 @@ def sleeping_twice() -> Diagnosis:
     holder and for its child (which inherited the lock), the holder for the child, asleep."""
     w, h, s = 100, 200, 300
     e1 = Edge(w, w, h, None, EdgeKind.FLOCK, "/tmp/l", "/proc/locks: '1: FLOCK  ADVISORY  WRITE 200 "
-              "fe:00:2146326 0 EOF' conflicts with this LOCK_EX on fe:00:2146326", "waits for the holder",
-              syscall="flock", inode=2146326)
-    e2 = Edge(w, w, s, None, EdgeKind.FLOCK, "/tmp/l", "the same lock, inherited", "waits for the holder",
-              syscall="flock")
-    e3 = Edge(h, h, s, None, EdgeKind.CHILD, "pid 300", "wait4 names 300", "waits for its child", syscall="wait4")
+              "fe:00:2146326 0 EOF' conflicts with this LOCK_EX on fe:00:2146326", syscall="flock",
+              inode=2146326, lock=FileLock(LockType.WRITE, 0, None))
+    e2 = Edge(w, w, s, None, EdgeKind.FLOCK, "/tmp/l", "the same lock, inherited", syscall="flock",
+              lock=FileLock(LockType.WRITE, 0, None))
+    e3 = Edge(h, h, s, None, EdgeKind.CHILD, "pid 300", "wait4 names 300", syscall="wait4")
     end = End(EndKind.SLEEPING, "sleeps in clock_nanosleep for 16.7 min", reason=Reason.SLEEP, timeout=1000.0)
     waits = {(w, w): Wait(w, w, "flock(3</tmp/l>, LOCK_EX)", (e1, e2), syscall="flock", mode=Mode.ALL),
              (h, h): Wait(h, h, "wait4(300)", (e3,), syscall="wait4"),
@@ -238,7 +231,7 @@ def sleeping_twice() -> Diagnosis:
 def reached_twice() -> Diagnosis:
     """100 waits for 200 or 250 (two writers of a pipe); both wait for 300, which waits for
     400, asleep."""
-    edges = [Edge(a, a, b, None, EdgeKind.PIPE, "pipe:[1]", "e", "waits for the writer", syscall="read", fd=0)
+    edges = [Edge(a, a, b, None, EdgeKind.PIPE, "pipe:[1]", "e", syscall="read", fd=0)
              for a, b in ((100, 200), (100, 250), (200, 300), (250, 300), (300, 400))]
     end = End(EndKind.SLEEPING, "sleeps", reason=Reason.SLEEP)
     waits = {(p, p): Wait(p, p, "read(0<pipe:[1]>)", tuple(e for e in edges if e.from_pid == p), syscall="read")
@@ -272,8 +265,11 @@ def client_and_loop(kind: EdgeKind = EdgeKind.TCP, loop: bool = True) -> Diagnos
     it among other fds: a cycle that is not a deadlock. Without the loop (the server blocked
     in a plain read) the cycle may still resolve: wait and see."""
     c, s = 500, 600
-    e1 = Edge(c, c, s, None, kind, "socket:[2]", "peer", "waits for the peer", syscall="recvfrom", fd=3)
-    e2 = Edge(s, s, c, None, kind, "socket:[1]", "peer", "waits for the peer", syscall="epoll_wait", fd=5)
+    tty = kind == EdgeKind.PTY  # the client reads /dev/pts/3, the loop (a terminal) its master
+    e1 = Edge(c, c, s, None, kind, "socket:[2]", "peer", syscall="recvfrom", fd=3,
+              pty=Pty(PtySide.SLAVE, 3) if tty else None)
+    e2 = Edge(s, s, c, None, kind, "socket:[1]", "peer", syscall="epoll_wait", fd=5,
+              pty=Pty(PtySide.MASTER, 3) if tty else None)
     server = (Wait(s, s, "epoll_wait(3<anon_inode:[eventpoll]>)", (e2,), any_of=3, live=(LISTENING,),
                    syscall="epoll_wait") if loop else
               Wait(s, s, "read(4<pipe:[9]>)", (e2,), syscall="read"))
@@ -323,8 +319,7 @@ def backend_and_postmaster() -> Diagnosis:
     postmaster's pipe; the chain follows the pipe to the postmaster, idle in its accept loop."""
     b, pm = 900, 800
     edge = Edge(b, b, pm, None, EdgeKind.PIPE, "pipe:[7]", "/proc/800/fd/4 → pipe:[7]; the write end",
-                "waits for any of 2 fds, here fd 3<pipe:[7]> (EPOLLIN): waits for the writer",
-                syscall="epoll_wait", fd=3, holder_fds=(4,))
+                syscall="epoll_wait", fd=3, holder_fds=(4,), alternative=Alternative(2, "EPOLLIN", "pipe:[7]"))
     listening = End(EndKind.IDLE, "fd 5<TCP 127.0.0.1:5432 (LISTEN)>: a listening socket, waits for a client",
                     reason=Reason.ACCEPT, subject="TCP 127.0.0.1:5432 (LISTEN)")
     detail = f"waits for any of 2 fds; none leads to a blocked process: {listening.detail}"

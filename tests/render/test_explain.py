@@ -40,13 +40,13 @@ def test_idle_ends_are_checked_by_their_reason() -> None:
 def test_pipe_direction_comes_from_the_edge() -> None:
     diag = demo()
     write = diag.edges[3]
-    reworded = dataclasses.replace(write, label="any words", evidence="read end write end")
+    reworded = dataclasses.replace(write, evidence="read end write end")
     for edge in (write, reworded):
         checks = {c.command: c.expect for c in edge_checks(diag, edge)}
         assert "MODE r-- (the read end)" in checks["lsfd -Q 'INODE == 139830001'"]
         assert "the read end" in checks["grep flags /proc/23270/fdinfo/5"]
         assert checks["lsof -n -P +E -p 32084 -a -d 1"].endswith("23270,…,5r")
-    read = dataclasses.replace(diag.edges[0], label="pipe full", evidence="read end")
+    read = dataclasses.replace(diag.edges[0], evidence="pipe full read end")
     checks = {c.command: c.expect for c in edge_checks(diag, read)}
     assert "MODE -w- (the write end)" in checks["lsfd -Q 'INODE == 139828372'"]
 

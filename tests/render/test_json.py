@@ -14,6 +14,7 @@ from render_fixtures import (ALL, backend_and_postmaster, client_and_loop, idle_
 from waitchain.demo import scenario
 from waitchain.model import Advice, Diagnosis, EdgeKind, Reason
 from waitchain.render import Options, json, text
+from waitchain.render.labels import label
 from waitchain.render.verdicts import summaries
 
 CASES = {**ALL, "sleeping_twice": sleeping_twice, "pty": lambda: client_and_loop(EdgeKind.PTY),
@@ -77,10 +78,22 @@ def test_edges_carry_their_facts() -> None:
     full = edges[3]
     assert (full["syscall"], full["fd"], full["writing"], full["fill"], full["holder_fds"], full["inode"]) == \
         ("write", 1, True, {"used": 65536, "size": 65536}, [5], 139830001)
-    assert full["label"] == "pipe full 65536/65536 B; reader is 23270"  # the rule's sentence, as in the first waitchain/1
+    assert full["label"] == "pipe full 64 KiB/64 KiB; reader is 23270"  # worded as the text words it
     tcp = edges[1]
-    assert (tcp["local"], tcp["remote"], tcp["queued"]) == \
-        ({"host": "127.0.0.1", "port": 39392}, {"host": "127.0.0.1", "port": 1234}, 0)
+    assert (tcp["local"], tcp["remote"], tcp["queued"], tcp["unaccepted"]) == \
+        ({"host": "127.0.0.1", "port": 39392}, {"host": "127.0.0.1", "port": 1234}, 0, False)
+    assert all(e[k] is None for e in edges for k in ("lock", "pty", "fuse", "alternative"))
+
+
+def test_edge_labels_are_the_texts_and_the_facts_behind_them_are_there() -> None:
+    diag = sleeping_twice()
+    data = _data(diag)
+    assert [e["label"] for e in data["edges"]] == [label(e) for e in diag.edges]
+    assert data["edges"][0]["lock"] == {"type": "write", "start": 0, "end": None}
+    polled = _data(backend_and_postmaster())["edges"][0]
+    assert polled["alternative"] == {"count": 2, "events": "EPOLLIN", "watched": "pipe:[7]"}
+    assert polled["label"] == "waits for any of 2 fds, here fd 3<pipe:[7]> (EPOLLIN): waits for the writer"
+    assert _data(client_and_loop(EdgeKind.PTY))["edges"][1]["pty"] == {"side": "master", "index": 3}
 
 
 def test_the_demo_verdict() -> None:

@@ -13,9 +13,9 @@ from render_fixtures import (ALL, assorted, backend_and_postmaster, chain_end_ve
                              reached_twice)
 from rich.cells import cell_len
 
-from waitchain.model import Advice, ChainEnd, Diagnosis, End, EndKind, PipeFill, Reason
+from waitchain.model import Advice, ChainEnd, Diagnosis, End, EndKind, Reason
 from waitchain.render import Options, text
-from waitchain.render.common import duration, label, label_head, step_text
+from waitchain.render.common import duration, step_text
 from waitchain.render.verdicts import summary
 from waitchain.verdict import END_ADVICE, IDLE_ADVICE
 
@@ -174,36 +174,12 @@ def test_a_second_line_of_advice_wraps_under_its_title() -> None:
     assert len(advice) > 2 and all(line.startswith(" " * 12) for line in advice[1:]), advice
 
 
-# --- a full pipe, said from its fill ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fill,said", [
-    (PipeFill(65536, 65536), "pipe full 64 KiB/64 KiB; reader is 23270"),
-    (PipeFill(4096, 65536), "pipe holds 4 KiB/64 KiB, no room for this write; reader is 23270"),
-    (PipeFill(1000, 1000), "pipe full 1000 B/1000 B; reader is 23270"),
-    (None, "pipe full; reader is 23270"),
-])
-def test_a_blocked_pipe_write_is_said_from_its_fill(fill, said: str) -> None:
-    edge = dataclasses.replace(demo().edges[3], fill=fill, label="whatever the rule wrote")
-    assert label(edge) == said
-
-
-def test_a_pipe_only_its_writer_reads_says_so() -> None:
-    edge = dataclasses.replace(demo().edges[3], to_pid=32084)
-    assert label(edge).endswith("reader is 32084 (itself)")
-
-
-def test_other_edges_keep_their_rules_sentence() -> None:
-    diag = demo()
-    assert [label(e) for e in diag.edges[:3]] == ["waits for the writer", "waits for the peer",
-                                                  "waits for its child"]
-    polled = dataclasses.replace(diag.edges[3], syscall="epoll_wait", label="waits for any of 2 fds, here fd 1")
-    assert label(polled) == "waits for any of 2 fds, here fd 1"
+# --- a step of a cycle names the edge's label, not its reader twice ----------------------------
 
 
 def test_a_step_names_the_pipe_fill_but_not_the_reader_twice() -> None:
     diag = demo()
-    assert label_head(diag.edges[3]) == "pipe full 64 KiB/64 KiB"
     assert step_text(diag, diag.edges[3]).endswith("for 23270 command-server.py (pipe:[139830001]: pipe full 64 KiB/64 KiB)")
-    own = dataclasses.replace(diag.edges[1], label="waits for the peer: it holds the peer itself (fd 4); another thread must act")
-    assert step_text(diag, own).endswith("(socket:[139828380]: " + own.label + ")")  # a rule's sentence is not cut
+    own = dataclasses.replace(diag.edges[1], to_pid=23573, holder_fds=(4,))
+    said = "waits for the peer: it holds the peer itself (fd 4); another of its threads must act"
+    assert step_text(diag, own).endswith(f"(socket:[139828380]: {said})")  # the sentence is not cut

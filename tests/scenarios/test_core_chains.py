@@ -20,6 +20,7 @@ from waitchain.demo import scenario
 from waitchain.demo.harness import children, wait_blocked
 from waitchain.engine import diagnose
 from waitchain.render import json as render_json
+from waitchain.render import labels
 from waitchain.snapshot import Snapshot
 
 RECEIVER = """
@@ -139,8 +140,8 @@ def test_writer_on_full_pipe_of_sleeping_reader(run_py, diagnose_pid, wait_sleep
     assert chain["end"]["kind"] == "sleeping"
     (edge,) = data["edges"]
     assert (edge["from"]["pid"], edge["to"]["pid"], edge["kind"]) == (writer.pid, reader.pid, "pipe")
-    assert f"pipe full {size}/{size} B" in edge["label"]
-    assert f"reader is {reader.pid}" in edge["label"]
+    assert edge["label"] == f"pipe full {labels.size(size)}/{labels.size(size)}; reader is {reader.pid}"
+    assert edge["fill"] == {"used": size, "size": size}
     assert data["cycles"] == []
 
 

@@ -13,6 +13,7 @@ from scenario_helpers import (F_GETPIPE_SZ, POLLER, READER, SLEEPER, close, edge
 
 from waitchain.demo.harness import wait_blocked
 from waitchain.procfs.fds import parse_fdinfo
+from waitchain.render import labels
 from waitchain.waits import poll
 
 EPOLL_CALLS = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
@@ -102,6 +103,8 @@ def test_epoll_server_follows_only_the_stuck_client(run_py, diagnose_pid, run_cl
     to_client = next(e for e in edges_from(data, server.pid) if e["to"]["pid"] == client.pid)
     assert to_client["label"].startswith("waits for any of 3 fds, here fd ")
     assert "(EPOLLIN)" in to_client["label"] and to_client["label"].endswith("waits for the peer")
+    assert (to_client["alternative"]["count"], to_client["alternative"]["events"]) == (3, "EPOLLIN")
+    assert to_client["alternative"]["watched"].startswith("TCP 127.0.0.1:")
     assert "tfd:" in to_client["evidence"]
     waits = only_thread(data, server.pid)
     assert waits["any_of"] == 3
@@ -258,7 +261,8 @@ def test_select_read_and_write_sets(run_py, diagnose_pid, wait_sleeping) -> None
     assert "(read set)" in by_target[writer.pid]["label"]
     assert by_target[writer.pid]["label"].endswith("waits for the writer")
     assert "(write set)" in by_target[reader.pid]["label"]
-    assert f"pipe full {size}/{size} B" in by_target[reader.pid]["label"]
+    assert f"pipe full {labels.size(size)}/{labels.size(size)}; reader is {reader.pid}" in by_target[reader.pid]["label"]
+    assert by_target[reader.pid]["alternative"]["events"] == "write set"
     assert "fd_sets at 0x" in by_target[reader.pid]["evidence"]
     sel = only_thread(data, selector.pid)
     assert sel["any_of"] == 2 and sel["live"] == []

@@ -8,7 +8,8 @@ import struct
 
 from rule_fakes import NONBLOCK, RDONLY, RDWR, WRONLY, FakeSnapshot, task
 
-from waitchain.model import EdgeKind, EndKind, Mode, PipeFill, Reason, TcpSocket, UnixSocket
+from waitchain.model import Alternative, EdgeKind, EndKind, Mode, PipeFill, Reason, TcpSocket, UnixSocket
+from waitchain.render.labels import label
 from waitchain.waits import io, poll, signals
 
 PIPE = "pipe:[100]"
@@ -36,7 +37,7 @@ def test_reader_holding_the_write_end_waits_for_its_own_process() -> None:
     assert (edge.from_pid, edge.from_tid, edge.to_pid, edge.to_tid) == (10, 10, 10, None)
     assert (edge.kind, edge.syscall, edge.fd, edge.writing, edge.holder_fds) == (EdgeKind.PIPE, "read", 3, False, (4,))
     assert edge.inode == 100 and not edge.unsure
-    assert "fd 4" in edge.label
+    assert label(edge) == "it holds the write end itself (fd 4): EOF cannot come; only another of its threads can write"
     assert wait.end is None and wait.syscall == "read" and wait.mode == Mode.ANY
 
 
@@ -57,7 +58,7 @@ def test_writer_on_a_full_pipe_has_its_fill() -> None:
     snap.fills[(10, 1)] = PipeFill(65536, 65536)
     (edge,) = io.rule(snap, 10, task(10, "write", 1)).edges
     assert (edge.to_pid, edge.writing, edge.fill, edge.holder_fds) == (20, True, PipeFill(65536, 65536), (0, 7))
-    assert edge.label == "pipe full 65536/65536 B; reader is 20"
+    assert label(edge) == "pipe full 64 KiB/64 KiB; reader is 20"
 
 
 def test_writer_that_only_it_reads_waits_for_its_own_process() -> None:
@@ -186,6 +187,22 @@ def test_broker_polling_clients_is_not_woken_by_sigint() -> None:
     snap.set_masks(10, 10, caught=[signal.SIGINT])
     wait = poll.rule(snap, 10, poller(snap, 10, {3: POLLIN}))
     assert [(e.to_pid, e.kind) for e in wait.edges] == [(20, EdgeKind.UNIX)] and wait.live == ()
+
+
+def test_a_watched_fd_is_an_alternative_of_the_call() -> None:
+    """What the poll rule adds to the edge a read on the fd gives: how many fds the call
+    watches, what this one is watched for, and what it is."""
+    snap = FakeSnapshot()
+    snap.add_process(10, {3: "socket:[1]", 5: PIPE})
+    snap.add_process(20, {4: "socket:[2]", 6: PIPE})
+    snap.unix[1] = UnixSocket(1, "stream", "established", peer=2, path="/run/x.sock")
+    snap.set_flags(10, 5, RDONLY)
+    snap.set_flags(20, 6, WRONLY)
+    wait = poll.rule(snap, 10, poller(snap, 10, {3: POLLIN, 5: POLLIN}))
+    unix, pipe = sorted(wait.edges, key=lambda e: e.fd or 0)
+    assert (unix.fd, unix.syscall, unix.alternative) == (3, "poll", Alternative(2, "POLLIN", "UNIX:[1] /run/x.sock"))
+    assert label(unix) == "waits for any of 2 fds, here fd 3<UNIX:[1] /run/x.sock> (POLLIN): waits for the peer"
+    assert (pipe.fd, pipe.alternative) == (5, Alternative(2, "POLLIN", PIPE))
 
 
 def test_wakeup_fd_with_another_process_to_wait_for_is_not_idle() -> None:

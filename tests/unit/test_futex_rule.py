@@ -10,6 +10,7 @@ from rule_fakes import FakeMemory, FakeSnapshot, task
 
 from waitchain.model import EdgeKind, EndKind, Reason, Wait
 from waitchain.procfs import cstructs
+from waitchain.render.labels import label
 from waitchain.waits import futex, wait_of
 
 NS = "pid:[4026532999]"  # the program's pid namespace (not ours)
@@ -137,7 +138,7 @@ def test_shared_mutex_owner_found_in_another_process_of_the_namespace() -> None:
     snap.memory.put(PID, ADDR, words(2, 0, 5, 1, 128))
     wait = waiting(snap, 101, 0, 2)  # FUTEX_WAIT, shared
     assert edge_of(wait) == (EdgeKind.MUTEX, 200, 200)
-    assert "process 200" in wait.edges[0].label
+    assert label(wait.edges[0]) == "waits for thread 200 of process 200, the mutex owner"
 
 
 def test_private_mutex_owner_is_never_looked_for_elsewhere() -> None:

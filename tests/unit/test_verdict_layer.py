@@ -53,7 +53,7 @@ class FakeSnapshot:
 
 def edge(a: Key, to: int, kind: EdgeKind = EdgeKind.PIPE, to_tid: Optional[int] = None,
          writing: bool = False) -> Edge:
-    return Edge(a[0], a[1], to, to_tid, kind, "obj", "evidence", "label", writing=writing)
+    return Edge(a[0], a[1], to, to_tid, kind, "obj", "evidence", writing=writing)
 
 
 def wait(key: Key, *edges: Edge, syscall: str = "read", end: Optional[End] = None,

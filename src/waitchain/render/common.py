@@ -1,22 +1,24 @@
-"""What every human-facing format says the same way: program names, durations, sizes, the
-steps of a cycle, what the graph formats draw, the root cause's line of code. The verdicts'
-sentences are in verdicts.py. Every string returned here is cleaned of control characters."""
+"""What every human-facing format says the same way: program names, durations, the steps of
+a cycle, what the graph formats draw, the root cause's line of code. The verdicts' sentences
+are in verdicts.py, the edges' labels in labels.py. Every string returned here is cleaned of
+control characters."""
 
 from __future__ import annotations
 
 import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, EndKind, Reason, Task, Wait
+from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EndKind, Reason, Task, Wait
 from ..names import program, short_cmdline
 from ..sanitize import clean
+from .labels import label, label_head
 
 PROGRAM_WIDTH = 40
 CALL_WIDTH = 64  # the call in a node of the graph formats
 
 
 
-# --- names, durations, sizes -----------------------------------------------------------
+# --- names, durations -----------------------------------------------------------------
 
 
 def program_text(diag: Diagnosis, pid: int, width: int = PROGRAM_WIDTH) -> str:
@@ -64,47 +66,6 @@ def duration(seconds: Optional[float]) -> str:
     if whole < 86400:
         return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
     return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
-
-
-def size(count: int) -> str:
-    if count < 1024:
-        return f"{count} B"
-    if count % 1024 == 0:
-        return f"{count // 1024} KiB"
-    return f"{count / 1024:.1f} KiB"
-
-
-OR_WAITS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
-
-
-def label(edge: Edge) -> str:
-    """The edge's label for people. A write blocked on a pipe is said from its facts
-    ("pipe full 64 KiB/64 KiB; reader is 23270"); any other edge keeps its rule's sentence
-    (so does a pipe watched by poll, whose sentence names the watched fd)."""
-    return "; ".join(_label_parts(edge))
-
-
-def label_head(edge: Edge) -> str:
-    """The label without who is at the other end ("pipe full 64 KiB/64 KiB"), for a
-    sentence that names that process already."""
-    return _label_parts(edge)[0]
-
-
-def _label_parts(edge: Edge) -> Tuple[str, ...]:
-    if edge.kind in (EdgeKind.PIPE, EdgeKind.FIFO) and edge.writing and edge.syscall not in OR_WAITS:
-        return _pipe_write_label(edge)
-    return (clean(edge.label),)
-
-
-def _pipe_write_label(edge: Edge) -> Tuple[str, str]:
-    reader = f"reader is {edge.to_pid}" + (" (itself)" if edge.to_pid == edge.from_pid else "")
-    fill = edge.fill
-    if fill is None:
-        return "pipe full", reader
-    used = f"{size(fill.used)}/{size(fill.size)}"
-    if not fill.full:
-        return f"pipe holds {used}, no room for this write", reader
-    return f"pipe full {used}", reader
 
 
 # --- waits, blocked-for ------------------------------------------------------------------

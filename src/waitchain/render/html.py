@@ -19,9 +19,10 @@ from ..sanitize import clean
 from . import Options
 from . import json as render_json
 from . import dot, mermaid, svg, text
-from .common import blocked_for, end_detail, label, location_text, on_cycle, program_text
+from .common import blocked_for, end_detail, location_text, on_cycle, program_text
 from .verdicts import Summary, summaries
 from .explain import Check, edge_checks, end_checks
+from .labels import label
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 

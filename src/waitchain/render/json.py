@@ -12,10 +12,11 @@ import json
 from enum import Enum
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..model import (Advice, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, Frame, Location, PipeFill,
-                     Stack, Task, Verdict, VerdictClass)
+from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, FileLock, Frame, Fuse,
+                     Location, PipeFill, Pty, Stack, Task, Verdict, VerdictClass)
 from . import Options
 from .common import cycle_detail, end_detail
+from .labels import label
 from .verdicts import Summary, summaries
 
 SCHEMA = "waitchain/1"
@@ -119,14 +120,15 @@ def _seconds(value: Optional[float]) -> Optional[float]:
 
 def edge(e: Edge) -> Json:
     """One waits-for edge: who waits for whom through what, the facts it was built from, and
-    the sentences for people (`label`, `evidence`)."""
+    the sentences for people (`label`, worded from the facts as every format words it, and
+    `evidence`)."""
     return {
         "from": {"pid": e.from_pid, "tid": e.from_tid},
         "to": {"pid": e.to_pid, "tid": e.to_tid},
         "kind": _text(e.kind),
         "object": e.object,
         "evidence": e.evidence,
-        "label": e.label,  # the wait rule's sentence (text formats word a pipe's fill from `fill`)
+        "label": label(e),
         "syscall": e.syscall,
         "fd": e.fd,
         "writing": e.writing,
@@ -137,6 +139,11 @@ def edge(e: Edge) -> Json:
         "inode": e.inode,
         "local": _address(e.local),
         "remote": _address(e.remote),
+        "unaccepted": e.unaccepted,  # TCP: the connection waits in the accept queue of the target's listener
+        "lock": _lock(e.lock),
+        "pty": _pty(e.pty),
+        "fuse": _fuse(e.fuse),
+        "alternative": _alternative(e.alternative),
     }
 
 
@@ -146,6 +153,24 @@ def _fill(fill: Optional[PipeFill]) -> Optional[Json]:
 
 def _address(addr: Optional[Tuple[str, int]]) -> Optional[Json]:
     return {"host": addr[0], "port": addr[1]} if addr is not None else None
+
+
+def _lock(lock: Optional[FileLock]) -> Optional[Json]:
+    return {"type": _text(lock.type), "start": lock.start, "end": lock.end} if lock is not None else None
+
+
+def _pty(pty: Optional[Pty]) -> Optional[Json]:
+    return {"side": _text(pty.side), "index": pty.index} if pty is not None else None
+
+
+def _fuse(fuse: Optional[Fuse]) -> Optional[Json]:
+    return {"mountpoint": fuse.mountpoint, "inferred": fuse.inferred} if fuse is not None else None
+
+
+def _alternative(alt: Optional[Alternative]) -> Optional[Json]:
+    if alt is None:
+        return None
+    return {"count": alt.count, "events": alt.events, "watched": alt.watched}
 
 
 def end(e: End) -> Json:

@@ -24,9 +24,10 @@ from ..model import Chain, Diagnosis, Edge, Wait
 from ..sanitize import clean
 from . import Options
 from .verdicts import Summary, summaries
-from .common import (blocked_for, cycle_of, ellipsize, end_detail, label, location_text, name,
-                     on_cycle, program_text, waits_of)
+from .common import (blocked_for, cycle_of, ellipsize, end_detail, location_text, name, on_cycle,
+                     program_text, waits_of)
 from .explain import Check, edge_checks, end_checks
+from .labels import label
 
 MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",

@@ -23,8 +23,8 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         end = End(EndKind.UNKNOWN, f"waits for {wanted}, but there is none", reason=Reason.NO_CHILD)
         return Wait(pid, task.tid, what, end=end, syscall=call.name)
     edges = tuple(Edge(pid, task.tid, kid, None, EdgeKind.CHILD, f"pid {kid}",
-                       _evidence(snap, pid, kid, call.name, wanted), "waits for its child",
-                       syscall=call.name) for kid in kids)
+                       _evidence(snap, pid, kid, call.name, wanted), syscall=call.name)
+                  for kid in kids)
     return Wait(pid, task.tid, what, edges, syscall=call.name, mode=Mode.ANY)
 
 

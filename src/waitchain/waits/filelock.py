@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
-from ..model import Edge, EdgeKind, End, EndKind, FdInfo, Mode, Reason, Task, Wait
+from ..model import Edge, EdgeKind, End, EndKind, FdInfo, FileLock, LockType, Mode, Reason, Task, Wait
 from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps
 from ..snapshot import Snapshot
 from .describe import fd_text
@@ -25,7 +25,7 @@ F_SETLKW, F_OFD_SETLKW = 7, 38  # F_SETLKW64 is F_SETLKW on 64-bit kernels
 F_RDLCK, F_WRLCK = 0, 1
 SEEK_SET, SEEK_CUR = 0, 1
 KINDS = {"FLOCK": EdgeKind.FLOCK, "POSIX": EdgeKind.POSIX_LOCK, "OFDLCK": EdgeKind.OFD_LOCK}
-NOUNS = {"FLOCK": "flock", "POSIX": "POSIX lock", "OFDLCK": "OFD lock"}
+LOCK_TYPES = {"READ": LockType.READ, "WRITE": LockType.WRITE}
 
 
 @dataclass(frozen=True)
@@ -189,10 +189,15 @@ def _edges(waiter: _Waiter, request: Request, held: List[Tuple[LockEntry, Dict[i
 
 def _edge(waiter: _Waiter, request: Request, entry: LockEntry, where: str, holder: int,
           fds: List[int], inode: int) -> Edge:
-    label = f"waits for the holder of a {entry.type} {NOUNS.get(entry.cls, entry.cls)}"
     return Edge(waiter.pid, waiter.tid, holder, None, KINDS.get(entry.cls, EdgeKind.LOCK),
-                waiter.target, _evidence(entry, request, where, holder, fds), label,
-                syscall=waiter.syscall, fd=waiter.fd, holder_fds=tuple(fds), inode=inode or None)
+                waiter.target, _evidence(entry, request, where, holder, fds), syscall=waiter.syscall,
+                fd=waiter.fd, holder_fds=tuple(fds), inode=inode or None, lock=_lock(entry))
+
+
+def _lock(entry: LockEntry) -> Optional[FileLock]:
+    """The held lock's type and range, None for a type other than READ or WRITE."""
+    kind = LOCK_TYPES.get(entry.type)
+    return FileLock(kind, entry.start, entry.end) if kind is not None else None
 
 
 def _holders(snap: Snapshot, target: str, entry: LockEntry) -> Dict[int, List[int]]:

@@ -244,19 +244,8 @@ def _edge(snap: Snapshot, futex: Futex, kind: EdgeKind, owner: Tuple[int, int], 
           evidence: str) -> Wait:
     to_pid, to_tid = owner
     edge = Edge(futex.pid, futex.tid, to_pid, to_tid, kind, f"futex {futex.addr:#x}",
-                evidence + (_translated(local, to_tid) if kind == EdgeKind.MUTEX else ""),
-                _label(futex, kind, to_pid, to_tid), syscall="futex")
+                evidence + (_translated(local, to_tid) if kind == EdgeKind.MUTEX else ""), syscall="futex")
     return Wait(futex.pid, futex.tid, futex.what, (edge,))
-
-
-def _label(futex: Futex, kind: EdgeKind, to_pid: int, to_tid: int) -> str:
-    if kind == EdgeKind.JOIN:
-        return f"waits for thread {to_tid} to exit"
-    if to_tid == futex.tid:
-        return "waits for itself: it relocks a mutex it holds"
-    if to_pid != futex.pid:
-        return f"waits for thread {to_tid} of process {to_pid}, the mutex owner"
-    return f"waits for thread {to_tid}, the mutex owner"
 
 
 def _translated(local: int, host: int) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from ..errors import WaitchainError
-from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Fuse, Reason, Syscall, Task, Wait
 from ..procfs.mounts import Mount
 from ..snapshot import Snapshot
 from .describe import FD_FIRST, call_text
@@ -86,7 +86,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     if mapped:
         found = ("a page fault: the faulting address is not shown by the kernel, and this "
                  "process maps files from " + ", ".join(m.mountpoint for m in mapped))
-        return _fuse(snap, pid, task, what, mapped, found, detail, "probably ")
+        return _fuse(snap, pid, task, what, mapped, found, detail, inferred=True)
     if mount is not None:
         detail += f"; the file is on {mount.mountpoint} ({mount.fstype}, device {mount.major}:{mount.minor})"
     end = End(END_KIND[cls], detail, reason=REASON[cls], subject=mount.mountpoint if mount else "")
@@ -212,12 +212,12 @@ def is_fuse_mount(mount: Mount) -> bool:
 
 
 def _fuse(snap: Snapshot, pid: int, task: Task, what: str, mounts: List[Mount], found: str,
-          detail: str, hedge: str = "") -> Wait:
+          detail: str, inferred: bool = False) -> Wait:
     tid = task.tid
     if not mounts:
         end = End(EndKind.KERNEL, f"{detail}; which FUSE mount is not known", reason=Reason.KERNEL_WAIT)
         return Wait(pid, tid, what, end=end)
-    edges = [e for m in mounts for e in _daemon_edges(snap, pid, task, m, found, detail, hedge)]
+    edges = [e for m in mounts for e in _daemon_edges(snap, pid, task, m, found, detail, inferred)]
     if edges:
         return Wait(pid, tid, what, tuple(edges))
     gone = ", ".join(f"{m.mountpoint} (connection {connection(m)})" for m in mounts)
@@ -250,18 +250,17 @@ def _mapped_fuse(snap: Snapshot, pid: int) -> List[Mount]:
 
 
 def _daemon_edges(snap: Snapshot, pid: int, task: Task, mount: Mount, found: str, detail: str,
-                  hedge: str = "") -> List[Edge]:
+                  inferred: bool = False) -> List[Edge]:
     """One edge per process holding /dev/fuse for the mount's connection."""
     conn = connection(mount)
     fds: Dict[int, List[int]] = {}
     for holder in snap.fuse_daemons(conn):
         fds.setdefault(holder.pid, []).append(holder.fd)
-    label = f"{hedge}waits for the FUSE daemon of {mount.mountpoint} to answer"
     call = task.syscall
     fd = call.arg_int(0) if call is not None and call.name in FD_CALLS else None
     return [Edge(pid, task.tid, daemon, None, EdgeKind.FUSE, f"fuse:{mount.mountpoint}",
-                 _daemon_evidence(pid, mount, found, detail, daemon, held[0]), label,
-                 fd=fd, holder_fds=tuple(held))
+                 _daemon_evidence(pid, mount, found, detail, daemon, held[0]), fd=fd,
+                 holder_fds=tuple(held), fuse=Fuse(mount.mountpoint, inferred))
             for daemon, held in fds.items()]
 
 

@@ -52,11 +52,9 @@ def _eventfd(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: 
     if ident is None:
         detail = f"waits on eventfd {fd}; this kernel prints no eventfd-id, so its other holders cannot be told apart"
         return Wait(pid, tid, what, end=End(EndKind.UNKNOWN, detail, reason=Reason.OTHER, subject=target))
-    label = "waits for a reader to drain the counter" if writing else "waits for a write to the eventfd"
     edges = tuple(Edge(pid, tid, holder, None, EdgeKind.EVENTFD, f"eventfd-id {ident}",
                        f"/proc/{holder}/fdinfo/{','.join(map(str, fds))} and /proc/{pid}/fdinfo/{fd} "
-                       f"both say eventfd-id: {ident}", label, fd=fd, writing=writing,
-                       holder_fds=tuple(fds))
+                       f"both say eventfd-id: {ident}", fd=fd, writing=writing, holder_fds=tuple(fds))
                   for holder, fds in _same_eventfd(snap, pid, target, ident).items())
     if edges:
         return Wait(pid, tid, what, edges)
@@ -112,8 +110,7 @@ def _mqueue(snap: Snapshot, pid: int, tid: int, fd: int, sending: bool) -> Wait:
                                             reason=Reason.NOT_READABLE))
     wanted = (READ, READ_WRITE) if sending else (WRITE, READ_WRITE)
     others = _queue_holders(snap, pid, target, info.mnt_id, info.ino, wanted)
-    label = "waits for a receiver to make room" if sending else "waits for a message"
-    edges = tuple(_queue_edge(pid, tid, fd, sending, target, info, holder, fds, label)
+    edges = tuple(_queue_edge(pid, tid, fd, sending, target, info, holder, fds)
                   for holder, fds in others.items())
     if edges:
         return Wait(pid, tid, what, edges)
@@ -123,11 +120,11 @@ def _mqueue(snap: Snapshot, pid: int, tid: int, fd: int, sending: bool) -> Wait:
 
 
 def _queue_edge(pid: int, tid: int, fd: int, sending: bool, target: str, info: FdInfo, holder: int,
-                fds: List[int], label: str) -> Edge:
+                fds: List[int]) -> Edge:
     evidence = (f"{', '.join(f'/proc/{holder}/fd/{n}' for n in fds)} → {target}, same fdinfo "
                 f"mnt_id {info.mnt_id} and ino {info.ino}")
-    return Edge(pid, tid, holder, None, EdgeKind.MQUEUE, f"mqueue {target}", evidence, label,
-                fd=fd, writing=sending, holder_fds=tuple(fds), inode=info.ino or None)
+    return Edge(pid, tid, holder, None, EdgeKind.MQUEUE, f"mqueue {target}", evidence, fd=fd,
+                writing=sending, holder_fds=tuple(fds), inode=info.ino or None)
 
 
 def _alone(snap: Snapshot, detail: str, what: str, subject: str) -> End:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, Holder, Mode, PipeFill, Wait
+from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, Holder, Mode, Wait
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from .describe import nobody_end
@@ -22,12 +22,11 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     kind = EdgeKind.PIPE if target.startswith("pipe:") else EdgeKind.FIFO
     holders = other_end(snap, pid, target, writing)
     fill = snap.pipe_fill(pid, fd) if writing else None
-    readers = sorted({h.pid for h in holders})
     inode = _inode(snap, pid, fd, target)
     edges = tuple(
         Edge(pid, tid, holder, None, kind, target, _evidence(holder, fds, target, writing, unsure),
-             _label(pid, holder, fds, writing, fill, readers), syscall=syscall, fd=fd,
-             writing=writing, fill=fill, holder_fds=fds, unsure=unsure, inode=inode)
+             syscall=syscall, fd=fd, writing=writing, fill=fill, holder_fds=fds, unsure=unsure,
+             inode=inode)
         for holder, fds, unsure in by_pid(holders))
     end = None if edges else nobody_end(snap, f"the {_role(writing)} end of {target}", target)
     return Wait(pid, tid, what, edges, end, syscall=syscall, mode=Mode.ANY)
@@ -71,23 +70,3 @@ def _evidence(holder: int, fds: Tuple[int, ...], target: str, writing: bool, uns
     how = (f"fdinfo unreadable (exited since the scan, or not permitted): may hold the {end} end"
            if unsure else f"fdinfo flags mark the {end} end")
     return f"/proc/{holder}/fd/{','.join(map(str, fds))} → {target}; {how}"
-
-
-def _label(pid: int, holder: int, fds: Tuple[int, ...], writing: bool, fill: Optional[PipeFill],
-           readers: List[int]) -> str:
-    if writing:
-        return _write_label(pid, fill, readers)
-    if holder == pid:
-        which = f"fd{'s' if len(fds) > 1 else ''} {', '.join(map(str, fds))}"
-        return f"it holds the write end itself ({which}): EOF cannot come; only another of its threads can write"
-    return "waits for the writer"
-
-
-def _write_label(pid: int, fill: Optional[PipeFill], readers: List[int]) -> str:
-    who = ", ".join(f"{r} (itself)" if r == pid else str(r) for r in readers) or "none"
-    readers_text = f"reader is {who}" if len(readers) <= 1 else f"readers are {who}"
-    if fill is None:
-        return f"pipe full; {readers_text}"
-    if not fill.full:
-        return f"pipe holds {fill.used}/{fill.size} B, no room for this write; {readers_text}"
-    return f"pipe full {fill.used}/{fill.size} B; {readers_text}"

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import WaitchainError
-from ..model import READ_WRITE, WRITE, Edge, End, EndKind, Mode, Reason, Syscall, TcpSocket, Task, Wait
+from ..model import (READ_WRITE, WRITE, Alternative, Edge, End, EndKind, Mode, Reason, Syscall, TcpSocket, Task,
+                     Wait)
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from . import io, signals
-from .describe import call_text, fd_text, plural, socket_of
+from .describe import call_text, fd_text, object_text, plural, socket_of
 
 SYSCALLS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EPOLLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
@@ -164,16 +165,16 @@ def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,
                        reason=Reason.ACCEPT, subject=text)
     inner = io.fd_wait(snap, pid, tid, w.fd, _writing(snap, pid, w), syscall=syscall)
     if inner.edges:
-        return [_relabel(e, w, text, count, syscall) for e in inner.edges], None
+        alternative = Alternative(count, w.how, object_text(snap, pid, target))
+        return [_as_alternative(e, w, alternative, syscall) for e in inner.edges], None
     end = inner.end or End(EndKind.UNKNOWN, "nothing found at the other end", reason=Reason.OTHER)
     return [], replace(end, detail=f"fd {text}: {end.detail}")
 
 
-def _relabel(edge: Edge, w: Watched, text: str, count: int, syscall: str) -> Edge:
-    """`waits for any of 3 fds, here fd 6<TCP …> (EPOLLIN): waits for the peer`."""
-    label = f"waits for any of {plural(count, 'fd')}, here fd {text} ({w.how}): {edge.label}"
-    return replace(edge, label=label, evidence=f"{w.source}: fd {w.fd} {w.how}; {edge.evidence}",
-                   syscall=syscall, fd=w.fd)
+def _as_alternative(edge: Edge, w: Watched, alternative: Alternative, syscall: str) -> Edge:
+    """The edge a read (or write) on the watched fd gives, as one alternative of the call."""
+    return replace(edge, evidence=f"{w.source}: fd {w.fd} {w.how}; {edge.evidence}", syscall=syscall,
+                   fd=w.fd, alternative=alternative)
 
 
 def _writing(snap: Snapshot, pid: int, w: Watched) -> bool:

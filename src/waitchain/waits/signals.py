@@ -100,8 +100,7 @@ def sigchld_edges(snap: Snapshot, pid: int, tid: int, syscall: str) -> List[Edge
     """A SIGCHLD edge to each child that can still exit (not a zombie)."""
     evidence = (f"/proc/{pid}/task/{tid}/status: a SIGCHLD handler (SigCgt), not blocked during "
                 f"{syscall} (SigBlk); /proc/CHILD/stat ppid is {pid}")
-    label = "its exit sends SIGCHLD, which ends the wait"
-    return [Edge(pid, tid, kid, None, EdgeKind.SIGCHLD, f"pid {kid}", evidence, label, syscall=syscall)
+    return [Edge(pid, tid, kid, None, EdgeKind.SIGCHLD, f"pid {kid}", evidence, syscall=syscall)
             for kid in live_children(snap, pid)]
 
 

@@ -47,8 +47,7 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     peer_target = f"socket:[{unix.peer}]"
     evidence = f"sock_diag: {target} has peer {peer_target}; held by " + _holders_text(snap, peer_target)
     queued = unix.wqueue if writing else unix.rqueue
-    edges = _edges(snap, side, peer_target, EdgeKind.UNIX, _label(writing, queued), evidence,
-                   queued=queued, inode=unix.peer)
+    edges = _edges(snap, side, peer_target, EdgeKind.UNIX, evidence, queued=queued, inode=unix.peer)
     return side.wait(edges, None if edges else _orphan(snap, peer_target))
 
 
@@ -72,8 +71,8 @@ def _tcp(snap: Snapshot, side: Side, sock: TcpSocket) -> Wait:
     evidence = (f"/proc/{side.pid}/net/tcp: {tcp_text(sock)}; reversed 4-tuple is {peer_target}, "
                 f"held by " + _holders_text(snap, peer_target))
     queued = sock.tx_queue if side.writing else sock.rx_queue
-    edges = _edges(snap, side, peer_target, EdgeKind.TCP, _label(side.writing, queued), evidence,
-                   queued=queued, inode=peer.inode, tcp=sock)
+    edges = _edges(snap, side, peer_target, EdgeKind.TCP, evidence, queued=queued, inode=peer.inode,
+                   tcp=sock)
     return side.wait(edges, None if edges else _orphan(snap, peer_target))
 
 
@@ -83,23 +82,21 @@ def _not_accepted(snap: Snapshot, side: Side, sock: TcpSocket, peer: TcpSocket, 
         detail = f"peer of {tcp_text(sock)} not accepted, and no listener found for it"
         return side.wait(end=End(EndKind.UNKNOWN, detail, reason=Reason.OTHER, subject=endpoint(sock.remote)))
     target = f"socket:[{listener.inode}]"
-    label = "waits for the server to accept the connection"
     evidence = f"peer {tcp_text(peer)} is in the accept queue of {tcp_text(listener)}"
     queued = sock.tx_queue if side.writing else sock.rx_queue
-    edges = _edges(snap, side, target, EdgeKind.TCP, label, evidence, queued=queued,
-                   inode=listener.inode, tcp=sock)
+    edges = _edges(snap, side, target, EdgeKind.TCP, evidence, queued=queued,
+                   inode=listener.inode, tcp=sock, unaccepted=True)
     return side.wait(edges, None if edges else _orphan(snap, target))
 
 
-def _edges(snap: Snapshot, side: Side, target: str, kind: EdgeKind, label: str, evidence: str,
-           queued: int, inode: int, tcp: Optional[TcpSocket] = None) -> Tuple[Edge, ...]:
+def _edges(snap: Snapshot, side: Side, target: str, kind: EdgeKind, evidence: str, queued: int,
+           inode: int, tcp: Optional[TcpSocket] = None, unaccepted: bool = False) -> Tuple[Edge, ...]:
     """One edge per process holding the peer socket (the waiter's own process included)."""
     local, remote = (tcp.local, tcp.remote) if tcp is not None else (None, None)
     return tuple(
-        Edge(side.pid, side.tid, holder, None, kind, target, evidence,
-             _own_label(label, fds) if holder == side.pid else label, syscall=side.syscall,
+        Edge(side.pid, side.tid, holder, None, kind, target, evidence, syscall=side.syscall,
              fd=side.fd, writing=side.writing, queued=queued, holder_fds=fds, inode=inode,
-             local=local, remote=remote)
+             local=local, remote=remote, unaccepted=unaccepted)
         for holder, fds in _by_pid(snap, target).items())
 
 
@@ -110,19 +107,9 @@ def _by_pid(snap: Snapshot, target: str) -> Dict[int, Tuple[int, ...]]:
     return {pid: tuple(fds) for pid, fds in sorted(found.items())}
 
 
-def _own_label(label: str, fds: Tuple[int, ...]) -> str:
-    return f"{label}: it holds the peer itself (fd {', '.join(map(str, fds))}); another of its threads must act"
-
-
 def _holders_text(snap: Snapshot, target: str) -> str:
     holders: List[str] = [f"/proc/{pid}/fd/{fd}" for pid, fd in snap.holders.get(target, ())]
     return ", ".join(holders) or "no process"
-
-
-def _label(writing: bool, queued: int) -> str:
-    if writing:
-        return f"waits for the peer to read ({queued} B unsent)"
-    return "waits for the peer"
 
 
 def _remote(snap: Snapshot, sock: TcpSocket) -> End:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from ..model import Edge, EdgeKind, End, EndKind, Reason, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Pty, PtySide, Reason, Wait
 from ..snapshot import Snapshot
 from .describe import nobody_end
 
@@ -65,9 +65,7 @@ def _slave(snap: Snapshot, waiter: _Waiter, index: int) -> Wait:
         detail = f"no scanned process holds the master of {slave} (no /dev/ptmx fd with tty-index: {index})"
         end = nobody_end(snap, f"the master of {slave}", slave) if snap.fds_unreadable() else _terminal(detail, slave)
         return Wait(waiter.pid, waiter.tid, waiter.what, end=end)
-    label = ("waits for the terminal (the pty master's holder) to read its output" if waiter.writing
-             else "waits for input from the terminal (the pty master's holder)")
-    edges = tuple(_edge(waiter, holder, fds, slave, label, f"has tty-index: {index}")
+    edges = tuple(_edge(waiter, holder, fds, slave, Pty(PtySide.SLAVE, index), f"has tty-index: {index}")
                   for holder, fds in masters.items())
     return Wait(waiter.pid, waiter.tid, waiter.what, edges)
 
@@ -85,7 +83,7 @@ def _masters(snap: Snapshot, index: int) -> Dict[int, List[Tuple[str, int]]]:
 
 def _master(snap: Snapshot, waiter: _Waiter, target: str) -> Wait:
     index = snap.fdinfo_field(waiter.pid, waiter.fd, "tty-index")
-    if index is None:
+    if index is None or not (index.isdigit() and index.isascii()):
         return Wait(waiter.pid, waiter.tid, waiter.what,
                     end=_terminal(f"{target} without tty-index in its fdinfo", target))
     slave = f"{PTS_PREFIX}{index}"
@@ -93,19 +91,18 @@ def _master(snap: Snapshot, waiter: _Waiter, target: str) -> Wait:
     for holder, other in snap.holders.get(slave, ()):
         if holder != waiter.pid:
             holders.setdefault(holder, []).append((slave, other))
-    label = (f"waits for the programs on {slave} to read their input" if waiter.writing
-             else f"waits for output from the programs on {slave}")
-    edges = tuple(_edge(waiter, holder, fds, f"{target} ({slave})", label, f"→ {slave}")
+    pty = Pty(PtySide.MASTER, int(index))
+    edges = tuple(_edge(waiter, holder, fds, f"{target} ({slave})", pty, f"→ {slave}")
                   for holder, fds in holders.items())
     if edges:
         return Wait(waiter.pid, waiter.tid, waiter.what, edges)
     return Wait(waiter.pid, waiter.tid, waiter.what, end=nobody_end(snap, f"{slave} (other than this process)", slave))
 
 
-def _edge(waiter: _Waiter, holder: int, fds: List[Tuple[str, int]], obj: str, label: str, fact: str) -> Edge:
+def _edge(waiter: _Waiter, holder: int, fds: List[Tuple[str, int]], obj: str, pty: Pty, fact: str) -> Edge:
     where = ", ".join(_where(holder, path, fd) for path, fd in fds)
-    return Edge(waiter.pid, waiter.tid, holder, None, EdgeKind.PTY, obj, f"{where} {fact}", label,
-                fd=waiter.fd, writing=waiter.writing, holder_fds=tuple(fd for _, fd in fds))
+    return Edge(waiter.pid, waiter.tid, holder, None, EdgeKind.PTY, obj, f"{where} {fact}",
+                fd=waiter.fd, writing=waiter.writing, holder_fds=tuple(fd for _, fd in fds), pty=pty)
 
 
 def _where(holder: int, path: str, fd: int) -> str:
