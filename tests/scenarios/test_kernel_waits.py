@@ -274,6 +274,7 @@ def test_fuse_read_followed_to_the_daemon(stuck_fuse, run_py, diagnose_pid, run_
     assert (edge["to"]["pid"], edge["kind"]) == (stuck_fuse.daemon.pid, "fuse")
     assert edge["object"] == f"fuse:{stuck_fuse.mountpoint}"
     assert edge["label"] == f"waits for the FUSE daemon of {stuck_fuse.mountpoint} to answer"
+    assert edge["fuse"] == {"mountpoint": str(stuck_fuse.mountpoint), "inferred": False}
     assert f"fuse_connection: {stuck_fuse.minor}" in edge["evidence"]
     assert f"on device 0:{stuck_fuse.minor}" in edge["evidence"]
     assert "uninterruptible sleep (FUSE)" in edge["evidence"]

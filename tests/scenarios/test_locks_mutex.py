@@ -74,6 +74,8 @@ def test_flock_waits_for_the_holder(run_py, diagnose_pid, wait_sleeping, tmp_pat
     assert edge["evidence"].startswith("/proc/locks: '")
     assert f"FLOCK  ADVISORY  WRITE {holder.pid} " in edge["evidence"]
     assert f"/proc/{holder.pid}/fdinfo/" in edge["evidence"]
+    assert edge["lock"] == {"type": "write", "start": 0, "end": None}
+    assert edge["label"] == "waits for the holder of a WRITE flock"
     assert thread_of(data, waiter.pid, waiter.pid)["waits"].startswith("flock(3<")
     chain = only_chain(data)
     assert chain["path"] == [waiter.pid, holder.pid] and chain["end"]["kind"] == "sleeping"
@@ -181,6 +183,8 @@ def test_fcntl_setlkw_waits_for_the_posix_lock_holder(run_py, diagnose_pid, wait
     (edge,) = data["edges"]
     assert (edge["to"]["pid"], edge["kind"], edge["object"]) == (holder.pid, "posix-lock", path)
     assert f"POSIX  ADVISORY  WRITE {holder.pid} " in edge["evidence"] and " 0 9'" in edge["evidence"]
+    assert edge["lock"] == {"type": "write", "start": 0, "end": 9}
+    assert edge["label"] == "waits for the holder of a WRITE POSIX lock"
     what = thread_of(data, waiter.pid, waiter.pid)["waits"]
     assert "F_SETLKW" in what and "F_WRLCK" in what and "bytes 5-9" in what
 

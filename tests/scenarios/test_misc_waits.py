@@ -73,6 +73,8 @@ def test_pty_slave_reader_waits_for_the_master_holder(run_py, diagnose_pid, wait
     (edge,) = data["edges"]
     assert (edge["to"]["pid"], edge["kind"], edge["object"]) == (parent.pid, "pty", slave)
     assert f"tty-index: {slave.rsplit('/', 1)[1]}" in edge["evidence"]
+    assert edge["pty"] == {"side": "slave", "index": int(slave.rsplit('/', 1)[1])}
+    assert edge["label"] == "waits for input from the terminal (the pty master's holder)"
     assert only_chain(data)["path"] == [child, parent.pid]
 
 
@@ -157,6 +159,7 @@ def test_eventfd_reader_waits_for_the_other_holder(run_py, diagnose_pid, wait_sl
     (edge,) = data["edges"]
     assert (edge["to"]["pid"], edge["kind"]) == (child, "eventfd")
     assert edge["object"].startswith("eventfd-id ") and "eventfd-id:" in edge["evidence"]
+    assert edge["label"] == "waits for a write to the eventfd"
     assert only_chain(data)["path"] == [program.pid, child]
 
 
@@ -228,6 +231,7 @@ def test_mqueue_receiver_waits_for_the_other_holder(run_py, diagnose_pid, wait_s
     assert code == 0
     (edge,) = data["edges"]
     assert (edge["to"]["pid"], edge["kind"], edge["object"]) == (lines["child"], "mqueue", f"mqueue {name} (deleted)")
+    assert edge["label"] == "waits for a message"
 
 
 def _sysv(request: str, run_py, diagnose_pid) -> Dict[str, Any]:
