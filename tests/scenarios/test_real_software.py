@@ -1,0 +1,114 @@
+"""False alarms found by trying waitchain on ordinary software (QA round on issue 8).
+
+Each case is a healthy program that waitchain calls DEADLOCKED (exit 1, "kill it: nothing
+else can wake it") or tells to kill, though something outside the process can wake it:
+
+- a FIFO read by a process that holds its write end too (`cat 0<>fifo`, the shell idiom
+  `exec 3<>fifo; read <&3`): any process may open the FIFO by its path and write, so the
+  write end's holders at scan time are not the only possible writers (waits/pipe.py treats
+  a FIFO like an anonymous pipe);
+- a blocking read of Python's signal wake-up fd (signal.set_wakeup_fd) with a SIGTERM
+  handler: the signal ends the read, as for the poll rule's wake-up fds (waits/poll.py
+  _is_wakeup), but the read rule ignores signals;
+- multiprocessing.Pool.map whose workers are busy (asleep in their task): the pool's
+  worker-handler thread polls the workers' death sentinels, and the verdict says "HELD ...
+  kill <worker>" (verdict.py: RELEASE_HOLDER on one alternative of an OR wait).
+
+They are marked xfail(strict=True) until fixed: remove the marker with the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any, Dict, List
+
+import pytest
+from scenario_helpers import threads_in
+from test_false_alarms import SLEEP_CALLS, Target, assert_healthy
+
+from waitchain.demo.harness import wait_blocked, wait_until
+
+FIFO_BUG = "waits/pipe.py: a FIFO's writers are whoever opens its path, not only its holders"
+WAKEUP_BUG = "waits/pipe.py: a blocking read of a signal wake-up fd ignores the caught signals"
+POOL_BUG = "verdict.py: RELEASE_HOLDER advice on one alternative of a poll over pool sentinels"
+
+
+# --- a FIFO read by a process that also holds its write end --------------------------------
+
+
+FIFO_READERS = {
+    # coreutils cat, the usual way to read a FIFO across many writers
+    "cat": (["/bin/sh", "-c", 'exec cat 0<>"$1"', "sh"], ("read",)),
+    # a shell command loop on a FIFO it keeps open read-write
+    "sh-read": (["/bin/sh", "-c", 'exec 3<>"$1"; while read -r line <&3; do :; done', "sh"], ("read",)),
+}
+
+
+@pytest.mark.xfail(strict=True, reason=FIFO_BUG)
+@pytest.mark.parametrize("reader", sorted(FIFO_READERS))
+def test_fifo_reader_holding_its_own_write_end(procs, tmp_path, run_cli, reader) -> None:
+    fifo = tmp_path / "commands"
+    os.mkfifo(fifo)
+    argv, calls = FIFO_READERS[reader]
+    proc = procs.spawn(argv + [str(fifo)], stdout=subprocess.DEVNULL)
+    wait_blocked(proc.pid, *calls)
+    assert_healthy(run_cli, Target(f"{reader} reading a FIFO it holds read-write", proc.pid))
+
+
+# --- a blocking read of Python's signal wake-up fd -----------------------------------------
+
+WAKEUP_READ = """
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+signal.signal(signal.SIGTERM, lambda *_: None)  # SIGTERM writes the wake-up fd: read returns
+ready("reading")
+os.read(r, 1)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=WAKEUP_BUG)
+def test_blocking_read_of_the_signal_wakeup_fd(run_py, run_cli) -> None:
+    prog = run_py(WAKEUP_READ)
+    prog.ready()
+    wait_blocked(prog.pid, "read")
+    assert_healthy(run_cli, Target("os.read of the signal wake-up fd, SIGTERM handled", prog.pid))
+
+
+# --- multiprocessing.Pool.map with its workers busy ----------------------------------------
+
+POOL_MAP = """
+import multiprocessing
+
+def task(_):
+    ready("working")
+    time.sleep(3600)  # a long task: the pool is busy, not stuck
+
+ctx = multiprocessing.get_context("fork")
+with ctx.Pool(2) as pool:
+    pool.map(task, range(2))
+"""
+
+
+def kill_advice(data: Dict[str, Any]) -> List[str]:
+    """Every "do now" step of every verdict that says to kill something."""
+    return [step for v in data.get("verdicts") or [] for step in v.get("now") or []
+            if "kill" in step]
+
+
+@pytest.mark.xfail(strict=True, reason=POOL_BUG)
+def test_pool_map_with_busy_workers_is_not_told_to_kill_one(run_py, run_cli) -> None:
+    prog = run_py(POOL_MAP)
+    workers = [int(line[0]) for line in prog.ready(2)]
+    for worker in workers:
+        wait_blocked(worker, *SLEEP_CALLS)
+    wait_until(lambda: len(threads_in(prog.pid, ("poll",))) >= 1,
+               f"the pool's worker handler in {prog.pid} polls the sentinels")
+    for pid in [prog.pid] + workers:
+        result = run_cli(str(pid), "--json", "--no-stacks")
+        assert "internal error" not in result.err, result.err
+        data = json.loads(result.out)
+        assert data["deadlock"] is False and result.code == 0
+        assert kill_advice(data) == [], f"{pid}: {json.dumps(data['verdicts'], indent=1)}"
+
