@@ -165,7 +165,7 @@ def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:
 def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advice, Optional[int]]:
     end, last = chain.end, chain.path[-1]
     reason = _end_reason(ex, last)
-    if into is not None and _holds(into) and end.kind in HOLDER_ENDS:
+    if into is not None and into.kind in LOCKS and end.kind in HOLDER_ENDS:
         return Advice.RELEASE_HOLDER, last
     if end.kind == EndKind.IDLE:
         if reason == Reason.ACCEPT and into is not None and into.kind in PIPES:
@@ -174,12 +174,6 @@ def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advic
     if end.kind == EndKind.UNKNOWN and reason == Reason.NOT_READABLE:
         return Advice.NOT_READABLE, None
     return END_ADVICE.get(end.kind, Advice.UNKNOWN), last
-
-
-def _holds(edge: Edge) -> bool:
-    """The target holds what the waiter needs released: a lock, or a pipe's write end (its
-    exit is the reader's EOF)."""
-    return edge.kind in LOCKS or (edge.kind in PIPES and not edge.writing)
 
 
 def _end_reason(ex: Explored, pid: int) -> Reason:

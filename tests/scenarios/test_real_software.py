@@ -31,7 +31,6 @@ from waitchain.demo.harness import wait_blocked, wait_until
 
 FIFO_BUG = "waits/pipe.py: a FIFO's writers are whoever opens its path, not only its holders"
 WAKEUP_BUG = "waits/pipe.py: a blocking read of a signal wake-up fd ignores the caught signals"
-POOL_BUG = "verdict.py: RELEASE_HOLDER advice on one alternative of a poll over pool sentinels"
 
 
 # --- a FIFO read by a process that also holds its write end --------------------------------
@@ -97,7 +96,6 @@ def kill_advice(data: Dict[str, Any]) -> List[str]:
             if "kill" in step]
 
 
-@pytest.mark.xfail(strict=True, reason=POOL_BUG)
 def test_pool_map_with_busy_workers_is_not_told_to_kill_one(run_py, run_cli) -> None:
     prog = run_py(POOL_MAP)
     workers = [int(line[0]) for line in prog.ready(2)]

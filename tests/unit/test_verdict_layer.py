@@ -186,10 +186,12 @@ def test_a_chain_ending_at_a_sleeping_lock_holder_says_release_it() -> None:
     assert v.cls == VerdictClass.CHAIN_END and v.advice == Advice.RELEASE_HOLDER and v.culprit == 2
 
 
-def test_a_chain_ending_at_a_sleeping_writer_says_kill_it_for_eof() -> None:
+def test_a_chain_ending_at_a_sleeping_writer_is_not_told_to_kill_it() -> None:
+    """A writer that sleeps may write when it wakes (a pool worker in a long task): only a
+    lock held while sleeping is worth a "kill it" (multiprocessing.Pool, found on real software)."""
     waits = [wait((1, 1), edge((1, 1), 2)), wait((2, 2), end=SLEEP)]
     (v,) = run(waits, 1).verdicts
-    assert v.advice == Advice.RELEASE_HOLDER and v.culprit == 2
+    assert v.advice == Advice.SLEEPING
 
 
 def test_a_chain_ending_at_a_sleeping_reader_is_no_holder() -> None:

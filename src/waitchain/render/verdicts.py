@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
 from ..sanitize import clean
+from .labels import LOCK_NOUNS
 from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text, waited_for,
                      waits_of)
 
@@ -27,8 +28,6 @@ HEADLINES = {
 }
 IDLE_SERVER = "IDLE SERVER: the chain ends at a server waiting for clients"
 NOT_READABLE = "UNKNOWN: the chain ends at something waitchain may not read (run as root)"
-LOCK_NOUNS = {EdgeKind.MUTEX: "mutex", EdgeKind.FLOCK: "flock", EdgeKind.POSIX_LOCK: "POSIX lock",
-              EdgeKind.OFD_LOCK: "OFD lock", EdgeKind.LOCK: "lock"}
 
 
 @dataclass
@@ -241,22 +240,14 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
 
 
 def _release_holder(diag: Diagnosis, into: Edge, pid: int, detail: str) -> Summary:
-    steps = [step_text(diag, into), f"the chain ends at {name(diag, pid)}: {detail}"]
-    if into.kind in LOCK_NOUNS:
-        what = f"the {LOCK_NOUNS[into.kind]} on {clean(into.object)}"
-        return Summary("warn", f"HELD: {name(diag, pid)} holds {what} that the chain waits for, and "
-                       "does not release it while it waits", steps,
-                       now=[f"kill {pid} ({program_name(diag, pid)}): that releases {what}; or make it "
-                            "finish what it waits for"],
-                       fix=["do not hold a lock while sleeping or waiting for something else; give the "
-                            "waiter a timeout (flock -w, pthread_mutex_timedlock)"])
-    what = f"the write end of {clean(into.object)}"
-    return Summary("warn", f"HELD: {name(diag, pid)} holds {what} and writes nothing while it waits",
-                   steps, now=[f"kill {pid} ({program_name(diag, pid)}): that closes {what}, and "
-                               f"{name(diag, into.from_pid)} reads EOF; or make it write"],
-                   fix=[f"if {name(diag, pid)} should write, find what it waits for first (waitchain "
-                        f"{pid} --stacks); if it only inherited the pipe, close unused ends after fork "
-                        "(close_fds=True, O_CLOEXEC): the reader then sees EOF when the real writer exits"])
+    what = f"the {LOCK_NOUNS.get(into.kind, 'lock')} on {clean(into.object)}"
+    return Summary("warn", f"HELD: {name(diag, pid)} holds {what} that the chain waits for, and "
+                   "does not release it while it waits",
+                   [step_text(diag, into), f"the chain ends at {name(diag, pid)}: {detail}"],
+                   now=[f"kill {pid} ({program_name(diag, pid)}): that releases {what}; or make it "
+                        "finish what it waits for"],
+                   fix=["do not hold a lock while sleeping or waiting for something else; give the "
+                        "waiter a timeout (flock -w, pthread_mutex_timedlock)"])
 
 
 def _app_wait(diag: Diagnosis, into: Edge, detail: str) -> Summary:
