@@ -1,20 +1,13 @@
-"""False alarms found by trying waitchain on ordinary software (QA round on issue 8).
-
-Each case is a healthy program that waitchain calls DEADLOCKED (exit 1, "kill it: nothing
-else can wake it") or tells to kill, though something outside the process can wake it:
+"""False alarms found by trying waitchain on ordinary software (QA round on issue 8), each
+a healthy program once called DEADLOCKED or told to kill something, though something outside
+the process can wake it:
 
 - a FIFO read by a process that holds its write end too (`cat 0<>fifo`, the shell idiom
-  `exec 3<>fifo; read <&3`): any process may open the FIFO by its path and write, so the
-  write end's holders at scan time are not the only possible writers (waits/pipe.py treats
-  a FIFO like an anonymous pipe);
+  `exec 3<>fifo; read <&3`): any process may open the FIFO by its path and write;
 - a blocking read of Python's signal wake-up fd (signal.set_wakeup_fd) with a SIGTERM
-  handler: the signal ends the read, as for the poll rule's wake-up fds (waits/poll.py
-  _is_wakeup), but the read rule ignores signals;
+  handler: the signal ends the read, as for an event loop's wake-up fd;
 - multiprocessing.Pool.map whose workers are busy (asleep in their task): the pool's
-  worker-handler thread polls the workers' death sentinels, and the verdict says "HELD ...
-  kill <worker>" (verdict.py: RELEASE_HOLDER on one alternative of an OR wait).
-
-They are marked xfail(strict=True) until fixed: remove the marker with the fix."""
+  worker-handler thread polls the workers' sentinels; nothing is to be killed."""
 
 from __future__ import annotations
 
@@ -29,9 +22,6 @@ from test_false_alarms import SLEEP_CALLS, Target, assert_healthy
 
 from waitchain.demo.harness import wait_blocked, wait_until
 
-FIFO_BUG = "waits/pipe.py: a FIFO's writers are whoever opens its path, not only its holders"
-WAKEUP_BUG = "waits/pipe.py: a blocking read of a signal wake-up fd ignores the caught signals"
-
 
 # --- a FIFO read by a process that also holds its write end --------------------------------
 
@@ -44,7 +34,6 @@ FIFO_READERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=FIFO_BUG)
 @pytest.mark.parametrize("reader", sorted(FIFO_READERS))
 def test_fifo_reader_holding_its_own_write_end(procs, tmp_path, run_cli, reader) -> None:
     fifo = tmp_path / "commands"
@@ -67,7 +56,6 @@ os.read(r, 1)
 """
 
 
-@pytest.mark.xfail(strict=True, reason=WAKEUP_BUG)
 def test_blocking_read_of_the_signal_wakeup_fd(run_py, run_cli) -> None:
     prog = run_py(WAKEUP_READ)
     prog.ready()

@@ -40,7 +40,6 @@ NAMES = ((POLLIN, "IN"), (POLLPRI, "PRI"), (POLLOUT, "OUT"), (POLLRDNORM, "RDNOR
          (EPOLLEXCLUSIVE, "EXCLUSIVE"))
 SET_NAMES = ((POLLIN, "read"), (POLLOUT, "write"), (POLLPRI, "except"))
 
-O_NONBLOCK = 0o4000  # in fdinfo `flags`
 MAX_FDS = 4096  # watched fds read per call; more are not followed (each counts as live)
 MAX_NESTING = 4  # epoll sets inside epoll sets
 SHOWN = 4  # fds named in the call text
@@ -89,7 +88,8 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
 def _add_signals(snap: Snapshot, pid: int, tid: int, call: Syscall, found: "Alternatives") -> None:
     """Signals that end the wait: SIGCHLD edges to the children, a signal from outside."""
     others = any(e.to_pid != pid for e in found.edges)
-    woken, outside = signals.wake_sources(snap, pid, tid, call, found.wakeup, others)
+    masked = signals.has_sigmask(snap, pid, call)
+    woken, outside = signals.wake_sources(snap, pid, tid, call.name, masked, found.wakeup, others)
     found.edges.extend(woken)
     found.live.extend(outside)
 
@@ -131,23 +131,8 @@ def _alternatives(snap: Snapshot, pid: int, tid: int, syscall: str, watched: Lis
         found.edges.extend(edges)
         if end is not None:
             found.live.append(end)
-        found.wakeup = found.wakeup or _is_wakeup(snap, pid, edges)
+        found.wakeup = found.wakeup or signals.is_wakeup_fd(snap, pid, edges)
     return found
-
-
-def _is_wakeup(snap: Snapshot, pid: int, edges: List[Edge]) -> bool:
-    """A wake-up fd: read, only this process holds the other end, and holds it
-    non-blocking (a signal handler must never block writing it: Python's set_wakeup_fd
-    insists on it, and asyncio's and selector loops' self-pipes are so). A blocking pipe
-    only this process holds is no wake-up fd: nothing shows a signal handler writes it."""
-    if not edges or any(e.to_pid != pid or e.writing for e in edges):
-        return False
-    return any(_nonblocking(snap, pid, fd) for e in edges for fd in e.holder_fds)
-
-
-def _nonblocking(snap: Snapshot, pid: int, fd: int) -> bool:
-    info = snap.fdinfo(pid, fd)
-    return info is not None and bool(info.flags & O_NONBLOCK)
 
 
 def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,

@@ -2,13 +2,14 @@
 (end kind `signal`, with the signals that can end the wait) and nanosleep/clock_nanosleep
 (end kind `sleeping`, with the time left when the timespec argument can be read).
 
-And signals as wake sources of an OR wait (`wake_sources`, called by the poll rule). A
+And signals as wake sources (`wake_sources`, called by the poll and pipe rules). A
 caught signal that is not blocked during the wait ends it; but Python catches SIGINT in
 every process, so that alone must not count as a way out of every wait. It counts only
 where the program shows it waits for signals: a call given a signal mask (pselect6, ppoll,
 epoll_pwait: GNU make unblocks SIGCHLD only there) or an OR wait that watches a wake-up fd
 (a non-blocking pipe or socketpair only its own process holds: asyncio's and a selectors
-loop's self-pipe, which the signal handler writes; see poll._is_wakeup). Then SIGCHLD is
+loop's self-pipe, which the signal handler writes; see is_wakeup_fd), or a plain read of
+one (the pipe rule). Then SIGCHLD is
 sent by the live children (edges to each), and the other caught signals by someone
 outside: the process is idle, waiting for them, when nothing else it waits for is another
 process (with a stuck process to wait for, a knot stays a deadlock that only a signal from
@@ -35,6 +36,7 @@ SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
 # The argument that is a sigset_t pointer (pselect6's points at {sigset_t *ss; size_t len}).
 SIGMASK_ARG = {"ppoll": 3, "pselect6": 5, "epoll_pwait": 4, "epoll_pwait2": 4}
 POINTER = struct.Struct("=Q")
+O_NONBLOCK = 0o4000  # in fdinfo `flags`
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -51,28 +53,43 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
 # --- signals as wake sources of an OR wait -----------------------------------------------
 
 
-def wake_sources(snap: Snapshot, pid: int, tid: int, call: Syscall, wakeup_fd: bool,
+def wake_sources(snap: Snapshot, pid: int, tid: int, syscall: str, masked: bool, wakeup_fd: bool,
                  others: bool) -> Tuple[List[Edge], List[End]]:
     """Edges to the live children when SIGCHLD ends the wait, and a live end when other
     caught signals do, for a wait that is woken by signals (see the module docstring).
-    `wakeup_fd`: it watches a wake-up fd only its process holds; `others`: it also waits for
-    other processes (then a signal from outside is no reason to call it idle)."""
-    masked = has_sigmask(snap, pid, call)
+    `masked`: the call was given a signal mask (has_sigmask); `wakeup_fd`: it waits on a
+    wake-up fd (is_wakeup_fd); `others`: it also waits for other processes (then a signal
+    from outside is no reason to call it idle)."""
     if not (wakeup_fd or masked):
         return [], []
     try:
         ending = unblocked_handlers(snap, pid, tid)
     except WaitchainError:
         return [], []
-    edges = sigchld_edges(snap, pid, tid, call.name) if ending & SIGCHLD_BIT else []
+    edges = sigchld_edges(snap, pid, tid, syscall) if ending & SIGCHLD_BIT else []
     outside = ending & ~SIGCHLD_BIT
     if not outside or others or edges:
         return edges, []
     names = tuple(signal_names(outside))
-    how = f"the signal mask given to {call.name}" if masked else "it watches a wake-up fd only it holds"
+    how = f"the signal mask given to {syscall}" if masked else "it waits on a wake-up fd only it holds"
     detail = (f"a signal from outside ({', '.join(names)}): it has handlers for them, not blocked "
               f"during the wait ({how}; /proc/{pid}/task/{tid}/status SigCgt, SigBlk)")
     return edges, [End(EndKind.SIGNAL, detail, reason=Reason.SIGNAL_FROM_OUTSIDE, signals=names)]
+
+
+def is_wakeup_fd(snap: Snapshot, pid: int, edges: Sequence[Edge]) -> bool:
+    """Edges of a read whose other end is a wake-up fd: only this process holds it, and
+    holds it non-blocking (a signal handler must never block writing it: Python's
+    set_wakeup_fd insists on it, and asyncio's and selector loops' self-pipes are so). A
+    blocking pipe only this process holds is no wake-up fd: nothing shows a handler writes it."""
+    if not edges or any(e.to_pid != pid or e.writing for e in edges):
+        return False
+    return any(_nonblocking(snap, pid, fd) for e in edges for fd in e.holder_fds)
+
+
+def _nonblocking(snap: Snapshot, pid: int, fd: int) -> bool:
+    info = snap.fdinfo(pid, fd)
+    return info is not None and bool(info.flags & O_NONBLOCK)
 
 
 def has_sigmask(snap: Snapshot, pid: int, call: Syscall) -> bool:
