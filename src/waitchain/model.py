@@ -438,6 +438,7 @@ class Advice(str, Enum):
     """What to do, chosen by the verdict layer from facts; render/ words it."""
 
     READ_BEFORE_WAIT = "read-before-wait"  # waits for a child whose output pipe it does not read
+    CLOSE_BEFORE_WAIT = "close-before-wait"  # waits for a child that reads a pipe it still holds open
     CLOSE_OWN_WRITE_END = "close-own-write-end"  # reads a pipe only it (still) writes
     DRAIN_OWN_PIPE = "drain-own-pipe"  # writes a full pipe only it reads
     LOCK_ORDER = "lock-order"  # locks taken in opposite orders
@@ -478,7 +479,7 @@ class Verdict:
     threads: Tuple[Tuple[int, int], ...] = ()  # deadlock: the knot's stuck threads
     ring: Tuple[Edge, ...] = ()  # a cycle through the members, starting at the cause
     cause: Optional[Tuple[int, int]] = None  # the thread whose wait is the bug (or the chain's end)
-    culprit: Optional[int] = None  # the process "do now" acts on
+    culprit: Optional[int] = None  # the process whose exit ends it ("do now"); None: no single one
     end: Optional["ChainEnd"] = None  # chain-end: where it ends
     victims: Tuple[int, ...] = ()  # processes stuck behind the knot, not in it
     confirmed: bool = True  # a second look saw none of the threads move

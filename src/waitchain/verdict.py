@@ -15,7 +15,7 @@ from collections import defaultdict, deque
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .graph import Explored, end_of, end_rank
-from .graph.waitfor import Key, Knot
+from .graph.waitfor import Key, Knot, Node, WaitFor
 from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass,
                     Wait)
 from .snapshot import Snapshot
@@ -48,7 +48,8 @@ def _deadlock(ex: Explored, knot: Knot, victims: Set[int]) -> Verdict:
     cause = root_cause(ex, knot)
     keys = ex.graph.thread_ring(knot, cause)
     ring = tuple(_edge(ex.waits[a], b) for a, b in zip(keys, keys[1:] + keys[:1]))
-    advice, culprit = _deadlock_advice(ring, cause)
+    advice, preferred = _deadlock_advice(ring, cause)
+    culprit = kill_to_break(ex, knot, preferred + [e.from_pid for e in ring] + list(knot.pids))
     return Verdict(VerdictClass.DEADLOCK, advice, knot.pids, knot.threads, ring, cause, culprit,
                    victims=tuple(sorted(victims - set(knot.pids))))
 
@@ -86,16 +87,46 @@ def _edge(wait: Wait, target: Key) -> Edge:
     return next(e for e in wait.edges if e.to_pid == pid and e.to_tid in (None, tid))
 
 
-def _deadlock_advice(ring: Tuple[Edge, ...], cause: Key) -> Tuple[Advice, int]:
+def _deadlock_advice(ring: Tuple[Edge, ...], cause: Key) -> Tuple[Advice, List[int]]:
+    """The advice, and the processes whose kill it would rather suggest, in order."""
     child = next((e for e in ring if e.kind == EdgeKind.CHILD), None)
-    if child is not None and any(e.from_pid == child.to_pid and e.to_pid == child.from_pid
-                                 and e.kind in PIPES for e in ring):
-        return Advice.READ_BEFORE_WAIT, child.to_pid
+    back = next((e for e in ring if child is not None and e.kind in PIPES
+                 and (e.from_pid, e.to_pid) == (child.to_pid, child.from_pid)), None)
+    if child is not None and back is not None:  # the child waits on a pipe to its parent
+        advice = Advice.READ_BEFORE_WAIT if back.writing else Advice.CLOSE_BEFORE_WAIT
+        return advice, [child.to_pid, child.from_pid]
     if all(e.to_pid == e.from_pid == cause[0] and e.to_tid is None for e in ring) and ring[0].kind in PIPES:
-        return (Advice.DRAIN_OWN_PIPE if ring[0].writing else Advice.CLOSE_OWN_WRITE_END), cause[0]
+        return (Advice.DRAIN_OWN_PIPE if ring[0].writing else Advice.CLOSE_OWN_WRITE_END), [cause[0]]
     if all(e.kind in LOCKS for e in ring):
-        return Advice.LOCK_ORDER, cause[0]
-    return Advice.BREAK_CYCLE, cause[0]
+        return Advice.LOCK_ORDER, [cause[0]]
+    return Advice.BREAK_CYCLE, [cause[0]]
+
+
+def kill_to_break(ex: Explored, knot: Knot, candidates: Sequence[int]) -> Optional[int]:
+    """The first candidate whose exit ends the deadlock, None if no single one does. A
+    process's exit ends the waits on it (its pipe and socket ends close, its locks are
+    released, a parent's wait4 returns), except a process-shared mutex it owns, which
+    stays locked; the rest of the knot is then worked out again."""
+    for pid in dict.fromkeys(candidates):
+        if _knot_without(ex, knot, pid) is not None and not _knot_without(ex, knot, pid):
+            return pid
+    return None
+
+
+def _knot_without(ex: Explored, knot: Knot, gone: int) -> Optional[frozenset]:
+    """The knot's threads still stuck once `gone` has exited; None when a mutex it owns
+    would stay locked for good."""
+    nodes = []
+    for key in knot.threads:
+        if key[0] == gone:
+            continue
+        wait = ex.waits[key]
+        if any(e.to_pid == gone and e.kind == EdgeKind.MUTEX for e in wait.edges):
+            return None
+        targets = tuple((e.to_pid, e.to_tid) for e in wait.edges if e.to_pid != gone)
+        if targets:  # with none left, what it waited for has gone: its wait ends
+            nodes.append(Node(key, targets, wait.mode, bool(wait.live)))
+    return WaitFor(nodes).stuck()
 
 
 def _victims(ex: Explored, knots: Sequence[Knot]) -> Dict[int, Set[int]]:

@@ -170,6 +170,47 @@ def test_abba_mutexes_blame_the_lower_thread_and_say_lock_order() -> None:
     assert v.advice == Advice.LOCK_ORDER
 
 
+def test_flock_abba_through_shells_names_a_kill_that_breaks_it() -> None:
+    """`flock A -c 'flock B ...'` against `flock B -c 'flock A ...'`: each outer flock's shell
+    child inherited the lock, so killing an outer flock releases nothing (found on real
+    software); the kill named must be one whose exit ends the deadlock."""
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.CHILD), syscall="wait4"),
+             wait((2, 2), edge((2, 2), 3, EdgeKind.CHILD), syscall="wait4"),
+             wait((3, 3), edge((3, 3), 4, EdgeKind.FLOCK), edge((3, 3), 5, EdgeKind.FLOCK), syscall="flock"),
+             wait((4, 4), edge((4, 4), 5, EdgeKind.CHILD), syscall="wait4"),
+             wait((5, 5), edge((5, 5), 6, EdgeKind.CHILD), syscall="wait4"),
+             wait((6, 6), edge((6, 6), 1, EdgeKind.FLOCK), edge((6, 6), 2, EdgeKind.FLOCK), syscall="flock")]
+    (v,) = deadlocks(run(waits, 1))
+    assert v.members == (1, 2, 3, 4, 5, 6)
+    assert v.culprit not in (None, 1, 4)  # an outer flock's exit leaves its shell holding the lock
+
+
+def test_a_process_shared_mutex_owner_is_not_the_kill() -> None:
+    """A owns a process-shared mutex B waits for, and A waits for B's pipe: A's exit leaves
+    the mutex locked for good; B's exit gives A its EOF."""
+    a, b = 10, 20
+    waits = [wait((a, a), edge((a, a), b), syscall="read"),
+             wait((b, b), edge((b, b), a, EdgeKind.MUTEX, to_tid=a), syscall="futex")]
+    (v,) = deadlocks(run(waits, a))
+    assert v.culprit == b
+
+
+def test_no_single_kill_when_every_pipe_has_two_writers() -> None:
+    waits = [wait((1, 1), edge((1, 1), 2), edge((1, 1), 3)), wait((2, 2), edge((2, 2), 1), edge((2, 2), 3)),
+             wait((3, 3), edge((3, 3), 1), edge((3, 3), 2))]
+    (v,) = deadlocks(run(waits, 1))
+    assert v.culprit is None
+
+
+def test_a_child_reading_its_parents_pipe_says_close_before_wait() -> None:
+    """Popen(["cat"], stdin=PIPE).wait(): the child reads a pipe its parent still holds."""
+    p, c = 10, 11
+    waits = [wait((p, p), edge((p, p), c, EdgeKind.CHILD), syscall="wait4"),
+             wait((c, c), edge((c, c), p), syscall="read")]
+    (v,) = deadlocks(run(waits, c))
+    assert v.advice == Advice.CLOSE_BEFORE_WAIT and v.culprit == c
+
+
 def test_write_lock_behind_two_readers_needs_both() -> None:
     """An ALL wait stays stuck while one of the holders it needs is stuck."""
     w, r1, r2 = 60, 61, 62

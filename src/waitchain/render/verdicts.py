@@ -120,49 +120,65 @@ def _deadlock_headline(diag: Diagnosis, v: Verdict) -> str:
     return f"DEADLOCK: {members} wait for each other; it will not clear by itself"
 
 
+def _kill(diag: Diagnosis, v: Verdict, effect: str) -> List[str]:
+    """Do now: the process whose exit ends the deadlock (the verdict layer worked it out)."""
+    if v.culprit is None:
+        members = ", ".join(name(diag, p) for p in v.members)
+        return [f"no single process's exit ends it (each lock or pipe has another holder in the "
+                f"cycle): restart them together ({members})"]
+    return [f"kill {v.culprit} ({program_name(diag, v.culprit)}): {effect}"]
+
+
 def _read_before_wait(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
     child = next(e for e in v.ring if e.kind == EdgeKind.CHILD)
     parent = name(diag, child.from_pid)
-    return ([f"kill {child.to_pid} ({program_name(diag, child.to_pid)}): {parent} stops waiting and the "
-             "chain unwinds; the child's unread output is lost"],
+    effect = (f"{parent} stops waiting and the chain unwinds; the child's unread output is lost"
+              if v.culprit == child.to_pid else "that ends the deadlock")
+    return (_kill(diag, v, effect),
             [f"{parent} waits for a child whose output pipe it does not read: read the output "
              "until EOF first, then wait (Python: out, _ = p.communicate() instead of p.wait())"])
 
 
+def _close_before_wait(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    child = next(e for e in v.ring if e.kind == EdgeKind.CHILD)
+    parent = name(diag, child.from_pid)
+    effect = (f"{parent} stops waiting; the child never reads the end of its input"
+              if v.culprit == child.to_pid else "that ends the deadlock")
+    return (_kill(diag, v, effect),
+            [f"{parent} waits for a child that reads a pipe {parent} still holds open (its stdin), "
+             "so the child never sees EOF: close it before waiting (Python: p.stdin.close(), or "
+             "p.communicate(input) instead of p.wait())"])
+
+
 def _own_write_end(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
-    pid = v.members[0]
-    return ([f"kill {pid} ({program_name(diag, pid)}): nothing else can wake it"],
+    return (_kill(diag, v, "nothing else can wake it"),
             ["the process reads a pipe whose write end only it holds, so EOF never comes: close "
              "the write end after fork (Python: close_fds=True; C: O_CLOEXEC / close() in the "
              "child and the parent), or have another thread write it"])
 
 
 def _own_pipe(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
-    pid = v.members[0]
-    return ([f"kill {pid} ({program_name(diag, pid)}): nothing else can wake it"],
+    return (_kill(diag, v, "nothing else can wake it"),
             ["the process writes to a full pipe that only it reads: read it in another thread, "
              "or before writing more"])
 
 
 def _lock_order(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
-    culprit = v.culprit if v.culprit is not None else v.members[0]
-    return ([f"only a restart of {name(diag, culprit)} clears it (kill {culprit}); locks are "
-             "released when their holders exit"],
+    return (_kill(diag, v, "its locks are released when it exits and the others go on"),
             ["the threads take the same locks in opposite orders: take them in one order "
              "everywhere (or use one lock); a timed lock turns a silent hang into an error you can log"])
 
 
 def _break_cycle(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
-    culprit = v.culprit if v.culprit is not None else v.members[0]
-    return ([f"kill {culprit} ({program_name(diag, culprit)}, the root cause) breaks the cycle; "
-             "or restart the service it belongs to"],
+    return (_kill(diag, v, "that ends the deadlock; or restart the service it belongs to"),
             ["every member waits for the next: make one side stop blocking (read and write "
              "concurrently, add a timeout, or take locks in one order)"])
 
 
 DEADLOCK_ADVICE: Dict[Advice, Callable[[Diagnosis, Verdict], Tuple[List[str], List[str]]]] = {
-    Advice.READ_BEFORE_WAIT: _read_before_wait, Advice.CLOSE_OWN_WRITE_END: _own_write_end,
-    Advice.DRAIN_OWN_PIPE: _own_pipe, Advice.LOCK_ORDER: _lock_order, Advice.BREAK_CYCLE: _break_cycle,
+    Advice.READ_BEFORE_WAIT: _read_before_wait, Advice.CLOSE_BEFORE_WAIT: _close_before_wait,
+    Advice.CLOSE_OWN_WRITE_END: _own_write_end, Advice.DRAIN_OWN_PIPE: _own_pipe,
+    Advice.LOCK_ORDER: _lock_order, Advice.BREAK_CYCLE: _break_cycle,
 }
 
 
