@@ -98,3 +98,37 @@ def test_pool_map_with_busy_workers_is_not_told_to_kill_one(run_py, run_cli) -> 
         assert data["deadlock"] is False and result.code == 0
         assert kill_advice(data) == [], f"{pid}: {json.dumps(data['verdicts'], indent=1)}"
 
+
+
+# --- a poll of a file for errors only (OpenBSD nc polls its stdout, /dev/null, with no events)
+
+POLL_DEVNULL = """
+import select
+r = int(sys.argv[1])
+devnull = os.open("/dev/null", os.O_WRONLY)
+p = select.poll()
+p.register(devnull, 0)  # errors only: a file is never ready for them
+p.register(r, select.POLLIN)
+ready("polling")
+p.poll()
+"""
+
+
+def test_a_file_polled_for_no_event_is_no_alternative(run_py, run_cli, wait_sleeping) -> None:
+    """Not "KERNEL WAIT ... uninterruptible sleep" (the process is in S, and /dev/null ends
+    nothing): the chain goes through the pipe to the sleeping writer."""
+    r, w = os.pipe()
+    poller = run_py(POLL_DEVNULL, str(r), pass_fds=[r])
+    writer = run_py("ready('sleeping')\nsleep_forever()", pass_fds=[w])
+    os.close(r)
+    os.close(w)
+    poller.ready(), writer.ready()
+    wait_blocked(poller.pid, "poll")
+    wait_sleeping(writer.pid)
+    result = run_cli(str(poller.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 0 and data["deadlock"] is False
+    (chain,) = data["chains"]
+    assert chain["path"] == [poller.pid, writer.pid] and chain["end"]["kind"] == "sleeping", data
+    (thread,) = next(p for p in data["processes"] if p["pid"] == poller.pid)["threads"]
+    assert thread["live"] == [] and thread["any_of"] == 2

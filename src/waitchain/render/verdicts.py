@@ -19,7 +19,7 @@ HEADLINES = {
     EndKind.SLEEPING: "SLEEPING: the chain ends in a deliberate sleep",
     EndKind.IDLE: "IDLE: the chain ends at a process that waits for an event no other process is about to cause",
     EndKind.REMOTE: "REMOTE: the chain leaves this host",
-    EndKind.DISK: "KERNEL WAIT: the chain ends in uninterruptible sleep (disk, NFS, FUSE)",
+    EndKind.DISK: "KERNEL WAIT: the chain ends waiting for a disk or a file system (block I/O, NFS, FUSE)",
     EndKind.KERNEL: "KERNEL WAIT: the chain ends inside the kernel (a kernel lock, or a FUSE mount whose daemon is gone)",
     EndKind.TERMINAL: "WAITING FOR INPUT: the chain ends at a terminal",
     EndKind.SIGNAL: "WAITING FOR A SIGNAL: the chain ends in a process that waits to be signalled",

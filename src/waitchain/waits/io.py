@@ -59,6 +59,9 @@ def _other(target: str, writing: bool) -> End:
         detail = f"{'writes to' if writing else 'reads from'} the terminal {target}"
         reason = Reason.OTHER if writing else Reason.TERMINAL_INPUT
         return End(EndKind.TERMINAL, detail, reason=reason, subject=target)
+    if target.startswith("/dev/"):
+        detail = f"{'writes to' if writing else 'reads from'} the device {target} (a driver's wait: not followed)"
+        return End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED, subject=target)
     if target.startswith("/"):
         return End(EndKind.DISK, f"{'writes' if writing else 'reads'} {target}", reason=Reason.IO, subject=target)
     detail = f"{'writes to' if writing else 'reads from'} {target} (not followed)"

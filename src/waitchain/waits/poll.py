@@ -149,6 +149,11 @@ def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,
         return [], End(EndKind.IDLE, f"fd {text}: a listening socket, waits for a client",
                        reason=Reason.ACCEPT, subject=text)
     inner = io.fd_wait(snap, pid, tid, w.fd, _writing(snap, pid, w), syscall=syscall)
+    if not inner.edges and (not w.events & (READ_EVENTS | WRITE_EVENTS) or
+                            inner.end is not None and inner.end.reason == Reason.IO):
+        # watched for no event (nc polls /dev/null for errors only), or a file poll would
+        # report at once: it ends nothing, it is no alternative
+        return [], None
     if inner.edges:
         alternative = Alternative(count, w.how, object_text(snap, pid, target))
         return [_as_alternative(e, w, alternative, syscall) for e in inner.edges], None
