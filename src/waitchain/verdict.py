@@ -180,7 +180,8 @@ def chain_verdict(ex: Explored, chains: Sequence[Chain], cycle_of: Dict[int, Cyc
         return _open_cycle(ex, chain, cycle_of, into)
     tid = end.tid if end.tid is not None else last
     advice, culprit = _end_advice(ex, chain, into)
-    cause = (into.from_pid, into.from_tid) if advice == Advice.APP_WAIT and into else (last, tid)
+    waiter_is_cause = advice in (Advice.APP_WAIT, Advice.PTY_INPUT) and into is not None
+    cause = (into.from_pid, into.from_tid) if waiter_is_cause and into else (last, tid)
     return Verdict(VerdictClass.CHAIN_END, advice, chain.path, cause=cause, culprit=culprit, end=end,
                    ring=(into,) if into else ())
 
@@ -201,6 +202,8 @@ def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advic
     if end.kind == EndKind.IDLE:
         if reason == Reason.ACCEPT and into is not None and into.kind in PIPES:
             return Advice.APP_WAIT, None
+        if reason == Reason.ACCEPT and into is not None and into.kind == EdgeKind.PTY:
+            return Advice.PTY_INPUT, last  # a terminal's idle holder (screen, tmux): nobody types
         return IDLE_ADVICE.get(reason, Advice.IDLE), None
     if end.kind == EndKind.UNKNOWN and reason == Reason.NOT_READABLE:
         return Advice.NOT_READABLE, None

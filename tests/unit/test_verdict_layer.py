@@ -241,6 +241,15 @@ def test_a_chain_ending_at_a_sleeping_reader_is_no_holder() -> None:
     assert v.advice == Advice.SLEEPING
 
 
+def test_a_terminal_whose_holder_only_waits_for_clients_is_input_not_an_idle_server() -> None:
+    """bash in screen: its pty's holder waits for clients on its socket; the request did not
+    "never reach the server": nobody types (found on real software)."""
+    accept = End(EndKind.IDLE, "waits for a client", Reason.ACCEPT)
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.PTY)), wait((2, 2), end=accept, syscall="select")]
+    (v,) = run(waits, 1).verdicts
+    assert v.advice == Advice.PTY_INPUT and v.cause == (1, 1) and v.culprit == 2
+
+
 def test_an_or_wait_with_a_live_alternative_is_never_stuck() -> None:
     live = (End(EndKind.SIGNAL, "SIGTERM from outside", Reason.SIGNAL_FROM_OUTSIDE),)
     diag = run([wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=live)], 7)

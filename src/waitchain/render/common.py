@@ -252,7 +252,7 @@ def _how_free(diag: Diagnosis, cycle: Cycle) -> str:
     pid, tid = cycle.free
     wait = diag.waits.get((pid, tid))
     if wait is None:
-        return f"thread {tid} is not blocked"
+        return f"thread {tid} is not stuck"
     if wait.end is not None and wait.end.kind == EndKind.RUNNING:
         return f"thread {tid} is running"
     call = call_name(wait)
@@ -263,7 +263,7 @@ def _how_free(diag: Diagnosis, cycle: Cycle) -> str:
     to_pid, to_tid = cycle.free_via
     who = (f"thread {to_tid}" if to_tid is not None else
            "another of its threads" if to_pid == pid else str(to_pid))
-    return f"its {call}() may be ended by {who}, which is not blocked"
+    return f"its {call}() may be ended by {who}, which is not stuck"
 
 
 def cycle_of(diag: Diagnosis, pid: Optional[int]) -> Optional[Cycle]:

@@ -205,13 +205,7 @@ def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
              f"{server} waits in {call}() for any of {fds} fds (an event loop), one of them "
              f"from {waiter}: it is idle, not stuck"]
     if v.advice == Advice.PTY_INPUT:
-        return Summary("warn", f"WAITING FOR INPUT: {waiter} reads a terminal whose other side, "
-                       f"{server}, is idle: nobody is typing", steps,
-                       now=[f"answer it where it runs: {server} holds its terminal (tmux: tmux ls, or "
-                            f"tmux -S SOCKET ls for a server on its own socket, then attach; screen: "
-                            f"screen -r), or kill {into.from_pid}"],
-                       fix=["for unattended runs, give it no terminal: stdin from /dev/null, or a "
-                            "non-interactive flag"])
+        return _pty_input(diag, into, steps)
     return Summary("warn", f"NO REPLY: {waiter} waits for {server}, which is idle in its event loop "
                    f"({call}()): not a deadlock, but nothing is working on the answer", steps,
                    now=[f"{server} is not busy and not blocked on another process: the answer waits on "
@@ -222,6 +216,17 @@ def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
                         f"{into.to_pid})"],
                    fix=[f"give {waiter} a timeout on the request, and make {server} answer or fail "
                         "when what it waits for does not come"])
+
+
+def _pty_input(diag: Diagnosis, into: Edge, steps: List[str]) -> Summary:
+    waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
+    return Summary("warn", f"WAITING FOR INPUT: {waiter} reads a terminal whose other side, "
+                   f"{server}, is idle: nobody is typing", steps,
+                   now=[f"answer it where it runs: {server} holds its terminal (tmux: tmux ls, or "
+                        f"tmux -S SOCKET ls for a server on its own socket, then attach; screen: "
+                        f"screen -r), or kill {into.from_pid}"],
+                   fix=["for unattended runs, give it no terminal: stdin from /dev/null, or a "
+                        "non-interactive flag"])
 
 
 def _open_cycle(diag: Diagnosis, v: Verdict) -> Summary:
@@ -246,6 +251,9 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
     detail = clean(end.detail)
     if v.advice == Advice.APP_WAIT and v.ring:
         return _app_wait(diag, v.ring[0], detail)
+    if v.advice == Advice.PTY_INPUT and v.ring:
+        return _pty_input(diag, v.ring[0], [step_text(diag, v.ring[0]),
+                                            f"the chain ends at {name(diag, pid)}: {detail}"])
     headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE}.get(
         v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
     if v.advice == Advice.RELEASE_HOLDER and v.ring:
