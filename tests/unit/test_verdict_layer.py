@@ -250,6 +250,18 @@ def test_a_terminal_whose_holder_only_waits_for_clients_is_input_not_an_idle_ser
     assert v.advice == Advice.PTY_INPUT and v.cause == (1, 1) and v.culprit == 2
 
 
+def test_an_idle_server_waiting_on_its_own_threads_is_no_cycle() -> None:
+    """redis: the event loop watches its listener and a pipe its own threads write: an idle
+    server, not "a cycle that may resolve: run again in a minute" (found on real software)."""
+    accept = End(EndKind.IDLE, "fd 5: a listening socket, waits for a client", Reason.ACCEPT)
+    waits = [wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=(accept,)),
+             wait((7, 8), end=SLEEP, syscall="clock_nanosleep")]
+    diag = run(waits, 7)
+    assert diag.cycles == [] and [c.end.kind for c in diag.chains] == [EndKind.IDLE]
+    (v,) = diag.verdicts
+    assert v.cls == VerdictClass.CHAIN_END and v.advice == Advice.IDLE_SERVER
+
+
 def test_an_or_wait_with_a_live_alternative_is_never_stuck() -> None:
     live = (End(EndKind.SIGNAL, "SIGTERM from outside", Reason.SIGNAL_FROM_OUTSIDE),)
     diag = run([wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=live)], 7)

@@ -25,6 +25,8 @@ def find_cycles(ex: Explored) -> List[Cycle]:
     for component in graph.cycles():
         if set(component) & in_knots:
             continue
+        if len(component) == 1 and not graph.process_stuck(component[0], stuck):
+            continue  # a process waiting on its own threads, one of which can act: no cycle
         ring = tuple(graph.process_ring(component, component[0]))
         if all(graph.process_stuck(p, stuck) for p in component):  # stuck behind a knot elsewhere
             threads = tuple(sorted(k for k in stuck if k[0] in set(component)))

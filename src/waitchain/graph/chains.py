@@ -29,7 +29,15 @@ def end_of(ex: Explored, pid: int) -> Tuple[End, Optional[int]]:
     ends += [(live_end(w.any_of, list(w.live), []), w.tid) for w in waits if w.end is None and w.live]
     if not ends:
         return GONE, None
-    return min(ends, key=lambda e: end_rank(e[0].kind))
+    return min(ends, key=lambda e: _thread_end_rank(e[0]))
+
+
+def _thread_end_rank(end: End) -> float:
+    """Which thread's end speaks for its process: as end_rank, except that a thread waiting
+    for clients says more about a server than its helper threads' sleeps and signal waits."""
+    if end.kind == EndKind.IDLE and end.reason == Reason.ACCEPT:
+        return end_rank(EndKind.SLEEPING) - 0.5
+    return end_rank(end.kind)
 
 
 def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Chain]:
@@ -59,6 +67,9 @@ def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle]) -> List[int]:
     an idle, sleeping or running state, or only waits for this process in a cycle that is
     not a deadlock (a client waiting for the server's answer), says nothing new."""
     nexts = ex.successors(pid)
+    cycle = cycle_of.get(pid)
+    if pid in nexts and not (cycle is not None and cycle.deadlock):
+        nexts = [n for n in nexts if n != pid]  # waits on its own threads, and one can act: no cycle
     if nexts and _wakes_up_alone(ex, pid, nexts, cycle_of):
         return []
     if len(nexts) < 2:

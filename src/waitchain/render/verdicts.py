@@ -50,7 +50,8 @@ def summaries(diag: Diagnosis) -> List[Summary]:
     if not diag.verdicts:
         return [_nothing(diag)]
     found = [summary_of(diag, v) for v in diag.verdicts]
-    found[0].others = _other_ends(diag, diag.verdicts[0])
+    if len(diag.starts) == 1:  # with --all, the other chains are other incidents
+        found[0].others = _other_ends(diag, diag.verdicts[0])
     return found
 
 
