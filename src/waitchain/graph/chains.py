@@ -26,7 +26,7 @@ def end_of(ex: Explored, pid: int) -> Tuple[End, Optional[int]]:
     """Why a process with no outgoing edge waits for nothing further, and which thread."""
     waits = ex.thread_waits(pid)
     ends = [(w.end, w.tid) for w in waits if w.end is not None]
-    ends += [(live_end(w.any_of, list(w.live), []), w.tid) for w in waits if w.end is None and w.live]
+    ends += [(live_end(w.any_of, w.live), w.tid) for w in waits if w.end is None and w.live]
     if not ends:
         return GONE, None
     return min(ends, key=lambda e: _thread_end_rank(e[0]))

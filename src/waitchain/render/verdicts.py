@@ -357,6 +357,9 @@ def _sleeping(diag, pid, tid, v):
 
 
 def _idle_server(diag, pid, tid, v):
+    if len(v.members) == 1:  # the server itself was asked about
+        return ([f"nothing to do: {name(diag, pid)} is a server waiting for clients; nothing here is stuck"],
+                ["if a client of it hangs, run waitchain on the client"])
     return ([f"the request never reached {name(diag, pid)}: check the address and port the "
              "client uses, and whether it sent anything (--explain shows the sockets)"],
             ["the server is idle: the waiting is on the client side of the chain"])

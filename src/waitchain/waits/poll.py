@@ -183,10 +183,10 @@ def _listening(snap: Snapshot, pid: int, target: str) -> bool:
     return sock is not None and sock.state == "listen"
 
 
-def live_end(count: int, live: Sequence[End], stuck: Sequence[End] = ()) -> End:
+def live_end(count: int, live: Sequence[End]) -> End:
     """The end of a thread none of whose alternatives leads to another process: what its
-    live alternatives are (`stuck` is unused: a wake-up fd only this process holds is an
-    edge back to the process now)."""
+    live alternatives are. One that waits for clients makes it a server's idle wait,
+    whatever else (a timeout, a signal) it also waits for."""
     fds = plural(count, "fd")
     if not live:
         return End(EndKind.UNKNOWN, f"waits for any of {fds}; none was followed", reason=Reason.OTHER)
@@ -194,9 +194,12 @@ def live_end(count: int, live: Sequence[End], stuck: Sequence[End] = ()) -> End:
     reasons = {e.reason for e in live}
     kind = kinds.pop() if len(kinds) == 1 else EndKind.IDLE
     reason = reasons.pop() if len(reasons) == 1 else Reason.OTHER
+    subject = live[0].subject if len(live) == 1 else ""
+    accept = next((e for e in live if e.reason == Reason.ACCEPT), None)
+    if accept is not None:
+        kind, reason, subject = EndKind.IDLE, Reason.ACCEPT, accept.subject
     details = "; ".join(e.detail for e in live[:SHOWN])
     more = f"; … {len(live) - SHOWN} more" if len(live) > SHOWN else ""
-    subject = live[0].subject if len(live) == 1 else ""
     return End(kind, f"waits for any of {fds}; none leads to a blocked process: {details}{more}",
                reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live))
 
