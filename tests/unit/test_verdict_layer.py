@@ -254,7 +254,8 @@ def test_an_idle_server_waiting_on_its_own_threads_is_no_cycle() -> None:
     """redis: the event loop watches its listener and a pipe its own threads write: an idle
     server, not "a cycle that may resolve: run again in a minute" (found on real software)."""
     accept = End(EndKind.IDLE, "fd 5: a listening socket, waits for a client", Reason.ACCEPT)
-    waits = [wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=(accept,)),
+    timeout = End(EndKind.SLEEPING, "its timeout (100 ms at most)", Reason.TIMEOUT, timeout=0.1)
+    waits = [wait((7, 7), edge((7, 7), 7), syscall="epoll_wait", live=(timeout, accept)),
              wait((7, 8), end=SLEEP, syscall="clock_nanosleep")]
     diag = run(waits, 7)
     assert diag.cycles == [] and [c.end.kind for c in diag.chains] == [EndKind.IDLE]
