@@ -108,7 +108,8 @@ def kill_to_break(ex: Explored, knot: Knot, candidates: Sequence[int]) -> Option
     released, a parent's wait4 returns), except a process-shared mutex it owns, which
     stays locked; the rest of the knot is then worked out again."""
     for pid in dict.fromkeys(candidates):
-        if _knot_without(ex, knot, pid) is not None and not _knot_without(ex, knot, pid):
+        left = _knot_without(ex, knot, pid)
+        if left is not None and not left:
             return pid
     return None
 
@@ -161,8 +162,8 @@ def confirm(snap: Snapshot, verdict: Verdict) -> Verdict:
     if not moved:
         return verdict
     return Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, verdict.members, verdict.threads,
-                   verdict.ring, verdict.cause, verdict.culprit, victims=verdict.victims,
-                   confirmed=False, moved=moved)
+                   verdict.ring, verdict.cause, None, victims=verdict.victims, confirmed=False,
+                   moved=moved)
 
 
 # --- where a chain ends --------------------------------------------------------------------
