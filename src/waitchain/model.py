@@ -10,7 +10,14 @@ from typing import Dict, List, Optional, Tuple
 READ, WRITE, READ_WRITE = "r", "w", "rw"
 
 
-class EdgeKind(str, Enum):
+class Named(str, Enum):
+    """A closed set of names: each member is its JSON string, and prints as it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EdgeKind(Named):
     """What a waits-for edge goes through. The values are the waitchain/1 JSON names."""
 
     PIPE = "pipe"
@@ -30,11 +37,8 @@ class EdgeKind(str, Enum):
     MQUEUE = "mqueue"
     FUSE = "fuse"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class EndKind(str, Enum):
+class EndKind(Named):
     """Where a wait (or a chain) ends: nothing further to follow. CYCLE is only a chain's."""
 
     RUNNING = "running"
@@ -49,11 +53,8 @@ class EndKind(str, Enum):
     UNKNOWN = "unknown"
     CYCLE = "cycle"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Reason(str, Enum):
+class Reason(Named):
     """Why a wait ends where it does, finer than its EndKind: what advice is chosen from."""
 
     BUSY = "busy"  # running on a CPU
@@ -85,19 +86,13 @@ class Reason(str, Enum):
     CUT = "cut"  # a chain longer than waitchain follows
     OTHER = "other"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Mode(str, Enum):
+class Mode(Named):
     """How a wait's edges combine: ANY one target acting ends it (a pipe with several
     writers, a poll set), or it needs ALL of them (a write lock behind several readers)."""
 
     ANY = "any"
     ALL = "all"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -223,14 +218,11 @@ class PipeFill:
         return self.used >= self.size
 
 
-class LockType(str, Enum):
+class LockType(Named):
     """A file lock's type, as /proc/locks names it (READ, WRITE)."""
 
     READ = "read"
     WRITE = "write"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -242,14 +234,11 @@ class FileLock:
     end: Optional[int]  # its last byte, None: to the end of the file
 
 
-class PtySide(str, Enum):
+class PtySide(Named):
     """The end of a pseudo-terminal a waiter holds."""
 
     MASTER = "master"  # a terminal emulator, tmux, sshd: it waits for the programs on the slave
     SLAVE = "slave"  # a program on /dev/pts/N: it waits for the master's holder
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -405,14 +394,11 @@ class Cycle:
     free_via: Optional[Tuple[int, Optional[int]]] = None  # ... because this target can act
 
 
-class CycleShape(str, Enum):
+class CycleShape(Named):
     RING = "ring"  # a deadlock: every member waits for the next
     KNOT = "knot"  # a deadlock: every alternative of every member leads back into the set
     BEHIND = "behind"  # stuck, but behind a deadlock elsewhere
     OPEN = "open"  # not a deadlock: a member can still make progress
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -424,17 +410,14 @@ class RootCause:
     location: Optional[Location] = None
 
 
-class VerdictClass(str, Enum):
+class VerdictClass(Named):
     DEADLOCK = "deadlock"  # a knot of stuck threads: it will not clear by itself
     CYCLE = "cycle"  # processes wait for each other, but one can still go on
     CHAIN_END = "chain-end"  # the chain ends somewhere (busy, idle, remote, the kernel...)
     NOTHING = "nothing"  # nothing blocked on another process
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Advice(str, Enum):
+class Advice(Named):
     """What to do, chosen by the verdict layer from facts; render/ words it."""
 
     READ_BEFORE_WAIT = "read-before-wait"  # waits for a child whose output pipe it does not read
@@ -463,9 +446,6 @@ class Advice(str, Enum):
     NOT_READABLE = "not-readable"
     UNKNOWN = "unknown"
     NOTHING = "nothing"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
