@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 from typing import Any, Dict, List
 
 import pytest
-from scenario_helpers import threads_in
-from test_false_alarms import SLEEP_CALLS, Target, assert_healthy
+from scenario_helpers import read_lines, threads_in
+from test_false_alarms import (SLEEP_CALLS, Target, assert_healthy, child_named, free_loopback_port,
+                               nginx_path, wait_child_named)
 
-from waitchain.demo.harness import wait_blocked, wait_until
+from waitchain.demo.harness import blocked_in, wait_blocked, wait_until
 
 
 # --- a FIFO read by a process that also holds its write end --------------------------------
@@ -132,3 +135,216 @@ def test_a_file_polled_for_no_event_is_no_alternative(run_py, run_cli, wait_slee
     assert chain["path"] == [poller.pid, writer.pid] and chain["end"]["kind"] == "sleeping", data
     (thread,) = next(p for p in data["processes"] if p["pid"] == poller.pid)["threads"]
     assert thread["live"] == [] and thread["any_of"] == 2
+
+
+# --- QA round 2: found by trying waitchain on ordinary software again -----------------------
+#
+# - two readers sharing one FIFO, each holding it read-write (two `cat 0<>fifo` consumers,
+#   a shell read loop next to a cat): each is told that the other is the writer it waits
+#   for, and the pair is called DEADLOCKED, though anyone may open the FIFO and write;
+# - a flock(1) ABBA whose -c shells do not exec the inner flock (a command follows it):
+#   "do now: kill <shell>", but the inner flock, the shell's child, inherited the outer
+#   lock's file description: it keeps the lock when the shell and the outer flock are gone;
+# - an asyncio server that read a request and never answers: since the idle-server change
+#   the client is told "the request never reached the server: check the address and port";
+# - a client waiting on nginx that waits on a sleeping upstream: the chain stops at nginx
+#   ("IDLE SERVER: the request never reached nginx") or, for curl, goes back to the client
+#   ("CYCLE ... run again in a minute"); never to the upstream.
+
+TWO_FIFO_BUG = ("waits/pipe.py: a FIFO kept open read-write by several readers waits for whoever "
+                "opens its path; only a reader that alone holds the write end gets that way out")
+FLOCK_KILL_BUG = ("verdict.py: _knot_without frees a flock waiter when one holder of a shared file "
+                  "description exits (Mode.ANY), but the lock goes only with its last holder")
+NO_REPLY_BUG = ("graph/chains.py: _wakes_up_alone stops at a server whose listener is live and whose "
+                "only other branch is the waiting client: IDLE SERVER 'the request never reached'")
+PROXY_BUG = ("graph/chains.py: a sleeping upstream is an 'idle branch' of the proxy's event loop: "
+             "_wakes_up_alone stops at nginx (IDLE SERVER 'the request never reached'), or, when the "
+             "client also watches its own wake-up fd (curl), _branches keeps only the way back to it")
+
+
+@pytest.mark.xfail(strict=True, reason=TWO_FIFO_BUG)
+def test_two_readers_sharing_a_fifo_they_hold_read_write(procs, tmp_path, run_cli) -> None:
+    fifo = tmp_path / "jobs"
+    os.mkfifo(fifo)
+    readers = [procs.spawn(FIFO_READERS[name][0] + [str(fifo)], stdout=subprocess.DEVNULL)
+               for name in ("cat", "sh-read")]
+    for reader in readers:
+        wait_blocked(reader.pid, "read")
+    for reader in readers:
+        assert_healthy(run_cli, Target("one of two readers of a FIFO both hold read-write", reader.pid))
+
+
+# Each side: the outer flock(1) takes FIRST and runs a shell that reports on its stdout (the
+# ready pipe), waits for the go (EOF on its stdin, once both sides hold their lock), then runs
+# the inner flock on SECOND as a child (the command after it keeps sh from exec'ing it): the
+# child inherits FIRST's lock fd, as flock(1) documents.
+FLOCK_SIDE = 'exec flock "$1" sh -c \'echo locked; read _; flock "$2" true; true\' sh "$@"'
+
+
+def _cmdline(pid: int) -> List[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.fsdecode(f.read()).split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Neither gone nor a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.xfail(strict=True, reason=FLOCK_KILL_BUG)
+def test_flock_abba_do_now_kill_really_ends_it(procs, tmp_path, run_cli) -> None:
+    """Kill the process "do now" names: both sides must then finish (checked by doing it)."""
+    flock = shutil.which("flock")
+    if flock is None:
+        pytest.skip("flock(1) is not installed (util-linux)")
+    a, b = str(tmp_path / "A"), str(tmp_path / "B")
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    try:
+        sides = [procs.spawn(["/bin/sh", "-c", FLOCK_SIDE, "sh", first, second], stdin=go_r, stdout=ready_w)
+                 for first, second in ((a, b), (b, a))]
+    finally:
+        os.close(ready_w)
+        os.close(go_r)
+    try:
+        read_lines(ready_r, 2, 15.0)  # both sides hold their first lock
+    finally:
+        os.close(ready_r)
+        os.close(go_w)  # go: each side now asks for the other's lock
+    inner = lambda: [p for p in procs.descendants()
+                     if os.path.basename((_cmdline(p) or [""])[0]) == "flock" and _cmdline(p)[2:] == ["true"]]
+    wait_until(lambda: sum(blocked_in(p, ("flock",)) for p in inner()) == 2, "both inner flocks block")
+    result = run_cli(str(sides[0].pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 1 and data["deadlock"] is True, result.out
+    (verdict,) = [v for v in data["verdicts"] if v["class"] == "deadlock"]
+    culprit = verdict["culprit"]
+    ours = set(procs.descendants())
+    assert culprit in ours, f"do now names {culprit}, none of ours {sorted(ours)}: {verdict['now']}"
+    os.kill(culprit, signal.SIGKILL)
+    try:
+        wait_until(lambda: all(s.poll() is not None for s in sides)
+                   and not any(_alive(p) for p in procs.descendants()),
+                   "both sides finish after the advised kill", timeout=5.0)
+    except TimeoutError:
+        left = [p for p in procs.descendants() if _alive(p)]
+        again = run_cli(str(left[0]), "--no-stacks").out if left else ""
+        pytest.fail(f"killed {culprit} as advised ({verdict['now']}); still stuck: {left}\n{again}")
+
+
+# --- an asyncio server that read the request and never answers -----------------------------
+
+NO_REPLY_SERVER = """
+import asyncio
+
+async def handle(reader, writer):
+    await reader.readline()
+    ready("read the request")
+    await asyncio.Event().wait()  # the answer never comes
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    ready("serving", server.sockets[0].getsockname()[1])
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+CLIENT = """
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode())
+ready("sent")
+s.recv(100)
+"""
+
+RECV_CALLS = ("recvfrom", "recv", "recvmsg", "read")
+EPOLL_CALLS = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
+
+
+@pytest.mark.xfail(strict=True, reason=NO_REPLY_BUG)
+def test_a_request_the_server_read_and_never_answers_is_no_reply(run_py, run_cli) -> None:
+    """Not "the request never reached the server: check the address and port": the server
+    holds the connection, read the request and watches it in its event loop."""
+    server = run_py(NO_REPLY_SERVER)
+    ((_, _, port),) = server.ready()
+    client = run_py(CLIENT, port, "GET\\n")
+    client.ready()
+    server.ready()
+    wait_blocked(client.pid, *RECV_CALLS)
+    wait_blocked(server.pid, *EPOLL_CALLS)
+    result = run_cli(str(client.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 0 and data["deadlock"] is False, result.out
+    text = run_cli(str(client.pid), "--no-stacks").out
+    assert "never reached" not in text, text
+    assert data["verdicts"][0]["advice"] == "no-reply", text
+
+
+# --- a client waiting on nginx that waits on a slow upstream -------------------------------
+
+UPSTREAM = """
+srv = socket.create_server(("127.0.0.1", 0))
+ready("listening", srv.getsockname()[1])
+conn, _ = srv.accept()
+conn.recv(65536)
+ready("got the request")
+sleep_forever()  # a slow handler: the answer comes when it wakes
+"""
+
+PROXY_CONF = """\
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_read_timeout 3600s; }}
+    }}
+}}
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=PROXY_BUG)
+def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path, run_cli,
+                                                         wait_sleeping) -> None:
+    nginx = nginx_path()
+    if nginx is None:
+        pytest.skip("nginx is not installed (.ci/run installs it: apt-get install nginx)")
+    upstream = run_py(UPSTREAM)
+    ((_, _, upstream_port),) = upstream.ready()
+    prefix = tmp_path / "nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    port = free_loopback_port()
+    (prefix / "nginx.conf").write_text(PROXY_CONF.format(port=port, upstream=upstream_port))
+    master = procs.spawn([nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr",
+                          "-g", "daemon off; master_process on; pid tmp/nginx.pid; error_log stderr;"],
+                         stdout=subprocess.DEVNULL)
+    wait_until(lambda: master.poll() is not None or child_named(master.pid, "nginx") is not None,
+               f"nginx {master.pid} starts its worker")
+    assert master.poll() is None, f"nginx exited with status {master.returncode}; see its stderr"
+    worker = wait_child_named(master.pid, "nginx")
+    wait_blocked(worker, *EPOLL_CALLS)
+    client = run_py(CLIENT, str(port), "GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")
+    client.ready()
+    upstream.ready()
+    wait_sleeping(upstream.pid)
+    wait_blocked(client.pid, *RECV_CALLS)
+    wait_blocked(worker, *EPOLL_CALLS)
+    result = run_cli(str(client.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 0 and data["deadlock"] is False, result.out
+    text = run_cli(str(client.pid), "--no-stacks").out
+    assert any(upstream.pid in chain["path"] for chain in data["chains"]), text
+    assert data["root_cause"]["pid"] == upstream.pid, text
