@@ -16,8 +16,8 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tup
 
 from .graph import Explored, end_of, end_rank
 from .graph.waitfor import Key, Knot, Node, WaitFor
-from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass,
-                    Wait)
+from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Mode, Reason, Verdict,
+                    VerdictClass, Wait)
 from .snapshot import Snapshot
 
 LOCKS = {EdgeKind.MUTEX, EdgeKind.FLOCK, EdgeKind.POSIX_LOCK, EdgeKind.OFD_LOCK, EdgeKind.LOCK}
@@ -125,8 +125,11 @@ def _knot_without(ex: Explored, knot: Knot, gone: int) -> Optional[frozenset]:
         if any(e.to_pid == gone and e.kind == EdgeKind.MUTEX for e in wait.edges):
             return None
         targets = tuple((e.to_pid, e.to_tid) for e in wait.edges if e.to_pid != gone)
+        # a file lock goes with its last holder (a child may have inherited it), whoever
+        # else could unlock it
+        mode = Mode.ALL if all(e.kind in LOCKS for e in wait.edges) else wait.mode
         if targets:  # with none left, what it waited for has gone: its wait ends
-            nodes.append(Node(key, targets, wait.mode, bool(wait.live)))
+            nodes.append(Node(key, targets, mode, bool(wait.live)))
     return WaitFor(nodes).stuck()
 
 
@@ -205,10 +208,17 @@ def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advic
             return Advice.APP_WAIT, None
         if reason == Reason.ACCEPT and into is not None and into.kind == EdgeKind.PTY:
             return Advice.PTY_INPUT, last  # a terminal's idle holder (screen, tmux): nobody types
+        if reason == Reason.ACCEPT and into is not None and _watches(ex, last, into.from_pid):
+            return Advice.NO_REPLY, last  # it holds the waiter's connection: it has the request
         return IDLE_ADVICE.get(reason, Advice.IDLE), None
     if end.kind == EndKind.UNKNOWN and reason == Reason.NOT_READABLE:
         return Advice.NOT_READABLE, None
     return END_ADVICE.get(end.kind, Advice.UNKNOWN), last
+
+
+def _watches(ex: Explored, server: int, client: int) -> bool:
+    """The server's event loop has the client's connection among its alternatives."""
+    return any(w.any_of and e.to_pid == client for w in ex.thread_waits(server) for e in w.edges)
 
 
 def _end_reason(ex: Explored, pid: int) -> Reason:

@@ -138,6 +138,7 @@ def test_a_file_polled_for_no_event_is_no_alternative(run_py, run_cli, wait_slee
 
 
 # --- QA round 2: found by trying waitchain on ordinary software again -----------------------
+# (each was wrong as described, and is right now)
 #
 # - two readers sharing one FIFO, each holding it read-write (two `cat 0<>fifo` consumers,
 #   a shell read loop next to a cat): each is told that the other is the writer it waits
@@ -151,18 +152,7 @@ def test_a_file_polled_for_no_event_is_no_alternative(run_py, run_cli, wait_slee
 #   ("IDLE SERVER: the request never reached nginx") or, for curl, goes back to the client
 #   ("CYCLE ... run again in a minute"); never to the upstream.
 
-TWO_FIFO_BUG = ("waits/pipe.py: a FIFO kept open read-write by several readers waits for whoever "
-                "opens its path; only a reader that alone holds the write end gets that way out")
-FLOCK_KILL_BUG = ("verdict.py: _knot_without frees a flock waiter when one holder of a shared file "
-                  "description exits (Mode.ANY), but the lock goes only with its last holder")
-NO_REPLY_BUG = ("graph/chains.py: _wakes_up_alone stops at a server whose listener is live and whose "
-                "only other branch is the waiting client: IDLE SERVER 'the request never reached'")
-PROXY_BUG = ("graph/chains.py: a sleeping upstream is an 'idle branch' of the proxy's event loop: "
-             "_wakes_up_alone stops at nginx (IDLE SERVER 'the request never reached'), or, when the "
-             "client also watches its own wake-up fd (curl), _branches keeps only the way back to it")
 
-
-@pytest.mark.xfail(strict=True, reason=TWO_FIFO_BUG)
 def test_two_readers_sharing_a_fifo_they_hold_read_write(procs, tmp_path, run_cli) -> None:
     fifo = tmp_path / "jobs"
     os.mkfifo(fifo)
@@ -198,7 +188,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason=FLOCK_KILL_BUG)
 def test_flock_abba_do_now_kill_really_ends_it(procs, tmp_path, run_cli) -> None:
     """Kill the process "do now" names: both sides must then finish (checked by doing it)."""
     flock = shutil.which("flock")
@@ -268,7 +257,6 @@ RECV_CALLS = ("recvfrom", "recv", "recvmsg", "read")
 EPOLL_CALLS = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
 
 
-@pytest.mark.xfail(strict=True, reason=NO_REPLY_BUG)
 def test_a_request_the_server_read_and_never_answers_is_no_reply(run_py, run_cli) -> None:
     """Not "the request never reached the server: check the address and port": the server
     holds the connection, read the request and watches it in its event loop."""
@@ -316,7 +304,6 @@ http {{
 """
 
 
-@pytest.mark.xfail(strict=True, reason=PROXY_BUG)
 def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path, run_cli,
                                                          wait_sleeping) -> None:
     nginx = nginx_path()

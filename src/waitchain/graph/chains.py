@@ -3,7 +3,7 @@ ends (a process that waits for nothing further, or back into the path: a cycle).
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Tuple
 
 from ..model import Chain, ChainEnd, Cycle, End, EndKind, Reason
 from ..waits.poll import live_end
@@ -82,15 +82,21 @@ def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle]) -> List[int]:
 def _wakes_up_alone(ex: Explored, pid: int, nexts: List[int], cycle_of: Dict[int, Cycle]) -> bool:
     """Every waiting thread is an OR wait with a live alternative (a latch, a timeout, a
     listener) and every edge leads only to idle processes (a PostgreSQL backend watching its
-    latch and the postmaster's pipe): nothing down those edges explains the wait, stop here."""
+    latch and the postmaster's pipe) or back to a partner: nothing down those edges explains
+    the wait, stop here. A sleeping or busy process down one (a proxy's upstream working on
+    the answer) may explain it: then go on."""
     waits = [w for w in ex.thread_waits(pid) if w.edges]
-    return all(w.live for w in waits) and all(_idle_branch(ex, pid, n, cycle_of) for n in nexts)
+    return all(w.live for w in waits) and all(_idle_branch(ex, pid, n, cycle_of, {EndKind.IDLE})
+                                              for n in nexts)
 
 
-def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle]) -> bool:
+def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle],
+                 idle: Collection[EndKind] = IDLE_ENDS) -> bool:
+    """The branch to nxt ends at once in one of `idle`, or only goes back to pid in a
+    cycle that is no deadlock (a client waiting for this server's answer)."""
     after = ex.successors(nxt)
     if not after:
-        return end_of(ex, nxt)[0].kind in IDLE_ENDS
+        return end_of(ex, nxt)[0].kind in idle
     if after == [pid]:
         cycle = cycle_of.get(pid)
         return cycle is None or not cycle.deadlock

@@ -198,17 +198,27 @@ def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
     into = v.ring[0] if v.ring else None
     if v.advice == Advice.WAIT_AND_SEE or into is None:
         return _open_cycle(diag, v)
+    if v.advice == Advice.PTY_INPUT:
+        return _pty_input(diag, into, _loop_steps(diag, into))
+    return _no_reply(diag, into)
+
+
+def _loop_steps(diag: Diagnosis, into: Edge) -> List[str]:
+    """The waiter's edge, and the server idle in an event loop that watches the waiter."""
+    waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
+    loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
+    return [step_text(diag, into),
+            f"{server} waits in {call_name(loop)}() for any of {loop.any_of if loop else 0} fds "
+            f"(an event loop), one of them from {waiter}: it is idle, not stuck"]
+
+
+def _no_reply(diag: Diagnosis, into: Edge) -> Summary:
     waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
     loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
     call = call_name(loop)
-    fds = loop.any_of if loop else 0
-    steps = [step_text(diag, into),
-             f"{server} waits in {call}() for any of {fds} fds (an event loop), one of them "
-             f"from {waiter}: it is idle, not stuck"]
-    if v.advice == Advice.PTY_INPUT:
-        return _pty_input(diag, into, steps)
     return Summary("warn", f"NO REPLY: {waiter} waits for {server}, which is idle in its event loop "
-                   f"({call}()): not a deadlock, but nothing is working on the answer", steps,
+                   f"({call}()): not a deadlock, but nothing is working on the answer",
+                   _loop_steps(diag, into),
                    now=[f"{server} is not busy and not blocked on another process: the answer waits on "
                         f"something inside it (a blocking command such as Redis BLPOP, an asyncio task "
                         f"awaiting an event, a queue or lock in its memory, a timer); check its logs "
@@ -255,6 +265,8 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
     if v.advice == Advice.PTY_INPUT and v.ring:
         return _pty_input(diag, v.ring[0], [step_text(diag, v.ring[0]),
                                             f"the chain ends at {name(diag, pid)}: {detail}"])
+    if v.advice == Advice.NO_REPLY and v.ring:
+        return _no_reply(diag, v.ring[0])
     headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE}.get(
         v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
     if v.advice == Advice.RELEASE_HOLDER and v.ring:

@@ -2,10 +2,10 @@
 pipe waits for the holders of the read end. The waiter's own process may be one of them
 (a reader that holds a write end too, a writer that also reads): then the edge goes back to
 its own process, because another of its threads may still write (or read); the graph calls
-it a self-deadlock only when none can. Two ways out beyond the holders, for a reader whose
-own process holds the write end: a FIFO kept open read-write so that writers may come and
-go (`cat 0<>fifo`: anyone may open its path and write), and a signal wake-up fd (a handler
-writes it: signals.wake_sources)."""
+it a self-deadlock only when none can. Two ways out beyond the holders: a FIFO its reader
+keeps open read-write so that writers may come and go (`cat 0<>fifo`: anyone may open its
+path and write, whoever else holds it too), and a signal wake-up fd only the reader's
+process holds (a handler writes it: signals.wake_sources)."""
 
 from __future__ import annotations
 
@@ -34,24 +34,14 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
         for holder, fds, unsure in by_pid(holders))
     end = None if edges else nobody_end(snap, f"the {_role(writing)} end of {target}", target)
     live: Tuple[End, ...] = ()
-    if not writing and edges and all(e.to_pid == pid for e in edges):
-        woken, live = _ways_out(snap, pid, tid, kind, target, syscall, edges)
-        edges += woken
-    return Wait(pid, tid, what, edges, end, syscall=syscall, mode=Mode.ANY, live=live)
-
-
-def _ways_out(snap: Snapshot, pid: int, tid: int, kind: EdgeKind, target: str, syscall: str,
-              edges: Tuple[Edge, ...]) -> Tuple[Tuple[Edge, ...], Tuple[End, ...]]:
-    """For a reader whose write end only its own process holds: a FIFO others may open, or
-    a signal wake-up fd (SIGCHLD edges to the children, a signal from outside)."""
-    if kind == EdgeKind.FIFO:
+    if not writing and kind == EdgeKind.FIFO and any(e.to_pid == pid for e in edges):
         detail = (f"any process may open the FIFO {target} and write: this process keeps a write "
                   "end open itself so that writers can come and go")
-        return (), (End(EndKind.IDLE, detail, reason=Reason.FIFO_OPEN, subject=target),)
-    if not signals.is_wakeup_fd(snap, pid, edges):
-        return (), ()
-    woken, outside = signals.wake_sources(snap, pid, tid, syscall, False, True, False)
-    return tuple(woken), tuple(outside)
+        live = (End(EndKind.IDLE, detail, reason=Reason.FIFO_OPEN, subject=target),)
+    elif not writing and signals.is_wakeup_fd(snap, pid, edges):
+        woken, outside = signals.wake_sources(snap, pid, tid, syscall, False, True, False)
+        edges, live = edges + tuple(woken), tuple(outside)
+    return Wait(pid, tid, what, edges, end, syscall=syscall, mode=Mode.ANY, live=live)
 
 
 def _inode(snap: Snapshot, pid: int, fd: int, target: str) -> Optional[int]:
