@@ -185,6 +185,19 @@ def test_flock_abba_through_shells_names_a_kill_that_breaks_it() -> None:
     assert v.culprit not in (None, 1, 4)  # an outer flock's exit leaves its shell holding the lock
 
 
+def test_a_lock_goes_with_its_last_holder_when_choosing_the_kill() -> None:
+    """The same ABBA where each inner flock inherited the outer lock too (the shell runs it
+    as a child): only an inner flock's exit ends it (QA round 2, checked by doing it)."""
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.CHILD), syscall="wait4"),
+             wait((2, 2), edge((2, 2), 3, EdgeKind.CHILD), syscall="wait4"),
+             wait((3, 3), *(edge((3, 3), h, EdgeKind.FLOCK) for h in (4, 5, 6)), syscall="flock"),
+             wait((4, 4), edge((4, 4), 5, EdgeKind.CHILD), syscall="wait4"),
+             wait((5, 5), edge((5, 5), 6, EdgeKind.CHILD), syscall="wait4"),
+             wait((6, 6), *(edge((6, 6), h, EdgeKind.FLOCK) for h in (1, 2, 3)), syscall="flock")]
+    (v,) = deadlocks(run(waits, 1))
+    assert v.culprit in (3, 6)
+
+
 def test_a_process_shared_mutex_owner_is_not_the_kill() -> None:
     """A owns a process-shared mutex B waits for, and A waits for B's pipe: A's exit leaves
     the mutex locked for good; B's exit gives A its EOF."""
