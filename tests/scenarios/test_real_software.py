@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from typing import Any, Dict, List
 
 import pytest
@@ -335,3 +336,50 @@ def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path
     text = run_cli(str(client.pid), "--no-stacks").out
     assert any(upstream.pid in chain["path"] for chain in data["chains"]), text
     assert data["root_cause"]["pid"] == upstream.pid, text
+
+
+# --- a command substitution that started a server in the background ------------------------
+
+# The classic hang of `out=$(start-server)`: the server, started in the background, inherited
+# the substitution's pipe as its stdout, so the shell's read sees no EOF while it runs.
+# waitchain follows the pipe to the idle server and then says the shell "also watches a pipe"
+# and "really waits for something inside the application (a lock, a latch, a signal)".
+APP_WAIT_BUG = ("verdict.py: _end_advice gives APP_WAIT (the PostgreSQL latch-and-pipe advice) to a "
+                "plain read() of a pipe whose only writer is an idle server that inherited it")
+
+BACKGROUND_SERVER = """
+import os, select, socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+os.write(int(sys.argv[1]), b"listening\\n")
+p = select.poll()
+p.register(srv, select.POLLIN)
+while True:
+    p.poll()
+    srv.accept()[0].close()
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=APP_WAIT_BUG)
+def test_a_shell_reading_a_pipe_a_background_server_inherited(procs, run_cli) -> None:
+    ready_r, ready_w = os.pipe()
+    try:
+        shell = procs.spawn(["/bin/sh", "-c", 'out=$("$@" & echo started); echo "$out"', "sh",
+                             sys.executable, "-c", BACKGROUND_SERVER, str(ready_w)],
+                            pass_fds=(ready_w,), stdout=subprocess.DEVNULL)
+    finally:
+        os.close(ready_w)
+    try:
+        read_lines(ready_r, 1, 15.0)
+    finally:
+        os.close(ready_r)
+    wait_blocked(shell.pid, "read")
+    server = next(p for p in procs.descendants() if p != shell.pid and _cmdline(p)[1:2] == ["-c"])
+    wait_blocked(server, "poll")
+    result = run_cli(str(shell.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 0 and data["deadlock"] is False, result.out
+    (chain,) = data["chains"]
+    assert chain["path"] == [shell.pid, server], result.out
+    text = run_cli(str(shell.pid), "--no-stacks").out
+    assert data["verdicts"][0]["advice"] != "app-wait", text
+    assert "also watches" not in text and "cannot see" not in text, text
