@@ -24,7 +24,7 @@ from scenario_helpers import read_lines, threads_in
 from test_false_alarms import (SLEEP_CALLS, Target, assert_healthy, child_named, free_loopback_port,
                                nginx_path, wait_child_named)
 
-from waitchain.demo.harness import blocked_in, wait_blocked, wait_until
+from waitchain.demo.harness import blocked_in, wait_blocked, wait_child, wait_until
 
 
 # --- a FIFO read by a process that also holds its write end --------------------------------
@@ -447,3 +447,47 @@ def test_a_recursive_make_j_with_sleeping_recipes_ends_at_a_recipe(procs, tmp_pa
     text = run_cli(str(sub), "--no-stacks").out
     assert data["verdicts"][0]["class"] != "cycle", text
     assert data["root_cause"]["pid"] in sleepers, text
+
+
+# --- posix_spawn whose child blocks before exec ---------------------------------------------
+
+# glibc's posix_spawn (as Python's os.posix_spawn, Java's and Go's process starters) clones
+# with CLONE_VFORK: the parent sleeps uninterruptibly in clone3 until the child execs. Here
+# the child blocks first, opening a FIFO nobody writes (a spawn file action). waitchain
+# calls the parent a KERNEL WAIT ("a D-state process cannot be killed until the I/O returns:
+# fix the storage ...") and never reaches the child; the parent is killable and waits for it.
+VFORK_BUG = ("waits/kernel.py: a vfork parent (D in kernel_clone, waiting for its child to exec) is "
+             "a kernel or disk wait, not a wait for the child")
+
+SPAWN_ON_FIFO = """
+ready("spawning")
+os.posix_spawn("/bin/cat", ["cat"], os.environ,
+               file_actions=[(os.POSIX_SPAWN_OPEN, 0, sys.argv[1], os.O_RDONLY, 0)])
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=VFORK_BUG)
+def test_a_posix_spawn_parent_waits_for_its_child_not_the_kernel(run_py, procs, tmp_path, run_cli) -> None:
+    if not os.path.exists("/bin/cat"):
+        pytest.skip("no /bin/cat")
+    fifo = tmp_path / "input"
+    os.mkfifo(fifo)
+    parent = run_py(SPAWN_ON_FIFO, str(fifo))
+    parent.ready()
+    child = wait_child(parent.pid)
+    wait_blocked(child, "open", "openat")
+    wait_until(lambda: _state(parent.pid) == "D", f"{parent.pid} waits in vfork for {child}")
+    result = run_cli(str(parent.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 0 and data["deadlock"] is False, result.out
+    text = run_cli(str(parent.pid), "--no-stacks").out
+    assert any(child in chain["path"] for chain in data["chains"]), text
+    assert "cannot be killed" not in text, text
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
