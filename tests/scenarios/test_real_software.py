@@ -491,3 +491,36 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
+
+
+# --- a wrapper shell that runs a server in the foreground -----------------------------------
+
+# An entrypoint script that runs its server as a child (no exec) waits in wait4 for it; the
+# server is idle. waitchain on the wrapper says "the request never reached <server>: check
+# the address and port the client uses": there is no client and no request, the wrapper waits
+# for its server to exit.
+WRAPPER_BUG = ("verdict.py: _end_advice gives IDLE_SERVER's client advice ('the request never reached') "
+               "to a parent whose wait4 for its child is what ends at the idle server")
+
+
+@pytest.mark.xfail(strict=True, reason=WRAPPER_BUG)
+def test_a_wrapper_waiting_for_its_server_child_is_not_told_the_request_never_reached(procs, run_cli) -> None:
+    ready_r, ready_w = os.pipe()
+    try:
+        wrapper = procs.spawn(["/bin/sh", "-c", '"$@"; echo exited', "sh",
+                               sys.executable, "-c", BACKGROUND_SERVER, str(ready_w)],
+                              pass_fds=(ready_w,), stdout=subprocess.DEVNULL)
+    finally:
+        os.close(ready_w)
+    try:
+        read_lines(ready_r, 1, 15.0)
+    finally:
+        os.close(ready_r)
+    server = wait_child(wrapper.pid)
+    wait_blocked(wrapper.pid, "wait4", "waitid")
+    wait_blocked(server, "poll")
+    result = run_cli(str(wrapper.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 0 and data["deadlock"] is False, result.out
+    text = run_cli(str(wrapper.pid), "--no-stacks").out
+    assert "never reached" not in text and "address and port" not in text, text
