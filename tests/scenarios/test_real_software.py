@@ -322,13 +322,9 @@ p.poll()
 """
 
 PROXY_CLIENTS = {"recv": (CLIENT, RECV_CALLS), "wakeup-fd": (WAKEUP_CLIENT, ("poll",))}
-PROXY_WAKEUP_BUG = ("graph/chains.py: _branches drops the sleeping upstream as an idle branch and keeps "
-                    "the client's (it also waits on its own wake-up fd), so the chain ends back at the "
-                    "client: CYCLE, run again in a minute (curl through nginx or socat)")
 
 
-@pytest.mark.parametrize("kind", ["recv", pytest.param(
-    "wakeup-fd", marks=pytest.mark.xfail(strict=True, reason=PROXY_WAKEUP_BUG))])
+@pytest.mark.parametrize("kind", ["recv", "wakeup-fd"])
 def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path, run_cli,
                                                          wait_sleeping, kind) -> None:
     nginx = nginx_path()
@@ -417,14 +413,11 @@ def test_a_shell_reading_a_pipe_a_background_server_inherited(procs, run_cli) ->
 # recipes. waitchain drops those sigchld branches as idle and keeps the jobserver pipe's, which
 # lead back into the makes: "CYCLE (not a deadlock) ... run waitchain again in a minute", root
 # cause the top make's wait4, instead of the recipes the build waits for.
-RECURSIVE_MAKE_BUG = ("graph/chains.py: _branches drops a sub-make's sigchld branches to its sleeping "
-                      "recipes as idle and keeps the jobserver pipe's back into the makes: a CYCLE")
 
 TOP_MAKEFILE = "all: s1 s2\ns1:\n\t$(MAKE) -s -C sub1\ns2:\n\t$(MAKE) -s -C sub2\n"
 SUB_MAKEFILE = "all: a b c\na:\n\tsleep 3600\nb:\n\tsleep 3600\nc:\n\tsleep 3600\n"
 
 
-@pytest.mark.xfail(strict=True, reason=RECURSIVE_MAKE_BUG)
 def test_a_recursive_make_j_with_sleeping_recipes_ends_at_a_recipe(procs, tmp_path, run_cli) -> None:
     make = shutil.which("make")
     if make is None:

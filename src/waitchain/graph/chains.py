@@ -92,11 +92,14 @@ def _wakes_up_alone(ex: Explored, pid: int, nexts: List[int], cycle_of: Dict[int
 
 def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle],
                  idle: Collection[EndKind] = IDLE_ENDS) -> bool:
-    """The branch to nxt ends at once in one of `idle`, or only goes back to pid in a
-    cycle that is no deadlock (a client waiting for this server's answer)."""
-    after = ex.successors(nxt)
+    """The branch to nxt ends at once in one of `idle`, or stays in a cycle with pid that
+    is no deadlock (a client waiting for this server's answer, makes sharing a jobserver)."""
+    after = [n for n in ex.successors(nxt) if n != nxt]  # its own threads are no way further
     if not after:
         return end_of(ex, nxt)[0].kind in idle
+    cycle = cycle_of.get(nxt)
+    if cycle is not None and not cycle.deadlock and pid in (cycle.members or cycle.pids):
+        return True
     if after == [pid]:
         cycle = cycle_of.get(pid)
         return cycle is None or not cycle.deadlock
