@@ -431,6 +431,7 @@ class Advice(Named):
     NO_REPLY = "no-reply"  # waits for an idle event loop
     PTY_INPUT = "pty-input"  # reads a terminal nobody types into
     APP_WAIT = "app-wait"  # waits on something inside the application (a latch, a DB lock)
+    INHERITED_PIPE = "inherited-pipe"  # reads a pipe an idle server inherited (out=$(server &))
     PYTHON_LOCK = "python-lock"  # Python locks record no owner
     BUSY = "busy"
     SLEEPING = "sleeping"

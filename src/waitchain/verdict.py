@@ -205,7 +205,9 @@ def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advic
         return Advice.RELEASE_HOLDER, last
     if end.kind == EndKind.IDLE:
         if reason == Reason.ACCEPT and into is not None and into.kind in PIPES:
-            return Advice.APP_WAIT, None
+            if into.alternative is not None:  # one of an event loop's fds (a latch's pipe)
+                return Advice.APP_WAIT, None
+            return Advice.INHERITED_PIPE, last  # out=$(server &): the server kept the pipe
         if reason == Reason.ACCEPT and into is not None and into.kind == EdgeKind.PTY:
             return Advice.PTY_INPUT, last  # a terminal's idle holder (screen, tmux): nobody types
         if reason == Reason.ACCEPT and into is not None and _watches(ex, last, into.from_pid):

@@ -139,7 +139,7 @@ def test_a_file_polled_for_no_event_is_no_alternative(run_py, run_cli, wait_slee
 
 
 # --- QA round 2: found by trying waitchain on ordinary software again -----------------------
-# (each was wrong as described, and is right now)
+# (each was wrong as described, and is right now; so are the ones below)
 #
 # - two readers sharing one FIFO, each holding it read-write (two `cat 0<>fifo` consumers,
 #   a shell read loop next to a cat): each is told that the other is the writer it waits
@@ -365,8 +365,6 @@ def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path
 # the substitution's pipe as its stdout, so the shell's read sees no EOF while it runs.
 # waitchain follows the pipe to the idle server and then says the shell "also watches a pipe"
 # and "really waits for something inside the application (a lock, a latch, a signal)".
-APP_WAIT_BUG = ("verdict.py: _end_advice gives APP_WAIT (the PostgreSQL latch-and-pipe advice) to a "
-                "plain read() of a pipe whose only writer is an idle server that inherited it")
 
 BACKGROUND_SERVER = """
 import os, select, socket, sys
@@ -380,7 +378,6 @@ while True:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=APP_WAIT_BUG)
 def test_a_shell_reading_a_pipe_a_background_server_inherited(procs, run_cli) -> None:
     ready_r, ready_w = os.pipe()
     try:
@@ -449,8 +446,6 @@ def test_a_recursive_make_j_with_sleeping_recipes_ends_at_a_recipe(procs, tmp_pa
 # the child blocks first, opening a FIFO nobody writes (a spawn file action). waitchain
 # calls the parent a KERNEL WAIT ("a D-state process cannot be killed until the I/O returns:
 # fix the storage ...") and never reaches the child; the parent is killable and waits for it.
-VFORK_BUG = ("waits/kernel.py: a vfork parent (D in kernel_clone, waiting for its child to exec) is "
-             "a kernel or disk wait, not a wait for the child")
 
 SPAWN_ON_FIFO = """
 ready("spawning")
@@ -459,7 +454,6 @@ os.posix_spawn("/bin/cat", ["cat"], os.environ,
 """
 
 
-@pytest.mark.xfail(strict=True, reason=VFORK_BUG)
 def test_a_posix_spawn_parent_waits_for_its_child_not_the_kernel(run_py, procs, tmp_path, run_cli) -> None:
     if not os.path.exists("/bin/cat"):
         pytest.skip("no /bin/cat")
@@ -492,11 +486,8 @@ def _state(pid: int) -> str:
 # server is idle. waitchain on the wrapper says "the request never reached <server>: check
 # the address and port the client uses": there is no client and no request, the wrapper waits
 # for its server to exit.
-WRAPPER_BUG = ("verdict.py: _end_advice gives IDLE_SERVER's client advice ('the request never reached') "
-               "to a parent whose wait4 for its child is what ends at the idle server")
 
 
-@pytest.mark.xfail(strict=True, reason=WRAPPER_BUG)
 def test_a_wrapper_waiting_for_its_server_child_is_not_told_the_request_never_reached(procs, run_cli) -> None:
     ready_r, ready_w = os.pipe()
     try:

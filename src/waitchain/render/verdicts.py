@@ -28,6 +28,7 @@ HEADLINES = {
 }
 IDLE_SERVER = "IDLE SERVER: the chain ends at a server waiting for clients"
 NOT_READABLE = "UNKNOWN: the chain ends at something waitchain may not read (run as root)"
+INHERITED_PIPE = "INHERITED PIPE: the only writer left is a server that inherited the pipe and never writes it"
 
 
 @dataclass
@@ -267,7 +268,8 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
                                             f"the chain ends at {name(diag, pid)}: {detail}"])
     if v.advice == Advice.NO_REPLY and v.ring:
         return _no_reply(diag, v.ring[0])
-    headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE}.get(
+    headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE,
+                Advice.INHERITED_PIPE: INHERITED_PIPE}.get(
         v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
     if v.advice == Advice.RELEASE_HOLDER and v.ring:
         return _release_holder(diag, v.ring[0], pid, detail)
@@ -372,6 +374,10 @@ def _idle_server(diag, pid, tid, v):
     if len(v.members) == 1:  # the server itself was asked about
         return ([f"nothing to do: {name(diag, pid)} is a server waiting for clients; nothing here is stuck"],
                 ["if a client of it hangs, run waitchain on the client"])
+    if v.ring and v.ring[0].kind == EdgeKind.CHILD:  # a wrapper running its server as a child
+        return ([f"nothing to do: {name(diag, v.ring[0].from_pid)} waits for its child "
+                 f"{name(diag, pid)}, a server waiting for clients; nothing here is stuck"],
+                ["if a client of it hangs, run waitchain on the client"])
     return ([f"the request never reached {name(diag, pid)}: check the address and port the "
              "client uses, and whether it sent anything (--explain shows the sockets)"],
             ["the server is idle: the waiting is on the client side of the chain"])
@@ -426,6 +432,14 @@ def _signal(diag, pid, tid, v):
             ["a process that waits for a signal nobody sends: check the sender, or add a timeout"])
 
 
+def _inherited_pipe(diag, pid, tid, v):
+    reader = name(diag, v.ring[0].from_pid) if v.ring else "the reader"
+    return ([f"{reader} waits for EOF on a pipe whose write end {name(diag, pid)}, a server waiting "
+             f"for clients, inherited: EOF comes only when {pid} exits or closes it"],
+            ["start a background server with its output elsewhere (server >/dev/null 2>&1 &, as in "
+             "out=$(...) or a pipe to a logger), or close inherited fds when it daemonizes"])
+
+
 def _not_readable(diag, pid, tid, v):
     return (["run waitchain as root: the rest of the chain is in processes this user may not read"],
             ["nothing to fix yet: the chain is not known beyond this point"])
@@ -442,4 +456,5 @@ END_ADVICE = {
     Advice.FILE_EVENTS: _file_events, Advice.IDLE: _idle, Advice.REMOTE: _remote, Advice.DISK: _disk,
     Advice.TERMINAL: _terminal, Advice.STOPPED: _stopped, Advice.SIGNAL: _signal,
     Advice.NOT_READABLE: _not_readable, Advice.UNKNOWN: _unknown_advice,
+    Advice.INHERITED_PIPE: _inherited_pipe,
 }

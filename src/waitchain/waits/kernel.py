@@ -67,6 +67,7 @@ FD_CALLS = FD_FIRST | {"fstat", "newfstat", "getdents", "getdents64", "fchdir", 
                        "fallocate", "fgetxattr", "flistxattr", "fsetxattr", "lseek", "fstatfs",
                        "sync_file_range", "syncfs", "fadvise64", "readahead", "copy_file_range"}
 SHOWN_FRAMES = 5
+VFORK = {"wait_for_vfork_done", "kernel_clone"}  # a vfork parent sleeps here until the child execs
 
 
 def in_kernel_wait(task: Task) -> bool:
@@ -77,6 +78,8 @@ def in_kernel_wait(task: Task) -> bool:
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     what = call_text(snap, pid, task)
     frames, note = snap.kernel_stack(pid, task.tid)
+    if VFORK & ({task.wchan} | set(frames[:3])):
+        return _vfork(snap, pid, task, what)
     mount, found = file_mount(snap, pid, task.syscall)
     cls, detail = classify(frames, task.wchan, mount.fstype if mount else "",
                            task.syscall is None, task.state, note)
@@ -91,6 +94,20 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         detail += f"; the file is on {mount.mountpoint} ({mount.fstype}, device {mount.major}:{mount.minor})"
     end = End(END_KIND[cls], detail, reason=REASON[cls], subject=mount.mountpoint if mount else "")
     return Wait(pid, task.tid, what, end=end)
+
+
+def _vfork(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:
+    """vfork (posix_spawn, a shell's fast fork): the parent sleeps until its child execs or
+    exits; the child is the newest, but any live one may be it."""
+    kids = sorted(c for c in snap.children.get(pid, []) if c in snap.processes
+                  and snap.processes[c].state not in ("Z", "X"))
+    evidence = (f"/proc/{pid}/task/{task.tid}/wchan or stack: {task.wchan or 'wait_for_vfork_done'} "
+                f"(vfork: the parent waits for its child to exec or exit); /proc/CHILD/stat ppid is {pid}")
+    edges = tuple(Edge(pid, task.tid, kid, None, EdgeKind.CHILD, f"pid {kid}", evidence) for kid in kids)
+    if not edges:
+        return Wait(pid, task.tid, what, end=End(EndKind.UNKNOWN, "waits for its vfork child, but "
+                                                 "none is left", reason=Reason.NO_CHILD))
+    return Wait(pid, task.tid, what, edges)
 
 
 # --- the class --------------------------------------------------------------------------
