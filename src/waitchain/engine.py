@@ -3,14 +3,16 @@ its cycles, chains and verdicts). The CLI, the demo and the tests call this."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import List, Optional
 
+from . import verdict as verdicts
 from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources, walk_chains
-from .model import Chain, Cycle, Diagnosis, RootCause, Verdict, VerdictClass
 from .graph.explore import Rules
+from .model import Chain, Cycle, CycleShape, Diagnosis, RootCause, Verdict, VerdictClass
 from .snapshot import Snapshot
 from .waits import wait_of
-from . import verdict as verdicts
 
 __all__ = ["diagnose", "diagnose_all"]
 
@@ -23,8 +25,9 @@ def diagnose(snap: Snapshot, starts: List[int], rules: Rules = wait_of) -> Diagn
 
 
 def diagnose_all(snap: Snapshot, rules: Rules = wait_of) -> Diagnosis:
-    """Every chain on the machine that ends in a deadlock or passes a blocked write."""
-    ex = Explored(snap, rules).explore(sorted(snap.processes))
+    """Every chain on the machine that ends in a deadlock or passes a blocked write (not
+    waitchain's own process: it is busy looking)."""
+    ex = Explored(snap, rules).explore(sorted(p for p in snap.processes if p != os.getpid()))
     cycles = find_cycles(ex)
     trouble = {p for c in cycles if c.deadlock for p in c.members or c.pids} | blocked_writers(ex)
     return _diagnosis(ex, sources(ex, trouble, cycles), cycles)
@@ -35,6 +38,7 @@ def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle]) -> Diagnosi
     per_start = {s: walk_chains(ex, s, index) for s in starts}
     chains = [c for s in starts for c in per_start[s]]
     found = _verdicts(ex, per_start, index)
+    cycles = _withdraw(cycles, found)
     shown = list(dict.fromkeys([p for c in chains for p in c.path] + _named(found)))
     members = set(shown)
     snap = ex.snap
@@ -52,6 +56,13 @@ def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle]) -> Diagnosi
         verdicts=found,
         ns_tids={p: m for p in shown for m in [snap.ns_thread_ids(p)] if m},
     )
+
+
+def _withdraw(cycles: List[Cycle], found: List[Verdict]) -> List[Cycle]:
+    """A knot whose second look saw a thread move is no deadlock cycle either."""
+    moved = {k for v in found for k in v.threads if v.moved}
+    return [replace(c, deadlock=False, shape=CycleShape.OPEN)
+            if c.deadlock and set(c.threads) & moved else c for c in cycles]
 
 
 def _named(found: List[Verdict]) -> List[int]:

@@ -114,6 +114,7 @@ def test_a_deadlock_whose_thread_moved_is_withdrawn() -> None:
     assert not deadlocks(diag) and not diag.deadlocked
     v = diag.verdicts[0]
     assert v.cls == VerdictClass.CYCLE and not v.confirmed and v.moved == ((D, D),)
+    assert v.culprit is None and [c.deadlock for c in diag.cycles] == [False]  # no "DEADLOCK" drawn
 
 
 def test_the_demo_with_a_drainer_thread_asleep_is_no_deadlock() -> None:

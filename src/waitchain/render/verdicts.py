@@ -427,9 +427,10 @@ def _stopped(diag, pid, tid, v):
 
 
 def _signal(diag, pid, tid, v):
-    return ([f"find who should signal {name(diag, pid)} (a parent, a supervisor, a timer); "
-             f"grep SigCgt /proc/{pid}/status shows what it catches"],
-            ["a process that waits for a signal nobody sends: check the sender, or add a timeout"])
+    return ([f"find who should signal {name(diag, pid)} (a parent, a supervisor, a timer, or a process "
+             f"it waits for inside the application, such as a database lock's holder); grep SigCgt "
+             f"/proc/{pid}/status shows what it catches"],
+            ["if nothing is meant to send it, the wait is a bug: check the sender, or add a timeout"])
 
 
 def _inherited_pipe(diag, pid, tid, v):
