@@ -239,7 +239,8 @@ def _open_cycle(ex: Explored, chain: Chain, cycle_of: Dict[int, Cycle], into: Op
     busy = any(w.end is not None and w.end.kind == EndKind.RUNNING for w in ex.thread_waits(last))
     partners = loop is not None and all(
         any(e.to_pid == last for w in ex.thread_waits(p.to_pid) for e in w.edges) for p in loop.edges)
-    if ring is None or into is None or not partners or busy:
+    terminal = into is not None and into.kind == EdgeKind.PTY and _watches(ex, last, into.from_pid)
+    if ring is None or into is None or not (partners or terminal) or busy:
         return Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, chain.path, cause=(last, last),
                        end=chain.end, ring=(into,) if into else ())
     advice = Advice.PTY_INPUT if into.kind == EdgeKind.PTY else Advice.NO_REPLY

@@ -508,3 +508,35 @@ def test_a_wrapper_waiting_for_its_server_child_is_not_told_the_request_never_re
     assert result.code == 0 and data["deadlock"] is False, result.out
     text = run_cli(str(wrapper.pid), "--no-stacks").out
     assert "never reached" not in text and "address and port" not in text, text
+
+
+# --- a program reading its terminal inside tmux, with a busy program in another window ------
+
+def test_a_terminal_in_tmux_waits_for_input_not_for_other_windows(tmp_path, run_cli) -> None:
+    """tmux's event loop also watches its other windows' terminals and children (here a busy
+    `yes`): those are other business; the reader waits for someone to type."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (.ci/run installs it: apt-get install tmux)")
+    sock = str(tmp_path / "tmux.sock")
+    base = [tmux, "-S", sock, "-f", "/dev/null"]
+    try:
+        subprocess.run(base + ["new-session", "-d", "-s", "t", "cat"], check=True, timeout=15)
+        subprocess.run(base + ["new-window", "-t", "t", "yes >/dev/null"], check=True, timeout=15)
+        server = int(subprocess.run(base + ["display-message", "-p", "-t", "t", "#{pid}"], check=True,
+                                    timeout=15, capture_output=True, text=True).stdout)
+        panes = subprocess.run(base + ["list-panes", "-s", "-t", "t", "-F", "#{pane_pid}"], check=True,
+                               timeout=15, capture_output=True, text=True).stdout.split()
+        reader, shell = int(panes[0]), int(panes[1])
+        busy = wait_child(shell)  # the window's sh -c runs yes
+        wait_blocked(reader, "read")
+        wait_until(lambda: _state(busy) == "R", "yes runs")
+        result = run_cli(str(reader), "--json", "--no-stacks")
+        data = json.loads(result.out)
+        assert result.code == 0 and data["deadlock"] is False, result.out
+        assert data["verdicts"][0]["advice"] == "pty-input", json.dumps(data["verdicts"], indent=1)
+        assert data["root_cause"]["pid"] == reader
+        assert all(not {shell, busy} & set(c["path"]) for c in data["chains"]), data["chains"]
+        assert [c["path"][:2] for c in data["chains"]] == [[reader, server]]
+    finally:
+        subprocess.run(base + ["kill-server"], timeout=15, capture_output=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Collection, Dict, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, End, EndKind, Reason
+from ..model import Chain, ChainEnd, Cycle, EdgeKind, End, EndKind, Reason
 from ..waits.poll import live_end
 from .explore import GONE, Explored
 
@@ -46,7 +46,7 @@ def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Ch
     todo: List[Tuple[int, Tuple[int, ...]]] = [(start, (start,))]
     while todo and len(chains) < MAX_CHAINS:
         pid, path = todo.pop()
-        nexts = _branches(ex, pid, cycle_of)
+        nexts = _branches(ex, pid, cycle_of, path[-2] if len(path) > 1 else None)
         if not nexts:
             chains.append(Chain(start, path, _chain_end(ex, pid)))
             continue
@@ -61,12 +61,12 @@ def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Ch
     return chains
 
 
-def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle]) -> List[int]:
+def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle], prev: Optional[int]) -> List[int]:
     """Successors to follow. Of an OR wait's alternatives (an event loop's connections),
     the idle ones are left out when another leads to trouble: a peer that ends at once in
     an idle, sleeping or running state, or only waits for this process in a cycle that is
     not a deadlock (a client waiting for the server's answer), says nothing new."""
-    nexts = ex.successors(pid)
+    nexts = _successors(ex, pid, prev)
     cycle = cycle_of.get(pid)
     if pid in nexts and not (cycle is not None and cycle.deadlock):
         nexts = [n for n in nexts if n != pid]  # waits on its own threads, and one can act: no cycle
@@ -77,6 +77,22 @@ def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle]) -> List[int]:
     plain = {e.to_pid for w in ex.thread_waits(pid) if not w.any_of for e in w.edges}
     idle = [n for n in nexts if n not in plain and _idle_branch(ex, pid, n, cycle_of)]
     return [n for n in nexts if n not in idle] if len(idle) < len(nexts) else nexts
+
+
+def _successors(ex: Explored, pid: int, prev: Optional[int]) -> List[int]:
+    """pid's successors; reached through a terminal (a pty edge from prev), not through the
+    other terminals pid holds nor the children whose exit it also waits for (a tmux server's
+    other windows are other business): the terminal's input comes from its clients."""
+    nexts = ex.successors(pid)
+    if prev is None:
+        return nexts
+    ptys = {e.pty.index for w in ex.thread_waits(prev) for e in w.edges
+            if e.to_pid == pid and e.kind == EdgeKind.PTY and e.pty is not None}
+    if not ptys:
+        return nexts
+    kept = (e.to_pid for w in ex.thread_waits(pid) for e in w.edges if e.kind != EdgeKind.SIGCHLD
+            and not (e.kind == EdgeKind.PTY and e.pty is not None and e.pty.index not in ptys))
+    return list(dict.fromkeys(kept))
 
 
 def _wakes_up_alone(ex: Explored, pid: int, nexts: List[int], cycle_of: Dict[int, Cycle]) -> bool:
