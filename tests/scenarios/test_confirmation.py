@@ -5,7 +5,9 @@ not moved; one that woke up and blocked again, or exited, has."""
 from __future__ import annotations
 
 import os
+from typing import Iterator, Tuple
 
+import pytest
 from scenario_helpers import close, spawn_with
 
 from waitchain.demo.harness import wait_blocked
@@ -19,46 +21,41 @@ while True:
 """
 
 
-def test_a_blocked_thread_has_not_moved(run_py) -> None:
+@pytest.fixture
+def reader(run_py) -> Iterator[Tuple[object, int]]:
+    """A program blocked reading a pipe, and the pipe's write end (closed afterwards)."""
     r, w = os.pipe()
-    reader = spawn_with(run_py, ECHO_READER, [r])
+    program = spawn_with(run_py, ECHO_READER, [r])
     close(r)
     try:
-        reader.ready()
-        wait_blocked(reader.pid, "read")
-        with Snapshot.scan(pids=[reader.pid]) as snap:
-            assert [t.syscall.name for t in snap.tasks(reader.pid) if t.syscall] == ["read"]
-            assert snap.moved(reader.pid, reader.pid) is False
+        program.ready()
+        wait_blocked(program.pid, "read")
+        yield program, w
     finally:
         close(w)
 
 
-def test_a_thread_that_woke_and_blocked_again_has_moved(run_py) -> None:
-    r, w = os.pipe()
-    reader = spawn_with(run_py, ECHO_READER, [r])
-    close(r)
-    try:
-        reader.ready()
-        wait_blocked(reader.pid, "read")
-        with Snapshot.scan(pids=[reader.pid]) as snap:
-            snap.tasks(reader.pid)  # what the scan saw
-            os.write(w, b"x")  # it reads, reports, and blocks in the same read again
-            reader.ready()
-            wait_blocked(reader.pid, "read")
-            assert snap.moved(reader.pid, reader.pid) is True
-    finally:
-        close(w)
+def test_a_blocked_thread_has_not_moved(reader) -> None:
+    program, _ = reader
+    with Snapshot.scan(pids=[program.pid]) as snap:
+        assert [t.syscall.name for t in snap.tasks(program.pid) if t.syscall] == ["read"]
+        assert snap.moved(program.pid, program.pid) is False
 
 
-def test_a_thread_that_exited_has_moved(run_py) -> None:
-    r, w = os.pipe()
-    reader = spawn_with(run_py, ECHO_READER, [r])
-    close(r)
-    reader.ready()
-    wait_blocked(reader.pid, "read")
-    with Snapshot.scan(pids=[reader.pid]) as snap:
-        snap.tasks(reader.pid)
-        reader.popen.kill()
-        reader.popen.wait()
-        close(w)
-        assert snap.moved(reader.pid, reader.pid) is True
+def test_a_thread_that_woke_and_blocked_again_has_moved(reader) -> None:
+    program, w = reader
+    with Snapshot.scan(pids=[program.pid]) as snap:
+        snap.tasks(program.pid)  # what the scan saw
+        os.write(w, b"x")  # it reads, reports, and blocks in the same read again
+        program.ready()
+        wait_blocked(program.pid, "read")
+        assert snap.moved(program.pid, program.pid) is True
+
+
+def test_a_thread_that_exited_has_moved(reader) -> None:
+    program, _ = reader
+    with Snapshot.scan(pids=[program.pid]) as snap:
+        snap.tasks(program.pid)
+        program.popen.kill()
+        program.popen.wait()
+        assert snap.moved(program.pid, program.pid) is True

@@ -418,7 +418,7 @@ http {{
     scgi_temp_path tmp/scgi;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ return 200 "ok\\n"; }}
+        location / {{ {location} }}
     }}
 }}
 """
@@ -430,7 +430,8 @@ def start_nginx(case: Case) -> List[Target]:
         pytest.skip("nginx is not installed (.ci/run installs it: apt-get install nginx)")
     prefix = case.tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
-    (prefix / "nginx.conf").write_text(NGINX_CONF.format(port=free_loopback_port()))
+    (prefix / "nginx.conf").write_text(NGINX_CONF.format(port=free_loopback_port(),
+                                                         location='return 200 "ok\\n";'))
     master = case.procs.spawn(
         [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr",
          "-g", "daemon off; master_process on; pid tmp/nginx.pid; error_log stderr;"],

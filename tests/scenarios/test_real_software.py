@@ -21,8 +21,8 @@ from typing import Any, Dict, List
 
 import pytest
 from scenario_helpers import read_lines, threads_in
-from test_false_alarms import (SLEEP_CALLS, Target, assert_healthy, child_named, free_loopback_port,
-                               nginx_path, wait_child_named)
+from test_false_alarms import (NGINX_CONF, SLEEP_CALLS, Target, assert_healthy, child_named,
+                               free_loopback_port, nginx_path, wait_child_named)
 
 from waitchain.demo.harness import blocked_in, wait_blocked, wait_child, wait_until
 
@@ -287,22 +287,7 @@ ready("got the request")
 sleep_forever()  # a slow handler: the answer comes when it wakes
 """
 
-PROXY_CONF = """\
-worker_processes 1;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_read_timeout 3600s; }}
-    }}
-}}
-"""
+PROXY = "proxy_pass http://127.0.0.1:{upstream}; proxy_read_timeout 3600s;"
 
 
 # A client that also watches its own wake-up socketpair (as curl's multi handle does): its
@@ -335,7 +320,8 @@ def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path
     prefix = tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
     port = free_loopback_port()
-    (prefix / "nginx.conf").write_text(PROXY_CONF.format(port=port, upstream=upstream_port))
+    location = PROXY.format(upstream=upstream_port)
+    (prefix / "nginx.conf").write_text(NGINX_CONF.format(port=port, location=location))
     master = procs.spawn([nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr",
                           "-g", "daemon off; master_process on; pid tmp/nginx.pid; error_log stderr;"],
                          stdout=subprocess.DEVNULL)
@@ -378,18 +364,23 @@ while True:
 """
 
 
-def test_a_shell_reading_a_pipe_a_background_server_inherited(procs, run_cli) -> None:
+def shell_with_server(procs, script: str) -> subprocess.Popen:
+    """`sh -c script` with "$@" the background server; returns once the server listens."""
     ready_r, ready_w = os.pipe()
     try:
-        shell = procs.spawn(["/bin/sh", "-c", 'out=$("$@" & echo started); echo "$out"', "sh",
-                             sys.executable, "-c", BACKGROUND_SERVER, str(ready_w)],
-                            pass_fds=(ready_w,), stdout=subprocess.DEVNULL)
+        shell = procs.spawn(["/bin/sh", "-c", script, "sh", sys.executable, "-c", BACKGROUND_SERVER,
+                             str(ready_w)], pass_fds=(ready_w,), stdout=subprocess.DEVNULL)
     finally:
         os.close(ready_w)
     try:
         read_lines(ready_r, 1, 15.0)
     finally:
         os.close(ready_r)
+    return shell
+
+
+def test_a_shell_reading_a_pipe_a_background_server_inherited(procs, run_cli) -> None:
+    shell = shell_with_server(procs, 'out=$("$@" & echo started); echo "$out"')
     wait_blocked(shell.pid, "read")
     server = next(p for p in procs.descendants() if p != shell.pid and _cmdline(p)[1:2] == ["-c"])
     wait_blocked(server, "poll")
@@ -488,18 +479,9 @@ def _state(pid: int) -> str:
 # for its server to exit.
 
 
-def test_a_wrapper_waiting_for_its_server_child_is_not_told_the_request_never_reached(procs, run_cli) -> None:
-    ready_r, ready_w = os.pipe()
-    try:
-        wrapper = procs.spawn(["/bin/sh", "-c", '"$@"; echo exited', "sh",
-                               sys.executable, "-c", BACKGROUND_SERVER, str(ready_w)],
-                              pass_fds=(ready_w,), stdout=subprocess.DEVNULL)
-    finally:
-        os.close(ready_w)
-    try:
-        read_lines(ready_r, 1, 15.0)
-    finally:
-        os.close(ready_r)
+def test_a_wrapper_waiting_for_its_server_child_is_not_told_the_request_never_reached(
+        procs, run_cli) -> None:
+    wrapper = shell_with_server(procs, '"$@"; echo exited')
     server = wait_child(wrapper.pid)
     wait_blocked(wrapper.pid, "wait4", "waitid")
     wait_blocked(server, "poll")
