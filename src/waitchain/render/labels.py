@@ -71,6 +71,9 @@ def _own(edge: Edge) -> bool:
 
 
 def _pipe_read(edge: Edge) -> str:
+    if _own(edge) and edge.kind == EdgeKind.FIFO:
+        return (f"it holds the write end itself ({_fds(edge.holder_fds)}): another of its threads, "
+                "or a process that opens the FIFO, may write")
     if _own(edge):
         return (f"it holds the write end itself ({_fds(edge.holder_fds)}): EOF cannot come; "
                 "only another of its threads can write")
