@@ -25,7 +25,8 @@ def test_every_kind_of_edge_has_a_sentence() -> None:
 @pytest.mark.parametrize("built,said", [
     (edge(EdgeKind.PIPE), "waits for the writer"),
     (edge(EdgeKind.FIFO, W, holder_fds=(4,)),
-     "it holds the write end itself (fd 4): EOF cannot come; only another of its threads can write"),
+     "it holds the write end itself (fd 4): another of its threads, or a process that opens the "
+     "FIFO, may write"),
     (edge(EdgeKind.PIPE, W, holder_fds=(4, 5)),
      "it holds the write end itself (fds 4, 5): EOF cannot come; only another of its threads can write"),
     (edge(EdgeKind.TCP, queued=0), "waits for the peer"),
