@@ -61,3 +61,23 @@ def test_in_our_namespace_the_numbers_are_host_pids() -> None:
     snap.add_process(101, ppid=100, pgrp=101)
     assert [e.to_pid for e in child.rule(snap, 100, task(100, "wait4", 101)).edges] == [101]
     assert [e.to_pid for e in child.rule(snap, 100, task(100, "wait4", -101 & 0xFFFFFFFF)).edges] == [101]
+
+
+def test_a_tracer_waits_for_its_tracees_not_for_children() -> None:
+    """strace -p: wait4(-1) with no child returns on the tracee's stops (TracerPid)."""
+    snap = FakeSnapshot()
+    snap.add_process(600)
+    snap.add_process(601, ppid=1)
+    snap.set_status(600, TracerPid="0")
+    snap.set_status(601, TracerPid="600")
+    wait = child.rule(snap, 600, task(600, "wait4", -1 & 0xFFFFFFFF))
+    (edge,) = wait.edges
+    assert (edge.to_pid, edge.kind) == (601, EdgeKind.CHILD) and "TracerPid" in edge.evidence
+
+
+def test_no_child_and_no_tracee_is_said() -> None:
+    snap = FakeSnapshot()
+    snap.add_process(600)
+    snap.set_status(600, TracerPid="0")
+    wait = child.rule(snap, 600, task(600, "wait4", -1 & 0xFFFFFFFF))
+    assert wait.edges == () and wait.end is not None and wait.end.reason == Reason.NO_CHILD

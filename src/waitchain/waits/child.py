@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Mode, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import call_text
@@ -20,12 +21,33 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     kids, wanted = _wanted(snap, pid, task)
     what = call_text(snap, pid, task)
     if not kids:
-        end = End(EndKind.UNKNOWN, f"waits for {wanted}, but there is none", reason=Reason.NO_CHILD)
-        return Wait(pid, task.tid, what, end=end, syscall=call.name)
+        return _tracees(snap, pid, task, what, wanted)
     edges = tuple(Edge(pid, task.tid, kid, None, EdgeKind.CHILD, f"pid {kid}",
                        _evidence(snap, pid, kid, call.name, wanted), syscall=call.name)
                   for kid in kids)
     return Wait(pid, task.tid, what, edges, syscall=call.name, mode=Mode.ANY)
+
+
+def _tracees(snap: Snapshot, pid: int, task: Task, what: str, wanted: str) -> Wait:
+    """No child to wait for: a tracer (strace, gdb) waits for its tracees' stops and exits,
+    which it need not have forked (TracerPid in their status: read only in this rare case)."""
+    call = task.syscall
+    assert call is not None
+    traced = [p for p in sorted(snap.processes) if p != pid and _tracer(snap, p) == pid]
+    if not traced:
+        end = End(EndKind.UNKNOWN, f"waits for {wanted}, but there is none", reason=Reason.NO_CHILD)
+        return Wait(pid, task.tid, what, end=end, syscall=call.name)
+    edges = tuple(Edge(pid, task.tid, p, None, EdgeKind.CHILD, f"pid {p}",
+                       f"/proc/{p}/status TracerPid: {pid}: a tracer's {call.name} waits for its "
+                       "tracees to stop or exit", syscall=call.name) for p in traced)
+    return Wait(pid, task.tid, what, edges, syscall=call.name, mode=Mode.ANY)
+
+
+def _tracer(snap: Snapshot, pid: int) -> int:
+    try:
+        return int(snap.status(pid).get("TracerPid", "0"))
+    except (WaitchainError, ValueError):
+        return 0
 
 
 def _evidence(snap: Snapshot, pid: int, kid: int, name: str, wanted: str) -> str:
