@@ -300,14 +300,18 @@ class Edge:
 @dataclass(frozen=True)
 class End:
     """Where a wait ends: nothing further to follow. `reason` is what advice is chosen
-    from; `detail` is a sentence for people, never parsed."""
+    from; the sentence for people is render/ends.py's, made from the facts. `detail` is a
+    sentence a rule still writes itself (kernel waits, unfollowed calls), never parsed."""
 
     kind: EndKind
-    detail: str
+    detail: str = ""
     reason: Reason = Reason.OTHER
     subject: str = ""  # the object it concerns: a path, an address, a listening socket
     signals: Tuple[str, ...] = ()  # the signals that can end the wait, when that is the point
     timeout: Optional[float] = None  # seconds, when the clock ends it
+    through: str = ""  # an alternative of an OR wait: the watched fd it is reached through, "5<pipe:[7]>"
+    any_of: int = 0  # an OR wait none of whose fds leads to a blocked process: how many it watches
+    alternatives: Tuple["End", ...] = ()  # ... and where its live alternatives end
 
 
 @dataclass(frozen=True)
@@ -371,6 +375,7 @@ class ChainEnd:
     tid: Optional[int] = None  # the thread whose wait ends it, when one does
     reason: Reason = Reason.OTHER  # the ending wait's End.reason
     subject: str = ""  # the ending wait's End.subject: a path, an address, a listening socket
+    ending: Optional[End] = None  # the ending wait's End, whose facts render/ends.py words
 
 
 @dataclass(frozen=True)

@@ -124,4 +124,4 @@ def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle],
 
 def _chain_end(ex: Explored, pid: int) -> ChainEnd:
     end, tid = end_of(ex, pid)
-    return ChainEnd(end.kind, end.detail, pid, tid, end.reason, end.subject)
+    return ChainEnd(end.kind, end.detail, pid, tid, end.reason, end.subject, end)

@@ -12,6 +12,7 @@ from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EndKind
 from ..names import program, short_cmdline
 from ..sanitize import clean
 from .labels import label, label_head
+from .ends import chain_detail, detail
 
 PROGRAM_WIDTH = 40
 CALL_WIDTH = 64  # the call in a node of the graph formats
@@ -206,7 +207,7 @@ def edge_lines(edge: Edge) -> Tuple[str, str]:
 
 def end_lines(end: ChainEnd) -> Tuple[str, str]:
     """The lines of the note where a chain ends: its kind and detail."""
-    return end.kind.upper(), ellipsize(clean(end.detail), 60)
+    return end.kind.upper(), ellipsize(clean(chain_detail(end)), 60)
 
 
 # --- the root cause's place ---------------------------------------------------------------
@@ -257,7 +258,7 @@ def _how_free(diag: Diagnosis, cycle: Cycle) -> str:
         return f"thread {tid} is running"
     call = call_name(wait)
     if wait.live:
-        return f"its {call}() also waits for {clean(wait.live[0].detail)}"
+        return f"its {call}() also waits for {clean(detail(wait.live[0]))}"
     if cycle.free_via is None:
         return f"thread {tid} is not blocked on another process"
     to_pid, to_tid = cycle.free_via
@@ -283,5 +284,5 @@ def end_detail(diag: Diagnosis, end: ChainEnd, length: Optional[int] = None) -> 
         return f"back to {end.pid}: a cycle, but not a deadlock: {why}"
     if end.reason == Reason.CUT:
         return "the chain goes on: cut" + (f" after {length} processes" if length else "")
-    return clean(end.detail)
+    return clean(chain_detail(end))
 

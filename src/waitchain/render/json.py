@@ -17,6 +17,7 @@ from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, Diagnosis, Edg
 from . import Options
 from .common import cycle_detail, end_detail
 from .labels import label
+from .ends import detail as end_sentence
 from .verdicts import Summary, summaries
 
 SCHEMA = "waitchain/1"
@@ -177,7 +178,7 @@ def end(e: End) -> Json:
     """Where a wait ends: its kind, the reason advice is chosen from, and the facts."""
     return {
         "kind": _text(e.kind),
-        "detail": e.detail,
+        "detail": end_sentence(e),
         "reason": _text(e.reason),
         "subject": e.subject,
         "signals": list(e.signals),

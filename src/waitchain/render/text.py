@@ -28,6 +28,7 @@ from .common import (blocked_for, cycle_of, ellipsize, end_detail, location_text
                      program_text, waits_of)
 from .explain import Check, edge_checks, end_checks
 from .labels import label
+from .ends import detail as end_sentence
 
 MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",
@@ -199,7 +200,7 @@ def _chain_end_why(diag: Diagnosis, chain: Chain) -> Seg:
 def _wait_end_why(wait: Wait) -> Seg:
     """WHY for a thread whose wait ends (off the chain, or with a remark)."""
     assert wait.end is not None
-    return f"{clean(wait.end.kind)}: {clean(wait.end.detail)}", "dim"
+    return f"{clean(wait.end.kind)}: {clean(end_sentence(wait.end))}", "dim"
 
 
 def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Optional[Wait], Optional[Edge]]:

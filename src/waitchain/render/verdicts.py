@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
 from ..sanitize import clean
 from .labels import LOCK_NOUNS
+from .ends import chain_detail
 from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text, waited_for,
                      waits_of)
 
@@ -260,7 +261,7 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
     assert end is not None
     pid = v.members[-1]
     tid = end.tid if end.tid is not None else pid
-    detail = clean(end.detail)
+    detail = clean(chain_detail(end))
     if v.advice == Advice.APP_WAIT and v.ring:
         return _app_wait(diag, v.ring[0], detail)
     if v.advice == Advice.PTY_INPUT and v.ring:
@@ -344,7 +345,7 @@ def _python_locks(diag: Diagnosis, v: Verdict) -> Optional[Summary]:
 def _other_ends(diag: Diagnosis, main: Verdict) -> List[str]:
     """Where the other chains end, each place once, leaving out the main verdict's end."""
     def key(chain: Chain) -> str:
-        return f"{name(diag, chain.path[-1])}: {clean(str(chain.end.kind))}: {clean(chain.end.detail)}"
+        return f"{name(diag, chain.path[-1])}: {clean(str(chain.end.kind))}: {clean(chain_detail(chain.end))}"
 
     shown = {key(c) for c in diag.chains if main.end is not None and c.end == main.end}
     out: List[str] = []
@@ -397,7 +398,7 @@ def _file_events(diag, pid, tid, v):
 
 def _idle(diag, pid, tid, v):
     return ([f"{name(diag, pid)} waits for an event no other process is about to cause: "
-             f"{clean(v.end.detail) if v.end else ''}"],
+             f"{clean(chain_detail(v.end)) if v.end else ''}"],
             ["find what should wake it (a writer, a sender, a timer) and why it does not; or add a timeout"])
 
 

@@ -158,7 +158,7 @@ def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,
         alternative = Alternative(count, w.how, object_text(snap, pid, target))
         return [_as_alternative(e, w, alternative, syscall) for e in inner.edges], None
     end = inner.end or End(EndKind.UNKNOWN, "nothing found at the other end", reason=Reason.OTHER)
-    return [], replace(end, detail=f"fd {text}: {end.detail}")
+    return [], replace(end, through=text)
 
 
 def _as_alternative(edge: Edge, w: Watched, alternative: Alternative, syscall: str) -> Edge:
@@ -198,10 +198,8 @@ def live_end(count: int, live: Sequence[End]) -> End:
     accept = next((e for e in live if e.reason == Reason.ACCEPT), None)
     if accept is not None:
         kind, reason, subject = EndKind.IDLE, Reason.ACCEPT, accept.subject
-    details = "; ".join(e.detail for e in live[:SHOWN])
-    more = f"; … {len(live) - SHOWN} more" if len(live) > SHOWN else ""
-    return End(kind, f"waits for any of {fds}; none leads to a blocked process: {details}{more}",
-               reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live))
+    return End(kind, reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live),
+               any_of=count, alternatives=tuple(live))
 
 
 def _signals(live: Sequence[End]) -> Tuple[str, ...]:
