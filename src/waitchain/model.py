@@ -312,6 +312,21 @@ class End:
     through: str = ""  # an alternative of an OR wait: the watched fd it is reached through, "5<pipe:[7]>"
     any_of: int = 0  # an OR wait none of whose fds leads to a blocked process: how many it watches
     alternatives: Tuple["End", ...] = ()  # ... and where its live alternatives end
+    call: str = ""  # the call it waits in, when that is said: "clock_nanosleep", "pause", "poll"
+    fd: Optional[int] = None  # the fd it waits on: a timerfd, an inotify fd, a signalfd
+    writing: Optional[bool] = None  # a FIFO open: True when it opens for writing, None when unknown
+    self_held: bool = False  # its own process holds the other side (a FIFO reader's own write end)
+    count: Optional[int] = None  # how many: inotify watches
+    cpu: Optional[float] = None  # a running thread's CPU seconds so far
+    duration: Optional[float] = None  # a relative sleep's requested seconds
+    idle: Optional[float] = None  # seconds since the thread last ran
+    until: Optional[float] = None  # an absolute sleep's end, in seconds on `clock`
+    clock: str = ""  # "CLOCK_MONOTONIC"
+    timer: Tuple[str, ...] = ()  # a timerfd's fdinfo it_value and it_interval, "(s, ns)" as read
+    blocked: Tuple[str, ...] = ()  # signals blocked during the wait
+    ignored: Tuple[str, ...] = ()  # signals ignored
+    unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
+    source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 
 
 @dataclass(frozen=True)

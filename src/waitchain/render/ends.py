@@ -45,5 +45,73 @@ def _any_of(end: End) -> str:
             f"{details}{more}")
 
 
+def _busy(end: End) -> str:
+    return "running (busy)" + (f", {end.cpu:.1f} s CPU so far" if end.cpu is not None else "")
+
+
+def _exited(end: End) -> str:
+    return "exited (zombie)" if end.subject == "zombie" else "exited"
+
+
+def _accept(end: End) -> str:
+    if end.through:
+        return "a listening socket, waits for a client"
+    return f"waits for a client on {end.subject}"
+
+
+MS_CALLS = ("poll", "epoll_wait", "epoll_pwait")  # their timeout is given in milliseconds
+
+
+def _timeout(end: End) -> str:
+    """An OR wait's or a timed futex's timeout, as an alternative: the clock ends it."""
+    if end.unread:
+        return "its timeout (a time it gives (unreadable) at most)"
+    if end.timeout is None:
+        return "its timeout"
+    if end.call in MS_CALLS:
+        return f"its timeout ({round(end.timeout * 1000)} ms at most)"
+    return f"its timeout ({end.timeout:g} s at most)"
+
+
+OR_WAITS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2")
+
+
+def _sleep(end: End) -> str:
+    if end.call in OR_WAITS:  # a poll or select with no fd: time.sleep on Python 3.9/3.10
+        return f"{end.call} watches no fd: it waits for time ({_timeout(end)}) or a signal"
+    return ""
+
+
+def _fifo_open(end: End) -> str:
+    if end.self_held:
+        return (f"any process may open the FIFO {end.subject} and write: this process keeps a write "
+                "end open itself so that writers can come and go")
+    where = f"FIFO {end.subject}" if end.subject else "FIFO (path unreadable)"
+    return f"nobody has opened the {where} for {'reading' if end.writing else 'writing'}"
+
+
+def _timer(end: End) -> str:
+    if not end.timer:
+        return f"waits on timerfd {end.fd}, which is disarmed: only timerfd_settime can wake it"
+    value, interval = end.timer
+    return f"waits for timerfd {end.fd} to expire (it_value {value}, it_interval {interval} in (s, ns))"
+
+
+def _file_events(end: End) -> str:
+    watches = end.count or 0
+    return f"waits for file-system events (inotify fd {end.fd}, {watches} watch{'es' if watches != 1 else ''})"
+
+
 SENTENCES: Dict[Reason, Callable[[End], str]] = {
+    Reason.BUSY: _busy,
+    Reason.STOPPED: lambda e: "stopped by a signal or a debugger",
+    Reason.EXITED: _exited,
+    Reason.ACCEPT: _accept,
+    Reason.CONNECTING: lambda e: "waits for the remote host to answer",
+    Reason.REMOTE_PEER: lambda e: f"peer {e.subject} is on another host",
+    Reason.TIMEOUT: _timeout,
+    Reason.SLEEP: _sleep,
+    Reason.FIFO_OPEN: _fifo_open,
+    Reason.TIMER: _timer,
+    Reason.FILE_EVENTS: _file_events,
 }

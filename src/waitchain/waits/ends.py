@@ -18,11 +18,11 @@ def by_state(task: Task) -> Optional[End]:
     """Ends decided by the thread state alone, before looking at the system call
     (D state is kernel.py's: wait_of asks it first)."""
     if task.state == "R" or task.note == "running":
-        return End(EndKind.RUNNING, f"running (busy), {_cpu(task)}", reason=Reason.BUSY)
+        return End(EndKind.RUNNING, reason=Reason.BUSY, cpu=_cpu(task))
     if task.state in ("T", "t"):
-        return End(EndKind.STOPPED, "stopped by a signal or a debugger", reason=Reason.STOPPED)
+        return End(EndKind.STOPPED, reason=Reason.STOPPED)
     if task.state in ("Z", "X"):
-        return End(EndKind.UNKNOWN, "exited (zombie)", reason=Reason.EXITED)
+        return End(EndKind.UNKNOWN, reason=Reason.EXITED, subject="zombie")
     if task.syscall is None:
         return End(EndKind.UNKNOWN, task.note or "no system call information", reason=Reason.NOT_READABLE)
     return None
@@ -35,9 +35,9 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     if name in ("accept", "accept4"):
         fd = task.syscall.arg_int(0)
         where = fd_text(snap, pid, fd)
-        end = End(EndKind.IDLE, f"waits for a client on {where}", reason=Reason.ACCEPT, subject=where)
+        end = End(EndKind.IDLE, reason=Reason.ACCEPT, subject=where)
         return Wait(pid, task.tid, what, end=end)
-    end = End(EndKind.REMOTE, "waits for the remote host to answer", reason=Reason.CONNECTING)
+    end = End(EndKind.REMOTE, reason=Reason.CONNECTING)
     return Wait(pid, task.tid, what, end=end)
 
 
@@ -52,6 +52,5 @@ def unfollowed(task: Task) -> End:
     return End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED)
 
 
-def _cpu(task: Task) -> str:
-    seconds = (task.utime + task.stime) / os.sysconf("SC_CLK_TCK")
-    return f"{seconds:.1f} s CPU so far"
+def _cpu(task: Task) -> float:
+    return (task.utime + task.stime) / os.sysconf("SC_CLK_TCK")

@@ -72,7 +72,6 @@ def _quote(path: Optional[str]) -> str:
 
 
 def _fifo_end(path: Optional[str], flags: Optional[int]) -> End:
-    where = f"FIFO {path}" if path else "a FIFO (path unreadable)"
-    role = "reading" if flags is not None and flags & O_ACCMODE == O_WRONLY else "writing"
-    return End(EndKind.IDLE, f"nobody has opened the {where} for {role}", reason=Reason.FIFO_OPEN,
-               subject=path or "")
+    writing = None if flags is None else flags & O_ACCMODE == O_WRONLY
+    return End(EndKind.IDLE, reason=Reason.FIFO_OPEN, subject=path or "", writing=writing,
+               unread="" if path else "path unreadable")

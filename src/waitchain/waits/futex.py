@@ -72,7 +72,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         return futex.end(f"the futex word is unreadable: {exc}", Reason.NOT_READABLE)
     if found is not None and task.syscall is not None and task.syscall.args[3] and futex.cmd in TIMED:
         # pthread_mutex_timedlock, a timed join: the clock ends the wait, whatever the owner does
-        timeout = End(EndKind.SLEEPING, "its timeout", reason=Reason.TIMEOUT)
+        timeout = End(EndKind.SLEEPING, reason=Reason.TIMEOUT, call="futex")
         return replace(found, live=found.live + (timeout,))
     return found or futex.end(_no_owner_text(snap, futex), Reason.NO_OWNER)
 

@@ -75,10 +75,8 @@ def _timerfd(snap: Snapshot, pid: int, fd: int) -> End:
     value = snap.fdinfo_field(pid, fd, "it_value")
     interval = snap.fdinfo_field(pid, fd, "it_interval")
     if value in ("(0, 0)", None) and interval in ("(0, 0)", None):
-        return End(EndKind.SLEEPING, f"waits on timerfd {fd}, which is disarmed: only timerfd_settime can wake it",
-                   reason=Reason.TIMER)
-    return End(EndKind.SLEEPING, f"waits for timerfd {fd} to expire (it_value {value}, it_interval {interval} in (s, ns))",
-               reason=Reason.TIMER, timeout=_seconds(value))
+        return End(EndKind.SLEEPING, reason=Reason.TIMER, fd=fd)
+    return End(EndKind.SLEEPING, reason=Reason.TIMER, timeout=_seconds(value), fd=fd, timer=(str(value), str(interval)))
 
 
 def _seconds(pair: Optional[str]) -> Optional[float]:
@@ -94,8 +92,7 @@ def _seconds(pair: Optional[str]) -> Optional[float]:
 def _inotify(snap: Snapshot, pid: int, fd: int) -> End:
     info = snap.fdinfo(pid, fd)
     watches = sum(1 for k, _ in (info.extra if info else ()) if k == "inotify wd")
-    return End(EndKind.IDLE, f"waits for file-system events (inotify fd {fd}, {watches} watch{'es' if watches != 1 else ''})",
-               reason=Reason.FILE_EVENTS)
+    return End(EndKind.IDLE, reason=Reason.FILE_EVENTS, fd=fd, count=watches)
 
 
 # --- POSIX message queues -----------------------------------------------------------------

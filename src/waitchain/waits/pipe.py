@@ -35,9 +35,7 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     end = None if edges else nobody_end(snap, f"the {_role(writing)} end of {target}", target)
     live: Tuple[End, ...] = ()
     if not writing and kind == EdgeKind.FIFO and any(e.to_pid == pid for e in edges):
-        detail = (f"any process may open the FIFO {target} and write: this process keeps a write "
-                  "end open itself so that writers can come and go")
-        live = (End(EndKind.IDLE, detail, reason=Reason.FIFO_OPEN, subject=target),)
+        live = (End(EndKind.IDLE, reason=Reason.FIFO_OPEN, subject=target, self_held=True),)
     elif not writing and signals.is_wakeup_fd(snap, pid, edges):
         woken, outside = signals.wake_sources(snap, pid, tid, syscall, False, True, False)
         edges, live = edges + tuple(woken), tuple(outside)

@@ -107,8 +107,8 @@ def _no_fds(snap: Snapshot, pid: int, tid: int, call: Syscall, timeout: Optional
     """A call that watches no fd is a sleep (Python's time.sleep on 3.9/3.10 is select
     with no fds), or, with no timeout, a wait for a signal."""
     if timeout is not None:
-        detail = f"{call.name} watches no fd: it waits for time ({timeout.detail}) or a signal"
-        return End(EndKind.SLEEPING, detail, reason=Reason.SLEEP, timeout=timeout.timeout)
+        return End(EndKind.SLEEPING, reason=Reason.SLEEP, timeout=timeout.timeout, call=call.name,
+                   unread=timeout.unread)
     end = signals.suspend_end(snap, pid, tid, call.name)
     return replace(end, detail=f"{call.name} watches no fd and has no timeout: {end.detail}")
 
@@ -146,8 +146,7 @@ def alternative(snap: Snapshot, pid: int, tid: int, w: Watched, count: int = 1,
     if target is None:
         return [], End(EndKind.UNKNOWN, f"fd {w.fd} is not open", reason=Reason.OTHER)
     if _listening(snap, pid, target):
-        return [], End(EndKind.IDLE, f"fd {text}: a listening socket, waits for a client",
-                       reason=Reason.ACCEPT, subject=text)
+        return [], End(EndKind.IDLE, reason=Reason.ACCEPT, subject=text, through=text)
     inner = io.fd_wait(snap, pid, tid, w.fd, _writing(snap, pid, w), syscall=syscall)
     if not inner.edges and (not w.events & (READ_EVENTS | WRITE_EVENTS) or
                             inner.end is not None and inner.end.reason == Reason.IO):
@@ -318,7 +317,7 @@ def _timeout(snap: Snapshot, pid: int, call: Syscall) -> Optional[End]:
     """None for an infinite wait, else the timeout as a live alternative: the clock ends it."""
     if call.name in ("poll", "epoll_wait", "epoll_pwait"):
         ms = call.arg_int(2 if call.name == "poll" else 3)
-        return None if ms < 0 else _timeout_end(f"{ms} ms", ms / 1000)
+        return None if ms < 0 else _timeout_end(call.name, ms / 1000)
     index = {"ppoll": 2, "select": 4, "pselect6": 4, "epoll_pwait2": 3}[call.name]
     address = call.args[index]
     if not address:
@@ -326,12 +325,14 @@ def _timeout(snap: Snapshot, pid: int, call: Syscall) -> Optional[End]:
     try:
         seconds = _seconds(snap, pid, address, call.name == "select")
     except WaitchainError:
-        return _timeout_end("a time it gives (unreadable)", None)
-    return _timeout_end(f"{seconds:g} s", seconds)
+        return _timeout_end(call.name, None)
+    return _timeout_end(call.name, seconds)
 
 
-def _timeout_end(text: str, seconds: Optional[float]) -> End:
-    return End(EndKind.SLEEPING, f"its timeout ({text} at most)", reason=Reason.TIMEOUT, timeout=seconds)
+def _timeout_end(name: str, seconds: Optional[float]) -> End:
+    """The clock ends the wait after `seconds` at most (None: a timeout it gives, unreadable)."""
+    return End(EndKind.SLEEPING, reason=Reason.TIMEOUT, timeout=seconds, call=name,
+               unread="" if seconds is not None else "timeout unreadable")
 
 
 def _seconds(snap: Snapshot, pid: int, address: int, timeval: bool) -> float:

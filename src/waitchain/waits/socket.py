@@ -116,7 +116,7 @@ def _remote(snap: Snapshot, sock: TcpSocket) -> End:
     where = endpoint(sock.remote)
     if _is_local(sock.remote[0]):
         return nobody_end(snap, f"the other end of {tcp_text(sock)} (no socket on this host matches it)", where)
-    return End(EndKind.REMOTE, f"peer {where} is on another host", reason=Reason.REMOTE_PEER, subject=where)
+    return End(EndKind.REMOTE, reason=Reason.REMOTE_PEER, subject=where)
 
 
 def _is_local(host: str) -> bool:

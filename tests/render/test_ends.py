@@ -1,0 +1,64 @@
+"""End details: the sentence on where a wait ends, worded from its facts (render/ends.py),
+the sentences the wait rules used to write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from waitchain.model import ChainEnd, End, EndKind, Reason
+from waitchain.render.ends import chain_detail, detail
+
+
+def end(reason: Reason, kind: EndKind = EndKind.IDLE, **facts: Any) -> End:
+    return End(kind, reason=reason, **facts)
+
+
+@pytest.mark.parametrize("built,said", [
+    (end(Reason.BUSY, EndKind.RUNNING, cpu=12.34), "running (busy), 12.3 s CPU so far"),
+    (end(Reason.STOPPED, EndKind.STOPPED), "stopped by a signal or a debugger"),
+    (end(Reason.EXITED, EndKind.UNKNOWN, subject="zombie"), "exited (zombie)"),
+    (end(Reason.ACCEPT, subject="3<TCP 0.0.0.0:80 (LISTEN)>"), "waits for a client on 3<TCP 0.0.0.0:80 (LISTEN)>"),
+    (end(Reason.ACCEPT, subject="3<x>", through="3<x>"), "fd 3<x>: a listening socket, waits for a client"),
+    (end(Reason.CONNECTING, EndKind.REMOTE), "waits for the remote host to answer"),
+    (end(Reason.REMOTE_PEER, EndKind.REMOTE, subject="10.0.0.1:22"), "peer 10.0.0.1:22 is on another host"),
+    (end(Reason.TIMEOUT, EndKind.SLEEPING, call="futex"), "its timeout"),
+    (end(Reason.TIMEOUT, EndKind.SLEEPING, call="poll", timeout=0.5), "its timeout (500 ms at most)"),
+    (end(Reason.TIMEOUT, EndKind.SLEEPING, call="select", timeout=2.5), "its timeout (2.5 s at most)"),
+    (end(Reason.TIMEOUT, EndKind.SLEEPING, call="ppoll", unread="timeout unreadable"),
+     "its timeout (a time it gives (unreadable) at most)"),
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="select", timeout=1.0),
+     "select watches no fd: it waits for time (its timeout (1 s at most)) or a signal"),
+    (end(Reason.FIFO_OPEN, subject="/tmp/f", writing=True), "nobody has opened the FIFO /tmp/f for reading"),
+    (end(Reason.FIFO_OPEN, subject="/tmp/f", writing=False), "nobody has opened the FIFO /tmp/f for writing"),
+    (end(Reason.FIFO_OPEN, unread="path unreadable"), "nobody has opened the FIFO (path unreadable) for writing"),
+    (end(Reason.FIFO_OPEN, subject="/tmp/f", self_held=True),
+     "any process may open the FIFO /tmp/f and write: this process keeps a write end open itself so "
+     "that writers can come and go"),
+    (end(Reason.TIMER, EndKind.SLEEPING, fd=5),
+     "waits on timerfd 5, which is disarmed: only timerfd_settime can wake it"),
+    (end(Reason.TIMER, EndKind.SLEEPING, fd=5, timer=("(1, 0)", "(0, 0)"), timeout=1.0),
+     "waits for timerfd 5 to expire (it_value (1, 0), it_interval (0, 0) in (s, ns))"),
+    (end(Reason.FILE_EVENTS, fd=4, count=1), "waits for file-system events (inotify fd 4, 1 watch)"),
+    (end(Reason.FILE_EVENTS, fd=4, count=3), "waits for file-system events (inotify fd 4, 3 watches)"),
+])
+def test_an_end_is_worded_from_its_facts(built: End, said: str) -> None:
+    assert detail(built) == said
+
+
+def test_a_sentence_a_rule_wrote_is_shown_as_it_is() -> None:
+    assert detail(End(EndKind.KERNEL, "in the kernel: x", reason=Reason.KERNEL_WAIT)) == "in the kernel: x"
+
+
+def test_an_or_wait_names_its_live_alternatives() -> None:
+    alts = tuple(end(Reason.TIMEOUT, EndKind.SLEEPING, call="poll", timeout=n / 1000) for n in range(1, 7))
+    said = detail(End(EndKind.SLEEPING, reason=Reason.TIMEOUT, any_of=7, alternatives=alts))
+    assert said == ("waits for any of 7 fds; none leads to a blocked process: its timeout (1 ms at most); "
+                    "its timeout (2 ms at most); its timeout (3 ms at most); its timeout (4 ms at most); … 2 more")
+
+
+def test_a_chain_end_is_worded_from_the_end_it_copies() -> None:
+    ending = end(Reason.REMOTE_PEER, EndKind.REMOTE, subject="10.0.0.1:22")
+    assert chain_detail(ChainEnd(EndKind.REMOTE, "", 5, 5, ending.reason, ending.subject, ending)) == \
+        "peer 10.0.0.1:22 is on another host"
