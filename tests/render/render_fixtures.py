@@ -214,7 +214,7 @@ def sleeping_twice() -> Diagnosis:
     e2 = Edge(w, w, s, None, EdgeKind.FLOCK, "/tmp/l", "the same lock, inherited", syscall="flock",
               lock=FileLock(LockType.WRITE, 0, None))
     e3 = Edge(h, h, s, None, EdgeKind.CHILD, "pid 300", "wait4 names 300", syscall="wait4")
-    end = End(EndKind.SLEEPING, "sleeps in clock_nanosleep for 16.7 min", reason=Reason.SLEEP, timeout=1000.0)
+    end = End(EndKind.SLEEPING, reason=Reason.SLEEP, timeout=1000.0, call="clock_nanosleep", duration=1000.0)
     waits = {(w, w): Wait(w, w, "flock(3</tmp/l>, LOCK_EX)", (e1, e2), syscall="flock", mode=Mode.ALL),
              (h, h): Wait(h, h, "wait4(300)", (e3,), syscall="wait4"),
              (s, s): Wait(s, s, "clock_nanosleep(1000 s)", (), end, syscall="clock_nanosleep")}

@@ -62,3 +62,22 @@ def test_a_chain_end_is_worded_from_the_end_it_copies() -> None:
     ending = end(Reason.REMOTE_PEER, EndKind.REMOTE, subject="10.0.0.1:22")
     assert chain_detail(ChainEnd(EndKind.REMOTE, "", 5, 5, ending.reason, ending.subject, ending)) == \
         "peer 10.0.0.1:22 is on another host"
+
+
+@pytest.mark.parametrize("built,said", [
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="nanosleep", duration=1000.0, timeout=1000.0),
+     "sleeps in nanosleep for 16.7 min"),
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="clock_nanosleep", duration=1000.0, timeout=994.0, idle=6.0,
+         source="/proc/5/task/5/sched"),
+     "sleeps in clock_nanosleep for 16.7 min, about 16.6 min left (it last ran 6.0 s ago: /proc/5/task/5/sched)"),
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="clock_nanosleep", until=123.5, clock="CLOCK_MONOTONIC",
+         timeout=7200.0), "sleeps until 123.500 on CLOCK_MONOTONIC: 2.0 h left"),
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="clock_nanosleep", until=123.5, clock="CLOCK_TAI"),
+     "sleeps until 123.500 on CLOCK_TAI"),
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="nanosleep", unread="EFAULT"),
+     "sleeps in nanosleep (duration unreadable: EFAULT)"),
+    (end(Reason.SLEEP, EndKind.SLEEPING, call="nanosleep", duration=2e9, timeout=2e9),
+     "sleeps in nanosleep for ever (more than 30 years)"),
+])
+def test_a_sleep_is_worded_from_its_facts(built: End, said: str) -> None:
+    assert detail(built) == said

@@ -28,6 +28,7 @@ from waitchain.procfs.process import parse_cmdline, parse_stat  # noqa: E402
 from waitchain.procfs.tasks import parse_syscall  # noqa: E402
 from waitchain.stacks import frames, labels, native, python, tidmap  # noqa: E402
 from waitchain.waits import filelock, kernel, poll, signals  # noqa: E402
+from waitchain.render import ends  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -229,7 +230,7 @@ def test_mountinfo_and_the_mount_of_a_path(text: str, path: str) -> None:
        st.integers(-(1 << 70), 1 << 70), st.integers(-(1 << 70), 1 << 70))
 def test_lock_ranges_and_timeouts(whence: int, start: int, length: int, pos: int) -> None:
     filelock._range(whence, start, length, pos)
-    signals._duration(float(start) / 7)
+    ends._duration(float(start) / 7)
     status.signal_names(start & ((1 << 64) - 1))
     poll._names(start & 0xFFFFFFFF, "EPOLL")
 

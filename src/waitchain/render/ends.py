@@ -79,7 +79,26 @@ OR_WAITS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", 
 def _sleep(end: End) -> str:
     if end.call in OR_WAITS:  # a poll or select with no fd: time.sleep on Python 3.9/3.10
         return f"{end.call} watches no fd: it waits for time ({_timeout(end)}) or a signal"
-    return ""
+    if end.unread:
+        return f"sleeps in {end.call} (duration unreadable: {end.unread})"
+    if end.until is not None:  # TIMER_ABSTIME
+        text = f"sleeps until {end.until:.3f} on {end.clock}"
+        return text if end.timeout is None else f"{text}: {_duration(end.timeout)} left"
+    text = f"sleeps in {end.call} for {_duration(end.duration or 0.0)}"
+    if end.idle is None or end.timeout is None:
+        return text
+    return (f"{text}, about {_duration(end.timeout)} left (it last ran {_duration(end.idle)} ago: "
+            f"{end.source})")
+
+
+def _duration(seconds: float) -> str:
+    if abs(seconds) >= 1e9:
+        return "ever (more than 30 years)"
+    if abs(seconds) >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if abs(seconds) >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
 
 
 def _fifo_open(end: End) -> str:

@@ -211,16 +211,12 @@ def _sleep(snap: Snapshot, pid: int, task: Task) -> Wait:
     try:
         value = snap.memory.timespec(pid, address)
     except WaitchainError as exc:
-        end = _sleep_end(f"sleeps in {call.name} (duration unreadable: {exc})", None)
+        end = End(EndKind.SLEEPING, reason=Reason.SLEEP, call=call.name, unread=str(exc))
         return Wait(pid, task.tid, f"{call.name}()", end=end, syscall=call.name)
     if flags & TIMER_ABSTIME:
         return _absolute(pid, task.tid, call.name, clock, value)
-    detail, left = _relative(snap, pid, task.tid, call.name, value)
-    return Wait(pid, task.tid, f"{call.name}({value:g} s)", end=_sleep_end(detail, left), syscall=call.name)
-
-
-def _sleep_end(detail: str, timeout: Optional[float]) -> End:
-    return End(EndKind.SLEEPING, detail, reason=Reason.SLEEP, timeout=timeout)
+    end = _relative(snap, pid, task.tid, call.name, value)
+    return Wait(pid, task.tid, f"{call.name}({value:g} s)", end=end, syscall=call.name)
 
 
 def _absolute(pid: int, tid: int, name: str, clock: int, value: float) -> Wait:
@@ -230,28 +226,15 @@ def _absolute(pid: int, tid: int, name: str, clock: int, value: float) -> Wait:
         left: Optional[float] = value - time.clock_gettime(clock)
     except (OSError, OverflowError):
         left = None
-    text = f"sleeps until {value:.3f} on {clock_name}"
-    detail = text if left is None else f"{text}: {_duration(left)} left"
-    end = _sleep_end(detail, None if left is None else max(left, 0.0))
+    end = End(EndKind.SLEEPING, reason=Reason.SLEEP, call=name, until=value, clock=clock_name,
+              timeout=None if left is None else max(left, 0.0))
     return Wait(pid, tid, what, end=end, syscall=name)
 
 
-def _relative(snap: Snapshot, pid: int, tid: int, name: str, value: float) -> Tuple[str, float]:
+def _relative(snap: Snapshot, pid: int, tid: int, name: str, value: float) -> End:
     """The requested time; the time left estimated from when the thread last ran."""
-    text = f"sleeps in {name} for {_duration(value)}"
     slept = snap.idle_seconds(pid, tid)
     if slept is None:
-        return text, value
-    left = max(value - slept, 0.0)
-    return (text + f", about {_duration(left)} left (it last ran {_duration(slept)} ago: "
-            f"/proc/{pid}/task/{tid}/sched)"), left
-
-
-def _duration(seconds: float) -> str:
-    if abs(seconds) >= 1e9:
-        return "ever (more than 30 years)"
-    if abs(seconds) >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if abs(seconds) >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
+        return End(EndKind.SLEEPING, reason=Reason.SLEEP, call=name, duration=value, timeout=value)
+    return End(EndKind.SLEEPING, reason=Reason.SLEEP, call=name, duration=value, timeout=max(value - slept, 0.0),
+               idle=slept, source=f"/proc/{pid}/task/{tid}/sched")
