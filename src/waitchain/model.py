@@ -325,6 +325,7 @@ class End:
     timer: Tuple[str, ...] = ()  # a timerfd's fdinfo it_value and it_interval, "(s, ns)" as read
     blocked: Tuple[str, ...] = ()  # signals blocked during the wait
     ignored: Tuple[str, ...] = ()  # signals ignored
+    untimed: bool = False  # it gives no timeout (timeout None and untimed False: unknown)
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 

@@ -81,3 +81,42 @@ def test_a_chain_end_is_worded_from_the_end_it_copies() -> None:
 ])
 def test_a_sleep_is_worded_from_its_facts(built: End, said: str) -> None:
     assert detail(built) == said
+
+
+STATUS = "/proc/5/task/5/status"
+
+
+@pytest.mark.parametrize("built,said", [
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="pause", signals=("SIGTERM",), blocked=("SIGINT",),
+         ignored=("SIGPIPE",), source=STATUS),
+     f"waits in pause for a signal not blocked; blocked: SIGINT; handlers for SIGTERM; ignored: SIGPIPE ({STATUS})"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="rt_sigsuspend", source=STATUS),
+     f"waits in rt_sigsuspend for a signal not blocked; no signal blocked; no signal handlers ({STATUS})"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="pause", unread="EACCES"),
+     "waits in pause for a signal (mask unreadable: EACCES)"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="select", source=STATUS),
+     f"select watches no fd and has no timeout: waits in select for a signal not blocked; no signal blocked; "
+     f"no signal handlers ({STATUS})"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="rt_sigtimedwait", signals=("SIGUSR1", "SIGUSR2"), untimed=True),
+     "waits for SIGUSR1, SIGUSR2 (sigwaitinfo/sigtimedwait set), no timeout"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="rt_sigtimedwait", signals=("SIGUSR1",), timeout=2.0),
+     "waits for SIGUSR1 (sigwaitinfo/sigtimedwait set), timeout 2.000 s"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="rt_sigtimedwait", signals=("SIGUSR1",)),
+     "waits for SIGUSR1 (sigwaitinfo/sigtimedwait set)"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, call="rt_sigtimedwait", unread="EFAULT"),
+     "waits for a signal (set unreadable: EFAULT)"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, fd=6), "waits for a signal through signalfd 6"),
+    (end(Reason.SIGNAL_WAIT, EndKind.SIGNAL, fd=6, signals=("SIGCHLD",),
+         source="/proc/5/fdinfo/6 sigmask: 0000000000010000"),
+     "waits for SIGCHLD through signalfd 6 (/proc/5/fdinfo/6 sigmask: 0000000000010000)"),
+    (end(Reason.SIGNAL_FROM_OUTSIDE, EndKind.SIGNAL, signals=("SIGINT", "SIGTERM"), call="epoll_pwait",
+         source=STATUS),
+     "a signal from outside (SIGINT, SIGTERM): it has handlers for them, not blocked during the wait (the "
+     f"signal mask given to epoll_pwait; {STATUS} SigCgt, SigBlk)"),
+    (end(Reason.SIGNAL_FROM_OUTSIDE, EndKind.SIGNAL, signals=("SIGTERM",), call="epoll_wait", self_held=True,
+         source=STATUS),
+     "a signal from outside (SIGTERM): it has handlers for them, not blocked during the wait (it waits on a "
+     f"wake-up fd only it holds; {STATUS} SigCgt, SigBlk)"),
+])
+def test_a_signal_wait_is_worded_from_its_facts(built: End, said: str) -> None:
+    assert detail(built) == said

@@ -6,7 +6,7 @@ sentence a rule still writes itself (kernel waits, calls not followed) carry it 
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 from ..model import ChainEnd, End, Reason
 
@@ -101,6 +101,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
+def _names(signals: Tuple[str, ...]) -> str:
+    return ", ".join(signals) if signals else "no signal"
+
+
+def _signal_wait(end: End) -> str:
+    """pause, sigsuspend, a poll with no fd and no timeout; sigwaitinfo/sigtimedwait; signalfd."""
+    if end.fd is not None:
+        if not end.source:
+            return f"waits for a signal through signalfd {end.fd}"
+        return f"waits for {_names(end.signals)} through signalfd {end.fd} ({end.source})"
+    if end.call == "rt_sigtimedwait":
+        if end.unread:
+            return f"waits for a signal (set unreadable: {end.unread})"
+        timeout = (f", timeout {end.timeout:.3f} s" if end.timeout is not None else
+                   ", no timeout" if end.untimed else "")
+        return f"waits for {_names(end.signals)} (sigwaitinfo/sigtimedwait set){timeout}"
+    head = f"{end.call} watches no fd and has no timeout: " if end.call in OR_WAITS else ""
+    if end.unread:
+        return f"{head}waits in {end.call} for a signal (mask unreadable: {end.unread})"
+    text = f"{head}waits in {end.call} for a signal not blocked"
+    text += f"; blocked: {_names(end.blocked)}" if end.blocked else "; no signal blocked"
+    text += f"; handlers for {_names(end.signals)}" if end.signals else "; no signal handlers"
+    text += f"; ignored: {_names(end.ignored)}" if end.ignored else ""
+    return f"{text} ({end.source})"
+
+
+def _signal_from_outside(end: End) -> str:
+    how = "it waits on a wake-up fd only it holds" if end.self_held else f"the signal mask given to {end.call}"
+    return (f"a signal from outside ({', '.join(end.signals)}): it has handlers for them, not blocked "
+            f"during the wait ({how}; {end.source} SigCgt, SigBlk)")
+
+
 def _fifo_open(end: End) -> str:
     if end.self_held:
         return (f"any process may open the FIFO {end.subject} and write: this process keeps a write "
@@ -130,6 +162,8 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.REMOTE_PEER: lambda e: f"peer {e.subject} is on another host",
     Reason.TIMEOUT: _timeout,
     Reason.SLEEP: _sleep,
+    Reason.SIGNAL_WAIT: _signal_wait,
+    Reason.SIGNAL_FROM_OUTSIDE: _signal_from_outside,
     Reason.FIFO_OPEN: _fifo_open,
     Reason.TIMER: _timer,
     Reason.FILE_EVENTS: _file_events,

@@ -109,8 +109,7 @@ def _no_fds(snap: Snapshot, pid: int, tid: int, call: Syscall, timeout: Optional
     if timeout is not None:
         return End(EndKind.SLEEPING, reason=Reason.SLEEP, timeout=timeout.timeout, call=call.name,
                    unread=timeout.unread)
-    end = signals.suspend_end(snap, pid, tid, call.name)
-    return replace(end, detail=f"{call.name} watches no fd and has no timeout: {end.detail}")
+    return signals.suspend_end(snap, pid, tid, call.name)  # call.name says it watches no fd
 
 
 @dataclass

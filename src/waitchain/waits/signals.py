@@ -20,7 +20,7 @@ from __future__ import annotations
 import signal
 import struct
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
@@ -70,11 +70,10 @@ def wake_sources(snap: Snapshot, pid: int, tid: int, syscall: str, masked: bool,
     outside = ending & ~SIGCHLD_BIT
     if not outside or others or edges:
         return edges, []
-    names = tuple(signal_names(outside))
-    how = f"the signal mask given to {syscall}" if masked else "it waits on a wake-up fd only it holds"
-    detail = (f"a signal from outside ({', '.join(names)}): it has handlers for them, not blocked "
-              f"during the wait ({how}; /proc/{pid}/task/{tid}/status SigCgt, SigBlk)")
-    return edges, [End(EndKind.SIGNAL, detail, reason=Reason.SIGNAL_FROM_OUTSIDE, signals=names)]
+    # not masked: it waits on a wake-up fd only it holds (self_held)
+    end = End(EndKind.SIGNAL, reason=Reason.SIGNAL_FROM_OUTSIDE, signals=tuple(signal_names(outside)),
+              call=syscall, self_held=not masked, source=f"/proc/{pid}/task/{tid}/status")
+    return edges, [end]
 
 
 def is_wakeup_fd(snap: Snapshot, pid: int, edges: Sequence[Edge]) -> bool:
@@ -134,19 +133,14 @@ def suspend_end(snap: Snapshot, pid: int, tid: int, name: str) -> End:
     try:
         status = snap.status(pid, tid)
     except WaitchainError as exc:
-        return _signal_end(f"waits in {name} for a signal (mask unreadable: {exc})", ())
+        return _signal_end(call=name, unread=str(exc))
     blocked, caught = mask(status, "SigBlk"), mask(status, "SigCgt")
-    ignored = mask(status, "SigIgn")
-    text = f"waits in {name} for a signal not blocked"
-    text += f"; blocked: {_names(blocked)}" if blocked else "; no signal blocked"
-    handled = caught & ~blocked
-    text += f"; handlers for {_names(handled)}" if handled else "; no signal handlers"
-    text += f"; ignored: {_names(ignored)}" if ignored else ""
-    return _signal_end(text + f" (/proc/{pid}/task/{tid}/status)", signal_names(handled))
+    return _signal_end(signal_names(caught & ~blocked), call=name, blocked=tuple(signal_names(blocked)),
+                       ignored=tuple(signal_names(mask(status, "SigIgn"))), source=f"/proc/{pid}/task/{tid}/status")
 
 
-def _signal_end(detail: str, signals: Sequence[str], timeout: Optional[float] = None) -> End:
-    return End(EndKind.SIGNAL, detail, reason=Reason.SIGNAL_WAIT, signals=tuple(signals), timeout=timeout)
+def _signal_end(signals: Sequence[str] = (), **facts: Any) -> End:
+    return End(EndKind.SIGNAL, reason=Reason.SIGNAL_WAIT, signals=tuple(signals), **facts)
 
 
 def _sigwait(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -155,24 +149,23 @@ def _sigwait(snap: Snapshot, pid: int, task: Task) -> Wait:
     try:
         wanted = snap.memory.sigset(pid, call.args[0])
     except WaitchainError as exc:
-        end = _signal_end(f"waits for a signal (set unreadable: {exc})", ())
+        end = _signal_end(call=call.name, unread=str(exc))
         return Wait(pid, task.tid, "rt_sigtimedwait()", end=end, syscall=call.name)
-    timeout, text = _timeout(snap, pid, call.args[2])
     what = f"rt_sigtimedwait([{' '.join(signal_names(wanted))}])"
-    detail = f"waits for {_names(wanted)} (sigwaitinfo/sigtimedwait set){text}"
-    end = _signal_end(detail, signal_names(wanted), timeout)
+    address = call.args[2]
+    end = _signal_end(signal_names(wanted), call=call.name, timeout=_timeout(snap, pid, address),
+                      untimed=not address)
     return Wait(pid, task.tid, what, end=end, syscall=call.name)
 
 
-def _timeout(snap: Snapshot, pid: int, address: int) -> Tuple[Optional[float], str]:
-    """The timeout in seconds (None for none, or unreadable) and how to say it."""
+def _timeout(snap: Snapshot, pid: int, address: int) -> Optional[float]:
+    """The timeout in seconds (None for none, or unreadable)."""
     if not address:
-        return None, ", no timeout"
+        return None
     try:
-        seconds = snap.memory.timespec(pid, address)
+        return snap.memory.timespec(pid, address)
     except WaitchainError:
-        return None, ""
-    return seconds, f", timeout {seconds:.3f} s"
+        return None
 
 
 def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool,
@@ -183,9 +176,9 @@ def fd_wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: b
     text = snap.fdinfo_field(pid, fd, "sigmask")
     bits = _hex(text) if text is not None else None
     if bits is None:
-        return Wait(pid, tid, what, end=_signal_end(f"waits for a signal through signalfd {fd}", ()))
-    detail = f"waits for {_names(bits)} through signalfd {fd} (/proc/{pid}/fdinfo/{fd} sigmask: {text})"
-    return Wait(pid, tid, what, end=_signal_end(detail, signal_names(bits)))
+        return Wait(pid, tid, what, end=_signal_end(fd=fd))
+    return Wait(pid, tid, what, end=_signal_end(signal_names(bits), fd=fd,
+                                                source=f"/proc/{pid}/fdinfo/{fd} sigmask: {text}"))
 
 
 def _hex(text: str) -> Optional[int]:
@@ -195,9 +188,6 @@ def _hex(text: str) -> Optional[int]:
         return None
 
 
-def _names(bits: int) -> str:
-    names = signal_names(bits)
-    return ", ".join(names) if names else "no signal"
 
 
 # --- sleeps -----------------------------------------------------------------------------
