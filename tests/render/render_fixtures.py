@@ -81,7 +81,7 @@ def demo() -> Diagnosis:
 
 def _ends(end: End, pid: int, tid: Optional[int] = None) -> ChainEnd:
     """Where a chain ends at the thread whose wait ends as `end` (graph.chains does this)."""
-    return ChainEnd(end.kind, end.detail, pid, pid if tid is None else tid, end.reason, end.subject)
+    return ChainEnd(end.kind, end.detail, pid, pid if tid is None else tid, end.reason, end.subject, end)
 
 
 NO_CULPRIT = {Advice.IDLE_SERVER, Advice.FIFO, Advice.FILE_EVENTS, Advice.IDLE, Advice.NOT_READABLE,

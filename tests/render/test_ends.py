@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
+from render_fixtures import sleeping_twice
 from waitchain.model import ChainEnd, End, EndKind, Reason
+from waitchain.render.common import end_detail
 from waitchain.render.ends import chain_detail, detail
+from waitchain.render.json import render as render_json
+from waitchain.render.text import render as render_text
 
 
 def end(reason: Reason, kind: EndKind = EndKind.IDLE, **facts: Any) -> End:
@@ -120,3 +124,10 @@ STATUS = "/proc/5/task/5/status"
 ])
 def test_a_signal_wait_is_worded_from_its_facts(built: End, said: str) -> None:
     assert detail(built) == said
+
+
+def test_a_chain_ends_where_its_last_wait_ends_in_every_format() -> None:
+    diag = sleeping_twice()
+    said = "sleeps in clock_nanosleep for 16.7 min"
+    assert end_detail(diag, diag.chains[0].end) == said
+    assert said in render_text(diag) and said in render_json(diag)
