@@ -326,6 +326,7 @@ class End:
     blocked: Tuple[str, ...] = ()  # signals blocked during the wait
     ignored: Tuple[str, ...] = ()  # signals ignored
     untimed: bool = False  # it gives no timeout (timeout None and untimed False: unknown)
+    pty: Optional[Pty] = None  # a pty slave whose master no scanned process holds
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from render_fixtures import sleeping_twice
-from waitchain.model import ChainEnd, End, EndKind, Reason
+from waitchain.model import ChainEnd, End, EndKind, Pty, PtySide, Reason
 from waitchain.render.common import end_detail
 from waitchain.render.ends import chain_detail, detail
 from waitchain.render.json import render as render_json
@@ -131,3 +131,17 @@ def test_a_chain_ends_where_its_last_wait_ends_in_every_format() -> None:
     said = "sleeps in clock_nanosleep for 16.7 min"
     assert end_detail(diag, diag.chains[0].end) == said
     assert said in render_text(diag) and said in render_json(diag)
+
+
+@pytest.mark.parametrize("built,said", [
+    (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/tty1", writing=False),
+     "waits for input from a person at the terminal /dev/tty1"),
+    (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/console", writing=True),
+     "writes to a person at the terminal /dev/console"),
+    (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/pts/3", pty=Pty(PtySide.SLAVE, 3)),
+     "no scanned process holds the master of /dev/pts/3 (no /dev/ptmx fd with tty-index: 3)"),
+    (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/ptmx", unread="no tty-index in its fdinfo"),
+     "/dev/ptmx without tty-index in its fdinfo"),
+])
+def test_a_terminal_end_is_worded_from_its_facts(built: End, said: str) -> None:
+    assert detail(built) == said

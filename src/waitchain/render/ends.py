@@ -133,6 +133,16 @@ def _signal_from_outside(end: End) -> str:
             f"during the wait ({how}; {end.source} SigCgt, SigBlk)")
 
 
+def _terminal(end: End) -> str:
+    """tty.py's ends; io.py's plain reads of a terminal carry their own detail."""
+    if end.unread:
+        return f"{end.subject} without tty-index in its fdinfo"
+    if end.pty is not None:
+        return (f"no scanned process holds the master of {end.subject} "
+                f"(no /dev/ptmx fd with tty-index: {end.pty.index})")
+    return f"{'writes to' if end.writing else 'waits for input from'} a person at the terminal {end.subject}"
+
+
 def _fifo_open(end: End) -> str:
     if end.self_held:
         return (f"any process may open the FIFO {end.subject} and write: this process keeps a write "
@@ -165,6 +175,7 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.SIGNAL_WAIT: _signal_wait,
     Reason.SIGNAL_FROM_OUTSIDE: _signal_from_outside,
     Reason.FIFO_OPEN: _fifo_open,
+    Reason.TERMINAL_INPUT: _terminal,
     Reason.TIMER: _timer,
     Reason.FILE_EVENTS: _file_events,
 }

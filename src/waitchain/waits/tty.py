@@ -26,8 +26,7 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     if index is not None:
         return _slave(snap, _Waiter(pid, tid, fd, writing, what), index)
     if target.startswith("/dev/tty") or target == "/dev/console":
-        doing = "writes to" if writing else "waits for input from"
-        return Wait(pid, tid, what, end=_terminal(f"{doing} a person at the terminal {target}", target))
+        return Wait(pid, tid, what, end=_terminal(target, writing=writing))
     return None
 
 
@@ -42,8 +41,11 @@ class _Waiter:
     what: str
 
 
-def _terminal(detail: str, subject: str) -> End:
-    return End(EndKind.TERMINAL, detail, reason=Reason.TERMINAL_INPUT, subject=subject)
+def _terminal(subject: str, writing: Optional[bool] = None, pty: Optional[Pty] = None, unread: str = "") -> End:
+    """A person at a real terminal (writing: which way), a pty slave no scanned process holds
+    the master of (pty), or a master whose slave is not known (unread)."""
+    return End(EndKind.TERMINAL, reason=Reason.TERMINAL_INPUT, subject=subject, writing=writing, pty=pty,
+               unread=unread)
 
 
 def _slave_index(snap: Snapshot, pid: int, target: str) -> Optional[int]:
@@ -62,8 +64,8 @@ def _slave(snap: Snapshot, waiter: _Waiter, index: int) -> Wait:
     masters = _masters(snap, index)
     slave = f"{PTS_PREFIX}{index}"
     if not masters:
-        detail = f"no scanned process holds the master of {slave} (no /dev/ptmx fd with tty-index: {index})"
-        end = nobody_end(snap, f"the master of {slave}", slave) if snap.fds_unreadable() else _terminal(detail, slave)
+        end = (nobody_end(snap, f"the master of {slave}", slave) if snap.fds_unreadable() else
+               _terminal(slave, pty=Pty(PtySide.SLAVE, index)))
         return Wait(waiter.pid, waiter.tid, waiter.what, end=end)
     edges = tuple(_edge(waiter, holder, fds, slave, Pty(PtySide.SLAVE, index), f"has tty-index: {index}")
                   for holder, fds in masters.items())
@@ -85,7 +87,7 @@ def _master(snap: Snapshot, waiter: _Waiter, target: str) -> Wait:
     index = snap.fdinfo_field(waiter.pid, waiter.fd, "tty-index")
     if index is None or not (index.isdigit() and index.isascii()):
         return Wait(waiter.pid, waiter.tid, waiter.what,
-                    end=_terminal(f"{target} without tty-index in its fdinfo", target))
+                    end=_terminal(target, unread="no tty-index in its fdinfo"))
     slave = f"{PTS_PREFIX}{index}"
     holders: Dict[int, List[Tuple[str, int]]] = {}
     for holder, other in snap.holders.get(slave, ()):
