@@ -327,6 +327,8 @@ class End:
     ignored: Tuple[str, ...] = ()  # signals ignored
     untimed: bool = False  # it gives no timeout (timeout None and untimed False: unknown)
     pty: Optional[Pty] = None  # a pty slave whose master no scanned process holds
+    child: Optional[int] = None  # the child a wait4/waitid names, as the waiter sees its pid
+    group: Optional[int] = None  # the process group it names, as the waiter sees it (0: its own)
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 

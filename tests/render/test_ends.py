@@ -145,3 +145,15 @@ def test_a_chain_ends_where_its_last_wait_ends_in_every_format() -> None:
 ])
 def test_a_terminal_end_is_worded_from_its_facts(built: End, said: str) -> None:
     assert detail(built) == said
+
+
+@pytest.mark.parametrize("built,said", [
+    (end(Reason.NO_CHILD, EndKind.UNKNOWN), "waits for any child, but there is none"),
+    (end(Reason.NO_CHILD, EndKind.UNKNOWN, child=2), "waits for child 2, but there is none"),
+    (end(Reason.NO_CHILD, EndKind.UNKNOWN, group=0), "waits for any child in its process group, but there is none"),
+    (end(Reason.NO_CHILD, EndKind.UNKNOWN, group=7), "waits for any child in process group 7, but there is none"),
+    (end(Reason.NO_CHILD, EndKind.UNKNOWN, fd=4), "waits for the child behind pidfd 4, but there is none"),
+    (end(Reason.NO_CHILD, EndKind.UNKNOWN, fd=4, child=9), "waits for child 9 (pidfd 4), but there is none"),
+])
+def test_a_wait_for_no_child_is_worded_from_its_facts(built: End, said: str) -> None:
+    assert detail(built) == said

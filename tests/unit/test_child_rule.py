@@ -7,6 +7,7 @@ from rule_fakes import FakeSnapshot, task
 
 from waitchain.model import EdgeKind, EndKind, Mode, Reason
 from waitchain.waits import child
+from waitchain.render.ends import detail
 
 INNER = "pid:[4026532999]"
 P_PID, P_PGID = 1, 2
@@ -38,7 +39,7 @@ def test_wait4_host_pid_inside_a_namespace_names_no_child() -> None:
     assert wait.edges == ()
     assert wait.end is not None
     assert (wait.end.kind, wait.end.reason) == (EndKind.UNKNOWN, Reason.NO_CHILD)
-    assert wait.end.detail == "waits for child 501, but there is none"
+    assert wait.end.child == 501 and detail(wait.end) == "waits for child 501, but there is none"
 
 
 def test_wait4_process_group_is_the_waiters_number() -> None:

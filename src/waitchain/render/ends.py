@@ -143,6 +143,21 @@ def _terminal(end: End) -> str:
     return f"{'writes to' if end.writing else 'waits for input from'} a person at the terminal {end.subject}"
 
 
+def _no_child(end: End) -> str:
+    """wait4/waitid naming no child it has (fd: a pidfd)."""
+    if end.fd is not None:
+        wanted = f"child {end.child} (pidfd {end.fd})" if end.child is not None else f"the child behind pidfd {end.fd}"
+    elif end.child is not None:
+        wanted = f"child {end.child}"
+    elif end.group == 0:
+        wanted = "any child in its process group"
+    elif end.group is not None:
+        wanted = f"any child in process group {end.group}"
+    else:
+        wanted = "any child"
+    return f"waits for {wanted}, but there is none"
+
+
 def _fifo_open(end: End) -> str:
     if end.self_held:
         return (f"any process may open the FIFO {end.subject} and write: this process keeps a write "
@@ -176,6 +191,7 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.SIGNAL_FROM_OUTSIDE: _signal_from_outside,
     Reason.FIFO_OPEN: _fifo_open,
     Reason.TERMINAL_INPUT: _terminal,
+    Reason.NO_CHILD: _no_child,
     Reason.TIMER: _timer,
     Reason.FILE_EVENTS: _file_events,
 }
