@@ -22,7 +22,7 @@ def end(reason: Reason, kind: EndKind = EndKind.IDLE, **facts: Any) -> End:
 @pytest.mark.parametrize("built,said", [
     (end(Reason.BUSY, EndKind.RUNNING, cpu=12.34), "running (busy), 12.3 s CPU so far"),
     (end(Reason.STOPPED, EndKind.STOPPED), "stopped by a signal or a debugger"),
-    (end(Reason.EXITED, EndKind.UNKNOWN, subject="zombie"), "exited (zombie)"),
+    (end(Reason.EXITED, EndKind.UNKNOWN), "exited (zombie)"),
     (end(Reason.ACCEPT, subject="3<TCP 0.0.0.0:80 (LISTEN)>"), "waits for a client on 3<TCP 0.0.0.0:80 (LISTEN)>"),
     (end(Reason.ACCEPT, subject="3<x>", through="3<x>"), "fd 3<x>: a listening socket, waits for a client"),
     (end(Reason.CONNECTING, EndKind.REMOTE), "waits for the remote host to answer"),

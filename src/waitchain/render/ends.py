@@ -1,8 +1,11 @@
 """An end's detail: the sentence for people on where a wait ends, made from its facts
 ("sleeps in clock_nanosleep for 16.7 min", "waits for a client on 5<TCP ...>"). Every
 format words an end here, and only here; the JSON carries it as `detail`. Ends whose
-sentence a rule still writes itself (kernel waits, calls not followed) carry it in
-`End.detail`, shown as it is."""
+sentence a rule still writes itself carry it in `End.detail`, shown as it is: kernel waits
+(a kernel stack summary), calls and devices not followed, rule failures, no holder / not
+readable (the missing other end is still a phrase), futex owners, SysV IPC, eventfd and
+mqueue events, datagram servers, unpaired sockets, stale epoll fds, a process gone during
+the scan."""
 
 from __future__ import annotations
 
@@ -47,10 +50,6 @@ def _any_of(end: End) -> str:
 
 def _busy(end: End) -> str:
     return "running (busy)" + (f", {end.cpu:.1f} s CPU so far" if end.cpu is not None else "")
-
-
-def _exited(end: End) -> str:
-    return "exited (zombie)" if end.subject == "zombie" else "exited"
 
 
 def _accept(end: End) -> str:
@@ -181,7 +180,7 @@ def _file_events(end: End) -> str:
 SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.BUSY: _busy,
     Reason.STOPPED: lambda e: "stopped by a signal or a debugger",
-    Reason.EXITED: _exited,
+    Reason.EXITED: lambda e: "exited (zombie)",  # one gone during the scan is graph.explore's GONE
     Reason.ACCEPT: _accept,
     Reason.CONNECTING: lambda e: "waits for the remote host to answer",
     Reason.REMOTE_PEER: lambda e: f"peer {e.subject} is on another host",

@@ -22,7 +22,7 @@ def by_state(task: Task) -> Optional[End]:
     if task.state in ("T", "t"):
         return End(EndKind.STOPPED, reason=Reason.STOPPED)
     if task.state in ("Z", "X"):
-        return End(EndKind.UNKNOWN, reason=Reason.EXITED, subject="zombie")
+        return End(EndKind.UNKNOWN, reason=Reason.EXITED)
     if task.syscall is None:
         return End(EndKind.UNKNOWN, task.note or "no system call information", reason=Reason.NOT_READABLE)
     return None
