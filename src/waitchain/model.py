@@ -87,6 +87,21 @@ class Reason(Named):
     OTHER = "other"
 
 
+class Missing(Named):
+    """The other side of a wait that no scanned process holds (End.missing), its object the
+    End's subject."""
+
+    WRITE_END = "write-end"  # of a pipe or FIFO
+    READ_END = "read-end"
+    TCP_PEER = "tcp-peer"  # a loopback connection no socket on this host matches (End.connection)
+    UNIX_PEER = "unix-peer"  # passed over a socket, or closing
+    PTY_MASTER = "pty-master"
+    PTY_SLAVE = "pty-slave"  # held by a process other than the waiter's
+    EVENTFD = "eventfd"
+    MQUEUE_READER = "mqueue-reader"  # the queue open for reading
+    MQUEUE_WRITER = "mqueue-writer"
+
+
 class Mode(Named):
     """How a wait's edges combine: ANY one target acting ends it (a pipe with several
     writers, a poll set), or it needs ALL of them (a write lock behind several readers)."""
@@ -329,6 +344,8 @@ class End:
     pty: Optional[Pty] = None  # a pty slave whose master no scanned process holds
     child: Optional[int] = None  # the child a wait4/waitid names, as the waiter sees its pid
     group: Optional[int] = None  # the process group it names, as the waiter sees it (0: its own)
+    missing: Optional[Missing] = None  # the other side no scanned process holds (count: fds unreadable)
+    connection: str = ""  # a TCP connection, "TCP 127.0.0.1:5→127.0.0.1:6"
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from render_fixtures import sleeping_twice
-from waitchain.model import ChainEnd, End, EndKind, Pty, PtySide, Reason
+from waitchain.model import ChainEnd, End, EndKind, Missing, Pty, PtySide, Reason
 from waitchain.render.common import end_detail
-from waitchain.render.ends import chain_detail, detail
+from waitchain.render.ends import MISSING, chain_detail, detail
 from waitchain.render.json import render as render_json
 from waitchain.render.text import render as render_text
 
@@ -157,3 +157,26 @@ def test_a_terminal_end_is_worded_from_its_facts(built: End, said: str) -> None:
 ])
 def test_a_wait_for_no_child_is_worded_from_its_facts(built: End, said: str) -> None:
     assert detail(built) == said
+
+
+@pytest.mark.parametrize("missing,subject,said", [
+    (Missing.WRITE_END, "pipe:[5]", "the write end of pipe:[5]"),
+    (Missing.READ_END, "/tmp/f", "the read end of /tmp/f"),
+    (Missing.UNIX_PEER, "socket:[9]", "the peer socket:[9] (passed over a socket, or closing)"),
+    (Missing.PTY_MASTER, "/dev/pts/3", "the master of /dev/pts/3"),
+    (Missing.PTY_SLAVE, "/dev/pts/3", "/dev/pts/3 (other than this process)"),
+    (Missing.EVENTFD, "eventfd-id 12", "eventfd-id 12"),
+    (Missing.MQUEUE_READER, "/mq", "the message queue /mq open for reading"),
+    (Missing.MQUEUE_WRITER, "/mq", "the message queue /mq open for writing"),
+])
+def test_a_missing_other_side_is_worded_from_its_facts(missing: Missing, subject: str, said: str) -> None:
+    assert detail(end(Reason.NO_HOLDER, EndKind.UNKNOWN, missing=missing, subject=subject)) == f"no process holds {said}"
+    assert detail(end(Reason.NOT_READABLE, EndKind.UNKNOWN, missing=missing, subject=subject, count=2)) == (
+        f"unknown: not readable (run as root): {said} may be held by one of 2 processes whose fds could not be read")
+
+
+def test_every_missing_side_has_words_and_a_tcp_peer_names_its_connection() -> None:
+    assert set(MISSING) == set(Missing)
+    built = end(Reason.NO_HOLDER, EndKind.UNKNOWN, missing=Missing.TCP_PEER, subject="127.0.0.1:6",
+                connection="TCP 127.0.0.1:5→127.0.0.1:6")
+    assert detail(built) == "no process holds the other end of TCP 127.0.0.1:5→127.0.0.1:6 (no socket on this host matches it)"

@@ -10,6 +10,7 @@ from rule_fakes import NONBLOCK, RDONLY, RDWR, WRONLY, FakeSnapshot, task
 
 from waitchain.model import Alternative, EdgeKind, EndKind, Mode, PipeFill, Reason, TcpSocket, UnixSocket
 from waitchain.render.labels import label
+from waitchain.render.ends import detail
 from waitchain.waits import io, poll, signals
 
 PIPE = "pipe:[100]"
@@ -98,8 +99,8 @@ def test_a_holder_that_could_not_be_read_is_not_nobody() -> None:
     end = io.rule(snap, 10, task(10, "read", 3)).end
     assert end is not None
     assert (end.kind, end.reason) == (EndKind.UNKNOWN, Reason.NOT_READABLE)
-    assert end.detail.startswith("unknown: not readable (run as root)")
-    assert "no process holds" not in end.detail
+    assert detail(end).startswith("unknown: not readable (run as root)")
+    assert "no process holds" not in detail(end)
 
 
 # --- sockets ---------------------------------------------------------------------------------

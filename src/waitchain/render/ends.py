@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
-from ..model import ChainEnd, End, Reason
+from ..model import ChainEnd, End, Missing, Reason
 
 SHOWN = 4  # live alternatives named in an OR wait's detail
 
@@ -157,6 +157,33 @@ def _no_child(end: End) -> str:
     return f"waits for {wanted}, but there is none"
 
 
+MISSING: Dict[Missing, Callable[[End], str]] = {
+    Missing.WRITE_END: lambda e: f"the write end of {e.subject}",
+    Missing.READ_END: lambda e: f"the read end of {e.subject}",
+    Missing.TCP_PEER: lambda e: f"the other end of {e.connection} (no socket on this host matches it)",
+    Missing.UNIX_PEER: lambda e: f"the peer {e.subject} (passed over a socket, or closing)",
+    Missing.PTY_MASTER: lambda e: f"the master of {e.subject}",
+    Missing.PTY_SLAVE: lambda e: f"{e.subject} (other than this process)",
+    Missing.EVENTFD: lambda e: e.subject,
+    Missing.MQUEUE_READER: lambda e: f"the message queue {e.subject} open for reading",
+    Missing.MQUEUE_WRITER: lambda e: f"the message queue {e.subject} open for writing",
+}
+
+
+def _no_holder(end: End) -> str:
+    return f"no process holds {MISSING[end.missing](end)}" if end.missing is not None else ""
+
+
+def _not_readable(end: End) -> str:
+    """The other side may be held by a process whose fds could not be read (count of them)."""
+    if end.missing is None:
+        return ""
+    hidden = end.count or 0
+    whose = "1 process" if hidden == 1 else f"{hidden} processes"
+    return (f"unknown: not readable (run as root): {MISSING[end.missing](end)} may be held by one of "
+            f"{whose} whose fds could not be read")
+
+
 def _fifo_open(end: End) -> str:
     if end.self_held:
         return (f"any process may open the FIFO {end.subject} and write: this process keeps a write "
@@ -191,6 +218,8 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.FIFO_OPEN: _fifo_open,
     Reason.TERMINAL_INPUT: _terminal,
     Reason.NO_CHILD: _no_child,
+    Reason.NO_HOLDER: _no_holder,
+    Reason.NOT_READABLE: _not_readable,
     Reason.TIMER: _timer,
     Reason.FILE_EVENTS: _file_events,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from ..model import End, EndKind, Reason, TcpSocket, Task, UnixSocket
+from ..model import End, EndKind, Missing, Reason, TcpSocket, Task, UnixSocket
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 
@@ -71,14 +71,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def nobody_end(snap: Snapshot, what: str, subject: str) -> End:
-    """The end of a wait whose other end (`what`: "the write end of pipe:[5]") no scanned
-    process holds. When some processes' fds could not be read, the holder may be one of
-    them: unknown, never "nobody"."""
+def nobody_end(snap: Snapshot, missing: Missing, subject: str, connection: str = "") -> End:
+    """The end of a wait whose other end (`missing` of `subject`: the write end of pipe:[5])
+    no scanned process holds. When some processes' fds could not be read, the holder may be
+    one of them: unknown, never "nobody"."""
     hidden = len(snap.fds_unreadable())
     if hidden:
-        whose = "1 process" if hidden == 1 else f"{hidden} processes"
-        detail = (f"unknown: not readable (run as root): {what} may be held by one of "
-                  f"{whose} whose fds could not be read")
-        return End(EndKind.UNKNOWN, detail, reason=Reason.NOT_READABLE, subject=subject)
-    return End(EndKind.UNKNOWN, f"no process holds {what}", reason=Reason.NO_HOLDER, subject=subject)
+        return End(EndKind.UNKNOWN, reason=Reason.NOT_READABLE, subject=subject, missing=missing,
+                   connection=connection, count=hidden)
+    return End(EndKind.UNKNOWN, reason=Reason.NO_HOLDER, subject=subject, missing=missing, connection=connection)

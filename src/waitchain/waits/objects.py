@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
-from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, FdInfo, Reason, Task, Wait
+from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, FdInfo, Missing, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import fd_text, nobody_end
 
@@ -59,7 +59,7 @@ def _eventfd(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: 
     if edges:
         return Wait(pid, tid, what, edges)
     detail = f"no other process holds eventfd-id {ident}: only another thread of this process can write it"
-    return Wait(pid, tid, what, end=_alone(snap, detail, f"eventfd-id {ident}", f"eventfd-id {ident}"))
+    return Wait(pid, tid, what, end=_alone(snap, detail, Missing.EVENTFD, f"eventfd-id {ident}"))
 
 
 def _same_eventfd(snap: Snapshot, pid: int, target: str, ident: str) -> Dict[int, List[int]]:
@@ -113,7 +113,7 @@ def _mqueue(snap: Snapshot, pid: int, tid: int, fd: int, sending: bool) -> Wait:
         return Wait(pid, tid, what, edges)
     role = "for reading" if sending else "for writing"
     detail = f"no other process has the message queue {target} open {role}"
-    return Wait(pid, tid, what, end=_alone(snap, detail, f"the message queue {target} open {role}", target))
+    return Wait(pid, tid, what, end=_alone(snap, detail, Missing.MQUEUE_READER if sending else Missing.MQUEUE_WRITER, target))
 
 
 def _queue_edge(pid: int, tid: int, fd: int, sending: bool, target: str, info: FdInfo, holder: int,
@@ -124,11 +124,11 @@ def _queue_edge(pid: int, tid: int, fd: int, sending: bool, target: str, info: F
                 writing=sending, holder_fds=tuple(fds), inode=info.ino or None)
 
 
-def _alone(snap: Snapshot, detail: str, what: str, subject: str) -> End:
+def _alone(snap: Snapshot, detail: str, missing: Missing, subject: str) -> End:
     """Only the waiter's process holds the object: idle, waiting for an event; unknown when
     some processes' fds could not be read (the other holder may be among them)."""
     if snap.fds_unreadable():
-        return nobody_end(snap, what, subject)
+        return nobody_end(snap, missing, subject)
     return End(EndKind.IDLE, detail, reason=Reason.EVENT, subject=subject)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, Holder, Mode, Reason, Wait
+from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, Holder, Missing, Mode, Reason, Wait
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from . import signals
@@ -32,7 +32,7 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
              syscall=syscall, fd=fd, writing=writing, fill=fill, holder_fds=fds, unsure=unsure,
              inode=inode)
         for holder, fds, unsure in by_pid(holders))
-    end = None if edges else nobody_end(snap, f"the {_role(writing)} end of {target}", target)
+    end = None if edges else nobody_end(snap, Missing.READ_END if writing else Missing.WRITE_END, target)
     live: Tuple[End, ...] = ()
     if not writing and kind == EdgeKind.FIFO and any(e.to_pid == pid for e in edges):
         live = (End(EndKind.IDLE, reason=Reason.FIFO_OPEN, subject=target, self_held=True),)

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from ..model import Edge, EdgeKind, End, EndKind, Mode, Reason, TcpSocket, UnixSocket, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Missing, Mode, Reason, TcpSocket, UnixSocket, Wait
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from .describe import endpoint, nobody_end, tcp_text
@@ -115,7 +115,7 @@ def _holders_text(snap: Snapshot, target: str) -> str:
 def _remote(snap: Snapshot, sock: TcpSocket) -> End:
     where = endpoint(sock.remote)
     if _is_local(sock.remote[0]):
-        return nobody_end(snap, f"the other end of {tcp_text(sock)} (no socket on this host matches it)", where)
+        return nobody_end(snap, Missing.TCP_PEER, where, connection=tcp_text(sock))
     return End(EndKind.REMOTE, reason=Reason.REMOTE_PEER, subject=where)
 
 
@@ -127,4 +127,4 @@ def _is_local(host: str) -> bool:
 
 
 def _orphan(snap: Snapshot, target: str) -> End:
-    return nobody_end(snap, f"the peer {target} (passed over a socket, or closing)", target)
+    return nobody_end(snap, Missing.UNIX_PEER, target)

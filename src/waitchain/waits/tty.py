@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from ..model import Edge, EdgeKind, End, EndKind, Pty, PtySide, Reason, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Missing, Pty, PtySide, Reason, Wait
 from ..snapshot import Snapshot
 from .describe import nobody_end
 
@@ -64,7 +64,7 @@ def _slave(snap: Snapshot, waiter: _Waiter, index: int) -> Wait:
     masters = _masters(snap, index)
     slave = f"{PTS_PREFIX}{index}"
     if not masters:
-        end = (nobody_end(snap, f"the master of {slave}", slave) if snap.fds_unreadable() else
+        end = (nobody_end(snap, Missing.PTY_MASTER, slave) if snap.fds_unreadable() else
                _terminal(slave, pty=Pty(PtySide.SLAVE, index)))
         return Wait(waiter.pid, waiter.tid, waiter.what, end=end)
     edges = tuple(_edge(waiter, holder, fds, slave, Pty(PtySide.SLAVE, index), f"has tty-index: {index}")
@@ -98,7 +98,7 @@ def _master(snap: Snapshot, waiter: _Waiter, target: str) -> Wait:
                   for holder, fds in holders.items())
     if edges:
         return Wait(waiter.pid, waiter.tid, waiter.what, edges)
-    return Wait(waiter.pid, waiter.tid, waiter.what, end=nobody_end(snap, f"{slave} (other than this process)", slave))
+    return Wait(waiter.pid, waiter.tid, waiter.what, end=nobody_end(snap, Missing.PTY_SLAVE, slave))
 
 
 def _edge(waiter: _Waiter, holder: int, fds: List[Tuple[str, int]], obj: str, pty: Pty, fact: str) -> Edge:
