@@ -346,6 +346,8 @@ class End:
     group: Optional[int] = None  # the process group it names, as the waiter sees it (0: its own)
     missing: Optional[Missing] = None  # the other side no scanned process holds (count: fds unreadable)
     connection: str = ""  # a TCP connection, "TCP 127.0.0.1:5→127.0.0.1:6"
+    address: Optional[int] = None  # a futex's address in the waiter's memory
+    owner: Optional[int] = None  # the owner TID a mutex word names, in the waiter's pid namespace
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 

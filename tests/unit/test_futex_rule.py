@@ -11,6 +11,7 @@ from rule_fakes import FakeMemory, FakeSnapshot, task
 from waitchain.model import EdgeKind, EndKind, Reason, Wait
 from waitchain.procfs import cstructs
 from waitchain.render.labels import label
+from waitchain.render.ends import detail
 from waitchain.waits import futex, wait_of
 
 NS = "pid:[4026532999]"  # the program's pid namespace (not ours)
@@ -175,6 +176,9 @@ def test_pi_word_owner_and_an_exited_owner() -> None:
     snap.memory.put(PID, ADDR, struct.pack("=I", 0x80000007))
     wait = waiting(snap, 101, LOCK_PI_PRIVATE, 0)
     assert (wait.end.kind, wait.end.reason) == (EndKind.UNKNOWN, Reason.OWNER_EXITED)
+    assert (wait.end.address, wait.end.owner) == (ADDR, 7)
+    assert detail(wait.end) == (f"the mutex at {ADDR:#x} names owner TID 7, which is not a live thread: "
+                                "it exited holding the lock")
 
 
 def test_robust_mutex_only_when_its_kind_says_robust() -> None:

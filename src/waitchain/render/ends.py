@@ -2,10 +2,10 @@
 ("sleeps in clock_nanosleep for 16.7 min", "waits for a client on 5<TCP ...>"). Every
 format words an end here, and only here; the JSON carries it as `detail`. Ends whose
 sentence a rule still writes itself carry it in `End.detail`, shown as it is: kernel waits
-(a kernel stack summary), calls and devices not followed, rule failures, no holder / not
-readable (the missing other end is still a phrase), futex owners, SysV IPC, eventfd and
-mqueue events, datagram servers, unpaired sockets, stale epoll fds, a process gone during
-the scan."""
+(a kernel stack summary), calls and devices not followed, rule failures, a thread with no
+syscall information (its note), unreadable futex words and the futexes that record no owner,
+SysV IPC, eventfd and mqueue events, datagram servers, unpaired sockets, stale epoll fds, a
+process gone during the scan."""
 
 from __future__ import annotations
 
@@ -220,6 +220,8 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.NO_CHILD: _no_child,
     Reason.NO_HOLDER: _no_holder,
     Reason.NOT_READABLE: _not_readable,
+    Reason.OWNER_EXITED: lambda e: (f"the mutex at {e.address or 0:#x} names owner TID {e.owner}, which is not "
+                                    "a live thread: it exited holding the lock"),
     Reason.TIMER: _timer,
     Reason.FILE_EVENTS: _file_events,
 }

@@ -187,9 +187,8 @@ def _owner(snap: Snapshot, futex: Futex, local: int, shared: bool, evidence: str
     owner exited when no live thread has it."""
     owner = _locate(snap, futex.pid, local, shared)
     if owner is None:
-        detail = (f"the mutex at {futex.addr:#x} names owner TID {local}, which is not a live "
-                  "thread: it exited holding the lock")
-        return futex.end(detail, Reason.OWNER_EXITED)
+        end = End(EndKind.UNKNOWN, reason=Reason.OWNER_EXITED, address=futex.addr, owner=local)
+        return Wait(futex.pid, futex.tid, futex.what, end=end)
     return _edge(snap, futex, EdgeKind.MUTEX, owner, local, evidence)
 
 
