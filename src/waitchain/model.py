@@ -102,6 +102,15 @@ class Missing(Named):
     MQUEUE_WRITER = "mqueue-writer"
 
 
+class Ownerless(Named):
+    """Why a futex wait names no owner (End.ownerless)."""
+
+    RELEASED = "released"  # a PI futex whose word records no owner now
+    UNPROVED = "unproved"  # a lock word with value 2 whose memory is no mutex naming a live thread
+    NONE_RECORDED = "none-recorded"  # a condition variable, a semaphore, a lock that records none
+    PYTHON = "python"  # the same, in a Python process (threading.Lock is one)
+
+
 class Mode(Named):
     """How a wait's edges combine: ANY one target acting ends it (a pipe with several
     writers, a poll set), or it needs ALL of them (a write lock behind several readers)."""
@@ -348,6 +357,7 @@ class End:
     connection: str = ""  # a TCP connection, "TCP 127.0.0.1:5→127.0.0.1:6"
     address: Optional[int] = None  # a futex's address in the waiter's memory
     owner: Optional[int] = None  # the owner TID a mutex word names, in the waiter's pid namespace
+    ownerless: Optional[Ownerless] = None  # a futex wait that names no owner: why
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 

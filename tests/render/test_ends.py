@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from render_fixtures import sleeping_twice
-from waitchain.model import ChainEnd, End, EndKind, Missing, Pty, PtySide, Reason
+from waitchain.model import ChainEnd, End, EndKind, Missing, Ownerless, Pty, PtySide, Reason
 from waitchain.render.common import end_detail
 from waitchain.render.ends import MISSING, chain_detail, detail
 from waitchain.render.json import render as render_json
@@ -180,3 +180,10 @@ def test_every_missing_side_has_words_and_a_tcp_peer_names_its_connection() -> N
     built = end(Reason.NO_HOLDER, EndKind.UNKNOWN, missing=Missing.TCP_PEER, subject="127.0.0.1:6",
                 connection="TCP 127.0.0.1:5→127.0.0.1:6")
     assert detail(built) == "no process holds the other end of TCP 127.0.0.1:5→127.0.0.1:6 (no socket on this host matches it)"
+
+
+def test_every_ownerless_futex_is_worded_at_its_address() -> None:
+    said = {why: detail(end(Reason.NO_OWNER, EndKind.UNKNOWN, address=0x7F00, ownerless=why)) for why in Ownerless}
+    assert all("0x7f00" in text for text in said.values())
+    assert said[Ownerless.PYTHON].endswith("(Python's threading.Lock is one)")
+    assert said[Ownerless.RELEASED] == "the PI futex at 0x7f00 records no owner now (released since?)"

@@ -8,11 +8,11 @@ import struct
 
 from rule_fakes import FakeMemory, FakeSnapshot, task
 
-from waitchain.model import EdgeKind, EndKind, Reason, Wait
+from waitchain.model import EdgeKind, EndKind, Ownerless, Reason, Wait
 from waitchain.procfs import cstructs
 from waitchain.render.labels import label
-from waitchain.render.ends import detail
-from waitchain.waits import futex, wait_of
+from waitchain.render.ends import NO_OWNER, detail
+from waitchain.waits import wait_of
 
 NS = "pid:[4026532999]"  # the program's pid namespace (not ours)
 PID = 100  # host ids: 100, 101, 102; in the namespace: 1, 2, 3
@@ -90,7 +90,7 @@ def test_stdio_lock_owner_pointer_is_not_an_owner() -> None:
     wait = waiting(snap, 101, WAIT_PRIVATE, 2)
     assert wait.edges == () and wait.end is not None
     assert (wait.end.kind, wait.end.reason) == (EndKind.UNKNOWN, Reason.NO_OWNER)
-    assert "cannot be proved" in wait.end.detail
+    assert wait.end.ownerless == Ownerless.UNPROVED and "cannot be proved" in detail(wait.end)
 
 
 def test_a_pointer_whose_low_half_is_a_tid_is_still_not_an_owner() -> None:
@@ -193,4 +193,4 @@ def test_python_lock_names_no_owner() -> None:
     snap = snapshot()
     wait = wait_of(snap, PID, task(101, "futex", ADDR, 9 | 128 | 256, 0))
     assert wait.edges == () and wait.end.reason == Reason.NO_OWNER
-    assert futex.NO_OWNER in wait.end.detail
+    assert wait.end.ownerless == Ownerless.NONE_RECORDED and NO_OWNER in detail(wait.end)

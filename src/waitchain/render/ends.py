@@ -3,15 +3,14 @@
 format words an end here, and only here; the JSON carries it as `detail`. Ends whose
 sentence a rule still writes itself carry it in `End.detail`, shown as it is: kernel waits
 (a kernel stack summary), calls and devices not followed, rule failures, a thread with no
-syscall information (its note), unreadable futex words and the futexes that record no owner,
-SysV IPC, eventfd and mqueue events, datagram servers, unpaired sockets, stale epoll fds, a
-process gone during the scan."""
+syscall information (its note), unreadable futex words, SysV IPC, eventfd and mqueue events,
+datagram servers, unpaired sockets, stale epoll fds, a process gone during the scan."""
 
 from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
-from ..model import ChainEnd, End, Missing, Reason
+from ..model import ChainEnd, End, Missing, Ownerless, Reason
 
 SHOWN = 4  # live alternatives named in an OR wait's detail
 
@@ -184,6 +183,24 @@ def _not_readable(end: End) -> str:
             f"{whose} whose fds could not be read")
 
 
+NO_OWNER = "no owner can be known: a condition variable, a semaphore, or a lock that records none"
+OWNERLESS: Dict[Ownerless, str] = {
+    Ownerless.RELEASED: "the PI futex at {a} records no owner now (released since?)",
+    Ownerless.UNPROVED: ("waits on a futex at {a}: a lock word with value 2 whose owner cannot be proved (its "
+                         "memory is not a glibc pthread_mutex_t naming a live thread; stdio's and other "
+                         "libraries' locks wait the same way)"),
+    Ownerless.NONE_RECORDED: "waits on a futex at {a}; " + NO_OWNER,
+    Ownerless.PYTHON: "waits on a futex at {a}; " + NO_OWNER + " (Python's threading.Lock is one)",
+}
+
+
+def _no_owner(end: End) -> str:
+    """A futex wait that names no owner (SysV semaphores carry their own detail)."""
+    if end.ownerless is None:
+        return ""
+    return OWNERLESS[end.ownerless].format(a=f"{end.address or 0:#x}")
+
+
 def _fifo_open(end: End) -> str:
     if end.self_held:
         return (f"any process may open the FIFO {end.subject} and write: this process keeps a write "
@@ -220,6 +237,7 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.NO_CHILD: _no_child,
     Reason.NO_HOLDER: _no_holder,
     Reason.NOT_READABLE: _not_readable,
+    Reason.NO_OWNER: _no_owner,
     Reason.OWNER_EXITED: lambda e: (f"the mutex at {e.address or 0:#x} names owner TID {e.owner}, which is not "
                                     "a live thread: it exited holding the lock"),
     Reason.TIMER: _timer,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 from ..errors import WaitchainError
-from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
+from ..model import Edge, EdgeKind, End, EndKind, Ownerless, Reason, Task, Wait
 from ..procfs.cstructs import MutexWords
 from ..snapshot import Snapshot
 
@@ -44,8 +44,6 @@ KIND_TYPES, ROBUST, PRIO_INHERIT, PRIO_PROTECT, PSHARED = 3, 16, 32, 64, 128
 ELISION, NO_ELISION = 256, 512
 LOCK_FLAGS = PSHARED | ELISION | NO_ELISION  # the flags a mutex that waits on value 2 may have
 MAX_CANDIDATES = 512  # processes searched for the owner of a shared futex in another pid namespace
-NO_OWNER = "no owner can be known: a condition variable, a semaphore, or a lock that records none"
-PYTHON_LOCK = " (Python's threading.Lock is one)"
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,10 @@ class Futex:
     def end(self, detail: str, reason: Reason) -> Wait:
         return Wait(self.pid, self.tid, self.what, end=End(EndKind.UNKNOWN, detail, reason=reason))
 
+    def ownerless(self, why: Ownerless) -> Wait:
+        end = End(EndKind.UNKNOWN, reason=Reason.NO_OWNER, address=self.addr, ownerless=why)
+        return Wait(self.pid, self.tid, self.what, end=end)
+
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     futex = decode(pid, task)
@@ -74,7 +76,7 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         # pthread_mutex_timedlock, a timed join: the clock ends the wait, whatever the owner does
         timeout = End(EndKind.SLEEPING, reason=Reason.TIMEOUT, call="futex")
         return replace(found, live=found.live + (timeout,))
-    return found or futex.end(_no_owner_text(snap, futex), Reason.NO_OWNER)
+    return found or futex.ownerless(Ownerless.PYTHON if _python(snap, futex.pid) else Ownerless.NONE_RECORDED)
 
 
 def decode(pid: int, task: Task) -> Futex:
@@ -109,8 +111,7 @@ def _pi(snap: Snapshot, futex: Futex) -> Wait:
     word = snap.memory.u32(futex.pid, futex.addr)
     evidence = f"PI futex word at {futex.addr:#x} is {word:#x}: the owner TID is its low 30 bits"
     if not word & TID_MASK:
-        return futex.end(f"the PI futex at {futex.addr:#x} records no owner now (released since?)",
-                         Reason.NO_OWNER)
+        return futex.ownerless(Ownerless.RELEASED)
     return _owner(snap, futex, word & TID_MASK, not futex.private, evidence)
 
 
@@ -154,10 +155,7 @@ def _join(snap: Snapshot, futex: Futex) -> Optional[Wait]:
 def _unproved(futex: Futex) -> Optional[Wait]:
     if futex.val != 2:
         return None
-    detail = (f"waits on a futex at {futex.addr:#x}: a lock word with value 2 whose owner cannot be "
-              "proved (its memory is not a glibc pthread_mutex_t naming a live thread; stdio's "
-              "and other libraries' locks wait the same way)")
-    return futex.end(detail, Reason.NO_OWNER)
+    return futex.ownerless(Ownerless.UNPROVED)
 
 
 def _plain_mutex(snap: Snapshot, futex: Futex, words: MutexWords) -> bool:
@@ -253,10 +251,9 @@ def _translated(local: int, host: int) -> str:
     return f" (TID {local} in the process's pid namespace is host TID {host}: NSpid in /proc/PID/task/TID/status)"
 
 
-def _no_owner_text(snap: Snapshot, futex: Futex) -> str:
-    proc = snap.processes.get(futex.pid)
-    python = proc is not None and proc.comm.startswith("python")
-    return f"waits on a futex at {futex.addr:#x}; {NO_OWNER}" + (PYTHON_LOCK if python else "")
+def _python(snap: Snapshot, pid: int) -> bool:
+    proc = snap.processes.get(pid)
+    return proc is not None and proc.comm.startswith("python")
 
 
 __all__ = ["rule", "decode", "Futex"]
