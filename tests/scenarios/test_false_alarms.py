@@ -428,21 +428,27 @@ def start_nginx(case: Case) -> List[Target]:
     nginx = nginx_path()
     if nginx is None:  # the --all test leaves nginx out without it
         pytest.skip("nginx is not installed (.ci/run installs it: apt-get install nginx)")
-    prefix = case.tmp_path / "nginx"
+    master, worker = run_nginx(nginx, case.procs, case.tmp_path, free_loopback_port(),
+                               'return 200 "ok\\n";')
+    wait_blocked(master.pid, *SIGSUSPEND_CALLS)
+    return [Target("nginx master", master.pid), Target("nginx worker", worker)]
+
+
+def run_nginx(nginx: str, procs, tmp_path, port: int, location: str):
+    """nginx on 127.0.0.1:port in its own prefix under tmp_path, serving `location`; returns
+    (master Popen, worker pid) once the worker waits in epoll."""
+    prefix = tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
-    (prefix / "nginx.conf").write_text(NGINX_CONF.format(port=free_loopback_port(),
-                                                         location='return 200 "ok\\n";'))
-    master = case.procs.spawn(
-        [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr",
-         "-g", "daemon off; master_process on; pid tmp/nginx.pid; error_log stderr;"],
-        stdout=subprocess.DEVNULL)
+    (prefix / "nginx.conf").write_text(NGINX_CONF.format(port=port, location=location))
+    master = procs.spawn([nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr",
+                          "-g", "daemon off; master_process on; pid tmp/nginx.pid; error_log stderr;"],
+                         stdout=subprocess.DEVNULL)
     wait_until(lambda: master.poll() is not None or child_named(master.pid, "nginx") is not None,
                f"nginx {master.pid} starts its worker")
     assert master.poll() is None, f"nginx exited with status {master.returncode}; see its stderr"
     worker = wait_child_named(master.pid, "nginx")
-    wait_blocked(master.pid, *SIGSUSPEND_CALLS)
     wait_blocked(worker, *EPOLL_CALLS)
-    return [Target("nginx master", master.pid), Target("nginx worker", worker)]
+    return master, worker
 
 
 def test_idle_nginx(run_py, procs, tmp_path, run_cli) -> None:

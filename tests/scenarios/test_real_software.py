@@ -21,8 +21,8 @@ from typing import Any, Dict, List
 
 import pytest
 from scenario_helpers import read_lines, threads_in
-from test_false_alarms import (NGINX_CONF, SLEEP_CALLS, Target, assert_healthy, child_named,
-                               free_loopback_port, nginx_path, wait_child_named)
+from test_false_alarms import (SLEEP_CALLS, Target, assert_healthy, free_loopback_port, nginx_path,
+                               run_nginx)
 
 from waitchain.demo.harness import blocked_in, wait_blocked, wait_child, wait_until
 
@@ -317,19 +317,8 @@ def test_a_chain_through_nginx_ends_at_the_slow_upstream(run_py, procs, tmp_path
         pytest.skip("nginx is not installed (.ci/run installs it: apt-get install nginx)")
     upstream = run_py(UPSTREAM)
     ((_, _, upstream_port),) = upstream.ready()
-    prefix = tmp_path / "nginx"
-    (prefix / "tmp").mkdir(parents=True)
     port = free_loopback_port()
-    location = PROXY.format(upstream=upstream_port)
-    (prefix / "nginx.conf").write_text(NGINX_CONF.format(port=port, location=location))
-    master = procs.spawn([nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr",
-                          "-g", "daemon off; master_process on; pid tmp/nginx.pid; error_log stderr;"],
-                         stdout=subprocess.DEVNULL)
-    wait_until(lambda: master.poll() is not None or child_named(master.pid, "nginx") is not None,
-               f"nginx {master.pid} starts its worker")
-    assert master.poll() is None, f"nginx exited with status {master.returncode}; see its stderr"
-    worker = wait_child_named(master.pid, "nginx")
-    wait_blocked(worker, *EPOLL_CALLS)
+    _, worker = run_nginx(nginx, procs, tmp_path, port, PROXY.format(upstream=upstream_port))
     code, calls = PROXY_CLIENTS[kind]
     client = run_py(code, str(port), "GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")
     client.ready()

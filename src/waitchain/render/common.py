@@ -100,14 +100,6 @@ def end_pid(chain: Chain) -> int:
     return chain.end.pid if chain.end.pid is not None else chain.path[-1]
 
 
-def edge_between(diag: Diagnosis, a: int, b: int, cycle: Optional[Cycle] = None) -> Optional[Edge]:
-    """The edge a → b, preferring one from a thread the cycle names."""
-    edges = [e for e in diag.edges if e.from_pid == a and e.to_pid == b]
-    if cycle is not None:
-        edges.sort(key=lambda e: (e.from_pid, e.from_tid) not in cycle.threads)
-    return edges[0] if edges else None
-
-
 def step_text(diag: Diagnosis, edge: Edge) -> str:
     """`9506 command-server.py waits in wait4() for its child 9509 dmesg.py`."""
     wait = diag.waits.get((edge.from_pid, edge.from_tid))
@@ -115,21 +107,6 @@ def step_text(diag: Diagnosis, edge: Edge) -> str:
     if edge.kind == "child":
         return f"{who} for its child {name(diag, edge.to_pid)}"
     return f"{who} for {name(diag, edge.to_pid)} ({clean(edge.object)}: {label_head(edge)})"
-
-
-def cycle_ring(diag: Diagnosis, cycle: Cycle) -> List[int]:
-    """The cycle's pids starting at the root cause when it is a member."""
-    ring = list(cycle.pids)
-    cause = diag.root_cause.pid if diag.root_cause else None
-    if cause in ring:
-        ring = ring[ring.index(cause):] + ring[: ring.index(cause)]
-    return ring
-
-
-def cycle_edges(diag: Diagnosis, cycle: Cycle) -> List[Edge]:
-    ring = cycle_ring(diag, cycle)
-    pairs = zip(ring, ring[1:] + ring[:1])
-    return [e for e in (edge_between(diag, a, b, cycle) for a, b in pairs) if e is not None]
 
 
 def on_cycle(diag: Diagnosis, edge: Edge) -> bool:
