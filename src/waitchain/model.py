@@ -228,6 +228,7 @@ class UnixSocket:
     path: str = ""
     rqueue: int = 0
     wqueue: int = 0
+    pending: Tuple[int, ...] = ()  # a listener: inodes of the client sockets queued on it, not accepted yet
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ class Edge:
     inode: Optional[int] = None  # the object's inode: a locked file's, a pipe's, the peer socket's
     local: Optional[Tuple[str, int]] = None  # TCP: the waiter's socket's address (host, port)
     remote: Optional[Tuple[str, int]] = None  # TCP: the address the waiter's socket is connected to
-    unaccepted: bool = False  # TCP: the connection waits in the accept queue of the target's listening socket
+    unaccepted: bool = False  # TCP or unix: the connection waits in the accept queue of the target's listening socket
     lock: Optional[FileLock] = None  # a file lock edge: the held lock it waits behind
     pty: Optional[Pty] = None  # a pty edge: which end the waiter holds, which terminal
     fuse: Optional[Fuse] = None  # a FUSE edge: the mount whose daemon must answer

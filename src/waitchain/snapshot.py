@@ -28,6 +28,7 @@ Endpoint = Tuple[str, int]
 K = TypeVar("K")
 V = TypeVar("V")
 UNIX_DUMP_AFTER = 32  # exact unix socket lookups before one dump of all is cheaper
+MAX_NETNS = 64  # network namespaces searched for the listener of a queued unix connection
 BLOCKED_CMDLINES = 3  # command lines that may each take their full deadline; then a short one
 SHORT_DEADLINE = 0.05  # seconds
 FDS_UNREADABLE = "fds unreadable"  # how a process's note begins when its fds were not read
@@ -125,6 +126,10 @@ class Snapshot:
         self._own_pidns: Optional[str] = None
         self._blocked_cmdlines = 0  # command lines that did not answer in time
         self._sock_diag_failed = False
+        self._own_netns: Optional[str] = None
+        self._netns_failed: set = set()
+        self._unix_elsewhere: Dict[int, Optional[UnixSocket]] = {}  # in another network namespace
+        self._unix_listeners: Dict[str, Dict[int, UnixSocket]] = {}  # netns → queued client → listener
         # before any later read rewrites a note: whose fds the scan could not read
         self._fds_unreadable = tuple(sorted(p.pid for p in processes.values()
                                             if p.note.startswith(FDS_UNREADABLE)))
@@ -330,9 +335,81 @@ class Snapshot:
 
     # --- sockets ----------------------------------------------------------------------
 
-    def unix_socket(self, inode: int) -> Optional[UnixSocket]:
-        """Peer and queues from sock_diag; None if not a unix socket in our namespace."""
-        return _cached(self._unix, inode, lambda: self._lookup_unix(inode))
+    def unix_socket(self, inode: int, pid: Optional[int] = None) -> Optional[UnixSocket]:
+        """Peer and queues from sock_diag; None if not a unix socket in our network
+        namespace, nor in that of pid (a process that holds it or its peer) when given."""
+        found = _cached(self._unix, inode, lambda: self._lookup_unix(inode))
+        netns = self.processes[pid].netns if pid in self.processes else ""
+        if found is None and netns and netns != self._our_netns() and not self._sock_diag_failed:
+            found = _cached(self._unix_elsewhere, inode, lambda: self._unix_in(netns, inode))
+        return found
+
+    def _unix_in(self, netns: str, inode: int) -> Optional[UnixSocket]:
+        """An exact sock_diag lookup of inode in another network namespace."""
+        try:
+            return self._in_netns(netns, lambda fd: sockdiag.unix_lookup([inode], fd).get(inode))
+        except WaitchainError as exc:
+            self._note(f"unix sockets of {netns} unavailable: {exc}")
+            return None
+
+    def unix_listener(self, client: int, pid: int) -> Optional[UnixSocket]:
+        """The listening unix socket whose accept queue holds the connected socket `client`
+        (its peer not accepted yet): UDIAG_SHOW_ICONS of the listeners of our network
+        namespace, then of pid's, then of the others' (a path connects across them)."""
+        if self._sock_diag_failed:
+            return None
+        own = self._our_netns()
+        first = self.processes[pid].netns if pid in self.processes else ""
+        order = [own] + ([first] if first and first != own else [])
+        order += sorted(self.netns_list() - set(order)) if self.fs.root == "/proc" else []
+        for netns in order[:MAX_NETNS]:
+            found = _cached(self._unix_listeners, netns, lambda: self._listeners_in(netns)).get(client)
+            if found is not None:
+                return found
+        if len(order) > MAX_NETNS:
+            self._note(f"unix listeners looked for in {MAX_NETNS} of {len(order)} network namespaces only")
+        return None
+
+    def _listeners_in(self, netns: str) -> Dict[int, UnixSocket]:
+        """Queued client inode → its listener, in one network namespace ({} if unreadable)."""
+        try:
+            if netns == self._our_netns():
+                dump = sockdiag.unix_dump(listeners=True)
+            else:
+                dump = self._in_netns(netns, lambda fd: sockdiag.unix_dump(fd, listeners=True)) or {}
+        except WaitchainError as exc:
+            self._note(f"unix listeners of {netns or 'our network namespace'} unavailable: {exc}")
+            return {}
+        return {client: sock for sock in dump.values() for client in sock.pending}
+
+    def _in_netns(self, netns: str, query: Callable[[int], V]) -> Optional[V]:
+        """query(fd) with fd an open /proc/PID/ns/net of a scanned process in `netns`
+        (None when none can be opened as that namespace). Only on the live /proc."""
+        if self.fs.root != "/proc" or netns in self._netns_failed:
+            return None
+        for pid in sorted(p.pid for p in self.processes.values() if p.netns == netns):
+            try:
+                fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                try:
+                    same = os.readlink(f"/proc/self/fd/{fd}") == netns
+                except OSError:
+                    same = False
+                if same:  # else the pid is another process's now
+                    return query(fd)
+            except WaitchainError:
+                self._netns_failed.add(netns)  # not asked again (no rights: each would fail)
+                raise
+            finally:
+                os.close(fd)
+        return None
+
+    def _our_netns(self) -> str:
+        if self._own_netns is None:
+            self._own_netns = self.namespace(None, "net")
+        return self._own_netns
 
     def _lookup_unix(self, inode: int) -> Optional[UnixSocket]:
         """One exact sock_diag lookup per inode while few are asked for (each costs more

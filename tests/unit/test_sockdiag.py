@@ -60,6 +60,30 @@ def test_listener(tmp_path: Path) -> None:
     assert rec.rqueue == 1  # the accept backlog
 
 
+def test_listeners_list_their_queued_clients(tmp_path: Path) -> None:
+    """UDIAG_SHOW_ICONS: a listener names the client sockets in its accept queue, whose own
+    peer has no inode yet; once accepted, the client has a peer and the queue is empty."""
+    path = str(tmp_path / "s")
+    with socket.socket(socket.AF_UNIX) as server, socket.socket(socket.AF_UNIX) as client, \
+            socket.socket(socket.AF_UNIX) as other:
+        server.bind(path)
+        server.listen(4)
+        client.connect(path)
+        other.connect(path)
+        queued = sockdiag.unix_dump(listeners=True)
+        assert set(queued[_ino(server)].pending) == {_ino(client), _ino(other)}
+        assert all(s.state == "listen" for s in queued.values())
+        assert sockdiag.unix_lookup([_ino(client)])[_ino(client)].peer == 0
+        with open(f"/proc/{os.getpid()}/ns/net", "rb") as ns:  # the same, asked from "inside"
+            assert set(sockdiag.unix_dump(ns.fileno(), listeners=True)[_ino(server)].pending) == \
+                {_ino(client), _ino(other)}
+        accepted, _ = server.accept()
+        with accepted:
+            again = sockdiag.unix_dump(listeners=True)[_ino(server)]
+            assert again.pending == (_ino(other),) and again.rqueue == 1  # accepted in order
+            assert sockdiag.unix_lookup([_ino(client)])[_ino(client)].peer == _ino(accepted)
+
+
 def test_abstract_dgram() -> None:
     name = f"waitchain-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

@@ -1,6 +1,8 @@
-"""Unix sockets through NETLINK_SOCK_DIAG (sock_diag(7), linux/unix_diag.h): peer, queues, name.
+"""Unix sockets through NETLINK_SOCK_DIAG (sock_diag(7), linux/unix_diag.h): peer, queues, name,
+and for a listener the client sockets queued on it (UDIAG_SHOW_ICONS).
 
-Only sockets of the caller's network namespace are visible."""
+Only sockets of the netlink socket's network namespace are visible: for another namespace
+the netlink socket is made inside it (netns.py: setns in a short-lived thread)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 from .. import errors
 from ..model import UnixSocket
 from .net import UNIX_TYPES
+from .netns import in_netns
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN = 0x01, 0x04, 0x10
-UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN = 0, 2, 4
+UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_ICONS, UDIAG_SHOW_RQLEN = 0x01, 0x04, 0x08, 0x10
+UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_ICONS, UNIX_DIAG_RQLEN = 0, 2, 3, 4
+TCP_LISTEN = 10
 NOCOOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE, both words
 TIMEOUT = 1.0  # seconds per recv
 # sk_state of a unix socket uses the TCP_* numbers.
@@ -34,10 +38,16 @@ _WHAT = "NETLINK_SOCK_DIAG for unix sockets"
 _BUFSIZE = 1 << 17
 
 
-def _open() -> socket.socket:
-    """A sock_diag netlink socket with a per-recv timeout."""
+def _open(netns: Optional[int] = None) -> socket.socket:
+    """A sock_diag netlink socket with a per-recv timeout, in the network namespace of the
+    open /proc/PID/ns/net `netns` (ours when None)."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        if netns is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        else:
+            sock = in_netns(netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG))
+    except errors.WaitchainError:
+        raise
     except (OSError, AttributeError) as exc:
         if getattr(exc, "errno", None) in (errno.EPERM, errno.EACCES):
             raise errors.AccessDenied(None, _WHAT) from exc
@@ -46,10 +56,10 @@ def _open() -> socket.socket:
     return sock
 
 
-def _request(inode: int, seq: int, dump: bool) -> bytes:
-    """A SOCK_DIAG_BY_FAMILY request for one inode, or for all with `dump`."""
-    show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN
-    body = _REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode, show, NOCOOKIE, NOCOOKIE)
+def _request(inode: int, seq: int, dump: bool, states: int = 0xFFFFFFFF, icons: bool = False) -> bytes:
+    """A SOCK_DIAG_BY_FAMILY request for one inode, or for all in `states` with `dump`."""
+    show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | (UDIAG_SHOW_ICONS if icons else 0)
+    body = _REQ.pack(socket.AF_UNIX, 0, 0, states, inode, show, NOCOOKIE, NOCOOKIE)
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
 
@@ -135,7 +145,10 @@ def _parse(payload: bytes) -> Optional[UnixSocket]:
     rqueue, wqueue = _u32s(attrs.get(UNIX_DIAG_RQLEN), 2)
     path = _name(attrs.get(UNIX_DIAG_NAME, b""))
     kind_name = UNIX_TYPES.get(kind, f"type_{kind}")
-    return UnixSocket(inode, kind_name, STATES.get(state, f"state_{state}"), peer, path, rqueue, wqueue)
+    icons = attrs.get(UNIX_DIAG_ICONS, b"")
+    pending = _u32s(icons, len(icons) // 4) if icons else ()
+    return UnixSocket(inode, kind_name, STATES.get(state, f"state_{state}"), peer, path, rqueue, wqueue,
+                      pending=tuple(i for i in pending if i))
 
 
 def _lookup_one(sock: socket.socket, inode: int, seq: int) -> Optional[UnixSocket]:
@@ -153,13 +166,14 @@ def _lookup_one(sock: socket.socket, inode: int, seq: int) -> Optional[UnixSocke
             return None
 
 
-def unix_lookup(inodes: Iterable[int]) -> Dict[int, UnixSocket]:
-    """inode → UnixSocket for those of `inodes` that are unix sockets in our network namespace."""
+def unix_lookup(inodes: Iterable[int], netns: Optional[int] = None) -> Dict[int, UnixSocket]:
+    """inode → UnixSocket for those of `inodes` that are unix sockets in our network
+    namespace (or in that of the open /proc/PID/ns/net `netns`)."""
     found: Dict[int, UnixSocket] = {}
     wanted = [i for i in dict.fromkeys(inodes) if 0 < i <= 0xFFFFFFFF]
     if not wanted:
         return found
-    with _open() as sock:
+    with _open(netns) as sock:
         for seq, inode in enumerate(wanted, start=1):
             record = _lookup_one(sock, inode, seq)
             if record is not None:
@@ -181,11 +195,14 @@ def _collect(data: bytes, found: Dict[int, UnixSocket]) -> bool:
     return False
 
 
-def unix_dump() -> Dict[int, UnixSocket]:
-    """inode → UnixSocket for every unix socket in our network namespace, in one dump."""
+def unix_dump(netns: Optional[int] = None, listeners: bool = False) -> Dict[int, UnixSocket]:
+    """inode → UnixSocket for every unix socket in our network namespace (or in that of
+    the open /proc/PID/ns/net `netns`), in one dump. With `listeners`, only the listening
+    sockets, each with the inodes of the client sockets queued on it (`pending`)."""
     found: Dict[int, UnixSocket] = {}
-    with _open() as sock:
-        _send(sock, _request(0, 1, dump=True))
+    states = 1 << TCP_LISTEN if listeners else 0xFFFFFFFF
+    with _open(netns) as sock:
+        _send(sock, _request(0, 1, dump=True, states=states, icons=listeners))
         while not _collect(_recv(sock), found):
             pass
     return found

@@ -52,7 +52,7 @@ def socket_of(snap: Snapshot, pid: int, target: str) -> Optional[Union[TcpSocket
     if inode is None or not target.startswith("socket:"):
         return None
     tcp = snap.tcp_socket(pid, inode)
-    return tcp if tcp is not None else snap.unix_socket(inode)
+    return tcp if tcp is not None else snap.unix_socket(inode, pid)
 
 
 def tcp_text(sock: TcpSocket) -> str:

@@ -15,6 +15,8 @@ from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from .describe import endpoint, nobody_end, tcp_text
 
+CONNECTED = ("stream", "seqpacket")  # unix socket types that connect through a listener
+
 
 @dataclass(frozen=True)
 class Side:
@@ -38,10 +40,14 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     tcp = snap.tcp_socket(pid, inode)
     if tcp is not None:
         return _tcp(snap, side, tcp)
-    unix = snap.unix_socket(inode)
+    unix = snap.unix_socket(inode, pid)
     if unix is None:
         detail = f"{target} is neither TCP nor a unix socket (not followed)"
         return side.wait(end=End(EndKind.UNKNOWN, detail, reason=Reason.NOT_FOLLOWED, subject=target))
+    if not unix.peer and unix.state == "established" and unix.type in CONNECTED:
+        listener = snap.unix_listener(unix.inode, pid)
+        if listener is not None:
+            return _unix_not_accepted(snap, side, unix, listener, target)
     if not unix.peer:
         return side.wait(end=_unpaired(unix, target))
     peer_target = f"socket:[{unix.peer}]"
@@ -49,6 +55,20 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     queued = unix.wqueue if writing else unix.rqueue
     edges = _edges(snap, side, peer_target, EdgeKind.UNIX, evidence, queued=queued, inode=unix.peer)
     return side.wait(edges, None if edges else _orphan(snap, peer_target))
+
+
+def _unix_not_accepted(snap: Snapshot, side: Side, unix: UnixSocket, listener: UnixSocket,
+                       target: str) -> Wait:
+    """A connected unix socket whose peer has no inode yet: the connection waits in the
+    accept queue of `listener` (sock_diag UDIAG_SHOW_ICONS lists it there)."""
+    where = f"socket:[{listener.inode}]"
+    evidence = (f"sock_diag: {target} is connected, its peer not accepted yet: it is in the accept queue "
+                f"of the listening {where}" + (f" {listener.path}" if listener.path else "")
+                + f" ({listener.rqueue} queued); held by " + _holders_text(snap, where))
+    queued = unix.wqueue if side.writing else unix.rqueue
+    edges = _edges(snap, side, where, EdgeKind.UNIX, evidence, queued=queued, inode=listener.inode,
+                   unaccepted=True)
+    return side.wait(edges, None if edges else _orphan(snap, where))
 
 
 def _unpaired(unix: UnixSocket, target: str) -> End:
