@@ -135,11 +135,12 @@ def test_a_chain_ends_where_its_last_wait_ends_in_every_format() -> None:
 
 @pytest.mark.parametrize("built,said", [
     (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/tty1", writing=False),
-     "waits for input from a person at the terminal /dev/tty1"),
+     "waits for someone to type at /dev/tty1"),
     (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/console", writing=True),
      "writes to a person at the terminal /dev/console"),
     (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/pts/3", pty=Pty(PtySide.SLAVE, 3)),
-     "no scanned process holds the master of /dev/pts/3 (no /dev/ptmx fd with tty-index: 3)"),
+     "waits for someone to type at /dev/pts/3 (no scanned process holds its master: no /dev/ptmx fd "
+     "with tty-index: 3)"),
     (end(Reason.TERMINAL_INPUT, EndKind.TERMINAL, subject="/dev/ptmx", unread="no tty-index in its fdinfo"),
      "/dev/ptmx without tty-index in its fdinfo"),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Collection, Dict, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, EdgeKind, End, EndKind, Reason
+from ..model import Chain, ChainEnd, Cycle, EdgeKind, End, EndKind, PtySide, Reason
 from ..waits.poll import live_end
 from .explore import GONE, Explored
 
@@ -80,19 +80,24 @@ def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle], prev: Optional
 
 
 def _successors(ex: Explored, pid: int, prev: Optional[int]) -> List[int]:
-    """pid's successors; reached through a terminal (a pty edge from prev), not through the
-    other terminals pid holds nor the children whose exit it also waits for (a tmux server's
-    other windows are other business): the terminal's input comes from its clients."""
+    """pid's successors. Reached through a terminal (prev reads the slave of a pty whose
+    master pid holds), only the input pid relays to it: its stdin, an ssh or tmux client
+    socket, its own terminal. Not the output direction (pid reading a master waits for the
+    programs on the slave, prev among them: `script` running a pager is no cycle), not its
+    other terminals, not the children whose exit it also waits for (a tmux server's other
+    windows are other business)."""
     nexts = ex.successors(pid)
-    if prev is None:
-        return nexts
-    ptys = {e.pty.index for w in ex.thread_waits(prev) for e in w.edges
-            if e.to_pid == pid and e.kind == EdgeKind.PTY and e.pty is not None}
-    if not ptys:
+    if prev is None or not _through_pty(ex, prev, pid):
         return nexts
     kept = (e.to_pid for w in ex.thread_waits(pid) for e in w.edges if e.kind != EdgeKind.SIGCHLD
-            and not (e.kind == EdgeKind.PTY and e.pty is not None and e.pty.index not in ptys))
+            and not (e.kind == EdgeKind.PTY and e.pty is not None and e.pty.side == PtySide.MASTER))
     return list(dict.fromkeys(kept))
+
+
+def _through_pty(ex: Explored, prev: int, pid: int) -> bool:
+    """prev waits for pid as the holder of the master of a terminal prev reads or writes."""
+    return any(e.to_pid == pid and e.kind == EdgeKind.PTY and e.pty is not None and e.pty.side == PtySide.SLAVE
+               for w in ex.thread_waits(prev) for e in w.edges)
 
 
 def _wakes_up_alone(ex: Explored, pid: int, nexts: List[int], cycle_of: Dict[int, Cycle]) -> bool:
@@ -110,7 +115,7 @@ def _idle_branch(ex: Explored, pid: int, nxt: int, cycle_of: Dict[int, Cycle],
                  idle: Collection[EndKind] = IDLE_ENDS) -> bool:
     """The branch to nxt ends at once in one of `idle`, or stays in a cycle with pid that
     is no deadlock (a client waiting for this server's answer, makes sharing a jobserver)."""
-    after = [n for n in ex.successors(nxt) if n != nxt]  # its own threads are no way further
+    after = [n for n in _successors(ex, nxt, pid) if n != nxt]  # its own threads are no way further
     if not after:
         return end_of(ex, nxt)[0].kind in idle
     cycle = cycle_of.get(nxt)

@@ -41,6 +41,12 @@ def _plural(count: int, noun: str) -> str:
 
 def _any_of(end: End) -> str:
     live = end.alternatives
+    typed = [e for e in live if e.reason == Reason.TERMINAL_INPUT] if end.reason == Reason.TERMINAL_INPUT else []
+    if typed:  # a relay (script, ssh) whose input is a person's terminal: that first
+        others = [e for e in live if e is not typed[0]]
+        also = "; ".join(detail(e) for e in others[:SHOWN])
+        more = f"; … {len(others) - SHOWN} more" if len(others) > SHOWN else ""
+        return detail(typed[0]) + (f"; it also watches {also}{more}" if others else "")
     details = "; ".join(detail(e) for e in live[:SHOWN])
     more = f"; … {len(live) - SHOWN} more" if len(live) > SHOWN else ""
     return (f"waits for any of {_plural(end.any_of, 'fd')}; none leads to a blocked process: "
@@ -136,9 +142,11 @@ def _terminal(end: End) -> str:
     if end.unread:
         return f"{end.subject} without tty-index in its fdinfo"
     if end.pty is not None:
-        return (f"no scanned process holds the master of {end.subject} "
-                f"(no /dev/ptmx fd with tty-index: {end.pty.index})")
-    return f"{'writes to' if end.writing else 'waits for input from'} a person at the terminal {end.subject}"
+        return (f"waits for someone to type at {end.subject} (no scanned process holds its master: "
+                f"no /dev/ptmx fd with tty-index: {end.pty.index})")
+    if end.writing:
+        return f"writes to a person at the terminal {end.subject}"
+    return f"waits for someone to type at {end.subject}"
 
 
 def _no_child(end: End) -> str:

@@ -418,6 +418,10 @@ def _disk(diag, pid, tid, v):
 
 
 def _terminal(diag, pid, tid, v):
+    where = v.end.subject if v.end is not None and v.end.subject.startswith("/dev/") else ""
+    if where:
+        return ([f"it waits for someone to type at {clean(where)}: answer it there, or kill {pid}"],
+                ["for unattended runs, give it no terminal: stdin from /dev/null, or a non-interactive flag"])
     return ([f"it waits for someone to type: find its terminal (ls -l /proc/{pid}/fd/0) and answer it, or kill it"],
             ["for unattended runs, give it no terminal: stdin from /dev/null, or a non-interactive flag"])
 

@@ -194,8 +194,11 @@ def live_end(count: int, live: Sequence[End]) -> End:
     reason = reasons.pop() if len(reasons) == 1 else Reason.OTHER
     subject = live[0].subject if len(live) == 1 else ""
     accept = next((e for e in live if e.reason == Reason.ACCEPT), None)
+    typed = next((e for e in live if e.reason == Reason.TERMINAL_INPUT), None)
     if accept is not None:
         kind, reason, subject = EndKind.IDLE, Reason.ACCEPT, accept.subject
+    elif typed is not None:  # a relay (script, ssh) whose input is a person's terminal
+        kind, reason, subject = EndKind.TERMINAL, Reason.TERMINAL_INPUT, typed.subject
     return End(kind, reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live),
                any_of=count, alternatives=tuple(live))
 

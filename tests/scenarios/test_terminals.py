@@ -1,0 +1,179 @@
+"""Terminals, with util-linux `script` (a pty relay like ssh and tmux): a program reading
+its pty slave waits for the input the master's holder relays from its own input, never
+for the output direction (the relay reading the master waits for that very program: a
+false cycle through `script` and a pager). When the relay's input is a person's terminal,
+the chain ends there: "waits for someone to type at /dev/pts/N".
+
+The person's terminal is a pty whose master no process holds in its fd table: it is in
+flight in a unix socket (SCM_RIGHTS), as a terminal outside the scan is (sshd in another
+container, a console), and the slave reads block as at a terminal nobody types into."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
+
+import pytest
+from scenario_helpers import edges_from, only_chain
+
+from waitchain.demo.harness import wait_blocked, wait_child
+
+SCRIPT = shutil.which("script")
+pytestmark = pytest.mark.skipif(SCRIPT is None, reason="util-linux script is not installed")
+
+
+class Terminal(NamedTuple):
+    slave: int  # our copy of the slave fd: give it to the program, then close it
+    path: str  # /dev/pts/N
+    sockets: Tuple[socket.socket, socket.socket]  # the master is in flight between them
+
+
+@pytest.fixture
+def person() -> Iterator[Terminal]:
+    """A terminal nobody in the scan relays to (its master only in a unix socket's queue)."""
+    master, slave = os.openpty()
+    pair = socket.socketpair(socket.AF_UNIX)
+    try:
+        pair[0].sendmsg([b"m"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]))])
+    finally:
+        os.close(master)
+    terminal = Terminal(slave, os.ttyname(slave), pair)
+    try:
+        yield terminal
+    finally:
+        for sock in pair:
+            sock.close()
+        try:
+            os.close(slave)
+        except OSError:
+            pass
+
+
+def start_script(procs, command: str, stdin: Any) -> subprocess.Popen:
+    """`script -q -c COMMAND /dev/null` on stdin, its output to nowhere."""
+    env = dict(os.environ, SHELL="/bin/sh", TERM="xterm")
+    env.pop("LESS", None)
+    return procs.spawn([SCRIPT, "-q", "-c", command, "/dev/null"], stdin=stdin,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def pty_index(pid: int, fd: int) -> int:
+    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    assert target.startswith("/dev/pts/"), target
+    return int(target[len("/dev/pts/"):])
+
+
+def diagnose(run_cli, pid: int) -> Tuple[Dict[str, Any], int]:
+    result = run_cli(str(pid), "--json", "--no-stacks")
+    return json.loads(result.out), result.code
+
+
+def pty_edge(data: Dict[str, Any], waiter: int, holder: int) -> Dict[str, Any]:
+    found = [e for e in edges_from(data, waiter) if e["to"]["pid"] == holder]
+    assert len(found) == 1 and found[0]["kind"] == "pty", edges_from(data, waiter)
+    return found[0]
+
+
+def assert_types_at(data: Dict[str, Any], chain: Dict[str, Any], relay: int, terminal: str) -> None:
+    end = chain["end"]
+    assert (end["kind"], end["reason"], end["pid"], end["subject"]) == ("terminal", "terminal-input", relay,
+                                                                        terminal), chain
+    assert end["detail"].startswith(f"fd 0<{terminal}>: waits for someone to type at {terminal} "), end
+    assert data["deadlock"] is False and not any(c["deadlock"] for c in data["cycles"]), data["cycles"]
+    assert [v["class"] for v in data["verdicts"]] == ["chain-end"], data["verdicts"]
+    assert data["verdicts"][0]["advice"] == "terminal", data["verdicts"][0]
+    assert data["root_cause"]["pid"] == relay
+
+
+def test_cat_in_script_waits_for_someone_to_type_at_scripts_terminal(procs, person, run_cli) -> None:
+    script = start_script(procs, "exec cat", person.slave)
+    os.close(person.slave)
+    cat = wait_child(script.pid)
+    wait_blocked(cat, "read")
+    wait_blocked(script.pid, "poll")
+    data, code = diagnose(run_cli, cat)
+    assert code == 0, data
+    chain = only_chain(data)
+    assert chain["path"] == [cat, script.pid]
+    edge = pty_edge(data, cat, script.pid)
+    assert edge["pty"] == {"side": "slave", "index": pty_index(cat, 0)} and edge["fd"] == 0
+    assert_types_at(data, chain, script.pid, person.path)
+    text = run_cli(str(cat), "--no-stacks")
+    assert text.code == 0 and f"waits for someone to type at {person.path} " in text.out, text.out
+    assert f"do now:     it waits for someone to type at {person.path}: answer it there, or kill {script.pid}" \
+        in text.out, text.out
+
+
+def test_a_pager_in_script_is_no_cycle(procs, person, run_cli, tmp_path) -> None:
+    """less reads /dev/tty (its pty slave) while script polls the master for its output:
+    following the master back to less made a false cycle. From less, from script and over
+    the whole system: no cycle, nothing stuck, exit 0."""
+    text = tmp_path / "long.txt"
+    text.write_text("".join(f"line {n}\n" for n in range(2000)))
+    script = start_script(procs, f"exec less {text}", person.slave)
+    os.close(person.slave)
+    less = wait_child(script.pid)
+    wait_blocked(less, "read")
+    wait_blocked(script.pid, "poll")
+    data, code = diagnose(run_cli, less)
+    assert code == 0, data
+    chain = only_chain(data)
+    assert chain["path"] == [less, script.pid]
+    tty_fd = pty_edge(data, less, script.pid)["fd"]
+    assert os.readlink(f"/proc/{less}/fd/{tty_fd}") == f"/dev/pts/{pty_index(less, tty_fd)}"
+    assert_types_at(data, chain, script.pid, person.path)
+    data, code = diagnose(run_cli, script.pid)
+    assert code == 0 and only_chain(data)["path"] == [script.pid], data["chains"]
+    assert_types_at(data, only_chain(data), script.pid, person.path)
+    everything = run_cli("--all", "--json", "--no-stacks")
+    verdicts = json.loads(everything.out)["verdicts"]
+    assert not [v for v in verdicts if {less, script.pid} & set(v["members"])], verdicts
+
+
+def test_nested_scripts_wait_for_the_outer_ones_terminal(procs, person, run_cli) -> None:
+    """cat in script in script: the inner script relays its own terminal (the outer's pty),
+    whose input the outer relays from the person's terminal."""
+    outer = start_script(procs, f"exec {SCRIPT} -q -c 'exec cat' /dev/null", person.slave)
+    os.close(person.slave)
+    inner = wait_child(outer.pid)
+    cat = wait_child(inner)
+    wait_blocked(cat, "read")
+    for relay in (inner, outer.pid):
+        wait_blocked(relay, "poll")
+    data, code = diagnose(run_cli, cat)
+    assert code == 0, data
+    chain = only_chain(data)
+    assert chain["path"] == [cat, inner, outer.pid]
+    assert pty_edge(data, cat, inner)["pty"] == {"side": "slave", "index": pty_index(cat, 0)}
+    relayed = pty_edge(data, inner, outer.pid)
+    assert relayed["pty"] == {"side": "slave", "index": pty_index(inner, 0)} and relayed["fd"] == 0
+    assert relayed["alternative"]["count"] == 3 and relayed["alternative"]["watched"] == f"/dev/pts/{pty_index(inner, 0)}"
+    assert_types_at(data, chain, outer.pid, person.path)
+
+
+def test_script_reading_a_pipe_waits_for_the_pipes_writer(procs, run_cli) -> None:
+    """The relay's input is a pipe: the chain goes on to its writer (asleep)."""
+    r, w = os.pipe()
+    writer = procs.spawn([sys.executable, "-c", "import time\nwhile True: time.sleep(3600)"], pass_fds=(w,))
+    script = start_script(procs, "exec cat", r)
+    os.close(r)
+    os.close(w)
+    cat = wait_child(script.pid)
+    wait_blocked(cat, "read")
+    wait_blocked(script.pid, "poll")
+    wait_blocked(writer.pid, "clock_nanosleep", "select", "pselect6")
+    data, code = diagnose(run_cli, cat)
+    assert code == 0, data
+    chain = only_chain(data)
+    assert chain["path"] == [cat, script.pid, writer.pid]
+    assert chain["end"]["kind"] == "sleeping", chain
+    (to_writer,) = edges_from(data, script.pid) and [e for e in edges_from(data, script.pid)
+                                                     if e["to"]["pid"] == writer.pid]
+    assert to_writer["kind"] == "pipe" and to_writer["fd"] == 0
+    assert data["deadlock"] is False and data["verdicts"][0]["advice"] == "sleeping"
