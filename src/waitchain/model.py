@@ -36,6 +36,7 @@ class EdgeKind(Named):
     EVENTFD = "eventfd"
     MQUEUE = "mqueue"
     FUSE = "fuse"
+    FUTEX = "futex"  # a private futex that records no owner: only a thread of its process can wake it
 
 
 class EndKind(Named):
@@ -66,6 +67,7 @@ class Reason(Named):
     TIMEOUT = "timeout"  # a poll/select/epoll/futex timeout: the clock ends it
     SIGNAL_WAIT = "signal-wait"  # pause, sigsuspend, sigwaitinfo, signalfd
     SIGNAL_FROM_OUTSIDE = "signal-from-outside"  # caught signals (SIGTERM...) only others send
+    SIGNAL_HANDLER = "signal-handler"  # a private futex wait a signal handler could end (posting, setting)
     FIFO_OPEN = "fifo-open"  # open() of a FIFO whose other side nobody opened
     FILE_EVENTS = "file-events"  # inotify
     TIMER = "timer"  # timerfd
@@ -320,6 +322,8 @@ class Edge:
     pty: Optional[Pty] = None  # a pty edge: which end the waiter holds, which terminal
     fuse: Optional[Fuse] = None  # a FUSE edge: the mount whose daemon must answer
     alternative: Optional[Alternative] = None  # one of the fds of an OR wait (poll, select, epoll)
+    address: Optional[int] = None  # a futex edge: the futex word's address in the waiter's memory
+    ownerless: Optional[Ownerless] = None  # a futex edge: why no owner thread is named
 
 
 @dataclass(frozen=True)
@@ -487,6 +491,8 @@ class Advice(Named):
     APP_WAIT = "app-wait"  # waits on something inside the application (a latch, a DB lock)
     INHERITED_PIPE = "inherited-pipe"  # reads a pipe an idle server inherited (out=$(server &))
     PYTHON_LOCK = "python-lock"  # Python locks record no owner
+    OWN_THREADS = "own-threads"  # every thread waits for another thread of the same process
+    SIGNAL_HANDLER = "signal-handler"  # ... except that a signal handler could still wake one
     BUSY = "busy"
     SLEEPING = "sleeping"
     IDLE_SERVER = "idle-server"

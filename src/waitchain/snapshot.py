@@ -20,7 +20,7 @@ from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import read_exec_start, read_sched_now
-from .procfs.status import nspids, read_status, tty_nr
+from .procfs.status import mask, nspids, read_status, tty_nr
 from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
 
@@ -121,6 +121,7 @@ class Snapshot:
         self.memory = TargetMemory(live=fs.root == "/proc")
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
+        self._handled: Dict[int, int] = {}
         self._locks: Optional[List[LockEntry]] = None
         self._nspids: Dict[Tuple[int, Optional[int]], List[int]] = {}
         self._own_pidns: Optional[str] = None
@@ -239,6 +240,17 @@ class Snapshot:
         if key not in self._status:
             self._status[key] = read_status(self.fs, pid, tid)
         return self._status[key]
+
+    def handled_signals(self, pid: int) -> int:
+        """The signals pid has a handler for (SigCgt) that some thread does not block: a
+        handler can run. A mask, bit n-1 for signal n (cached); raises WaitchainError."""
+        return _cached(self._handled, pid, lambda: self._read_handled(pid))
+
+    def _read_handled(self, pid: int) -> int:
+        blocked_by_all = ~0
+        for task in self.tasks(pid):
+            blocked_by_all &= mask(self.status(pid, task.tid), "SigBlk")
+        return mask(self.status(pid), "SigCgt") & ~blocked_by_all
 
     def locks(self) -> List[LockEntry]:
         """/proc/locks, read once per snapshot; raises WaitchainError."""

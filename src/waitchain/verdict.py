@@ -3,11 +3,13 @@
 A deadlock is a knot of stuck threads (graph/waitfor.py). Its root cause is the member
 whose wait is the bug, by a rule that does not depend on where the diagnosis started: a
 wait for a child, then a join, then a lock, then a SIGCHLD wait, then a read, and a blocked
-write last (a writer on a full buffer is the victim of whoever does not read); among equals
-the member most others wait for, then the lowest pid and tid. Where no knot is reached, the
-verdict is where the start's chain ends. Advice is an `Advice` code with the process it acts
-on; render/ words it. A deadlock is confirmed by a second look at its threads' system calls
-and context-switch counts: one that moved withdraws it."""
+write or a wait on the process's own threads last (a writer on a full buffer is the victim of
+whoever does not read); among equals the member most others wait for, then a thread that
+is not its process's main thread (a main thread waiting for its own threads usually joins
+them), then the lowest pid and tid. Where no knot is reached, the verdict is where the
+start's chain ends. Advice is an `Advice` code with the process it acts on; render/ words it.
+A deadlock is confirmed by a second look at its threads' system calls and context-switch
+counts: one that moved withdraws it."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Mode, Reason,
 from .snapshot import Snapshot
 
 LOCKS = {EdgeKind.MUTEX, EdgeKind.FLOCK, EdgeKind.POSIX_LOCK, EdgeKind.OFD_LOCK, EdgeKind.LOCK}
-KIND_RANK = {EdgeKind.CHILD: 0, EdgeKind.JOIN: 1, **{k: 2 for k in LOCKS}, EdgeKind.SIGCHLD: 3}
 READ_RANK, WRITE_RANK = 4, 5
+# a thread on its own process's futex waits for its siblings: like a writer, their victim
+KIND_RANK = {EdgeKind.CHILD: 0, EdgeKind.JOIN: 1, **{k: 2 for k in LOCKS}, EdgeKind.SIGCHLD: 3,
+             EdgeKind.FUTEX: WRITE_RANK}
 PIPES = {EdgeKind.PIPE, EdgeKind.FIFO}
 END_ADVICE = {
     EndKind.RUNNING: Advice.BUSY, EndKind.SLEEPING: Advice.SLEEPING, EndKind.SIGNAL: Advice.SIGNAL,
@@ -64,9 +68,9 @@ def root_cause(ex: Explored, knot: Knot) -> Key:
             if target in members:
                 incoming[target] += 1
 
-    def rank(key: Key) -> Tuple[int, int, int, int]:
+    def rank(key: Key) -> Tuple[int, int, bool, int, int]:
         inside = [e for e in ex.waits[key].edges if _hits(e, members)]
-        return (min((_edge_rank(e) for e in inside), default=WRITE_RANK), -incoming[key]) + key
+        return (min((_edge_rank(e) for e in inside), default=WRITE_RANK), -incoming[key], key[0] == key[1]) + key
 
     return min(knot.threads, key=rank)
 
@@ -99,6 +103,8 @@ def _deadlock_advice(ring: Tuple[Edge, ...], cause: Key) -> Tuple[Advice, List[i
         return (Advice.DRAIN_OWN_PIPE if ring[0].writing else Advice.CLOSE_OWN_WRITE_END), [cause[0]]
     if all(e.kind in LOCKS for e in ring):
         return Advice.LOCK_ORDER, [cause[0]]
+    if all(e.kind == EdgeKind.FUTEX for e in ring):  # threads of one process on its own futexes
+        return Advice.OWN_THREADS, [cause[0]]
     return Advice.BREAK_CYCLE, [cause[0]]
 
 
@@ -213,6 +219,8 @@ def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advic
         if reason == Reason.ACCEPT and into is not None and _watches(ex, last, into.from_pid):
             return Advice.NO_REPLY, last  # it holds the waiter's connection: it has the request
         return IDLE_ADVICE.get(reason, Advice.IDLE), None
+    if end.reason == Reason.SIGNAL_HANDLER:  # its threads wait on each other, or a handler
+        return Advice.SIGNAL_HANDLER, last
     if end.kind == EndKind.UNKNOWN and reason == Reason.NOT_READABLE:
         return Advice.NOT_READABLE, None
     return END_ADVICE.get(end.kind, Advice.UNKNOWN), last

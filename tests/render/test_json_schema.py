@@ -16,13 +16,14 @@ from render_fixtures import (ALL, backend_and_postmaster, client_and_loop, hosti
 
 import waitchain
 from waitchain.demo import scenario
-from waitchain.model import Advice, CycleShape, EdgeKind, EndKind, LockType, Mode, PtySide, Reason, VerdictClass
+from waitchain.model import (Advice, CycleShape, EdgeKind, EndKind, LockType, Mode, Ownerless, PtySide, Reason,
+                             VerdictClass)
 from waitchain.render import json
 
 SCHEMA_PATH = os.path.join(os.path.dirname(waitchain.__file__), "data", "waitchain-1.schema.json")
 ENUMS = {"edgeKind": EdgeKind, "endKind": EndKind, "reason": Reason, "mode": Mode,
          "verdictClass": VerdictClass, "advice": Advice, "cycleShape": CycleShape, "lockType": LockType,
-         "ptySide": PtySide}
+         "ptySide": PtySide, "ownerless": Ownerless}
 GOLDENS = sorted(f for f in os.listdir(GOLDEN) if f.endswith(".json"))
 
 

@@ -368,7 +368,9 @@ def test_pthread_join_waits_for_the_joined_thread(procs, diagnose_pid, tmp_path)
     assert thread_of(data, proc.pid, napper)["end"]["kind"] == "sleeping"
 
 
-def test_python_lock_has_no_owner(run_py, diagnose_pid) -> None:
+def test_python_lock_taken_twice_by_its_only_thread_is_a_deadlock(run_py, diagnose_pid) -> None:
+    """threading.Lock records no owner, but its futex is private: only a thread of this
+    process could release it, and its only thread is the waiter."""
     program = run_py("""
         lock = threading.Lock()
         lock.acquire()
@@ -380,6 +382,9 @@ def test_python_lock_has_no_owner(run_py, diagnose_pid) -> None:
 
     data, code = diagnose_pid(program.pid)
 
-    assert code == 0 and data["edges"] == []
-    end = thread_of(data, program.pid, program.pid)["end"]
-    assert end["kind"] == "unknown" and "no owner can be known" in end["detail"]
+    assert code == 1
+    (edge,) = data["edges"]
+    assert (edge["kind"], edge["to"], edge["ownerless"]) == ("futex", {"pid": program.pid, "tid": None}, "python")
+    (verdict,) = data["verdicts"]
+    assert (verdict["class"], verdict["advice"], verdict["threads"]) == (
+        "deadlock", "own-threads", [{"pid": program.pid, "tid": program.pid}])

@@ -4,7 +4,9 @@ from the target is translated from its pid namespace to a host TID."""
 
 from __future__ import annotations
 
+import signal
 import struct
+from dataclasses import replace
 
 from rule_fakes import FakeMemory, FakeSnapshot, task
 
@@ -50,6 +52,14 @@ def waiting(snap: FakeSnapshot, tid: int, op: int, val: int) -> Wait:
     return wait_of(snap, PID, task(tid, "futex", ADDR, op, val))
 
 
+def own_threads(wait: Wait) -> Ownerless:
+    """A private futex that names no owner: an edge to the waiter's own process, no end."""
+    edge = wait.edges[0]
+    assert (edge.kind, edge.to_pid, edge.to_tid, edge.address) == (EdgeKind.FUTEX, PID, None, ADDR)
+    assert wait.end is None and edge.ownerless is not None
+    return edge.ownerless
+
+
 def edge_of(wait: Wait):
     (edge,) = wait.edges
     return edge.kind, edge.to_pid, edge.to_tid
@@ -88,23 +98,22 @@ def test_stdio_lock_owner_pointer_is_not_an_owner() -> None:
     snap = snapshot()
     snap.memory.put(PID, ADDR, struct.pack("=iiQi", 2, 1, STDIO_OWNER, 0))
     wait = waiting(snap, 101, WAIT_PRIVATE, 2)
-    assert wait.edges == () and wait.end is not None
-    assert (wait.end.kind, wait.end.reason) == (EndKind.UNKNOWN, Reason.NO_OWNER)
-    assert wait.end.ownerless == Ownerless.UNPROVED and "cannot be proved" in detail(wait.end)
+    assert own_threads(wait) == Ownerless.UNPROVED
+    assert label(wait.edges[0]) == ("waits for another thread of its process (a lock word whose owner "
+                                    "cannot be proved)")
 
 
 def test_a_pointer_whose_low_half_is_a_tid_is_still_not_an_owner() -> None:
     snap = snapshot()
     snap.memory.put(PID, ADDR, struct.pack("=iiQi", 2, 1, 0x7F6F00000003, 0))  # owner 3, nusers 0x7f6f
-    assert waiting(snap, 101, WAIT_PRIVATE, 2).end.reason == Reason.NO_OWNER
+    assert own_threads(waiting(snap, 101, WAIT_PRIVATE, 2)) == Ownerless.UNPROVED
 
 
 def test_implausible_kinds_are_not_mutexes() -> None:
     for kind in (0x12345, -1, 16, 128):  # unknown bits, destroyed, robust, shared on a private futex
         snap = snapshot()
         snap.memory.put(PID, ADDR, words(2, 0, 3, 1, kind))
-        wait = waiting(snap, 101, WAIT_PRIVATE, 2)
-        assert wait.edges == () and wait.end.reason == Reason.NO_OWNER, kind
+        assert own_threads(waiting(snap, 101, WAIT_PRIVATE, 2)) == Ownerless.UNPROVED, kind
 
 
 def test_known_kinds_and_flags_are_mutexes() -> None:
@@ -118,8 +127,7 @@ def test_a_released_or_ownerless_lock_names_no_owner() -> None:
     for lock, owner in ((0, 3), (2, 0), (2, 9)):  # released, no owner, no such thread
         snap = snapshot()
         snap.memory.put(PID, ADDR, words(lock, 0, owner, 1, 0))
-        wait = waiting(snap, 101, WAIT_PRIVATE, 2)
-        assert wait.edges == () and wait.end.reason == Reason.NO_OWNER, (lock, owner)
+        assert own_threads(waiting(snap, 101, WAIT_PRIVATE, 2)) == Ownerless.UNPROVED, (lock, owner)
 
 
 def test_unreadable_memory_is_said() -> None:
@@ -148,7 +156,7 @@ def test_private_mutex_owner_is_never_looked_for_elsewhere() -> None:
     snap.threads[200] = [task(200, "nanosleep")]
     snap.set_status(200, 200, NSpid="200 5")
     snap.memory.put(PID, ADDR, words(2, 0, 5, 1, 0))
-    assert waiting(snap, 101, WAIT_PRIVATE, 2).edges == ()
+    assert own_threads(waiting(snap, 101, WAIT_PRIVATE, 2)) == Ownerless.UNPROVED
 
 
 # --- pthread_join, PI and robust mutexes -------------------------------------------------------
@@ -166,7 +174,7 @@ def test_join_on_a_small_namespace_tid() -> None:
 def test_a_private_wait_on_value_2_is_not_a_join() -> None:
     snap = snapshot()
     snap.memory.put(PID, ADDR, words(2, 0, 0x1234ABCD, 0x7FFF, 0x1234ABCD))
-    assert waiting(snap, PID, WAIT_PRIVATE, 2).edges == ()
+    assert own_threads(waiting(snap, PID, WAIT_PRIVATE, 2)) == Ownerless.UNPROVED
 
 
 def test_pi_word_owner_and_an_exited_owner() -> None:
@@ -186,11 +194,63 @@ def test_robust_mutex_only_when_its_kind_says_robust() -> None:
     snap.memory.put(PID, ADDR, words(-0x7FFFFFFD, 0, 3, 1, 16))  # __lock is 0x80000003
     assert edge_of(waiting(snap, 101, 0, 0x80000003)) == (EdgeKind.MUTEX, PID, 102)
     snap.memory.put(PID, ADDR, words(-0x7FFFFFFD, 0, 3, 1, 0))
-    assert waiting(snap, 101, 0, 0x80000003).end.reason == Reason.NO_OWNER
+    shared = waiting(snap, 101, 0, 0x80000003)  # another process mapping the page may wake it
+    assert shared.edges == () and shared.end is not None
+    assert (shared.end.kind, shared.end.reason, shared.end.ownerless) == (
+        EndKind.UNKNOWN, Reason.NO_OWNER, Ownerless.NONE_RECORDED)
+    assert NO_OWNER in detail(shared.end)
 
 
 def test_python_lock_names_no_owner() -> None:
     snap = snapshot()
     wait = wait_of(snap, PID, task(101, "futex", ADDR, 9 | 128 | 256, 0))
-    assert wait.edges == () and wait.end.reason == Reason.NO_OWNER
-    assert wait.end.ownerless == Ownerless.NONE_RECORDED and NO_OWNER in detail(wait.end)
+    assert own_threads(wait) == Ownerless.NONE_RECORDED and wait.live == ()
+    snap.processes[PID] = replace(snap.processes[PID], comm="python3")
+    assert own_threads(wait_of(snap, PID, task(101, "futex", ADDR, 9 | 128 | 256, 0))) == Ownerless.PYTHON
+
+
+# --- private futexes that record no owner: only the process's own threads wake them -------------
+
+
+def test_a_timed_ownerless_wait_has_the_clock_as_a_way_out() -> None:
+    wait = wait_of(snapshot(), PID, task(101, "futex", ADDR, 9 | 128, 0, 0x7FFF0000))
+    assert own_threads(wait) == Ownerless.NONE_RECORDED
+    assert [(e.kind, e.reason) for e in wait.live] == [(EndKind.SLEEPING, Reason.TIMEOUT)]
+
+
+def test_a_signal_handler_some_thread_can_run_may_wake_it() -> None:
+    """A handler may post a semaphore or set an Event: a live way out, with its signals."""
+    snap = snapshot()
+    snap.set_status(PID, None, SigCgt=f"{1 << (signal.SIGTERM - 1):016x}")
+    snap.set_status(PID, 101, SigBlk=f"{1 << (signal.SIGTERM - 1):016x}")  # one thread blocks it
+    wait = waiting(snap, 101, 9 | 128, 0)
+    assert own_threads(wait) == Ownerless.NONE_RECORDED
+    assert [(e.kind, e.reason, e.signals) for e in wait.live] == [
+        (EndKind.SIGNAL, Reason.SIGNAL_HANDLER, ("SIGTERM",))]
+    assert detail(wait.live[0]).startswith("a handler of SIGTERM may wake it")
+
+
+def test_handlers_that_cannot_wake_it() -> None:
+    """Blocked in every thread; glibc's internal signals 32 and 33; Python's SIGINT handler
+    (KeyboardInterrupt ends the program's wait, it does not wake it)."""
+    term, internal = 1 << (signal.SIGTERM - 1), (1 << 31) | (1 << 32)
+    snap = snapshot()
+    snap.set_status(PID, None, SigCgt=f"{term | internal:016x}")
+    for i in range(3):
+        snap.set_status(PID, PID + i, SigBlk=f"{term:016x}")
+    assert waiting(snap, 101, 9 | 128, 0).live == ()
+    sigint = snapshot()
+    sigint.set_status(PID, None, SigCgt=f"{1 << (signal.SIGINT - 1):016x}")
+    assert [e.signals for e in waiting(sigint, 101, 9 | 128, 0).live] == [("SIGINT",)]
+    sigint.processes[PID] = replace(sigint.processes[PID], comm="python3.11")
+    assert waiting(sigint, 101, 9 | 128, 0).live == ()
+
+
+def test_a_sigchld_handler_is_woken_by_the_live_children() -> None:
+    snap = snapshot()
+    snap.add_process(300, ppid=PID)
+    snap.add_process(301, ppid=PID, state="Z")
+    snap.set_status(PID, None, SigCgt=f"{1 << (signal.SIGCHLD - 1):016x}")
+    wait = waiting(snap, 101, 9 | 128, 0)
+    assert [(e.kind, e.to_pid) for e in wait.edges] == [(EdgeKind.FUTEX, PID), (EdgeKind.SIGCHLD, 300)]
+    assert wait.live == ()

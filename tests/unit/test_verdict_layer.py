@@ -171,6 +171,51 @@ def test_abba_mutexes_blame_the_lower_thread_and_say_lock_order() -> None:
     assert v.advice == Advice.LOCK_ORDER
 
 
+def futex_wait(key: Key, *extra: Edge, live: Tuple[End, ...] = ()) -> Wait:
+    """A private futex that records no owner: only another thread of its process wakes it."""
+    return wait(key, edge(key, key[0], EdgeKind.FUTEX), *extra, syscall="futex", live=live)
+
+
+def test_threads_all_on_their_own_private_futexes_are_a_deadlock() -> None:
+    """Python ABBA: two workers on locks, the main thread joining one of them."""
+    p = 60
+    diag = run([futex_wait((p, p)), futex_wait((p, 61)), futex_wait((p, 62))], p)
+    (v,) = deadlocks(diag)
+    assert v.members == (p,) and v.threads == ((p, p), (p, 61), (p, 62))
+    assert v.advice == Advice.OWN_THREADS and v.culprit == p
+    assert v.cause == (p, 61)  # not the main thread: a main thread waiting on its threads joins them
+    assert diag.deadlocked
+
+
+def test_a_single_thread_on_a_private_futex_no_thread_can_wake_is_a_deadlock() -> None:
+    """A child that inherited across fork() a lock a parent thread held."""
+    (v,) = deadlocks(run([futex_wait((70, 70))], 70))
+    assert (v.members, v.threads, v.advice) == ((70,), ((70, 70),), Advice.OWN_THREADS)
+
+
+@pytest.mark.parametrize("other", [
+    wait((60, 63), syscall="epoll_wait", live=(End(EndKind.IDLE, "waits for a client", Reason.ACCEPT),)),
+    wait((60, 63), end=End(EndKind.RUNNING, "on CPU", Reason.BUSY), syscall=""),
+    futex_wait((60, 63), live=(End(EndKind.SLEEPING, reason=Reason.TIMEOUT),)),  # a GIL wait, a timed get()
+    futex_wait((60, 63), live=(End(EndKind.SIGNAL, reason=Reason.SIGNAL_HANDLER, signals=("SIGTERM",)),)),
+])
+def test_a_pool_with_one_thread_that_can_act_is_no_deadlock(other: Wait) -> None:
+    """Idle workers on a condition variable, and a thread that can still wake them: one
+    in an event loop, one running, one whose wait times out, a signal handler."""
+    p = 60
+    diag = run([futex_wait((p, p)), futex_wait((p, 61)), futex_wait((p, 62)), other], p)
+    assert not deadlocks(diag) and not diag.deadlocked and diag.cycles == []
+
+
+def test_a_thread_on_its_own_futex_behind_another_process_is_no_own_threads_deadlock() -> None:
+    """The main thread waits on a condition its reader thread signals; the reader waits
+    for a pipe a stuck peer should write: the knot runs through the peer, locks or not."""
+    a, b = 80, 90
+    waits = [futex_wait((a, a)), wait((a, 81), edge((a, 81), b)), wait((b, b), edge((b, b), a, writing=True))]
+    (v,) = deadlocks(run(waits, a))
+    assert v.members == (a, b) and v.advice != Advice.OWN_THREADS and v.cause == (a, 81)
+
+
 def test_flock_abba_through_shells_names_a_kill_that_breaks_it() -> None:
     """`flock A -c 'flock B ...'` against `flock B -c 'flock A ...'`: each outer flock's shell
     child inherited the lock, so killing an outer flock releases nothing (found on real

@@ -72,6 +72,9 @@ def _named(wait: Wait, task: Task) -> Wait:
 
 
 def node_of(wait: Wait) -> Node:
-    """The wait as the plain graph sees it: its targets, how they combine, a way out."""
+    """The wait as the plain graph sees it: its targets, how they combine, a way out. A
+    retry loop (a short sleep taken for a lock retry, inferred) is a way out of its own: it
+    runs between tries and may give up (a busy timeout), so it never makes a deadlock."""
     targets = tuple((e.to_pid, e.to_tid) for e in wait.edges)
-    return Node((wait.pid, wait.tid), targets, wait.mode, exit=bool(wait.live))
+    retrying = any(e.retry is not None for e in wait.edges)
+    return Node((wait.pid, wait.tid), targets, wait.mode, exit=bool(wait.live) or retrying)

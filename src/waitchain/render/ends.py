@@ -49,6 +49,8 @@ def _any_of(end: End) -> str:
         return detail(typed[0]) + (f"; it also watches {also}{more}" if others else "")
     details = "; ".join(detail(e) for e in live[:SHOWN])
     more = f"; … {len(live) - SHOWN} more" if len(live) > SHOWN else ""
+    if not end.any_of:  # the ways out of a wait that is no OR wait (a timeout and a handler)
+        return f"it can still end: {details}{more}"
     return (f"waits for any of {_plural(end.any_of, 'fd')}; none leads to a blocked process: "
             f"{details}{more}")
 
@@ -137,6 +139,11 @@ def _signal_from_outside(end: End) -> str:
             f"during the wait ({how}; {end.source} SigCgt, SigBlk)")
 
 
+def _signal_handler(end: End) -> str:
+    return (f"a handler of {', '.join(end.signals)} may wake it (a handler can post a semaphore or "
+            f"set a flag): {end.source} SigCgt, with a thread not blocking it in SigBlk")
+
+
 def _terminal(end: End) -> str:
     """tty.py's ends; io.py's plain reads of a terminal carry their own detail."""
     if end.unread:
@@ -184,7 +191,7 @@ def _no_holder(end: End) -> str:
 def _not_readable(end: End) -> str:
     """The other side may be held by a process whose fds could not be read (count of them)."""
     if end.missing is None:
-        return ""
+        return f"unknown: not readable: {end.subject}" if end.subject else ""
     hidden = end.count or 0
     whose = "1 process" if hidden == 1 else f"{hidden} processes"
     return (f"unknown: not readable (run as root): {MISSING[end.missing](end)} may be held by one of "
@@ -240,6 +247,7 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.SLEEP: _sleep,
     Reason.SIGNAL_WAIT: _signal_wait,
     Reason.SIGNAL_FROM_OUTSIDE: _signal_from_outside,
+    Reason.SIGNAL_HANDLER: _signal_handler,
     Reason.FIFO_OPEN: _fifo_open,
     Reason.TERMINAL_INPUT: _terminal,
     Reason.NO_CHILD: _no_child,

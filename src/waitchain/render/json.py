@@ -145,6 +145,8 @@ def edge(e: Edge) -> Json:
         "pty": _pty(e.pty),
         "fuse": _fuse(e.fuse),
         "alternative": _alternative(e.alternative),
+        "address": e.address,  # a futex edge: the futex word's address in the waiter's memory
+        "ownerless": _text(e.ownerless) if e.ownerless is not None else None,
     }
 
 

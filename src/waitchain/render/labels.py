@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
-from ..model import Edge, EdgeKind, PtySide
+from ..model import Edge, EdgeKind, Ownerless, PtySide
 from ..sanitize import clean
 
 PIPES = (EdgeKind.PIPE, EdgeKind.FIFO)
@@ -106,6 +106,13 @@ def _mutex(edge: Edge) -> str:
     return f"waits for thread {edge.to_tid}, the mutex owner"
 
 
+def _futex(edge: Edge) -> str:
+    what = {Ownerless.UNPROVED: "a lock word whose owner cannot be proved",
+            Ownerless.PYTHON: "a Python lock, condition or semaphore: none records its owner"}.get(
+        edge.ownerless, "a lock, condition variable or semaphore that records no owner")  # type: ignore[arg-type]
+    return f"waits for another thread of its process ({what})"
+
+
 def _pty(edge: Edge) -> str:
     pty = edge.pty
     if pty is None:
@@ -145,4 +152,5 @@ SENTENCES: Dict[EdgeKind, Callable[[Edge], str]] = {
                                  else "waits for a write to the eventfd"),
     EdgeKind.MQUEUE: lambda e: "waits for a receiver to make room" if e.writing else "waits for a message",
     EdgeKind.FUSE: _fuse,
+    EdgeKind.FUTEX: _futex,
 }

@@ -174,8 +174,12 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
     row = Row(lead, cont, str(pid), program_text(diag, pid))
     threads = len(diag.tasks.get(pid, []))
     if threads > 1:  # its threads follow, one row each
-        blocked = sum(1 for w in waits_of(diag, pid) if w.edges)
-        row.call = f"{threads} threads" + (f", {blocked} waiting for other processes:" if blocked else ":")
+        waits = waits_of(diag, pid)
+        blocked = sum(1 for w in waits if any(e.to_pid != pid for e in w.edges))
+        inside = sum(1 for w in waits if w.edges and all(e.to_pid == pid for e in w.edges))
+        row.call = f"{threads} threads" + "".join(
+            f", {n} {what}" for n, what in ((blocked, "waiting for other processes"),
+                                            (inside, "waiting for each other")) if n) + ":"
         if chain is not None and not _cycles_back(chain) and not edge:
             row.why, row.why_style = _chain_end_why(diag, chain)
         return row

@@ -6,7 +6,7 @@ same sentences; every string is cleaned of control characters."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
 from ..sanitize import clean
@@ -103,7 +103,7 @@ def cause_text(diag: Diagnosis, pid: int, tid: int) -> str:
 
 
 def _deadlock(diag: Diagnosis, v: Verdict) -> Summary:
-    steps = [step_text(diag, e) for e in v.ring]
+    steps = _thread_steps(diag, v.threads) if v.advice == Advice.OWN_THREADS else [step_text(diag, e) for e in v.ring]
     if v.victims:
         steps.append("stuck behind it: " + ", ".join(name(diag, p) for p in v.victims[:6])
                      + (f" and {len(v.victims) - 6} more" if len(v.victims) > 6 else ""))
@@ -172,6 +172,44 @@ def _lock_order(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
              "everywhere (or use one lock); a timed lock turns a silent hang into an error you can log"])
 
 
+def _thread_steps(diag: Diagnosis, threads: Sequence[Tuple[int, int]]) -> List[str]:
+    """A process's threads that wait for each other: each thread, its call and its line."""
+    steps = []
+    for pid, tid in threads:
+        at = location_text(diag, pid, tid)
+        stack = diag.stacks.get((pid, tid))
+        what = f" ({clean(stack.label)})" if stack is not None and stack.label else ""
+        steps.append(f"thread {tid} waits in {call_name(diag.waits.get((pid, tid)))}()"
+                     + (f" at {at}" if at else "") + what)
+    return steps
+
+
+def _own_threads(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    return (_kill(diag, v, "no thread of it can go on: a restart is the only way out"),
+            _own_threads_fix(diag, v.members[0], len(v.threads)))
+
+
+def _own_threads_fix(diag: Diagnosis, pid: int, threads: int) -> List[str]:
+    python = any(s.source == "py-spy" for (p, _), s in diag.stacks.items() if p == pid)
+    if threads == 1:
+        why = ("its only thread waits on a lock, condition or semaphore that no thread of it can "
+               "release or signal: a lock it already holds, or one held at fork() by a thread of "
+               "its parent (a child has only the thread that forked)")
+    else:
+        why = ("every thread waits on a lock, condition or semaphore that only another of its "
+               "threads could release or signal, and none of them runs")
+    if python:
+        look = (f"py-spy dump --pid {pid} shows each thread's line: locks taken in opposite orders "
+                "(take them in one order, or lock.acquire(timeout=...)); a future or queue only a "
+                "busy worker of the same pool would serve (do not wait on a pool from inside it); a "
+                "lock held at fork (fork before starting threads, or use the 'spawn' start method)")
+    else:
+        look = (f"gdb -p {pid} -batch -ex 'thread apply all bt' shows what each thread waits for (it "
+                "stops the process for a moment): locks taken in opposite orders, a condition "
+                "variable nobody signals, a lock held at fork() by a thread the child does not have")
+    return [why + "; " + look]
+
+
 def _break_cycle(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
     return (_kill(diag, v, "that ends the deadlock; or restart the service it belongs to"),
             ["every member waits for the next: make one side stop blocking (read and write "
@@ -181,7 +219,7 @@ def _break_cycle(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
 DEADLOCK_ADVICE: Dict[Advice, Callable[[Diagnosis, Verdict], Tuple[List[str], List[str]]]] = {
     Advice.READ_BEFORE_WAIT: _read_before_wait, Advice.CLOSE_BEFORE_WAIT: _close_before_wait,
     Advice.CLOSE_OWN_WRITE_END: _own_write_end, Advice.DRAIN_OWN_PIPE: _own_pipe,
-    Advice.LOCK_ORDER: _lock_order, Advice.BREAK_CYCLE: _break_cycle,
+    Advice.LOCK_ORDER: _lock_order, Advice.BREAK_CYCLE: _break_cycle, Advice.OWN_THREADS: _own_threads,
 }
 
 
@@ -269,6 +307,8 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
                                             f"the chain ends at {name(diag, pid)}: {detail}"])
     if v.advice == Advice.NO_REPLY and v.ring:
         return _no_reply(diag, v.ring[0])
+    if v.advice == Advice.SIGNAL_HANDLER:
+        return _signal_handler(diag, pid, end.ending.signals if end.ending is not None else ())
     headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE,
                 Advice.INHERITED_PIPE: INHERITED_PIPE}.get(
         v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
@@ -277,6 +317,21 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
     steps = [f"the chain ends at {name(diag, pid)}: {detail}"]
     now, fix = END_ADVICE.get(v.advice, _unknown_advice)(diag, pid, tid, v)
     return Summary("warn", headline, steps, now=now, fix=fix)
+
+
+def _signal_handler(diag: Diagnosis, pid: int, signals: Tuple[str, ...]) -> Summary:
+    """Every thread waits on the process's own futexes; a handler could still wake one."""
+    who, which = name(diag, pid), ", ".join(signals) or "a signal"
+    threads = tuple((pid, w.tid) for w in waits_of(diag, pid)
+                    if any(e.kind == EdgeKind.FUTEX for e in w.edges))
+    steps = _thread_steps(diag, threads)
+    what = ("its only thread waits on a lock, condition or semaphore no thread of it can release"
+            if len(threads) == 1 else "its threads wait for each other")
+    return Summary("warn", f"STUCK UNLESS SIGNALLED: {what} ({who}); only a handler of {which} could "
+                   "still wake it", steps,
+                   now=[f"if nothing is meant to send {which} to {pid}, this is a deadlock: "
+                        f"restart it (kill {pid}); a handler that only exits would end it too"],
+                   fix=_own_threads_fix(diag, pid, len(threads)))
 
 
 def _release_holder(diag: Diagnosis, into: Edge, pid: int, detail: str) -> Summary:

@@ -13,7 +13,12 @@ owner is named only when the memory proves to hold one:
   stdio's _IO_lock_t is {int lock; int cnt; void *owner}, whose "owner" is half a pointer.
 - pthread_join waits (on a shared futex) on the joined thread's tid word: the value is the
   TID of a thread of this process.
-- Anything else (condition variables, semaphores, Python locks) names no owner.
+- Anything else (condition variables, semaphores, Python locks) names no owner. A private
+  one (FUTEX_PRIVATE_FLAG: the word is in memory only this process's threads share) can
+  still only be woken by a thread of this process: an edge to the process (any of its
+  other threads, or a signal handler when one can run), so that a process whose threads
+  all wait so, untimed, is stuck for good. A shared one ends the chain: any process
+  mapping the page could wake it.
 
 Every TID read from the target is a number in the target's pid namespace: it is turned
 into a host TID through NSpid (snap.host_tid) before it names a thread. Memory is read
@@ -26,6 +31,7 @@ from typing import Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Ownerless, Reason, Task, Wait
+from . import signals
 from ..procfs.cstructs import MutexWords
 from ..snapshot import Snapshot
 
@@ -43,6 +49,8 @@ NAMES = {WAIT: "FUTEX_WAIT", LOCK_PI: "FUTEX_LOCK_PI", TRYLOCK_PI: "FUTEX_TRYLOC
 KIND_TYPES, ROBUST, PRIO_INHERIT, PRIO_PROTECT, PSHARED = 3, 16, 32, 64, 128
 ELISION, NO_ELISION = 256, 512
 LOCK_FLAGS = PSHARED | ELISION | NO_ELISION  # the flags a mutex that waits on value 2 may have
+# ownerless waits that only the process's own threads can end, when the futex is private
+OWN_THREADS_ONLY = {Ownerless.NONE_RECORDED, Ownerless.PYTHON, Ownerless.UNPROVED}
 MAX_CANDIDATES = 512  # processes searched for the owner of a shared futex in another pid namespace
 
 
@@ -72,11 +80,16 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         found = _follow(snap, futex)
     except WaitchainError as exc:
         return futex.end(f"the futex word is unreadable: {exc}", Reason.NOT_READABLE)
-    if found is not None and task.syscall is not None and task.syscall.args[3] and futex.cmd in TIMED:
-        # pthread_mutex_timedlock, a timed join: the clock ends the wait, whatever the owner does
+    if found is None:
+        found = futex.ownerless(Ownerless.PYTHON if _python(snap, futex.pid) else Ownerless.NONE_RECORDED)
+    if futex.private and found.end is not None and found.end.ownerless in OWN_THREADS_ONLY:
+        found = _own_threads(snap, futex, found.end.ownerless)
+    if task.syscall is not None and task.syscall.args[3] and futex.cmd in TIMED:
+        # pthread_mutex_timedlock, a timed join, a timed condition wait: the clock ends the
+        # wait, whatever the owner does
         timeout = End(EndKind.SLEEPING, reason=Reason.TIMEOUT, call="futex")
         return replace(found, live=found.live + (timeout,))
-    return found or futex.ownerless(Ownerless.PYTHON if _python(snap, futex.pid) else Ownerless.NONE_RECORDED)
+    return found
 
 
 def decode(pid: int, task: Task) -> Futex:
@@ -150,6 +163,17 @@ def _join(snap: Snapshot, futex: Futex) -> Optional[Wait]:
                 f"{_translated(futex.val, joined)}: pthread_join waits on the joined thread's tid "
                 "word until it exits")
     return _edge(snap, futex, EdgeKind.JOIN, (futex.pid, joined), futex.val, evidence)
+
+
+def _own_threads(snap: Snapshot, futex: Futex, why: Ownerless) -> Wait:
+    """A private futex that names no owner: an edge to its own process (another thread,
+    or a signal handler, must wake it)."""
+    edge = Edge(futex.pid, futex.tid, futex.pid, None, EdgeKind.FUTEX, f"futex {futex.addr:#x}",
+                f"{_op_text(futex.cmd | PRIVATE)} on {futex.addr:#x}: a private futex is woken only by a "
+                "thread sharing the process's memory; the word records no owner", syscall="futex",
+                address=futex.addr, ownerless=why)
+    sigchld, handlers = signals.handler_wakes(snap, futex.pid, futex.tid, "futex", _python(snap, futex.pid))
+    return Wait(futex.pid, futex.tid, futex.what, (edge, *sigchld), live=tuple(handlers))
 
 
 def _unproved(futex: Futex) -> Optional[Wait]:

@@ -186,6 +186,8 @@ def live_end(count: int, live: Sequence[End]) -> End:
     live alternatives are. One that waits for clients makes it a server's idle wait,
     whatever else (a timeout, a signal) it also waits for."""
     fds = plural(count, "fd")
+    if not count and len(live) == 1:  # no OR wait: a plain wait's one way out (a timeout, a handler)
+        return live[0]
     if not live:
         return End(EndKind.UNKNOWN, f"waits for any of {fds}; none was followed", reason=Reason.OTHER)
     kinds = {e.kind for e in live}

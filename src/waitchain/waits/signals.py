@@ -33,6 +33,8 @@ SYSCALLS = SIGNAL_WAITS | SLEEPS
 TIMER_ABSTIME = 1
 CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 7: "CLOCK_BOOTTIME", 11: "CLOCK_TAI"}
 SIGCHLD_BIT = 1 << (signal.SIGCHLD - 1)
+SIGINT_BIT = 1 << (signal.SIGINT - 1)
+GLIBC_INTERNAL = (1 << 31) | (1 << 32)  # signals 32 and 33: glibc's cancellation and setxid
 # The argument that is a sigset_t pointer (pselect6's points at {sigset_t *ss; size_t len}).
 SIGMASK_ARG = {"ppoll": 3, "pselect6": 5, "epoll_pwait": 4, "epoll_pwait2": 4}
 POINTER = struct.Struct("=Q")
@@ -73,6 +75,29 @@ def wake_sources(snap: Snapshot, pid: int, tid: int, syscall: str, masked: bool,
     # not masked: it waits on a wake-up fd only it holds (self_held)
     end = End(EndKind.SIGNAL, reason=Reason.SIGNAL_FROM_OUTSIDE, signals=tuple(signal_names(outside)),
               call=syscall, self_held=not masked, source=f"/proc/{pid}/task/{tid}/status")
+    return edges, [end]
+
+
+def handler_wakes(snap: Snapshot, pid: int, tid: int, syscall: str, python: bool) -> Tuple[List[Edge], List[End]]:
+    """For a wait only the process's own threads can end (a private futex): a signal
+    handler is one of them, since a handler may post a semaphore or set a flag. Edges to
+    the live children when a SIGCHLD handler can run, a live end when a handler for
+    another signal can (some thread does not block it). Not glibc's internal signals, nor
+    Python's SIGINT: it raises KeyboardInterrupt, which ends the program's wait, not its
+    deadlock. Status unreadable: a live unknown end (no way out may be assumed)."""
+    try:
+        handled = snap.handled_signals(pid) & ~GLIBC_INTERNAL
+    except WaitchainError:
+        return [], [End(EndKind.UNKNOWN, reason=Reason.NOT_READABLE, call=syscall,
+                        subject=f"/proc/{pid}/status")]
+    if python:
+        handled &= ~SIGINT_BIT
+    edges = sigchld_edges(snap, pid, tid, syscall) if handled & SIGCHLD_BIT else []
+    outside = handled & ~SIGCHLD_BIT
+    if not outside:
+        return edges, []
+    end = End(EndKind.SIGNAL, reason=Reason.SIGNAL_HANDLER, signals=tuple(signal_names(outside)),
+              call=syscall, source=f"/proc/{pid}/task/*/status")
     return edges, [end]
 
 

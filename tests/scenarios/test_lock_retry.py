@@ -1,0 +1,220 @@
+"""Lock retry loops with real programs (issue 9, item 4): a thread that sleeps briefly
+between tries of a non-blocking lock is blocked in clock_nanosleep, not in a lock call.
+
+- The sqlite3 shell with `.timeout` (its busy handler: fcntl(F_SETLK) tries, 100 ms sleeps in
+  clock_nanosleep, measured with strace) behind another sqlite3 shell holding a write
+  transaction: an inferred POSIX-lock edge to the holder, followed; "HELD", kill the holder.
+- A Python loop of flock(LOCK_EX|LOCK_NB) and 0.1 s sleeps behind `flock FILE sleep`.
+- The look-alikes get no edge: a sleeper with the database open next to a read
+  transaction (shared locks are compatible), the lock's own holder sleeping, and a long
+  sleep next to a write transaction.
+
+util-linux `flock -w N` is no retry loop: it blocks in flock(LOCK_EX) with a POSIX timer
+(timer_create(CLOCK_MONOTONIC, SIGALRM), timer_settime N s) that ends the wait; it is the
+flock rule's, with an edge to the holder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Any, Dict, List
+
+import pytest
+from scenario_helpers import edges_from, read_lines
+
+from waitchain.demo.harness import blocked_in, wait_blocked, wait_until
+
+SLEEPS = ("clock_nanosleep", "nanosleep")
+
+
+def _sqlite() -> str:
+    found = shutil.which("sqlite3")
+    if found is None:
+        pytest.skip("the sqlite3 shell is not installed (.ci/run installs it)")
+    return found
+
+
+def _locked(path: str, kind: str) -> bool:
+    """/proc/locks has a held lock of `kind` (READ or WRITE) on the file."""
+    ino = os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return any(f":{ino} " in line and "->" not in line and f" {kind} " in line for line in f)
+
+
+class Shell:
+    """A sqlite3 shell fed from a FIFO it holds read-write (a session kept open: EOF never
+    comes), its output on a pipe the test reads."""
+
+    def __init__(self, procs, tmp_path, db: str, name: str) -> None:
+        self.fifo = str(tmp_path / f"{name}.in")
+        os.mkfifo(self.fifo)
+        out_r, out_w = os.pipe()
+        try:
+            self.proc = procs.spawn(["/bin/sh", "-c", 'exec "$1" "$2" 0<>"$3"', "sh", _sqlite(), db, self.fifo],
+                                    stdout=out_w, stderr=subprocess.DEVNULL)
+        finally:
+            os.close(out_w)
+        self.out = out_r
+        self.pid = self.proc.pid
+
+    def run(self, sql: str, mark: str, output: int = 0) -> None:
+        """Feed `sql`, then wait until the shell printed its `output` lines and `mark` (it
+        ran everything before)."""
+        fd = os.open(self.fifo, os.O_WRONLY)  # the shell holds it open: this does not block
+        try:
+            os.write(fd, f"{sql}\n.print {mark}\n".encode())
+        finally:
+            os.close(fd)
+        assert read_lines(self.out, output + 1, 15.0)[-1] == [mark]
+
+    def close(self) -> None:
+        os.close(self.out)
+
+
+def database(tmp_path) -> str:
+    db = str(tmp_path / "app.db")
+    subprocess.run([_sqlite(), db, "create table t(x);"], check=True)
+    return db
+
+
+def diagnose(run_cli, pid: int) -> Dict[str, Any]:
+    result = run_cli(str(pid), "--json", "--no-stacks")
+    assert "internal error" not in result.err, result.err
+    data = json.loads(result.out)
+    data["_code"] = result.code
+    return data
+
+
+def retry_edges(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
+    return [e for e in edges_from(data, pid) if e["retry"] is not None]
+
+
+# --- sqlite3 .timeout behind a write transaction ----------------------------------------------
+
+
+def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_transaction(
+        procs, tmp_path, run_cli) -> None:
+    db = database(tmp_path)
+    holder = Shell(procs, tmp_path, db, "holder")
+    try:
+        holder.run("BEGIN EXCLUSIVE;", "locked")
+        wait_until(lambda: _locked(db, "WRITE"), "the holder's exclusive lock is in /proc/locks")
+        wait_blocked(holder.pid, "read")
+        writer = procs.spawn([_sqlite(), "-cmd", ".timeout 600000", db, "insert into t values(1);"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_blocked(writer.pid, *SLEEPS)
+        data = diagnose(run_cli, writer.pid)
+        assert data["_code"] == 0 and data["deadlock"] is False, data
+        (chain,) = data["chains"]
+        assert chain["path"] == [writer.pid, holder.pid], chain
+        (edge,) = edges_from(data, writer.pid)
+        assert edge["kind"] == "posix-lock" and edge["to"]["pid"] == holder.pid and edge["object"] == db
+        assert edge["syscall"] in SLEEPS and edge["lock"]["type"] == "write"
+        retry = edge["retry"]
+        assert retry is not None and 0 < retry["interval"] <= 0.1 and retry["holds"] is None, edge
+        assert edge["evidence"].startswith("inferred:") and "retrying a lock held by" in edge["label"]
+        (verdict,) = data["verdicts"]
+        assert (verdict["class"], verdict["advice"], verdict["culprit"]) == ("chain-end", "release-holder", holder.pid)
+        text = run_cli(str(writer.pid), "--no-stacks").out
+        assert f"HELD: {holder.pid} sqlite3 holds the POSIX lock on {db}" in text, text
+        assert writer.poll() is None  # still retrying: it was never disturbed
+    finally:
+        holder.close()
+
+
+def test_a_sleeper_next_to_a_read_transaction_is_no_retry(run_py, procs, tmp_path, run_cli) -> None:
+    """The database open, short sleeps, but the other shell holds only a shared lock."""
+    db = database(tmp_path)
+    reader = Shell(procs, tmp_path, db, "reader")
+    try:
+        reader.run("BEGIN; SELECT count(*) FROM t;", "reading", output=1)
+        wait_until(lambda: _locked(db, "READ"), "the reader's shared lock is in /proc/locks")
+        prog = run_py(RETRY_SLEEPER, db, "0.1", "none")
+        prog.ready()
+        wait_blocked(prog.pid, *SLEEPS)
+        data = diagnose(run_cli, prog.pid)
+        assert data["_code"] == 0 and retry_edges(data, prog.pid) == [], data["edges"]
+        (chain,) = data["chains"]
+        assert chain["path"] == [prog.pid] and chain["end"]["kind"] == "sleeping", chain
+    finally:
+        reader.close()
+
+
+# A program with the file open that sleeps in a loop (libc usleep: nanosleep, as sqlite's).
+# argv: path, seconds per sleep, and what it does first: "none", "lock" (takes an exclusive
+# POSIX lock itself), "try-flock" (retries flock(LOCK_EX|LOCK_NB) between the sleeps).
+RETRY_SLEEPER = """
+import fcntl
+path, seconds, mode = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+fd = os.open(path, os.O_RDWR)
+if mode == "lock":
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+ready("sleeping")
+while True:
+    if mode == "try-flock":
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            pass
+    libc.usleep(int(seconds * 1e6))
+"""
+
+
+def test_the_lock_holder_sleeping_is_no_retry(run_py, tmp_path, run_cli) -> None:
+    path = str(tmp_path / "lock")
+    open(path, "w").close()
+    prog = run_py(RETRY_SLEEPER, path, "0.1", "lock")
+    prog.ready()
+    wait_until(lambda: _locked(path, "WRITE"), "its own lock is in /proc/locks")
+    wait_blocked(prog.pid, *SLEEPS)
+    data = diagnose(run_cli, prog.pid)
+    assert data["_code"] == 0 and edges_from(data, prog.pid) == [], data["edges"]
+    assert data["chains"][0]["end"]["kind"] == "sleeping"
+
+
+def test_a_long_sleep_next_to_a_write_transaction_is_no_retry(run_py, procs, tmp_path, run_cli) -> None:
+    db = database(tmp_path)
+    holder = Shell(procs, tmp_path, db, "holder")
+    try:
+        holder.run("BEGIN EXCLUSIVE;", "locked")
+        wait_until(lambda: _locked(db, "WRITE"), "the holder's exclusive lock is in /proc/locks")
+        prog = run_py(RETRY_SLEEPER, db, "5", "none")
+        prog.ready()
+        wait_blocked(prog.pid, *SLEEPS)
+        data = diagnose(run_cli, prog.pid)
+        assert data["_code"] == 0 and edges_from(data, prog.pid) == [], data["edges"]
+        assert data["chains"][0]["end"]["kind"] == "sleeping"
+    finally:
+        holder.close()
+
+
+# --- a Python flock retry loop behind `flock FILE sleep` ------------------------------------
+
+
+def test_a_python_flock_retry_loop_waits_for_the_flock_holder(run_py, procs, tmp_path, run_cli) -> None:
+    flock = shutil.which("flock")
+    if flock is None:
+        pytest.skip("flock(1) is not installed (util-linux)")
+    path = str(tmp_path / "lock")
+    open(path, "w").close()
+    holder = procs.spawn([flock, path, "sleep", "3600"])
+    wait_until(lambda: _locked(path, "WRITE"), "flock(1) holds the lock")
+    wait_until(lambda: any(blocked_in(p, SLEEPS) for p in procs.descendants() if p != holder.pid),
+               "its sleep runs")
+    (sleeper,) = [p for p in procs.descendants() if p != holder.pid]
+    prog = run_py(RETRY_SLEEPER, path, "0.1", "try-flock")
+    prog.ready()
+    wait_blocked(prog.pid, *SLEEPS)
+    data = diagnose(run_cli, prog.pid)
+    assert data["_code"] == 0 and data["deadlock"] is False
+    edges = retry_edges(data, prog.pid)
+    # flock(1) and its child share the locked file description: both hold the lock
+    assert sorted(e["to"]["pid"] for e in edges) == sorted([holder.pid, sleeper]), data["edges"]
+    assert {e["kind"] for e in edges} == {"flock"}
+    # through flock(1)'s wait for its child or straight to it, the chain ends at the sleep
+    assert data["root_cause"]["pid"] == sleeper, data["verdicts"]
+    assert prog.popen.poll() is None
+
