@@ -294,6 +294,18 @@ class Alternative:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """A lock edge inferred from a short sleep, not from a blocked lock call: the waiter
+    sleeps briefly (a busy timeout, a lock-file retry loop) with a file open on which the
+    target holds a lock that may conflict with the one it retries. What it asks for is not
+    known: the edge is inferred."""
+
+    call: str  # the sleep: "clock_nanosleep", "nanosleep"
+    interval: float  # seconds one sleep lasts (asked, or estimated for an absolute sleep)
+    holds: Optional[LockType] = None  # the strongest lock the waiter holds on the file itself
+
+
+@dataclass(frozen=True)
 class Edge:
     """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if
     known). `to_pid == from_pid` with no `to_tid` is a wait on the process's other threads
@@ -322,6 +334,7 @@ class Edge:
     pty: Optional[Pty] = None  # a pty edge: which end the waiter holds, which terminal
     fuse: Optional[Fuse] = None  # a FUSE edge: the mount whose daemon must answer
     alternative: Optional[Alternative] = None  # one of the fds of an OR wait (poll, select, epoll)
+    retry: Optional[Retry] = None  # a lock edge inferred from a short sleep (a retry loop)
     address: Optional[int] = None  # a futex edge: the futex word's address in the waiter's memory
     ownerless: Optional[Ownerless] = None  # a futex edge: why no owner thread is named
 

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, FileLock, Frame, Fuse,
-                     Location, PipeFill, Pty, Stack, Task, Verdict, VerdictClass)
+                     Location, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
 from . import Options
 from .common import cycle_detail, end_detail
 from .labels import label
@@ -145,6 +145,7 @@ def edge(e: Edge) -> Json:
         "pty": _pty(e.pty),
         "fuse": _fuse(e.fuse),
         "alternative": _alternative(e.alternative),
+        "retry": _retry(e.retry),  # a lock edge inferred from a short sleep (a retry loop)
         "address": e.address,  # a futex edge: the futex word's address in the waiter's memory
         "ownerless": _text(e.ownerless) if e.ownerless is not None else None,
     }
@@ -168,6 +169,12 @@ def _pty(pty: Optional[Pty]) -> Optional[Json]:
 
 def _fuse(fuse: Optional[Fuse]) -> Optional[Json]:
     return {"mountpoint": fuse.mountpoint, "inferred": fuse.inferred} if fuse is not None else None
+
+
+def _retry(retry: Optional[Retry]) -> Optional[Json]:
+    if retry is None:
+        return None
+    return {"call": retry.call, "interval": retry.interval, "holds": _text(retry.holds) if retry.holds else None}
 
 
 def _alternative(alt: Optional[Alternative]) -> Optional[Json]:

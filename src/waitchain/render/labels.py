@@ -95,7 +95,11 @@ def _socket(edge: Edge) -> str:
 def _file_lock(edge: Edge) -> str:
     noun = LOCK_NOUNS.get(edge.kind, "file lock")
     what = f"{edge.lock.type.name} {noun}" if edge.lock is not None else noun
-    return f"waits for the holder of {'an' if what[0] in 'AEIOU' else 'a'} {what}"
+    article = 'an' if what[0] in 'AEIOU' else 'a'
+    if edge.retry is not None:
+        return (f"retrying a lock held by {edge.to_pid}, {article} {what} (inferred: it sleeps "
+                f"{edge.retry.interval:g} s between tries with the file open)")
+    return f"waits for the holder of {article} {what}"
 
 
 def _mutex(edge: Edge) -> str:

@@ -17,6 +17,7 @@ outside could break)."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import struct
 import time
@@ -26,6 +27,7 @@ from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
 from ..procfs.status import mask, signal_names
 from ..snapshot import Snapshot
+from .retry import retry_edges
 
 SIGNAL_WAITS = {"pause", "rt_sigsuspend", "rt_sigtimedwait"}
 SLEEPS = {"nanosleep", "clock_nanosleep"}
@@ -229,9 +231,22 @@ def _sleep(snap: Snapshot, pid: int, task: Task) -> Wait:
         end = End(EndKind.SLEEPING, reason=Reason.SLEEP, call=call.name, unread=str(exc))
         return Wait(pid, task.tid, f"{call.name}()", end=end, syscall=call.name)
     if flags & TIMER_ABSTIME:
-        return _absolute(pid, task.tid, call.name, clock, value)
+        return _retrying(snap, _absolute(pid, task.tid, call.name, clock, value))
     end = _relative(snap, pid, task.tid, call.name, value)
-    return Wait(pid, task.tid, f"{call.name}({value:g} s)", end=end, syscall=call.name)
+    return _retrying(snap, Wait(pid, task.tid, f"{call.name}({value:g} s)", end=end, syscall=call.name))
+
+
+def _retrying(snap: Snapshot, wait: Wait) -> Wait:
+    """A short sleep with a file open that another process holds a conflicting lock on is
+    taken for a lock retry loop: edges to the holders instead of the end (retry.py)."""
+    end = wait.end
+    assert end is not None
+    interval = end.duration
+    if interval is None and end.timeout is not None:  # absolute: the time left and the time slept
+        interval = end.timeout + (snap.idle_seconds(wait.pid, wait.tid) or 0.0)
+    edges, mode = retry_edges(snap, wait.pid, wait.tid, end.call, interval)
+    return dataclasses.replace(wait, edges=edges, end=None, mode=mode) if edges else wait
+
 
 
 def _absolute(pid: int, tid: int, name: str, clock: int, value: float) -> Wait:
