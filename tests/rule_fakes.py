@@ -9,6 +9,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from waitchain.errors import WaitchainError
 from waitchain.model import FdInfo, PipeFill, Process, Syscall, Task, TcpSocket, UnixSocket
+from waitchain.procfs.inetdiag import TcpInfo
 from waitchain.procfs.reader import ProcFS
 from waitchain.snapshot import Snapshot
 
@@ -50,6 +51,7 @@ class FakeSnapshot(Snapshot):
         self.unix: Dict[int, UnixSocket] = {}
         self.tcp: Dict[int, TcpSocket] = {}
         self.tcp_peers: Dict[int, TcpSocket] = {}
+        self.tcp_infos: Dict[int, TcpInfo] = {}  # by the socket's inode
         self.threads: Dict[int, List[Task]] = {}
 
     def add_process(self, pid: int, fds: Optional[Dict[int, str]] = None, ppid: int = 1,
@@ -92,8 +94,14 @@ class FakeSnapshot(Snapshot):
     def is_fifo(self, pid: int, fd: int) -> bool:
         return False
 
-    def unix_socket(self, inode: int) -> Optional[UnixSocket]:
+    def unix_socket(self, inode: int, pid: Optional[int] = None) -> Optional[UnixSocket]:
         return self.unix.get(inode)
+
+    def unix_listener(self, client: int, pid: int) -> Optional[UnixSocket]:
+        return next((s for s in self.unix.values() if client in s.pending), None)
+
+    def tcp_info(self, netns: str, sock: TcpSocket) -> Optional[TcpInfo]:
+        return self.tcp_infos.get(sock.inode)
 
     def tcp_socket(self, pid: int, inode: int) -> Optional[TcpSocket]:
         return self.tcp.get(inode)

@@ -330,6 +330,8 @@ class Edge:
     local: Optional[Tuple[str, int]] = None  # TCP: the waiter's socket's address (host, port)
     remote: Optional[Tuple[str, int]] = None  # TCP: the address the waiter's socket is connected to
     unaccepted: bool = False  # TCP or unix: the connection waits in the accept queue of the target's listening socket
+    peer_unread: Optional[int] = None  # a socket edge: bytes in the target's socket not read yet (its receive queue)
+    peer_received: Optional[int] = None  # TCP: bytes the target's socket received in all (tcp_info), None: unknown
     lock: Optional[FileLock] = None  # a file lock edge: the held lock it waits behind
     pty: Optional[Pty] = None  # a pty edge: which end the waiter holds, which terminal
     fuse: Optional[Fuse] = None  # a FUSE edge: the mount whose daemon must answer
@@ -500,6 +502,7 @@ class Advice(Named):
     RELEASE_HOLDER = "release-holder"  # the chain ends at a process that holds what it needs
     WAIT_AND_SEE = "wait-and-see"  # a cycle a member can still leave
     NO_REPLY = "no-reply"  # waits for an idle event loop
+    HELD_REQUEST = "held-request"  # an idle server read the request and holds it (BLPOP, a long poll, a lock)
     PTY_INPUT = "pty-input"  # reads a terminal nobody types into
     APP_WAIT = "app-wait"  # waits on something inside the application (a latch, a DB lock)
     INHERITED_PIPE = "inherited-pipe"  # reads a pipe an idle server inherited (out=$(server &))

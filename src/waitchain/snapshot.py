@@ -11,7 +11,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
 from .model import FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
-from .procfs import cstructs, memory, net, pidfd, sockdiag
+from .procfs import cstructs, inetdiag, memory, net, pidfd, sockdiag
+from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
 from .procfs.kstack import read_stack
 from .procfs.locks import LockEntry, read_locks
@@ -131,6 +132,8 @@ class Snapshot:
         self._netns_failed: set = set()
         self._unix_elsewhere: Dict[int, Optional[UnixSocket]] = {}  # in another network namespace
         self._unix_listeners: Dict[str, Dict[int, UnixSocket]] = {}  # netns → queued client → listener
+        self._tcp_infos: Dict[tuple, Optional[TcpInfo]] = {}
+        self._tcp_info_failed = False
         # before any later read rewrites a note: whose fds the scan could not read
         self._fds_unreadable = tuple(sorted(p.pid for p in processes.values()
                                             if p.note.startswith(FDS_UNREADABLE)))
@@ -499,6 +502,23 @@ class Snapshot:
             if sock.state == "LISTEN" and sock.local[1] == local[1] and _covers(sock.local[0], local[0]):
                 return sock
         return None
+
+    def tcp_info(self, netns: str, sock: TcpSocket) -> Optional[TcpInfo]:
+        """tcp_info counters of a connected socket of network namespace `netns` (inet_diag);
+        None when unknown (another namespace unreadable, a recorded /proc, no such socket)."""
+        return _cached(self._tcp_infos, (netns, sock.local, sock.remote), lambda: self._read_tcp_info(netns, sock))
+
+    def _read_tcp_info(self, netns: str, sock: TcpSocket) -> Optional[TcpInfo]:
+        if self.fs.root != "/proc" or self._tcp_info_failed:
+            return None
+        try:
+            if not netns or netns == self._our_netns():
+                return inetdiag.tcp_info(sock.local, sock.remote)
+            return self._in_netns(netns, lambda fd: inetdiag.tcp_info(sock.local, sock.remote, fd))
+        except WaitchainError as exc:
+            self._tcp_info_failed = True
+            self._note(f"TCP counters (tcp_info) unavailable: {exc}")
+            return None
 
     def netns_list(self) -> set:
         return _cached(self._netns, "all", lambda: {p.netns for p in self.processes.values() if p.netns})

@@ -217,13 +217,27 @@ def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advic
         if reason == Reason.ACCEPT and into is not None and into.kind == EdgeKind.PTY:
             return Advice.PTY_INPUT, last  # a terminal's idle holder (screen, tmux): nobody types
         if reason == Reason.ACCEPT and into is not None and _watches(ex, last, into.from_pid):
-            return Advice.NO_REPLY, last  # it holds the waiter's connection: it has the request
+            # it holds the waiter's connection: it has the request (read, if its socket says so)
+            return (Advice.HELD_REQUEST if read_request(into) else Advice.NO_REPLY), last
+        if reason == Reason.ACCEPT and into is not None and into.kind == EdgeKind.TCP and read_request(into):
+            return Advice.HELD_REQUEST, last  # not watched, but read: held elsewhere in it
         return IDLE_ADVICE.get(reason, Advice.IDLE), None
     if end.reason == Reason.SIGNAL_HANDLER:  # its threads wait on each other, or a handler
         return Advice.SIGNAL_HANDLER, last
     if end.kind == EndKind.UNKNOWN and reason == Reason.NOT_READABLE:
         return Advice.NOT_READABLE, None
     return END_ADVICE.get(end.kind, Advice.UNKNOWN), last
+
+
+def read_request(into: Edge) -> bool:
+    """The server at the end of a reader's socket edge has read what it was sent: its socket
+    holds nothing unread, and (TCP, whose tcp_info counts them) it did receive bytes. A unix
+    socket counts none: nothing unread is all it says (with the event loop watching it)."""
+    if into.kind not in (EdgeKind.UNIX, EdgeKind.TCP) or into.writing or into.unaccepted:
+        return False
+    if into.peer_unread != 0:
+        return False
+    return into.kind == EdgeKind.UNIX or bool(into.peer_received)
 
 
 def _watches(ex: Explored, server: int, client: int) -> bool:
@@ -251,7 +265,8 @@ def _open_cycle(ex: Explored, chain: Chain, cycle_of: Dict[int, Cycle], into: Op
     if ring is None or into is None or not (partners or terminal) or busy:
         return Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, chain.path, cause=(last, last),
                        end=chain.end, ring=(into,) if into else ())
-    advice = Advice.PTY_INPUT if into.kind == EdgeKind.PTY else Advice.NO_REPLY
+    advice = (Advice.PTY_INPUT if into.kind == EdgeKind.PTY
+              else Advice.HELD_REQUEST if read_request(into) else Advice.NO_REPLY)
     cause = (into.from_pid, into.from_tid) if advice == Advice.PTY_INPUT else (last, loop.tid if loop else last)
     return Verdict(VerdictClass.CYCLE, advice, chain.path, cause=cause, culprit=into.to_pid,
                    end=chain.end, ring=(into,))

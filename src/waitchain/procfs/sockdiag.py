@@ -110,8 +110,12 @@ def _errno(payload: bytes) -> int:
 
 def _attrs(payload: bytes) -> Dict[int, bytes]:
     """type → data of the rtattrs following a unix_diag_msg."""
+    return _attrs_at(payload, _MSG.size)
+
+
+def _attrs_at(payload: bytes, off: int) -> Dict[int, bytes]:
+    """type → data of the rtattrs from offset `off` of a message (after its fixed part)."""
     attrs: Dict[int, bytes] = {}
-    off = _MSG.size
     while off + _RTA.size <= len(payload):
         length, kind = _RTA.unpack_from(payload, off)
         if length < _RTA.size:

@@ -29,6 +29,8 @@ HEADLINES = {
 }
 IDLE_SERVER = "IDLE SERVER: the chain ends at a server waiting for clients"
 NOT_READABLE = "UNKNOWN: the chain ends at something waitchain may not read (run as root)"
+HELD_REQUEST = ("the server read the request and is holding it (an application-level blocking call: BLPOP, "
+                "a long poll, a lock)")
 INHERITED_PIPE = "INHERITED PIPE: the only writer left is a server that inherited the pipe and never writes it"
 
 
@@ -240,6 +242,8 @@ def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
         return _open_cycle(diag, v)
     if v.advice == Advice.PTY_INPUT:
         return _pty_input(diag, into, _loop_steps(diag, into))
+    if v.advice == Advice.HELD_REQUEST:
+        return _held_request(diag, into)
     return _no_reply(diag, into)
 
 
@@ -267,6 +271,26 @@ def _no_reply(diag: Diagnosis, into: Edge) -> Summary:
                         f"{into.to_pid})"],
                    fix=[f"give {waiter} a timeout on the request, and make {server} answer or fail "
                         "when what it waits for does not come"])
+
+
+def _held_request(diag: Diagnosis, into: Edge, detail: str = "") -> Summary:
+    """An idle server whose socket shows it read the waiter's request (nothing unread, and
+    for TCP bytes received): it holds the request on purpose until something happens."""
+    waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
+    loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
+    steps = _loop_steps(diag, into) if loop is not None else [
+        step_text(diag, into), f"the chain ends at {server}: {detail}"]
+    got = f" ({into.peer_received} B received on the connection)" if into.peer_received else ""
+    steps.append(f"{server} read the request: its socket holds nothing unread{got}")
+    return Summary("warn", f"HELD REQUEST: {waiter} waits for {server}: {HELD_REQUEST}; not a deadlock",
+                   steps,
+                   now=[f"{server} answers when what the request waits for happens: find the request "
+                        f"in its own list of blocked clients or requests (Redis: CLIENT LIST, cmd=blpop; "
+                        f"a lock or queue in its memory: its logs; Python: py-spy dump --pid {into.to_pid}) "
+                        f"and make that happen (Redis: push to the key), or kill {into.from_pid} if it "
+                        "should not wait"],
+                   fix=[f"if {waiter} should not wait forever, give the request a timeout (BLPOP key "
+                        "SECONDS, a long poll's deadline, a lock timeout)"])
 
 
 def _pty_input(diag: Diagnosis, into: Edge, steps: List[str]) -> Summary:
@@ -307,6 +331,8 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
                                             f"the chain ends at {name(diag, pid)}: {detail}"])
     if v.advice == Advice.NO_REPLY and v.ring:
         return _no_reply(diag, v.ring[0])
+    if v.advice == Advice.HELD_REQUEST and v.ring:
+        return _held_request(diag, v.ring[0], detail)
     if v.advice == Advice.SIGNAL_HANDLER:
         return _signal_handler(diag, pid, end.ending.signals if end.ending is not None else ())
     headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE,

@@ -53,7 +53,12 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     peer_target = f"socket:[{unix.peer}]"
     evidence = f"sock_diag: {target} has peer {peer_target}; held by " + _holders_text(snap, peer_target)
     queued = unix.wqueue if writing else unix.rqueue
-    edges = _edges(snap, side, peer_target, EdgeKind.UNIX, evidence, queued=queued, inode=unix.peer)
+    holders = snap.holders.get(peer_target, ())
+    peer = snap.unix_socket(unix.peer, holders[0][0] if holders else pid)
+    if peer is not None:
+        evidence += f"; {peer_target} holds {peer.rqueue} B unread"
+    edges = _edges(snap, side, peer_target, EdgeKind.UNIX, evidence, queued=queued, inode=unix.peer,
+                   peer_unread=peer.rqueue if peer is not None else None)
     return side.wait(edges, None if edges else _orphan(snap, peer_target))
 
 
@@ -91,8 +96,12 @@ def _tcp(snap: Snapshot, side: Side, sock: TcpSocket) -> Wait:
     evidence = (f"/proc/{side.pid}/net/tcp: {tcp_text(sock)}; reversed 4-tuple is {peer_target}, "
                 f"held by " + _holders_text(snap, peer_target))
     queued = sock.tx_queue if side.writing else sock.rx_queue
+    info = snap.tcp_info(netns, peer)
+    evidence += f"; {peer_target} holds {peer.rx_queue} B unread" + (
+        f", received {info.bytes_received} B in all (tcp_info)" if info is not None else "")
     edges = _edges(snap, side, peer_target, EdgeKind.TCP, evidence, queued=queued, inode=peer.inode,
-                   tcp=sock)
+                   tcp=sock, peer_unread=peer.rx_queue,
+                   peer_received=info.bytes_received if info is not None else None)
     return side.wait(edges, None if edges else _orphan(snap, peer_target))
 
 
@@ -110,13 +119,15 @@ def _not_accepted(snap: Snapshot, side: Side, sock: TcpSocket, peer: TcpSocket, 
 
 
 def _edges(snap: Snapshot, side: Side, target: str, kind: EdgeKind, evidence: str, queued: int,
-           inode: int, tcp: Optional[TcpSocket] = None, unaccepted: bool = False) -> Tuple[Edge, ...]:
+           inode: int, tcp: Optional[TcpSocket] = None, unaccepted: bool = False,
+           peer_unread: Optional[int] = None, peer_received: Optional[int] = None) -> Tuple[Edge, ...]:
     """One edge per process holding the peer socket (the waiter's own process included)."""
     local, remote = (tcp.local, tcp.remote) if tcp is not None else (None, None)
     return tuple(
         Edge(side.pid, side.tid, holder, None, kind, target, evidence, syscall=side.syscall,
              fd=side.fd, writing=side.writing, queued=queued, holder_fds=fds, inode=inode,
-             local=local, remote=remote, unaccepted=unaccepted)
+             local=local, remote=remote, unaccepted=unaccepted, peer_unread=peer_unread,
+             peer_received=peer_received)
         for holder, fds in _by_pid(snap, target).items())
 
 
