@@ -88,6 +88,9 @@ def test_a_unix_client_queued_on_a_listener_that_never_accepts(run_py, run_cli, 
     assert data["deadlock"] is False and data["exit"] == 0
     text = run_cli(str(client.pid), "--no-stacks")
     assert "waits for the server to accept the connection" in text.out and text.code == 0, text.out
+    explain = run_cli(str(client.pid), "--no-stacks", "--explain")
+    listener = os.stat(f"/proc/{server.pid}/fd/{listen_fd}").st_ino
+    assert edge["inode"] == listener and f"ss -xlp | grep -w {listener}" in explain.out, explain.out
 
 
 def test_a_unix_client_of_a_server_that_accepts_and_answers(run_py, run_cli, tmp_path) -> None:

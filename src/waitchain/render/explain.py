@@ -152,6 +152,11 @@ def _unix(diag: Diagnosis, edge: Edge) -> List[Check]:
     peer = _inode(edge)
     if peer is None:
         return [_evidence_only(edge)]
+    if edge.unaccepted:  # the listener, whose queue holds the connection
+        return [Check(f"{_netns_prefix(diag, edge.to_pid)}ss -xlp | grep -w {peer}",
+                      f"the listening socket, held by {name(diag, edge.to_pid)}; Recv-Q counts the "
+                      "connections it has not accepted yet"),
+                Check(f"lsfd -Q 'INODE == {peer}'", f"{name(diag, edge.to_pid)} holds the listening socket")]
     return [Check(f"ss -xp | grep -w {peer}",
                   f"the connection; the side with inode {peer} names {edge.to_pid} in users:(...)"),
             Check(f"lsfd -Q 'INODE == {peer}'", f"{name(diag, edge.to_pid)} holds the peer socket")]
