@@ -216,6 +216,21 @@ def test_a_thread_on_its_own_futex_behind_another_process_is_no_own_threads_dead
     assert v.members == (a, b) and v.advice != Advice.OWN_THREADS and v.cause == (a, 81)
 
 
+@pytest.mark.parametrize("never", [
+    End(EndKind.SIGNAL, "pause()", Reason.SIGNAL_WAIT),
+    End(EndKind.IDLE, "waits for a client", Reason.ACCEPT),
+    End(EndKind.TERMINAL, "waits for input from a person at /dev/pts/3", Reason.TERMINAL_INPUT),
+])
+def test_a_wait_that_never_ends_by_itself_outranks_a_sibling_sleep(never: End) -> None:
+    """make -j: one recipe sleeps (it will go on), the other's chain ends where nothing
+    will happen by itself: that one is why make waits."""
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.CHILD), edge((1, 1), 3, EdgeKind.CHILD), syscall="wait4"),
+             wait((2, 2), end=SLEEP, syscall="clock_nanosleep"),
+             wait((3, 3), edge((3, 3), 4)), wait((4, 4), end=never, syscall="pause")]
+    (v,) = run(waits, 1).verdicts
+    assert (v.cls, v.members, v.end.kind) == (VerdictClass.CHAIN_END, (1, 3, 4), never.kind)
+
+
 def test_flock_abba_through_shells_names_a_kill_that_breaks_it() -> None:
     """`flock A -c 'flock B ...'` against `flock B -c 'flock A ...'`: each outer flock's shell
     child inherited the lock, so killing an outer flock releases nothing (found on real

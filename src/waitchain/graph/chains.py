@@ -11,8 +11,11 @@ from .explore import GONE, Explored
 
 MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 4096  # processes on one chain
+# Which end explains a wait best, first: busy or in the kernel, then the waits that never end
+# by themselves (stopped, a person, another host, a signal, an idle peer), then a sleep or a
+# timeout, which will (a sibling's sleep with time left is not why a prompt hangs).
 END_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
-                EndKind.TERMINAL, EndKind.REMOTE, EndKind.SLEEPING, EndKind.SIGNAL, EndKind.IDLE,
+                EndKind.TERMINAL, EndKind.REMOTE, EndKind.SIGNAL, EndKind.IDLE, EndKind.SLEEPING,
                 EndKind.UNKNOWN]
 # A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.
 IDLE_ENDS = {EndKind.IDLE, EndKind.SLEEPING, EndKind.RUNNING, EndKind.SIGNAL}
@@ -34,9 +37,9 @@ def end_of(ex: Explored, pid: int) -> Tuple[End, Optional[int]]:
 
 def _thread_end_rank(end: End) -> float:
     """Which thread's end speaks for its process: as end_rank, except that a thread waiting
-    for clients says more about a server than its helper threads' sleeps and signal waits."""
+    for clients says more about a server than its helper threads' signal waits."""
     if end.kind == EndKind.IDLE and end.reason == Reason.ACCEPT:
-        return end_rank(EndKind.SLEEPING) - 0.5
+        return end_rank(EndKind.SIGNAL) - 0.5
     return end_rank(end.kind)
 
 
