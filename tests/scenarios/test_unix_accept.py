@@ -124,6 +124,9 @@ listener = socket.socket(socket.AF_UNIX)
 listener.bind(sys.argv[1])
 listener.listen(4)
 print("listening", listener.fileno(), flush=True)
+if len(sys.argv) > 2:  # accept, and hold the connection without answering
+    conn, _ = listener.accept()
+    print("accepted", conn.fileno(), flush=True)
 time.sleep(3600)
 """
 
@@ -182,6 +185,35 @@ def test_a_unix_client_queued_on_a_listener_in_another_network_namespace(procs, 
     assert edge["holder_fds"] == [int(listen_fd)]
     assert [c["path"] for c in data["chains"]] == [[client.pid, server.pid]]
     assert data["chains"][0]["end"]["kind"] == "sleeping"
+    assert data["deadlock"] is False and data["exit"] == 0
+    for proc in (client, server):
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_a_unix_connection_inside_another_network_namespace_is_followed(procs, run_cli, tmp_path) -> None:
+    """Both ends accepted and in a namespace that is not waitchain's: the client's socket and
+    its peer are found by sock_diag from inside it (before, "neither TCP nor a unix socket")."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        pytest.skip("a new network namespace needs root, unshare(1) and nsenter(1)")
+    path = str(tmp_path / "server.sock")
+    server = _in_new_netns(procs, NS_SERVER, path, "accept")
+    _ready(server)
+    client = procs.spawn(["nsenter", f"--net=/proc/{server.pid}/ns/net", sys.executable, "-c", NS_CLIENT, path],
+                         stdout=subprocess.PIPE)
+    (_, conn_fd) = _ready(server)
+    _ready(client)
+    wait_blocked(client.pid, *RECV_CALLS)
+    wait_blocked(server.pid, *SLEEP_CALLS)
+    assert os.readlink(f"/proc/{client.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+
+    data = _json(run_cli, client.pid)
+
+    (edge,) = edges_from(data, client.pid)
+    assert (edge["kind"], edge["to"]["pid"], edge["unaccepted"]) == ("unix", server.pid, False), edge
+    assert edge["holder_fds"] == [int(conn_fd)]
+    assert "holds 8 B unread" in edge["evidence"], edge["evidence"]  # "request\n", never read
+    assert [c["path"] for c in data["chains"]] == [[client.pid, server.pid]]
     assert data["deadlock"] is False and data["exit"] == 0
     for proc in (client, server):
         assert proc.stdout is not None
