@@ -159,3 +159,13 @@ def test_snapshot_switches_to_one_dump_and_agrees() -> None:
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_a_namespace_that_cannot_be_joined_is_an_error_not_a_crash() -> None:
+    """setns refuses an fd that is not a network namespace: our error, and no thread of ours
+    is left in another namespace."""
+    before = os.readlink("/proc/thread-self/ns/net")
+    with open("/proc/self/ns/uts", "rb") as uts:
+        with pytest.raises(errors.WaitchainError):
+            sockdiag.unix_dump(uts.fileno(), listeners=True)
+    assert os.readlink("/proc/thread-self/ns/net") == before
