@@ -423,6 +423,20 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class LockHold:
+    """A Python lock a thread holds, inferred from its stack and source (Python's Lock records
+    no owner): a frame of thread `tid` is inside `with EXPR:`, or after `EXPR.acquire()` with no
+    release, for the expression a blocked thread acquires, in the same scope."""
+
+    tid: int  # the holder
+    expression: str  # "a", "self._lock"
+    file: str
+    line: int  # the with statement or the acquire() call
+    statement: str  # "with" or "acquire"
+    code: str = ""  # that line
+
+
+@dataclass(frozen=True)
 class Stack:
     """The user-space stack of one thread and its application frame."""
 
@@ -433,6 +447,15 @@ class Stack:
     label: str = ""  # a language-level wait, e.g. "waits in threading.Thread.join"
     source: str = ""  # "py-spy", "gdb", "eu-stack"
     on_lock: bool = False  # the label is a wait on a lock that records no owner (Python's Lock)
+    name: str = ""  # the thread's own name (Python: "MainThread", Thread(name=...))
+    joined_tid: Optional[int] = None  # a Thread.join: the thread it waits for
+    lock_wait: str = ""  # on_lock: the expression of the lock it acquires ("self._lock")
+    likely_holder: Optional[LockHold] = None  # on_lock: who holds it, inferred from source
+    holds: Tuple[LockHold, ...] = ()  # locks some thread waits for that this one holds (inferred)
+    # A library's wait recognised from the frames: "multiprocessing-join" (Process.join),
+    # "multiprocessing-queue" (a multiprocessing.Queue's put, its feeder thread, or the join of
+    # that feeder at exit); "" for none.
+    library_wait: str = ""
 
 
 @dataclass(frozen=True)
@@ -563,6 +586,7 @@ class Diagnosis:
     # Processes in another pid namespace: thread id there → host thread id (py-spy reports
     # the former).
     ns_tids: Dict[int, Dict[int, int]] = field(default_factory=dict)
+    thread_names: Dict[Tuple[int, int], str] = field(default_factory=dict)  # (pid, tid) → py-spy's name
 
     @property
     def deadlocked(self) -> bool:

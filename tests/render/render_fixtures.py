@@ -6,7 +6,7 @@ import dataclasses
 from typing import Dict, List, Optional, Tuple
 
 from waitchain.model import (Advice, Alternative, Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, End,
-                             EndKind, FileLock, Frame, Location, LockType, Mode, PipeFill, Process, Pty, PtySide,
+                             EndKind, FileLock, Frame, Location, LockHold, LockType, Mode, PipeFill, Process, Pty, PtySide,
                              Reason, RootCause, Stack, Syscall, Task, Verdict, VerdictClass, Wait)
 
 HOST_NET = "net:[4026531840]"
@@ -301,13 +301,19 @@ def python_abba() -> Diagnosis:
              for t in (p, a, b)}
     tasks = [_t(t, "python3", "futex", 202, (1,)) for t in (p, a, b)]
 
-    def stack(tid: int, line: int, func: str, code: str, label: str, on_lock: bool) -> Stack:
+    def stack(tid: int, line: int, func: str, code: str, label: str, on_lock: bool, name: str, **facts) -> Stack:
         loc = Location("/srv/abba.py", line, func, code)
-        return Stack(p, tid, (Frame(func, "/srv/abba.py", line),), loc, label, "py-spy", on_lock)
+        return Stack(p, tid, (Frame(func, "/srv/abba.py", line),), loc, label, "py-spy", on_lock, name=name, **facts)
 
-    stacks = {(p, p): stack(p, 15, "<module>", "a.join()", "waits in threading.Thread.join", False),
-              (p, a): stack(a, 7, "transfer", "with audit_lock:", "waits for a lock (with statement)", True),
-              (p, b): stack(b, 12, "audit", "with accounts_lock:", "waits for a lock (with statement)", True)}
+    # the stacks stage inferred from the source who holds each lock (see stacks/pylocks.py)
+    accounts = LockHold(a, "accounts_lock", "/srv/abba.py", 6, "with", "with accounts_lock:")
+    audit = LockHold(b, "audit_lock", "/srv/abba.py", 11, "with", "with audit_lock:")
+    stacks = {(p, p): stack(p, 15, "<module>", "a.join()", "waits in threading.Thread.join for thread "
+                            "'transfer' (701)", False, "MainThread", joined_tid=a),
+              (p, a): stack(a, 7, "transfer", "with audit_lock:", "waits for a lock (with statement)", True,
+                            "transfer", lock_wait="audit_lock", likely_holder=audit, holds=(accounts,)),
+              (p, b): stack(b, 12, "audit", "with accounts_lock:", "waits for a lock (with statement)", True,
+                            "audit", lock_wait="accounts_lock", likely_holder=accounts, holds=(audit,))}
     chain = Chain(p, (p,), _ends(futex, p))
     verdict = Verdict(VerdictClass.CHAIN_END, Advice.UNKNOWN, (p,), cause=(p, p), culprit=p, end=chain.end)
     return _small([_p(p, "python3")], {p: tasks}, {p: "python3 /srv/abba.py"}, waits, [], [chain], verdict,

@@ -9,7 +9,7 @@ from render_fixtures import (backend_and_postmaster, client_and_loop, idle_at, p
                              sleeping_twice)
 
 from waitchain.model import Advice, EdgeKind, Reason
-from waitchain.render import Options, text
+from waitchain.render import Options, json, text
 from waitchain.render.verdicts import summary
 
 INOTIFY = "waits for file-system events (inotify fd 4, 1 watch)"
@@ -57,9 +57,27 @@ def test_threads_stuck_on_python_locks_are_named_with_their_lines() -> None:
     assert v.headline.startswith("STUCK ON PYTHON LOCKS: 2 threads of 700 abba.py")
     assert any("abba.py:7 in transfer: with audit_lock:" in s for s in v.steps)
     assert any("abba.py:12 in audit: with accounts_lock:" in s for s in v.steps)
-    assert v.cause.startswith("700 abba.py thread 701 in futex()")
+    assert v.cause.startswith("700 abba.py thread 701 'transfer' in futex()")
     assert v.thread == (700, 701)
     assert v.location == "abba.py:7 in transfer: with audit_lock:"
+    assert ("thread 701 'transfer' and thread 702 'audit' wait for each other (ABBA): 701 holds "
+            "`accounts_lock` (with accounts_lock: at abba.py:6) and waits for `audit_lock`; 702 holds "
+            "`audit_lock` (with audit_lock: at abba.py:11) and waits for `accounts_lock` "
+            "(inferred from source)") in v.steps
+
+
+def test_python_threads_are_named_with_the_locks_they_hold_and_wait_for() -> None:
+    out = text.render(python_abba(), Options(width=200, color=False))
+    assert "· 701  thread transfer [S]" in out and "· 700  thread MainThread [S]" in out
+    assert "holds `accounts_lock` (with accounts_lock: at abba.py:6, inferred from source)" in out
+    assert ("waits for `audit_lock`, held by thread 702 'audit' (with audit_lock: at abba.py:11, "
+            "inferred from source)") in out
+    thread = next(t for t in json.to_dict(python_abba())["processes"][0]["threads"] if t["tid"] == 701)
+    assert thread["name"] == "transfer"
+    assert thread["lock_wait"] == {"expression": "audit_lock", "likely_holder": {
+        "tid": 702, "expression": "audit_lock", "file": "/srv/abba.py", "line": 11, "statement": "with",
+        "code": "with audit_lock:", "inferred_from": "source"}}
+    assert [h["expression"] for h in thread["lock_holds"]] == ["accounts_lock"]
 
 
 def test_an_idle_server_reached_through_a_pipe_is_not_where_the_request_got_lost() -> None:

@@ -20,6 +20,7 @@ from . import Options
 from . import json as render_json
 from . import dot, mermaid, svg, text
 from .common import blocked_for, end_detail, location_text, on_cycle, program_text
+from .pylocks import lock_lines, thread_name, thread_text
 from .verdicts import Summary, summaries
 from .explain import Check, edge_checks, end_checks
 from .labels import label
@@ -168,8 +169,9 @@ def _hop(diag: Diagnosis, chain: Chain, pid: int, nxt: Optional[int], last: bool
         evidence, checks = "", end_checks(diag, chain) if last else []
     cycle = edge is not None and on_cycle(diag, edge)
     cause = diag.root_cause is not None and diag.root_cause.pid == pid
+    named = thread_name(diag, pid, tid)
     cells = [f"{chain.start}", f'<span class="{"cause" if cause else ""}">{pid}</span>',
-             _e(program_text(diag, pid)), str(tid), f"<code>{_e(wait.what) if wait else ''}</code>",
+             _e(program_text(diag, pid)), str(tid) + (f" '{_e(named)}'" if named else ""), f"<code>{_e(wait.what) if wait else ''}</code>",
              _e(blocked_for(diag, pid, tid)), _e(target)]
     kind = "cycle" if cycle else ""
     main = f'<tr class="{kind}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
@@ -191,10 +193,11 @@ def _stacks(diag: Diagnosis) -> str:
     for (pid, tid), stack in diag.stacks.items():
         where = location_text(diag, pid, tid)
         frames = "\n".join(f"  {_e(f.function)}  ({_e(f.file)}:{f.line})" for f in stack.frames)
-        blocks.append(f"<h3>{pid} {_e(program_text(diag, pid))}, thread {tid}"
+        locks = "".join(f"<p>{_e(line)}</p>" for line in lock_lines(diag, pid, tid))
+        blocks.append(f"<h3>{pid} {_e(program_text(diag, pid))}, {_e(thread_text(diag, pid, tid))}"
                       f"{' · ' + _e(stack.source) if stack.source else ''}</h3>"
                       + (f"<p>at <code>{_e(where)}</code></p>" if where else "")
-                      + f"<pre>{frames}</pre>")
+                      + locks + f"<pre>{frames}</pre>")
     return '<h2>Stacks</h2><div id="stacks">' + "".join(blocks) + "</div>"
 
 

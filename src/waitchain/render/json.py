@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, FileLock, Frame, Fuse,
-                     Location, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
+                     Location, LockHold, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
 from . import Options
 from .common import cycle_detail, end_detail
 from .labels import label
@@ -90,7 +90,28 @@ def _thread(diag: Diagnosis, pid: int, task: Task) -> Json:
         "any_of": wait.any_of if wait else 0,  # an OR wait (poll, select, epoll) over this many fds
         "live": [end(e) for e in wait.live] if wait else [],  # its alternatives that are not blocked
         **_stack(diag.stacks.get((pid, task.tid))),
+        **_python_thread(diag, pid, task.tid),
     }
+
+
+def _python_thread(diag: Diagnosis, pid: int, tid: int) -> Json:
+    """What the stacks tell of a Python thread: its name, the thread it joins, the lock it
+    waits for and the locks it holds (inferred from source, see stacks/pylocks.py)."""
+    stack = diag.stacks.get((pid, tid))
+    name = diag.thread_names.get((pid, tid)) or (stack.name if stack else "")
+    return {
+        "name": name or None,  # "MainThread", Thread(name=...)
+        "joined_tid": stack.joined_tid if stack else None,  # a Thread.join: the thread joined
+        "lock_wait": {"expression": stack.lock_wait,
+                      "likely_holder": _hold(stack.likely_holder) if stack.likely_holder else None}
+        if stack and stack.lock_wait else None,
+        "lock_holds": [_hold(h) for h in stack.holds] if stack else [],
+    }
+
+
+def _hold(hold: LockHold) -> Json:
+    return {"tid": hold.tid, "expression": hold.expression, "file": hold.file, "line": hold.line,
+            "statement": hold.statement, "code": hold.code, "inferred_from": "source"}
 
 
 def _stack(stack: Optional[Stack]) -> Json:

@@ -29,6 +29,7 @@ from .common import (blocked_for, cycle_of, ellipsize, end_detail, location_text
 from .explain import Check, edge_checks, end_checks
 from .labels import label
 from .ends import detail as end_sentence
+from .pylocks import lock_lines, thread_name
 
 MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
 STYLE = {"pid": "bold cyan", "call": "yellow", "label": "", "dim": "dim", "bad": "bold red",
@@ -238,7 +239,8 @@ def _thread_rows(diag: Diagnosis, pid: int, lead: str, options: Options = Option
 
 def _thread_row(diag: Diagnosis, pid: int, task, lead: str) -> Row:
     wait = diag.waits.get((pid, task.tid))
-    row = Row(lead + "· ", lead, str(task.tid), f"thread {clean(task.comm)} [{task.state}]",
+    named = thread_name(diag, pid, task.tid)  # its Python name, else its comm
+    row = Row(lead + "· ", lead, str(task.tid), f"thread {named or clean(task.comm)} [{task.state}]",
               pid_style="dim")
     row.call = clean(wait.what if wait else task.note)
     row.blocked = blocked_for(diag, pid, task.tid)
@@ -258,7 +260,9 @@ def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, opti
     where = location_text(diag, pid, wait.tid)
     stack = diag.stacks.get((pid, wait.tid))
     said = [("  — " + clean(stack.label), "dim")] if stack is not None and stack.label else []
-    rows = [Row(lead, lead + "     ", free=[("  at ", "dim"), (where, "call")] + said)] if where else []
+    rows = [Row(lead, lead + "     ", free=([("  at ", "dim"), (where, "call")] if where else []) + said)] \
+        if where or said else []
+    rows += [Row(lead, lead + "     ", free=[("  " + line, "dim")]) for line in lock_lines(diag, pid, wait.tid)]
     if options.stacks and stack is not None:
         for frame in stack.frames:
             text = f"{clean(frame.function)} ({clean(frame.file)}:{frame.line})"

@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
 from ..sanitize import clean
 from .labels import LOCK_NOUNS
+from .pylocks import get_before_join, lock_steps, multiprocessing_queue, thread_text
 from .ends import chain_detail
 from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text, waited_for,
                      waits_of)
@@ -67,6 +68,7 @@ def summary(diag: Diagnosis) -> Summary:
 def summary_of(diag: Diagnosis, verdict: Verdict) -> Summary:
     if verdict.cls == VerdictClass.DEADLOCK:
         result = _deadlock(diag, verdict)
+        result.steps += [s for p in verdict.members for s in lock_steps(diag, p)]  # Python locks
     elif verdict.moved:
         result = _withdrawn(diag, verdict)
     elif verdict.cls == VerdictClass.CYCLE:
@@ -93,7 +95,7 @@ def cause_text(diag: Diagnosis, pid: int, tid: int) -> str:
     """`9506 command-server.py in wait4(), blocked for 12s`."""
     text = name(diag, pid)
     if tid != pid:
-        text += f" thread {tid}"
+        text += f" {thread_text(diag, pid, tid)}"
     call = call_name(diag.waits.get((pid, tid)))
     if call and call != "?":
         text += f" in {call}()"
@@ -139,6 +141,8 @@ def _read_before_wait(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]
     parent = name(diag, child.from_pid)
     effect = (f"{parent} stops waiting and the chain unwinds; the child's unread output is lost"
               if v.culprit == child.to_pid else "that ends the deadlock")
+    if multiprocessing_queue(diag, child.from_pid, child.from_tid, child.to_pid):
+        return (_kill(diag, v, effect), [get_before_join(diag, child.from_pid, child.to_pid)])
     return (_kill(diag, v, effect),
             [f"{parent} waits for a child whose output pipe it does not read: read the output "
              "until EOF first, then wait (Python: out, _ = p.communicate() instead of p.wait())"])
@@ -404,8 +408,9 @@ def _python_locks(diag: Diagnosis, v: Verdict) -> Optional[Summary]:
     for tid in waiting:
         at = location_text(diag, pid, tid)
         waited = waited_for(diag, pid, tid)
-        where.append(f"thread {tid} waits for a lock" + (f" at {at}" if at else "")
+        where.append(f"{thread_text(diag, pid, tid)} waits for a lock" + (f" at {at}" if at else "")
                      + (f" (blocked {waited})" if waited else ""))
+    where += lock_steps(diag, pid)
     who = name(diag, pid)
     if len(waiting) > 1:
         headline = (f"STUCK ON PYTHON LOCKS: {len(waiting)} threads of {who} wait for locks that "

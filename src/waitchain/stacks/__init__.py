@@ -5,26 +5,31 @@ through gdb/eu-stack only with --native. Whatever cannot be read becomes a note,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from ..errors import AccessDenied, WaitchainError
-from ..model import Diagnosis, Frame, Location, Stack
+from ..model import Diagnosis, Frame, Location, LockHold, Stack
 from ..procfs import memory
 from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
 from . import python
-from .frames import application_index, source_line
-from .labels import LOCK_WAITS, python_wait
+from .frames import application_index, source_line, source_text
+from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
+from .pylocks import FrameAt, Source, likely_holder
 from .python import PyThread, StackError
 
+T = TypeVar("T")
+
 PARALLEL = 8  # helpers running at once
-SOURCE_SECONDS = 1.0  # to read one source line
+SOURCE_SECONDS = 1.0  # to read one source line, or to read and parse one source file
+PARSE_MAX = 2 << 20  # a source file longer than this is not parsed (no lock holder inferred)
 PYTHON_EXE = re.compile(r"^(?:python|pypy)[\d.]*[a-z]*$")
 THREAD_ENTRY = {"run", "_bootstrap", "_bootstrap_inner", "__bootstrap", "__bootstrap_inner"}
 INVASIVE = "invasive: it stops the process briefly"
@@ -49,6 +54,7 @@ class _Result:
     #            no-native-tool, native-failed, denied, skipped, failed, timeout, mm-locked
     stacks: Dict[int, Stack] = field(default_factory=dict)
     reason: str = ""
+    names: Dict[int, str] = field(default_factory=dict)  # TID → the thread's own name (py-spy)
 
 
 def attach_stacks(diag: Diagnosis, native: bool = False) -> None:
@@ -63,8 +69,11 @@ def attach_stacks(diag: Diagnosis, native: bool = False) -> None:
     seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
     results = run_parallel(jobs, seconds)
     for pid in wanted:
-        for tid, stack in results.get(pid, _Result("timeout")).stacks.items():
+        result = results.get(pid, _Result("timeout"))
+        for tid, stack in result.stacks.items():
             diag.stacks[(pid, tid)] = stack
+        for tid, thread_name in result.names.items():
+            diag.thread_names[(pid, tid)] = thread_name
     diag.notes.extend(notes(diag, wanted, results, tool, seconds))
     _locate_root_cause(diag)
 
@@ -199,24 +208,31 @@ def _state(diag: Diagnosis, pid: int) -> str:
 def _python(diag: Diagnosis, pid: int, tids: List[int], threads: List[PyThread]) -> _Result:
     by_tid = {t.tid: t for t in threads if t.tid is not None}
     stacks = {tid: python_stack(diag, pid, tid, by_tid[tid], threads) for tid in tids if tid in by_tid}
+    lock_holders(diag, pid, stacks, threads)
+    names = {tid: t.name for tid, t in by_tid.items() if t.name}
     unmatched = [t for t in threads if t.tid is None]
     if unmatched and len(stacks) < len(tids):
-        return _Result("unmatched", stacks)
-    return _Result("python", stacks)
+        return _Result("unmatched", stacks, names=names)
+    return _Result("python", stacks, names=names)
 
 
 def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
                  threads: Sequence[PyThread]) -> Stack:
     frames = thread.frames
-    app, location = _application_frame(pid, frames)
+    own = frames[:fork_boundary(frames)]  # a multiprocessing child's own frames, not its parent's
+    app, location = _application_frame(pid, own)
     label = ""
+    joined_tid: Optional[int] = None
     if _in_futex(diag, pid, tid):
-        entry = None if app == 0 else (0 if app is None else app - 1)  # the library frame called
+        entry = None if app == 0 else entry_index(own, app)  # the library frame called
         self_ = thread.selves[entry] if entry is not None and entry < len(thread.selves) else None
-        label = python_wait(frames, app, location.code if location else "", self_[1] if self_ else "")
-        if label.endswith(".join") and self_:
-            label += _join_target(thread, self_[0], threads)
-    return Stack(pid, tid, frames, location, label, "py-spy", on_lock=label in LOCK_WAITS)
+        label = python_wait(own, app, location.code if location else "", self_[1] if self_ else "")
+        joined = _joined(thread, own, threads)
+        if joined is not None:
+            label += _thread_name(joined)
+            joined_tid = joined.tid
+    return Stack(pid, tid, frames, location, label, "py-spy", on_lock=label in LOCK_WAITS,
+                 name=thread.name, joined_tid=joined_tid, library_wait=library_wait(own))
 
 
 def _application_frame(pid: int, frames: Sequence[Frame]) -> Tuple[Optional[int], Optional[Location]]:
@@ -230,10 +246,10 @@ def _location(pid: int, frame: Frame) -> Location:
     return Location(frame.file, frame.line, frame.function, code)
 
 
-def with_deadline(func: Callable[[], str], seconds: float, default: str) -> str:
+def with_deadline(func: Callable[[], T], seconds: float, default: T) -> T:
     """func() in a daemon thread, or `default` if it has not answered in time (a source file
     on a hung FUSE or NFS mount blocks its reader in D state)."""
-    box: List[str] = []
+    box: List[T] = []
 
     def capture() -> None:
         try:
@@ -252,19 +268,74 @@ def _in_futex(diag: Diagnosis, pid: int, tid: int) -> bool:
     return task is not None and task.syscall is not None and task.syscall.name.startswith("futex")
 
 
-def _join_target(thread: PyThread, joined: int, threads: Sequence[PyThread]) -> str:
-    """" for thread 'feeder' (1234)": the thread whose run() has the joined Thread as self."""
+def _joined(thread: PyThread, own: Sequence[Frame], threads: Sequence[PyThread]) -> Optional[PyThread]:
+    """The thread the innermost threading Thread.join of the stack waits for: the one whose
+    run() has the joined Thread (the join's self) as self."""
+    at = next((i for i, f in enumerate(own) if f.function.rsplit(".", 1)[-1] == "join"
+               and module_name(f.file) == "threading" and i < len(thread.selves) and thread.selves[i]), None)
+    if at is None:
+        return None
+    joined = thread.selves[at][0]  # type: ignore[index]
     for other in threads:
         for frame, self_ in zip(other.frames, other.selves):
             name = frame.function.rsplit(".", 1)[-1]
             if other is not thread and self_ and self_[0] == joined and name in THREAD_ENTRY:
-                return _thread_name(other)
-    return ""
+                return other
+    return None
 
 
 def _thread_name(thread: PyThread) -> str:
     tid = f" ({thread.tid})" if thread.tid and thread.name else str(thread.tid or "")
     return f" for thread '{thread.name}'{tid}" if thread.name else (f" for thread {tid}" if tid else "")
+
+
+# --- who holds a Python lock -------------------------------------------------------------
+
+
+def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: Sequence[PyThread]) -> None:
+    """For each thread blocked acquiring a Python lock, the lock's expression and the thread
+    that likely holds it (pylocks: inferred from the frames and the source); the holder's
+    stack is added when it was not wanted (it may be running) and says what it holds."""
+    by_tid = {t.tid: t for t in threads if t.tid is not None}
+    frames = [FrameAt(t.tid, i, f.file, f.line, _addrs(t, i))
+              for t in by_tid.values() if t.tid is not None for i, f in enumerate(t.frames)]
+    sources: Dict[str, Optional[Source]] = {}
+    holds: Dict[int, List[LockHold]] = {}
+    for tid, stack in sorted(stacks.items()):
+        app = application_index(stack.frames[:fork_boundary(stack.frames)])
+        if not stack.on_lock or app is None or tid not in by_tid:
+            continue
+        frame = stack.frames[app]
+        if frame.file not in sources:
+            sources[frame.file] = with_deadline(functools.partial(_parsed, pid, frame.file), SOURCE_SECONDS, None)
+        source = sources[frame.file]
+        if source is None:
+            continue
+        waiter = FrameAt(tid, app, frame.file, frame.line, _addrs(by_tid[tid], app))
+        wanted, holder = likely_holder(source, waiter, frames)
+        if wanted is None:
+            continue
+        hold = None if holder is None else LockHold(holder.tid, holder.acquire.expression, frame.file,
+                                                    holder.acquire.line, holder.acquire.statement, holder.code)
+        stacks[tid] = dataclasses.replace(stack, lock_wait=wanted.expression, likely_holder=hold)
+        if hold is not None:
+            holds.setdefault(hold.tid, []).append(hold)
+    for tid, held in holds.items():
+        if tid not in stacks:
+            stacks[tid] = python_stack(diag, pid, tid, by_tid[tid], threads)
+        stacks[tid] = dataclasses.replace(stacks[tid], holds=tuple(dict.fromkeys(held)))
+
+
+def _addrs(thread: PyThread, index: int) -> Dict[str, int]:
+    return thread.local_addrs[index] if index < len(thread.local_addrs) else {}
+
+
+def _parsed(pid: int, path: str) -> Optional[Source]:
+    text = source_text(pid, path)
+    if not text or len(text) > PARSE_MAX:
+        return None
+    source = Source(text)
+    return source if source.ok else None
 
 
 def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], source: str) -> _Result:

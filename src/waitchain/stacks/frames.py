@@ -52,18 +52,24 @@ def source_line(pid: int, path: str, line: int, proc: str = "/proc") -> str:
     """Line `line` of `path` as the target process sees its file system (/proc/PID/root,
     or /proc/PID/cwd for a relative path), stripped; "" when it cannot be read.
     Only regular files are opened, and without blocking: a FIFO or a device is never opened."""
-    if line <= 0 or not path or path.startswith("<"):
+    if line <= 0:
+        return ""
+    lines = source_text(pid, path, proc).splitlines()
+    return lines[line - 1].strip() if line <= len(lines) else ""
+
+
+def source_text(pid: int, path: str, proc: str = "/proc") -> str:
+    """The whole of `path` (up to MAX_SOURCE bytes) as source_line reads it, or ""."""
+    if not path or path.startswith("<"):
         return ""
     base = "root" if path.startswith("/") else "cwd"
     full = os.path.join(proc, str(pid), base, path.lstrip("/"))
     try:
         if not stat.S_ISREG(os.stat(full).st_mode):
             return ""
-        text = _read_regular(full)
+        return _read_regular(full).decode("utf-8", "replace")
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return ""
-    lines = text.decode("utf-8", "replace").splitlines()
-    return lines[line - 1].strip() if line <= len(lines) else ""
 
 
 def _read_regular(path: str) -> bytes:

@@ -40,7 +40,7 @@ def python_wait(frames: Sequence[Frame], app: Optional[int], code: str,
         return _c_call(code)
     if not frames:
         return ""
-    entry = 0 if app is None else app - 1  # no application frame: the innermost one
+    entry = entry_index(frames, app)
     module = module_name(frames[entry].file)
     module = PUBLIC.get(module, module)
     return f"waits in {module}.{_qualname(frames, entry, module, self_type)}"
@@ -58,6 +58,46 @@ def _qualname(frames: Sequence[Frame], entry: int, module: str, self_type: str) 
         return {"wait": "Event.wait", "_wait": "Barrier.wait"}.get(inner, "Condition.wait")
     cls = CLASS_OF.get((module, name))
     return f"{cls}.{name}" if cls else name
+
+
+def entry_index(frames: Sequence[Frame], app: Optional[int]) -> int:
+    """The library frame the application called; with no application frame, a library frame
+    known to name the wait (a multiprocessing child joining its queue's feeder at exit), else
+    the innermost one."""
+    if app is not None:
+        return app - 1
+    known = [i for i, f in enumerate(frames) if (module_name(f.file), _bare(f.function)) in ENTRIES]
+    return known[0] if known else 0
+
+
+def library_wait(frames: Sequence[Frame]) -> str:
+    """A library's wait the frames show: see model.Stack.library_wait."""
+    names = {(module_name(f.file), _bare(f.function)) for f in frames}
+    if names & MP_QUEUE:
+        return "multiprocessing-queue"
+    if names & MP_JOIN:
+        return "multiprocessing-join"
+    return ""
+
+
+def _bare(function: str) -> str:
+    return function.rsplit(".", 1)[-1]
+
+
+ENTRIES = {("multiprocessing.queues", "_finalize_join")}
+MP_QUEUE = {("multiprocessing.queues", "put"), ("multiprocessing.queues", "_feed"),
+            ("multiprocessing.queues", "_finalize_join")}
+MP_JOIN = {("multiprocessing.process", "join"), ("multiprocessing.popen_fork", "wait"),
+           ("multiprocessing.popen_spawn_posix", "wait"), ("multiprocessing.popen_forkserver", "wait")}
+
+
+def fork_boundary(frames: Sequence[Frame]) -> int:
+    """How many frames are the thread's own: in a child forked by multiprocessing, the frames
+    outside BaseProcess._bootstrap were copied from its parent (the parent's p.start() line)."""
+    for i, frame in enumerate(frames):
+        if module_name(frame.file) == "multiprocessing.process" and _bare(frame.function) == "_bootstrap":
+            return i + 1
+    return len(frames)
 
 
 LOCK_WAITS = ("waits in lock.acquire", "waits for a lock (with statement)")

@@ -40,6 +40,7 @@ class PyThread:
     name: str
     frames: Tuple[Frame, ...]
     selves: Tuple[Optional[Tuple[int, str]], ...]
+    local_addrs: Tuple[Dict[str, int], ...] = ()  # per frame: local name → object address
 
 
 def find_py_spy() -> Optional[str]:
@@ -60,7 +61,7 @@ def dump(py_spy: str, pid: int, tids: Set[int], timeout: Optional[float] = None)
     timeout = TIMEOUT if timeout is None else timeout
     argv = [py_spy, "dump", "--nonblocking", "--json", "--pid", str(pid)]
     try:
-        out = run(argv + ["--locals"], timeout)  # locals: only `self` is kept
+        out = run(argv + ["--locals"], timeout)  # locals: `self` and the addresses are kept
     except StackTimeout:
         raise
     except StackError:
@@ -147,6 +148,7 @@ def _thread(data: Dict[str, Any]) -> PyThread:
         frames=tuple(Frame(function=str(f["name"]), file=str(f["filename"]), line=int(f["line"]),
                            module=str(f.get("module") or "")) for f in frames),
         selves=tuple(_self_of(f.get("locals")) for f in frames),
+        local_addrs=tuple(_addrs_of(f.get("locals")) for f in frames),
     )
 
 
@@ -165,6 +167,16 @@ def _self_of(local_vars: Any) -> Optional[Tuple[int, str]]:
     return None
 
 
+def _addrs_of(local_vars: Any) -> Dict[str, int]:
+    """Where each local's object is (py-spy --locals): the same address is the same object."""
+    out: Dict[str, int] = {}
+    for var in local_vars or []:
+        addr = var.get("addr")
+        if type(addr) is int and addr > 0:
+            out[str(var.get("name"))] = addr
+    return out
+
+
 def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[PyThread]:
     """Fill `tid` where py-spy left it out (CPython < 3.11) from the pthread_t."""
     missing = [t.ident for t in threads if t.tid is None]
@@ -176,4 +188,4 @@ def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[Py
 
 
 def with_tid(thread: PyThread, tid: Optional[int]) -> PyThread:
-    return PyThread(thread.ident, tid, thread.name, thread.frames, thread.selves)
+    return PyThread(thread.ident, tid, thread.name, thread.frames, thread.selves, thread.local_addrs)

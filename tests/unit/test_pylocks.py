@@ -1,0 +1,311 @@
+"""The likely holder of a Python lock, inferred from source (stacks/pylocks.py): what a line
+acquires, what a frame holds, and which thread holds what another waits for, on source text."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Dict, List, Optional, Tuple
+
+from waitchain.stacks.pylocks import FrameAt, Source, likely_holder
+
+ABBA = """\
+import threading
+a = threading.Lock()
+b = threading.Lock()
+
+
+def one():
+    with a:
+        step()
+        with b:  # ONE WAITS
+            pass
+
+
+def two():
+    with b:
+        step()
+        with a:  # TWO WAITS
+            pass
+"""
+
+METHODS = """\
+import threading
+
+
+class Account:
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def withdraw(self):
+        self.lock.acquire()
+        try:
+            audit()  # HOLDS
+        finally:
+            self.lock.release()
+
+    def deposit(self):
+        with self.lock:  # WAITS
+            pass
+
+
+class Other:
+    def deposit(self):
+        with self.lock:  # OTHER WAITS
+            pass
+"""
+
+
+def src(text: str) -> Source:
+    source = Source(textwrap.dedent(text))
+    assert source.ok
+    return source
+
+
+def line(text: str, marker: str) -> int:
+    return next(i for i, row in enumerate(text.splitlines(), 1) if marker in row)
+
+
+def frame(tid: int, at: int, index: int = 0, path: str = "/app.py",
+          addrs: Optional[Dict[str, int]] = None) -> FrameAt:
+    return FrameAt(tid, index, path, at, addrs or {})
+
+
+def holder(text: str, waiter: FrameAt, frames: List[FrameAt]) -> Tuple[Optional[str], Optional[Tuple[int, str, int]]]:
+    wanted, found = likely_holder(src(text), waiter, frames)
+    return (wanted.expression if wanted else None,
+            (found.tid, found.acquire.expression, found.acquire.line) if found else None)
+
+
+# --- what a line acquires ---------------------------------------------------------------------
+
+
+def test_a_with_statement_and_an_acquire_call_name_their_lock() -> None:
+    source = src(ABBA + "\n\ndef three():\n    b.acquire(timeout=5)\n")
+    assert source.acquired_at(line(ABBA, "ONE WAITS")).expression == "b"
+    assert source.acquired_at(line(ABBA, "TWO WAITS")).expression == "a"
+    assert source.acquired_at(len(ABBA.splitlines()) + 4).expression == "b"
+    methods = src(METHODS)
+    assert methods.acquired_at(line(METHODS, "WAITS")).expression == "self.lock"
+
+
+def test_nothing_is_acquired_by_an_ordinary_line_a_call_or_two_locks_at_once() -> None:
+    text = """\
+    def f():
+        work()
+        with get_lock():
+            pass
+        with a, b:
+            pass
+        with locks[0]:
+            pass
+    """
+    source = src(text)
+    assert [source.acquired_at(n) for n in (2, 3, 5, 7)] == [None, None, None, None]
+
+
+def test_source_that_does_not_parse_infers_nothing() -> None:
+    assert not Source("def f(:\n").ok
+    assert Source("def f(:\n").acquired_at(1) is None
+    assert Source("def f(:\n").held_at(1, False) == []
+
+
+# --- ABBA, re-entry ------------------------------------------------------------------------------
+
+
+def test_two_threads_taking_two_locks_in_opposite_orders_each_hold_what_the_other_wants() -> None:
+    one, two = frame(11, line(ABBA, "ONE WAITS")), frame(12, line(ABBA, "TWO WAITS"))
+    outer = [frame(11, 40, 1, "/usr/lib/python3.11/threading.py"), frame(12, 40, 1, "/usr/lib/python3.11/threading.py")]
+    assert holder(ABBA, one, [one, two] + outer) == ("b", (12, "b", line(ABBA, "TWO WAITS") - 2))
+    assert holder(ABBA, two, [one, two] + outer) == ("a", (11, "a", line(ABBA, "with a:")))
+
+
+def test_a_thread_on_the_with_line_is_acquiring_not_holding() -> None:
+    # thread 12 is at `with a:` itself (blocked on it), not inside its body
+    one, two = frame(11, line(ABBA, "ONE WAITS")), frame(12, line(ABBA, "with a:"))
+    assert holder(ABBA, one, [one, two]) == ("b", None)
+
+
+def test_a_thread_that_takes_a_lock_it_holds_is_its_own_holder() -> None:
+    text = """\
+    import threading
+    lock = threading.Lock()
+
+    def save():
+        with lock:
+            flush()
+
+    def flush():
+        with lock:  # AGAIN
+            pass
+    """
+    text = textwrap.dedent(text)
+    inner = frame(5, line(text, "AGAIN"))
+    outer = frame(5, line(text, "flush()"), 1)
+    assert holder(text, inner, [inner, outer]) == ("lock", (5, "lock", line(text, "with lock:")))
+
+
+def test_the_same_function_nesting_its_own_lock() -> None:
+    text = "import threading\nm = threading.Lock()\ndef f():\n    with m:\n        with m:\n            pass\n"
+    waiter = frame(3, 5)
+    assert holder(text, waiter, [waiter]) == ("m", (3, "m", 4))
+
+
+# --- acquire() without release ------------------------------------------------------------------
+
+
+def test_after_acquire_and_before_release_the_lock_is_held() -> None:
+    waiter, inside = frame(1, line(METHODS, "WAITS")), frame(2, line(METHODS, "HOLDS"), 1)
+    assert holder(METHODS, waiter, [waiter, inside]) == ("self.lock", (2, "self.lock", line(METHODS, "acquire()")))
+
+
+def test_a_released_lock_is_not_held() -> None:
+    text = """\
+    import threading
+    lock = threading.Lock()
+
+    def worker():
+        lock.acquire()
+        lock.release()
+        idle()  # AFTER
+
+    def other():
+        lock.acquire()  # WAITS
+    """
+    text = textwrap.dedent(text)
+    waiter, after = frame(1, line(text, "WAITS")), frame(2, line(text, "AFTER"), 1)
+    assert holder(text, waiter, [waiter, after]) == ("lock", None)
+
+
+def test_a_with_block_that_released_inside_it_does_not_hold() -> None:
+    text = """\
+    def worker():
+        with lock:
+            lock.release()
+            idle()  # AFTER
+            lock.acquire()
+
+    def other():
+        with lock:  # WAITS
+            pass
+    """
+    text = textwrap.dedent(text)
+    waiter, after = frame(1, line(text, "WAITS")), frame(2, line(text, "AFTER"), 1)
+    assert holder(text, waiter, [waiter, after]) == ("lock", None)
+
+
+# --- the same scope, the same object -------------------------------------------------------------
+
+
+def test_self_attributes_match_only_in_methods_of_the_same_class() -> None:
+    other = frame(1, line(METHODS, "OTHER WAITS"))
+    inside = frame(2, line(METHODS, "HOLDS"), 1)
+    assert holder(METHODS, other, [other, inside]) == ("self.lock", None)
+
+
+def test_self_attributes_of_different_objects_do_not_match_when_py_spy_showed_self() -> None:
+    waiter = frame(1, line(METHODS, "WAITS"), addrs={"self": 0x1000})
+    inside = frame(2, line(METHODS, "HOLDS"), 1, addrs={"self": 0x2000})
+    same = frame(2, line(METHODS, "HOLDS"), 1, addrs={"self": 0x1000})
+    assert holder(METHODS, waiter, [waiter, inside]) == ("self.lock", None)
+    assert holder(METHODS, waiter, [waiter, same])[1] == (2, "self.lock", line(METHODS, "acquire()"))
+
+
+def test_locals_of_the_same_function_match_only_as_the_same_object() -> None:
+    text = """\
+    def work(lock):
+        with lock:
+            step()  # HOLDS
+            with lock:  # WAITS
+                pass
+    """
+    text = textwrap.dedent(text)
+    waiter = frame(1, line(text, "WAITS"), addrs={"lock": 7})
+    theirs = frame(2, line(text, "HOLDS"), 1, addrs={"lock": 8})
+    mine = frame(2, line(text, "HOLDS"), 1, addrs={"lock": 7})
+    assert holder(text, waiter, [theirs]) == ("lock", None)
+    assert holder(text, waiter, [mine])[1] == (2, "lock", 2)
+
+
+def test_a_local_of_another_function_is_another_lock() -> None:
+    text = """\
+    def first():
+        lock = make()
+        with lock:
+            step()  # HOLDS
+
+    def second():
+        lock = make()
+        with lock:  # WAITS
+            pass
+    """
+    text = textwrap.dedent(text)
+    waiter, inside = frame(1, line(text, "WAITS")), frame(2, line(text, "HOLDS"), 1)
+    assert holder(text, waiter, [waiter, inside]) == ("lock", None)
+
+
+def test_a_global_declared_in_a_function_is_the_modules_name() -> None:
+    text = """\
+    lock = None
+
+    def setup():
+        global lock
+        lock = make()
+        with lock:
+            step()  # HOLDS
+
+    def use():
+        with lock:  # WAITS
+            pass
+    """
+    text = textwrap.dedent(text)
+    waiter, inside = frame(1, line(text, "WAITS")), frame(2, line(text, "HOLDS"), 1)
+    assert holder(text, waiter, [waiter, inside])[1] == (2, "lock", line(text, "with lock:"))
+
+
+def test_a_closure_shares_its_enclosing_functions_lock() -> None:
+    text = """\
+    def start():
+        lock = make()
+
+        def a():
+            with lock:
+                step()  # HOLDS
+
+        def b():
+            with lock:  # WAITS
+                pass
+    """
+    text = textwrap.dedent(text)
+    waiter, inside = frame(1, line(text, "WAITS")), frame(2, line(text, "HOLDS"), 1)
+    assert holder(text, waiter, [waiter, inside])[1] == (2, "lock", line(text, "with lock:"))
+
+
+def test_a_with_around_a_nested_function_definition_is_not_held_by_that_function() -> None:
+    text = """\
+    import threading
+    lock = threading.Lock()
+
+    def outer():
+        with lock:
+            def callback():
+                idle()  # LATER
+            register(callback)
+
+    def other():
+        with lock:  # WAITS
+            pass
+    """
+    text = textwrap.dedent(text)
+    waiter, later = frame(1, line(text, "WAITS")), frame(2, line(text, "LATER"), 1)
+    assert holder(text, waiter, [waiter, later]) == ("lock", None)
+
+
+def test_frames_of_other_files_are_never_holders() -> None:
+    one, two = frame(11, line(ABBA, "ONE WAITS")), frame(12, line(ABBA, "with b:") + 1, 1, "/other.py")
+    assert holder(ABBA, one, [one, two]) == ("b", None)
+
+
+def test_two_threads_that_both_look_like_holders_name_none() -> None:
+    one = frame(11, line(ABBA, "ONE WAITS"))
+    two, three = frame(12, line(ABBA, "TWO WAITS") - 1, 1), frame(13, line(ABBA, "TWO WAITS") - 1, 1)
+    assert holder(ABBA, one, [one, two, three]) == ("b", None)
