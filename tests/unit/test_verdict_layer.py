@@ -231,6 +231,16 @@ def test_a_wait_that_never_ends_by_itself_outranks_a_sibling_sleep(never: End) -
     assert (v.cls, v.members, v.end.kind) == (VerdictClass.CHAIN_END, (1, 3, 4), never.kind)
 
 
+def test_inside_a_process_a_sleeping_thread_speaks_for_it_over_a_signal_wait() -> None:
+    """fusepy: the handler sleeps while the main thread waits for signals: the handler's
+    sleep says what the daemon does."""
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.FUSE)),
+             wait((2, 2), end=End(EndKind.SIGNAL, "sigwait", Reason.SIGNAL_WAIT), syscall="rt_sigtimedwait"),
+             wait((2, 3), end=SLEEP, syscall="clock_nanosleep")]
+    (v,) = run(waits, 1).verdicts
+    assert (v.members, v.end.kind, v.end.tid) == ((1, 2), EndKind.SLEEPING, 3)
+
+
 def test_flock_abba_through_shells_names_a_kill_that_breaks_it() -> None:
     """`flock A -c 'flock B ...'` against `flock B -c 'flock A ...'`: each outer flock's shell
     child inherited the lock, so killing an outer flock releases nothing (found on real

@@ -17,6 +17,12 @@ MAX_DEPTH = 4096  # processes on one chain
 END_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
                 EndKind.TERMINAL, EndKind.REMOTE, EndKind.SIGNAL, EndKind.IDLE, EndKind.SLEEPING,
                 EndKind.UNKNOWN]
+# Which thread's end speaks for its process: a sleeping thread works, with pauses; its
+# siblings' signal waits and idle loops are the process's plumbing (fusepy's handler sleeps
+# while its main thread waits for signals).
+THREAD_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
+                   EndKind.TERMINAL, EndKind.REMOTE, EndKind.SLEEPING, EndKind.SIGNAL, EndKind.IDLE,
+                   EndKind.UNKNOWN]
 # A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.
 IDLE_ENDS = {EndKind.IDLE, EndKind.SLEEPING, EndKind.RUNNING, EndKind.SIGNAL}
 
@@ -36,11 +42,12 @@ def end_of(ex: Explored, pid: int) -> Tuple[End, Optional[int]]:
 
 
 def _thread_end_rank(end: End) -> float:
-    """Which thread's end speaks for its process: as end_rank, except that a thread waiting
-    for clients says more about a server than its helper threads' signal waits."""
+    """THREAD_PRIORITY, except that a thread waiting for clients says more about a server
+    than its helper threads' sleeps and signal waits."""
+    rank = THREAD_PRIORITY.index
     if end.kind == EndKind.IDLE and end.reason == Reason.ACCEPT:
-        return end_rank(EndKind.SIGNAL) - 0.5
-    return end_rank(end.kind)
+        return rank(EndKind.SLEEPING) - 0.5
+    return rank(end.kind) if end.kind in THREAD_PRIORITY else len(THREAD_PRIORITY)
 
 
 def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Chain]:

@@ -199,8 +199,9 @@ def _own_threads_fix(diag: Diagnosis, pid: int, threads: int) -> List[str]:
     python = any(s.source == "py-spy" for (p, _), s in diag.stacks.items() if p == pid)
     if threads == 1:
         why = ("its only thread waits on a lock, condition or semaphore that no thread of it can "
-               "release or signal: a lock it already holds, or one held at fork() by a thread of "
-               "its parent (a child has only the thread that forked)")
+               "release or signal: a lock it already holds, one a thread that has exited still "
+               "holds, or one held at fork() by a thread of its parent (a child has only the "
+               "thread that forked)")
     else:
         why = ("every thread waits on a lock, condition or semaphore that only another of its "
                "threads could release or signal, and none of them runs")
