@@ -27,8 +27,7 @@ def thread_text(diag: Diagnosis, pid: int, tid: int) -> str:
 
 def hold_text(hold: LockHold, inferred: bool = True) -> str:
     """`with a: at abba.py:5, inferred from source`."""
-    what = clean(hold.code) or (f"with {clean(hold.expression)}:" if hold.statement == "with"
-                                else f"{clean(hold.expression)}.acquire()")
+    what = f"with {clean(hold.expression)}:" if hold.statement == "with" else f"{clean(hold.expression)}.acquire()"
     return f"{what} at {clean(os.path.basename(hold.file))}:{hold.line}" + (", inferred from source" if inferred else "")
 
 
