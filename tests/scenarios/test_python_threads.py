@@ -250,8 +250,12 @@ def test_python_abba_names_both_holders_and_each_threads_own_line(procs: Process
             "inferred from source)") in out
     assert (f"thread {tids['one']} 'worker-a' and thread {tids['two']} 'worker-b' wait for each other (ABBA)"
             in out)
-    assert f"abba.py:{line_of(ABBA, '# ONE WAITS')} in one: with b:" in out
-    assert f"abba.py:{line_of(ABBA, '# TWO WAITS')} in two: with a:" in out
+    rows = out.splitlines()
+    for tid, own in ((tids["one"], f"at abba.py:{line_of(ABBA, '# ONE WAITS')} in one: with b:"),
+                     (tids["two"], f"at abba.py:{line_of(ABBA, '# TWO WAITS')} in two: with a:"),
+                     (pid, f"at abba.py:{line_of(ABBA, '# MAIN JOINS')} in <module>: x.join()")):
+        row = next(i for i, r in enumerate(rows) if f"· {tid}  thread " in r)
+        assert own in rows[row + 1], (tid, rows[row:row + 2])  # under its own row, its own frame
 
 
 def test_a_thread_that_takes_a_lock_it_holds_is_told_so(procs: Processes, tmp_path, run_cli) -> None:
