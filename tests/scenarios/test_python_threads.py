@@ -231,8 +231,10 @@ def test_python_abba_names_both_holders_and_each_threads_own_line(procs: Process
     skip_unless_py_spy_reads(pid)
 
     data = diagnose(run_cli, pid)
-    out = run_cli(str(pid), "--width", "250").out
+    result = run_cli(str(pid), "--width", "250")
+    out = result.out
 
+    assert result.code == 1, out  # every thread waits for another: a deadlock of its own threads
     one, two, main = (thread_of(data, pid, tids[w]) for w in ("one", "two", "main"))
     assert (one["name"], two["name"], main["name"]) == ("worker-a", "worker-b", "MainThread"), data["notes"]
     assert one["location"] == location(path, ABBA, "one", "# ONE WAITS")
@@ -265,8 +267,10 @@ def test_a_thread_that_takes_a_lock_it_holds_is_told_so(procs: Processes, tmp_pa
     skip_unless_py_spy_reads(pid)
 
     data = diagnose(run_cli, pid)
-    out = run_cli(str(pid), "--width", "250").out
+    result = run_cli(str(pid), "--width", "250")
+    out = " ".join(result.out.split())
 
+    assert result.code == 1, result.out
     main = thread_of(data, pid, pid)
     assert main["name"] == "MainThread"
     assert main["location"] == location(path, TWICE, "flush", "# AGAIN")
