@@ -68,7 +68,12 @@ def endpoint(addr: tuple) -> str:
 
 
 def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+    """`1 fd`, `3 fds`, `2 entries`."""
+    if count == 1:
+        return f"{count} {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}" + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 def nobody_end(snap: Snapshot, missing: Missing, subject: str, connection: str = "") -> End:

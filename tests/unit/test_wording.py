@@ -1,0 +1,15 @@
+"""Wording: counted nouns (no "entrys")."""
+
+from __future__ import annotations
+
+import pytest
+
+from waitchain.waits.describe import plural
+
+
+@pytest.mark.parametrize("count,noun,said", [
+    (1, "fd", "1 fd"), (3, "fd", "3 fds"), (1, "entry", "1 entry"), (2, "entry", "2 entries"),
+    (0, "entry", "0 entries"), (2, "watch", "2 watches"), (2, "process", "2 processes"), (2, "key", "2 keys"),
+])
+def test_counted_nouns(count: int, noun: str, said: str) -> None:
+    assert plural(count, noun) == said
