@@ -87,3 +87,35 @@ def test_an_idle_server_reached_through_a_pipe_is_not_where_the_request_got_lost
     assert "UPDATE waiting" in v.now[0]
     assert "pg_blocking_pids(pid)" in v.now[1] and "pid = 900" in v.now[1]
     assert v.cause.startswith("900 postgres in epoll_wait()")
+
+
+def _multiprocessing(parent: str, child: str):
+    """The demo's parent-waits-for-a-child-writing-to-it deadlock, with the stacks' facts of
+    a multiprocessing parent and child (Stack.library_wait)."""
+    import dataclasses
+
+    from render_fixtures import demo
+
+    from waitchain.model import Frame, Stack
+
+    diag = demo()
+    s, d = 23270, 32084
+    diag.stacks = {(s, s): Stack(s, s, (Frame("join", "/usr/lib/python3.11/multiprocessing/process.py", 149),),
+                                 source="py-spy", library_wait=parent),
+                   (d, d): Stack(d, d, (Frame("_feed", "/usr/lib/python3.11/multiprocessing/queues.py", 250),),
+                                 source="py-spy", library_wait=child)}
+    return dataclasses.replace(diag)
+
+
+def test_a_parent_joining_a_child_stuck_on_a_multiprocessing_queue_is_told_get_before_join() -> None:
+    v = summary(_multiprocessing("multiprocessing-join", "multiprocessing-queue"))
+    fix = " ".join(v.fix)
+    assert "get() before join(): call queue.get() until you have every result (or a sentinel), then p.join()" in fix
+    assert "23270 command-server.py joins its multiprocessing child 32084" in fix
+    assert "communicate" not in fix
+
+
+def test_without_both_multiprocessing_sides_the_advice_is_communicate() -> None:
+    for parent, child in (("multiprocessing-join", ""), ("", "multiprocessing-queue"), ("", "")):
+        fix = " ".join(summary(_multiprocessing(parent, child)).fix)
+        assert "p.communicate()" in fix and "get() before join()" not in fix, (parent, child)
