@@ -536,6 +536,7 @@ class Advice(Named):
     SLEEPING = "sleeping"
     IDLE_SERVER = "idle-server"
     FIFO = "fifo"
+    JOB_SLOTS = "job-slots"  # a recipe waits on a FIFO while make waits for a free job slot (make -j)
     FILE_EVENTS = "file-events"
     IDLE = "idle"
     SIGNAL = "signal"

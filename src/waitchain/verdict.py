@@ -37,6 +37,7 @@ END_ADVICE = {
 IDLE_ADVICE = {Reason.ACCEPT: Advice.IDLE_SERVER, Reason.FIFO_OPEN: Advice.FIFO,
                Reason.FILE_EVENTS: Advice.FILE_EVENTS}
 HOLDER_ENDS = {EndKind.SLEEPING, EndKind.IDLE, EndKind.SIGNAL, EndKind.TERMINAL, EndKind.STOPPED}
+MAKES = {"make", "gmake"}  # GNU make's comm
 
 
 # --- deadlocks ---------------------------------------------------------------------------
@@ -192,8 +193,29 @@ def chain_verdict(ex: Explored, chains: Sequence[Chain], cycle_of: Dict[int, Cyc
     advice, culprit = _end_advice(ex, chain, into)
     waiter_is_cause = advice in (Advice.APP_WAIT, Advice.PTY_INPUT) and into is not None
     cause = (into.from_pid, into.from_tid) if waiter_is_cause and into else (last, tid)
+    ring: Tuple[Edge, ...] = (into,) if into else ()
+    slot = job_slot_wait(ex, chain.path[:-1]) if advice == Advice.FIFO else None
+    if slot is not None:  # the FIFO's other side may be a recipe make cannot start
+        advice, culprit, ring = Advice.JOB_SLOTS, None, ring + (slot,)
     return Verdict(VerdictClass.CHAIN_END, advice, chain.path, cause=cause, culprit=culprit, end=end,
-                   ring=(into,) if into else ())
+                   ring=ring)
+
+
+def job_slot_wait(ex: Explored, path: Sequence[int]) -> Optional[Edge]:
+    """A GNU make on the path that waits for a free job slot: make -j waits in pselect6 for a
+    token on its jobserver pipe (a read alternative, the pipe's writers are makes) and for
+    SIGCHLD from its running recipes; it does so only when it has another recipe to start.
+    Its jobserver pipe edge, or None."""
+    for pid in path:
+        proc = ex.snap.processes.get(pid)
+        if proc is None or proc.comm not in MAKES:
+            continue
+        for wait in ex.thread_waits(pid):
+            pipe = next((e for e in wait.edges if e.kind == EdgeKind.PIPE and e.alternative is not None
+                         and not e.writing), None)
+            if pipe is not None and any(e.kind == EdgeKind.SIGCHLD for e in wait.edges):
+                return pipe
+    return None
 
 
 def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:

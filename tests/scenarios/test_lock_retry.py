@@ -87,6 +87,17 @@ def diagnose(run_cli, pid: int) -> Dict[str, Any]:
     return data
 
 
+def diagnose_asleep(run_cli, pid: int) -> Dict[str, Any]:
+    """diagnose(), looked at while the retrier is inside its sleep: it wakes every 100 ms to
+    try again, and a scan may catch it between two sleeps (running, or in fcntl)."""
+    for _ in range(10):
+        data = diagnose(run_cli, pid)
+        threads = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]
+        if threads and threads[0]["wait_syscall"] in SLEEPS:
+            return data
+    raise AssertionError(f"{pid} was never seen asleep in 10 looks")
+
+
 def retry_edges(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
     return [e for e in edges_from(data, pid) if e["retry"] is not None]
 
@@ -105,7 +116,7 @@ def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_trans
         writer = procs.spawn([_sqlite(), "-cmd", ".timeout 600000", db, "insert into t values(1);"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_blocked(writer.pid, *SLEEPS)
-        data = diagnose(run_cli, writer.pid)
+        data = diagnose_asleep(run_cli, writer.pid)
         assert data["_code"] == 0 and data["deadlock"] is False, data
         (chain,) = data["chains"]
         assert chain["path"] == [writer.pid, holder.pid], chain
@@ -134,7 +145,7 @@ def test_a_sleeper_next_to_a_read_transaction_is_no_retry(run_py, procs, tmp_pat
         prog = run_py(RETRY_SLEEPER, db, "0.1", "none")
         prog.ready()
         wait_blocked(prog.pid, *SLEEPS)
-        data = diagnose(run_cli, prog.pid)
+        data = diagnose_asleep(run_cli, prog.pid)
         assert data["_code"] == 0 and retry_edges(data, prog.pid) == [], data["edges"]
         (chain,) = data["chains"]
         assert chain["path"] == [prog.pid] and chain["end"]["kind"] == "sleeping", chain
@@ -170,7 +181,7 @@ def test_the_lock_holder_sleeping_is_no_retry(run_py, tmp_path, run_cli) -> None
     prog.ready()
     wait_until(lambda: _locked(path, "WRITE"), "its own lock is in /proc/locks")
     wait_blocked(prog.pid, *SLEEPS)
-    data = diagnose(run_cli, prog.pid)
+    data = diagnose_asleep(run_cli, prog.pid)
     assert data["_code"] == 0 and edges_from(data, prog.pid) == [], data["edges"]
     assert data["chains"][0]["end"]["kind"] == "sleeping"
 
@@ -208,7 +219,7 @@ def test_a_python_flock_retry_loop_waits_for_the_flock_holder(run_py, procs, tmp
     prog = run_py(RETRY_SLEEPER, path, "0.1", "try-flock")
     prog.ready()
     wait_blocked(prog.pid, *SLEEPS)
-    data = diagnose(run_cli, prog.pid)
+    data = diagnose_asleep(run_cli, prog.pid)
     assert data["_code"] == 0 and data["deadlock"] is False
     edges = retry_edges(data, prog.pid)
     # flock(1) and its child share the locked file description: both hold the lock

@@ -345,6 +345,8 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
         v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
     if v.advice == Advice.RELEASE_HOLDER and v.ring:
         return _release_holder(diag, v.ring[0], pid, detail)
+    if v.advice == Advice.JOB_SLOTS and v.ring:
+        return _job_slots(diag, v.ring[-1], pid, detail)
     steps = [f"the chain ends at {name(diag, pid)}: {detail}"]
     now, fix = END_ADVICE.get(v.advice, _unknown_advice)(diag, pid, tid, v)
     return Summary("warn", headline, steps, now=now, fix=fix)
@@ -372,8 +374,32 @@ def _release_holder(diag: Diagnosis, into: Edge, pid: int, detail: str) -> Summa
                    [step_text(diag, into), f"the chain ends at {name(diag, pid)}: {detail}"],
                    now=[f"kill {pid} ({program_name(diag, pid)}): that releases {what}; or make it "
                         "finish what it waits for"],
-                   fix=["do not hold a lock while sleeping or waiting for something else; give the "
-                        "waiter a timeout (flock -w, pthread_mutex_timedlock)"])
+                   fix=_release_fix(into))
+
+
+def _release_fix(into: Edge) -> List[str]:
+    if into.retry is not None:  # a retry loop (a busy timeout) has its timeout already
+        return ["do not hold a lock (an open transaction) while sleeping or waiting for something "
+                "else; the waiter retries until its own timeout (sqlite's busy timeout), then fails"]
+    return ["do not hold a lock while sleeping or waiting for something else; give the waiter a "
+            "timeout (flock -w, pthread_mutex_timedlock)"]
+
+
+def _job_slots(diag: Diagnosis, slot: Edge, pid: int, detail: str) -> Summary:
+    """A make -j recipe waits on a FIFO open while make waits for a free job slot: the FIFO's
+    other side may be a recipe make cannot start until a running one ends."""
+    make = name(diag, slot.from_pid)
+    return Summary("warn", f"JOB SLOTS: {make} waits for a free job slot to start more recipes, and the "
+                   f"chain ends at {name(diag, pid)}, which waits on a FIFO nobody has opened",
+                   [f"{make} waits in {call_name(diag.waits.get((slot.from_pid, slot.from_tid)))}() for a "
+                    "token on its jobserver pipe (a free job slot) or for a running recipe to exit",
+                    f"the chain ends at {name(diag, pid)}: {detail}",
+                    "if the FIFO's other side is a recipe make has not started, neither can go on: the "
+                    "build is deadlocked"],
+                   now=[f"run make with more jobs (a larger -j) so that both sides of the FIFO run at "
+                        f"once, or kill {pid} ({program_name(diag, pid)}): its recipe fails and frees a slot"],
+                   fix=["a recipe that waits on a FIFO must not hold the job slot its other side needs: run "
+                        "both sides in one recipe (writer > fifo & reader < fifo; wait), or use a pipe or a file"])
 
 
 def _app_wait(diag: Diagnosis, into: Edge, detail: str) -> Summary:

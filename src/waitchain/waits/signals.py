@@ -248,7 +248,6 @@ def _retrying(snap: Snapshot, wait: Wait) -> Wait:
     return dataclasses.replace(wait, edges=edges, end=None, mode=mode) if edges else wait
 
 
-
 def _absolute(pid: int, tid: int, name: str, clock: int, value: float) -> Wait:
     clock_name = CLOCKS.get(clock, f"clock {clock}")
     what = f"{name}({clock_name}, TIMER_ABSTIME, {value:.3f})"
