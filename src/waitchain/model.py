@@ -36,6 +36,8 @@ class EdgeKind(Named):
     EVENTFD = "eventfd"
     MQUEUE = "mqueue"
     FUSE = "fuse"
+    REAP = "reap"  # a zombie waits for its parent to reap it (wait4/waitid)
+    PTRACE = "ptrace"  # a thread in a ptrace stop waits for its tracer to resume it
     FUTEX = "futex"  # a private futex that records no owner: only a thread of its process can wake it
 
 
@@ -61,6 +63,7 @@ class Reason(Named):
     BUSY = "busy"  # running on a CPU
     STOPPED = "stopped"  # SIGSTOP or a debugger
     EXITED = "exited"  # a zombie, or gone during the scan
+    THREAD_EXITED = "thread-exited"  # a process's main thread exited (pthread_exit); others go on
     ACCEPT = "accept"  # a server waiting for clients (accept, a listening socket)
     CONNECTING = "connecting"
     SLEEP = "sleep"  # nanosleep and friends
@@ -77,6 +80,7 @@ class Reason(Named):
     REMOTE_PEER = "remote-peer"  # a TCP peer on another host
     IO = "io"  # block I/O, a page fault, NFS
     KERNEL_WAIT = "kernel-wait"
+    KERNEL_THREAD = "kernel-thread"  # a kernel thread: no user process to follow
     FUSE_GONE = "fuse-gone"  # the FUSE mount's daemon is gone
     NOT_READABLE = "not-readable"  # what we needed could not be read (permission, vanished)
     NO_HOLDER = "no-holder"  # no process holds the other end (all fds were read)
@@ -148,6 +152,7 @@ class Task:
     utime: int = 0
     stime: int = 0
     switches: Optional[int] = None  # times it was scheduled in (schedstat), to see it move
+    kthread: bool = False  # a kernel thread (PF_KTHREAD): no fds, no system calls of its own
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class Stat:
     stime: int
     starttime: int
     session: int = 0
+    flags: int = 0  # the kernel's PF_* flags: PF_KTHREAD for a kernel thread
 
 
 @dataclass
@@ -378,6 +384,9 @@ class End:
     address: Optional[int] = None  # a futex's address in the waiter's memory
     owner: Optional[int] = None  # the owner TID a mutex word names, in the waiter's pid namespace
     ownerless: Optional[Ownerless] = None  # a futex wait that names no owner: why
+    tracer: Optional[int] = None  # a stopped thread's tracer (TracerPid), None when it has none
+    parent: Optional[int] = None  # a zombie's parent, when no edge leads to it (see reaping)
+    reaping: bool = False  # a zombie's parent is in wait4/waitid: it reaps it now
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
 
@@ -544,6 +553,8 @@ class Advice(Named):
     DISK = "disk"
     TERMINAL = "terminal"
     STOPPED = "stopped"
+    REAP = "reap"  # a zombie whose parent does not wait() for it
+    KERNEL_THREAD = "kernel-thread"  # a kernel thread was asked about
     NOT_READABLE = "not-readable"
     UNKNOWN = "unknown"
     NOTHING = "nothing"

@@ -229,6 +229,10 @@ def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:
 def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advice, Optional[int]]:
     end, last = chain.end, chain.path[-1]
     reason = _end_reason(ex, last)
+    if reason == Reason.KERNEL_THREAD:
+        return Advice.KERNEL_THREAD, None
+    if into is not None and into.kind == EdgeKind.REAP:  # a zombie; its parent's own wait ends the chain
+        return Advice.REAP, last
     if into is not None and into.kind in LOCKS and end.kind in HOLDER_ENDS:
         return Advice.RELEASE_HOLDER, last
     if end.kind == EndKind.IDLE:

@@ -114,7 +114,7 @@ def assorted() -> Diagnosis:
                 reason=Reason.NOT_FOLLOWED)
     remote = End(EndKind.REMOTE, "peer 10.0.0.5:5432 is on another host", reason=Reason.REMOTE_PEER,
                  subject="10.0.0.5:5432")
-    busy = End(EndKind.RUNNING, "running (busy), 93.0 s CPU so far", reason=Reason.BUSY)
+    busy = End(EndKind.RUNNING, reason=Reason.BUSY, cpu=93.0)
     waits = {
         (app, app): Wait(app, app, "futex()", (), futex, syscall="futex"),
         (app, 4102): Wait(app, 4102, "recvmsg(9<UNIX:[88001] /run/proxy.sock>)", (e1,), syscall="recvmsg"),

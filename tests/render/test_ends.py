@@ -20,8 +20,23 @@ def end(reason: Reason, kind: EndKind = EndKind.IDLE, **facts: Any) -> End:
 
 
 @pytest.mark.parametrize("built,said", [
-    (end(Reason.BUSY, EndKind.RUNNING, cpu=12.34), "running (busy), 12.3 s CPU so far"),
-    (end(Reason.STOPPED, EndKind.STOPPED), "stopped by a signal or a debugger"),
+    (end(Reason.BUSY, EndKind.RUNNING, cpu=12.34), "busy (on CPU), 12.3 s of CPU time so far"),
+    (end(Reason.STOPPED, EndKind.STOPPED), "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU) or a debugger"),
+    (end(Reason.STOPPED, EndKind.STOPPED, source="/proc/5/task/5/status"),
+     "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU): the kernel does not record who sent it, and no "
+     "tracer holds it (TracerPid 0 in /proc/5/task/5/status)"),
+    (end(Reason.STOPPED, EndKind.STOPPED, tracer=9, source="/proc/5/task/5/status"),
+     "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU), and traced by 9 (TracerPid in "
+     "/proc/5/task/5/status): SIGCONT or the tracer resumes it"),
+    (end(Reason.EXITED, EndKind.UNKNOWN), "exited (zombie)"),
+    (end(Reason.EXITED, EndKind.UNKNOWN, parent=7), "exited, not reaped by its parent 7 (not scanned)"),
+    (end(Reason.EXITED, EndKind.UNKNOWN, parent=7, reaping=True),
+     "exited; its parent 7 is in wait4/waitid for it: it is being reaped"),
+    (end(Reason.THREAD_EXITED, EndKind.UNKNOWN),
+     "this thread exited (the main thread called pthread_exit); the process goes on in its other threads"),
+    (end(Reason.KERNEL_THREAD, EndKind.KERNEL, subject="kthreadd"),
+     "a kernel thread, not a user process: no fds, no system calls to follow; it waits in the kernel at "
+     "kthreadd (wchan)"),
     (end(Reason.EXITED, EndKind.UNKNOWN), "exited (zombie)"),
     (end(Reason.ACCEPT, subject="3<TCP 0.0.0.0:80 (LISTEN)>"), "waits for a client on 3<TCP 0.0.0.0:80 (LISTEN)>"),
     (end(Reason.ACCEPT, subject="3<x>", through="3<x>"), "fd 3<x>: a listening socket, waits for a client"),

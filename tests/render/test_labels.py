@@ -37,6 +37,8 @@ def test_every_kind_of_edge_has_a_sentence() -> None:
     (edge(EdgeKind.TCP, W, holder_fds=(4, 6)),
      "waits for the peer: it holds the peer itself (fds 4, 6); another of its threads must act"),
     (edge(EdgeKind.CHILD), "waits for its child"),
+    (edge(EdgeKind.REAP), "exited, not reaped by its parent 20"),
+    (edge(EdgeKind.PTRACE), "stopped under ptrace: waits for its tracer 20 to resume it"),
     (edge(EdgeKind.SIGCHLD), "its exit sends SIGCHLD, which ends the wait"),
     (edge(EdgeKind.FLOCK, lock=FileLock(LockType.WRITE, 0, None)), "waits for the holder of a WRITE flock"),
     (edge(EdgeKind.POSIX_LOCK, lock=FileLock(LockType.READ, 0, 99)), "waits for the holder of a READ POSIX lock"),

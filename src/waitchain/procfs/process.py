@@ -29,6 +29,7 @@ def parse_stat(text: str) -> Stat:
         stime=int(fields[12]),
         starttime=int(fields[19]),
         session=int(fields[3]),
+        flags=int(fields[6]),
     )
 
 

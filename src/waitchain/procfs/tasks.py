@@ -12,6 +12,9 @@ from .reader import ProcFS
 
 
 DENIED = "unreadable: permission denied (run as root)"  # Task.note when syscall is denied
+KTHREAD = "kernel thread"  # Task.note of a kernel thread: it makes no system calls of its own
+EXITED = "exited"  # Task.note of a zombie (Z) or dead (X) thread
+PF_KTHREAD = 0x00200000  # /proc/PID/stat flags (include/linux/sched.h)
 
 def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Syscall], str]:
     """Parse `NR a0..a5 SP PC`. Returns (syscall, note); note explains a None."""
@@ -35,7 +38,13 @@ def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Sy
 def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
     """One thread. A thread that exits mid-read raises ProcessGone (the caller skips it)."""
     stat = parse_stat(fs.read(pid, "task", str(tid), "stat"))
-    syscall, note = _syscall(fs, pid, tid)
+    kthread = bool(stat.flags & PF_KTHREAD)
+    if kthread:  # its syscall file reads "0 0x0 ...": read(0), which it is not in
+        syscall, note = None, KTHREAD
+    elif stat.state in ("Z", "X"):
+        syscall, note = None, EXITED
+    else:
+        syscall, note = _syscall(fs, pid, tid)
     return Task(
         tid=tid,
         comm=stat.comm,
@@ -46,6 +55,7 @@ def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
         utime=stat.utime,
         stime=stat.stime,
         switches=read_switches(fs, pid, tid),
+        kthread=kthread,
     )
 
 

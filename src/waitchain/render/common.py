@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EndKind, Reason, Task, Wait
+from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, EndKind, Reason, Task, Wait
 from ..names import program, short_cmdline
 from ..sanitize import clean
 from .labels import label, label_head
@@ -103,7 +103,12 @@ def end_pid(chain: Chain) -> int:
 def step_text(diag: Diagnosis, edge: Edge) -> str:
     """`9506 command-server.py waits in wait4() for its child 9509 dmesg.py`."""
     wait = diag.waits.get((edge.from_pid, edge.from_tid))
-    who = f"{name(diag, edge.from_pid)} waits in {call_name(wait)}()"
+    if edge.kind == EdgeKind.REAP:
+        return f"{name(diag, edge.from_pid)} exited, not reaped by its parent {name(diag, edge.to_pid)}"
+    if edge.kind == EdgeKind.PTRACE:
+        return f"{name(diag, edge.from_pid)} is stopped under ptrace by its tracer {name(diag, edge.to_pid)}"
+    call = call_name(wait)
+    who = f"{name(diag, edge.from_pid)} " + (f"waits in {call}()" if call != "?" else "waits")
     if edge.kind == "child":
         return f"{who} for its child {name(diag, edge.to_pid)}"
     return f"{who} for {name(diag, edge.to_pid)} ({clean(edge.object)}: {label_head(edge)})"
@@ -233,15 +238,15 @@ def _how_free(diag: Diagnosis, cycle: Cycle) -> str:
         return f"thread {tid} is not stuck"
     if wait.end is not None and wait.end.kind == EndKind.RUNNING:
         return f"thread {tid} is running"
-    call = call_name(wait)
+    call = f"its {call_name(wait)}()" if call_name(wait) != "?" else "its wait"
     if wait.live:
-        return f"its {call}() also waits for {clean(detail(wait.live[0]))}"
+        return f"{call} also waits for {clean(detail(wait.live[0]))}"
     if cycle.free_via is None:
         return f"thread {tid} is not blocked on another process"
     to_pid, to_tid = cycle.free_via
     who = (f"thread {to_tid}" if to_tid is not None else
            "another of its threads" if to_pid == pid else str(to_pid))
-    return f"its {call}() may be ended by {who}, which is not stuck"
+    return f"{call} may be ended by {who}, which is not stuck"
 
 
 def cycle_of(diag: Diagnosis, pid: Optional[int]) -> Optional[Cycle]:

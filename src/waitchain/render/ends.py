@@ -56,7 +56,32 @@ def _any_of(end: End) -> str:
 
 
 def _busy(end: End) -> str:
-    return "running (busy)" + (f", {end.cpu:.1f} s CPU so far" if end.cpu is not None else "")
+    return "busy (on CPU)" + (f", {end.cpu:.1f} s of CPU time so far" if end.cpu is not None else "")
+
+
+def _stopped(end: End) -> str:
+    """T or t: the tracer when TracerPid names one; a signal's sender is not recorded."""
+    where = f" in {end.source}" if end.source else ""
+    if end.tracer is not None:
+        return (f"stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU), and traced by {end.tracer} "
+                f"(TracerPid{where}): SIGCONT or the tracer resumes it")
+    return (f"stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU): the kernel does not record who "
+            f"sent it, and no tracer holds it (TracerPid 0{where})" if end.source else
+            "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU) or a debugger")
+
+
+def _exited(end: End) -> str:
+    """A zombie whose parent no edge leads to (reaping now, or not scanned)."""
+    if end.parent is not None and end.reaping:
+        return f"exited; its parent {end.parent} is in wait4/waitid for it: it is being reaped"
+    if end.parent is not None:
+        return f"exited, not reaped by its parent {end.parent} (not scanned)"
+    return "exited (zombie)"
+
+
+def _kernel_thread(end: End) -> str:
+    text = "a kernel thread, not a user process: no fds, no system calls to follow"
+    return text + (f"; it waits in the kernel at {end.subject} (wchan)" if end.subject else "")
 
 
 def _accept(end: End) -> str:
@@ -238,8 +263,11 @@ def _file_events(end: End) -> str:
 
 SENTENCES: Dict[Reason, Callable[[End], str]] = {
     Reason.BUSY: _busy,
-    Reason.STOPPED: lambda e: "stopped by a signal or a debugger",
-    Reason.EXITED: lambda e: "exited (zombie)",  # one gone during the scan is graph.explore's GONE
+    Reason.STOPPED: _stopped,
+    Reason.EXITED: _exited,  # one gone during the scan is graph.explore's GONE
+    Reason.THREAD_EXITED: lambda e: ("this thread exited (the main thread called pthread_exit); the process "
+                                     "goes on in its other threads"),
+    Reason.KERNEL_THREAD: _kernel_thread,
     Reason.ACCEPT: _accept,
     Reason.CONNECTING: lambda e: "waits for the remote host to answer",
     Reason.REMOTE_PEER: lambda e: f"peer {e.subject} is on another host",

@@ -74,6 +74,11 @@ def _call_checks(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
     task = _task(diag, pid, tid)
     call = task.syscall if task else None
     syscall_file = f"cat /proc/{pid}/task/{tid}/syscall"
+    if task is not None and task.kthread:
+        return [Check(f"grep Kthread /proc/{pid}/status", "Kthread: 1 (older kernels: PF_KTHREAD, 0x200000, "
+                      "in the flags field of /proc/PID/stat)")]
+    if task is not None and task.state in ("Z", "X"):
+        return [Check(f"grep State /proc/{pid}/task/{tid}/status", "State: Z (zombie): the thread exited")]
     if call is None:
         return [Check(syscall_file, clean(task.note) if task and task.note else "the thread's system call")]
     args = " ".join(hex(a) for a in call.args[:3])
@@ -190,6 +195,16 @@ def _child(diag: Diagnosis, edge: Edge) -> List[Check]:
             Check(f"grep PPid /proc/{edge.to_pid}/status", f"PPid: {edge.from_pid}")]
 
 
+def _reap(diag: Diagnosis, edge: Edge) -> List[Check]:
+    return [Check(f"grep -E 'State|PPid' /proc/{edge.from_pid}/status", f"State: Z (zombie), PPid: {edge.to_pid}"),
+            Check(f"cat /proc/{edge.to_pid}/task/*/syscall", "no thread is in wait4 or waitid (their numbers)")]
+
+
+def _ptrace(diag: Diagnosis, edge: Edge) -> List[Check]:
+    return [Check(f"grep -E 'State|TracerPid' /proc/{edge.from_pid}/status",
+                  f"State: t (tracing stop), TracerPid: {edge.to_pid}")]
+
+
 def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
     fd = _from_fd(diag, edge)
     if edge.inode is not None:  # the inode column of /proc/locks is MAJ:MIN:INODE
@@ -247,6 +262,7 @@ EDGE_KINDS: Dict[EdgeKind, EdgeChecks] = {
     EdgeKind.CHILD: _child, EdgeKind.FLOCK: _lock, EdgeKind.POSIX_LOCK: _lock,
     EdgeKind.OFD_LOCK: _lock, EdgeKind.LOCK: _lock, EdgeKind.MUTEX: _futex, EdgeKind.JOIN: _futex,
     EdgeKind.FUSE: _fuse, EdgeKind.PTY: _pty, EdgeKind.EVENTFD: _eventfd, EdgeKind.MQUEUE: _mqueue,
+    EdgeKind.REAP: _reap, EdgeKind.PTRACE: _ptrace,
 }
 
 

@@ -156,5 +156,7 @@ SENTENCES: Dict[EdgeKind, Callable[[Edge], str]] = {
                                  else "waits for a write to the eventfd"),
     EdgeKind.MQUEUE: lambda e: "waits for a receiver to make room" if e.writing else "waits for a message",
     EdgeKind.FUSE: _fuse,
+    EdgeKind.REAP: lambda e: f"exited, not reaped by its parent {e.to_pid}",
+    EdgeKind.PTRACE: lambda e: f"stopped under ptrace: waits for its tracer {e.to_pid} to resume it",
     EdgeKind.FUTEX: _futex,
 }

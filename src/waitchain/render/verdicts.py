@@ -29,6 +29,7 @@ HEADLINES = {
     EndKind.UNKNOWN: "UNFOLLOWED: the chain ends in a wait waitchain cannot follow",
 }
 IDLE_SERVER = "IDLE SERVER: the chain ends at a server waiting for clients"
+KTHREAD = "KERNEL THREAD: not a user process: it has no fds and makes no system calls to follow"
 NOT_READABLE = "UNKNOWN: the chain ends at something waitchain may not read (run as root)"
 HELD_REQUEST = ("the server read the request and is holding it (an application-level blocking call: BLPOP, "
                 "a long poll, a lock)")
@@ -340,9 +341,11 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
         return _held_request(diag, v.ring[0], detail)
     if v.advice == Advice.SIGNAL_HANDLER:
         return _signal_handler(diag, pid, end.ending.signals if end.ending is not None else ())
-    headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE,
+    headline = {Advice.IDLE_SERVER: IDLE_SERVER, Advice.NOT_READABLE: NOT_READABLE, Advice.KERNEL_THREAD: KTHREAD,
                 Advice.INHERITED_PIPE: INHERITED_PIPE}.get(
         v.advice, HEADLINES.get(end.kind, clean(str(end.kind)).upper()))
+    if v.advice == Advice.REAP and v.ring:
+        return _reap(diag, v.ring[0], detail)
     if v.advice == Advice.RELEASE_HOLDER and v.ring:
         return _release_holder(diag, v.ring[0], pid, detail)
     if v.advice == Advice.JOB_SLOTS and v.ring:
@@ -540,8 +543,28 @@ def _terminal(diag, pid, tid, v):
 
 
 def _stopped(diag, pid, tid, v):
-    return ([f"kill -CONT {pid} resumes it; grep TracerPid /proc/{pid}/status names a debugger that holds it"],
+    return ([f"kill -CONT {pid} resumes it; the kernel does not record who stopped it: a shell's Ctrl-Z "
+             "(jobs, fg in that shell), a background job that read or wrote its terminal (SIGTTIN, "
+             "SIGTTOU), or a SIGSTOP from a supervisor"],
             ["find who stopped it: a shell's Ctrl-Z, a debugger, or a SIGSTOP from a supervisor"])
+
+
+def _kernel_thread(diag, pid, tid, v):
+    return ([f"nothing to follow: {name(diag, pid)} is a kernel thread, not a user process; give the pid "
+             f"of the program that hangs (cat /proc/{pid}/stack, as root, shows this thread's kernel wait)"],
+            ["a kernel thread's wait is the kernel's: check dmesg if it stays in D state"])
+
+
+def _reap(diag: Diagnosis, into: Edge, detail: str) -> Summary:
+    zombie, parent = name(diag, into.from_pid), name(diag, into.to_pid)
+    return Summary("warn", f"ZOMBIE: {zombie} exited, and its parent {parent} does not reap it",
+                   [step_text(diag, into), f"the chain ends at {parent}: {detail}"],
+                   now=[f"{parent} does not call wait() for it (where the chain ends says what it does instead); a "
+                        f"zombie holds no memory, only its pid and exit status. Killing {into.to_pid} hands its "
+                        "children to init (or a subreaper), which reaps them"],
+                   fix=[f"make {parent} reap its children: wait()/waitpid() (in a SIGCHLD handler for an event "
+                        "loop), Popen.wait() or communicate() in Python, or SIGCHLD set to SIG_IGN when no exit "
+                        "status is needed"])
 
 
 def _signal(diag, pid, tid, v):
@@ -575,5 +598,5 @@ END_ADVICE = {
     Advice.FILE_EVENTS: _file_events, Advice.IDLE: _idle, Advice.REMOTE: _remote, Advice.DISK: _disk,
     Advice.TERMINAL: _terminal, Advice.STOPPED: _stopped, Advice.SIGNAL: _signal,
     Advice.NOT_READABLE: _not_readable, Advice.UNKNOWN: _unknown_advice,
-    Advice.INHERITED_PIPE: _inherited_pipe,
+    Advice.INHERITED_PIPE: _inherited_pipe, Advice.KERNEL_THREAD: _kernel_thread,
 }

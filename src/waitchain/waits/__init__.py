@@ -34,16 +34,14 @@ def wait_of(snap: Snapshot, pid: int, task: Task) -> Wait:
 def choose(task: Task) -> Rule:
     """The rule for the thread: the kernel's for D state and FUSE requests, the state's
     for running, stopped, exited or unreadable threads, else the system call's."""
+    if task.kthread:
+        return ends.state_rule
     if kernel.in_kernel_wait(task):
         return kernel.rule
     if ends.by_state(task) is not None:
-        return _state_rule
+        return ends.state_rule
     rule = RULES.get(task.syscall.name) if task.syscall else None
     return rule if rule is not None else _unfollowed_rule
-
-
-def _state_rule(snap: Snapshot, pid: int, task: Task) -> Wait:
-    return Wait(pid, task.tid, call_text(snap, pid, task), end=ends.by_state(task))
 
 
 def _unfollowed_rule(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -73,7 +71,7 @@ def _failed(snap: Snapshot, pid: int, task: Task, rule: Rule, exc: Exception) ->
 def rule_name(rule: Rule) -> str:
     """The rule's module, "futex" for waitchain.waits.futex, or the function's name."""
     module = getattr(rule, "__module__", "") or ""
-    if rule is _state_rule or rule is _unfollowed_rule:
+    if rule is ends.state_rule or rule is _unfollowed_rule:
         return "ends"
     return module.rsplit(".", 1)[-1] or getattr(rule, "__name__", "?")
 

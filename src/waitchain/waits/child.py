@@ -59,6 +59,11 @@ def _evidence(snap: Snapshot, pid: int, kid: int, name: str, wanted: str) -> str
     return text
 
 
+def wanted_children(snap: Snapshot, pid: int, task: Task) -> List[int]:
+    """The children the thread's wait4/waitid would reap (a zombie among them is reaped now)."""
+    return _wanted(snap, pid, task)[0]
+
+
 Named = Dict[str, int]  # the End facts naming the wanted child: child, group (0: its own), fd (a pidfd)
 Found = Tuple[List[int], str, Named]  # the children, the argument in words (for evidence), the facts
 

@@ -1,31 +1,91 @@
-"""Waits that end a chain: a running or stopped thread, a server waiting for clients,
-a connect, and calls that later rules will follow."""
+"""Waits decided by a thread's state, and waits that end a chain: a kernel thread (no user
+process: no fds, no system calls to decode), a running thread (busy on a CPU), a stopped one
+(by a signal, or by its tracer: TracerPid names it; the kernel does not record who sent a
+SIGSTOP), an exited one (a zombie waits for its parent to reap it: an edge to the parent,
+whose own wait is followed; a main thread that exited while the others go on waits for
+nothing), a server waiting for clients, a connect, and calls that later rules will follow."""
 
 from __future__ import annotations
 
 import os
 from typing import Optional
 
-from ..model import End, EndKind, Reason, Task, Wait
+from ..errors import WaitchainError
+from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
+from . import child
 from .describe import call_text, fd_text
 
 SYSCALLS = {"accept", "accept4", "connect"}  # sleeps and signal waits: signals.py
 OR_WAITS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
+EXITED = ("Z", "X")
 
 
 def by_state(task: Task) -> Optional[End]:
     """Ends decided by the thread state alone, before looking at the system call
     (D state is kernel.py's: wait_of asks it first)."""
+    if task.kthread:
+        return End(EndKind.KERNEL, reason=Reason.KERNEL_THREAD, subject=task.wchan)
     if task.state == "R" or task.note == "running":
         return End(EndKind.RUNNING, reason=Reason.BUSY, cpu=_cpu(task))
     if task.state in ("T", "t"):
         return End(EndKind.STOPPED, reason=Reason.STOPPED)
-    if task.state in ("Z", "X"):
+    if task.state in EXITED:
         return End(EndKind.UNKNOWN, reason=Reason.EXITED)
     if task.syscall is None:
         return End(EndKind.UNKNOWN, task.note or "no system call information", reason=Reason.NOT_READABLE)
     return None
+
+
+def state_rule(snap: Snapshot, pid: int, task: Task) -> Wait:
+    """The wait of a thread its state decides: by_state's end, with what the snapshot adds
+    (a stopped thread's tracer, an exited process's parent)."""
+    what = call_text(snap, pid, task)
+    if task.kthread:
+        return Wait(pid, task.tid, what, end=by_state(task))
+    if task.state in ("T", "t"):
+        return _stopped(snap, pid, task, what)
+    if task.state in EXITED:
+        return _exited(snap, pid, task, what)
+    return Wait(pid, task.tid, what, end=by_state(task))
+
+
+def _stopped(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:
+    """A ptrace stop (t) waits for its tracer to resume it: an edge to the tracer (a
+    debugger at its prompt). A stop by a signal (T) ends the chain: the kernel does not
+    record who sent it (a tracer, if it has one, is named)."""
+    source = f"/proc/{pid}/task/{task.tid}/status"
+    try:
+        text = snap.status(pid, task.tid).get("TracerPid", "0")
+    except WaitchainError:
+        text = "0"
+    tracer = int(text) if text.isdigit() and text.isascii() else 0
+    if task.state == "t" and tracer in snap.processes and tracer != pid:
+        edge = Edge(pid, task.tid, tracer, None, EdgeKind.PTRACE, f"pid {pid}",
+                    f"/proc/{pid}/task/{task.tid}/stat: state t (tracing stop); {source}: TracerPid {tracer}")
+        return Wait(pid, task.tid, what, (edge,))
+    end = End(EndKind.STOPPED, reason=Reason.STOPPED, tracer=tracer or None, source=source)
+    return Wait(pid, task.tid, what, end=end)
+
+
+def _exited(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:
+    """An exited thread. Its process goes on when another thread lives (the main thread
+    called pthread_exit); else the process is a zombie that waits for its parent to reap it."""
+    if any(t.state not in EXITED for t in snap.tasks(pid)):
+        return Wait(pid, task.tid, what, end=End(EndKind.UNKNOWN, reason=Reason.THREAD_EXITED))
+    proc = snap.processes.get(pid)
+    parent = proc.ppid if proc is not None else 0
+    if parent not in snap.processes:
+        return Wait(pid, task.tid, what, end=End(EndKind.UNKNOWN, reason=Reason.EXITED, parent=parent or None))
+    if any(t.syscall is not None and t.syscall.name in child.SYSCALLS and t.state not in ("T", "t")
+           and pid in child.wanted_children(snap, parent, t) for t in snap.tasks(parent)):
+        # it has just exited, and the parent's wait names it: the parent reaps it now
+        return Wait(pid, task.tid, what, end=End(EndKind.UNKNOWN, reason=Reason.EXITED, parent=parent,
+                                                 reaping=True))
+    evidence = (f"/proc/{pid}/stat: state {task.state} (exited), ppid {parent}; no thread of {parent} "
+                "waits for it in wait4/waitid")
+    edge = Edge(pid, task.tid, parent, None, EdgeKind.REAP, f"pid {pid}", evidence)
+    return Wait(pid, task.tid, what, (edge,))
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
