@@ -231,6 +231,18 @@ def test_a_wait_that_never_ends_by_itself_outranks_a_sibling_sleep(never: End) -
     assert (v.cls, v.members, v.end.kind) == (VerdictClass.CHAIN_END, (1, 3, 4), never.kind)
 
 
+def test_of_an_event_loops_idle_alternatives_the_peer_at_work_speaks_for_it() -> None:
+    """nginx proxying: the worker's epoll watches its master's channel (the master waits for
+    signals) and the upstream's connection (the upstream sleeps, working on the answer)."""
+    waits = [wait((1, 1), edge((1, 1), 2, EdgeKind.TCP)),
+             wait((2, 2), edge((2, 2), 3, EdgeKind.UNIX), edge((2, 2), 4, EdgeKind.TCP), syscall="epoll_wait",
+                  live=(End(EndKind.IDLE, "waits for a client", Reason.ACCEPT),)),
+             wait((3, 3), end=End(EndKind.SIGNAL, "sigsuspend", Reason.SIGNAL_WAIT), syscall="rt_sigsuspend"),
+             wait((4, 4), end=SLEEP, syscall="clock_nanosleep")]
+    (v,) = run(waits, 1).verdicts
+    assert (v.members, v.end.kind) == ((1, 2, 4), EndKind.SLEEPING)
+
+
 def test_inside_a_process_a_sleeping_thread_speaks_for_it_over_a_signal_wait() -> None:
     """fusepy: the handler sleeps while the main thread waits for signals: the handler's
     sleep says what the daemon does."""

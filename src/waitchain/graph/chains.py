@@ -23,7 +23,9 @@ END_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
 THREAD_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPED,
                    EndKind.TERMINAL, EndKind.REMOTE, EndKind.SLEEPING, EndKind.SIGNAL, EndKind.IDLE,
                    EndKind.UNKNOWN]
-# A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative.
+# A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative;
+# of idle alternatives only, the peers at work speak for the wait.
+WORKING = {EndKind.RUNNING, EndKind.SLEEPING}
 IDLE_ENDS = {EndKind.IDLE, EndKind.SLEEPING, EndKind.RUNNING, EndKind.SIGNAL}
 
 
@@ -86,7 +88,10 @@ def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle], prev: Optional
         return nexts
     plain = {e.to_pid for w in ex.thread_waits(pid) if not w.any_of for e in w.edges}
     idle = [n for n in nexts if n not in plain and _idle_branch(ex, pid, n, cycle_of)]
-    return [n for n in nexts if n not in idle] if len(idle) < len(nexts) else nexts
+    if idle and len(idle) == len(nexts):  # all idle: a peer at work (a proxy's upstream) says
+        working = [n for n in idle if not ex.successors(n) and end_of(ex, n)[0].kind in WORKING]
+        return working or nexts  # more than one waiting for a signal (its master) or for clients
+    return [n for n in nexts if n not in idle]
 
 
 def _successors(ex: Explored, pid: int, prev: Optional[int]) -> List[int]:
