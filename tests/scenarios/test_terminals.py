@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 import pytest
 from scenario_helpers import edges_from, only_chain
 
-from waitchain.demo.harness import wait_blocked, wait_child
+from waitchain.demo.harness import wait_blocked, wait_child, wait_until
 
 SCRIPT = shutil.which("script")
 pytestmark = pytest.mark.skipif(SCRIPT is None, reason="util-linux script is not installed")
@@ -177,3 +177,38 @@ def test_script_reading_a_pipe_waits_for_the_pipes_writer(procs, run_cli) -> Non
                                                      if e["to"]["pid"] == writer.pid]
     assert to_writer["kind"] == "pipe" and to_writer["fd"] == 0
     assert data["deadlock"] is False and data["verdicts"][0]["advice"] == "sleeping"
+
+
+def test_a_program_in_tmux_with_a_client_attached_waits_for_typing_at_the_clients_terminal(
+        procs, person, run_cli, tmp_path) -> None:
+    """The tmux server reads an attached client's terminal itself (the client passes it its
+    tty): the reader in the window waits for someone to type there."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (.ci/run installs it: apt-get install tmux)")
+    base = [tmux, "-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]
+
+    def ask(*words: str) -> List[str]:
+        return subprocess.run(base + list(words), check=True, timeout=15, capture_output=True,
+                              text=True).stdout.split()
+
+    try:
+        subprocess.run(base + ["new-session", "-d", "-s", "t", "cat"], check=True, timeout=15)
+        client = procs.spawn(base + ["attach", "-t", "t"], stdin=person.slave, stdout=person.slave,
+                             stderr=person.slave, env=dict(os.environ, TERM="xterm"))
+        os.close(person.slave)
+        wait_until(lambda: len(ask("list-clients")) > 0, "the client is attached")
+        server, reader = int(ask("display-message", "-p", "#{pid}")[0]), int(ask("list-panes", "-F", "#{pane_pid}")[0])
+        wait_blocked(reader, "read")
+        wait_blocked(server, "poll")
+        data, code = diagnose(run_cli, reader)
+        assert code == 0 and data["deadlock"] is False, data
+        assert [c["path"] for c in data["chains"]] == [[reader, server]], data["chains"]
+        assert pty_edge(data, reader, server)["pty"] == {"side": "slave", "index": pty_index(reader, 0)}
+        assert data["verdicts"][0]["advice"] == "pty-input" and data["root_cause"]["pid"] == reader
+        assert client.pid not in {p for c in data["chains"] for p in c["path"]}
+        text = run_cli(str(reader), "--no-stacks").out
+        assert f"do now:     type at {person.path} (the terminal {server} tmux reads its input from), " \
+               f"or kill {reader}" in text, text
+    finally:
+        subprocess.run(base + ["kill-server"], timeout=15, capture_output=True)

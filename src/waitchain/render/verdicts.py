@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Verdict, VerdictClass
+from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass
 from ..sanitize import clean
 from .labels import LOCK_NOUNS
 from .pylocks import get_before_join, lock_steps, multiprocessing_queue, thread_text
@@ -301,6 +301,15 @@ def _held_request(diag: Diagnosis, into: Edge, detail: str = "") -> Summary:
 
 def _pty_input(diag: Diagnosis, into: Edge, steps: List[str]) -> Summary:
     waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
+    typed = list(dict.fromkeys(e.subject for w in waits_of(diag, into.to_pid) for e in w.live
+                               if e.reason == Reason.TERMINAL_INPUT and e.subject and not e.writing))
+    if typed:  # tmux with an attached client: the server reads the client's terminal itself
+        at = ", ".join(clean(t) for t in typed)
+        return Summary("warn", f"WAITING FOR INPUT: {waiter} reads a terminal whose input {server} relays "
+                       f"from {at}: nobody is typing there", steps,
+                       now=[f"type at {at} (the terminal {server} reads its input from), or kill {into.from_pid}"],
+                       fix=["for unattended runs, give it no terminal: stdin from /dev/null, or a "
+                            "non-interactive flag"])
     return Summary("warn", f"WAITING FOR INPUT: {waiter} reads a terminal whose other side, "
                    f"{server}, is idle: nobody is typing", steps,
                    now=[f"answer it where it runs: {server} holds its terminal (tmux: tmux ls, or "
