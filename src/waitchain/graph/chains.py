@@ -24,8 +24,8 @@ THREAD_PRIORITY = [EndKind.RUNNING, EndKind.DISK, EndKind.KERNEL, EndKind.STOPPE
                    EndKind.TERMINAL, EndKind.REMOTE, EndKind.SLEEPING, EndKind.SIGNAL, EndKind.IDLE,
                    EndKind.UNKNOWN]
 # A branch of an OR wait (poll, epoll) that ends at once in one of these is an idle alternative;
-# of idle alternatives only, the peers at work speak for the wait.
-WORKING = {EndKind.RUNNING, EndKind.SLEEPING}
+# of idle alternatives only, those that rest (wait for signals or clients) say least.
+RESTING = {EndKind.SIGNAL, EndKind.IDLE}
 IDLE_ENDS = {EndKind.IDLE, EndKind.SLEEPING, EndKind.RUNNING, EndKind.SIGNAL}
 
 
@@ -88,9 +88,10 @@ def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle], prev: Optional
         return nexts
     plain = {e.to_pid for w in ex.thread_waits(pid) if not w.any_of for e in w.edges}
     idle = [n for n in nexts if n not in plain and _idle_branch(ex, pid, n, cycle_of)]
-    if idle and len(idle) == len(nexts):  # all idle: a peer at work (a proxy's upstream) says
-        working = [n for n in idle if not ex.successors(n) and end_of(ex, n)[0].kind in WORKING]
-        return working or nexts  # more than one waiting for a signal (its master) or for clients
+    if idle and len(idle) == len(nexts):  # all idle: leave out the peers that only wait for
+        # signals (a master) or clients when others are at work (a proxy's upstream) or in a cycle
+        rest = [n for n in idle if ex.successors(n) or end_of(ex, n)[0].kind not in RESTING]
+        return rest or nexts
     return [n for n in nexts if n not in idle]
 
 
