@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import List, Optional
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from . import verdict as verdicts
 from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources, walk_chains
@@ -14,7 +14,7 @@ from .model import Chain, Cycle, CycleShape, Diagnosis, RootCause, Verdict, Verd
 from .snapshot import Snapshot
 from .waits import wait_of
 
-__all__ = ["diagnose", "diagnose_all"]
+__all__ = ["diagnose", "diagnose_all", "explore_all", "diagnose_explored"]
 
 
 def diagnose(snap: Snapshot, starts: List[int], rules: Rules = wait_of) -> Diagnosis:
@@ -27,18 +27,36 @@ def diagnose(snap: Snapshot, starts: List[int], rules: Rules = wait_of) -> Diagn
 def diagnose_all(snap: Snapshot, rules: Rules = wait_of) -> Diagnosis:
     """Every chain on the machine that ends in a deadlock or passes a blocked write (not
     waitchain's own process: it is busy looking)."""
-    ex = Explored(snap, rules).explore(sorted(p for p in snap.processes if p != os.getpid()))
-    cycles = find_cycles(ex)
+    ex, cycles = explore_all(snap, rules)
     trouble = {p for c in cycles if c.deadlock for p in c.members or c.pids} | blocked_writers(ex)
     return _diagnosis(ex, sources(ex, trouble, cycles), cycles)
 
 
-def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle]) -> Diagnosis:
+def explore_all(snap: Snapshot, rules: Rules = wait_of,
+                pids: Optional[Iterable[int]] = None) -> Tuple[Explored, List[Cycle]]:
+    """The graph explored from every process (or from `pids`), not waitchain's own, and its
+    cycles: what incidents.py picks the machine's incidents from."""
+    starts = snap.processes if pids is None else pids
+    ex = Explored(snap, rules).explore(sorted(p for p in starts if p != os.getpid()))
+    return ex, find_cycles(ex)
+
+
+def diagnose_explored(ex: Explored, starts: List[int], cycles: List[Cycle],
+                      select: Optional[Callable[[List[Verdict]], List[Verdict]]] = None) -> Diagnosis:
+    """The diagnosis of `starts` in a graph already explored; `select` keeps and orders the
+    verdicts (worst first) before the root cause is taken from the first."""
+    return _diagnosis(ex, starts, cycles, select)
+
+
+def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle],
+               select: Optional[Callable[[List[Verdict]], List[Verdict]]] = None) -> Diagnosis:
     index = cycle_index(cycles)
     per_start = {s: walk_chains(ex, s, index) for s in starts}
     chains = [c for s in starts for c in per_start[s]]
     found = _verdicts(ex, per_start, index)
     cycles = _withdraw(cycles, found)
+    if select is not None:
+        found = select(found)
     shown = list(dict.fromkeys([p for c in chains for p in c.path] + _named(found)))
     members = set(shown)
     snap = ex.snap

@@ -1,0 +1,394 @@
+"""`waitchain watch`: a watchdog that catches the rare hang while it happens.
+
+Every --interval seconds it scans the machine (or the --pid, --cgroup, --unit targets) for
+incidents as `waitchain --all` finds them (incidents.py). An incident blocked longer than
+--threshold seconds gets one report in --out DIR: the waitchain/1 JSON document, the text and
+the HTML report, with user-space stacks; one line goes to stderr and --exec runs with the JSON
+report's path. The same incident (the same key, incidents.py) is not reported again until a
+scan no longer finds it. --metrics FILE is rewritten after every scan. SIGTERM and SIGINT
+end it after the scan under way, with exit code 0. --once scans once (for cron); it skips an
+incident a report in DIR already has, as a later run of cron would find it again."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Set, Tuple
+
+from . import __version__, incidents
+from .errors import EXIT_OK, EXIT_USAGE, UsageError, WaitchainError
+from .incidents import Incident
+from .metrics import Metrics, of_scan, render, write_atomically
+from .model import Diagnosis
+from .procfs.cgroup import in_cgroup, in_unit, read_cgroups
+from .sanitize import clean
+from .snapshot import Snapshot
+
+DEFAULT_INTERVAL = 5.0
+DEFAULT_THRESHOLD = 30.0
+DIR_MODE, FILE_MODE = 0o700, 0o600
+EXEC_TIMEOUT = 60.0  # seconds an --exec hook may run before the watchdog stops waiting for it
+Key = Tuple[object, ...]
+
+
+def seconds(text: str) -> float:
+    """A duration option: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="waitchain watch", description="A watchdog: scan every --interval seconds, and write a "
+        "report for each incident (a deadlock, a chain through a full buffer, a chain blocked too "
+        "long) once it has been blocked longer than --threshold.")
+    p.add_argument("--interval", type=_positive, default=DEFAULT_INTERVAL, metavar="SECONDS",
+                   help="seconds between scans (default %(default)g)")
+    p.add_argument("--threshold", type=seconds, default=DEFAULT_THRESHOLD, metavar="SECONDS",
+                   help="report an incident once it has been blocked this long (default %(default)g)")
+    p.add_argument("--out", metavar="DIR", help="write the reports here (created 0700; files 0600)")
+    p.add_argument("--metrics", metavar="FILE", help="write Prometheus textfile-collector metrics to FILE "
+                   "(e.g. /var/lib/node_exporter/textfile_collector/waitchain.prom) after every scan")
+    p.add_argument("--exec", dest="hook", metavar="CMD", help="run CMD (split as a shell would, run without "
+                   "one) with the JSON report's path as its last argument, for each report")
+    p.add_argument("--pid", type=int, action="append", default=[], metavar="PID",
+                   help="watch this process and its descendants (repeatable)")
+    p.add_argument("--cgroup", action="append", default=[], metavar="PATH",
+                   help="watch the processes of this control group and below it, as /proc/PID/cgroup "
+                   "or /sys/fs/cgroup spells it (repeatable)")
+    p.add_argument("--unit", action="append", default=[], metavar="NAME",
+                   help="watch the processes of this systemd unit (NAME.service if no suffix; repeatable)")
+    p.add_argument("--once", action="store_true", help="scan once and exit (for cron)")
+    p.add_argument("--no-stacks", action="store_true", help="do not read user-space stacks for reports")
+    p.add_argument("--version", action="version", version=f"waitchain {__version__}")
+    return p
+
+
+def _positive(text: str) -> float:
+    value = seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the interval must be more than 0 seconds")
+    return value
+
+
+def main(argv: List[str]) -> int:
+    args = parser().parse_args(argv)
+    if not args.out and not args.metrics:
+        parser().error("give --out DIR (reports) or --metrics FILE, or both")
+    try:
+        watchdog = Watchdog(args)
+    except WaitchainError as exc:
+        print(f"waitchain watch: {clean(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    return watchdog.run()
+
+
+# --- what is new ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tracker:
+    """Which incidents have been seen since when, and which were reported: an incident is
+    reported once it has been blocked `threshold` seconds (by the kernel's account of its
+    threads, or since the watchdog first saw it, whichever is longer), and not again until a
+    scan no longer finds it."""
+
+    threshold: float
+    first_seen: Dict[Key, float] = field(default_factory=dict)
+    reported: Set[Key] = field(default_factory=set)
+
+    def update(self, found: List[Incident], now: float) -> List[Incident]:
+        """The incidents of this scan to report now (worst first, as found)."""
+        keys = {i.key for i in found}
+        for key in list(self.first_seen):
+            if key not in keys:  # cleared: a new occurrence is a new incident
+                del self.first_seen[key]
+                self.reported.discard(key)
+        due = []
+        for inc in found:
+            since = self.first_seen.setdefault(inc.key, now)
+            if inc.key not in self.reported and self.age(inc, now, since) >= self.threshold:
+                due.append(inc)
+        return due
+
+    def age(self, inc: Incident, now: float, since: float) -> float:
+        return max(inc.blocked or 0.0, now - since)
+
+    def done(self, inc: Incident) -> None:
+        self.reported.add(inc.key)
+
+
+# --- the watchdog -----------------------------------------------------------------------------
+
+
+class Watchdog:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tracker = Tracker(args.threshold)
+        self.metrics = Metrics()
+        self.hooks: List[Tuple[subprocess.Popen, float]] = []
+        self.dirfd = open_out_dir(args.out) if args.out else None
+        self.hook = shlex.split(args.hook) if args.hook else None
+        if args.hook is not None and not self.hook:
+            raise UsageError("--exec: an empty command")
+        if args.metrics:
+            self._check_metrics(args.metrics)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.stopping = False
+
+    def _check_metrics(self, path: str) -> None:
+        where = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(where):
+            raise UsageError(f"--metrics {path}: the directory {where} does not exist")
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._log(f"watching {self._what()} every {self.args.interval:g} s; reporting incidents "
+                      f"blocked {self.args.threshold:g} s" + (f" into {self.args.out}" if self.args.out else ""))
+            if os.geteuid() != 0:
+                self._log("not running as root: other users' processes may be unreadable")
+            while not self.stopping:
+                started = time.monotonic()
+                self.scan_once()
+                if self.args.once:
+                    break
+                self._sleep(self.args.interval - (time.monotonic() - started))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._reap(final=True)
+        self._log("stopped")
+        return EXIT_OK
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError:
+            pass
+
+    def _sleep(self, seconds: float) -> None:
+        """Until the next scan, or a signal to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                select.select([self.wake_r], [], [], left)
+            except InterruptedError:  # pragma: no cover (PEP 475 retries)
+                pass
+
+    # --- one scan -----------------------------------------------------------------------------
+
+    def scan_once(self) -> None:
+        started = time.monotonic()
+        try:
+            with Snapshot.scan() as snap:
+                pids = self._targets(snap)
+                found = incidents.scan(snap, 0.0, pids)
+                due = self.tracker.update(found.incidents, time.monotonic())
+                if self.args.once and self.dirfd is not None:
+                    due = [i for i in due if not self._already(i)]
+                for inc in due:
+                    self._report(found, inc, snap)
+            self.metrics = of_scan(found.incidents, time.monotonic() - started, self.metrics, time.time())
+        except WaitchainError as exc:
+            self._failed(f"scan failed: {exc}")
+        except Exception as exc:  # a watchdog does not die of one bad scan
+            self._failed(f"scan failed (a bug: please report it): {type(exc).__name__}: {exc}")
+        self._write_metrics()
+        self._reap()
+
+    def _failed(self, message: str) -> None:
+        self.metrics = replace(self.metrics, scan_errors_total=self.metrics.scan_errors_total + 1)
+        self._log(message)
+
+    def _targets(self, snap: Snapshot) -> Optional[List[int]]:
+        """The processes to watch now; None for the whole machine."""
+        a = self.args
+        if not (a.pid or a.cgroup or a.unit):
+            return None
+        found: Set[int] = set()
+        for pid in a.pid:
+            found |= _descendants(snap, pid)
+        if a.cgroup or a.unit:
+            for pid in snap.processes:
+                paths = read_cgroups(snap.fs, pid)
+                if any(in_cgroup(paths, c) for c in a.cgroup) or any(in_unit(paths, u) for u in a.unit):
+                    found.add(pid)
+        return sorted(found)
+
+    def _what(self) -> str:
+        a = self.args
+        parts = [f"pid {p}" for p in a.pid] + [f"cgroup {c}" for c in a.cgroup] + [f"unit {u}" for u in a.unit]
+        return ", ".join(parts) if parts else "the machine"
+
+    # --- reports --------------------------------------------------------------------------
+
+    def _report(self, found: incidents.Scan, inc: Incident, snap: Snapshot) -> None:
+        diag = found.diagnosis_of(inc)
+        _measure(diag, snap)
+        if not self.args.no_stacks:
+            from .stacks import attach_stacks
+
+            attach_stacks(diag, native=False)
+        self.tracker.done(inc)
+        headline = _headline(diag)
+        blocked = f"{inc.blocked:.0f} s" if inc.blocked is not None else "unknown time"
+        if self.dirfd is None:
+            self._log(f"{headline} (pids {_pids(inc)}, blocked {blocked})")
+            return
+        try:
+            path = write_report(self.dirfd, self.args.out, diag, inc)
+        except OSError as exc:
+            self._log(f"{headline} (pids {_pids(inc)}): the report could not be written: {exc}")
+            return
+        self.metrics = replace(self.metrics, reports_total=self.metrics.reports_total + 1)
+        self._log(f"{headline} (pids {_pids(inc)}, blocked {blocked}): report {path}")
+        self._run_hook(path)
+
+    def _already(self, inc: Incident) -> bool:
+        """A report for this incident is in the directory (from an earlier --once run)."""
+        tag = f"-{key_tag(inc.key)}.json"
+        return self.dirfd is not None and any(n.endswith(tag) for n in os.listdir(self.dirfd))
+
+    def _run_hook(self, path: str) -> None:
+        if not self.hook:
+            return
+        try:
+            child = subprocess.Popen(self.hook + [path], stdin=subprocess.DEVNULL, close_fds=True,
+                                     start_new_session=True)
+        except OSError as exc:
+            self._log(f"--exec {shlex.join(self.hook)} could not be started: {exc}")
+            return
+        self.hooks.append((child, time.monotonic()))
+
+    def _reap(self, final: bool = False) -> None:
+        """Collect the hooks that ended; say which outlived EXEC_TIMEOUT (left running)."""
+        left = []
+        for child, started in self.hooks:
+            code = child.poll()
+            if code is not None:
+                if code != 0:
+                    self._log(f"--exec {shlex.join(self.hook or [])}: exit status {code}")
+            elif final or time.monotonic() - started > EXEC_TIMEOUT:
+                self._log(f"--exec is still running after {time.monotonic() - started:.0f} s (pid {child.pid}); "
+                          "not waiting for it")
+            else:
+                left.append((child, started))
+        self.hooks = left
+
+    def _write_metrics(self) -> None:
+        if not self.args.metrics:
+            return
+        try:
+            write_atomically(self.args.metrics, render(self.metrics))
+        except OSError as exc:
+            self._log(f"--metrics {self.args.metrics}: {exc}")
+
+    def _log(self, text: str) -> None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{stamp} waitchain watch: {clean(text)}", file=sys.stderr, flush=True)
+
+
+def _descendants(snap: Snapshot, pid: int) -> Set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p in snap.processes and p not in found:
+            found.add(p)
+            todo.extend(snap.children.get(p, ()))
+    return found
+
+
+def _measure(diag: Diagnosis, snap: Snapshot) -> None:
+    from .cli import measure_blocked
+
+    measure_blocked(diag, snap)
+
+
+def _headline(diag: Diagnosis) -> str:
+    from .render.verdicts import summaries
+
+    return summaries(diag)[0].headline.split(":")[0]
+
+
+def _pids(inc: Incident) -> str:
+    return ",".join(str(p) for p in inc.pids)
+
+
+# --- safe files -------------------------------------------------------------------------------
+
+
+def open_out_dir(path: str) -> int:
+    """The report directory, opened (never through a symlink): created 0700 when missing;
+    an existing one must be a directory of ours that no one else may write to."""
+    created = False
+    try:
+        os.makedirs(path, mode=DIR_MODE)
+        created = True
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot create it: {exc.strerror}") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: not a directory waitchain may use ({exc.strerror}; "
+                         "a symlink is refused)") from None
+    st = os.fstat(fd)
+    if created:
+        os.fchmod(fd, DIR_MODE)
+    elif st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        os.close(fd)
+        raise UsageError(f"--out {path}: owned by another user or writable by others: "
+                         "give a directory of your own (it is created 0700)")
+    return fd
+
+
+def key_tag(key: Key) -> str:
+    """A short stable name of an incident's key, in its report's file names."""
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+
+
+def write_report(dirfd: int, where: str, diag: Diagnosis, inc: Incident) -> str:
+    """The JSON, text and HTML reports of one incident in the directory; the JSON's path."""
+    from .render import Options, renderers
+    from .render.html import report
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    base = f"waitchain-{stamp}-{inc.kind}-{key_tag(inc.key)}"
+    options = Options(color=False, width=None, stacks=True, ascii=False)
+    _create(dirfd, base + ".txt", renderers()["text"](diag, options))
+    _create(dirfd, base + ".html", report(diag))
+    _create(dirfd, base + ".json", renderers()["json"](diag, options))  # last: the hook's file is complete
+    return os.path.join(where, base + ".json")
+
+
+def _create(dirfd: int, name: str, text: str) -> None:
+    """A new file, 0600, O_EXCL and O_NOFOLLOW, relative to the directory opened."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                 dir_fd=dirfd)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
