@@ -233,6 +233,11 @@ DEADLOCK_ADVICE: Dict[Advice, Callable[[Diagnosis, Verdict], Tuple[List[str], Li
 
 def _withdrawn(diag: Diagnosis, v: Verdict) -> Summary:
     moved = ", ".join(f"thread {t} of {p}" if t != p else str(p) for p, t in v.moved)
+    if v.cls != VerdictClass.CYCLE:  # a chain's waits looked at again (--confirm): they moved
+        return Summary("ok", f"MOVING (not stuck): a second look saw {moved} move: a slow but live "
+                       "exchange, not a hang", [step_text(diag, e) for e in v.ring],
+                       now=["nothing to do if it finishes; if it seems slow, look again with a longer --confirm"],
+                       fix=["if it is too slow: see what the end of the chain spends its time on"])
     return Summary("warn", "CYCLE (not a deadlock): the members looked stuck, but a second look saw "
                    f"{moved} move", [step_text(diag, e) for e in v.ring],
                    now=["it is moving, perhaps slowly: run waitchain again in a minute and compare"],
