@@ -43,10 +43,10 @@ def end(reason: Reason, kind: EndKind = EndKind.IDLE, **facts: Any) -> End:
     (end(Reason.CONNECTING, EndKind.REMOTE), "waits for the remote host to answer"),
     (end(Reason.REMOTE_PEER, EndKind.REMOTE, subject="10.0.0.1:22"), "peer 10.0.0.1:22 is on another host"),
     (end(Reason.TIMEOUT, EndKind.SLEEPING, call="futex"), "its timeout"),
-    (end(Reason.TIMEOUT, EndKind.SLEEPING, call="poll", timeout=0.5), "its timeout (500 ms at most)"),
+    (end(Reason.TIMEOUT, EndKind.SLEEPING, call="poll", timeout=0.5), "its timeout (0.5 s at most)"),
     (end(Reason.TIMEOUT, EndKind.SLEEPING, call="select", timeout=2.5), "its timeout (2.5 s at most)"),
     (end(Reason.TIMEOUT, EndKind.SLEEPING, call="ppoll", unread="timeout unreadable"),
-     "its timeout (a time it gives (unreadable) at most)"),
+     "its timeout (how long is unreadable)"),
     (end(Reason.SLEEP, EndKind.SLEEPING, call="select", timeout=1.0),
      "select watches no fd: it waits for time (its timeout (1 s at most)) or a signal"),
     (end(Reason.FIFO_OPEN, subject="/tmp/f", writing=True), "nobody has opened the FIFO /tmp/f for reading"),
@@ -73,8 +73,9 @@ def test_a_sentence_a_rule_wrote_is_shown_as_it_is() -> None:
 def test_an_or_wait_names_its_live_alternatives() -> None:
     alts = tuple(end(Reason.TIMEOUT, EndKind.SLEEPING, call="poll", timeout=n / 1000) for n in range(1, 7))
     said = detail(End(EndKind.SLEEPING, reason=Reason.TIMEOUT, any_of=7, alternatives=alts))
-    assert said == ("waits for any of 7 fds; none leads to a blocked process: its timeout (1 ms at most); "
-                    "its timeout (2 ms at most); its timeout (3 ms at most); its timeout (4 ms at most); … 2 more")
+    assert said == ("waits for any of 7 fds; none leads to a blocked process: its timeout (0.001 s at most); "
+                    "its timeout (0.002 s at most); its timeout (0.003 s at most); its timeout (0.004 s at most); "
+                    "… 2 more")
 
 
 def test_a_chain_end_is_worded_from_the_end_it_copies() -> None:

@@ -90,18 +90,13 @@ def _accept(end: End) -> str:
     return f"waits for a client on {end.subject}"
 
 
-MS_CALLS = ("poll", "epoll_wait", "epoll_pwait")  # their timeout is given in milliseconds
-
-
 def _timeout(end: End) -> str:
     """An OR wait's or a timed futex's timeout, as an alternative: the clock ends it."""
     if end.unread:
-        return "its timeout (a time it gives (unreadable) at most)"
+        return "its timeout (how long is unreadable)"
     if end.timeout is None:
         return "its timeout"
-    if end.call in MS_CALLS:
-        return f"its timeout ({round(end.timeout * 1000)} ms at most)"
-    return f"its timeout ({end.timeout:g} s at most)"
+    return f"its timeout ({end.timeout:g} s at most)"  # seconds, as in the JSON, whatever the call's unit
 
 
 OR_WAITS = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2")
