@@ -465,6 +465,7 @@ class Stack:
     # "multiprocessing-queue" (a multiprocessing.Queue's put, its feeder thread, or the join of
     # that feeder at exit); "" for none.
     library_wait: str = ""
+    lock_owner: Optional[int] = None  # on_lock on an RLock: its owner thread, read from the lock
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def test_python_threads_are_named_with_the_locks_they_hold_and_wait_for() -> Non
     assert thread["name"] == "transfer"
     assert thread["lock_wait"] == {"expression": "audit_lock", "likely_holder": {
         "tid": 702, "expression": "audit_lock", "file": "/srv/abba.py", "line": 11, "statement": "with",
-        "code": "with audit_lock:", "inferred_from": "source"}}
+        "code": "with audit_lock:", "inferred_from": "source"}, "owner": None}
     assert [h["expression"] for h in thread["lock_holds"]] == ["accounts_lock"]
 
 

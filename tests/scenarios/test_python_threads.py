@@ -56,6 +56,43 @@ say("main")
 x.join()  # MAIN JOINS
 """
 
+# Two RLocks taken in opposite orders, passed as arguments: the lock objects record their owner.
+RLOCKS = """\
+import os, sys, threading
+
+READY = int(sys.argv[1])
+both = threading.Barrier(2)
+
+
+def say(word):
+    os.write(READY, ("%s %d\\n" % (word, threading.get_native_id())).encode())
+
+
+def forward(first, second):
+    with first:  # FORWARD HOLDS
+        say("forward")
+        both.wait()
+        with second:  # FORWARD WAITS
+            pass
+
+
+def backward(one, two):
+    with two:  # BACKWARD HOLDS
+        say("backward")
+        both.wait()
+        with one:  # BACKWARD WAITS
+            pass
+
+
+r, s = threading.RLock(), threading.RLock()
+x = threading.Thread(target=forward, args=(r, s), name="forward")
+y = threading.Thread(target=backward, args=(r, s), name="backward")
+x.start()
+y.start()
+say("main")
+x.join()
+"""
+
 TWICE = """\
 import os, sys, threading
 
@@ -216,7 +253,7 @@ def lock_wait(path: Path, text: str, expression: str, holder: int, marker: str) 
     return {"expression": expression, "likely_holder": {
         "tid": holder, "expression": expression, "file": str(path), "line": line_of(text, marker),
         "statement": "with", "code": text.splitlines()[line_of(text, marker) - 1].strip(),
-        "inferred_from": "source"}}
+        "inferred_from": "source"}, "owner": None}  # a threading.Lock records no owner
 
 
 # --- ABBA -----------------------------------------------------------------------------------
@@ -277,6 +314,29 @@ def test_a_thread_that_takes_a_lock_it_holds_is_told_so(procs: Processes, tmp_pa
     assert main["lock_wait"] == lock_wait(path, TWICE, "lock", pid, "# HOLDS")
     assert (f"takes a lock it already holds: `lock` (with lock: at twice.py:{line_of(TWICE, '# HOLDS')}, "
             "inferred from source); threading.Lock is not re-entrant") in out
+
+
+def test_rlocks_name_their_owners_read_from_the_lock(procs: Processes, tmp_path, run_cli) -> None:
+    path = write(tmp_path / "rlocks.py", RLOCKS)
+    pid, lines = start(procs, [PYTHON, str(path)], lines=3)
+    tids = tids_of(lines)
+    for tid in tids.values():
+        wait_thread_in(pid, tid, "futex")
+    skip_unless_py_spy_reads(pid)
+
+    data = diagnose(run_cli, pid)
+    result = run_cli(str(pid), "--width", "250")
+
+    assert result.code == 1, result.out
+    forward, backward = thread_of(data, pid, tids["forward"]), thread_of(data, pid, tids["backward"])
+    assert forward["lock_wait"]["owner"] == tids["backward"], data["notes"]
+    assert backward["lock_wait"]["owner"] == tids["forward"]
+    # the same objects under other names in another function: py-spy showed their addresses
+    assert forward["lock_wait"]["likely_holder"]["line"] == line_of(RLOCKS, "# BACKWARD HOLDS")
+    assert backward["lock_wait"]["likely_holder"]["line"] == line_of(RLOCKS, "# FORWARD HOLDS")
+    assert (f"waits for `second`, held by thread {tids['backward']} 'backward' (the RLock's owner, read from "
+            f"the lock; with two: at rlocks.py:{line_of(RLOCKS, '# BACKWARD HOLDS')})") in result.out
+    assert "wait for each other (ABBA)" in result.out
 
 
 # --- joins ------------------------------------------------------------------------------------
@@ -360,7 +420,7 @@ def test_healthy_threads_get_no_invented_holder(procs: Processes, tmp_path, run_
     # addresses of `self` tell them apart; the real holder (main's acquire) is another expression
     assert stuck["location"] == location(path, HEALTHY, "Box.take" if sys.version_info >= (3, 11) else "take",
                                          "# TAKES")
-    assert stuck["lock_wait"] == {"expression": "self.lock", "likely_holder": None}
+    assert stuck["lock_wait"] == {"expression": "self.lock", "likely_holder": None, "owner": None}
     assert thread_of(data, pid, tids["keeper"])["lock_holds"] == []
 
 

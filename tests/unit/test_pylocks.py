@@ -3,6 +3,7 @@ acquires, what a frame holds, and which thread holds what another waits for, on 
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from typing import Dict, List, Optional, Tuple
 
@@ -309,3 +310,44 @@ def test_two_threads_that_both_look_like_holders_name_none() -> None:
     one = frame(11, line(ABBA, "ONE WAITS"))
     two, three = frame(12, line(ABBA, "TWO WAITS") - 1, 1), frame(13, line(ABBA, "TWO WAITS") - 1, 1)
     assert holder(ABBA, one, [one, two, three]) == ("b", None)
+
+
+def test_a_lock_passed_to_two_functions_is_the_same_object_when_py_spy_shows_it() -> None:
+    text = """\
+    def hold(r):
+        with r:
+            step()  # HOLDS
+
+    def wait(lock):
+        with lock:  # WAITS
+            pass
+    """
+    text = textwrap.dedent(text)
+    waiter = frame(1, line(text, "WAITS"), addrs={"lock": 0x10})
+    same, other = (frame(2, line(text, "HOLDS"), 1, addrs={"r": addr}) for addr in (0x10, 0x20))
+    assert holder(text, waiter, [waiter, same]) == ("lock", (2, "r", line(text, "with r:")))
+    assert holder(text, waiter, [waiter, other]) == ("lock", None)
+    assert holder(text, frame(1, line(text, "WAITS")), [same]) == ("lock", None)  # not shown: scopes differ
+
+
+# --- an RLock's owner, read from the lock object ------------------------------------------------
+
+
+def test_an_rlocks_owner_is_read_after_its_type_name() -> None:
+    from waitchain.stacks.rlock import owner_from
+
+    memory = {0x1000: (b"\x02" + b"\0" * 7) + (0x2000).to_bytes(8, sys.byteorder) + (0x3000).to_bytes(8, sys.byteorder)
+              + (0x7F00DEAD).to_bytes(8, sys.byteorder),
+              0x2000 + 24: (0x4000).to_bytes(8, sys.byteorder),
+              0x4000: b"_thread.RLock\0"}
+
+    def read(address: int, size: int) -> bytes:
+        for start, data in memory.items():
+            if start <= address < start + len(data):
+                return data[address - start:address - start + size]
+        return b""
+
+    assert owner_from(read, 0x1000) == 0x7F00DEAD
+    memory[0x4000] = b"_thread.lock\0\0"  # a Lock records no owner: nothing is believed
+    assert owner_from(read, 0x1000) is None
+    assert owner_from(read, 0x9000) is None  # unreadable

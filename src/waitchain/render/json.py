@@ -103,7 +103,8 @@ def _python_thread(diag: Diagnosis, pid: int, tid: int) -> Json:
         "name": name or None,  # "MainThread", Thread(name=...)
         "joined_tid": stack.joined_tid if stack else None,  # a Thread.join: the thread joined
         "lock_wait": {"expression": stack.lock_wait,
-                      "likely_holder": _hold(stack.likely_holder) if stack.likely_holder else None}
+                      "likely_holder": _hold(stack.likely_holder) if stack.likely_holder else None,
+                      "owner": stack.lock_owner}  # an RLock's owner thread, read from the lock
         if stack and stack.lock_wait else None,
         "lock_holds": [_hold(h) for h in stack.holds] if stack else [],
     }

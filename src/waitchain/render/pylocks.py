@@ -48,22 +48,39 @@ def _own(stack: Stack, hold: LockHold) -> bool:
     return stack.likely_holder == hold
 
 
+def _holder(stack: Stack) -> Optional[int]:
+    """Who holds the lock the thread waits for: an RLock's recorded owner, else the thread
+    inferred from source."""
+    if stack.lock_owner is not None:
+        return stack.lock_owner
+    return stack.likely_holder.tid if stack.likely_holder is not None else None
+
+
+def _where(stack: Stack, inferred: bool = True) -> str:
+    """How the holder is known: where it took the lock (inferred from source), or the
+    RLock's own record of its owner."""
+    hold = stack.likely_holder
+    if stack.lock_owner is not None:
+        return "the RLock's owner, read from the lock" + (
+            f"; {hold_text(hold, inferred=False)}" if hold is not None and hold.tid == stack.lock_owner else "")
+    return hold_text(hold, inferred) if hold is not None else ""
+
+
 def _wait_text(diag: Diagnosis, pid: int, stack: Stack) -> str:
     lock = f"`{clean(stack.lock_wait)}`"
-    holder = stack.likely_holder
+    holder = _holder(stack)
     if holder is None:
         return f"waits for {lock}; no thread is found inside `with {clean(stack.lock_wait)}:` or after its acquire()"
-    if holder.tid == stack.tid:
-        return (f"takes a lock it already holds: {lock} ({hold_text(holder)}); "
-                "threading.Lock is not re-entrant")
-    return f"waits for {lock}, held by {thread_text(diag, pid, holder.tid)} ({hold_text(holder)})"
+    if holder == stack.tid:
+        return f"takes a lock it already holds: {lock} ({_where(stack)}); threading.Lock is not re-entrant"
+    return f"waits for {lock}, held by {thread_text(diag, pid, holder)} ({_where(stack)})"
 
 
 def lock_steps(diag: Diagnosis, pid: int) -> List[str]:
     """The lock facts of a process's threads as verdict steps: each ring of threads that wait
     for each other's locks (two: ABBA), each thread that re-takes its own lock."""
-    waits: Dict[int, LockHold] = {tid: s.likely_holder for (p, tid), s in sorted(diag.stacks.items())
-                                  if p == pid and s.likely_holder is not None}
+    stacks = {tid: s for (p, tid), s in sorted(diag.stacks.items()) if p == pid}
+    waits: Dict[int, int] = {tid: h for tid, s in stacks.items() for h in [_holder(s)] if h is not None}
     out: List[str] = []
     seen: set = set()
     for tid in waits:
@@ -74,22 +91,23 @@ def lock_steps(diag: Diagnosis, pid: int) -> List[str]:
             continue
         seen.update(ring)
         if len(ring) == 1:
-            out.append(f"{thread_text(diag, pid, tid)} {_wait_text(diag, pid, diag.stacks[(pid, tid)])}")
+            out.append(f"{thread_text(diag, pid, tid)} {_wait_text(diag, pid, stacks[tid])}")
             continue
-        parts = [f"{t} holds `{clean(held.expression)}` ({hold_text(held, inferred=False)}) "
-                 f"and waits for `{clean(diag.stacks[(pid, t)].lock_wait)}`"
-                 for t in ring for held in [waits[_prev(ring, t)]]]
+        parts = [f"{t} holds `{clean(before.lock_wait)}` ({_where(before, inferred=False)}) "
+                 f"and waits for `{clean(stacks[t].lock_wait)}`"
+                 for t in ring for before in [stacks[_prev(ring, t)]]]
         kind = "ABBA" if len(ring) == 2 else "each holds the lock the next one wants"
+        inferred = any(stacks[t].lock_owner is None for t in ring)
         out.append(f"{' and '.join(thread_text(diag, pid, t) for t in ring)} wait for each other ({kind}): "
-                   + "; ".join(parts) + " (inferred from source)")
+                   + "; ".join(parts) + (" (inferred from source)" if inferred else ""))
     return out
 
 
-def _ring(waits: Dict[int, LockHold], start: int) -> Optional[List[int]]:
+def _ring(waits: Dict[int, int], start: int) -> Optional[List[int]]:
     """The threads from `start` following "waits for the holder" back to `start`, or None."""
     path = [start]
     while True:
-        nxt = waits[path[-1]].tid if path[-1] in waits else None
+        nxt = waits.get(path[-1])
         if nxt is None:
             return None
         if nxt == start:

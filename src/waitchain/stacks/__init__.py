@@ -19,7 +19,7 @@ from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
-from . import python
+from . import python, rlock
 from .frames import application_index, source_line, source_text
 from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
 from .pylocks import FrameAt, Source, likely_holder
@@ -317,7 +317,11 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
             continue
         hold = None if holder is None else LockHold(holder.tid, holder.acquire.expression, frame.file,
                                                     holder.acquire.line, holder.acquire.statement, holder.code)
-        stacks[tid] = dataclasses.replace(stack, lock_wait=wanted.expression, likely_holder=hold)
+        owner = _rlock_owner(pid, by_tid[tid], app, wanted.expression, threads)
+        if owner is not None and hold is not None and hold.tid != owner:
+            hold = None  # the lock says who holds it: the inference was wrong
+        stacks[tid] = dataclasses.replace(stack, lock_wait=wanted.expression, likely_holder=hold,
+                                          lock_owner=owner)
         if hold is not None:
             holds.setdefault(hold.tid, []).append(hold)
     for tid, held in holds.items():
@@ -328,6 +332,20 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
 
 def _addrs(thread: PyThread, index: int) -> Dict[str, int]:
     return thread.local_addrs[index] if index < len(thread.local_addrs) else {}
+
+
+def _rlock_owner(pid: int, thread: PyThread, index: int, expression: str,
+                 threads: Sequence[PyThread]) -> Optional[int]:
+    """The owner thread of the RLock the waiter acquires, when the lock is a local of its
+    frame (py-spy showed its address and type) and its memory names one of our threads."""
+    types = thread.local_types[index] if index < len(thread.local_types) else {}
+    address = _addrs(thread, index).get(expression)
+    if types.get(expression) != "_thread.RLock" or address is None:
+        return None
+    ident = with_deadline(functools.partial(rlock.owner_ident, pid, address), SOURCE_SECONDS, None)
+    if not ident:
+        return None
+    return next((t.tid for t in threads if t.ident == ident and t.tid is not None and t is not thread), None)
 
 
 def _parsed(pid: int, path: str) -> Optional[Source]:

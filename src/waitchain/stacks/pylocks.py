@@ -6,7 +6,8 @@ threading.Lock records no owner. A thread blocked acquiring one names it on its 
 `X.acquire()` with no `X.release()` in between, for the same expression in the same scope,
 likely holds it. Same scope: a module-level name in the same file; a local (or a closure's)
 name of the same function; `self.x` in methods of the same class. When py-spy showed the
-addresses of the frames' locals, the expression's first name must be the same object in both.
+addresses of both frames' locals, the first names must be the same object instead (then the
+names and scopes may differ: a lock passed as an argument to two functions).
 Only dotted names (`lock`, `self._lock`, `mod.LOCK`) are lock expressions here: a call or a
 subscript may name a different object each time. Pure functions of source text."""
 
@@ -254,9 +255,17 @@ def likely_holder(source: Source, waiter: FrameAt, frames: Sequence[FrameAt]) ->
 
 
 def _same_lock(wanted: Acquire, waiter: FrameAt, held: Acquire, frame: FrameAt) -> bool:
+    """The same object when py-spy showed where both first names are (then the names and
+    scopes may differ: a lock passed as an argument), else the same expression in the same
+    scope (and not two different objects)."""
+    mine, theirs = waiter.local_addrs.get(wanted.root), frame.local_addrs.get(held.root)
+    if mine is not None and theirs is not None:
+        return mine == theirs and _path(wanted) == _path(held)
     if (held.expression, held.scope) != (wanted.expression, wanted.scope):
         return False
-    if wanted.scope == ("module",):
-        return True  # a module's globals are one object for every thread
-    mine, theirs = waiter.local_addrs.get(wanted.root), frame.local_addrs.get(held.root)
-    return mine is None or theirs is None or mine == theirs
+    return wanted.scope == ("module",) or mine is None or theirs is None
+
+
+def _path(acquire: Acquire) -> str:
+    """The attributes after the first name: `.lock` for `self.lock`."""
+    return acquire.expression[len(acquire.root):]

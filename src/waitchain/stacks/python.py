@@ -41,6 +41,7 @@ class PyThread:
     frames: Tuple[Frame, ...]
     selves: Tuple[Optional[Tuple[int, str]], ...]
     local_addrs: Tuple[Dict[str, int], ...] = ()  # per frame: local name → object address
+    local_types: Tuple[Dict[str, str], ...] = ()  # per frame: local name → its type ("_thread.RLock")
 
 
 def find_py_spy() -> Optional[str]:
@@ -149,6 +150,7 @@ def _thread(data: Dict[str, Any]) -> PyThread:
                            module=str(f.get("module") or "")) for f in frames),
         selves=tuple(_self_of(f.get("locals")) for f in frames),
         local_addrs=tuple(_addrs_of(f.get("locals")) for f in frames),
+        local_types=tuple(_types_of(f.get("locals")) for f in frames),
     )
 
 
@@ -177,6 +179,16 @@ def _addrs_of(local_vars: Any) -> Dict[str, int]:
     return out
 
 
+def _types_of(local_vars: Any) -> Dict[str, str]:
+    """The type py-spy names in each local's repr (`<_thread.RLock at 0x7f...>`)."""
+    out: Dict[str, str] = {}
+    for var in local_vars or []:
+        match = SELF_REPR.match(str(var.get("repr") or ""))
+        if match:
+            out[str(var.get("name"))] = match.group(1)
+    return out
+
+
 def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[PyThread]:
     """Fill `tid` where py-spy left it out (CPython < 3.11) from the pthread_t."""
     missing = [t.ident for t in threads if t.tid is None]
@@ -188,4 +200,5 @@ def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[Py
 
 
 def with_tid(thread: PyThread, tid: Optional[int]) -> PyThread:
-    return PyThread(thread.ident, tid, thread.name, thread.frames, thread.selves, thread.local_addrs)
+    return PyThread(thread.ident, tid, thread.name, thread.frames, thread.selves, thread.local_addrs,
+                    thread.local_types)
