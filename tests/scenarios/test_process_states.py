@@ -159,6 +159,48 @@ def test_a_process_whose_main_thread_exited_is_no_zombie(run_py, run_cli) -> Non
     assert data["verdicts"][0]["advice"] == "sleeping"
 
 
+MAIN_THREAD_EXITS_ABBA = """
+import threading
+a, b = threading.Lock(), threading.Lock()
+both = threading.Barrier(2)
+def worker(first, second):
+    with first:
+        both.wait()
+        with second:
+            pass
+threading.Thread(target=worker, args=(a, b)).start()
+threading.Thread(target=worker, args=(b, a)).start()
+ready("started")
+libc.pthread_exit(None)
+"""
+
+
+def test_a_deadlock_of_the_threads_left_after_the_main_thread_exited(run_py, run_cli) -> None:
+    """The exited main thread can act no more: it must not count as a thread that can (it hid
+    the deadlock of the two others: 'UNFOLLOWED', exit 0)."""
+    proc = run_py(MAIN_THREAD_EXITS_ABBA)
+    proc.ready()
+    wait_until(lambda: state(proc.pid) == "Z", "the main thread exited")
+    workers = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid)
+    assert len(workers) == 2
+    for tid in workers:
+        wait_until(lambda: state_of_task(proc.pid, tid) == "S" and task_call(proc.pid, tid) == "futex",
+                   f"thread {tid} waits on a lock")
+    result = run_cli(str(proc.pid), "--json", "--no-stacks")
+    data = json.loads(result.out)
+    assert result.code == 1 and data["deadlock"] is True, result.out
+    (verdict,) = [v for v in data["verdicts"] if v["class"] == "deadlock"]
+    assert sorted(t["tid"] for t in verdict["threads"]) == workers, verdict
+    main = next(t for t in threads_of(data, proc.pid) if t["tid"] == proc.pid)
+    assert main["end"]["reason"] == "thread-exited"
+
+
+def task_call(pid: int, tid: int) -> str:
+    with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+        fields = f.read().split()
+    return syscalls.name(int(fields[0])) if fields and fields[0].isdigit() else ""
+
+
 def state_of_task(pid: int, tid: int) -> str:
     with open(f"/proc/{pid}/task/{tid}/stat") as f:
         return parse_stat(f.read()).state

@@ -54,7 +54,7 @@ class Explored:
     @property
     def graph(self) -> WaitFor:
         if self._graph is None:
-            self._graph = WaitFor(node_of(w) for w in self.waits.values())
+            self._graph = WaitFor(node_of(w) for w in self.waits.values() if not _exited(w))
         return self._graph
 
     def thread_waits(self, pid: int) -> List[Wait]:
@@ -62,6 +62,13 @@ class Explored:
 
     def successors(self, pid: int) -> List[int]:
         return self.graph.successors(pid)
+
+
+def _exited(wait: Wait) -> bool:
+    """A thread that exited while its process goes on (a main thread's pthread_exit) ends no
+    wait and can act no more: as a node it would count as a thread that can act (a free
+    process), hiding a deadlock of the others."""
+    return wait.end is not None and wait.end.reason == Reason.THREAD_EXITED and not wait.edges
 
 
 def _named(wait: Wait, task: Task) -> Wait:
