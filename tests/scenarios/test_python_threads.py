@@ -289,6 +289,8 @@ def test_python_abba_names_both_holders_and_each_threads_own_line(procs: Process
             "inferred from source)") in out
     assert (f"thread {tids['one']} 'worker-a' and thread {tids['two']} 'worker-b' wait for each other (ABBA)"
             in out)
+    for tid, name, marker in ((tids["one"], "worker-a", "# ONE WAITS"), (tids["two"], "worker-b", "# TWO WAITS")):
+        assert f"thread {tid} '{name}' waits in futex() at abba.py:{line_of(ABBA, marker)}" in out  # the verdict's steps
     rows = out.splitlines()
     for tid, own in ((tids["one"], f"at abba.py:{line_of(ABBA, '# ONE WAITS')} in one: with b:"),
                      (tids["two"], f"at abba.py:{line_of(ABBA, '# TWO WAITS')} in two: with a:"),

@@ -186,7 +186,7 @@ def _thread_steps(diag: Diagnosis, threads: Sequence[Tuple[int, int]]) -> List[s
         at = location_text(diag, pid, tid)
         stack = diag.stacks.get((pid, tid))
         what = f" ({clean(stack.label)})" if stack is not None and stack.label else ""
-        steps.append(f"thread {tid} waits in {call_name(diag.waits.get((pid, tid)))}()"
+        steps.append(f"{thread_text(diag, pid, tid)} waits in {call_name(diag.waits.get((pid, tid)))}()"
                      + (f" at {at}" if at else "") + what)
     return steps
 
