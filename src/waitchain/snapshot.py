@@ -46,19 +46,22 @@ class TargetMemory:
     def __init__(self, live: bool = True) -> None:
         self.reader = memory.MemoryReader()
         self.live = live
+        # a process whose main thread exited (pthread_exit) has no memory under its pid:
+        # process_vm_readv says ESRCH; one of its live threads reads the same memory
+        self.through: Dict[int, int] = {}
 
     def read(self, pid: int, address: int, size: int) -> bytes:
         self._check(pid)
-        return self.reader.read(pid, address, size)
+        return self.reader.read(self.through.get(pid, pid), address, size)
 
     def read_partial(self, pid: int, address: int, size: int) -> bytes:
         """Up to `size` bytes: fewer when the mapping ends before."""
         self._check(pid)
-        return self.reader.read_partial(pid, address, size)
+        return self.reader.read_partial(self.through.get(pid, pid), address, size)
 
     def cstring(self, pid: int, address: int) -> bytes:
         self._check(pid)
-        return self.reader.cstring(pid, address)
+        return self.reader.cstring(self.through.get(pid, pid), address)
 
     def timespec(self, pid: int, address: int) -> float:
         return cstructs.timespec(self.read(pid, address, cstructs.TIMESPEC.size))
@@ -180,6 +183,9 @@ class Snapshot:
         except WaitchainError as exc:
             self.processes[pid].note = str(exc)
             return []
+        live = [t.tid for t in tasks if t.state not in ("Z", "X")]
+        if tasks[0].state in ("Z", "X") and live:  # its main thread exited: read through another
+            self.memory.through[pid] = live[0]
         return tasks if self.alive(pid) else []  # after: the pid may be another process's now
 
     def moved(self, pid: int, tid: int) -> bool:
@@ -211,7 +217,8 @@ class Snapshot:
         comm = self.processes[pid].comm if pid in self.processes else "?"
         short = self._blocked_cmdlines >= BLOCKED_CMDLINES  # many blocked: do not wait long for each
         try:
-            line = read_cmdline(self.fs, pid, SHORT_DEADLINE if short else None)
+            # a process whose main thread exited has its command line under a live thread's id
+            line = read_cmdline(self.fs, self.memory.through.get(pid, pid), SHORT_DEADLINE if short else None)
             if not self.alive(pid):
                 return comm  # the pid names another process now
         except Timeout:  # its mmap lock is held: process_vm_readv would block too

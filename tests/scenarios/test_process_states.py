@@ -157,6 +157,10 @@ def test_a_process_whose_main_thread_exited_is_no_zombie(run_py, run_cli) -> Non
     chain = only_chain(data)
     assert chain["path"] == [proc.pid] and chain["end"]["kind"] == "sleeping" and chain["end"]["tid"] == worker
     assert data["verdicts"][0]["advice"] == "sleeping"
+    # its memory and command line are read through the live thread (none under the exited one's id)
+    assert "unreadable" not in chain["end"]["detail"], chain
+    process = next(p for p in data["processes"] if p["pid"] == proc.pid)
+    assert process["cmdline"].split()[1] == "-c", process["cmdline"]
 
 
 MAIN_THREAD_EXITS_ABBA = """
