@@ -172,7 +172,7 @@ READY = int(sys.argv[1])
 lock = threading.Lock()
 cond = threading.Condition()
 jobs = queue.Queue()
-started = threading.Barrier(7)
+started = threading.Barrier(8)
 
 
 def say(word):
@@ -182,6 +182,13 @@ def say(word):
 class Box:
     def __init__(self):
         self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
+
+    def await_ready(self):
+        with self.lock:  # RELEASED BY WAIT
+            say("awaiter")
+            started.wait()
+            self.ready.wait()  # AWAITS
 
     def keep(self):
         with self.lock:  # KEEPS
@@ -233,12 +240,13 @@ def producer():
 mine, other = Box(), Box()
 other_holder = threading.Thread(target=other.keep, name="keeper")
 taker = threading.Thread(target=mine.take, name="taker")
-mine.lock.acquire()  # MAIN HOLDS MINE
+threading.Thread(target=mine.await_ready, name="awaiter", daemon=True).start()
 for target, name in ((sleeper, "sleeper"), (locker, "locker"), (consumer, "consumer"),
                      (getter, "getter"), (producer, "producer")):
     threading.Thread(target=target, name=name, daemon=True).start()
 other_holder.start()
 started.wait()
+mine.lock.acquire()  # MAIN HOLDS MINE (the awaiter released it in wait())
 taker.start()
 say("main")
 time.sleep(3600)  # MAIN SLEEPS
@@ -398,11 +406,12 @@ def test_a_parent_joining_a_child_stuck_on_its_queue_is_told_get_before_join(pro
 
 def test_healthy_threads_get_no_invented_holder(procs: Processes, tmp_path, run_cli) -> None:
     path = write(tmp_path / "healthy.py", HEALTHY)
-    pid, lines = start(procs, [PYTHON, str(path)], lines=7)
+    pid, lines = start(procs, [PYTHON, str(path)], lines=8)
     tids = tids_of(lines)
     wait_thread_in(pid, tids["locker"], "futex")
     wait_thread_in(pid, tids["consumer"], "futex")
     wait_thread_in(pid, tids["getter"], "futex")
+    wait_thread_in(pid, tids["awaiter"], "futex")
     sleeps = ("clock_nanosleep", "nanosleep", "select", "pselect6")  # time.sleep: select() before 3.11
     wait_until(lambda: tids["keeper"] in threads_in(pid, sleeps), "the keeper sleeps holding its lock")
     taker = _taker(pid, set(tids.values()))
@@ -419,11 +428,14 @@ def test_healthy_threads_get_no_invented_holder(procs: Processes, tmp_path, run_
         assert thread_of(data, pid, tids[word])["lock_wait"] is None, word
     stuck = thread_of(data, pid, taker)
     # the keeper is inside `with self.lock:` of the same class, but of another Box: py-spy's
-    # addresses of `self` tell them apart; the real holder (main's acquire) is another expression
+    # addresses of `self` tell them apart; the awaiter is inside `with self.lock:` of the same
+    # Box, but in Condition.wait, which released it; the real holder (main's acquire) is
+    # another expression
     assert stuck["location"] == location(path, HEALTHY, "Box.take" if sys.version_info >= (3, 11) else "take",
                                          "# TAKES")
     assert stuck["lock_wait"] == {"expression": "self.lock", "likely_holder": None, "owner": None}
     assert thread_of(data, pid, tids["keeper"])["lock_holds"] == []
+    assert thread_of(data, pid, tids["awaiter"])["lock_holds"] == []
 
 
 def _taker(pid: int, known: set) -> int:

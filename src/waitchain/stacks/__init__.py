@@ -298,7 +298,8 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
     stack is added when it was not wanted (it may be running) and says what it holds."""
     by_tid = {t.tid: t for t in threads if t.tid is not None}
     frames = [FrameAt(t.tid, i, f.file, f.line, _addrs(t, i))
-              for t in by_tid.values() if t.tid is not None for i, f in enumerate(t.frames)]
+              for t in by_tid.values() if t.tid is not None for i, f in enumerate(t.frames)
+              if not (i > 0 and _in_condition_wait(t, i - 1))]
     sources: Dict[str, Optional[Source]] = {}
     holds: Dict[int, List[LockHold]] = {}
     for tid, stack in sorted(stacks.items()):
@@ -328,6 +329,18 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
         if tid not in stacks:
             stacks[tid] = python_stack(diag, pid, tid, by_tid[tid], threads)
         stacks[tid] = dataclasses.replace(stacks[tid], holds=tuple(dict.fromkeys(held)))
+
+
+def _in_condition_wait(thread: PyThread, index: int) -> bool:
+    """Frame `index` is a Condition.wait (or wait_for): the frame that called it has released
+    the condition's lock, which may be the lock it holds by its text (Condition(self._lock))."""
+    frame = thread.frames[index]
+    if module_name(frame.file) != "threading" or frame.function.rsplit(".", 1)[-1] not in ("wait", "wait_for"):
+        return False
+    if "." in frame.function:  # 3.11+: Class.method
+        return frame.function.split(".")[0] == "Condition"
+    self_ = thread.selves[index] if index < len(thread.selves) else None
+    return self_ is None or self_[1] in ("Condition", "_Condition", "")
 
 
 def _addrs(thread: PyThread, index: int) -> Dict[str, int]:
