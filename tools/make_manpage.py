@@ -19,11 +19,15 @@ TARGET = os.path.join(ROOT, "src", "waitchain", "data", "waitchain.1")
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
 from waitchain import __version__  # noqa: E402
-from waitchain.cli import EPILOG, parser  # noqa: E402
+from waitchain.cli import epilog, parser  # noqa: E402
 
-DEMO = ("Start the built-in deadlock scenario (see EXAMPLES), diagnose it from the hung wrapper "
-        "process, print the diagnosis, and kill every process it started. Takes the output "
-        "options above (\\-\\-format, \\-\\-explain, \\-\\-report ...).")
+DEMO = ("Start four small Python programs that deadlock (see WORKED EXAMPLE), diagnose them "
+        "from the first one, print the diagnosis, and kill every process it started. Takes the "
+        "output options above (\\-\\-format, \\-\\-explain, \\-\\-report ...). A process "
+        "that is itself named demo is reached with \\fB\\-\\-pattern demo\\fR or \\fB\\-p\\fR.")
+FILES = ["The page is installed as share/man/man1/waitchain.1 under the installation's prefix "
+         "(a virtualenv: /opt/waitchain/share/man/man1/waitchain.1), where man finds it when the "
+         "prefix's bin directory is on PATH; \\fBwaitchain \\-\\-man\\fR shows it from anywhere."]
 SEE_ALSO = ["strace(1)", "lsof(8)", "lsfd(1)", "ss(8)", "pgrep(1)", "proc(5)", "py-spy(1)", "dot(1)"]
 
 
@@ -39,14 +43,17 @@ def manpage() -> str:
            ".SH NAME", "waitchain \\- why is this process stuck? Follow its wait chain to the deadlock",
            ".SH SYNOPSIS", *_synopsis(), ".SH DESCRIPTION", *_paragraph(p.description or ""),
            ".SH OPTIONS", *_options(p), ".SH COMMANDS", ".TP", "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]",
-           DEMO, *_epilog(EPILOG), ".SH SEE ALSO", ", ".join(_ref(r) for r in SEE_ALSO)]
+           DEMO, *_epilog(epilog()), ".SH FILES", *FILES, ".SH SEE ALSO", ", ".join(_ref(r) for r in SEE_ALSO)]
     return "\n".join(out) + "\n"
 
 
 def _synopsis() -> List[str]:
-    return ["\\fBwaitchain\\fR [\\fIOPTIONS\\fR] \\fIPID\\fR|\\fIPATTERN\\fR", ".br",
+    return ["\\fBwaitchain\\fR [\\fIOPTIONS\\fR] \\fIPID\\fR|\\fIPATTERN\\fR ...", ".br",
+            "\\fBwaitchain\\fR [\\fIOPTIONS\\fR] \\fB\\-p\\fR \\fIPID\\fR[,\\fIPID\\fR...] | "
+            "\\fB\\-\\-pattern\\fR \\fIREGEX\\fR", ".br",
             "\\fBwaitchain\\fR \\fB\\-\\-all\\fR [\\fIOPTIONS\\fR]", ".br",
-            "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]"]
+            "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]", ".br",
+            "\\fBwaitchain \\-\\-man\\fR"]
 
 
 def _paragraph(text: str) -> List[str]:

@@ -6,13 +6,17 @@ import argparse
 import os
 import re
 import shutil
+import subprocess
 import sys
-from typing import List, Optional
+import tempfile
+from typing import List, Optional, Tuple
 
 from . import __version__
-from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_NO_PROCESS,  # noqa: F401
-                     EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE, MAX_CANDIDATES, AccessDenied,
-                     Ambiguous, NoMatch, ProcessGone, WaitchainError)  # the codes are part of the CLI
+from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_INTERRUPTED,  # noqa: F401
+                     EXIT_NO_PROCESS, EXIT_OK, EXIT_OUTPUT, EXIT_SYSTEM, EXIT_UNSUPPORTED,
+                     EXIT_USAGE, MAX_CANDIDATES, AccessDenied, Ambiguous, IncompleteScan,
+                     NoMatch, OutputError, ProcessGone, ReportError, Unsupported, UsageError,
+                     WaitchainError)  # the codes are part of the CLI
 from .engine import diagnose, diagnose_all
 from .model import Diagnosis
 from .render import Options, renderers
@@ -21,43 +25,44 @@ from .procfs.status import thread_group
 from .procfs.tasks import DENIED
 from .sanitize import clean
 from .snapshot import Snapshot
-from .stacks import attach_stacks
+from .stacks import GROUP_NOTES, attach_stacks
 
-FORMATS = ["text", "json", "dot", "svg", "mermaid"]
+FORMATS = ["text", "json", "dot", "svg", "mermaid", "markdown"]
+PICTURES = ("dot", "svg", "mermaid", "markdown")  # no tree, no explain rows, no width
+PID = re.compile(r"[0-9]+")
+NEGATIVE = re.compile(r"-[0-9]+")
+# Notes that say the same thing on every run: shown with --verbose only.
+ROUTINE_NOTES = (GROUP_NOTES["native-available"].split("{")[0],)
 
+USAGE = """\
+waitchain [OPTIONS] PID|PATTERN ...
+       waitchain [OPTIONS] -p PID[,PID...] | --pattern REGEX
+       waitchain [OPTIONS] --all
+       waitchain demo [OPTIONS]
+       waitchain --man"""
 
-EPILOG = """\
+EPILOG_HEAD = """\
 examples:
-  sudo waitchain 23572                  the wait chain starting at pid 23572
-  sudo waitchain unprivileged-dmesg     the one process whose command line matches (pgrep -f)
-  sudo waitchain --all                  every chain that ends in a deadlock or a blocked write
-  sudo waitchain 23572 --explain        also the commands that check each hop by hand
-  sudo waitchain 23572 --json           machine-readable (schema waitchain/1)
-  sudo waitchain 23572 --format svg >chain.svg   a picture (needs Graphviz's dot)
-  sudo waitchain 23572 --format mermaid          a flowchart for a GitHub/GitLab issue
-  sudo waitchain 23572 --report incident.html    one file for the ticket
+  waitchain 23572                       the wait chain starting at pid 23572
+  waitchain -p 23572,23580              two starts at once (also: waitchain 23572 23580)
+  waitchain unprivileged-dmesg          the one process whose command line matches (pgrep -f)
+  waitchain --pattern demo              a process named like a subcommand
+  waitchain --all                       every chain that ends in a deadlock or a blocked write
+  waitchain 23572 --explain             also the commands that check each hop by hand
+  waitchain 23572 --json                machine-readable (schema waitchain/1)
+  waitchain 23572 --format svg >chain.svg      a picture (needs Graphviz's dot)
+  waitchain 23572 --format markdown            a Mermaid flowchart for a GitHub/GitLab issue
+  waitchain 23572 --report incident.html       one file for the ticket (mode 0600)
   waitchain demo                        start a real deadlock, diagnose it, clean it up
+  Run it as root (sudo waitchain ...) to follow processes of other users.
 
 worked example:
-  What `waitchain demo` runs: a wrapper reads a client's output through a pipe; the client
-  waits for a server's reply over TCP; the server ran `dmesg` with stdout=PIPE and calls
-  p.wait() before reading, and dmesg has filled the pipe:
+  `waitchain demo --ascii --width 100`, as it printed on a test machine (tools/make_examples.py
+  runs it again and a test checks that this is still what it prints):
 
-  $ sudo waitchain unprivileged-dmesg
-  PID            PROGRAM                  CALL                      BLOCKED  WHY
-  23572          unprivileged-dmesg.py    read(3<pipe:[139828372]>)  12m34s  waits for the writer
-  `- 23573       command-client.py dmesg  recvfrom(3<TCP 127.0.0.1:39392->127.0.0.1:1234>)
-     |                                                               12m34s  waits for the peer
-     `- 23270    command-server.py        wait4(32084)               12m34s  waits for its child
-        `- 32084 dmesg                    write(1<pipe:[139830001]>) 12m33s  pipe full 64 KiB
-           `- << 23270 command-server.py  DEADLOCK: 23270 -> 32084 -> 23270
+"""
 
-  DEADLOCK: 23270 command-server.py and 32084 dmesg wait for each other
-  root cause: 23270 command-server.py in wait4(), blocked for 12m34s
-              at command-server.py:16 in run_command_for_client: p.wait()
-  do now:     kill 32084 (dmesg): 23270 stops waiting and the chain unwinds
-  to fix:     read the child's output until EOF first, then wait (p.communicate())
-
+EPILOG_TAIL = """
 reading the output:
   Read it from the top: each line waits for the line below it. CALL is the system call the
   thread is blocked in, with its fd decoded as strace -y does; BLOCKED is how long the thread
@@ -79,26 +84,55 @@ safety and permissions:
   other users' processes; in a container it needs CAP_SYS_PTRACE and the host's pid namespace.
 
 exit codes:
-  0  diagnosis printed, no deadlock found
-  1  diagnosis printed, a deadlock was found (a cycle, or a process waiting for itself)
-  2  bad arguments (or the --report file cannot be written)
-  3  no such process, or the pattern matched none or several
-  4  permission denied (run as root; in a container, add CAP_SYS_PTRACE)
-  5  this kernel or machine lacks something waitchain needs (/proc/PID/syscall; Graphviz's dot
-     for --format svg)
-  70 internal error (a bug: please report it with the message)
+  0    diagnosis printed, no deadlock found
+  1    diagnosis printed, a deadlock was found (a cycle, or a process waiting for itself);
+       kept when the output fails after it (a closed pipe: waitchain ... | head)
+  2    bad arguments or options that conflict; a --report file that exists (without --force)
+       or cannot be created (checked before anything is diagnosed)
+  3    no such process, or the pattern matched none or several
+  4    permission denied (run as root; in a container, add CAP_SYS_PTRACE); also --all when
+       some processes could not be read and no deadlock was found among the others
+  5    this kernel or machine lacks something waitchain needs (/proc/PID/syscall; Graphviz's
+       dot for --format svg)
+  6    the output could not be written (stdout or the --report file: disk full, I/O error)
+  7    the system failed a read waitchain needed (no answer in time, an I/O error)
+  70   internal error (a bug: please report it with the message)
+  130  interrupted (Ctrl-C)
 """
+
+
+def example() -> str:
+    """The worked example: real output of the demo, stored by tools/make_examples.py."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "example.txt")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return "".join("  " + line if line.strip() else "\n" for line in f)
+    except OSError:
+        return "  (the example file is missing from this installation)\n"
+
+
+def epilog() -> str:
+    return EPILOG_HEAD + example() + EPILOG_TAIL
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="waitchain", description="Why is this process stuck? Follows what a hung process "
-        "waits for,\nthrough pipes, sockets and child processes, to the deadlock or the end of "
-        "the chain.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", nargs="?", help="a pid, or a pattern matched against command lines")
+        prog="waitchain", usage=USAGE, description="Why is this process stuck? Follows what a "
+        "hung process waits for,\nthrough pipes, sockets and child processes, to the deadlock or "
+        "the end of the chain.",
+        epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("targets", nargs="*", metavar="PID|PATTERN",
+                   help="where chains start: a pid (a thread id names its process), or a pattern "
+                   "matched against command lines like pgrep -f (one process must match); several "
+                   "may be given")
+    p.add_argument("-p", "--pid", action="append", default=[], type=pid_list, metavar="PID[,PID...]",
+                   help="start at these pids (like strace, gdb, py-spy); may be repeated")
+    p.add_argument("--pattern", action="append", default=[], metavar="REGEX",
+                   help="start at the one process whose command line matches REGEX, even if it "
+                   "looks like a pid or a subcommand (--pattern demo); may be repeated")
     p.add_argument("--all", action="store_true", help="every chain that ends in a deadlock or a blocked write")
     add_output_options(p)
+    p.add_argument("--man", action="store_true", help="show the manual page and exit")
     p.add_argument("--version", action="version", version=f"waitchain {__version__}")
     return p
 
@@ -107,14 +141,18 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     """Options shared by the main command and `waitchain demo`."""
     p.add_argument("--json", action="store_true", help="print JSON (schema waitchain/1); "
                    "same as --format json")
-    p.add_argument("--format", choices=FORMATS, default="text", help="output format")
-    p.add_argument("--width", type=int, metavar="COLUMNS",
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format (default: text); mermaid is the flowchart source (for mmdc, "
+                   "mermaid.live), markdown the same inside a ```mermaid block")
+    p.add_argument("--width", type=positive_int, metavar="COLUMNS",
                    help="fit the text output to this many columns (default: the terminal's "
                    "width; unlimited when stdout is not a terminal)")
     p.add_argument("--ascii", action="store_true",
-                   help="draw the tree with ASCII only (automatic when stdout's encoding is not UTF-8)")
+                   help="ASCII only, in every format (automatic for text when stdout's encoding "
+                   "is not UTF-8)")
     p.add_argument("--explain", action="store_true",
-                   help="for every edge, show how to check it by hand (ls -l /proc/PID/fd, ss, ...)")
+                   help="for every edge, show how to check it by hand (ls -l /proc/PID/fd, ss, ...); "
+                   "in --json, an \"explain\" list")
     p.add_argument("--stacks", action="store_true",
                    help="show the whole user-space stack of each blocked thread, not just the "
                    "application frame")
@@ -122,9 +160,31 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="do not read user-space stacks at all (no py-spy)")
     p.add_argument("--native", action="store_true",
                    help="INVASIVE: also read native stacks with gdb/eu-stack, which briefly "
-                   "stops (ptrace-attaches to) each target thread")
+                   "stops (ptrace-attaches to) each target thread; this restarts its blocking "
+                   "call, so the next run shows it blocked for a moment only")
     p.add_argument("--report", metavar="FILE.html",
-                   help="also write a self-contained HTML incident report to FILE.html")
+                   help="also write a self-contained HTML incident report to FILE.html (a new "
+                   "file, mode 0600; see --force)")
+    p.add_argument("--force", action="store_true", help="let --report replace an existing file")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also the notes that are the same on every run (native stacks not read)")
+
+
+def pid_list(value: str) -> List[int]:
+    """`1050` or `1050,1124`: positive numbers only."""
+    pids = []
+    for part in value.split(","):
+        part = part.strip()
+        if not PID.fullmatch(part) or int(part) <= 0:
+            raise argparse.ArgumentTypeError(f"not a pid: {part!r} (pids are positive numbers)")
+        pids.append(int(part))
+    return pids
+
+
+def positive_int(value: str) -> int:
+    if not PID.fullmatch(value.strip()) or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value!r}")
+    return int(value)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -138,29 +198,116 @@ def main(argv: Optional[List[str]] = None) -> int:
     except WaitchainError as exc:
         return fail(exc)
     except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed before there was a verdict to keep
+        _quiet_stdout()
+        return EXIT_OUTPUT
     except Exception as exc:  # the one place a bug becomes a message, not a traceback
-        print(f"waitchain: internal error: {type(exc).__name__}: {clean(str(exc))}", file=sys.stderr)
+        print(f"waitchain: internal error (a bug, please report it): {type(exc).__name__}: "
+              f"{clean(str(exc))}", file=sys.stderr)
         if os.environ.get("WAITCHAIN_DEBUG"):
             raise
         return EXIT_INTERNAL
 
 
+def check_options(args: argparse.Namespace) -> str:
+    """The output format; options that contradict each other are an error, never ignored."""
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} ask for two formats",
+                         "give one of them (--json is --format json)")
+    fmt = "json" if args.json else (args.format or "text")
+    if args.stacks and args.no_stacks:
+        raise UsageError("--stacks and --no-stacks contradict each other", "give one of them")
+    if args.native and args.no_stacks:
+        raise UsageError("--native reads stacks and --no-stacks reads none", "give one of them")
+    if fmt in PICTURES and args.explain:
+        raise UsageError(f"--explain has no place in --format {fmt} (a picture)",
+                         "use --explain with text or --json, or --report (it holds both)")
+    if fmt in PICTURES and args.stacks:
+        raise UsageError(f"--stacks has no place in --format {fmt} (a picture)",
+                         "use --stacks with text or --json")
+    if args.width is not None and fmt != "text":
+        raise UsageError(f"--width applies to the text output, not to --format {fmt}",
+                         "leave --width out")
+    if args.force and not args.report:
+        raise UsageError("--force only lets --report replace a file, and --report is not given",
+                         "add --report FILE, or leave --force out")
+    return fmt
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.all == (args.target is not None):
-        parser().error("give a pid or pattern, or --all")
-    with Snapshot.scan() as snap:  # closing it ends its memory reader's helper process
-        if args.all:
-            diag = diagnose_all(snap)
-        else:
-            pid = resolve(snap, args.target)
-            _readable(snap, pid)
-            diag = diagnose(snap, [pid])
-        if os.geteuid() != 0:
-            diag.notes.append("not running as root: other users' processes may be unreadable")
-        return finish(diag, args, snap)
+    if args.man:
+        return show_man()
+    fmt = check_options(args)
+    starts = _starts(args)
+    if args.all == bool(starts):
+        raise UsageError("give a pid or pattern, or --all" if not args.all else
+                         "--all looks at every process: give it without pids or patterns",
+                         "waitchain PID, waitchain -p PID, waitchain --pattern REGEX, or "
+                         "waitchain --all")
+    report = Report.open(args.report, args.force) if args.report else None
+    try:
+        if args.native:
+            _warn("--native stops each target thread briefly (ptrace) and restarts its blocking "
+                  "call: the next run shows it blocked for a moment only")
+        with Snapshot.scan() as snap:  # closing it ends its memory reader's helper process
+            if args.all:
+                diag = diagnose_all(snap)
+                skipped, total = _unread(snap)
+            else:
+                pids = _resolve_all(snap, starts)
+                for pid in pids:
+                    _readable(snap, pid)
+                diag = diagnose(snap, pids)
+                skipped = total = 0
+            if skipped and not diag.deadlocked:
+                raise IncompleteScan(skipped, total)
+            if skipped:
+                diag.notes.append(f"the scan is incomplete: {skipped} of {total} processes could "
+                                  "not be read (permission denied)")
+            elif os.geteuid() != 0:
+                diag.notes.append("not running as root: other users' processes may be unreadable")
+            return finish(diag, args, snap, fmt, report)
+    finally:
+        if report is not None:
+            report.discard()  # nothing written: the file reserved for it goes
+
+
+def _warn(text: str) -> None:
+    print(f"waitchain: warning: {text}", file=sys.stderr)
+
+
+def _starts(args: argparse.Namespace) -> List[Tuple[str, str]]:
+    """(kind, value) of every start asked for: ("pid", "1050"), ("pattern", "srv")."""
+    starts: List[Tuple[str, str]] = []
+    for target in args.targets:
+        if NEGATIVE.fullmatch(target):
+            raise UsageError(f"{target} is not a pid: pids are positive numbers",
+                             f"a pattern that begins with '-' is given as --pattern={target}")
+        if PID.fullmatch(target) and int(target) == 0:
+            raise UsageError("0 is not a pid", "give a pid from ps or pgrep")
+        starts.append(("pid" if PID.fullmatch(target) else "pattern", target))
+    starts += [("pid", str(pid)) for group in args.pid for pid in group]
+    starts += [("pattern", pattern) for pattern in args.pattern]
+    return starts
+
+
+def _resolve_all(snap: Snapshot, starts: List[Tuple[str, str]]) -> List[int]:
+    pids = [_by_pid(snap, int(v)) if kind == "pid" else _by_pattern(snap, v) for kind, v in starts]
+    return list(dict.fromkeys(pids))
+
+
+def _unread(snap: Snapshot) -> Tuple[int, int]:
+    """(processes whose fds could not be read, processes): kernel threads left out (they
+    have no fds to read, and their cmdline is `[name]`)."""
+    users = [p for p in snap.processes if not _kernel_thread(snap, p)]
+    unread = [p for p in snap.fds_unreadable() if p in snap.processes and not _kernel_thread(snap, p)]
+    return len(unread), len(users)
+
+
+def _kernel_thread(snap: Snapshot, pid: int) -> bool:
+    line = snap.cmdline(pid)
+    return line.startswith("[") and line.endswith("]") and not snap.processes[pid].fds
 
 
 def _readable(snap: Snapshot, pid: int) -> None:
@@ -170,31 +317,139 @@ def _readable(snap: Snapshot, pid: int) -> None:
         raise AccessDenied(pid, "the system calls (/proc/PID/task/TID/syscall)")
 
 
-def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] = None) -> int:
-    """Stacks, output in the chosen format, the optional report; the exit code."""
+def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] = None,
+           fmt: Optional[str] = None, report: Optional["Report"] = None, before: str = "") -> int:
+    """Stacks, output in the chosen format, the optional report; the exit code. A deadlock's
+    code (1) is kept when the output fails after it was found (a closed pipe, a full disk)."""
+    fmt = fmt or check_options(args)
     if snap is not None:
         measure_blocked(diag, snap)
     if not args.no_stacks:
         with spinner("reading user-space stacks"):
             attach_stacks(diag, native=args.native)
-    fmt = "json" if args.json else args.format
-    _write(renderers()[fmt](diag, options(args)))
-    if args.report:
-        from .render.html import write_report
-
-        write_report(diag, args.report)
-    return EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
-
-
-def _write(text: str) -> None:
-    """stdout in its own encoding; UTF-8 bytes when it cannot hold the text (a DOT file
-    piped through a C-locale shell must still be valid)."""
+    if not args.verbose:
+        diag.notes[:] = [n for n in diag.notes if not n.startswith(ROUTINE_NOTES)]
+    verdict = EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
+    text = renderers()[fmt](diag, options(args, fmt))
+    failed: Optional[WaitchainError] = None
     try:
-        sys.stdout.write(text)
-    except UnicodeEncodeError:
+        write_stdout(before + text)
+    except BrokenPipeError:
+        pass  # the reader has what it wanted (| head, | grep -q): the verdict stands
+    except OutputError as exc:
+        failed = exc
+    if report is not None:
+        try:
+            report.write(diag)
+            print(f"waitchain: report written to {clean(report.path)}", file=sys.stderr)
+        except OutputError as exc:
+            failed = failed or exc
+    if failed is not None:
+        code = fail(failed)
+        return verdict if verdict == EXIT_DEADLOCK else code
+    return verdict
+
+
+def write_stdout(text: str) -> None:
+    """stdout in its own encoding (UTF-8 bytes when it cannot hold the text: a DOT file piped
+    through a C-locale shell must still be valid), flushed, so a full disk or an I/O error is
+    seen here: OutputError. BrokenPipeError is the caller's: the reader went away."""
+    try:
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode("utf-8"))
         sys.stdout.flush()
-        sys.stdout.buffer.write(text.encode("utf-8"))
-        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise
+    except OSError as exc:
+        _quiet_stdout()
+        raise OutputError("the output (stdout)", exc) from None
+
+
+def _quiet_stdout() -> None:
+    """After stdout failed: point it at /dev/null, so the interpreter's last flush at exit
+    cannot fail again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests capture it)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
+class Report:
+    """The --report file: checked and reserved before the diagnosis (so a bad path costs
+    nothing), written after it. A new file is created O_EXCL|O_NOFOLLOW, mode 0600 (an
+    incident report names processes and command lines); with --force an existing one is
+    replaced by rename, never written through (a symlink is replaced, not followed)."""
+
+    def __init__(self, path: str, fd: int, temp: str) -> None:
+        self.path = path
+        self.fd = fd
+        self.temp = temp  # with --force: the file written, renamed over path at the end
+        self.done = False
+
+    @classmethod
+    def open(cls, path: str, force: bool) -> "Report":
+        path = os.path.abspath(path)
+        if os.path.isdir(path):
+            raise ReportError(path, why="it is a directory")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            if force and os.path.lexists(path):
+                fd, temp = tempfile.mkstemp(prefix=".waitchain-report-", suffix=".html",
+                                            dir=os.path.dirname(path))
+                return cls(path, fd, temp)
+            return cls(path, os.open(path, flags, 0o600), "")
+        except FileExistsError as exc:
+            raise ReportError(path, exc, "the file exists (--force replaces it)") from None
+        except OSError as exc:
+            raise ReportError(path, exc) from None
+
+    def write(self, diag: Diagnosis) -> None:
+        from .render.html import report
+
+        page = report(diag).encode("utf-8")
+        try:
+            with os.fdopen(self.fd, "wb") as out:
+                self.fd = -1
+                out.write(page)
+            if self.temp:
+                os.replace(self.temp, self.path)
+            self.done = True
+        except OSError as exc:
+            raise OutputError(f"the report {clean(self.path)}", exc) from None
+
+    def discard(self) -> None:
+        """Remove what open() created, unless the report was written."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if not self.done:
+            try:
+                os.unlink(self.temp or self.path)
+            except OSError:
+                pass
+
+
+def show_man() -> int:
+    """`waitchain --man`: the page through man(1); --help's text when man is missing (the
+    page is made from it)."""
+    page = manpage_path()
+    program = shutil.which("man")
+    if program is None or not os.path.exists(page):
+        _warn("man is not installed (Debian/Ubuntu: apt-get install man-db): the page's text is --help")
+        write_stdout(parser().format_help())
+        return EXIT_OK
+    return subprocess.call([program, "-l", page])
+
+
+def manpage_path() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "waitchain.1")
 
 
 def measure_blocked(diag: Diagnosis, snap: Snapshot) -> None:
@@ -206,21 +461,19 @@ def measure_blocked(diag: Diagnosis, snap: Snapshot) -> None:
                 diag.blocked_for[(pid, task.tid)] = idle
 
 
-def options(args: argparse.Namespace) -> Options:
+def options(args: argparse.Namespace, fmt: str = "text") -> Options:
     tty = sys.stdout.isatty()
-    color = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    color = tty and fmt == "text" and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
     width = args.width or (shutil.get_terminal_size().columns if tty else None)
     encoding = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "")
-    ascii_only = getattr(args, "ascii", False) or encoding != "utf8"
+    ascii_only = getattr(args, "ascii", False) or (fmt == "text" and encoding != "utf8")
     return Options(color=color, width=width, explain=args.explain, stacks=args.stacks,
                    ascii=ascii_only)
 
 
 def resolve(snap: Snapshot, target: str) -> int:
     """A pid that exists, or the one process whose command line matches the pattern."""
-    return _by_pid(snap, int(target)) if target.isdigit() else _by_pattern(snap, target)
-
-
+    return _by_pid(snap, int(target)) if PID.fullmatch(target) else _by_pattern(snap, target)
 def _by_pid(snap: Snapshot, number: int) -> int:
     """The process `number` names: a pid, or the id of one of its threads."""
     pid = number if number in snap.processes else thread_group(snap.fs, number)

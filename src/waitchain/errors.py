@@ -12,16 +12,26 @@ from typing import Dict, List, Optional
 from .names import short_cmdline
 from .sanitize import clean
 
-# Exit codes, documented in --help, the man page and the README.
-EXIT_OK, EXIT_DEADLOCK, EXIT_USAGE, EXIT_NO_PROCESS = 0, 1, 2, 3
-EXIT_DENIED, EXIT_UNSUPPORTED, EXIT_INTERNAL = 4, 5, 70
+# Exit codes, documented in --help, the man page and the README. Stable: a script may test
+# them. 1 is a finding, not a failure; 70 is only ever a bug.
+EXIT_OK = 0  # diagnosis printed, no deadlock
+EXIT_DEADLOCK = 1  # diagnosis printed, a deadlock found (kept when only the output failed after it)
+EXIT_USAGE = 2  # bad arguments, conflicting options, a --report path refused before any work
+EXIT_NO_PROCESS = 3  # no such process, or a pattern matched none or several
+EXIT_DENIED = 4  # permission denied, or a scan (--all) that could not read every process
+EXIT_UNSUPPORTED = 5  # the kernel or the machine lacks something (a /proc file, Graphviz, man)
+EXIT_OUTPUT = 6  # the output could not be written (stdout or --report: disk full, I/O error)
+EXIT_SYSTEM = 7  # the system failed a read waitchain needed (it did not answer in time, EIO)
+EXIT_INTERNAL = 70  # a bug in waitchain (EX_SOFTWARE): please report it with the message
+EXIT_INTERRUPTED = 130  # Ctrl-C
 MAX_CANDIDATES = 10  # processes listed when a pattern matches several
 
 
 class WaitchainError(Exception):
-    """Base of every error waitchain raises on purpose."""
+    """Base of every error waitchain raises on purpose: a condition of the system, never a
+    bug (an unexpected exception is the CLI's EXIT_INTERNAL)."""
 
-    exit_code = EXIT_INTERNAL
+    exit_code = EXIT_SYSTEM
 
     def fixes(self) -> List[str]:
         """What the person should do about it, one line each."""
@@ -160,18 +170,70 @@ class MissingTool(WaitchainError, FileNotFoundError):
                 "and render it elsewhere, or --format mermaid"]
 
 
-class ReportError(WaitchainError, OSError):
-    """The report file could not be written."""
+class UsageError(WaitchainError, ValueError):
+    """Arguments that cannot be used as given (argparse catches the rest)."""
 
     exit_code = EXIT_USAGE
 
-    def __init__(self, path: str, exc: OSError) -> None:
-        self.path = path
-        super().__init__(f"cannot write the report to {path}: {exc.strerror or exc}")
+    def __init__(self, message: str, fix: str = "") -> None:
+        self.fix = fix
+        super().__init__(message)
 
     def fixes(self) -> List[str]:
+        return [f"fix: {self.fix}"] if self.fix else ["see waitchain --help"]
+
+
+class ReportError(WaitchainError, OSError):
+    """The --report path was refused before the diagnosis (it exists, is a symlink, its
+    directory is missing or not writable): a bad argument, nothing was diagnosed."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: str, exc: Optional[OSError] = None, why: str = "") -> None:
+        self.path = path
+        self.errno = exc.errno if exc is not None else None
+        reason = why or (exc.strerror if exc is not None and exc.strerror else str(exc))
+        super().__init__(f"cannot write the report to {clean(path)}: {reason}")
+
+    def fixes(self) -> List[str]:
+        if self.errno == errno.EEXIST:
+            return ["fix: give a new file name, or add --force to replace it"]
         return ["fix: give --report a path in a directory you can write to, e.g. "
                 "--report /tmp/incident.html"]
+
+
+class OutputError(WaitchainError, OSError):
+    """Writing the output failed (disk full, I/O error, read-only file system)."""
+
+    exit_code = EXIT_OUTPUT
+
+    def __init__(self, where: str, exc: OSError) -> None:
+        self.where = where
+        self.errno = exc.errno
+        name = errno.errorcode.get(exc.errno or 0, "")
+        why = (exc.strerror or str(exc)) + (f" ({name})" if name else "")
+        super().__init__(f"cannot write {where}: {why}")
+
+    def fixes(self) -> List[str]:
+        if self.errno in (errno.ENOSPC, errno.EDQUOT):
+            return ["fix: free some space (df -h shows where), or write elsewhere"]
+        return ["fix: write the output elsewhere (another file system or device)"]
+
+
+class IncompleteScan(WaitchainError, PermissionError):
+    """--all could not read every process: "nothing found" would not be true."""
+
+    exit_code = EXIT_DENIED
+
+    def __init__(self, skipped: int, total: int) -> None:
+        self.skipped = skipped
+        self.total = total
+        super().__init__(f"the scan is incomplete: {skipped} of {total} processes could not be "
+                         "read (permission denied), so a deadlock among them would not be seen; "
+                         "no deadlock among the processes that could be read")
+
+    def fixes(self) -> List[str]:
+        return AccessDenied(None, "").fixes()
 
 
 def container_hint() -> List[str]:

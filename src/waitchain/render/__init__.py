@@ -22,4 +22,4 @@ def renderers() -> Dict[str, Callable[[Diagnosis, Options], str]]:
     from . import dot, json, mermaid, svg, text
 
     return {"text": text.render, "json": json.render, "dot": dot.render, "svg": svg.render,
-            "mermaid": mermaid.render}
+            "mermaid": mermaid.render_source, "markdown": mermaid.render}

@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 from ..model import Diagnosis, Edge, Task
 from ..sanitize import clean
 from . import Options
+from .ascii import to_ascii
 from .verdicts import summary
 from .common import (by_netns, chain_ends, deadlock_of, edge_lines, end_lines, netns_id,
                      node_lines, on_cycle, process_head, thread_head, unexamined, unique_edges)
@@ -19,7 +20,10 @@ FONT = "Helvetica"
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:
-    return "\n".join(lines(diag)) + "\n"
+    out = "\n".join(lines(diag)) + "\n"
+    # --ascii: what is beyond ASCII is only inside quoted strings, where the ASCII spellings
+    # (-> ... <<) are plain text and Graphviz reads &#N; as the character
+    return to_ascii(out, lambda code: f"&#{code};") if options.ascii else out
 
 
 def quote(text: str) -> str:

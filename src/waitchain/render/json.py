@@ -27,7 +27,29 @@ Json = Dict[str, Any]
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:
-    return json.dumps(to_dict(diag), indent=2, ensure_ascii=True) + "\n"
+    out = to_dict(diag)
+    if options.explain:
+        out["explain"] = explain(diag)
+    return json.dumps(out, indent=2, ensure_ascii=True) + "\n"
+
+
+def explain(diag: Diagnosis) -> List[Json]:
+    """--json --explain: the commands that check each edge (by its index in "edges") and
+    each chain's end (by its index in "chains") by hand, as --explain prints them."""
+    from .explain import edge_checks, end_checks
+
+    out: List[Json] = []
+    for number, e in enumerate(diag.edges):
+        out.append({"edge": number, "chain": None, "checks": _checks(edge_checks(diag, e))})
+    for number, chain in enumerate(diag.chains):
+        checks = end_checks(diag, chain)
+        if checks:
+            out.append({"edge": None, "chain": number, "checks": _checks(checks)})
+    return out
+
+
+def _checks(checks: List[Any]) -> List[Json]:
+    return [{"command": c.command, "expect": c.expect} for c in checks]
 
 
 def to_dict(diag: Diagnosis) -> Json:
@@ -43,6 +65,7 @@ def to_dict(diag: Diagnosis) -> Json:
         "deadlock": diag.deadlocked,
         "verdicts": verdicts,
         "notes": list(diag.notes),
+        "explain": None,  # --explain: the commands that check each edge and end (render)
     }
 
 

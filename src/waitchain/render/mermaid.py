@@ -1,5 +1,6 @@
-"""--format mermaid: the wait-for graph as a Mermaid flowchart inside a ```mermaid block,
-ready to paste into a GitHub or GitLab issue, or any Markdown that renders Mermaid.
+"""--format mermaid: the wait-for graph as Mermaid flowchart source (what mmdc and
+mermaid.live read); --format markdown: the same inside a ```mermaid block, ready to paste
+into a GitHub or GitLab issue, or any Markdown that renders Mermaid.
 
 Untrusted text is written with Mermaid's entity codes (`#34;` for a quote, `#60;` for `<`),
 so no process name can close a label, start an arrow, or inject HTML."""
@@ -11,6 +12,7 @@ from typing import List, Optional, Tuple
 from ..model import Diagnosis, Edge
 from ..sanitize import clean
 from . import Options
+from .ascii import TABLE
 from .verdicts import summary
 from .common import (by_netns, chain_ends, edge_lines, end_lines, netns_id, node_lines, on_cycle,
                      process_head, thread_head, unexamined, unique_edges)
@@ -20,12 +22,33 @@ RED = "#c62828"
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:
-    return "```mermaid\n" + source(diag) + "```\n"
+    """--format markdown: the flowchart in a fenced block."""
+    return "```mermaid\n" + source(diag, options.ascii) + "```\n"
 
 
-def source(diag: Diagnosis) -> str:
+def render_source(diag: Diagnosis, options: Options = Options()) -> str:
+    """--format mermaid: the flowchart source alone."""
+    return source(diag, options.ascii)
+
+
+def source(diag: Diagnosis, ascii_only: bool = False) -> str:
     """The flowchart itself, without the Markdown fence."""
-    return "\n".join(lines(diag)) + "\n"
+    out = "\n".join(lines(diag)) + "\n"
+    return _ascii(out) if ascii_only else out
+
+
+def _ascii(source: str) -> str:
+    """--ascii: what is beyond ASCII is only ever inside labels (and the %% comment): arrows
+    and ellipses spelled out (entity-coded where a character is not safe in a label: `->` is
+    `-#62;`), anything else as its entity code, which Mermaid shows as the character."""
+    return "".join(ch if ord(ch) < 0x80 else _spelled(ch) for ch in source)
+
+
+def _spelled(ch: str) -> str:
+    ascii_text = ch.translate(TABLE)
+    if ascii_text == ch:
+        return f"#{ord(ch)};"
+    return "".join(c if c in SAFE else f"#{ord(c)};" for c in ascii_text)
 
 
 def text(value: str) -> str:
