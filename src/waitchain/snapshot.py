@@ -24,6 +24,7 @@ from .procfs.sched import read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, tty_nr
 from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
+from .procfs.timers import PosixTimer, read_timers
 
 Endpoint = Tuple[str, int]
 K = TypeVar("K")
@@ -120,6 +121,7 @@ class Snapshot:
         self._netns: Dict[str, set] = {}
         self._cmdlines: Dict[int, str] = {}
         self._mounts: Dict[int, Dict[int, Mount]] = {}
+        self._timers: Dict[int, List[PosixTimer]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
         self.memory = TargetMemory(live=fs.root == "/proc")
@@ -535,6 +537,16 @@ class Snapshot:
     def kernel_stack(self, pid: int, tid: int) -> Tuple[List[str], str]:
         """Kernel functions the thread sleeps in, innermost first, and why none if none."""
         return read_stack(self.fs, pid, tid)
+
+    def timers(self, pid: int) -> List[PosixTimer]:
+        """/proc/PID/timers (cached): its POSIX timers, [] when unreadable."""
+        return _cached(self._timers, pid, lambda: self._read_timers(pid))
+
+    def _read_timers(self, pid: int) -> List[PosixTimer]:
+        try:
+            return read_timers(self.fs, pid)
+        except WaitchainError:
+            return []
 
     def mounts(self, pid: int) -> Dict[int, Mount]:
         """Mounts as pid sees them (mount id → mount), {} if unreadable."""

@@ -229,3 +229,70 @@ def test_a_python_flock_retry_loop_waits_for_the_flock_holder(run_py, procs, tmp
     assert data["root_cause"]["pid"] == sleeper, data["verdicts"]
     assert prog.popen.poll() is None
 
+
+
+# --- flock -w: a lock wait with a timer ------------------------------------------------------
+
+# Each side takes its first lock, says so, waits for "go", then asks for the other's lock with
+# `flock -w` (ABBA): both inner flocks block in flock(LOCK_EX), each with a POSIX timer armed.
+TIMED_SIDE = 'exec flock "$1" sh -c \'echo locked; read _; flock -w 600 "$2" true; true\' sh "$@"'
+PLAIN_SIDE = TIMED_SIDE.replace("flock -w 600 ", "flock ")
+
+
+def abba(procs, tmp_path, side: str) -> List[int]:
+    """The two sides of an ABBA on two flocks; returns the two blocked inner flocks."""
+    if shutil.which("flock") is None:
+        pytest.skip("flock(1) is not installed (util-linux)")
+    a, b = str(tmp_path / "A"), str(tmp_path / "B")
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    try:
+        for first, second in ((a, b), (b, a)):
+            procs.spawn(["/bin/sh", "-c", side, "sh", first, second], stdin=go_r, stdout=ready_w)
+    finally:
+        os.close(ready_w)
+        os.close(go_r)
+    try:
+        read_lines(ready_r, 2, 15.0)
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+    inner = lambda: [p for p in procs.descendants() if _argv(p)[-1:] == ["true"]]  # noqa: E731
+    wait_until(lambda: len(inner()) == 2 and all(blocked_in(p, ("flock",)) for p in inner()),
+               "both inner flocks block")
+    return sorted(inner())
+
+
+def _argv(pid: int) -> List[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.fsdecode(f.read()).split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def test_flock_w_abba_is_no_deadlock_its_timers_end_it(procs, tmp_path, run_cli) -> None:
+    """util-linux flock -w blocks in flock(LOCK_EX) with a POSIX timer (SIGALRM, caught):
+    the waits end when the timers fire, so the cycle is not a deadlock."""
+    inner = abba(procs, tmp_path, TIMED_SIDE)
+    with open(f"/proc/{inner[0]}/timers") as f:
+        assert "signal: 14/" in f.read()  # the timer flock -w armed (SIGALRM)
+    data = diagnose(run_cli, inner[0])
+    assert data["_code"] == 0 and data["deadlock"] is False, data["verdicts"]
+    for pid in inner:  # each waits for the other side's holders, its timer kept as a remark
+        (thread,) = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]
+        end = thread["end"]
+        assert end is not None and (end["reason"], end["signals"]) == ("timeout", ["SIGALRM"]), thread
+        assert {e["kind"] for e in edges_from(data, pid)} == {"flock"}
+    (verdict,) = data["verdicts"]
+    assert verdict["class"] == "cycle" and verdict["advice"] == "wait-and-see", verdict
+    assert inner[1] in verdict["members"], verdict  # the chain reaches the other side
+
+
+def test_plain_flock_abba_is_still_a_deadlock(procs, tmp_path, run_cli) -> None:
+    inner = abba(procs, tmp_path, PLAIN_SIDE)
+    data = diagnose(run_cli, inner[0])
+    assert data["_code"] == 1 and data["deadlock"] is True, data["verdicts"]
+    for pid in inner:
+        (thread,) = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]
+        assert thread["end"] is None and thread["live"] == [], thread

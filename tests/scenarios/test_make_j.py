@@ -72,7 +72,8 @@ def test_make_j2_recipes_taking_flocks_in_opposite_orders_deadlock(procs, tmp_pa
         pytest.skip("flock(1) is not installed (util-linux)")
     (tmp_path / "Makefile").write_text(ABBA)
     make = procs.spawn([_make(), "-s", "-j2"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: len(children(make.pid)) == 2, "make runs both recipes")
+    # make's /bin/sh -c execs the recipe's flock(1): wait for both
+    wait_until(lambda: [cmdline(p)[:1] for p in children(make.pid)] == [["flock"]] * 2, "make runs both recipes")
     outer = {cmdline(p)[1]: p for p in children(make.pid)}  # flock lk1 ..., flock lk2 ...
     # each outer flock(1) runs sh, which execs the inner flock of the other lock
     inner = {lock: only_child(pid) for lock, pid in outer.items()}
@@ -157,7 +158,7 @@ def test_fifo_readers_under_a_make_with_nothing_left_to_start_keep_the_fifo_verd
 HELD = """\
 all: holder waiter
 holder:
-\tflock lk sleep 3600
+\tflock lk sh -c 'touch started; exec sleep 3600'
 waiter:
 \twhile [ ! -e started ]; do sleep 0.01; done; flock lk true
 """
@@ -166,7 +167,7 @@ waiter:
 def test_make_j2_recipe_waiting_for_a_lock_a_sleeping_recipe_holds(procs, tmp_path, run_cli) -> None:
     if shutil.which("flock") is None:
         pytest.skip("flock(1) is not installed (util-linux)")
-    (tmp_path / "Makefile").write_text(HELD.replace("flock lk sleep", "touch started; flock lk sleep"))
+    (tmp_path / "Makefile").write_text(HELD)  # the waiter starts once the holder has the lock
     make = procs.spawn([_make(), "-s", "-j2"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     named = lambda argv: [p for p in procs.descendants() if cmdline(p) == argv]  # noqa: E731
     wait_until(lambda: any(blocked_in(p, SLEEPS) for p in named(["sleep", "3600"])), "the holder's sleep runs")

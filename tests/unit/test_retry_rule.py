@@ -9,14 +9,16 @@ import struct
 import time
 from typing import Dict, List, Optional, Tuple
 
-from rule_fakes import RDONLY, RDWR, FakeSnapshot, task
+from rule_fakes import RDWR, FakeSnapshot, task
 
 from waitchain.graph.explore import node_of
-from waitchain.graph.waitfor import WaitFor
+from waitchain.graph.waitfor import Node, WaitFor
 from waitchain.model import EdgeKind, EndKind, FdInfo, LockType, Mode, Reason
 from waitchain.procfs.locks import parse_locks
+from waitchain.procfs.timers import PosixTimer, parse_timers
+from waitchain.render.ends import detail
 from waitchain.render.labels import label
-from waitchain.waits import signals
+from waitchain.waits import filelock, signals
 
 DB, INO = "/srv/app.db", 4242
 SLEEP_AT = 0x7000
@@ -80,8 +82,7 @@ def test_a_retry_loop_is_a_way_out_so_never_a_deadlock() -> None:
                                  task(10, "clock_nanosleep", CLOCK_MONOTONIC, 0, SLEEP_AT)))
     assert not plain.exit and not plain.targets
     # two retriers each holding what the other retries: no knot (each runs between tries)
-    back = node_of(sleep(snapshot({20: [EXCLUSIVE]})))
-    graph = WaitFor([node, back.__class__((20, 20), ((10, None),), Mode.ANY, True)])
+    graph = WaitFor([node, Node((20, 20), ((10, None),), Mode.ANY)])  # the holder waits for the retrier
     assert not graph.knots()
 
 
@@ -145,3 +146,60 @@ def test_an_unreadable_sleep_is_no_retry() -> None:
     snap.memory.data.clear()
     wait = sleep(snap)
     assert not wait.edges and wait.end is not None and wait.end.unread
+
+
+# --- flock -w: /proc/PID/timers, and a timer as the way out of a blocked lock call ------------
+
+TIMERS = """ID: 0
+signal: 14/0000000000000000
+notify: signal/pid.24044
+ClockID: 1
+ID: 1
+signal: 10/00007f0000001000
+notify: thread/tid.24050
+ClockID: 0
+ID: 2
+signal: 0/0000000000000000
+notify: none/pid.24044
+ClockID: 1
+ID: x
+"""
+
+
+def test_proc_timers_are_parsed() -> None:
+    assert parse_timers(TIMERS) == [PosixTimer(0, 14, "signal", 24044, 1), PosixTimer(1, 10, "thread", 24050, 0),
+                                    PosixTimer(2, 0, "none", 24044, 1)]
+    assert parse_timers("") == [] and parse_timers("garbage\n: :\n") == []
+
+
+def blocked_flock(timers: List[PosixTimer], caught: Tuple[int, ...] = (14,), blocked: Tuple[int, ...] = (),
+                  threads: int = 1):
+    """10 blocks in flock(3, LOCK_EX) behind 20's flock on DB; 10 has these timers."""
+    snap = snapshot({20: [FLOCK_EX]})
+    snap._mounts[10] = {}
+    snap.threads[10] = [task(10 + i, "flock", 3, 2) for i in range(threads)]
+    snap.set_masks(10, 10, caught, blocked)
+    snap._timers[10] = timers
+    return filelock.rule(snap, 10, task(10, "flock", 3, 2))
+
+
+def test_a_caught_timer_signal_is_a_way_out_of_a_blocked_flock() -> None:
+    wait = blocked_flock([PosixTimer(0, 14, "signal", 10, 1)])
+    assert [e.to_pid for e in wait.edges] == [20] and wait.live == ()
+    timer = wait.end
+    assert timer is not None
+    assert (timer.kind, timer.reason, timer.call, timer.signals) == (
+        EndKind.SLEEPING, Reason.TIMEOUT, "flock", ("SIGALRM",))
+    assert node_of(wait).exit
+    assert detail(timer).startswith("its timer: a POSIX timer sends SIGALRM")
+
+
+def test_no_timer_or_one_that_cannot_end_the_wait_is_no_way_out() -> None:
+    assert blocked_flock([]).end is None and not node_of(blocked_flock([])).exit
+    assert blocked_flock([PosixTimer(0, 14, "signal", 10, 1)], caught=()).end is None  # default action: it dies
+    assert blocked_flock([PosixTimer(0, 14, "signal", 10, 1)], blocked=(14,)).end is None
+    assert blocked_flock([PosixTimer(0, 0, "none", 10, 1)]).end is None
+    # process-directed, with another thread that may take the signal
+    assert blocked_flock([PosixTimer(0, 14, "signal", 10, 1)], threads=2).end is None
+    # directed at this very thread
+    assert blocked_flock([PosixTimer(0, 14, "thread", 10, 1)], threads=2).end is not None

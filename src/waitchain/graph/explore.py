@@ -81,7 +81,9 @@ def _named(wait: Wait, task: Task) -> Wait:
 def node_of(wait: Wait) -> Node:
     """The wait as the plain graph sees it: its targets, how they combine, a way out. A
     retry loop (a short sleep taken for a lock retry, inferred) is a way out of its own: it
-    runs between tries and may give up (a busy timeout), so it never makes a deadlock."""
+    runs between tries and may give up (a busy timeout), so it never makes a deadlock; so is
+    a lock wait's timer (flock -w), kept as its end next to its edges."""
     targets = tuple((e.to_pid, e.to_tid) for e in wait.edges)
     retrying = any(e.retry is not None for e in wait.edges)
-    return Node((wait.pid, wait.tid), targets, wait.mode, exit=bool(wait.live) or retrying)
+    timed = bool(wait.edges) and wait.end is not None and wait.end.reason == Reason.TIMEOUT
+    return Node((wait.pid, wait.tid), targets, wait.mode, exit=bool(wait.live) or retrying or timed)

@@ -94,6 +94,8 @@ def _timeout(end: End) -> str:
     """An OR wait's or a timed futex's timeout, as an alternative: the clock ends it."""
     if end.unread:
         return "its timeout (how long is unreadable)"
+    if end.timeout is None and end.signals:  # a POSIX timer's signal (flock -w): /proc/PID/timers
+        return f"its timer: a POSIX timer sends {', '.join(end.signals)}, whose handler ends the wait (when is not shown)"
     if end.timeout is None:
         return "its timeout"
     return f"its timeout ({end.timeout:g} s at most)"  # seconds, as in the JSON, whatever the call's unit

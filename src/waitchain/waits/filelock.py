@@ -10,12 +10,13 @@ fd inherited by a child lists both parent and child."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, FdInfo, FileLock, LockType, Mode, Reason, Task, Wait
 from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps
+from ..procfs.status import mask, signal_names
 from ..snapshot import Snapshot
 from .describe import fd_text
 
@@ -59,7 +60,33 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     if info is None or snap.target(pid, fd) is None:
         return _ends(pid, task.tid, what, f"fd {fd} is not open any more", Reason.NOT_READABLE)
     waiter = _Waiter(pid, task.tid, fd, snap.target(pid, fd) or "", call.name, what)
-    return _wait(snap, waiter, info, request)
+    wait = _wait(snap, waiter, info, request)
+    timer = _timer(snap, pid, task.tid, call.name) if wait.edges else None
+    return replace(wait, end=timer) if timer is not None and wait.end is None else wait
+
+
+def _timer(snap: Snapshot, pid: int, tid: int, name: str) -> Optional[End]:
+    """A POSIX timer whose signal the thread catches and does not block ends the wait
+    (EINTR): util-linux `flock -w N` arms one (SIGALRM) and blocks in flock(LOCK_EX). The
+    timer may be disarmed, and when it fires is not shown: a way out, its time unknown. A
+    process-directed timer counts only in a process of one thread (another thread could
+    take the signal). The wait keeps its edges, followed, with this end as a remark: the
+    graph takes it for a way out (graph/explore.node_of), so it never makes a deadlock."""
+    try:
+        status = snap.status(pid, tid)
+    except WaitchainError:
+        return None
+    ending = mask(status, "SigCgt") & ~mask(status, "SigBlk")
+    local = snap.local_id(pid, pid, tid)
+    for timer in snap.timers(pid):
+        if not 0 < timer.signo <= 64 or not ending & (1 << (timer.signo - 1)):
+            continue
+        alone = timer.notify == "signal" and len(snap.tasks(pid)) == 1
+        if alone or (timer.notify == "thread" and timer.target in (tid, local)):
+            signals = tuple(signal_names(1 << (timer.signo - 1)))
+            return End(EndKind.SLEEPING, reason=Reason.TIMEOUT, call=name, signals=signals,
+                       source=f"/proc/{pid}/timers")
+    return None
 
 
 @dataclass(frozen=True)
