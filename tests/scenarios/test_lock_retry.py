@@ -26,7 +26,7 @@ from scenario_helpers import edges_from, read_lines
 
 from waitchain.demo.harness import blocked_in, wait_blocked, wait_until
 
-SLEEPS = ("clock_nanosleep", "nanosleep")
+SLEEPS = ("clock_nanosleep", "nanosleep", "select", "pselect6")  # time.sleep on 3.9/3.10: select, no fd
 
 
 def _sqlite() -> str:
@@ -122,7 +122,7 @@ def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_trans
         assert chain["path"] == [writer.pid, holder.pid], chain
         (edge,) = edges_from(data, writer.pid)
         assert edge["kind"] == "posix-lock" and edge["to"]["pid"] == holder.pid and edge["object"] == db
-        assert edge["syscall"] in SLEEPS and edge["lock"]["type"] == "write"
+        assert edge["syscall"] in ("clock_nanosleep", "nanosleep") and edge["lock"]["type"] == "write"
         retry = edge["retry"]
         assert retry is not None and 0 < retry["interval"] <= 0.1 and retry["holds"] is None, edge
         assert edge["evidence"].startswith("inferred:") and "retrying a lock held by" in edge["label"]
@@ -153,12 +153,15 @@ def test_a_sleeper_next_to_a_read_transaction_is_no_retry(run_py, procs, tmp_pat
         reader.close()
 
 
-# A program with the file open that sleeps in a loop (libc usleep: nanosleep, as sqlite's).
-# argv: path, seconds per sleep, and what it does first: "none", "lock" (takes an exclusive
-# POSIX lock itself), "try-flock" (retries flock(LOCK_EX|LOCK_NB) between the sleeps).
+# A program with the file open that sleeps in a loop (libc usleep: nanosleep, as sqlite's;
+# or time.sleep: clock_nanosleep TIMER_ABSTIME on 3.11+, select with no fd on 3.9/3.10).
+# argv: path, seconds per sleep, what it does first: "none", "lock" (takes an exclusive
+# POSIX lock itself), "try-flock" (retries flock(LOCK_EX|LOCK_NB) between the sleeps, as
+# the filelock package does), and how it sleeps: "usleep" (default) or "time.sleep".
 RETRY_SLEEPER = """
 import fcntl
 path, seconds, mode = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+how = sys.argv[4] if len(sys.argv) > 4 else "usleep"
 fd = os.open(path, os.O_RDWR)
 if mode == "lock":
     fcntl.lockf(fd, fcntl.LOCK_EX)
@@ -170,7 +173,10 @@ while True:
             break
         except BlockingIOError:
             pass
-    libc.usleep(int(seconds * 1e6))
+    if how == "time.sleep":
+        time.sleep(seconds)
+    else:
+        libc.usleep(int(seconds * 1e6))
 """
 
 
@@ -205,7 +211,8 @@ def test_a_long_sleep_next_to_a_write_transaction_is_no_retry(run_py, procs, tmp
 # --- a Python flock retry loop behind `flock FILE sleep` ------------------------------------
 
 
-def test_a_python_flock_retry_loop_waits_for_the_flock_holder(run_py, procs, tmp_path, run_cli) -> None:
+@pytest.mark.parametrize("how", ["usleep", "time.sleep"])
+def test_a_python_flock_retry_loop_waits_for_the_flock_holder(run_py, procs, tmp_path, run_cli, how) -> None:
     flock = shutil.which("flock")
     if flock is None:
         pytest.skip("flock(1) is not installed (util-linux)")
@@ -216,7 +223,7 @@ def test_a_python_flock_retry_loop_waits_for_the_flock_holder(run_py, procs, tmp
     wait_until(lambda: any(blocked_in(p, SLEEPS) for p in procs.descendants() if p != holder.pid),
                "its sleep runs")
     (sleeper,) = [p for p in procs.descendants() if p != holder.pid]
-    prog = run_py(RETRY_SLEEPER, path, "0.1", "try-flock")
+    prog = run_py(RETRY_SLEEPER, path, "0.1", "try-flock", how)
     prog.ready()
     wait_blocked(prog.pid, *SLEEPS)
     data = diagnose_asleep(run_cli, prog.pid)

@@ -18,7 +18,7 @@ from waitchain.procfs.locks import parse_locks
 from waitchain.procfs.timers import PosixTimer, parse_timers
 from waitchain.render.ends import detail
 from waitchain.render.labels import label
-from waitchain.waits import filelock, signals
+from waitchain.waits import filelock, poll, signals
 
 DB, INO = "/srv/app.db", 4242
 SLEEP_AT = 0x7000
@@ -203,3 +203,15 @@ def test_no_timer_or_one_that_cannot_end_the_wait_is_no_way_out() -> None:
     assert blocked_flock([PosixTimer(0, 14, "signal", 10, 1)], threads=2).end is None
     # directed at this very thread
     assert blocked_flock([PosixTimer(0, 14, "thread", 10, 1)], threads=2).end is not None
+
+
+def test_a_select_with_no_fd_and_a_short_timeout_is_a_sleep_that_may_retry() -> None:
+    """Python 3.9/3.10's time.sleep: select(0, NULL, NULL, NULL, &timeval)."""
+    snap = snapshot({20: [EXCLUSIVE]})
+    snap.memory.put(10, SLEEP_AT, struct.pack("=qq", 0, 50000))  # struct timeval: 0.05 s
+    (edge,) = poll.rule(snap, 10, task(10, "select", 0, 0, 0, 0, SLEEP_AT)).edges
+    assert edge.to_pid == 20 and edge.retry is not None and edge.retry.interval == 0.05
+    assert edge.retry.call == "select" and edge.syscall == "select"
+    snap.memory.put(10, SLEEP_AT, struct.pack("=qq", 30, 0))
+    wait = poll.rule(snap, 10, task(10, "select", 0, 0, 0, 0, SLEEP_AT))
+    assert not wait.edges and wait.end is not None and wait.end.reason == Reason.SLEEP

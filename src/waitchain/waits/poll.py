@@ -71,8 +71,9 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     watched = watched[:MAX_FDS]
     what = _what(snap, pid, task, watched)
     timeout = _timeout(snap, pid, call)
-    if not watched and not unread:
-        return Wait(pid, task.tid, what, end=_no_fds(snap, pid, task.tid, call, timeout), syscall=call.name)
+    if not watched and not unread:  # a sleep (Python's time.sleep on 3.9/3.10) may be a lock retry loop
+        wait = Wait(pid, task.tid, what, end=_no_fds(snap, pid, task.tid, call, timeout), syscall=call.name)
+        return signals.retrying(snap, wait, timeout.timeout) if timeout is not None and timeout.timeout else wait
     found = _alternatives(snap, pid, task.tid, call.name, watched)
     if unread:  # not followed: any of them may be ready, so the thread is not known stuck
         detail = f"{unread} more watched fds not followed (at most {MAX_FDS} are)"

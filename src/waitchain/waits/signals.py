@@ -231,18 +231,20 @@ def _sleep(snap: Snapshot, pid: int, task: Task) -> Wait:
         end = End(EndKind.SLEEPING, reason=Reason.SLEEP, call=call.name, unread=str(exc))
         return Wait(pid, task.tid, f"{call.name}()", end=end, syscall=call.name)
     if flags & TIMER_ABSTIME:
-        return _retrying(snap, _absolute(pid, task.tid, call.name, clock, value))
+        return retrying(snap, _absolute(pid, task.tid, call.name, clock, value))
     end = _relative(snap, pid, task.tid, call.name, value)
-    return _retrying(snap, Wait(pid, task.tid, f"{call.name}({value:g} s)", end=end, syscall=call.name))
+    return retrying(snap, Wait(pid, task.tid, f"{call.name}({value:g} s)", end=end, syscall=call.name))
 
 
-def _retrying(snap: Snapshot, wait: Wait) -> Wait:
+def retrying(snap: Snapshot, wait: Wait, interval: Optional[float] = None) -> Wait:
     """A short sleep with a file open that another process holds a conflicting lock on is
-    taken for a lock retry loop: edges to the holders instead of the end (retry.py)."""
+    taken for a lock retry loop: edges to the holders instead of the end (retry.py).
+    `interval`: how long one sleep lasts, else the end's requested time, else (an absolute
+    sleep) the time left and the time slept."""
     end = wait.end
     assert end is not None
-    interval = end.duration
-    if interval is None and end.timeout is not None:  # absolute: the time left and the time slept
+    interval = interval if interval is not None else end.duration
+    if interval is None and end.timeout is not None:
         interval = end.timeout + (snap.idle_seconds(wait.pid, wait.tid) or 0.0)
     edges, mode = retry_edges(snap, wait.pid, wait.tid, end.call, interval)
     return dataclasses.replace(wait, edges=edges, end=None, mode=mode) if edges else wait
