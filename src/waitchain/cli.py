@@ -17,7 +17,11 @@ from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_INTERRUPTED
                      EXIT_USAGE, MAX_CANDIDATES, AccessDenied, Ambiguous, IncompleteScan,
                      NoMatch, OutputError, ProcessGone, ReportError, Unsupported, UsageError,
                      WaitchainError)  # the codes are part of the CLI
-from .engine import diagnose, diagnose_all
+from . import incidents
+from .confirm import confirm_over
+from .engine import diagnose
+from .incidents import DEFAULT_MIN_BLOCKED
+from .watch import seconds
 from .model import Diagnosis
 from .render import Options, renderers
 from .render.progress import spinner
@@ -39,6 +43,7 @@ waitchain [OPTIONS] PID|PATTERN ...
        waitchain [OPTIONS] -p PID[,PID...] | --pattern REGEX
        waitchain [OPTIONS] --all
        waitchain demo [OPTIONS]
+       waitchain watch [--interval S] [--threshold S] --out DIR [--metrics FILE] (see watch --help)
        waitchain --man"""
 
 EPILOG_HEAD = """\
@@ -54,6 +59,8 @@ examples:
   waitchain 23572 --format markdown            a Mermaid flowchart for a GitHub/GitLab issue
   waitchain 23572 --report incident.html       one file for the ticket (mode 0600)
   waitchain demo                        start a real deadlock, diagnose it, clean it up
+  waitchain 23572 --confirm 2           look again 2 s later: a hang, or a slow exchange?
+  waitchain watch --out /var/lib/waitchain   a watchdog: a report when a rare hang happens
   Run it as root (sudo waitchain ...) to follow processes of other users.
 
 worked example:
@@ -130,7 +137,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", action="append", default=[], metavar="REGEX",
                    help="start at the one process whose command line matches REGEX, even if it "
                    "looks like a pid or a subcommand (--pattern demo); may be repeated")
-    p.add_argument("--all", action="store_true", help="every chain that ends in a deadlock or a blocked write")
+    p.add_argument("--all", action="store_true", help="every incident on the machine, worst first: deadlocks, "
+                   "chains through a full buffer, chains blocked longer than --min-blocked")
+    p.add_argument("--min-blocked", type=seconds, metavar="SECONDS",
+                   help=f"with --all: also report a chain of two or more processes once all its waits have "
+                   f"been blocked this long (default {DEFAULT_MIN_BLOCKED:g})")
+    p.add_argument("--confirm", type=seconds, metavar="SECONDS",
+                   help="look again after SECONDS; report as stuck only the waits that did not move (same "
+                   "call and arguments, no context switch, same queues): a hang, not a slow exchange")
     add_output_options(p)
     p.add_argument("--man", action="store_true", help="show the manual page and exit")
     p.add_argument("--version", action="version", version=f"waitchain {__version__}")
@@ -194,6 +208,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .demo.run import main as demo_main
 
             return demo_main(argv[1:])
+        if argv[:1] == ["watch"]:
+            from .watch import main as watch_main
+
+            return watch_main(argv[1:])
         return run(parser().parse_args(argv))
     except WaitchainError as exc:
         return fail(exc)
@@ -229,6 +247,9 @@ def check_options(args: argparse.Namespace) -> str:
     if args.width is not None and fmt != "text":
         raise UsageError(f"--width applies to the text output, not to --format {fmt}",
                          "leave --width out")
+    if getattr(args, "min_blocked", None) is not None and not args.all:
+        raise UsageError("--min-blocked chooses what --all reports, and --all is not given",
+                         "add --all, or leave --min-blocked out")
     if args.force and not args.report:
         raise UsageError("--force only lets --report replace a file, and --report is not given",
                          "add --report FILE, or leave --force out")
@@ -252,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
                   "call: the next run shows it blocked for a moment only")
         with Snapshot.scan() as snap:  # closing it ends its memory reader's helper process
             if args.all:
-                diag = diagnose_all(snap)
+                diag = incidents.scan(snap, _min_blocked(args)).diagnosis
                 skipped, total = _unread(snap)
             else:
                 pids = _resolve_all(snap, starts)
@@ -260,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
                     _readable(snap, pid)
                 diag = diagnose(snap, pids)
                 skipped = total = 0
+            if args.confirm is not None:
+                diag = confirm_over(diag, snap, args.confirm)
             if skipped and not diag.deadlocked:
                 raise IncompleteScan(skipped, total)
             if skipped:
@@ -271,6 +294,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if report is not None:
             report.discard()  # nothing written: the file reserved for it goes
+
+
+def _min_blocked(args: argparse.Namespace) -> float:
+    return DEFAULT_MIN_BLOCKED if args.min_blocked is None else args.min_blocked
 
 
 def _warn(text: str) -> None:

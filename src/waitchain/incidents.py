@@ -21,11 +21,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from .engine import diagnose_explored, explore_all
 from .graph import Explored, blocked_writers, sources
 from .graph.explore import Rules
-from .model import Cycle, Diagnosis, EndKind, Verdict, VerdictClass
+from .model import Advice, Cycle, Diagnosis, EndKind, Verdict, VerdictClass
 from .snapshot import Snapshot
 from .waits import wait_of
 
-__all__ = ["DEFAULT_MIN_BLOCKED", "Incident", "Kind", "Scan", "scan", "incident_of", "verdict_threads"]
+__all__ = ["DEFAULT_MIN_BLOCKED", "Incident", "Kind", "Scan", "scan", "rank", "incident_of", "verdict_threads"]
 
 DEFAULT_MIN_BLOCKED = 10.0  # seconds
 Key = Tuple[int, int]
@@ -107,8 +107,12 @@ def _waiting(ex: Explored) -> Set[int]:
 
 def _keep(ex: Explored, verdicts: Sequence[Verdict], min_blocked: float) -> List[Incident]:
     """The verdicts that are incidents, ranked."""
-    kept = [i for i in (incident_of(ex, v) for v in verdicts) if i is not None and _counts(i, min_blocked)]
-    return sorted(kept, key=lambda i: (i.severity, -(i.blocked or 0.0), i.verdict.members))
+    return rank(i for i in (incident_of(ex, v) for v in verdicts) if i is not None and _counts(i, min_blocked))
+
+
+def rank(incidents: Iterable[Incident]) -> List[Incident]:
+    """Worst first: by severity (Kind.ORDER), then blocked longest first (unknown last)."""
+    return sorted(incidents, key=lambda i: (i.severity, i.blocked is None, -(i.blocked or 0.0), i.verdict.members))
 
 
 def _counts(incident: Incident, min_blocked: float) -> bool:
@@ -135,9 +139,10 @@ def _suffix(path: Tuple[int, ...], other: Tuple[int, ...]) -> bool:
 
 def incident_of(ex: Explored, v: Verdict) -> Optional[Incident]:
     """The verdict as an incident, or None when it is none: withdrawn (a thread moved), a
-    chain of one process, or a chain that ends in a running process without a full buffer."""
-    if v.moved or v.cls == VerdictClass.NOTHING:
-        return None
+    cycle one of whose members can still go on, a chain of one process, or a chain that ends
+    in a running process without a full buffer."""
+    if v.moved or v.cls == VerdictClass.NOTHING or v.advice == Advice.WAIT_AND_SEE:
+        return None  # moving, or a cycle a member can still leave
     threads = verdict_threads(ex, v)
     blocked = _blocked(ex.snap, threads)
     if v.cls == VerdictClass.DEADLOCK:

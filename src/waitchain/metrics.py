@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .incidents import Incident, Kind
 
 __all__ = ["Metrics", "render", "write_atomically", "of_scan"]
+
+Key = Tuple[object, ...]
 
 
 @dataclass
@@ -29,15 +31,19 @@ class Metrics:
     last_scan: float = 0.0  # Unix time of the last scan's end
 
 
-def of_scan(incidents: Iterable[Incident], scan_seconds: float, last: Metrics, now: float) -> Metrics:
-    """The metrics after a scan that found `incidents`; the counters carried over from `last`."""
+def of_scan(incidents: Iterable[Incident], scan_seconds: float, last: Metrics, now: float,
+            ages: Optional[Dict[Key, float]] = None) -> Metrics:
+    """The metrics after a scan that found `incidents` (`ages`: how long each has been
+    blocked by the watchdog's account, by key; else their threads' blocked time); the
+    counters carried over from `last`."""
     found = list(incidents)
+    ages = ages or {}
     per_kind = {k: [i for i in found if i.kind == k] for k in Kind.ORDER}
     return Metrics(
         deadlocks=len(per_kind[Kind.DEADLOCK]),
         blocked_threads={k: len({t for i in v for t in i.threads}) for k, v in per_kind.items()},
         incidents={k: len(v) for k, v in per_kind.items()},
-        longest_blocked=max((i.blocked or 0.0 for i in found), default=0.0),
+        longest_blocked=max((ages.get(i.key, i.blocked or 0.0) for i in found), default=0.0),
         scan_seconds=scan_seconds,
         reports_total=last.reports_total,
         scans_total=last.scans_total + 1,

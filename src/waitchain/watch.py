@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__, incidents
-from .errors import EXIT_OK, EXIT_USAGE, UsageError, WaitchainError
+from .errors import EXIT_OK, EXIT_USAGE, WaitchainError
 from .incidents import Incident
 from .metrics import Metrics, of_scan, render, write_atomically
 from .model import Diagnosis
@@ -38,6 +38,12 @@ DEFAULT_THRESHOLD = 30.0
 DIR_MODE, FILE_MODE = 0o700, 0o600
 EXEC_TIMEOUT = 60.0  # seconds an --exec hook may run before the watchdog stops waiting for it
 Key = Tuple[object, ...]
+
+
+class SetupError(WaitchainError, ValueError):
+    """An option the watchdog cannot work with (an unsafe --out, an empty --exec)."""
+
+    exit_code = EXIT_USAGE
 
 
 def seconds(text: str) -> float:
@@ -109,19 +115,27 @@ class Tracker:
 
     threshold: float
     first_seen: Dict[Key, float] = field(default_factory=dict)
+    scans: Dict[Key, int] = field(default_factory=dict)  # consecutive scans that found it
     reported: Set[Key] = field(default_factory=set)
 
     def update(self, found: List[Incident], now: float) -> List[Incident]:
-        """The incidents of this scan to report now (worst first, as found)."""
+        """The incidents of this scan to report now (worst first, as found). Unless the
+        threshold is 0, an incident must have been found by two scans in a row: the second
+        scan is its second look (a thread's blocked time is only as exact as the scheduler
+        clocks of two CPUs agree, a second or so on some machines)."""
         keys = {i.key for i in found}
         for key in list(self.first_seen):
             if key not in keys:  # cleared: a new occurrence is a new incident
                 del self.first_seen[key]
+                del self.scans[key]
                 self.reported.discard(key)
         due = []
         for inc in found:
             since = self.first_seen.setdefault(inc.key, now)
-            if inc.key not in self.reported and self.age(inc, now, since) >= self.threshold:
+            self.scans[inc.key] = self.scans.get(inc.key, 0) + 1
+            if inc.key in self.reported or self.age(inc, now, since) < self.threshold:
+                continue
+            if self.scans[inc.key] >= 2 or self.threshold == 0:
                 due.append(inc)
         return due
 
@@ -144,7 +158,7 @@ class Watchdog:
         self.dirfd = open_out_dir(args.out) if args.out else None
         self.hook = shlex.split(args.hook) if args.hook else None
         if args.hook is not None and not self.hook:
-            raise UsageError("--exec: an empty command")
+            raise SetupError("--exec: an empty command")
         if args.metrics:
             self._check_metrics(args.metrics)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -153,7 +167,7 @@ class Watchdog:
     def _check_metrics(self, path: str) -> None:
         where = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(where):
-            raise UsageError(f"--metrics {path}: the directory {where} does not exist")
+            raise SetupError(f"--metrics {path}: the directory {where} does not exist")
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -202,12 +216,14 @@ class Watchdog:
             with Snapshot.scan() as snap:
                 pids = self._targets(snap)
                 found = incidents.scan(snap, 0.0, pids)
-                due = self.tracker.update(found.incidents, time.monotonic())
+                now = time.monotonic()
+                due = self.tracker.update(found.incidents, now)
+                ages = {i.key: self.tracker.age(i, now, self.tracker.first_seen[i.key]) for i in found.incidents}
                 if self.args.once and self.dirfd is not None:
                     due = [i for i in due if not self._already(i)]
                 for inc in due:
                     self._report(found, inc, snap)
-            self.metrics = of_scan(found.incidents, time.monotonic() - started, self.metrics, time.time())
+            self.metrics = of_scan(found.incidents, time.monotonic() - started, self.metrics, time.time(), ages)
         except WaitchainError as exc:
             self._failed(f"scan failed: {exc}")
         except Exception as exc:  # a watchdog does not die of one bad scan
@@ -346,18 +362,18 @@ def open_out_dir(path: str) -> int:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise UsageError(f"--out {path}: cannot create it: {exc.strerror}") from None
+        raise SetupError(f"--out {path}: cannot create it: {exc.strerror}") from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise UsageError(f"--out {path}: not a directory waitchain may use ({exc.strerror}; "
+        raise SetupError(f"--out {path}: not a directory waitchain may use ({exc.strerror}; "
                          "a symlink is refused)") from None
     st = os.fstat(fd)
     if created:
         os.fchmod(fd, DIR_MODE)
     elif st.st_uid != os.geteuid() or st.st_mode & 0o022:
         os.close(fd)
-        raise UsageError(f"--out {path}: owned by another user or writable by others: "
+        raise SetupError(f"--out {path}: owned by another user or writable by others: "
                          "give a directory of your own (it is created 0700)")
     return fd
 
@@ -382,13 +398,21 @@ def write_report(dirfd: int, where: str, diag: Diagnosis, inc: Incident) -> str:
 
 
 def _create(dirfd: int, name: str, text: str) -> None:
-    """A new file, 0600, O_EXCL and O_NOFOLLOW, relative to the directory opened."""
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+    """A new file, 0600, relative to the directory opened: written under a hidden name made
+    with O_EXCL and O_NOFOLLOW, then linked to `name` (which fails if anything is there, a
+    symlink included), so that a reader never sees it half written."""
+    part = f".{name}.part"
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
                  dir_fd=dirfd)
     try:
-        os.fchmod(fd, FILE_MODE)
-        data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data):]
+        try:
+            os.fchmod(fd, FILE_MODE)
+            data = text.encode("utf-8")
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(part, name, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
     finally:
-        os.close(fd)
+        os.unlink(part, dir_fd=dirfd)
