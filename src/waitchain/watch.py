@@ -28,10 +28,11 @@ from . import __version__, incidents
 from .errors import EXIT_OK, EXIT_USAGE, WaitchainError
 from .incidents import Incident
 from .metrics import Metrics, of_scan, render, write_atomically
-from .model import Diagnosis
+from .model import Diagnosis, Task, Wait
 from .procfs.cgroup import in_cgroup, in_unit, read_cgroups
 from .sanitize import clean
 from .snapshot import Snapshot
+from .waits import wait_of
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_THRESHOLD = 30.0
@@ -146,6 +147,43 @@ class Tracker:
         self.reported.add(inc.key)
 
 
+class WaitCache:
+    """What makes a scan cheap: the wait of a thread that has not run since the last scan
+    (same process by pid and start time, same thread, same context-switch count, state and
+    system call with the same arguments) is the one worked out then, if it led to no other
+    process. A thread that has not run has not changed what it waits in; a wait with no
+    edges depends on no other process (and so can make no deadlock). Waits with edges are
+    always worked out again, as are the waits of a report."""
+
+    def __init__(self) -> None:
+        self.kept: Dict[Tuple[object, ...], Wait] = {}
+        self.now: Dict[Tuple[object, ...], Wait] = {}
+        self.hits = 0
+
+    def rules(self, snap: Snapshot, pid: int, task: Task) -> Wait:
+        key = _unchanged(snap, pid, task)
+        if key is not None and key in self.kept:
+            self.hits += 1
+            wait = self.now[key] = self.kept[key]
+            return wait
+        wait = wait_of(snap, pid, task)
+        if key is not None and not wait.edges:
+            self.now[key] = wait
+        return wait
+
+    def next_scan(self) -> None:
+        self.kept, self.now = self.now, {}
+
+
+def _unchanged(snap: Snapshot, pid: int, task: Task) -> Optional[Tuple[object, ...]]:
+    """What names a thread's state until it next runs; None when the kernel does not count
+    its context switches."""
+    proc = snap.processes.get(pid)
+    if proc is None or task.switches is None:
+        return None
+    return (pid, proc.starttime, task.tid, task.switches, task.state, task.syscall, task.note)
+
+
 # --- the watchdog -----------------------------------------------------------------------------
 
 
@@ -153,6 +191,7 @@ class Watchdog:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tracker = Tracker(args.threshold)
+        self.cache = WaitCache()
         self.metrics = Metrics()
         self.hooks: List[Tuple[subprocess.Popen, float]] = []
         self.dirfd = open_out_dir(args.out) if args.out else None
@@ -215,14 +254,19 @@ class Watchdog:
         try:
             with Snapshot.scan() as snap:
                 pids = self._targets(snap)
-                found = incidents.scan(snap, 0.0, pids)
+                found = incidents.scan(snap, 0.0, pids, self.cache.rules)
+                self.cache.next_scan()
                 now = time.monotonic()
                 due = self.tracker.update(found.incidents, now)
                 ages = {i.key: self.tracker.age(i, now, self.tracker.first_seen[i.key]) for i in found.incidents}
                 if self.args.once and self.dirfd is not None:
                     due = [i for i in due if not self._already(i)]
-                for inc in due:
-                    self._report(found, inc, snap)
+                if due:  # every wait read again for the reports: nothing kept from an earlier scan
+                    fresh = incidents.scan(snap, 0.0, pids)
+                    again = {i.key: i for i in fresh.incidents}
+                    for inc in due:
+                        if inc.key in again:
+                            self._report(fresh, again[inc.key], snap)
             self.metrics = of_scan(found.incidents, time.monotonic() - started, self.metrics, time.time(), ages)
         except WaitchainError as exc:
             self._failed(f"scan failed: {exc}")
