@@ -24,8 +24,10 @@ from typing import Any, Dict, List
 import pytest
 from scenario_helpers import edges_from, read_lines
 
+import waitchain
 from waitchain.demo.harness import blocked_in, wait_blocked, wait_until
 
+SCHEMA = os.path.join(os.path.dirname(waitchain.__file__), "data", "waitchain-1.schema.json")
 SLEEPS = ("clock_nanosleep", "nanosleep", "select", "pselect6")  # time.sleep on 3.9/3.10: select, no fd
 
 
@@ -79,6 +81,16 @@ def database(tmp_path) -> str:
     return db
 
 
+def assert_schema_valid(data: Dict[str, Any]) -> None:
+    """The live output (a retry edge, the job-slots advice) is valid waitchain/1."""
+    jsonschema = pytest.importorskip("jsonschema")
+    with open(SCHEMA, encoding="utf-8") as f:
+        schema = json.load(f)
+    document = {k: v for k, v in data.items() if k != "_code"}
+    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(document))
+    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]]
+
+
 def diagnose(run_cli, pid: int) -> Dict[str, Any]:
     result = run_cli(str(pid), "--json", "--no-stacks")
     assert "internal error" not in result.err, result.err
@@ -130,6 +142,7 @@ def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_trans
         assert (verdict["class"], verdict["advice"], verdict["culprit"]) == ("chain-end", "release-holder", holder.pid)
         text = run_cli(str(writer.pid), "--no-stacks").out
         assert f"HELD: {holder.pid} sqlite3 holds the POSIX lock on {db}" in text, text
+        assert_schema_valid(data)
         assert writer.poll() is None  # still retrying: it was never disturbed
     finally:
         holder.close()

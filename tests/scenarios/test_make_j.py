@@ -22,8 +22,10 @@ from typing import Any, Dict, List
 import pytest
 from scenario_helpers import edges_from
 
+import waitchain
 from waitchain.demo.harness import blocked_in, children, wait_blocked, wait_until
 
+SCHEMA = os.path.join(os.path.dirname(waitchain.__file__), "data", "waitchain-1.schema.json")
 SLEEPS = ("clock_nanosleep", "nanosleep")
 
 
@@ -40,6 +42,16 @@ def cmdline(pid: int) -> List[str]:
             return [w.decode() for w in f.read().split(b"\0")[:-1]]
     except OSError:
         return []
+
+
+def assert_schema_valid(data: Dict[str, Any]) -> None:
+    """The live output (a retry edge, the job-slots advice) is valid waitchain/1."""
+    jsonschema = pytest.importorskip("jsonschema")
+    with open(SCHEMA, encoding="utf-8") as f:
+        schema = json.load(f)
+    document = {k: v for k, v in data.items() if k != "_code"}
+    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(document))
+    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]]
 
 
 def diagnose(run_cli, pid: int) -> Dict[str, Any]:
@@ -138,6 +150,7 @@ def test_make_j2_fifo_readers_holding_the_slots_their_writer_needs(procs, tmp_pa
     assert (slot["from"]["pid"], slot["kind"], slot["alternative"] is not None) == (make.pid, "pipe", True), slot
     text = run_cli(str(make.pid), "--no-stacks").out
     assert f"JOB SLOTS: {make.pid} make waits for a free job slot" in text, text
+    assert_schema_valid(data)
     assert "larger -j" in text
 
 
