@@ -429,6 +429,9 @@ class Frame:
     line: int
     module: str = ""
     native: bool = False  # a C frame (gdb/eu-stack) rather than a Python one
+    # How the frame was found: "syscall" (the innermost native frame: the kernel's program
+    # counter), "cfi", "fp", "scan" (stacks/unwind.py), "gdb", "eu-stack", "py-spy"; "" unknown.
+    how: str = ""
 
 
 @dataclass(frozen=True)
@@ -466,6 +469,7 @@ class Stack:
     # that feeder at exit); "" for none.
     library_wait: str = ""
     lock_owner: Optional[int] = None  # on_lock on an RLock: its owner thread, read from the lock
+    incomplete: bool = False  # unwound natively and stopped where no unwind rule applied
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ def _stack(stack: Optional[Stack]) -> Json:
     """The user-space stack (innermost frame first) and its application frame, if read."""
     return {
         "stack": [_frame(f) for f in stack.frames] if stack else None,
-        "stack_source": stack.source if stack else None,  # "py-spy", "gdb", "eu-stack"
+        "stack_source": stack.source if stack else None,  # "py-spy", "gdb", "eu-stack", "unwind"
+        "stack_incomplete": stack.incomplete if stack else None,  # unwound, stopped where no rule applied
         "location": _location(stack.location) if stack and stack.location else None,
         "python_wait": stack.label if stack and stack.label else None,  # e.g. "waits in queue.Queue.get"
     }
@@ -150,7 +151,7 @@ def _stack(stack: Optional[Stack]) -> Json:
 
 def _frame(frame: Frame) -> Json:
     return {"function": frame.function, "file": frame.file, "line": frame.line,
-            "module": frame.module, "native": frame.native}
+            "module": frame.module, "native": frame.native, "how": frame.how or None}
 
 
 def _location(loc: Location) -> Json:

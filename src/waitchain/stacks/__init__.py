@@ -1,6 +1,7 @@
 """User-space stacks of the threads that matter: every blocked thread of every process on a
 chain, and the root cause's thread always. Python through py-spy's non-blocking dump; native
-through gdb/eu-stack only with --native. Whatever cannot be read becomes a note, never an error."""
+unwound without stopping it (stacks/unwind.py), or through gdb/eu-stack with --native.
+Whatever cannot be read becomes a note, never an error."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
-from . import python, rlock
+from . import python, rlock, unwind
 from .frames import application_index, source_line, source_text
 from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
 from .pylocks import FrameAt, Source, likely_holder
@@ -42,6 +43,7 @@ GROUP_NOTES = {
     "mm-locked": "no stack for {whos}: its memory could not be read (its memory map lock is held)",
     "native-available": "native stack not read for {whos}: {how}",
     "native": "--native: {tool} stopped {whos} briefly to read its native stack",
+    "unwound-incomplete": "native stack of {whos} read in part (no unwind rule past its last frame): {how}",
     "no-native-tool": "--native: neither gdb nor eu-stack is installed: no native stack for {whos}",
 }
 
@@ -153,9 +155,10 @@ def _try_python(diag: Diagnosis, pid: int, tids: List[int],
 
 def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],
                 native: bool) -> _Result:
-    """Native stacks, only when asked for (--native)."""
+    """Native stacks: unwound from /proc and memory without stopping the process
+    (stacks/unwind.py); through gdb or eu-stack only when asked for (--native)."""
     if not native:
-        return _Result("native-available")
+        return _unwound(pid, tids) or _Result("native-available")
     if tool is None:
         return _Result("no-native-tool")
     try:
@@ -376,6 +379,20 @@ def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], sou
         if frames:
             _, location = _application_frame(pid, frames)
             result.stacks[tid] = Stack(pid, tid, frames, location, "", source)
+    return result
+
+
+def _unwound(pid: int, tids: List[int]) -> Optional[_Result]:
+    """Stacks unwound without ptrace (CFI, frame pointers, a scan), or None when none was."""
+    stacks = unwind.process_stacks(pid, tids)
+    if not stacks:
+        return None
+    result = _Result("unwound")
+    for tid, (frames, incomplete) in stacks.items():
+        _, location = _application_frame(pid, frames)
+        result.stacks[tid] = Stack(pid, tid, frames, location, "", "unwind", incomplete=incomplete)
+        if incomplete and location is None:  # the note offers --native
+            result.kind = "unwound-incomplete"
     return result
 
 

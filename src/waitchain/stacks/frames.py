@@ -25,6 +25,10 @@ SYSTEM_OBJECT = re.compile(r"(?:^|/)(?:libc|ld-linux[\w.-]*|ld-musl[\w.-]*|libpt
                            r"libm|libstdc\+\+|libgcc_s|libc\+\+|libc\+\+abi)(?:[.-][\w.-]*)?$")
 # Source paths of glibc's own build tree, when it has debug info.
 SYSTEM_SOURCE = re.compile(r"(?:^|/)\.\./sysdeps/|^(?:\.\.?/)?(?:sysdeps|nptl|csu)/")
+# Native functions of the language runtimes compiled into the program itself: Rust's std,
+# core and alloc, the C++ standard library's templates and gthread shims, the C start code.
+SYSTEM_FUNCTION = re.compile(r"^<?(?:std|core|alloc|__gnu_cxx|__cxxabiv1)::|^(?:__gthread_|__rust_)|"
+                             r"^(?:_start|__libc_start_main|__libc_start_call_main|start_thread|clone3?)$")
 MAX_SOURCE = 8 << 20  # a source file larger than this is not read
 
 
@@ -34,8 +38,10 @@ def is_library(path: str) -> bool:
 
 
 def is_system(frame: Frame) -> bool:
-    """A native frame in libc, ld.so or the C++ runtime."""
-    return bool(SYSTEM_OBJECT.search(frame.module) or SYSTEM_SOURCE.search(frame.file))
+    """A native frame in libc, ld.so or the C++ runtime, or of a runtime's own functions
+    (Rust's std, C++ std templates) compiled into the program."""
+    return bool(SYSTEM_OBJECT.search(frame.module) or SYSTEM_SOURCE.search(frame.file)
+                or SYSTEM_FUNCTION.search(frame.function))
 
 
 def application_index(frames: Sequence[Frame]) -> Optional[int]:

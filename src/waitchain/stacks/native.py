@@ -127,7 +127,7 @@ def parse_gdb(text: str, maps: Maps) -> Dict[int, Tuple[Frame, ...]]:
         if frame and current is not None:
             address, function, file, lineno, lib = frame.groups()
             module = lib or (object_at(maps, int(address, 16)) if address else "")
-            current.append(Frame(function, file or module, int(lineno or 0), module, native=True))
+            current.append(Frame(function, file or module, int(lineno or 0), module, native=True, how="gdb"))
     return {tid: tuple(frames) for tid, frames in stacks.items() if frames}
 
 
@@ -143,8 +143,9 @@ def parse_eu_stack(text: str) -> Dict[int, Tuple[Frame, ...]]:
             current = stacks.setdefault(int(thread.group(1)), [])
         elif frame and current is not None:
             _, function, module = frame.groups()
-            current.append(Frame(function or "??", module or "", 0, module or "", native=True))
+            current.append(Frame(function or "??", module or "", 0, module or "", native=True, how="eu-stack"))
         elif source and current:
             last = current[-1]
-            current[-1] = Frame(last.function, source.group(1), int(source.group(2)), last.module, True)
+            current[-1] = Frame(last.function, source.group(1), int(source.group(2)), last.module, True,
+                                how="eu-stack")
     return {tid: tuple(frames) for tid, frames in stacks.items() if frames}

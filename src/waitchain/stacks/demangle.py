@@ -1,0 +1,113 @@
+"""Readable names of native symbols: C++ (Itanium ABI) through the C++ runtime's own
+__cxa_demangle (in-process, no tool to start), Rust legacy names (_ZN...17h<hash>E) the same
+way with Rust's escapes undone and the hash dropped, Rust v0 names (_R...) through `c++filt`
+under a deadline when it is installed. A name that cannot be demangled is shown as it is."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import re
+import shutil
+import subprocess
+import threading
+from typing import Any, Dict, Optional
+
+TOOL_SECONDS = 2.0
+RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
+RUST_ESCAPES = {"$SP$": "@", "$BP$": "*", "$RF$": "&", "$LT$": "<", "$GT$": ">", "$LP$": "(",
+                "$RP$": ")", "$C$": ","}
+RUST_UNICODE = re.compile(r"\$u([0-9a-f]{1,6})\$")
+
+_lock = threading.Lock()
+_cache: Dict[str, str] = {}
+_runtime: Optional[Any] = None
+_runtime_tried = False
+
+
+def demangle(name: str) -> str:
+    """The readable form of a symbol name (the name itself when it is not mangled)."""
+    if not name.startswith(("_Z", "_R", "__Z")):
+        return name
+    with _lock:
+        if name in _cache:
+            return _cache[name]
+    if name.startswith("_R"):
+        text = _tool(name) or name
+    else:
+        text = _itanium(name)
+        text = _rust_legacy(text) if text and _is_rust_legacy(name, text) else text
+        text = text or name
+    with _lock:
+        if len(_cache) > 100_000:
+            _cache.clear()
+        _cache[name] = text
+    return text
+
+
+def _is_rust_legacy(name: str, text: str) -> bool:
+    return bool(RUST_HASH.search(text)) or "$LT$" in text or "$u" in text
+
+
+def _rust_legacy(text: str) -> str:
+    """std::io::stdio::Stdin::read_line::h0123456789abcdef → std::io::stdio::Stdin::read_line,
+    with $LT$..$GT$ → <..>, .. → ::."""
+    text = RUST_HASH.sub("", text)
+    for escape, char in RUST_ESCAPES.items():
+        text = text.replace(escape, char)
+    text = RUST_UNICODE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return text.replace("..", "::")
+
+
+def _itanium(name: str) -> str:
+    """__cxa_demangle's answer, "" when it has none (or no C++ runtime can be loaded)."""
+    runtime = _load_runtime()
+    if runtime is None:
+        return ""
+    demangler, free = runtime
+    status = ctypes.c_int(0)
+    out = demangler(name.encode("utf-8", "replace"), None, None, ctypes.byref(status))
+    if not out:
+        return ""
+    try:
+        return ctypes.string_at(out).decode("utf-8", "replace") if status.value == 0 else ""
+    finally:
+        free(out)
+
+
+def _load_runtime() -> Optional[Any]:
+    global _runtime, _runtime_tried
+    with _lock:
+        if not _runtime_tried:
+            _runtime_tried = True
+            for lib in ("libstdc++.so.6", ctypes.util.find_library("stdc++"), "libc++abi.so.1"):
+                if not lib:
+                    continue
+                try:
+                    cxx = ctypes.CDLL(lib)
+                    demangler = cxx.__cxa_demangle
+                except (OSError, AttributeError):
+                    continue
+                demangler.restype = ctypes.c_void_p
+                demangler.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p,
+                                      ctypes.POINTER(ctypes.c_int)]
+                free = ctypes.CDLL(None).free
+                free.argtypes = [ctypes.c_void_p]
+                free.restype = None
+                _runtime = (demangler, free)
+                break
+    return _runtime
+
+
+def _tool(name: str) -> str:
+    """c++filt's answer (binutils ≥ 2.36 knows Rust v0), "" without one or in time."""
+    path = shutil.which("c++filt")
+    if path is None:
+        return ""
+    try:
+        done = subprocess.run([path], input=name + "\n", capture_output=True, text=True,
+                              timeout=TOOL_SECONDS, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    text = done.stdout.strip()
+    return "" if not text or text == name else RUST_HASH.sub("", text)
