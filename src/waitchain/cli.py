@@ -139,6 +139,10 @@ def parser() -> argparse.ArgumentParser:
                    "looks like a pid or a subcommand (--pattern demo); may be repeated")
     p.add_argument("--all", action="store_true", help="every incident on the machine, worst first: deadlocks, "
                    "chains through a full buffer, chains blocked longer than --min-blocked")
+    p.add_argument("--db", action="store_true",
+                   help="ask a PostgreSQL server who holds the lock a backend waits for: runs the server's own "
+                        "psql as its OS user over its unix socket, read-only with timeouts (pg_blocking_pids, "
+                        "pg_locks, pg_stat_activity)")
     p.add_argument("--min-blocked", type=seconds, metavar="SECONDS",
                    help=f"with --all: also report a chain of two or more processes once all its waits have "
                    f"been blocked this long (default {DEFAULT_MIN_BLOCKED:g})")
@@ -272,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
             _warn("--native stops each target thread briefly (ptrace) and restarts its blocking "
                   "call: the next run shows it blocked for a moment only")
         with Snapshot.scan() as snap:  # closing it ends its memory reader's helper process
+            snap.ask_db = args.db
             if args.all:
                 diag = incidents.scan(snap, _min_blocked(args)).diagnosis
                 skipped, total = _unread(snap)

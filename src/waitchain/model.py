@@ -39,6 +39,7 @@ class EdgeKind(Named):
     REAP = "reap"  # a zombie waits for its parent to reap it (wait4/waitid)
     PTRACE = "ptrace"  # a thread in a ptrace stop waits for its tracer to resume it
     FUTEX = "futex"  # a private futex that records no owner: only a thread of its process can wake it
+    PG_LOCK = "pg-lock"  # a PostgreSQL backend waits for a lock another backend holds (--db: pg_blocking_pids)
 
 
 class EndKind(Named):
@@ -91,6 +92,7 @@ class Reason(Named):
     RULE_FAILED = "rule-failed"  # a wait rule raised: a bug, reported as unknown
     CUT = "cut"  # a chain longer than waitchain follows
     OTHER = "other"
+    DB_LOCK = "db-lock"  # a database backend waits for a lock another session holds (End.db; who: --db)
 
 
 class Missing(Named):
@@ -312,6 +314,38 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class DbSession:
+    """A database server's backend process as /proc shows it: its process title's facts
+    ("postgres: USER DATABASE CLIENT ACTIVITY") and its server (the postmaster)."""
+
+    engine: str  # "postgresql"
+    server: int  # the postmaster's pid
+    user: str = ""
+    database: str = ""
+    client: str = ""  # "[local]", "10.0.0.5(53422)"
+    activity: str = ""  # the title's state without " waiting": "UPDATE", "idle in transaction", "idle"
+    waiting: bool = False  # the title ends in " waiting": it waits for a heavyweight lock
+    datadir: str = ""  # the server's data directory
+
+
+@dataclass(frozen=True)
+class DbLock:
+    """The lock a pg-lock edge waits behind, as the server's views tell it (--db): pg_locks
+    and pg_stat_activity of the waiter and the blocking session."""
+
+    locktype: str  # the waiter's ungranted lock: "transactionid", "tuple", "relation"...
+    mode: str  # the mode it asks for: "ShareLock"
+    relation: str = ""  # the table ("public.t"), also for a row wait (the tuple lock it took)
+    page: Optional[int] = None
+    tuple: Optional[int] = None
+    held_mode: str = ""  # the blocker's granted mode on the same object ("" when it only queues ahead)
+    waiter_query: str = ""
+    holder_state: str = ""  # pg_stat_activity.state: "idle in transaction", "active"
+    holder_query: str = ""  # its current or last statement
+    holder_xact: Optional[float] = None  # seconds since the blocker's transaction began
+
+
+@dataclass(frozen=True)
 class Edge:
     """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if
     known). `to_pid == from_pid` with no `to_tid` is a wait on the process's other threads
@@ -345,6 +379,8 @@ class Edge:
     retry: Optional[Retry] = None  # a lock edge inferred from a short sleep (a retry loop)
     address: Optional[int] = None  # a futex edge: the futex word's address in the waiter's memory
     ownerless: Optional[Ownerless] = None  # a futex edge: why no owner thread is named
+    db: Optional[DbSession] = None  # the waiter is a database backend: its title's facts
+    db_lock: Optional[DbLock] = None  # a pg-lock edge: the lock and the blocking session (--db)
 
 
 @dataclass(frozen=True)
@@ -389,6 +425,8 @@ class End:
     reaping: bool = False  # a zombie's parent is in wait4/waitid: it reaps it now
     unread: str = ""  # why a fact the wait needs could not be read ("" when all were)
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
+    db: Optional[DbSession] = None  # a database backend's wait (reason DB_LOCK): its title's facts
+    command: Tuple[str, ...] = ()  # --db: the command that could not ask the server (unread: why)
 
 
 @dataclass(frozen=True)
@@ -563,6 +601,7 @@ class Advice(Named):
     NOT_READABLE = "not-readable"
     UNKNOWN = "unknown"
     NOTHING = "nothing"
+    DB_LOCK = "db-lock"  # a database backend waits for a lock: ask the server who holds it (pg_blocking_pids)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
-from .model import FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
-from .procfs import cstructs, inetdiag, memory, net, pidfd, sockdiag
+from .model import DbSession, FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
+from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag
 from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
 from .procfs.kstack import read_stack
@@ -139,6 +139,10 @@ class Snapshot:
         self._unix_listeners: Dict[str, Dict[int, UnixSocket]] = {}  # netns → queued client → listener
         self._tcp_infos: Dict[tuple, Optional[TcpInfo]] = {}
         self._tcp_info_failed = False
+        self.ask_db = False  # --db: the wait rules may ask a database server who blocks whom
+        self._db_sessions: Dict[int, Optional[DbSession]] = {}
+        self._pg_servers: Dict[int, Optional[postgres.PidFile]] = {}
+        self._pg_answers: Dict[Tuple[int, str], postgres.Answer] = {}
         # before any later read rewrites a note: whose fds the scan could not read
         self._fds_unreadable = tuple(sorted(p.pid for p in processes.values()
                                             if p.note.startswith(FDS_UNREADABLE)))
@@ -616,6 +620,80 @@ class Snapshot:
     def controlling_tty(self, pid: int) -> int:
         """The controlling terminal's device number (stat's tty_nr; 0: none or unreadable)."""
         return tty_nr(self.fs, pid)
+
+    # --- database servers (PostgreSQL backends; --db asks the server) ----------------------
+
+    def db_session(self, pid: int) -> Optional[DbSession]:
+        """pid as a PostgreSQL client backend: a child of a postmaster (a process whose cwd
+        holds a postmaster.pid naming it) titled "postgres: USER DB CLIENT ACTIVITY"."""
+        return _cached(self._db_sessions, pid, lambda: self._read_db_session(pid))
+
+    def _read_db_session(self, pid: int) -> Optional[DbSession]:
+        proc = self.processes.get(pid)
+        if proc is None or proc.ppid not in self.processes or proc.comm not in postgres.COMMS:
+            return None
+        title = postgres.parse_title(self.cmdline(pid))
+        server = self.pg_server(proc.ppid) if title is not None else None
+        if title is None or server is None:
+            return None
+        return DbSession("postgresql", proc.ppid, title.user, title.database, title.client, title.activity,
+                         title.waiting, server.datadir)
+
+    def pg_server(self, pid: int) -> Optional[postgres.PidFile]:
+        """pid as a postmaster: its postmaster.pid (in its cwd, the data directory), when that
+        names pid as pid sees itself; None for any other process."""
+        return _cached(self._pg_servers, pid, lambda: self._read_pg_server(pid))
+
+    def _read_pg_server(self, pid: int) -> Optional[postgres.PidFile]:
+        proc = self.processes.get(pid)
+        if proc is None or proc.comm not in postgres.COMMS:
+            return None
+        try:
+            found = postgres.parse_pid_file(self.fs.read(pid, "cwd", "postmaster.pid", limit=4096))
+        except WaitchainError:
+            return None
+        own = self.local_id(pid, pid)
+        return found if found is not None and found.pid in (pid, own) and self.alive(pid) else None
+
+    def pg_blockers(self, pid: int) -> postgres.Answer:
+        """--db: who blocks the waiting backend pid, asked of its server with the server's own
+        psql (once per server and database, for all its backends whose title says waiting).
+        Pids in the answer are ours (host pids); an answer with `error` says why none."""
+        session = self.db_session(pid)
+        if session is None:
+            return postgres.Answer(error=f"{pid} is not a PostgreSQL backend")
+        key = (session.server, session.database)
+        if key not in self._pg_answers:
+            self._pg_answers[key] = self._ask_pg(session)
+        return self._pg_answers[key]
+
+    def _ask_pg(self, session: DbSession) -> postgres.Answer:
+        server = session.server
+        pidfile = self.pg_server(server)
+        if not self.ask_db or pidfile is None or self.fs.root != "/proc":
+            return postgres.Answer(error="not asked (no --db, or not a live system)")
+        ours = {self.local_id(c, server): c for c in self.children.get(server, ())}
+        waiting = sorted(local for local, c in ours.items() if local is not None and self._waits_in(c, session))
+        try:
+            exe = self.fs.readlink(server, "exe")
+            gid = int(self.status(server).get("Gid", "").split()[0])
+        except (WaitchainError, ValueError, IndexError) as exc:
+            return postgres.Answer(error=f"the server {server} could not be read: {exc}")
+        psql = os.path.join(os.path.dirname(exe), "psql")
+        if self.namespace(server, "mnt") != self.namespace(None, "mnt"):
+            return postgres.Answer(error=f"the server {server} runs in another mount namespace (a container): "
+                                   f"its psql and socket are not ours; run the query inside it (nsenter -t {server} -a)")
+        if not pidfile.socket_dir:
+            return postgres.Answer(error=f"the server {server} listens on no unix socket (postmaster.pid)")
+        answer = postgres.ask_blockers(psql, pidfile.socket_dir, pidfile.port, session.database, waiting,
+                                       uid=self.processes[server].uid, gid=gid)
+        answer.blockers = [postgres.Blocker(ours.get(b.waiter, -1), ours.get(b.blocker, -1) if b.blocker else 0,
+                                            b.lock) for b in answer.blockers]
+        return answer
+
+    def _waits_in(self, pid: int, session: DbSession) -> bool:
+        other = self.db_session(pid)
+        return other is not None and other.waiting and other.database == session.database
 
     def note(self, text: str) -> None:
         """A remark for the report's notes (each said once)."""

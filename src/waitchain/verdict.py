@@ -22,7 +22,7 @@ from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Mode, Reason,
                     VerdictClass, Wait)
 from .snapshot import Snapshot
 
-LOCKS = {EdgeKind.MUTEX, EdgeKind.FLOCK, EdgeKind.POSIX_LOCK, EdgeKind.OFD_LOCK, EdgeKind.LOCK}
+LOCKS = {EdgeKind.MUTEX, EdgeKind.FLOCK, EdgeKind.POSIX_LOCK, EdgeKind.OFD_LOCK, EdgeKind.LOCK, EdgeKind.PG_LOCK}
 READ_RANK, WRITE_RANK = 4, 5
 # a thread on its own process's futex waits for its siblings: like a writer, their victim
 KIND_RANK = {EdgeKind.CHILD: 0, EdgeKind.JOIN: 1, **{k: 2 for k in LOCKS}, EdgeKind.SIGCHLD: 3,
@@ -229,6 +229,8 @@ def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:
 def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advice, Optional[int]]:
     end, last = chain.end, chain.path[-1]
     reason = _end_reason(ex, last)
+    if reason == Reason.DB_LOCK:  # a database backend waits for a lock: its server knows who holds it
+        return Advice.DB_LOCK, None
     if reason == Reason.KERNEL_THREAD:
         return Advice.KERNEL_THREAD, None
     if into is not None and into.kind == EdgeKind.REAP:  # a zombie; its parent's own wait ends the chain

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Tuple
 
 from ..model import ChainEnd, End, Missing, Ownerless, Reason
+from . import db
 
 SHOWN = 4  # live alternatives named in an OR wait's detail
 
@@ -283,4 +284,5 @@ SENTENCES: Dict[Reason, Callable[[End], str]] = {
                                     "a live thread: it exited holding the lock"),
     Reason.TIMER: _timer,
     Reason.FILE_EVENTS: _file_events,
+    Reason.DB_LOCK: db.lock_end,
 }

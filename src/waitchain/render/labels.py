@@ -8,6 +8,7 @@ from typing import Callable, Dict, Tuple
 
 from ..model import Edge, EdgeKind, Ownerless, PtySide
 from ..sanitize import clean
+from . import db
 
 PIPES = (EdgeKind.PIPE, EdgeKind.FIFO)
 LOCK_NOUNS = {EdgeKind.FLOCK: "flock", EdgeKind.POSIX_LOCK: "POSIX lock", EdgeKind.OFD_LOCK: "OFD lock",
@@ -89,7 +90,7 @@ def _socket(edge: Edge) -> str:
         said = "waits for the peer"
     if _own(edge):
         return f"{said}: it holds the peer itself ({_fds(edge.holder_fds)}); another of its threads must act"
-    return said
+    return db.client_edge(edge, said) if edge.db is not None else said
 
 
 def _file_lock(edge: Edge) -> str:
@@ -159,4 +160,5 @@ SENTENCES: Dict[EdgeKind, Callable[[Edge], str]] = {
     EdgeKind.REAP: lambda e: f"exited, not reaped by its parent {e.to_pid}",
     EdgeKind.PTRACE: lambda e: f"stopped under ptrace: waits for its tracer {e.to_pid} to resume it",
     EdgeKind.FUTEX: _futex,
+    EdgeKind.PG_LOCK: db.lock_edge,
 }

@@ -11,7 +11,7 @@ from typing import Callable, Dict
 
 from ..model import End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
-from . import child, ends, fifo, filelock, futex, io, kernel, objects, poll, signals
+from . import child, ends, fifo, filelock, futex, io, kernel, objects, poll, postgres, signals
 from .describe import call_text
 
 Rule = Callable[[Snapshot, int, Task], Wait]
@@ -25,7 +25,7 @@ def wait_of(snap: Snapshot, pid: int, task: Task) -> Wait:
     """The wait of one thread: edges to the processes it waits for, or where it ends."""
     rule = choose(task)
     try:
-        wait = rule(snap, pid, task)
+        wait = postgres.refine(snap, pid, task, rule(snap, pid, task))  # a database backend's title
     except Exception as exc:  # a bug in one rule must not cost the report
         wait = _failed(snap, pid, task, rule, exc)
     return _with_call(wait, task)
