@@ -14,6 +14,7 @@ import array
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,8 +22,9 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 
 import pytest
 from scenario_helpers import edges_from, only_chain
+from test_false_alarms import free_loopback_port
 
-from waitchain.demo.harness import wait_blocked, wait_child, wait_until
+from waitchain.demo.harness import children, wait_blocked, wait_child, wait_until
 
 SCRIPT = shutil.which("script")
 pytestmark = pytest.mark.skipif(SCRIPT is None, reason="util-linux script is not installed")
@@ -84,7 +86,7 @@ def assert_types_at(data: Dict[str, Any], chain: Dict[str, Any], relay: int, ter
     end = chain["end"]
     assert (end["kind"], end["reason"], end["pid"], end["subject"]) == ("terminal", "terminal-input", relay,
                                                                         terminal), chain
-    assert end["detail"].startswith(f"fd 0<{terminal}>: waits for someone to type at {terminal} "), end
+    assert end["detail"].startswith("fd ") and f"<{terminal}>: waits for someone to type at {terminal} " in end["detail"], end
     assert data["deadlock"] is False and not any(c["deadlock"] for c in data["cycles"]), data["cycles"]
     assert [v["class"] for v in data["verdicts"]] == ["chain-end"], data["verdicts"]
     assert data["verdicts"][0]["advice"] == "terminal", data["verdicts"][0]
@@ -212,3 +214,69 @@ def test_a_program_in_tmux_with_a_client_attached_waits_for_typing_at_the_client
                f"or kill {reader}" in text, text
     finally:
         subprocess.run(base + ["kill-server"], timeout=15, capture_output=True)
+
+
+def test_a_program_in_an_ssh_session_waits_for_typing_at_the_ssh_clients_terminal(
+        procs, person, run_cli, tmp_path) -> None:
+    """cat in an ssh session reads its pty, whose master sshd holds; sshd relays what comes on
+    the connection, which the ssh client (here on this host) reads from its own terminal."""
+    sshd, ssh, keygen = (shutil.which(n) or shutil.which(n, path="/usr/sbin") for n in ("sshd", "ssh", "ssh-keygen"))
+    if sshd is None or ssh is None or keygen is None or os.geteuid() != 0:
+        pytest.skip("needs OpenSSH's sshd, ssh and ssh-keygen, and root (apt-get install openssh-server)")
+    for key in ("host", "user"):
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / key)], check=True, timeout=30)
+    port = free_loopback_port()
+    config = tmp_path / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp_path / 'host'}\n"
+                      f"AuthorizedKeysFile {tmp_path / 'user.pub'}\nPidFile none\nUsePAM no\nStrictModes no\n"
+                      "PermitRootLogin yes\n")
+    os.makedirs("/run/sshd", exist_ok=True)  # its privilege separation directory
+    server = procs.spawn([sshd, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    wait_until(lambda: listening(port), "sshd listens")
+    client = procs.spawn([ssh, "-tt", "-p", str(port), "-i", str(tmp_path / "user"), "-o", "BatchMode=yes",
+                          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                          "root@127.0.0.1", "exec cat"], stdin=person.slave, stdout=person.slave,
+                         stderr=subprocess.DEVNULL)
+    os.close(person.slave)
+    try:
+        wait_until(lambda: bool(logged_in(server.pid)), "the ssh session runs cat", timeout=60)
+        session, cat = logged_in(server.pid)[0]
+        wait_blocked(cat, "read")
+        wait_blocked(session, "ppoll", "poll", "select", "pselect6")
+        wait_blocked(client.pid, "poll", "ppoll", "select", "pselect6")
+        data, code = diagnose(run_cli, cat)
+        assert code == 0, data
+        chain = only_chain(data)
+        assert chain["path"] == [cat, session, client.pid], data["chains"]
+        assert pty_edge(data, cat, session)["pty"] == {"side": "slave", "index": pty_index(cat, 0)}
+        (over,) = [e for e in edges_from(data, session) if e["to"]["pid"] == client.pid]
+        assert over["kind"] == "tcp" and over["alternative"] is not None
+        assert_types_at(data, chain, client.pid, person.path)
+    finally:  # the session is in a session of its own: not one procs kills
+        for session, cat in logged_in(server.pid):
+            for pid in (cat, session):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def logged_in(listener: int) -> List[Tuple[int, int]]:
+    """(session process, its cat) of each ssh session of the listener that runs cat."""
+    found = []
+    for session in children(listener):
+        found += [(session, kid) for kid in children(session) if comm(kid) == "cat"]
+    return found
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
