@@ -170,7 +170,7 @@ def verdict_threads(ex: Explored, v: Verdict) -> Tuple[Key, ...]:
     end = v.end
     if end is not None and end.kind not in (EndKind.RUNNING, EndKind.CYCLE) and path:
         found.append((path[-1], end.tid if end.tid is not None else path[-1]))
-    return tuple(dict.fromkeys(found))
+    return tuple(k for k in dict.fromkeys(found) if k in ex.waits)  # a thread gone has no wait
 
 
 def _blocked(snap: Snapshot, threads: Sequence[Key]) -> Optional[float]:

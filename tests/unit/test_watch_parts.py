@@ -11,9 +11,9 @@ from typing import Optional
 import pytest
 
 from waitchain.errors import WaitchainError
-from waitchain.incidents import Incident, Kind, rank
+from waitchain.incidents import Incident, Kind, rank, verdict_threads
 from waitchain.metrics import Metrics, of_scan, render, write_atomically
-from waitchain.model import Advice, Verdict, VerdictClass
+from waitchain.model import Advice, ChainEnd, Edge, EdgeKind, End, EndKind, Verdict, VerdictClass, Wait
 from waitchain.procfs.cgroup import in_cgroup, in_unit, parse_cgroup
 from waitchain.watch import Tracker, _create, key_tag, open_out_dir
 
@@ -182,3 +182,28 @@ def test_cgroup_paths_and_units() -> None:
     assert not in_cgroup(paths, "/user.slice")
     assert in_unit(paths, "nginx") and in_unit(paths, "nginx.service")
     assert not in_unit(paths, "ngin") and not in_unit(paths, "nginx.socket")
+
+
+# --- which threads an incident stands on ----------------------------------------------------
+
+
+class _Explored:
+    """The two things verdict_threads asks of an Explored."""
+
+    def __init__(self, *waits: Wait) -> None:
+        self.waits = {(w.pid, w.tid): w for w in waits}
+
+    def thread_waits(self, pid: int):
+        return [w for (p, _), w in self.waits.items() if p == pid]
+
+
+def test_a_chain_that_ends_at_a_process_gone_during_the_scan_stands_on_its_waiters_only() -> None:
+    reader = Wait(1, 1, "read(3<pipe:[9]>)", edges=(Edge(1, 1, 2, None, EdgeKind.PIPE, "pipe:[9]", "fd scan"),))
+    ex = _Explored(reader)
+    gone = Verdict(VerdictClass.CHAIN_END, Advice.UNKNOWN, (1, 2),
+                   end=ChainEnd(EndKind.UNKNOWN, "the process exited during the scan", pid=2, tid=None))
+    assert verdict_threads(ex, gone) == ((1, 1),)  # process 2 has no wait left: no KeyError later
+    sleeping = Verdict(VerdictClass.CHAIN_END, Advice.SLEEPING, (1, 2),
+                       end=ChainEnd(EndKind.SLEEPING, "sleeps", pid=2, tid=3))
+    ex = _Explored(reader, Wait(2, 3, "clock_nanosleep()", end=End(EndKind.SLEEPING)))
+    assert verdict_threads(ex, sleeping) == ((1, 1), (2, 3))
