@@ -4,6 +4,7 @@ Targets are real processes this test starts (and the harness kills and reaps).""
 from __future__ import annotations
 
 import json
+import re
 import os
 import stat
 import subprocess
@@ -303,3 +304,51 @@ def test_demo_intro_speaks_to_a_newcomer() -> None:
     assert "talk" not in intro and "seed" not in intro
     assert "kills them" in intro and "What to look at" in intro and "root cause" in intro
     assert max(len(line) for line in intro.splitlines()) <= 100
+
+
+# --- 10. pictures cut their labels at word boundaries --------------------------------------
+
+
+def test_cut_words() -> None:
+    from waitchain.render.common import cut_words
+
+    assert cut_words("pipe holds 63.0 KiB/64 KiB, no room for this write; reader is 12030", 48) == \
+        "pipe holds 63.0 KiB/64 KiB, no room for this…"
+    assert cut_words("waits for the peer", 48) == "waits for the peer"
+    assert cut_words("x" * 60, 20) == "x" * 19 + "…"  # no word boundary: cut where it must
+    assert cut_words("waits for the peer, then more", 19) == "waits for the peer…"
+
+
+@pytest.mark.parametrize("fmt", ["dot", "mermaid"])
+def test_picture_labels_end_at_a_word(run_cli, fmt: str) -> None:
+    result = run_cli("demo", "--format", fmt, "--no-stacks")
+    assert result.code == EXIT_DEADLOCK, result.err
+    assert "no room for this…" in result.out  # the full pipe's label, cut before "write; reader is"
+    assert not re.search(r"[a-z]{1,3}…", result.out.replace("this…", "")), result.out
+
+
+# --- 10. advice never sends the user in a circle ------------------------------------------
+
+
+def test_no_stacks_advice_for_a_process_without_a_readable_stack(run_cli, sleeper, monkeypatch) -> None:
+    from waitchain.stacks import native
+
+    monkeypatch.setattr(native, "find_tool", lambda: None)
+    pid = sleeper()  # sleep(1): no Python stack, no native stack without --native
+    result = run_cli(str(pid))
+    assert result.code == EXIT_OK, result.err
+    now = next(line for line in result.out.splitlines() if line.startswith("do now:"))
+    assert "--stacks" not in now and f"waitchain {pid} --native" in now
+
+
+def test_stacks_advice_when_there_is_a_stack(run_cli, procs) -> None:
+    pytest.importorskip("waitchain.stacks.python")
+    from waitchain.stacks.python import find_py_spy
+
+    if find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    proc = procs.spawn([sys.executable, "-c", "import time\ntime.sleep(1000)\n"])
+    wait_blocked(proc.pid, "clock_nanosleep", "nanosleep", "pselect6", "select")
+    result = run_cli(str(proc.pid))
+    now = next(line for line in result.out.splitlines() if line.startswith("do now:"))
+    assert f"waitchain {proc.pid} --stacks shows where" in now, result.out

@@ -53,6 +53,18 @@ def ellipsize(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
+def cut_words(text: str, width: int) -> str:
+    """Like ellipsize, but at a word boundary when there is one in the second half (a
+    picture's label reads "pipe holds 63.0 KiB/64 KiB, no room…", not "no roo…")."""
+    if len(text) <= width:
+        return text
+    cut = text[: max(width - 1, 0)]
+    space = cut.rfind(" ")
+    if space >= width // 2 and text[len(cut)].isalnum() and cut[-1:].isalnum():
+        cut = cut[:space]
+    return cut.rstrip(" ,;:(-") + "…"
+
+
 def duration(seconds: Optional[float]) -> str:
     """0.2s, 12s, 3m05s, 2h07m, 3d04h."""
     if seconds is None:
@@ -184,12 +196,12 @@ def node_lines(diag: Diagnosis, pid: int, tid: int, head: str, idle: str = "") -
 def edge_lines(edge: Edge) -> Tuple[str, str]:
     """The lines of an edge: its kind and object, and its label."""
     what = edge.object if edge.object.startswith(edge.kind) else f"{edge.kind} {edge.object}"
-    return clean(what), ellipsize(label(edge), 48)
+    return clean(what), cut_words(label(edge), 48)
 
 
 def end_lines(end: ChainEnd) -> Tuple[str, str]:
     """The lines of the note where a chain ends: its kind and detail."""
-    return end.kind.upper(), ellipsize(clean(chain_detail(end)), 60)
+    return end.kind.upper(), cut_words(clean(chain_detail(end)), 60)
 
 
 # --- the root cause's place ---------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass
 from ..sanitize import clean
-from . import db
 from .labels import LOCK_NOUNS
 from .pylocks import get_before_join, lock_steps, multiprocessing_queue, thread_text
 from .ends import chain_detail
@@ -175,8 +174,6 @@ def _own_pipe(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
 
 
 def _lock_order(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
-    if v.ring and all(e.kind == EdgeKind.PG_LOCK for e in v.ring):  # database sessions
-        return db.deadlock_advice(v.culprit)
     return (_kill(diag, v, "its locks are released when it exits and the others go on"),
             ["the threads take the same locks in opposite orders: take them in one order "
              "everywhere (or use one lock); a timed lock turns a silent hang into an error you can log"])
@@ -349,9 +346,6 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
     detail = clean(chain_detail(end))
     if v.advice == Advice.APP_WAIT and v.ring:
         return _app_wait(diag, v.ring[0], detail)
-    if v.advice == Advice.DB_LOCK:
-        headline, steps, now, fix = db.lock_advice(pid, end.ending)
-        return Summary("warn", headline, [clean(s) for s in steps], now=[clean(s) for s in now], fix=fix)
     if v.advice == Advice.PTY_INPUT and v.ring:
         return _pty_input(diag, v.ring[0], [step_text(diag, v.ring[0]),
                                             f"the chain ends at {name(diag, pid)}: {detail}"])
@@ -503,8 +497,16 @@ def _busy(diag, pid, tid, v):
 
 def _sleeping(diag, pid, tid, v):
     return ([f"it sleeps on purpose (a retry, backoff or poll interval): check its logs; "
-             f"waitchain {pid} --stacks shows where"],
+             + _where(diag, pid, tid)],
             ["if the sleep is a retry loop, find what it retries; if it should not wait, signal it"])
+
+
+def _where(diag, pid, tid):
+    """Where the code waits, never a circle: --stacks only when there is a stack to show."""
+    if (pid, tid) in diag.stacks:
+        return f"waitchain {pid} --stacks shows where"
+    return (f"its stack was not read (a Python program needs py-spy; a native one: waitchain {pid} "
+            "--native, which stops it briefly)")
 
 
 def _idle_server(diag, pid, tid, v):
@@ -610,7 +612,7 @@ def _not_readable(diag, pid, tid, v):
 def _unknown_advice(diag, pid, tid, v):
     return ([f"check by hand: cat /proc/{pid}/task/{tid}/syscall and .../wchan "
              "(waitchain --explain prints the commands)"],
-            ["waitchain cannot follow this wait yet; the stacks (--stacks) show where the code waits"])
+            ["waitchain cannot follow this wait yet; " + _where(diag, pid, tid)])
 
 
 END_ADVICE = {
