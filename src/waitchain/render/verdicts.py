@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass
 from ..sanitize import clean
+from . import db
 from .labels import LOCK_NOUNS
 from .pylocks import get_before_join, lock_steps, multiprocessing_queue, thread_text
 from .ends import chain_detail
@@ -174,6 +175,8 @@ def _own_pipe(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
 
 
 def _lock_order(diag: Diagnosis, v: Verdict) -> Tuple[List[str], List[str]]:
+    if v.ring and all(e.kind == EdgeKind.PG_LOCK for e in v.ring):  # database sessions
+        return db.deadlock_advice(v.culprit)
     return (_kill(diag, v, "its locks are released when it exits and the others go on"),
             ["the threads take the same locks in opposite orders: take them in one order "
              "everywhere (or use one lock); a timed lock turns a silent hang into an error you can log"])
@@ -346,6 +349,9 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
     detail = clean(chain_detail(end))
     if v.advice == Advice.APP_WAIT and v.ring:
         return _app_wait(diag, v.ring[0], detail)
+    if v.advice == Advice.DB_LOCK:
+        headline, steps, now, fix = db.lock_advice(pid, end.ending)
+        return Summary("warn", headline, [clean(s) for s in steps], now=[clean(s) for s in now], fix=fix)
     if v.advice == Advice.PTY_INPUT and v.ring:
         return _pty_input(diag, v.ring[0], [step_text(diag, v.ring[0]),
                                             f"the chain ends at {name(diag, pid)}: {detail}"])
