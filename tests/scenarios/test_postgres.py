@@ -246,7 +246,12 @@ def test_row_lock_with_db_follows_to_the_holders_client(procs, cluster, sessions
     assert client["kind"] == "unix" and "idle in transaction" in client["label"]
     assert _edge(data, holder.psql.pid, holder.writer.pid)["kind"] == "pipe"
     assert chain["end"]["kind"] == "sleeping" and chain["end"]["pid"] == holder.writer.pid
-    assert data["verdicts"][0]["advice"] == "sleeping"
+    verdict = data["verdicts"][0]
+    assert verdict["advice"] == "sleeping" and verdict["cause"]["pid"] == holder.writer.pid
+    assert any(f"held by the session of backend {holder.backend}" in step and "idle in transaction" in step
+               for step in verdict["steps"])
+    assert verdict["now"][0].startswith(f"to release the PostgreSQL lock at once: SELECT "
+                                        f"pg_terminate_backend({holder.backend})")
     assert data["deadlock"] is False and code == 0
 
 

@@ -6,9 +6,9 @@ labels.py, ends.py and verdicts.py call these."""
 from __future__ import annotations
 
 import shlex
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from ..model import DbSession, Edge, End
+from ..model import DbSession, Diagnosis, Edge, EdgeKind, End
 
 QUERY_SHOWN = 48  # characters of the --db query shown in a failed command
 
@@ -102,6 +102,37 @@ def lock_advice(pid: int, end: Optional[End]) -> Tuple[str, List[str], List[str]
     fix = ["keep transactions short (no waiting for people or other services inside one); give the waiter "
            "a lock_timeout (SET lock_timeout = '5s') and the holders an idle_in_transaction_session_timeout"]
     return f"DATABASE LOCK: {pid} waits for a PostgreSQL lock held by another session", steps, now, fix
+
+
+def _locks_on(diag: Diagnosis, path: Sequence[int]) -> List[Edge]:
+    pairs = set(zip(path, path[1:]))
+    return [e for e in diag.edges if e.kind == EdgeKind.PG_LOCK and (e.from_pid, e.to_pid) in pairs]
+
+
+def chain_steps(diag: Diagnosis, path: Sequence[int]) -> List[str]:
+    """A chain through pg-lock edges: who holds each lock, and why it does not let go."""
+    from .common import name  # here: common imports labels, which imports this module
+
+    steps = []
+    for edge in _locks_on(diag, path):
+        state = edge.db_lock.holder_state if edge.db_lock is not None else ""
+        text = (f"{name(diag, edge.from_pid)} waits for a PostgreSQL lock held by the session of backend "
+                f"{name(diag, edge.to_pid)}" + (f", {state}" if state else ""))
+        if state.startswith("idle in transaction"):
+            text += (": its transaction keeps the lock until its client commits or rolls back, and the chain "
+                     "follows that client")
+        steps.append(text)
+    return steps
+
+
+def chain_now(diag: Diagnosis, path: Sequence[int]) -> List[str]:
+    """Do now, first, on a chain through a pg-lock edge: how to release the lock at once."""
+    holders = list(dict.fromkeys(e.to_pid for e in _locks_on(diag, path)))
+    if not holders:
+        return []
+    calls = ", ".join(f"pg_terminate_backend({p})" for p in holders)
+    return [f"to release the PostgreSQL lock at once: SELECT {calls} (the holder's transaction is rolled back "
+            "and its client gets an error; never kill -9 a backend)"]
 
 
 def deadlock_advice(culprit: Optional[int]) -> Tuple[List[str], List[str]]:

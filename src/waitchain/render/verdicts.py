@@ -370,9 +370,9 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
         return _release_holder(diag, v.ring[0], pid, detail)
     if v.advice == Advice.JOB_SLOTS and v.ring:
         return _job_slots(diag, v.ring[-1], pid, detail)
-    steps = [f"the chain ends at {name(diag, pid)}: {detail}"]
+    steps = [clean(s) for s in db.chain_steps(diag, v.members)] + [f"the chain ends at {name(diag, pid)}: {detail}"]
     now, fix = END_ADVICE.get(v.advice, _unknown_advice)(diag, pid, tid, v)
-    return Summary("warn", headline, steps, now=now, fix=fix)
+    return Summary("warn", headline, steps, now=db.chain_now(diag, v.members) + now, fix=fix)
 
 
 def _signal_handler(diag: Diagnosis, pid: int, signals: Tuple[str, ...]) -> Summary:
