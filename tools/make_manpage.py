@@ -20,14 +20,25 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 from waitchain import __version__  # noqa: E402
 from waitchain.cli import epilog, parser  # noqa: E402
+from waitchain.watch import parser as watch_parser  # noqa: E402
 
 DEMO = ("Start four small Python programs that deadlock (see WORKED EXAMPLE), diagnose them "
         "from the first one, print the diagnosis, and kill every process it started. Takes the "
         "output options above (\\-\\-format, \\-\\-explain, \\-\\-report ...). A process "
         "that is itself named demo is reached with \\fB\\-\\-pattern demo\\fR or \\fB\\-p\\fR.")
+WATCH = ("A watchdog that catches the rare hang while it lasts. Every \\-\\-interval seconds it scans "
+         "the machine (or the \\-\\-pid, \\-\\-cgroup, \\-\\-unit targets) for incidents as "
+         "\\fB\\-\\-all\\fR finds them; one blocked longer than \\-\\-threshold seconds gets one "
+         "report in \\-\\-out DIR (waitchain/1 JSON, text, HTML with stacks; DIR 0700, files 0600, "
+         "O_EXCL, no symlink followed), one line on stderr and \\-\\-exec CMD with the JSON report's "
+         "path; the same incident is not reported again until a scan no longer finds it. "
+         "\\-\\-metrics FILE is a Prometheus textfile-collector file, replaced atomically after every "
+         "scan. SIGTERM and SIGINT stop it with exit status 0. Its options:")
 FILES = ["The page is installed as share/man/man1/waitchain.1 under the installation's prefix "
          "(a virtualenv: /opt/waitchain/share/man/man1/waitchain.1), where man finds it when the "
-         "prefix's bin directory is on PATH; \\fBwaitchain \\-\\-man\\fR shows it from anywhere."]
+         "prefix's bin directory is on PATH; \\fBwaitchain \\-\\-man\\fR shows it from anywhere.",
+         ".PP", "waitchain/data/waitchain\\-watch.service in the installed package (site\\-packages): a systemd "
+         "unit that runs \\fBwaitchain watch\\fR as a service (copy it to /etc/systemd/system)."]
 SEE_ALSO = ["strace(1)", "lsof(8)", "lsfd(1)", "ss(8)", "pgrep(1)", "proc(5)", "py-spy(1)", "dot(1)"]
 
 
@@ -43,7 +54,8 @@ def manpage() -> str:
            ".SH NAME", "waitchain \\- why is this process stuck? Follow its wait chain to the deadlock",
            ".SH SYNOPSIS", *_synopsis(), ".SH DESCRIPTION", *_paragraph(p.description or ""),
            ".SH OPTIONS", *_options(p), ".SH COMMANDS", ".TP", "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]",
-           DEMO, *_epilog(epilog()), ".SH FILES", *FILES, ".SH SEE ALSO", ", ".join(_ref(r) for r in SEE_ALSO)]
+           DEMO, ".TP", "\\fBwaitchain watch\\fR [\\fIOPTIONS\\fR]", WATCH, ".RS", *_watch_options(), ".RE",
+           *_epilog(epilog()), ".SH FILES", *FILES, ".SH SEE ALSO", ", ".join(_ref(r) for r in SEE_ALSO)]
     return "\n".join(out) + "\n"
 
 
@@ -53,7 +65,19 @@ def _synopsis() -> List[str]:
             "\\fB\\-\\-pattern\\fR \\fIREGEX\\fR", ".br",
             "\\fBwaitchain\\fR \\fB\\-\\-all\\fR [\\fIOPTIONS\\fR]", ".br",
             "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]", ".br",
+            "\\fBwaitchain watch\\fR [\\fIOPTIONS\\fR] \\fB\\-\\-out\\fR \\fIDIR\\fR", ".br",
             "\\fBwaitchain \\-\\-man\\fR"]
+
+
+def _watch_options() -> List[str]:
+    """`waitchain watch`'s own options (not --help and --version: the main command has them)."""
+    p = watch_parser()
+    out: List[str] = []
+    for action in p._actions:  # argparse has no public accessor
+        if action.help == argparse.SUPPRESS or set(action.option_strings) & {"-h", "--help", "--version"}:
+            continue
+        out += [".TP", _option_head(action), roff(_help_text(p, action))]
+    return out
 
 
 def _paragraph(text: str) -> List[str]:
