@@ -215,3 +215,22 @@ def test_watch_refuses_a_symlinked_report_directory(tmp_path) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert run.returncode == 2 and b"symlink" in run.stderr
     assert os.listdir(real) == []
+
+
+def test_sigint_stops_it_with_exit_0(procs, tmp_path) -> None:
+    """Metrics only (no --out), a --unit no process is in: every scan finds nothing and fails
+    nothing; SIGINT ends it with 0."""
+    metrics = str(tmp_path / "waitchain.prom")
+    log = open(tmp_path / "watch.log", "wb")
+    watch = procs.spawn([sys.executable, "-m", "waitchain", "watch", "--unit", "no-such-unit-here",
+                         "--interval", "0.1", "--metrics", metrics], stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
+    _after_scans(metrics, 2)
+    values = _metrics(metrics)
+    assert values["waitchain_deadlocks"] == 0 and values["waitchain_reports_total"] == 0
+    assert values["waitchain_scan_errors_total"] == 0
+    watch.send_signal(signal.SIGINT)
+    assert watch.wait(timeout=30) == 0
+    text = (tmp_path / "watch.log").read_text()
+    assert "watching unit no-such-unit-here" in text and text.rstrip().endswith("stopped")
+    assert "Traceback" not in text

@@ -207,3 +207,20 @@ def test_a_chain_that_ends_at_a_process_gone_during_the_scan_stands_on_its_waite
                        end=ChainEnd(EndKind.SLEEPING, "sleeps", pid=2, tid=3))
     ex = _Explored(reader, Wait(2, 3, "clock_nanosleep()", end=End(EndKind.SLEEPING)))
     assert verdict_threads(ex, sleeping) == ((1, 1), (2, 3))
+
+
+def test_a_scan_that_fails_is_logged_and_counted_and_the_watchdog_goes_on(tmp_path, monkeypatch, capsys) -> None:
+    from waitchain import watch
+
+    args = watch.parser().parse_args(["--metrics", str(tmp_path / "m.prom"), "--once"])
+    dog = watch.Watchdog(args)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(watch.incidents, "scan", broken)
+    dog.scan_once()
+    dog.scan_once()
+    got = samples((tmp_path / "m.prom").read_text())
+    assert got[("waitchain_scan_errors_total", ())] == 2
+    assert "scan failed (a bug: please report it): RuntimeError: boom" in capsys.readouterr().err
