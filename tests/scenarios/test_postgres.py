@@ -330,3 +330,24 @@ def test_idle_backend_is_no_lock_wait(procs, cluster, sessions, run_cli) -> None
     assert "in transaction" not in client["label"]
     assert not [e for e in data["edges"] if e["kind"] == "pg-lock"]
     assert data["verdicts"][0]["advice"] == "sleeping" and code == 0
+
+
+# --- every format ------------------------------------------------------------------------------
+
+
+def test_every_format_shows_the_lock(procs, cluster, sessions, run_cli, tmp_path) -> None:
+    holder, waiter = _row_lock(procs, cluster, sessions)
+    start = str(waiter.psql.pid)
+    explained = run_cli(start, "--db", "--no-stacks", "--explain")
+    assert explained.code == 0, explained.err
+    assert f"SELECT pg_blocking_pids({waiter.backend})" in explained.out and "PostgreSQL lock" in explained.out
+    for fmt in ("dot", "mermaid"):
+        drawn = run_cli(start, "--db", "--no-stacks", "--format", fmt)
+        assert drawn.code == 0 and str(holder.backend) in drawn.out and "pg-lock" in drawn.out, (fmt, drawn.err)
+    report = tmp_path / "incident.html"
+    written = run_cli(start, "--db", "--no-stacks", "--report", str(report))
+    assert written.code == 0, written.err
+    page = report.read_text()
+    assert "PostgreSQL lock" in page and f"pg_terminate_backend({holder.backend})" in page
+    plain = run_cli(start, "--no-stacks", "--explain", "--ascii")
+    assert plain.code == 0 and "DATABASE LOCK" in plain.out

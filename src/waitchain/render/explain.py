@@ -252,6 +252,14 @@ def _pty(diag: Diagnosis, edge: Edge) -> List[Check]:
                   f"{name(diag, edge.to_pid)} holds the other side of the terminal")]
 
 
+def _pg_lock(diag: Diagnosis, edge: Edge) -> List[Check]:
+    """A PostgreSQL lock wait, asked of the server as waitchain --db did (its OS user, read-only)."""
+    database = edge.db.database if edge.db is not None and edge.db.database else "postgres"
+    query = f"SELECT pg_blocking_pids({edge.from_pid})"
+    return [Check(f"psql -X -d {shlex.quote(database)} -c {shlex.quote(query)}",
+                  f"{{{edge.to_pid}}} among the blocking pids (run as the server's OS user, e.g. sudo -u postgres)")]
+
+
 def _evidence_only(edge: Edge) -> Check:
     return Check(f"# {clean(str(edge.kind))} {clean(edge.object)}", clean(edge.evidence))
 
@@ -262,7 +270,7 @@ EDGE_KINDS: Dict[EdgeKind, EdgeChecks] = {
     EdgeKind.CHILD: _child, EdgeKind.FLOCK: _lock, EdgeKind.POSIX_LOCK: _lock,
     EdgeKind.OFD_LOCK: _lock, EdgeKind.LOCK: _lock, EdgeKind.MUTEX: _futex, EdgeKind.JOIN: _futex,
     EdgeKind.FUSE: _fuse, EdgeKind.PTY: _pty, EdgeKind.EVENTFD: _eventfd, EdgeKind.MQUEUE: _mqueue,
-    EdgeKind.REAP: _reap, EdgeKind.PTRACE: _ptrace,
+    EdgeKind.REAP: _reap, EdgeKind.PTRACE: _ptrace, EdgeKind.PG_LOCK: _pg_lock,
 }
 
 
