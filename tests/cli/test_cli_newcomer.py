@@ -87,6 +87,7 @@ def test_a_process_named_demo_is_reachable(run_cli, procs) -> None:
     (["--format", "dot", "--stacks"], "--stacks has no place in --format dot"),
     (["--json", "--width", "80"], "--width applies to the text output"),
     (["--force"], "--force only lets --report replace a file"),
+    (["--all"], "--all looks at every process"),
 ])
 def test_conflicting_options(run_cli, sleeper, extra, message: str) -> None:
     result = run_cli(str(sleeper()), *extra)
@@ -381,3 +382,23 @@ def test_stacks_advice_when_there_is_a_stack(run_cli, procs) -> None:
     result = run_cli(str(proc.pid))
     now = next(line for line in result.out.splitlines() if line.startswith("do now:"))
     assert f"waitchain {proc.pid} --stacks shows where" in now, result.out
+
+
+# --- 5. the exit codes are documented where people look, and stable -----------------------
+
+
+def test_exit_codes_are_documented_everywhere() -> None:
+    from waitchain import errors
+
+    codes = {name: value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    assert codes == {"EXIT_OK": 0, "EXIT_DEADLOCK": 1, "EXIT_USAGE": 2, "EXIT_NO_PROCESS": 3,
+                     "EXIT_DENIED": 4, "EXIT_UNSUPPORTED": 5, "EXIT_OUTPUT": 6, "EXIT_SYSTEM": 7,
+                     "EXIT_INTERNAL": 70, "EXIT_INTERRUPTED": 130}  # stable: scripts test them
+    help_codes = cli.parser().format_help().split("exit codes:")[1]
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    for value in codes.values():
+        assert re.search(rf"^  {value} +\S", help_codes, re.M), value
+        assert f"| {value} | " in readme, value
+    with open(os.path.join(SRC, "waitchain", "data", "waitchain.1"), encoding="utf-8") as f:
+        assert "EXIT CODES" in f.read()
