@@ -143,6 +143,8 @@ def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_trans
         text = run_cli(str(writer.pid), "--no-stacks").out
         assert f"HELD: {holder.pid} sqlite3 holds the POSIX lock on {db}" in text, text
         assert_schema_valid(data)
+        explained = run_cli(str(writer.pid), "--no-stacks", "--explain").out
+        assert "clock_nanosleep(): a sleep; fd" in explained and "no request is marked ->" in explained, explained
         assert writer.poll() is None  # still retrying: it was never disturbed
     finally:
         holder.close()

@@ -215,3 +215,13 @@ def test_a_select_with_no_fd_and_a_short_timeout_is_a_sleep_that_may_retry() -> 
     snap.memory.put(10, SLEEP_AT, struct.pack("=qq", 30, 0))
     wait = poll.rule(snap, 10, task(10, "select", 0, 0, 0, 0, SLEEP_AT))
     assert not wait.edges and wait.end is not None and wait.end.reason == Reason.SLEEP
+
+
+def test_an_absolute_sleep_whose_time_slept_is_implausible_counts_by_the_time_left() -> None:
+    """se.exec_start can say a thread that sleeps 0.1 s at a time last ran seconds ago."""
+    snap = snapshot({20: [EXCLUSIVE]}, seconds=0.05, absolute=True)
+    snap.idle_seconds = lambda pid, tid: 2.1  # type: ignore[method-assign]
+    assert [e.to_pid for e in sleep(snap, absolute=True).edges] == [20]
+    snap = snapshot({20: [EXCLUSIVE]}, seconds=0.5, absolute=True)
+    snap.idle_seconds = lambda pid, tid: 0.8  # type: ignore[method-assign]
+    assert not sleep(snap, absolute=True).edges  # 0.5 s left after 0.8 s asleep: a 1.3 s sleep

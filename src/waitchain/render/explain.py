@@ -86,7 +86,10 @@ def _call_checks(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
     fd = _fd_of(diag, pid, tid)
     if fd is not None:
         target = _target(diag, pid, fd)
-        checks[0] = Check(syscall_file, f"{call.nr} {args} …: {clean(call.name)}() on fd {fd}")
+        wait = diag.waits.get((pid, tid))
+        retry = wait is not None and any(e.retry is not None for e in wait.edges)
+        where = f": a sleep; fd {fd} is the locked file it has open" if retry else f" on fd {fd}"
+        checks[0] = Check(syscall_file, f"{call.nr} {args} …: {clean(call.name)}(){where}")
         checks.append(Check(f"ls -l /proc/{pid}/fd/{fd}", f"→ {target}" if target else "what the fd is"))
     return checks
 
@@ -213,9 +216,14 @@ def _lock(diag: Diagnosis, edge: Edge) -> List[Check]:
         pattern = f'":$(stat -Lc %i /proc/{edge.from_pid}/fd/{fd}) "'
     else:
         pattern = "':INODE '"
+    holder = Check(f"lslocks -p {edge.to_pid}", f"{name(diag, edge.to_pid)} holds a lock on the same file")
+    if edge.retry is not None:  # inferred: no blocked request to see, the tries fail between sleeps
+        return [Check(f"grep {pattern} /proc/locks", "the granted lock; no request is marked -> (it does not block)"),
+                holder,
+                Check(f"strace -p {edge.from_pid} -e trace=fcntl,flock",
+                      "its tries failing with EAGAIN (strace attaches: it stops the process briefly)")]
     return [Check(f"grep {pattern} /proc/locks",
-                  "the granted lock, and this request marked -> (blocked)"),
-            Check(f"lslocks -p {edge.to_pid}", f"{name(diag, edge.to_pid)} holds a lock on the same file")]
+                  "the granted lock, and this request marked -> (blocked)"), holder]
 
 
 def _futex(diag: Diagnosis, edge: Edge) -> List[Check]:

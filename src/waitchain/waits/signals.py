@@ -27,7 +27,7 @@ from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
 from ..procfs.status import mask, signal_names
 from ..snapshot import Snapshot
-from .retry import retry_edges
+from .retry import MAX_INTERVAL, retry_edges
 
 SIGNAL_WAITS = {"pause", "rt_sigsuspend", "rt_sigtimedwait"}
 SLEEPS = {"nanosleep", "clock_nanosleep"}
@@ -240,12 +240,15 @@ def retrying(snap: Snapshot, wait: Wait, interval: Optional[float] = None) -> Wa
     """A short sleep with a file open that another process holds a conflicting lock on is
     taken for a lock retry loop: edges to the holders instead of the end (retry.py).
     `interval`: how long one sleep lasts, else the end's requested time, else (an absolute
-    sleep) the time left and the time slept."""
+    sleep) the time left and the time slept, or the time left alone when the time slept is
+    not plausible (se.exec_start said 2.1 s for a thread that sleeps 0.1 s at a time, on a
+    loaded machine: measured)."""
     end = wait.end
     assert end is not None
     interval = interval if interval is not None else end.duration
     if interval is None and end.timeout is not None:
-        interval = end.timeout + (snap.idle_seconds(wait.pid, wait.tid) or 0.0)
+        slept = snap.idle_seconds(wait.pid, wait.tid)
+        interval = end.timeout + (slept if slept is not None and slept <= MAX_INTERVAL else 0.0)
     edges, mode = retry_edges(snap, wait.pid, wait.tid, end.call, interval)
     return dataclasses.replace(wait, edges=edges, end=None, mode=mode) if edges else wait
 
