@@ -331,15 +331,16 @@ def _resolve_all(snap: Snapshot, starts: List[Tuple[str, str]]) -> List[int]:
 
 def _unread(snap: Snapshot) -> Tuple[int, int]:
     """(processes whose fds could not be read, processes): kernel threads left out (they
-    have no fds to read, and their cmdline is `[name]`)."""
-    users = [p for p in snap.processes if not _kernel_thread(snap, p)]
-    unread = [p for p in snap.fds_unreadable() if p in snap.processes and not _kernel_thread(snap, p)]
-    return len(unread), len(users)
+    have no fds to read, and their cmdline is `[name]`: only a process without fds read has
+    its command line looked at)."""
+    unread = set(snap.fds_unreadable())
+    users = [p for p, proc in snap.processes.items() if proc.fds or not _kernel_thread(snap, p)]
+    return len([p for p in users if p in unread]), len(users)
 
 
 def _kernel_thread(snap: Snapshot, pid: int) -> bool:
     line = snap.cmdline(pid)
-    return line.startswith("[") and line.endswith("]") and not snap.processes[pid].fds
+    return line.startswith("[") and line.endswith("]")
 
 
 def _readable(snap: Snapshot, pid: int) -> None:
@@ -352,7 +353,8 @@ def _readable(snap: Snapshot, pid: int) -> None:
 def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] = None,
            fmt: Optional[str] = None, report: Optional["Report"] = None, before: str = "") -> int:
     """Stacks, output in the chosen format, the optional report; the exit code. A deadlock's
-    code (1) is kept when the output fails after it was found (a closed pipe, a full disk)."""
+    code (1) is kept when the reader closed the pipe (| head, | grep -q) or the report failed
+    after the verdict was printed; stdout that cannot be written (a full disk) is EXIT_OUTPUT."""
     fmt = fmt or check_options(args)
     if snap is not None:
         measure_blocked(diag, snap)
@@ -363,23 +365,21 @@ def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] =
         diag.notes[:] = [n for n in diag.notes if not n.startswith(ROUTINE_NOTES)]
     verdict = EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
     text = renderers()[fmt](diag, options(args, fmt))
-    failed: Optional[WaitchainError] = None
+    printed: Optional[OutputError] = None
     try:
         write_stdout(before + text)
     except BrokenPipeError:
         pass  # the reader has what it wanted (| head, | grep -q): the verdict stands
     except OutputError as exc:
-        failed = exc
+        printed = exc  # the verdict did not reach anyone
     if report is not None:
         try:
             report.write(diag)
             print(f"waitchain: report written to {clean(report.path)}", file=sys.stderr)
         except OutputError as exc:
-            failed = failed or exc
-    if failed is not None:
-        code = fail(failed)
-        return verdict if verdict == EXIT_DEADLOCK else code
-    return verdict
+            code = fail(exc)
+            verdict = verdict if verdict == EXIT_DEADLOCK else code
+    return fail(printed) if printed is not None else verdict
 
 
 def write_stdout(text: str) -> None:

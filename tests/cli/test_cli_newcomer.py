@@ -402,3 +402,11 @@ def test_exit_codes_are_documented_everywhere() -> None:
         assert f"| {value} | " in readme, value
     with open(os.path.join(SRC, "waitchain", "data", "waitchain.1"), encoding="utf-8") as f:
         assert "EXIT CODES" in f.read()
+
+
+def test_full_disk_hides_even_a_deadlock_so_it_is_an_output_error() -> None:
+    with open("/dev/full", "w") as full:
+        done = waitchain("demo", "--no-stacks", stdout=full)
+    err = done.stderr.decode()
+    assert done.returncode == EXIT_OUTPUT, err  # nobody saw the verdict: not 1
+    assert "No space left on device (ENOSPC)" in err and "Traceback" not in err
