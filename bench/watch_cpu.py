@@ -44,8 +44,9 @@ def metrics(path: str) -> Dict[str, float]:
 
 
 def idle_processes(count: int) -> List[subprocess.Popen]:
-    """`count` processes asleep (each a small shell in `sleep`): what a busy host has many of."""
-    return [subprocess.Popen(["sleep", "100000"], stdin=subprocess.DEVNULL) for _ in range(count)]
+    """`count` processes asleep, holding no pipe anyone reads: what a busy host has many of."""
+    return [subprocess.Popen(["sleep", "100000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for _ in range(count)]
 
 
 def measure(interval: float, seconds: float) -> str:

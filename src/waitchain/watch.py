@@ -29,6 +29,8 @@ from .errors import EXIT_OK, EXIT_USAGE, WaitchainError
 from .incidents import Incident
 from .metrics import Metrics, of_scan, render, write_atomically
 from .model import Diagnosis, Task, Wait
+from .graph import Explored
+from .procfs.activity import one_thread_activity
 from .procfs.cgroup import in_cgroup, in_unit, read_cgroups
 from .sanitize import clean
 from .snapshot import Snapshot
@@ -175,6 +177,33 @@ class WaitCache:
         self.kept, self.now = self.now, {}
 
 
+class QuietProcesses:
+    """What makes a scan cheaper still: a process with one thread whose waits led to no other
+    process, and which has not run since (same start time, same context-switch count), is
+    not a start of the next scan's exploration. It cannot start a chain, be in a deadlock or
+    block a writer (all of that takes an edge); a chain that reaches it still reads it."""
+
+    def __init__(self) -> None:
+        self.quiet: Dict[int, Tuple[int, int]] = {}  # pid → (start time, switches) when looked at
+
+    def starts(self, snap: Snapshot, pids: Optional[List[int]]) -> List[int]:
+        """The processes to explore from: all (or `pids`) but those still quiet."""
+        for pid in [p for p in self.quiet if p not in snap.processes]:
+            del self.quiet[pid]
+        candidates = sorted(snap.processes) if pids is None else pids
+        return [p for p in candidates if p not in self.quiet or one_thread_activity(snap.fs, p) != self.quiet[p]]
+
+    def learn(self, ex: Explored) -> None:
+        """Which of the processes explored are quiet, as of the switch counts their waits were read at."""
+        for pid in ex.order:
+            proc, tasks, waits = ex.snap.processes.get(pid), ex.snap.tasks(pid), ex.thread_waits(pid)
+            if (proc is not None and len(tasks) == 1 and tasks[0].switches is not None and waits
+                    and not any(w.edges for w in waits)):
+                self.quiet[pid] = (proc.starttime, tasks[0].switches)
+            else:
+                self.quiet.pop(pid, None)
+
+
 def _unchanged(snap: Snapshot, pid: int, task: Task) -> Optional[Tuple[object, ...]]:
     """What names a thread's state until it next runs; None when the kernel does not count
     its context switches."""
@@ -192,6 +221,7 @@ class Watchdog:
         self.args = args
         self.tracker = Tracker(args.threshold)
         self.cache = WaitCache()
+        self.quiet = QuietProcesses()
         self.metrics = Metrics()
         self.hooks: List[Tuple[subprocess.Popen, float]] = []
         self.dirfd = open_out_dir(args.out) if args.out else None
@@ -254,8 +284,9 @@ class Watchdog:
         try:
             with Snapshot.scan() as snap:
                 pids = self._targets(snap)
-                found = incidents.scan(snap, 0.0, pids, self.cache.rules)
+                found = incidents.scan(snap, 0.0, self.quiet.starts(snap, pids), self.cache.rules)
                 self.cache.next_scan()
+                self.quiet.learn(found.explored)
                 now = time.monotonic()
                 due = self.tracker.update(found.incidents, now)
                 ages = {i.key: self.tracker.age(i, now, self.tracker.first_seen[i.key]) for i in found.incidents}

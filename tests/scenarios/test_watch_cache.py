@@ -1,6 +1,7 @@
-"""The watchdog's wait cache: a thread that has not run since the last scan keeps the wait
-worked out then, if that wait led to no other process; a thread that ran, and every wait with
-edges, is worked out again."""
+"""What keeps the watchdog's scans cheap. The wait cache: a thread that has not run since the
+last scan keeps the wait worked out then, if that wait led to no other process; a thread that
+ran, and every wait with edges, is worked out again. Quiet processes: a one-thread process
+whose waits led nowhere and that has not run since is no start of the next exploration."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import os
 from scenario_helpers import READER, SLEEPER, close, spawn_with
 
 from waitchain.demo.harness import wait_blocked
+from waitchain.graph import Explored
 from waitchain.snapshot import Snapshot
-from waitchain.watch import WaitCache
+from waitchain.watch import QuietProcesses, WaitCache
 
 ECHO_READER = """
 fd = int(sys.argv[1])
@@ -70,3 +72,56 @@ def test_a_wait_on_another_process_is_never_kept(run_py, wait_sleeping) -> None:
     assert [e.to_pid for e in first.edges] == [writer.pid]
     second = _wait(cache, reader.pid, writer.pid)
     assert second is not first and second == first and cache.hits == 0
+
+
+def _learn(quiet: QuietProcesses, pids, *others: int):
+    """One scan's exploration from quiet.starts(pids); the starts."""
+    with Snapshot.scan(pids=[*pids, *others]) as snap:
+        starts = quiet.starts(snap, list(pids))
+        quiet.learn(Explored(snap).explore(starts))
+    return starts
+
+
+THREADED_SLEEPER = """
+threading.Thread(target=sleep_forever, daemon=True).start()
+ready("sleeping")
+sleep_forever()
+"""
+
+
+def test_quiet_processes_are_no_starts_until_they_run(run_py, wait_sleeping) -> None:
+    r, w = os.pipe()
+    echo = spawn_with(run_py, ECHO_READER, [r])  # its pipe's writer is us: not scanned, no edge
+    try:
+        close(r)
+        sleeper = run_py(SLEEPER)
+        threaded = run_py(THREADED_SLEEPER)
+        for p in (echo, sleeper, threaded):
+            p.ready()
+        wait_blocked(echo.pid, "read")
+        wait_sleeping(sleeper.pid)
+        wait_sleeping(threaded.pid, threads=2)
+        everyone = [echo.pid, sleeper.pid, threaded.pid]
+        quiet = QuietProcesses()
+        assert _learn(quiet, everyone) == everyone
+        assert _learn(quiet, everyone) == [threaded.pid]  # two threads: always looked at
+        os.write(w, b"x")  # echo runs, and blocks in its read again
+        echo.ready()
+        wait_blocked(echo.pid, "read")
+        assert _learn(quiet, everyone) == [echo.pid, threaded.pid]
+        assert _learn(quiet, everyone) == [threaded.pid]
+    finally:
+        close(w)
+
+
+def test_a_process_waiting_for_another_is_always_a_start(run_py, wait_sleeping) -> None:
+    r, w = os.pipe()
+    reader = spawn_with(run_py, READER, [r])
+    writer = run_py(SLEEPER, pass_fds=[w])
+    close(r, w)
+    reader.ready(), writer.ready()
+    wait_blocked(reader.pid, "read")
+    wait_sleeping(writer.pid)
+    quiet = QuietProcesses()
+    _learn(quiet, [reader.pid], writer.pid)
+    assert _learn(quiet, [reader.pid], writer.pid) == [reader.pid]
