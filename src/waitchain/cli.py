@@ -98,7 +98,7 @@ exit codes:
        or cannot be created (checked before anything is diagnosed)
   3    no such process, or the pattern matched none or several
   4    permission denied (run as root; in a container, add CAP_SYS_PTRACE); also --all when
-       some processes could not be read and no deadlock was found among the others
+       some processes could not be read and nothing was found among the others
   5    this kernel or machine lacks something waitchain needs (/proc/PID/syscall; Graphviz's
        dot for --format svg)
   6    the output could not be written (stdout or the --report file: disk full, I/O error)
@@ -288,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
                 skipped = total = 0
             if args.confirm is not None:
                 diag = confirm_over(diag, snap, args.confirm)
-            if skipped and not diag.deadlocked:
+            if skipped and not diag.verdicts:  # "nothing found" would not be true
                 raise IncompleteScan(skipped, total)
             if skipped:
                 diag.notes.append(f"the scan is incomplete: {skipped} of {total} processes could "

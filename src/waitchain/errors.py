@@ -230,7 +230,7 @@ class IncompleteScan(WaitchainError, PermissionError):
         self.total = total
         super().__init__(f"the scan is incomplete: {skipped} of {total} processes could not be "
                          "read (permission denied), so a deadlock among them would not be seen; "
-                         "no deadlock among the processes that could be read")
+                         "nothing found among the processes that could be read")
 
     def fixes(self) -> List[str]:
         return AccessDenied(None, "").fixes()
