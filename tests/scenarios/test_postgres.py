@@ -27,8 +27,11 @@ import tempfile
 import time
 from typing import Dict, Iterator, List, NamedTuple, Optional
 
+import jsonschema
 import pytest
 from scenario_helpers import edges_from, only_chain
+
+import waitchain
 
 from waitchain.demo.harness import blocked_in, wait_until
 from waitchain.procfs.postgres import parse_title
@@ -204,10 +207,17 @@ def wait_state(backend: int, activity: str, waiting: bool = False) -> None:
     wait_until(there, f"backend {backend} is {activity}{' waiting' if waiting else ''}")
 
 
+SCHEMA = os.path.join(os.path.dirname(waitchain.__file__), "data", "waitchain-1.schema.json")
+
+
 def _diagnose(run_cli, pid: int, *flags: str) -> tuple:
+    """The CLI's JSON, valid against the waitchain/1 schema, and its exit code."""
     result = run_cli(str(pid), "--json", "--no-stacks", *flags)
     assert result.out, result.err
-    return json.loads(result.out), result.code
+    data = json.loads(result.out)
+    with open(SCHEMA, encoding="utf-8") as f:
+        jsonschema.validate(data, json.load(f))
+    return data, result.code
 
 
 def _edge(data: Dict, a: int, b: int) -> Dict:
@@ -242,6 +252,14 @@ def test_row_lock_with_db_follows_to_the_holders_client(procs, cluster, sessions
     assert "ShareLock" in lock["label"] and "UPDATE t SET v = 2 WHERE id = 1;" in lock["label"]
     assert "idle in transaction" in lock["label"] and "UPDATE t SET v = 1 WHERE id = 1;" in lock["label"]
     assert f"pg_blocking_pids({waiter.backend}) names {holder.backend}" in lock["evidence"]
+    facts = lock["db_lock"]
+    assert (facts["locktype"], facts["mode"], facts["held_mode"], facts["relation"]) == (
+        "transactionid", "ShareLock", "ExclusiveLock", "t")
+    assert facts["tuple"] is not None and facts["holder_state"] == "idle in transaction"
+    assert facts["waiter_query"] == "UPDATE t SET v = 2 WHERE id = 1;"
+    assert facts["holder_query"] == "UPDATE t SET v = 1 WHERE id = 1;"
+    assert lock["db"]["activity"] == "UPDATE" and lock["db"]["waiting"] is True
+    assert lock["db"]["server"] == cluster.postmaster and lock["db"]["datadir"] == cluster.data
     client = _edge(data, holder.backend, holder.psql.pid)
     assert client["kind"] == "unix" and "idle in transaction" in client["label"]
     assert _edge(data, holder.psql.pid, holder.writer.pid)["kind"] == "pipe"
@@ -284,6 +302,10 @@ def test_db_unreachable_says_why(procs, cluster, sessions, run_cli) -> None:
     detail = chain["end"]["detail"]
     assert "--db could not ask the server: psql (as postgres) exited with status 2" in detail
     assert "No such file or directory" in detail and "psql -X -A -t -q -w" in detail
+    (thread,) = next(p for p in data["processes"] if p["pid"] == waiter.backend)["threads"]
+    assert thread["end"]["command"][:2] == ["env", "PGOPTIONS=-c default_transaction_read_only=on -c "
+                                            "statement_timeout=5000 -c lock_timeout=1000"]
+    assert thread["end"]["db"]["activity"] == "UPDATE"
     assert data["verdicts"][0]["advice"] == "db-lock" and code == 0
 
 

@@ -12,8 +12,8 @@ import json
 from enum import Enum
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, Diagnosis, Edge, End, FileLock, Frame, Fuse,
-                     Location, LockHold, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
+from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, DbLock, DbSession, Diagnosis, Edge, End, FileLock,
+                     Frame, Fuse, Location, LockHold, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
 from . import Options
 from .common import cycle_detail, end_detail
 from .labels import label
@@ -194,7 +194,25 @@ def edge(e: Edge) -> Json:
         "retry": _retry(e.retry),  # a lock edge inferred from a short sleep (a retry loop)
         "address": e.address,  # a futex edge: the futex word's address in the waiter's memory
         "ownerless": _text(e.ownerless) if e.ownerless is not None else None,
+        "db": _db(e.db),  # the waiter is a database backend: its title's facts
+        "db_lock": _db_lock(e.db_lock),  # a pg-lock edge: the lock and the blocking session (--db)
     }
+
+
+def _db(session: Optional[DbSession]) -> Optional[Json]:
+    if session is None:
+        return None
+    return {"engine": session.engine, "server": session.server, "user": session.user, "database": session.database,
+            "client": session.client, "activity": session.activity, "waiting": session.waiting,
+            "datadir": session.datadir}
+
+
+def _db_lock(lock: Optional[DbLock]) -> Optional[Json]:
+    if lock is None:
+        return None
+    return {"locktype": lock.locktype, "mode": lock.mode, "relation": lock.relation, "page": lock.page,
+            "tuple": lock.tuple, "held_mode": lock.held_mode, "waiter_query": lock.waiter_query,
+            "holder_state": lock.holder_state, "holder_query": lock.holder_query, "holder_xact": lock.holder_xact}
 
 
 def _fill(fill: Optional[PipeFill]) -> Optional[Json]:
@@ -238,6 +256,8 @@ def end(e: End) -> Json:
         "subject": e.subject,
         "signals": list(e.signals),
         "timeout": e.timeout,
+        "db": _db(e.db),  # a database backend's lock wait: its title's facts
+        "command": list(e.command),  # --db: the command that could not ask the server
     }
 
 
