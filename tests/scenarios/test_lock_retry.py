@@ -75,9 +75,10 @@ class Shell:
         os.close(self.out)
 
 
-def database(tmp_path) -> str:
+def database(tmp_path, wal: bool = False) -> str:
     db = str(tmp_path / "app.db")
-    subprocess.run([_sqlite(), db, "create table t(x);"], check=True)
+    pragma = "PRAGMA journal_mode=WAL; " if wal else ""
+    subprocess.run([_sqlite(), db, pragma + "create table t(x);"], check=True, stdout=subprocess.DEVNULL)
     return db
 
 
@@ -117,13 +118,21 @@ def retry_edges(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
 # --- sqlite3 .timeout behind a write transaction ----------------------------------------------
 
 
+# journal mode → how the holder opens its write transaction, the file its WRITE lock is on
+JOURNALS = {"rollback": ("BEGIN EXCLUSIVE;", ""),  # the PENDING..SHARED bytes of the database
+            "wal": ("BEGIN IMMEDIATE; insert into t values(0);", "-shm")}  # byte 120 of the -shm file
+
+
+@pytest.mark.parametrize("journal", sorted(JOURNALS))
 def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_transaction(
-        procs, tmp_path, run_cli) -> None:
-    db = database(tmp_path)
+        procs, tmp_path, run_cli, journal) -> None:
+    begin, suffix = JOURNALS[journal]
+    db = database(tmp_path, wal=journal == "wal")
+    locked = db + suffix
     holder = Shell(procs, tmp_path, db, "holder")
     try:
-        holder.run("BEGIN EXCLUSIVE;", "locked")
-        wait_until(lambda: _locked(db, "WRITE"), "the holder's exclusive lock is in /proc/locks")
+        holder.run(begin, "locked")
+        wait_until(lambda: _locked(locked, "WRITE"), "the holder's write lock is in /proc/locks")
         wait_blocked(holder.pid, "read")
         writer = procs.spawn([_sqlite(), "-cmd", ".timeout 600000", db, "insert into t values(1);"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,15 +142,17 @@ def test_sqlite_busy_timeout_retries_the_lock_of_the_shell_holding_a_write_trans
         (chain,) = data["chains"]
         assert chain["path"] == [writer.pid, holder.pid], chain
         (edge,) = edges_from(data, writer.pid)
-        assert edge["kind"] == "posix-lock" and edge["to"]["pid"] == holder.pid and edge["object"] == db
+        assert edge["kind"] == "posix-lock" and edge["to"]["pid"] == holder.pid and edge["object"] == locked
         assert edge["syscall"] in ("clock_nanosleep", "nanosleep") and edge["lock"]["type"] == "write"
         retry = edge["retry"]
-        assert retry is not None and 0 < retry["interval"] <= 0.1 and retry["holds"] is None, edge
+        # a WAL writer keeps READ locks of its own on the -shm file (its connection's)
+        holds = "read" if journal == "wal" else None
+        assert retry is not None and 0 < retry["interval"] <= 0.1 and retry["holds"] == holds, edge
         assert edge["evidence"].startswith("inferred:") and "retrying a lock held by" in edge["label"]
         (verdict,) = data["verdicts"]
         assert (verdict["class"], verdict["advice"], verdict["culprit"]) == ("chain-end", "release-holder", holder.pid)
         text = run_cli(str(writer.pid), "--no-stacks").out
-        assert f"HELD: {holder.pid} sqlite3 holds the POSIX lock on {db}" in text, text
+        assert f"HELD: {holder.pid} sqlite3 holds the POSIX lock on {locked}" in text, text
         assert_schema_valid(data)
         explained = run_cli(str(writer.pid), "--no-stacks", "--explain").out
         assert "clock_nanosleep(): a sleep; fd" in explained and "no request is marked ->" in explained, explained
