@@ -224,3 +224,13 @@ def test_a_scan_that_fails_is_logged_and_counted_and_the_watchdog_goes_on(tmp_pa
     got = samples((tmp_path / "m.prom").read_text())
     assert got[("waitchain_scan_errors_total", ())] == 2
     assert "scan failed (a bug: please report it): RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_one_thread_start_times_from_stat() -> None:
+    from waitchain.procfs.activity import parse_one_thread
+
+    line = "4242 (a) b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 {} 0 987654 1000 200"
+    assert parse_one_thread(line.format(1)) == 987654
+    assert parse_one_thread(line.format(3)) is None  # three threads
+    assert parse_one_thread("4242 (a) S 1") is None
+    assert parse_one_thread("") is None
