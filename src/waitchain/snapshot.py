@@ -21,7 +21,7 @@ from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import read_exec_start, read_sched_now
-from .procfs.status import mask, nspids, read_status, tty_nr
+from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
 from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
 from .procfs.timers import PosixTimer, read_timers
@@ -620,6 +620,10 @@ class Snapshot:
     def controlling_tty(self, pid: int) -> int:
         """The controlling terminal's device number (stat's tty_nr; 0: none or unreadable)."""
         return tty_nr(self.fs, pid)
+
+    def foreground_group(self, pid: int) -> int:
+        """The foreground process group of its controlling terminal (stat's tpgid; -1: none)."""
+        return tpgid(self.fs, pid)
 
     # --- database servers (PostgreSQL backends; --db asks the server) ----------------------
 

@@ -29,6 +29,10 @@ def end(reason: Reason, kind: EndKind = EndKind.IDLE, **facts: Any) -> End:
      "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU), and traced by 9 (TracerPid in "
      "/proc/5/task/5/status): SIGCONT or the tracer resumes it"),
     (end(Reason.EXITED, EndKind.UNKNOWN), "exited (zombie)"),
+    (end(Reason.STOPPED, EndKind.STOPPED, source="/proc/5/task/5/status", subject="/dev/pts/2", group=40),
+     "stopped: a background job of the terminal /dev/pts/2, whose foreground is process group 40 (a shell's "
+     "Ctrl-Z, or SIGTTIN/SIGTTOU for reading or writing the terminal from the background; the kernel does not "
+     "record which)"),
     (end(Reason.EXITED, EndKind.UNKNOWN, parent=7), "exited, not reaped by its parent 7 (not scanned)"),
     (end(Reason.EXITED, EndKind.UNKNOWN, parent=7, reaping=True),
      "exited; its parent 7 is in wait4/waitid for it: it is being reaped"),

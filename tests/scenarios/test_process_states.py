@@ -11,13 +11,15 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from typing import Any, Dict, Optional, Tuple
 
 import pytest
 from scenario_helpers import edges_from, only_chain, only_thread, threads_of
 from test_terminals import person  # noqa: F401  (a fixture: a terminal nobody types into)
 
-from waitchain.demo.harness import wait_blocked, wait_until
+from waitchain.demo.harness import children, wait_blocked, wait_until
 from waitchain.errors import WaitchainError
 from waitchain.procfs import syscalls
 from waitchain.procfs.process import parse_stat
@@ -240,6 +242,42 @@ def test_a_process_stopped_by_a_signal_says_the_sender_is_not_recorded(run_py, r
                              f"/proc/{proc.pid}/task/{proc.pid}/status)")
     assert data["edges"] == [] and data["verdicts"][0]["advice"] == "stopped"
     assert f"do now:     kill -CONT {proc.pid} resumes it" in text
+
+
+JOB_CONTROL = """
+import fcntl, os, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the terminal becomes its session's controlling terminal
+os.execvp("bash", ["bash", "-c", "set -m; cat & exec sleep 3600"])  # cat reads it from the background
+"""
+
+
+def test_a_background_job_stopped_by_its_terminal_is_named_as_one(procs, person, run_cli) -> None:  # noqa: F811
+    """bash with job control runs cat in the background: cat reads the terminal and the kernel
+    stops it (SIGTTIN). The kernel records no sender, but its group is not the terminal's
+    foreground group: a stopped job of that terminal, which fg resumes."""
+    shell = procs.spawn([sys.executable, "-c", JOB_CONTROL], stdin=person.slave, stdout=person.slave,
+                        stderr=subprocess.DEVNULL)
+    os.close(person.slave)
+    wait_until(lambda: any(comm(k) == "cat" for k in children(shell.pid)), "bash started cat")
+    cat = next(k for k in children(shell.pid) if comm(k) == "cat")
+    wait_until(lambda: state(cat) == "T", "the terminal stopped cat")
+    data, code, text = diagnose(run_cli, cat)
+    assert code == 0, data
+    end = only_thread(data, cat)["end"]
+    assert (end["kind"], end["reason"], end["subject"]) == ("stopped", "stopped", person.path), end
+    assert end["detail"] == (f"stopped: a background job of the terminal {person.path}, whose foreground is "
+                             f"process group {shell.pid} (a shell's Ctrl-Z, or SIGTTIN/SIGTTOU for reading or "
+                             "writing the terminal from the background; the kernel does not record which)")
+    assert data["verdicts"][0]["advice"] == "stopped"
+    assert f"do now:     fg in the shell on {person.path} brings it back to the foreground" in text, text
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def test_a_process_stopped_under_ptrace_waits_for_its_tracer(procs, person, run_py, run_cli,  # noqa: F811

@@ -74,3 +74,12 @@ def tty_nr(fs: ProcFS, pid: int) -> int:
         return int(tail[4])
     except (WaitchainError, IndexError, ValueError):
         return 0
+
+
+def tpgid(fs: ProcFS, pid: int) -> int:
+    """The foreground process group of its controlling terminal, from /proc/PID/stat (-1: none)."""
+    try:
+        tail = fs.read(pid, "stat").rpartition(")")[2].split()
+        return int(tail[5])
+    except (WaitchainError, IndexError, ValueError):
+        return -1

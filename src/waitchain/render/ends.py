@@ -66,6 +66,10 @@ def _stopped(end: End) -> str:
     if end.tracer is not None:
         return (f"stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU), and traced by {end.tracer} "
                 f"(TracerPid{where}): SIGCONT or the tracer resumes it")
+    if end.subject and end.group is not None:
+        return (f"stopped: a background job of the terminal {end.subject}, whose foreground is process group "
+                f"{end.group} (a shell's Ctrl-Z, or SIGTTIN/SIGTTOU for reading or writing the terminal from "
+                "the background; the kernel does not record which)")
     return (f"stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU): the kernel does not record who "
             f"sent it, and no tracer holds it (TracerPid 0{where})" if end.source else
             "stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU) or a debugger")

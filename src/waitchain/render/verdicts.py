@@ -571,6 +571,11 @@ def _terminal(diag, pid, tid, v):
 
 
 def _stopped(diag, pid, tid, v):
+    ending = v.end.ending if v.end is not None else None
+    if ending is not None and ending.subject and ending.group is not None:
+        return ([f"fg in the shell on {clean(ending.subject)} brings it back to the foreground (jobs lists it); "
+                 f"kill -CONT {pid} resumes it in the background, where reading the terminal stops it again"],
+                ["for unattended runs, give it no terminal: stdin from /dev/null, or run it in the foreground"])
     return ([f"kill -CONT {pid} resumes it; the kernel does not record who stopped it: a shell's Ctrl-Z "
              "(jobs, fg in that shell), a background job that read or wrote its terminal (SIGTTIN, "
              "SIGTTOU), or a SIGSTOP from a supervisor"],

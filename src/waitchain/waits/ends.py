@@ -8,12 +8,13 @@ nothing), a server waiting for clients, a connect, and calls that later rules wi
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Optional
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
-from . import child
+from . import child, tty
 from .describe import call_text, fd_text
 
 SYSCALLS = {"accept", "accept4", "connect"}  # sleeps and signal waits: signals.py
@@ -65,7 +66,18 @@ def _stopped(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:
                     f"/proc/{pid}/task/{task.tid}/stat: state t (tracing stop); {source}: TracerPid {tracer}")
         return Wait(pid, task.tid, what, (edge,))
     end = End(EndKind.STOPPED, reason=Reason.STOPPED, tracer=tracer or None, source=source)
-    return Wait(pid, task.tid, what, end=end)
+    return Wait(pid, task.tid, what, end=_job(snap, pid, end))
+
+
+def _job(snap: Snapshot, pid: int, end: End) -> End:
+    """A stopped background job of a terminal (its group is not the terminal's foreground
+    group: a shell's Ctrl-Z, or SIGTTIN/SIGTTOU for reading or writing it from behind): the
+    terminal and its foreground group. Which signal it was is still not recorded."""
+    proc = snap.processes.get(pid)
+    number, foreground = snap.controlling_tty(pid), snap.foreground_group(pid)
+    if proc is None or not number or foreground <= 0 or foreground == proc.pgrp:
+        return end
+    return replace(end, subject=tty.device_name(number), group=foreground)
 
 
 def _exited(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:

@@ -60,6 +60,16 @@ def _slave_index(snap: Snapshot, pid: int, target: str) -> Optional[int]:
     return (major - PTS_MAJORS.start) * 256 + minor if major in PTS_MAJORS else None
 
 
+def device_name(number: int) -> str:
+    """/dev/pts/N or /dev/ttyN for a terminal's device number (stat's tty_nr), else MAJ:MIN."""
+    major, minor = (number >> 8) & 0xFFF, (number & 0xFF) | ((number >> 12) & 0xFFF00)
+    if major in PTS_MAJORS:
+        return f"{PTS_PREFIX}{(major - PTS_MAJORS.start) * 256 + minor}"
+    if major == 4 and minor < 64:
+        return f"/dev/tty{minor}"
+    return f"terminal {major}:{minor}"
+
+
 def _slave(snap: Snapshot, waiter: _Waiter, index: int) -> Wait:
     masters = _masters(snap, index)
     slave = f"{PTS_PREFIX}{index}"
