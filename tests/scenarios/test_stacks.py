@@ -358,8 +358,10 @@ def test_native_application_frame(procs, tmp_path, run_cli):
     plain = diagnose(run_cli, pid)
     native = diagnose(run_cli, pid, "--native")
 
-    assert thread_of(plain, pid, pid)["stack"] is None
-    assert any("--native" in note for note in plain["notes"]), plain["notes"]
+    unwound = thread_of(plain, pid, pid)  # by default: unwound without stopping it (unwind.py)
+    assert unwound["stack_source"] == "unwind" and unwound["stack_incomplete"] is False, plain["notes"]
+    assert unwound["location"] == location(source, NATIVE, "wait_for_input", "/* BLOCK */")
+    assert not any("--native" in note for note in plain["notes"]), plain["notes"]
     main = thread_of(native, pid, pid)
     assert main["stack_source"] == "gdb", native["notes"]
     assert main["location"] == location(source, NATIVE, "wait_for_input", "/* BLOCK */")

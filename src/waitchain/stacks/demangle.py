@@ -18,6 +18,7 @@ RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
 RUST_ESCAPES = {"$SP$": "@", "$BP$": "*", "$RF$": "&", "$LT$": "<", "$GT$": ">", "$LP$": "(",
                 "$RP$": ")", "$C$": ","}
 RUST_UNICODE = re.compile(r"\$u([0-9a-f]{1,6})\$")
+RUST_CRATE_HASH = re.compile(r"\[[0-9a-f]{1,16}\]")  # v0: std[e28293b1aa0f68bd]::io → std::io
 
 _lock = threading.Lock()
 _cache: Dict[str, str] = {}
@@ -52,7 +53,7 @@ def _is_rust_legacy(name: str, text: str) -> bool:
 def _rust_legacy(text: str) -> str:
     """std::io::stdio::Stdin::read_line::h0123456789abcdef → std::io::stdio::Stdin::read_line,
     with $LT$..$GT$ → <..>, .. → ::."""
-    text = RUST_HASH.sub("", text)
+    text = RUST_HASH.sub("", text).replace("::_$", "::$")  # _$u7b$$u7b$closure → {{closure
     for escape, char in RUST_ESCAPES.items():
         text = text.replace(escape, char)
     text = RUST_UNICODE.sub(lambda m: chr(int(m.group(1), 16)), text)
@@ -110,4 +111,4 @@ def _tool(name: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     text = done.stdout.strip()
-    return "" if not text or text == name else RUST_HASH.sub("", text)
+    return "" if not text or text == name else RUST_CRATE_HASH.sub("", RUST_HASH.sub("", text))

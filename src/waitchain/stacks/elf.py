@@ -31,9 +31,12 @@ except ImportError:  # pragma: no cover - the package depends on pyelftools
 # Looked for inside the target's root first (a container), then in ours.
 DEBUG_ROOTS: List[str] = ["/usr/lib/debug"]
 CACHE_SIZE = 64  # ELF files kept parsed
-MAX_DEBUG_BYTES = 512 << 20  # a debug section larger than this is not loaded
+MAX_DEBUG_BYTES = 256 << 20  # debug sections larger than this in all are not loaded (no lines)
+LARGE_LINE_PROGRAM = 64 << 10  # bytes of one CU's line program: decoded only when worth it
 _SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym
 STT_FUNC, STT_GNU_IFUNC = 2, 10
+PF_X = 1
+PAGE = 4096
 
 Row = Dict[Any, Any]  # a decoded CFI row: "pc", "cfa" (CFARule), register number → RegisterRule
 
@@ -49,7 +52,7 @@ class Module:
         self._elf = elf
         self._stream = stream
         self._lock = threading.RLock()
-        self.loads = [(s["p_vaddr"], s["p_offset"], s["p_filesz"], s["p_memsz"])
+        self.loads = [(s["p_vaddr"], s["p_offset"], s["p_filesz"], s["p_flags"])
                       for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
         self._fdes: Optional[Tuple[List[int], List[int]]] = None  # sorted starts, eh_frame offsets
         self._cfi: Optional[Any] = None
@@ -64,11 +67,13 @@ class Module:
 
     # --- addresses -----------------------------------------------------------------------
 
-    def bias(self, start: int, offset: int) -> Optional[int]:
-        """The load bias of a mapping at `start` of the file at `offset`: vaddr = address - bias."""
-        for vaddr, off, filesz, _ in self.loads:
-            if off <= offset < off + max(filesz, 1):
-                return start - (vaddr + offset - off)
+    def bias(self, start: int, offset: int, executable: bool = True) -> Optional[int]:
+        """The load bias of a mapping at `start` of the file at `offset` (page-aligned: a
+        segment's mapping starts on the page holding its first byte): vaddr = address - bias."""
+        for vaddr, off, filesz, flags in self.loads:
+            page = off - off % PAGE
+            if page <= offset < off + max(filesz, 1) and bool(flags & PF_X) == executable:
+                return start - (vaddr - (off - page) + (offset - page))
         return None
 
     def code(self, vaddr: int, size: int) -> bytes:
@@ -94,8 +99,10 @@ class Module:
         start, end, rows = fde
         if not start <= vaddr < end or not rows:
             return None
-        pcs = [r["pc"] for r in rows]
-        return rows[max(0, bisect_right(pcs, vaddr) - 1)], True
+        i = len(rows) - 1
+        while i > 0 and rows[i]["pc"] > vaddr:  # a handful of rows per function
+            i -= 1
+        return rows[i], True
 
     def _fde_at(self, vaddr: int) -> Optional[Tuple[int, int, List[Row]]]:
         index = self._fde_index()
@@ -194,15 +201,17 @@ class Module:
 
     # --- lines ---------------------------------------------------------------------------------
 
-    def line(self, vaddr: int) -> Optional[Tuple[str, int]]:
-        """(source file, line) of `vaddr` from .debug_line, when the file or its debug file has it."""
+    def line(self, vaddr: int, large: bool = True) -> Optional[Tuple[str, int]]:
+        """(source file, line) of `vaddr` from .debug_line, when the file or its debug file has
+        it. large=False: not when that means decoding a large line program (pyelftools takes
+        seconds for the ~100k rows of Rust's std: a runtime's own frame is not worth it)."""
         with self._lock:
             try:
-                return self._line(vaddr)
+                return self._line(vaddr, large)
             except (ELFError, Exception):
                 return None
 
-    def _line(self, vaddr: int) -> Optional[Tuple[str, int]]:
+    def _line(self, vaddr: int, large: bool) -> Optional[Tuple[str, int]]:
         dwarf = self._dwarf()
         if dwarf is None:
             return None
@@ -210,7 +219,10 @@ class Module:
         if cu_offset is None:
             return None
         if cu_offset not in self._lines:
-            self._lines[cu_offset] = self._line_rows(dwarf, cu_offset)
+            decoded = self._line_rows(dwarf, cu_offset, large)
+            if decoded is None:
+                return None
+            self._lines[cu_offset] = decoded
         addrs, rows = self._lines[cu_offset]
         i = bisect_right(addrs, vaddr) - 1
         if i < 0 or rows[i][2] <= 0 or not rows[i][1]:
@@ -223,7 +235,7 @@ class Module:
             for elf in ([self._elf] + ([self._debug_elf()[0]] if self._debug_elf() else [])):  # type: ignore[index]
                 section = elf.get_section_by_name(".debug_line")
                 if section is not None and section["sh_type"] != "SHT_NOBITS" and \
-                        section["sh_size"] < MAX_DEBUG_BYTES and elf.has_dwarf_info():
+                        _debug_bytes(elf) < MAX_DEBUG_BYTES and elf.has_dwarf_info():
                     self._dwarf_info = elf.get_dwarf_info(relocate_dwarf_sections=False)
                     break
         return self._dwarf_info or None
@@ -243,11 +255,14 @@ class Module:
                 return offset
         return None
 
-    def _line_rows(self, dwarf: Any, cu_offset: int) -> Tuple[List[int], List[Tuple[int, str, int]]]:
+    def _line_rows(self, dwarf: Any, cu_offset: int,
+                   large: bool) -> Optional[Tuple[List[int], List[Tuple[int, str, int]]]]:
         cu = dwarf.get_CU_at(cu_offset)
         program = dwarf.line_program_for_CU(cu)
         if program is None:
             return [], []
+        if not large and program.program_end_offset - program.program_start_offset > LARGE_LINE_PROGRAM:
+            return None
         top = cu.get_top_DIE()
         comp_dir = _text(top.attributes.get("DW_AT_comp_dir"))
         version = program.header["version"]
@@ -418,6 +433,12 @@ def _crc_ok(path: str, crc: int) -> bool:
         return False
 
 
+def _debug_bytes(elf: Any) -> int:
+    """The size of the DWARF sections pyelftools would load into memory."""
+    return sum(s["sh_size"] for s in elf.iter_sections()
+               if s.name.startswith((".debug_", ".zdebug_")) and s["sh_type"] != "SHT_NOBITS")
+
+
 def _hdr_table(elf: Any, eh_frame_addr: int) -> Optional[Tuple[List[int], List[int]]]:
     """.eh_frame_hdr's sorted table (initial location, FDE address), in the usual encoding
     (datarel sdata4); None for another encoding or none."""
@@ -499,8 +520,10 @@ def _file_name(files: Any, dirs: List[str], index: int, version: int, comp_dir: 
     if version < 5 and entry.dir_index == 0:
         directory = comp_dir
     path = os.path.join(directory, name) if directory else name
-    if not path.startswith("/") and comp_dir:
-        path = os.path.join(comp_dir, path)
+    # Relative to the compilation directory (DWARF 5: directory 0 is that directory itself).
+    base = comp_dir if version < 5 else (dirs[0] if dirs and d != 0 else "")
+    if not path.startswith("/") and base:
+        path = os.path.join(base, path)
     return os.path.normpath(path)
 
 

@@ -33,6 +33,7 @@ from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
 from . import elf
 from .demangle import demangle
+from .frames import SYSTEM_FUNCTION
 
 SUPPORTED = platform.machine() in ("x86_64", "amd64")
 RBP, RSP, RA = 6, 7, 16  # DWARF register numbers on x86-64 (16: the return address column)
@@ -42,6 +43,7 @@ STACK_BUDGET = 1 << 20  # bytes of stack read per thread at most
 CHUNK = 16 << 10  # stack read in aligned chunks of this size
 SCAN_WORDS = 2048  # words above the stack pointer looked at by a scan
 THREAD_SECONDS = 1.0  # to unwind one thread
+PROCESS_SECONDS = 5.0  # for all the threads of one process: the others are left out
 WORD = 8
 
 Reader = Callable[[int, int], bytes]  # (address, size) → up to size bytes, or raises
@@ -91,7 +93,7 @@ class Maps:
             return None
         if m.start not in self._modules:
             module = elf.module_for(self.pid, m.start, m.end, m.path.replace(" (deleted)", ""), m.inode)
-            bias = module.bias(m.start, m.offset) if module is not None else None
+            bias = module.bias(m.start, m.offset, "x" in m.perms) if module is not None else None
             self._modules[m.start] = (module, bias) if module is not None and bias is not None else None
         return self._modules[m.start]
 
@@ -163,7 +165,7 @@ def unwind(sp: int, pc: int, maps: Maps, stack: StackMemory, deadline: float) ->
             return Unwound(frames, False)
         how = "cfi"
         if not isinstance(step, dict) or not _sane(maps, regs, step, checked_call=False):
-            step, how = _fp(maps, stack, regs), "fp"
+            step, how = _fp(maps, stack, regs, lookup), "fp"
         if step is None:
             step, how = _scan(maps, stack, regs), "scan"
         if step is None:
@@ -214,15 +216,45 @@ def _cfi(maps: Maps, stack: StackMemory, lookup: int, regs: Dict[int, int]):
     return new, ""
 
 
-def _fp(maps: Maps, stack: StackMemory, regs: Dict[int, int]) -> Optional[Dict[int, int]]:
+def _fp(maps: Maps, stack: StackMemory, regs: Dict[int, int], lookup: int) -> Optional[Dict[int, int]]:
+    """The caller by the frame-pointer record at rbp ([rbp] the caller's rbp, [rbp+8] the
+    return address). rbp is not in /proc/PID/task/TID/syscall: until a frame's CFI restores
+    it, the record is looked for above the stack pointer (one whose return address follows a
+    call and whose saved rbp leads to another such record, or ends the chain); a frame whose
+    CFI computes its CFA from rbp (code built with frame pointers) then follows its CFI."""
     rbp, sp = regs.get(RBP), regs[RSP]
-    if rbp is None or not sp <= rbp < sp + STACK_BUDGET:
+    if rbp is None:
+        rbp = _find_record(maps, stack, sp)
+        if rbp is None:
+            return None
+        step, _ = _cfi(maps, stack, lookup, {**regs, RBP: rbp})
+        if isinstance(step, dict) and _sane(maps, regs, step, checked_call=True):
+            return step
+    if not sp <= rbp < sp + STACK_BUDGET:
         return None
     ra, saved = stack.word(rbp + WORD), stack.word(rbp)
     if ra is None or saved is None:
         return None
     step = {RSP: rbp + 2 * WORD, RBP: saved, RA: ra}
     return step if _sane(maps, regs, step, checked_call=True) else None
+
+
+def _find_record(maps: Maps, stack: StackMemory, sp: int) -> Optional[int]:
+    """The lowest address above sp holding a plausible frame-pointer record, checked one
+    record further up the chain."""
+    for address in range(sp, sp + SCAN_WORDS * WORD, WORD):
+        saved, ra = stack.word(address), stack.word(address + WORD)
+        if saved is None or ra is None:
+            return None
+        if not _after_call(maps, ra):
+            continue
+        if saved == 0:
+            return address
+        if address + 2 * WORD <= saved < stack.high and saved % WORD == 0:
+            up = stack.word(saved + WORD)
+            if up == 0 or (up is not None and _after_call(maps, up)):
+                return address
+    return None
 
 
 def _scan(maps: Maps, stack: StackMemory, regs: Dict[int, int]) -> Optional[Dict[int, int]]:
@@ -320,10 +352,22 @@ def process_stacks(pid: int, tids: Sequence[int], read: Optional[Callable[[int, 
         maps = Maps(pid, parse_maps(read_maps(ProcFS(proc), pid)))
     except WaitchainError:
         return {}
-    reader = read or memory.read_partial
+    if read is not None:
+        return _each_thread(pid, tids, maps, read, proc)
+    if memory._open_readers():  # the run's reader (the snapshot's): its helper is running
+        return _each_thread(pid, tids, maps, memory.read_partial, proc)
+    with memory.MemoryReader() as own:  # called on its own (a test, a bench): one helper
+        return _each_thread(pid, tids, maps, own.read_partial, proc)
+
+
+def _each_thread(pid: int, tids: Sequence[int], maps: Maps, read: Callable[[int, int, int], bytes],
+                 proc: str) -> Dict[int, Tuple[Tuple[Frame, ...], bool]]:
     out: Dict[int, Tuple[Tuple[Frame, ...], bool]] = {}
+    deadline = time.monotonic() + PROCESS_SECONDS
     for tid in tids:
-        got = thread_stack(pid, tid, maps, reader, proc)
+        if time.monotonic() > deadline:
+            break
+        got = thread_stack(pid, tid, maps, read, proc)
         if got is not None:
             out[tid] = got
     return out
@@ -362,7 +406,7 @@ def symbolise(maps: Maps, raw: Sequence[RawFrame]) -> Tuple[Frame, ...]:
             symbol = module.symbol(lookup - bias)
             if symbol is not None:
                 function = demangle(symbol[0].split("@", 1)[0])  # memcpy@GLIBC_2.2.5
-            where = module.line(lookup - bias)
+            where = module.line(lookup - bias, large=not SYSTEM_FUNCTION.search(function))
             if where is not None:
                 file, line = where
         frames.append(Frame(function, file, line, module_path, native=True, how=f.how))
