@@ -6,6 +6,7 @@ sentences on waits built in code. The real server is tests/scenarios/test_postgr
 from __future__ import annotations
 
 import dataclasses
+import os
 import stat
 import time
 from typing import Dict, List, Optional
@@ -108,6 +109,19 @@ def test_a_psql_that_never_answers_is_killed_at_the_deadline(tmp_path) -> None:
 def test_no_psql_next_to_the_server(tmp_path) -> None:
     answer = postgres.ask_blockers(str(tmp_path / "psql"), "/nowhere", 5432, "app", [7])
     assert answer.error.startswith("no psql next to the server's binary")
+
+
+def test_a_psql_anyone_may_replace_is_not_run(tmp_path) -> None:
+    psql = _fake_psql(tmp_path, f"echo '{ROWS}'")
+    os.chmod(psql, 0o777)
+    answer = postgres.ask_blockers(psql, "/nowhere", 5432, "app", [7])
+    assert answer.error == f"{psql} is writable by anyone or owned by another user: not run"
+
+
+def test_without_root_another_users_server_is_not_asked(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(postgres.os, "geteuid", lambda: 1000)
+    answer = postgres.ask_blockers(_fake_psql(tmp_path, "exit 0"), "/nowhere", 5432, "app", [7], uid=101, gid=101)
+    assert answer.error.startswith("the server runs as uid 101, not as waitchain's user")
 
 
 def test_an_answer_that_is_no_json(tmp_path) -> None:

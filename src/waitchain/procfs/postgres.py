@@ -170,6 +170,9 @@ def ask_blockers(psql: str, socket_dir: str, port: int, database: str, waiters: 
     if not os.path.isfile(psql) or not os.access(psql, os.X_OK):
         answer.error = f"no psql next to the server's binary ({psql})"
         return answer
+    answer.error = _refused(psql, uid)
+    if answer.error:
+        return answer
     try:
         out, err, code = _run(argv, uid, gid, deadline)
     except subprocess.TimeoutExpired:
@@ -186,6 +189,19 @@ def ask_blockers(psql: str, socket_dir: str, port: int, database: str, waiters: 
     except ValueError as exc:
         answer.error = f"psql's answer could not be read: {exc}"
     return answer
+
+
+def _refused(psql: str, uid: Optional[int]) -> str:
+    """Why this psql is not run: we would run it as ourselves for a server of another user
+    (without root we cannot switch), or anyone else could have replaced it."""
+    euid = os.geteuid()
+    if uid is not None and euid != 0 and uid != euid:
+        return (f"the server runs as uid {uid}, not as waitchain's user: run waitchain --db as root "
+                "or as the server's user")
+    info = os.stat(psql)
+    if info.st_mode & 0o002 or info.st_uid not in (0, euid, uid):
+        return f"{psql} is writable by anyone or owned by another user: not run"
+    return ""
 
 
 def _run(argv: List[str], uid: Optional[int], gid: Optional[int], deadline: float) -> Tuple[str, str, int]:
