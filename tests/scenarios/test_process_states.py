@@ -133,6 +133,33 @@ def test_a_zombies_parent_blocked_elsewhere_is_followed(run_py, run_cli, wait_sl
     assert chain["end"]["kind"] == "sleeping" and data["verdicts"][0]["advice"] == "sleeping"
 
 
+PARENT_WAITING_FOR_ANOTHER = """
+sleeper = os.fork()
+if sleeper == 0:
+    sleep_forever()
+quick = os.fork()
+if quick == 0:
+    os._exit(0)
+ready("forked", sleeper, quick)
+os.waitpid(sleeper, 0)  # names the sleeper only: the one that exited stays a zombie
+"""
+
+
+def test_a_zombie_whose_parent_waits_for_another_child(run_py, run_cli, wait_sleeping) -> None:
+    parent = run_py(PARENT_WAITING_FOR_ANOTHER)
+    (line,) = parent.ready()
+    sleeper, zombie = int(line[2]), int(line[3])
+    wait_until(lambda: state(zombie) == "Z", f"{zombie} is a zombie")
+    wait_blocked(parent.pid, "wait4")
+    wait_sleeping(sleeper)
+    data, code, _ = diagnose(run_cli, zombie)
+    assert code == 0, data
+    assert only_chain(data)["path"] == [zombie, parent.pid, sleeper], data["chains"]
+    assert [(e["kind"], e["to"]["pid"]) for e in edges_from(data, zombie)] == [("reap", parent.pid)]
+    assert [(e["kind"], e["to"]["pid"]) for e in edges_from(data, parent.pid)] == [("child", sleeper)]
+    assert data["verdicts"][0]["advice"] == "sleeping" and data["deadlock"] is False
+
+
 MAIN_THREAD_EXITS = """
 import threading
 def worker():
