@@ -279,6 +279,30 @@ def test_stripped_without_debug_info_still_unwinds_by_cfi(tmp_path):
         assert {f.function for f in app} == {"??"} and {f.line for f in app} == {0}
 
 
+@needs_cc
+@needs_gdb
+def test_c_without_unwind_tables_nor_frame_pointers_is_scanned(tmp_path):
+    """No .eh_frame for the program's functions and no frame pointers: past libc's read (its
+    own CFI) each caller is the first word above the stack pointer that follows a call."""
+    source = tmp_path / "bare.c"
+    source.write_text(C_PROGRAM)
+    binary = tmp_path / "bare"
+    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables",
+           "-o", str(binary), str(source)])
+    with Processes() as procs:
+        pid = start_with_ready_fd(procs, [str(binary)])
+        wait_blocked(pid, "read")
+
+        frames, incomplete = our_stack(pid)
+
+        app = [(f.function, f.line, f.how) for f in frames if f.module == str(binary)][:4]
+        assert app == [("level3", line_of(C_PROGRAM, "LEVEL3"), "cfi"),  # read's CFI finds it
+                       ("level2", line_of(C_PROGRAM, "LEVEL2"), "scan"),
+                       ("level1", line_of(C_PROGRAM, "LEVEL1"), "scan"),
+                       ("main", line_of(C_PROGRAM, "MAIN"), "scan")], frames
+        agrees_with_gdb(frames, incomplete, pid, str(binary))
+
+
 # --- C++: std::mutex::lock in a namespaced method ----------------------------------------
 
 

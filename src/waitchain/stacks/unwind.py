@@ -170,8 +170,8 @@ def unwind(sp: int, pc: int, maps: Maps, stack: StackMemory, deadline: float) ->
             step, how = _scan(maps, stack, regs), "scan"
         if step is None:
             return Unwound(frames, True, why or stack.failed or "no rule for the caller")
-        if step[RA] == 0:
-            return Unwound(frames, False)
+        if step[RA] == 0:  # the outermost frame, if the CFI says so; else the chain broke
+            return Unwound(frames, how != "cfi", "" if how == "cfi" else "a return address of 0")
         frames.append(RawFrame(step[RA], how, step[RSP]))
         regs = step
 
@@ -220,7 +220,7 @@ def _fp(maps: Maps, stack: StackMemory, regs: Dict[int, int], lookup: int) -> Op
     """The caller by the frame-pointer record at rbp ([rbp] the caller's rbp, [rbp+8] the
     return address). rbp is not in /proc/PID/task/TID/syscall: until a frame's CFI restores
     it, the record is looked for above the stack pointer (one whose return address follows a
-    call and whose saved rbp leads to another such record, or ends the chain); a frame whose
+    call and whose saved rbp leads to another such record); a frame whose
     CFI computes its CFA from rbp (code built with frame pointers) then follows its CFI."""
     rbp, sp = regs.get(RBP), regs[RSP]
     if rbp is None:
@@ -248,11 +248,10 @@ def _find_record(maps: Maps, stack: StackMemory, sp: int) -> Optional[int]:
             return None
         if not _after_call(maps, ra):
             continue
-        if saved == 0:
-            return address
         if address + 2 * WORD <= saved < stack.high and saved % WORD == 0:
-            up = stack.word(saved + WORD)
-            if up == 0 or (up is not None and _after_call(maps, up)):
+            up, further = stack.word(saved + WORD), stack.word(saved)
+            if up is not None and further is not None and _after_call(maps, up) and \
+                    (further == 0 or saved + 2 * WORD <= further < stack.high):
                 return address
     return None
 
@@ -278,7 +277,7 @@ def _sane(maps: Maps, regs: Dict[int, int], step: Dict[int, int], checked_call: 
     if ra is None or step[RSP] <= regs[RSP]:
         return False
     if ra == 0:
-        return True
+        return not checked_call  # the CFI's outermost frame; a frame-pointer chain broken
     if checked_call:
         return _after_call(maps, ra)
     m = maps.at(ra)
