@@ -63,6 +63,12 @@ def test_native_rule_skips_libc_and_the_loader():
     assert frames.is_system(Frame("f", "", 0, "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30", native=True))
     assert not frames.is_system(app)
     assert not frames.is_system(Frame("f", "", 0, "/usr/lib/libcurl.so.4", native=True))
+    # a runtime's own functions compiled into the program: Rust's std, C++ std templates
+    for runtime in ("std::mutex::lock()", "__gthread_mutex_lock(pthread_mutex_t*)", "<std::io::stdio::Stdin>::read_line",
+                    "core::ops::function::FnOnce::call_once", "std::rt::lang_start::{{closure}}", "_start"):
+        assert frames.is_system(Frame(runtime, "/tmp/prog.rs", 3, "/tmp/prog", native=True)), runtime
+    for own in ("shop::Till::settle(int)", "waiter::main", "<waiter::Shop as core::fmt::Display>::fmt", "start"):
+        assert not frames.is_system(Frame(own, "/tmp/prog.rs", 3, "/tmp/prog", native=True)), own
     assert frames.application_index([libc, nameless, app]) == 2
 
 
@@ -209,7 +215,7 @@ TID 4243:
 def test_eu_stack_output_is_parsed_per_thread():
     stacks = native.parse_eu_stack(EU_STACK)
     assert sorted(stacks) == [4242, 4243]
-    assert stacks[4242][1] == Frame("wait_for_input", "/tmp/prog.c", 6, "/tmp/prog", native=True)
+    assert stacks[4242][1] == Frame("wait_for_input", "/tmp/prog.c", 6, "/tmp/prog", native=True, how="eu-stack")
     assert frames.application_index(stacks[4242]) == 1
     assert frames.application_index(stacks[4243]) is None
 

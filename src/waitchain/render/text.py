@@ -266,7 +266,10 @@ def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, opti
     if options.stacks and stack is not None:
         for frame in stack.frames:
             text = f"{clean(frame.function)} ({clean(frame.file)}:{frame.line})"
-            rows.append(Row(lead, lead, free=[("     ", ""), (text, "dim")]))
+            guessed = f"  [{frame.how}]" if frame.how in ("fp", "scan") else ""  # not by CFI
+            rows.append(Row(lead, lead, free=[("     ", ""), (text + guessed, "dim")]))
+        if stack.incomplete:
+            rows.append(Row(lead, lead, free=[("     ", ""), ("… (no unwind rule past this frame)", "dim")]))
     return rows
 
 
