@@ -40,6 +40,7 @@ class EdgeKind(Named):
     PTRACE = "ptrace"  # a thread in a ptrace stop waits for its tracer to resume it
     FUTEX = "futex"  # a private futex that records no owner: only a thread of its process can wake it
     PG_LOCK = "pg-lock"  # a PostgreSQL backend waits for a lock another backend holds (--db: pg_blocking_pids)
+    MMAP_LOCK = "mmap-lock"  # a memory-map call (or a fault) queued on a process's mmap lock, behind its holder thread
 
 
 class EndKind(Named):
@@ -379,6 +380,7 @@ class Edge:
     retry: Optional[Retry] = None  # a lock edge inferred from a short sleep (a retry loop)
     address: Optional[int] = None  # a futex edge: the futex word's address in the waiter's memory
     ownerless: Optional[Ownerless] = None  # a futex edge: why no owner thread is named
+    fault_file: str = ""  # an mmap-lock edge: the file of the page fault its holder sleeps in ("" if unknown)
     db: Optional[DbSession] = None  # the waiter is a database backend: its title's facts
     db_lock: Optional[DbLock] = None  # a pg-lock edge: the lock and the blocking session (--db)
 

@@ -16,7 +16,8 @@ from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
 from .procfs.kstack import read_stack
 from .procfs.locks import LockEntry, read_locks
-from .procfs.maps import read_map_devices
+from .procfs.maps import read_map_devices, read_mapping_at
+from .procfs.mmaplock import FAULTING, REMOTE_FAULT, classify as mmap_lock_wait
 from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
@@ -125,6 +126,7 @@ class Snapshot:
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now: Optional[float] = None
         self.memory = TargetMemory(live=fs.root == "/proc")
+        self.memory.reader.holder_of = lambda found: self.mmap_lock_holder(found.pid)
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
         self._handled: Dict[int, int] = {}
@@ -222,6 +224,11 @@ class Snapshot:
     def _read_cmdline(self, pid: int) -> str:
         comm = self.processes[pid].comm if pid in self.processes else "?"
         short = self._blocked_cmdlines >= BLOCKED_CMDLINES  # many blocked: do not wait long for each
+        if self.memory.live and self.memory.reader.contention(pid) is not None:
+            self.memory.mark_stuck(pid)  # the read would wait for the lock (killably, but long)
+            self._note(f"the command line of {pid} could not be read: "
+                       + str(self.memory.reader.locked(pid)).partition(" not read: ")[2])
+            return comm
         try:
             # a process whose main thread exited has its command line under a live thread's id
             line = read_cmdline(self.fs, self.memory.through.get(pid, pid), SHORT_DEADLINE if short else None)
@@ -559,6 +566,29 @@ class Snapshot:
     def mapped_devices(self, pid: int) -> set:
         """(major, minor) of every file pid has mapped."""
         return read_map_devices(self.fs, pid)
+
+    def mapping_at(self, pid: int, address: int) -> Optional[Tuple[int, int, int, str]]:
+        """(major, minor, inode, path) of the file pid maps at `address` (None: none)."""
+        return read_mapping_at(self.fs, pid, address)
+
+    def mmap_lock_holder(self, pid: int) -> Optional[Tuple[int, int]]:
+        """The thread (pid, tid) that likely holds pid's mmap lock while its memory-map calls
+        queue: one of its own threads asleep in a page fault, else a thread of a process
+        reading its memory through /proc/PID/mem that sleeps in a page fault (the read
+        faults the page in under the lock). None if no such thread is seen."""
+        if self.memory.live:
+            found = self.memory.reader.contention(pid)
+            if found is not None and found.faulting:
+                return pid, found.faulting[0].tid
+        for reader in sorted({p for p, _fd in self.holders.get(f"/proc/{pid}/mem", ())}):
+            for task in self.tasks(reader):
+                if task.state != "D":
+                    continue
+                frames, _note = self.kernel_stack(reader, task.tid)
+                call = task.syscall.name if task.syscall is not None else ""
+                if mmap_lock_wait(frames, task.wchan, call) in (FAULTING, REMOTE_FAULT):
+                    return reader, task.tid
+        return None
 
     def cwd(self, pid: int) -> Optional[str]:
         try:

@@ -14,12 +14,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, List, NamedTuple, Tuple
 
 import pytest
 from scenario_helpers import edges_from, only_thread, threads_of
 
-from waitchain.demo.harness import blocked_in, wait_until
+from waitchain.demo.harness import blocked_in, children, wait_until
+from waitchain.errors import WaitchainError
+from waitchain.procfs import memory
+from waitchain.procfs.reader import ProcFS
+from waitchain.procfs.tasks import read_tasks
 from waitchain.procfs.kstack import parse_stack
 from waitchain.procfs.mounts import parse_mountinfo
 from waitchain.waits import kernel
@@ -223,12 +227,34 @@ def stuck_fuse(run_py, tmp_path) -> Iterator[Fuse]:
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     daemon = run_py(FUSE_DAEMON, str(mountpoint))
+    minor = None
     try:
         daemon.ready()
-        yield Fuse(mountpoint, daemon, _minor(str(mountpoint)))
+        minor = _minor(str(mountpoint))
+        yield Fuse(mountpoint, daemon, minor)
     finally:
+        if minor is not None:  # first: every request of the connection fails at once, even
+            abort_fuse(minor)  # when the daemon cannot be killed or a reader holds a lock
         _quiet_kill(daemon.pid)  # closes /dev/fuse: the kernel aborts every pending request
         ctypes.CDLL(None, use_errno=True).umount2(str(mountpoint).encode(), MNT_DETACH)
+
+
+FUSECTL = "/sys/fs/fuse/connections"
+
+
+def abort_fuse(connection: int) -> bool:
+    """Abort a FUSE connection through fusectl (mounted here if it is not): its pending and
+    future requests fail with ENOTCONN, so no test can leave a process waiting on it."""
+    abort = f"{FUSECTL}/{connection}/abort"
+    if not os.path.exists(abort) and os.path.isdir(FUSECTL):
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+    try:
+        with open(abort, "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
 
 
 def _minor(mountpoint: str) -> int:
@@ -378,7 +404,125 @@ def test_held_mmap_lock_neither_hangs_nor_blocks_exit(stuck_fuse, run_py, procs)
     assert took < 20, f"waitchain took {took:.1f} s"
     data = json.loads(out)
     notes = " ".join(data["notes"])
-    assert f"the command line of {victim.pid} could not be read" in notes
-    assert "memory map lock is held" in notes  # the stack was not read, and why
+    assert (f"the command line of {victim.pid} could not be read: its memory-map lock is held by "
+            f"thread {reader.pid} of process {reader.pid}") in notes
     text = json.dumps(threads_of(data, victim.pid))
-    assert "memory map lock is held) of process" in text  # the sleep's timespec: not read, and why
+    # the sleep's timespec: not read, and why
+    assert (f"memory of process {victim.pid} not read: its memory-map lock is held by thread "
+            f"{reader.pid} of process {reader.pid}") in text
+
+
+def _held_mmap_lock(stuck_fuse, run_py) -> Tuple[Any, Any, int]:
+    """The victim of MAPPED_VICTIM with its mmap lock held by a /proc/PID/mem reader that
+    faults in a FUSE page, and its mapper thread queued behind: (victim, reader, mapper tid)."""
+    victim = run_py(MAPPED_VICTIM, str(stuck_fuse.mountpoint / "stuck"), stderr=subprocess.DEVNULL)
+    ((_, _, start),) = victim.ready()
+    reader = run_py(MEM_READER, str(victim.pid), start, stderr=subprocess.DEVNULL)
+    reader.ready()
+    stuck_fuse.daemon.ready()  # the page's read reached the daemon: the mmap lock is held
+    wait_until(lambda: _in_kernel(reader.pid, "D"), "the /proc/PID/mem reader holds the lock")
+    os.kill(victim.pid, signal.SIGUSR1)
+    wait_until(lambda: blocked_in(victim.pid, ["mmap"]), "a writer waits for the mmap lock")
+    (mapper,) = [t.tid for t in read_tasks(ProcFS(), victim.pid) if t.syscall and t.syscall.name == "mmap"]
+    wait_until(lambda: _thread_state(victim.pid, mapper) == "D", "the mapper sleeps in D state")
+    return victim, reader, mapper
+
+
+def _thread_state(pid: int, tid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return ""
+
+
+def _ours_in_d(exclude: Iterable[int]) -> List[int]:
+    """Processes of ours (children of this test process, the subreaper of every orphan
+    of the runs) in D state, but for `exclude` (the scenario's own)."""
+    return [pid for pid in children(os.getpid())
+            if pid not in exclude and _thread_state(pid, pid) == "D"]
+
+
+def test_mmap_call_queued_behind_a_fault_on_fuse(stuck_fuse, run_py, run_cli) -> None:
+    """A thread queued in mmap() waits for the thread that holds its process's mmap lock (a
+    /proc/PID/mem read faulting a FUSE page in), whose wait goes on to the FUSE daemon;
+    the victim's memory and command line are not read (the lock is seen held first)."""
+    victim, reader, mapper = _held_mmap_lock(stuck_fuse, run_py)
+
+    result = run_cli(str(victim.pid), "--json", "--no-stacks")
+
+    data = json.loads(result.out)
+    queued = [e for e in data["edges"] if e["from"] == {"pid": victim.pid, "tid": mapper}]
+    assert [(e["kind"], e["to"]) for e in queued] == [("mmap-lock", {"pid": reader.pid, "tid": reader.pid})]
+    stuck = str(stuck_fuse.mountpoint / "stuck")
+    assert queued[0]["label"] == (f"waits for the memory-map lock, held by thread {reader.pid} of process "
+                                  f"{reader.pid} (page fault on FUSE file {stuck})")
+    assert queued[0]["fuse"] == {"mountpoint": str(stuck_fuse.mountpoint), "inferred": False}
+    assert f"/proc/{victim.pid}/mem" in queued[0]["evidence"]
+    (fault,) = edges_from(data, reader.pid)
+    assert (fault["kind"], fault["to"]["pid"]) == ("fuse", stuck_fuse.daemon.pid)
+    assert f"which maps {stuck} there" in fault["evidence"]
+    assert f"fuse_connection: {stuck_fuse.minor}" in fault["evidence"]
+    assert data["deadlock"] is False
+    assert result.code == 0
+    notes = " ".join(data["notes"])
+    assert (f"the command line of {victim.pid} could not be read: its memory-map lock is held by "
+            f"thread {reader.pid} of process {reader.pid}") in notes
+    assert f"the command line of {reader.pid}" not in notes  # its own memory is free
+    # the healthy look-alike: once the daemon is gone the lock is free, the read goes on
+    assert abort_fuse(stuck_fuse.minor)
+    wait_until(lambda: _thread_state(victim.pid, mapper) != "D", "the mapper got the lock")
+    after = json.loads(run_cli(str(victim.pid), "--json", "--no-stacks").out)
+    assert not [e for e in after["edges"] if e["kind"] == "mmap-lock"]
+    assert not [n for n in after["notes"] if "memory-map lock" in n]
+
+
+def test_twenty_runs_under_a_held_mmap_lock_leave_nothing_in_d_state(stuck_fuse, run_py, procs) -> None:
+    """Every `--all` run used to leave its memory reader in D state (process_vm_readv queued
+    behind the mmap lock, unkillable) and reparented: now none. This process is the
+    subreaper of every orphan of the runs, so a helper left behind is its child."""
+    victim, reader, mapper = _held_mmap_lock(stuck_fuse, run_py)
+    scenario = {victim.pid, reader.pid, stuck_fuse.daemon.pid}
+    assert _ours_in_d(scenario) == []
+
+    took = []
+    for _ in range(20):
+        began = time.monotonic()
+        cli = procs.spawn([sys.executable, "-m", "waitchain", "--all", "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = cli.communicate(timeout=60)
+        took.append(time.monotonic() - began)
+        assert cli.returncode in (0, 1, 4), err.decode()
+        assert "verdicts" in json.loads(out)
+    time.sleep(0.2)  # a helper killed at exit is reaped by us within this
+
+    assert _ours_in_d(scenario) == []
+    assert max(took) < 20, took
+    assert _thread_state(victim.pid, mapper) == "D"  # the lock was held all along
+
+
+def test_one_memory_reader_a_run_even_when_a_read_overruns(stuck_fuse, run_py) -> None:
+    """A read that waits anyway (the check before it saw nothing, the lock was taken
+    after) overruns its deadline: the helper is kept, not replaced (at most one a run),
+    later reads fail at once while it waits, and it is used again once it answers."""
+    victim, reader, mapper = _held_mmap_lock(stuck_fuse, run_py)
+    scenario = {victim.pid, reader.pid, stuck_fuse.daemon.pid}
+    probe = ctypes.create_string_buffer(b"probe-S!")
+    mem = memory.MemoryReader()
+    try:
+        mem._contention[victim.pid] = None  # as if the check had seen no contention
+        with pytest.raises(memory.MemoryLocked):
+            mem.read(victim.pid, 0x1000, 8)  # any address: the lock is taken first
+        helpers = [p for p in children(os.getpid()) if p not in scenario]
+        assert len(helpers) == 1 and _thread_state(helpers[0], helpers[0]) == "D"
+        began = time.monotonic()
+        with pytest.raises(WaitchainError, match="memory reader is held up"):
+            mem.read(os.getpid(), ctypes.addressof(probe), 8)
+        assert time.monotonic() - began < 0.5
+        assert [p for p in children(os.getpid()) if p not in scenario] == helpers  # no second one
+        assert abort_fuse(stuck_fuse.minor)  # the lock is released: the late answer comes
+        wait_until(lambda: _thread_state(victim.pid, mapper) != "D", "the mapper got the lock")
+        assert mem.read(os.getpid(), ctypes.addressof(probe), 8) == b"probe-S!"  # the same helper again
+        assert [p for p in children(os.getpid()) if p not in scenario] == helpers
+    finally:
+        mem.close()

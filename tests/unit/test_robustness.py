@@ -60,27 +60,47 @@ def _gone_pid() -> int:
     return pid
 
 
-def test_a_reader_that_does_not_answer_is_abandoned(monkeypatch, reader) -> None:
+def test_a_reader_that_does_not_answer_is_kept_not_replaced(monkeypatch, reader) -> None:
     """The helper stands for one stuck in process_vm_readv on a held mmap lock: the read
-    times out, the pid is not tried again, and other processes' memory still reads."""
+    times out and the pid is not tried again; no second helper is started in the run
+    (each would be stuck too): reads fail at once while the one helper has not answered,
+    and it is killed when the run ends."""
     buf = ctypes.create_string_buffer(b"still readable")
-    with monkeypatch.context() as patched:
-        patched.setattr(memory, "HELPER", "import time\ntime.sleep(60)\n")
-        patched.setattr(memory, "DEADLINE", 0.2)
-        with pytest.raises(Timeout):
-            reader.read(12345, 0x1000, 8)
-        stuck = reader._slot.abandoned[-1]
-        assert reader.stuck(12345) and reader._slot.helper is None
-        assert memory.memory_stuck(12345)  # what the stacks stage asks, while the reader is open
-        with pytest.raises(Timeout):  # at once: no new helper is started for it
-            reader.read(12345, 0x1000, 8)
-        assert reader._slot.helper is None
-    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"still"
-    stuck.proc.wait(5)  # the abandoned helper was killed
+    monkeypatch.setattr(memory, "HELPER", "import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(memory, "DEADLINE", 0.2)
+    reader._contention[12345] = None  # as if the check before the read had seen nothing
+    with pytest.raises(Timeout, match="not read"):
+        reader.read(12345, 0x1000, 8)
+    late = reader._slot.helper
+    assert late is not None and late.late == 8 and reader.stuck(12345)
+    assert memory.memory_stuck(12345)  # what the stacks stage asks, while the reader is open
+    with pytest.raises(Timeout):  # at once: the pid is not tried again
+        reader.read(12345, 0x1000, 8)
+    with pytest.raises(Timeout, match="held up"):  # another pid: no second helper either
+        reader.read(os.getpid(), ctypes.addressof(buf), 5)
+    assert reader._slot.helper is late and not reader._slot.abandoned
     with memory.MemoryReader() as another:  # the next run's reader tries again
         assert not another.stuck(12345)
     reader.close()
+    late.proc.wait(5)  # the late helper was killed at the end of the run
     assert not memory.memory_stuck(12345)
+
+
+def test_a_contended_mmap_lock_is_seen_before_the_read(monkeypatch, reader) -> None:
+    """A thread queued on the target's mmap lock: its memory is not read at all, no
+    helper is started, and the error says which thread holds the lock."""
+    found = memory.Contention(4242, (memory.Contender(4243, "queued", "mmap", "vm_mmap_pgoff"),))
+    monkeypatch.setattr(memory, "contention", lambda fs, pid: found if pid == 4242 else None)
+    with pytest.raises(memory.MemoryLocked, match=r"^memory of process 4242 not read: its memory-map "
+                                                   r"lock is held \(thread 4243 waits for it in mmap\(\)\)$"):
+        reader.read(4242, 0x1000, 8)
+    assert reader._slot.helper is None and reader.stuck(4242)
+    reader.holder_of = lambda contention: (4250, 4251)
+    another = memory.MemoryReader()
+    another.holder_of = reader.holder_of
+    with pytest.raises(memory.MemoryLocked, match="held by thread 4251 of process 4250$"):
+        another.read(4242, 0x1000, 8)
+    another.close()
 
 
 def test_a_reader_killed_by_someone_else_is_replaced(reader) -> None:

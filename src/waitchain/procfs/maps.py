@@ -5,7 +5,7 @@ lock, so it is read under a deadline."""
 
 from __future__ import annotations
 
-from typing import Set, Tuple
+from typing import Optional, Set, Tuple
 
 from ..errors import WaitchainError
 from .reader import TABLE_READ, ProcFS
@@ -39,3 +39,27 @@ def read_map_devices(fs: ProcFS, pid: int) -> Set[Tuple[int, int]]:
         return parse_map_devices(read_maps(fs, pid))
     except WaitchainError:
         return set()
+
+
+def parse_mapping_at(text: str, address: int) -> Optional[Tuple[int, int, int, str]]:
+    """(major, minor, inode, path) of the file mapped at `address`; None if nothing or
+    no file is mapped there (anonymous memory)."""
+    for line in text.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) < 6 or fields[4] == "0":
+            continue
+        start, _, end = fields[0].partition("-")
+        major, _, minor = fields[3].partition(":")
+        try:
+            if int(start, 16) <= address < int(end, 16):
+                return int(major, 16), int(minor, 16), int(fields[4]), fields[5].strip()
+        except ValueError:
+            continue
+    return None
+
+
+def read_mapping_at(fs: ProcFS, pid: int, address: int) -> Optional[Tuple[int, int, int, str]]:
+    try:
+        return parse_mapping_at(read_maps(fs, pid), address)
+    except WaitchainError:
+        return None

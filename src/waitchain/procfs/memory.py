@@ -9,6 +9,13 @@ reads are made by a small helper process under a deadline; a helper that does no
 in time is abandoned (it exits once the lock is released), and the target's memory is
 not read again by that reader.
 
+Better still, the read is not made when it would wait: before the first read of a
+process's memory, its threads are looked at (procfs/mmaplock.py); one queued on its mmap
+lock, or asleep in a page fault, means its memory is not read at all (MemoryLocked says
+by whom the lock is held). A run has at most one helper: one that overran its deadline is
+kept, not replaced, and used again once its late answer comes (until then, reads fail at
+once); it is killed at the end of the run.
+
 A MemoryReader holds that state for one run: the snapshot owns one (snap.memory) and its
 owner closes it. Nothing here is a module global but the compatibility functions' list
 of the readers still open (for the stacks stage, which has no snapshot at hand)."""
@@ -25,10 +32,12 @@ import sys
 import threading
 import time
 import weakref
-from typing import List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
+from .. import children
 from ..errors import Timeout, WaitchainError, from_oserror
-from .reader import with_deadline
+from .mmaplock import Contender, Contention, contention  # noqa: F401  (Contender: for callers)
+from .reader import ProcFS, with_deadline
 
 DEADLINE = 1.0  # seconds for one read; it takes microseconds unless the mmap lock is held
 MAX_READ = 1 << 20
@@ -36,6 +45,18 @@ PAGE = 4096
 _REQ = struct.Struct("=iQQ")  # pid, address, size
 _REP = struct.Struct("=iq")  # errno, bytes read (-1: error)
 STUCK = "memory (its memory map lock is held)"
+SETTLE = 0.05  # seconds a late helper's answer is waited for before a new read
+
+
+class MemoryLocked(Timeout):
+    """The memory of pid is not read: its mmap lock is held or wanted (a read would wait
+    for it, uninterruptibly). `by`: ' by thread T', or how the contention was seen."""
+
+    def __init__(self, pid: int, by: str) -> None:
+        WaitchainError.__init__(self, f"memory of process {pid} not read: its memory-map lock is held{by}")
+        self.pid = pid
+        self.what = "memory"
+        self.by = by
 
 
 class _IOVec(ctypes.Structure):
@@ -81,9 +102,14 @@ class MemoryReader:
     The snapshot owns one (snap.memory); close() ends its helper (a stuck helper is
     killed and left to exit once the lock is released). Safe to share between threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, fs: Optional[ProcFS] = None) -> None:
         self._lock = threading.Lock()
         self._stuck: Set[int] = set()
+        self._fs = fs or ProcFS()
+        self._contention: Dict[int, Optional[Contention]] = {}
+        self._by: Dict[int, str] = {}
+        # set by the snapshot: the thread (pid, tid) that holds a contended lock, if it can tell
+        self.holder_of: Optional[Callable[[Contention], Optional[Tuple[int, int]]]] = None
         self._slot = _HelperSlot()
         self._finalizer = weakref.finalize(self, self._slot.close)  # also at exit
         _register(self)
@@ -101,7 +127,10 @@ class MemoryReader:
         if size <= 0 or size > MAX_READ or not 0 < address < 1 << 64:
             raise WaitchainError(f"process {pid}: refusing to read {size} bytes at {address:#x}")
         if pid in self._stuck:
-            raise Timeout(pid, STUCK)
+            raise self.locked(pid)
+        if self.contention(pid) is not None:
+            self._stuck.add(pid)
+            raise self.locked(pid)
         err, data = self._through_helper(pid, address, size)
         if err:
             raise from_oserror(OSError(err, os.strerror(err)), pid, f"memory at {address:#x}")
@@ -123,6 +152,34 @@ class MemoryReader:
     def stuck(self, pid: int) -> bool:
         """A read of pid's memory already overran its deadline: its mmap lock is held."""
         return pid in self._stuck
+
+    def contention(self, pid: int) -> Optional[Contention]:
+        """The threads of pid that make a read of its memory wait (looked at once a run)."""
+        if pid not in self._contention:
+            self._contention[pid] = contention(self._fs, pid)
+        return self._contention[pid]
+
+    def locked(self, pid: int) -> MemoryLocked:
+        """The error for a read of pid's memory that is not made, saying by whom."""
+        if pid not in self._by:
+            self._by[pid] = self._holder_text(pid)
+        return MemoryLocked(pid, self._by[pid])
+
+    def _holder_text(self, pid: int) -> str:
+        found = self._contention.get(pid)
+        if found is None:
+            return " (a read of it did not answer in time)"
+        try:
+            holder = self.holder_of(found) if self.holder_of is not None else None
+        except WaitchainError:
+            holder = None
+        if holder is not None:
+            other = f" of process {holder[0]}" if holder[0] != pid else ""
+            return f" by thread {holder[1]}{other}"
+        if found.faulting:
+            return f" by thread {found.faulting[0].tid} (asleep in a page fault)"
+        queued = found.queued[0]
+        return f" (thread {queued.tid} waits for it in {queued.call or queued.where}())"
 
     def mark_stuck(self, pid: int) -> None:
         """pid's mmap lock is known to be held (its cmdline did not answer): do not try."""
@@ -148,17 +205,23 @@ class MemoryReader:
             if self.closed:
                 raise WaitchainError(f"process {pid}: the memory reader of this run is closed")
             for _attempt in range(2):  # a helper killed by someone else is replaced once
+                if self._slot.waiting():  # the one helper of this run is held up by a lock
+                    raise Timeout(pid, "memory (the memory reader is held up by another "
+                                       "process's memory-map lock)")
                 helper = self._slot.current()
                 if helper is None:
                     break
                 try:
                     return helper.ask(pid, address, size)
                 except _Overrun:
-                    self._slot.abandon()
+                    if helper.late is None:  # part of an answer: its pipe is out of step
+                        self._slot.abandon()
                     self._stuck.add(pid)
-                    raise Timeout(pid, STUCK) from None
-                except OSError:
-                    self._slot.abandon()
+                    raise self.locked(pid) from None
+                except OSError:  # it died (killed by someone): reaped, then replaced
+                    self._slot.abandon(reap=0.5)
+        if self._slot.alive_abandoned():  # one stuck helper already: never a thread that could hang too
+            raise Timeout(pid, "memory (no memory reader left in this run)")
         return self._direct_with_deadline(pid, address, size)
 
     def _direct_with_deadline(self, pid: int, address: int, size: int) -> Tuple[int, bytes]:
@@ -182,22 +245,47 @@ class _HelperSlot:
 
     def current(self) -> Optional["_Helper"]:
         if self.helper is not None and not self.helper.usable():
-            self.abandon()
-        if self.helper is None and not self.closed:
-            self.helper = _Helper.start()
+            self.abandon(reap=0.5)
+        if self.helper is None and not self.closed and not self.alive_abandoned():
+            self.helper = _Helper.start()  # at most one helper alive in a run
         return self.helper
 
-    def abandon(self) -> None:
+    def waiting(self) -> bool:
+        """The helper still waits for a lock on an earlier request (its answer is late):
+        True if it has not answered within SETTLE seconds; a late answer is read and dropped."""
+        if self.helper is None or self.helper.late is None:
+            return False
+        try:
+            if self.helper.settle(SETTLE):
+                return False
+        except (OSError, _Overrun):
+            self.abandon()
+            return False
+        return True
+
+    def alive_abandoned(self) -> bool:
+        return any(h.proc.poll() is None for h in self.abandoned if h.owner == os.getpid())
+
+    def abandon(self, reap: float = 0.0) -> None:
+        """Kill the helper and keep it apart; wait up to `reap` seconds for it to go."""
         if self.helper is not None:
             self.helper.kill()
+            if reap > 0 and self.helper.owner == os.getpid():
+                try:
+                    self.helper.proc.wait(reap)
+                except subprocess.TimeoutExpired:
+                    pass
             self.abandoned.append(self.helper)
             self.helper = None
 
     def close(self) -> None:
-        """EOF ends a helper that is not stuck; a stuck one is not waited for."""
+        """EOF ends a helper that is not stuck; a stuck one is killed, not waited for."""
         self.closed = True
         if self.helper is not None and self.helper.owner == os.getpid():
-            self.helper.close()
+            if self.helper.late is not None:
+                self.helper.kill()
+            else:
+                self.helper.close()
         self.helper = None
 
 
@@ -235,8 +323,14 @@ def read_partial(pid: int, address: int, size: int) -> bytes:
 
 
 def memory_stuck(pid: int) -> bool:
-    """Whether an open reader found pid's memory stuck (its mmap lock held)."""
-    return any(reader.stuck(pid) for reader in _open_readers())
+    """Whether an open reader found pid's memory stuck (its mmap lock held), or would:
+    a thread of pid is queued on its mmap lock or asleep in a page fault."""
+    readers = _open_readers()
+    if any(reader.stuck(pid) for reader in readers):
+        return True
+    if readers:
+        return readers[-1].contention(pid) is not None
+    return contention(ProcFS(), pid) is not None
 
 
 def read_own(address: int, size: int) -> bytes:
@@ -260,6 +354,7 @@ class _Helper:
         self.frm = proc.stdout.fileno()  # type: ignore[union-attr]
         self.poller = select.poll()
         self.poller.register(self.frm, select.POLLIN)
+        self.late: Optional[int] = None  # the size asked by a request not answered in time
 
     @classmethod
     def start(cls) -> Optional["_Helper"]:
@@ -271,6 +366,7 @@ class _Helper:
                                     close_fds=True, bufsize=0)
         except (OSError, ValueError, subprocess.SubprocessError):
             return None
+        children.track(proc.pid)  # ended by an interrupt (entry.py)
         return cls(proc)
 
     def usable(self) -> bool:
@@ -280,6 +376,9 @@ class _Helper:
     def ask(self, pid: int, address: int, size: int):
         _write_all(self.to, _REQ.pack(pid, address, size))
         deadline = _now() + DEADLINE
+        if not self.poller.poll(DEADLINE * 1000):
+            self.late = size  # no byte of the answer yet: it may come later, whole
+            raise _Overrun()
         reply = self._receive(_REP.size, _REP.size + size, deadline)
         err, got = _REP.unpack_from(reply)
         if got < 0:
@@ -300,11 +399,27 @@ class _Helper:
             data += chunk
         return data
 
+    def settle(self, wait: float) -> bool:
+        """Read and drop the late answer if it comes within `wait` seconds: True when the
+        helper is free again. _Overrun/OSError if the answer comes in part only."""
+        if self.late is None:
+            return True
+        if not self.poller.poll(wait * 1000):
+            return False
+        deadline = _now() + DEADLINE
+        reply = self._receive(_REP.size, _REP.size + self.late, deadline)
+        _err, got = _REP.unpack_from(reply)
+        if got > 0:
+            self._receive(_REP.size + got - len(reply), 0, deadline)
+        self.late = None
+        return True
+
     def kill(self) -> None:
         """SIGKILL (it takes effect once the lock is released) and close our pipe ends."""
         try:
             if self.owner == os.getpid():
                 self.proc.kill()
+                children.untrack(self.proc.pid)
         except OSError:
             pass
         for pipe in (self.proc.stdin, self.proc.stdout):
@@ -318,6 +433,7 @@ class _Helper:
         try:
             self.proc.stdin.close()  # type: ignore[union-attr]
             self.proc.wait(0.2)
+            children.untrack(self.proc.pid)
         except (OSError, subprocess.TimeoutExpired):
             pass
 

@@ -139,6 +139,17 @@ def _fuse(edge: Edge) -> str:
     return f"{'probably ' if fuse.inferred else ''}waits for the FUSE daemon of {fuse.mountpoint} to answer"
 
 
+def _mmap_lock(edge: Edge) -> str:
+    """A memory-map call queued on its process's mmap lock, behind the holder thread."""
+    held = f"waits for the memory-map lock, held by thread {edge.to_tid}"
+    if edge.to_pid != edge.from_pid:
+        held += f" of process {edge.to_pid}"
+    if edge.fault_file:
+        on = "FUSE file " if edge.fuse is not None else ""
+        held += f" (page fault on {on}{edge.fault_file})"
+    return held
+
+
 SENTENCES: Dict[EdgeKind, Callable[[Edge], str]] = {
     EdgeKind.PIPE: _pipe_read,
     EdgeKind.FIFO: _pipe_read,
@@ -161,4 +172,5 @@ SENTENCES: Dict[EdgeKind, Callable[[Edge], str]] = {
     EdgeKind.PTRACE: lambda e: f"stopped under ptrace: waits for its tracer {e.to_pid} to resume it",
     EdgeKind.FUTEX: _futex,
     EdgeKind.PG_LOCK: db.lock_edge,
+    EdgeKind.MMAP_LOCK: _mmap_lock,
 }

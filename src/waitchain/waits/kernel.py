@@ -16,6 +16,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Fuse, Reason, Syscall, Task, Wait
+from ..procfs.mmaplock import QUEUED, classify as mmap_lock_wait
 from ..procfs.mounts import Mount
 from ..snapshot import Snapshot
 from .describe import FD_FIRST, call_text
@@ -80,6 +81,17 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
     frames, note = snap.kernel_stack(pid, task.tid)
     if VFORK & ({task.wchan} | set(frames[:3])):
         return _vfork(snap, pid, task, what)
+    call = task.syscall.name if task.syscall is not None else ""
+    if task.state == "D" and mmap_lock_wait(frames, task.wchan, call) == QUEUED:
+        return _mmap_queued(snap, pid, task, what, frames, note)
+    fault = _remote_fault(snap, pid, task)
+    if fault is not None:  # a read of /proc/N/mem faults N's page in: its file's system
+        faulted, _path, how = fault
+        cls, detail = classify(frames, task.wchan, faulted.fstype, True, task.state, note)
+        if is_fuse_mount(faulted):
+            return _fuse(snap, pid, task, what, [faulted], how, detail)
+        end = End(END_KIND[cls], f"{detail}; {how}", reason=REASON[cls], subject=faulted.mountpoint)
+        return Wait(pid, task.tid, what, end=end)
     mount, found = file_mount(snap, pid, task.syscall)
     cls, detail = classify(frames, task.wchan, mount.fstype if mount else "",
                            task.syscall is None, task.state, note)
@@ -94,6 +106,83 @@ def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
         detail += f"; the file is on {mount.mountpoint} ({mount.fstype}, device {mount.major}:{mount.minor})"
     end = End(END_KIND[cls], detail, reason=REASON[cls], subject=mount.mountpoint if mount else "")
     return Wait(pid, task.tid, what, end=end)
+
+
+def _mmap_queued(snap: Snapshot, pid: int, task: Task, what: str, frames: List[str], note: str) -> Wait:
+    """A memory-map call (or a page fault) queued on its process's mmap lock: it waits for
+    the thread that holds the lock, asleep in a page fault (its own, or in a read of this
+    process's /proc/PID/mem); that thread's wait is followed from there."""
+    detail = (f"uninterruptible sleep (kernel lock): waits for the memory-map lock (mmap_lock) of "
+              f"process {pid}" + _stack_text([n for n in [task.wchan] + frames if n and n not in SCHEDULER],
+                                              task.wchan, note))
+    holder = snap.mmap_lock_holder(pid)
+    if holder is None or holder == (pid, task.tid):
+        end = End(EndKind.KERNEL, f"{detail}; which thread holds it is not seen (no thread of this "
+                  "process sleeps in a page fault, and no reader of its /proc/PID/mem does)",
+                  reason=Reason.KERNEL_WAIT)
+        return Wait(pid, task.tid, what, end=end)
+    hpid, htid = holder
+    how = ("in a page fault of its own" if hpid == pid
+           else f"in a page fault of process {pid}'s memory, read through /proc/{pid}/mem")
+    fault = _fault_of(snap, hpid, htid)
+    mount, path, found = fault if fault is not None else (None, "", "")
+    evidence = (f"{detail}; /proc/{hpid}/task/{htid}: D state {how}, so it holds the lock"
+                + (f"; {found}" if found else ""))
+    fuse = Fuse(mount.mountpoint) if mount is not None and is_fuse_mount(mount) else None
+    call = task.syscall.name if task.syscall is not None else ""
+    return Wait(pid, task.tid, what, (Edge(pid, task.tid, hpid, htid, EdgeKind.MMAP_LOCK, f"mmap_lock:{pid}",
+                                           evidence, syscall=call, fuse=fuse, fault_file=path),))
+
+
+def _fault_of(snap: Snapshot, pid: int, tid: int) -> Optional[Tuple[Mount, str, str]]:
+    """The file a thread asleep in a page fault faults on: through /proc/N/mem, the file
+    mapped at the read's address; in its own process, the only FUSE file it maps."""
+    task = next((t for t in snap.tasks(pid) if t.tid == tid), None)
+    if task is None:
+        return None
+    remote = _remote_fault(snap, pid, task)
+    if remote is not None:
+        return remote
+    mapped = _mapped_fuse(snap, pid)
+    if len(mapped) == 1:
+        return mapped[0], mapped[0].mountpoint, (f"it maps files from the FUSE mount {mapped[0].mountpoint} "
+                                                 "(the faulting address is not shown by the kernel)")
+    return None
+
+
+MEM_READS = {"read": None, "pread64": 3, "readv": None, "preadv": 3, "preadv2": 3, "pread": 3}
+
+
+def _remote_fault(snap: Snapshot, pid: int, task: Task) -> Optional[Tuple[Mount, str, str]]:
+    """A read of /proc/N/mem that sleeps in a page fault of N's memory: the mount and path
+    of the file N maps at the read's address, and how they were found."""
+    call = task.syscall
+    if call is None or call.name not in MEM_READS or task.state != "D":
+        return None
+    fd = call.arg_int(0)
+    target = snap.target(pid, fd) or ""
+    parts = target.split("/")  # /proc/N/mem or /proc/N/task/T/mem
+    if not (target.startswith("/proc/") and parts[-1] == "mem" and parts[2].isdigit()):
+        return None
+    owner = int(parts[2])
+    index = MEM_READS[call.name]
+    if index is not None:
+        address = call.args[index]
+    else:
+        info = snap.fdinfo(pid, fd)
+        pos = info.pos if info is not None else None
+        if pos is None:
+            return None
+        address = pos
+    mapping = snap.mapping_at(owner, address)
+    if mapping is None:
+        return None
+    major, minor, _inode, path = mapping
+    mount = next((m for m in snap.mounts(owner).values() if (m.major, m.minor) == (major, minor)), None)
+    if mount is None:
+        return None
+    return mount, path, (f"fd {fd} is {target}: the read faults in the page at {address:#x} of process "
+                         f"{owner}, which maps {path} there (/proc/{owner}/maps: device {major}:{minor})")
 
 
 def _vfork(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:
