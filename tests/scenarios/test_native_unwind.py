@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
-from scenario_helpers import read_lines, thread_of
+from scenario_helpers import read_lines, thread_of, threads_in, threads_of
 
-from waitchain.demo.harness import Processes, wait_blocked
+from waitchain.demo.harness import Processes, wait_blocked, wait_until
 from waitchain.model import Frame
 from waitchain.procfs.memory import MemoryReader
 from waitchain.stacks import elf, unwind
@@ -301,6 +301,67 @@ def test_c_without_unwind_tables_nor_frame_pointers_is_scanned(tmp_path):
                        ("level1", line_of(C_PROGRAM, "LEVEL1"), "scan"),
                        ("main", line_of(C_PROGRAM, "MAIN"), "scan")], frames
         agrees_with_gdb(frames, incomplete, pid, str(binary))
+
+
+ABBA = r"""
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t both;
+
+static void *first(void *arg) {
+    pthread_mutex_lock(&a);
+    pthread_barrier_wait(&both);
+    pthread_mutex_lock(&b); /* FIRST */
+    return arg;
+}
+
+static void *second(void *arg) {
+    pthread_mutex_lock(&b);
+    pthread_barrier_wait(&both);
+    pthread_mutex_lock(&a); /* SECOND */
+    return arg;
+}
+
+int main(int argc, char **argv) {
+    pthread_t t1, t2;
+    pthread_barrier_init(&both, NULL, 2);
+    if (pthread_create(&t1, NULL, first, NULL) || pthread_create(&t2, NULL, second, NULL))
+        return 2;
+    if (write(atoi(argv[1]), "ready\n", 6) != 6)
+        return 3;
+    pthread_join(t1, NULL); /* JOIN */
+    return 0;
+}
+"""
+
+
+@needs_cc
+def test_a_c_mutex_deadlock_names_each_threads_line(tmp_path, run_cli):
+    """Two threads taking two pthread mutexes in opposite orders, -O2 without frame pointers:
+    the deadlock's every thread is at its own line, unwound without stopping the process."""
+    source = tmp_path / "abba.c"
+    source.write_text(ABBA)
+    binary = tmp_path / "abba"
+    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-pthread", "-o", str(binary), str(source)])
+    with Processes() as procs:
+        pid = start_with_ready_fd(procs, [str(binary)])
+        wait_until(lambda: len(threads_in(pid, ["futex"])) == 3, "the three threads block in futex")
+
+        result = run_cli(str(pid), "--json")
+
+        data = json.loads(result.out)
+        assert result.code == 1 and data["deadlock"], result.out
+        where = {}
+        for thread in threads_of(data, pid):
+            assert thread["stack_source"] == "unwind" and thread["stack_incomplete"] is False
+            where[thread["location"]["function"]] = (thread["location"]["line"], thread["location"]["file"])
+        assert where == {"main": (line_of(ABBA, "JOIN"), str(source)),
+                         "first": (line_of(ABBA, "FIRST"), str(source)),
+                         "second": (line_of(ABBA, "SECOND"), str(source))}
+        assert data["root_cause"]["location"]["function"] in ("first", "second")
 
 
 # --- C++: std::mutex::lock in a namespaced method ----------------------------------------

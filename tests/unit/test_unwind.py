@@ -170,3 +170,12 @@ def test_demangled_names():
 @pytest.mark.skipif(shutil.which("c++filt") is None, reason="no c++filt")
 def test_rust_v0_names_through_cxxfilt():
     assert demangle("_RNvNtCs1234_7mycrate3foo3bar") == "mycrate::foo::bar"
+
+
+def test_a_walk_past_an_entry_point_ends_there_complete():
+    def frame(name: str) -> unwind.Frame:
+        return unwind.Frame(name, "", 0, "/bin/prog", native=True, how="scan")
+    frames = (frame("read"), frame("main"), frame("_start"), frame("??"))
+    assert unwind.outermost(frames, True) == (frames[:3], False)
+    assert unwind.outermost(frames[:2], True) == (frames[:2], True)  # no entry point reached
+    assert unwind.outermost(frames, False) == (frames, False)

@@ -45,6 +45,8 @@ SCAN_WORDS = 2048  # words above the stack pointer looked at by a scan
 THREAD_SECONDS = 1.0  # to unwind one thread
 PROCESS_SECONDS = 5.0  # for all the threads of one process: the others are left out
 WORD = 8
+# Where a program's or a thread's stack begins (glibc marks them in their CFI, musl does not).
+ENTRY_POINTS = frozenset({"_start", "__clone", "clone", "clone3", "__clone3"})
 
 Reader = Callable[[int, int], bytes]  # (address, size) → up to size bytes, or raises
 
@@ -386,8 +388,18 @@ def thread_stack(pid: int, tid: int, maps: Maps, read: Callable[[int, int, int],
         stack = StackMemory(lambda address, size: read(tid, address, size), sp, high, deadline)
         unwound = unwind(sp, pc, maps, stack, deadline)
         if read_syscall_regs(pid, tid, proc) == regs:  # it did not run meanwhile
-            return symbolise(maps, unwound.frames), unwound.incomplete
+            return outermost(symbolise(maps, unwound.frames), unwound.incomplete)
     return None
+
+
+def outermost(frames: Tuple[Frame, ...], incomplete: bool) -> Tuple[Tuple[Frame, ...], bool]:
+    """A walk that went past a program's or a thread's entry point (whose CFI does not mark
+    the end: musl, hand-written assembly) is complete there; what lies beyond is not a frame."""
+    if incomplete:
+        for i, frame in enumerate(frames):
+            if i and frame.function in ENTRY_POINTS:
+                return frames[:i + 1], False
+    return frames, incomplete
 
 
 def symbolise(maps: Maps, raw: Sequence[RawFrame]) -> Tuple[Frame, ...]:
