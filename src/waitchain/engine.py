@@ -73,7 +73,15 @@ def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle],
         notes=list(snap.notes),
         verdicts=found,
         ns_tids={p: m for p in shown for m in [snap.ns_thread_ids(p)] if m},
+        places=_places(snap, shown),
     )
+
+
+def _places(snap: Snapshot, shown: List[int]) -> dict:
+    """Where each process shown runs (host, pid in its namespace, container); a snapshot
+    made in code (tests) may not say."""
+    place = getattr(snap, "place", None)
+    return {p: place(p) for p in shown if p in snap.processes} if place is not None else {}
 
 
 def _withdraw(cycles: List[Cycle], found: List[Verdict]) -> List[Cycle]:

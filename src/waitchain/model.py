@@ -347,6 +347,29 @@ class DbLock:
 
 
 @dataclass(frozen=True)
+class Container:
+    """What a process's cgroup path names: its container (runtime and id), Kubernetes pod,
+    systemd unit. Empty strings for what the path does not name."""
+
+    runtime: str = ""  # "docker", "containerd", "podman", "cri-o", "lxc"
+    id: str = ""  # the container id's first 12 hex digits (lxc: its name)
+    pod: str = ""  # a Kubernetes pod's uid
+    unit: str = ""  # the innermost systemd unit: "docker-<id>.scope", "nginx.service"
+    cgroup: str = ""  # the cgroup path it was read from
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a process runs: its host (as that host names itself: the hostname of the
+    process's UTS namespace), its pid in its own pid namespace when that is not ours, its
+    container or unit."""
+
+    host: str = ""
+    ns_pid: Optional[int] = None
+    container: Optional[Container] = None
+
+
+@dataclass(frozen=True)
 class Edge:
     """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if
     known). `to_pid == from_pid` with no `to_tid` is a wait on the process's other threads
@@ -510,6 +533,9 @@ class Stack:
     library_wait: str = ""
     lock_owner: Optional[int] = None  # on_lock on an RLock: its owner thread, read from the lock
     incomplete: bool = False  # unwound natively and stopped where no unwind rule applied
+    # Python: the native frames above the interpreter's (innermost first), when those of a C
+    # extension or of a library it calls are among them (stacks/unwind.py); () otherwise.
+    native: Tuple[Frame, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -645,6 +671,7 @@ class Diagnosis:
     # the former).
     ns_tids: Dict[int, Dict[int, int]] = field(default_factory=dict)
     thread_names: Dict[Tuple[int, int], str] = field(default_factory=dict)  # (pid, tid) → py-spy's name
+    places: Dict[int, Place] = field(default_factory=dict)  # pid → host, pid in its namespace, container
 
     @property
     def deadlocked(self) -> bool:

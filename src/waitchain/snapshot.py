@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
-from .model import DbSession, FdInfo, Holder, PipeFill, Process, Task, TcpSocket, UnixSocket
+from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
 from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag
 from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
@@ -26,6 +26,7 @@ from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
 from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
 from .procfs.timers import PosixTimer, read_timers
+from .procfs import cgroup as cgroups, uts
 
 Endpoint = Tuple[str, int]
 K = TypeVar("K")
@@ -136,6 +137,7 @@ class Snapshot:
         self._blocked_cmdlines = 0  # command lines that did not answer in time
         self._sock_diag_failed = False
         self._own_netns: Optional[str] = None
+        self._hostnames: Dict[str, str] = {}  # UTS namespace → its host name
         self._netns_failed: set = set()
         self._unix_elsewhere: Dict[int, Optional[UnixSocket]] = {}  # in another network namespace
         self._unix_listeners: Dict[str, Dict[int, UnixSocket]] = {}  # netns → queued client → listener
@@ -728,6 +730,31 @@ class Snapshot:
     def _waits_in(self, pid: int, session: DbSession) -> bool:
         other = self.db_session(pid)
         return other is not None and other.waiting and other.database == session.database
+
+    # --- where a process runs: host, pid namespace, container -------------------------------
+
+    def place(self, pid: int) -> Place:
+        """Its host's name (the hostname of its UTS namespace), its pid in its own pid
+        namespace when that is not ours, and the container, pod or unit its cgroup names."""
+        ns_pid = None
+        if not self._in_own_pidns(pid):
+            ids = self._ids(pid, None)
+            ns_pid = ids[-1] if len(ids) > 1 else None
+        return Place(host=self.hostname(pid), ns_pid=ns_pid,
+                     container=cgroups.container_of(cgroups.read_cgroups(self.fs, pid)))
+
+    def hostname(self, pid: Optional[int] = None) -> str:
+        """The host name process pid sees (ours when None); "" when it cannot be read (a
+        recorded /proc); the namespace ("uts:[4026532300]") when it may not be joined."""
+        if self.fs.root != "/proc":
+            return ""
+        ns = self.namespace(pid, "uts")
+        return _cached(self._hostnames, ns, lambda: self._read_hostname(pid, ns))
+
+    def _read_hostname(self, pid: Optional[int], ns: str) -> str:
+        if pid is None or not ns or ns == self.namespace(None, "uts"):
+            return uts.own_hostname()
+        return uts.hostname_in(f"/proc/{pid}/ns/uts") or ns
 
     def note(self, text: str) -> None:
         """A remark for the report's notes (each said once)."""

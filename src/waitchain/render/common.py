@@ -32,7 +32,31 @@ def program_text(diag: Diagnosis, pid: int, width: int = PROGRAM_WIDTH) -> str:
     words = short_cmdline(cmdline, 10_000).split(" ")
     if len(words) > 1 and words[1] == program(cmdline):
         words = words[1:]
-    return ellipsize(" ".join(words), width)
+    where = place_text(diag, pid)  # kept whole: the program's words are cut first
+    return ellipsize(" ".join(words), max(12, width - len(where))) + where
+
+
+def place_text(diag: Diagnosis, pid: int) -> str:
+    """` [on db1, docker 3f2a9c0d1b7e, pid 7 inside]`: where a process runs, when that is
+    not plainly here: another host than the chain's start, a container, another pid
+    namespace (a systemd unit only then: every process is in some unit)."""
+    place = diag.places.get(pid)
+    if place is None:
+        return ""
+    parts = []
+    start = diag.places.get(diag.starts[0]) if diag.starts else None
+    if place.host and start is not None and start.host and place.host != start.host:
+        parts.append(f"on {clean(place.host)}")
+    box = place.container
+    if box is not None and (box.runtime or box.id):
+        parts.append(clean(" ".join(w for w in (box.runtime or "container", box.id) if w)))
+    elif box is not None and box.pod:
+        parts.append(f"pod {clean(box.pod)}")
+    elif box is not None and box.unit and place.ns_pid is not None:
+        parts.append(clean(box.unit))
+    if place.ns_pid is not None:
+        parts.append(f"pid {place.ns_pid} inside")
+    return f" [{', '.join(parts)}]" if parts else ""
 
 
 def name(diag: Diagnosis, pid: int) -> str:

@@ -58,7 +58,7 @@ def to_dict(diag: Diagnosis) -> Json:
         "schema": SCHEMA,
         "starts": list(diag.starts),
         "processes": [_process(diag, pid) for pid in diag.processes],
-        "edges": [edge(e) for e in diag.edges],
+        "edges": [edge(e, diag) for e in diag.edges],
         "chains": [_chain(diag, c) for c in diag.chains],
         "cycles": [_cycle(diag, c) for c in diag.cycles],
         "root_cause": _root_cause(diag, verdicts),
@@ -92,8 +92,28 @@ def _process(diag: Diagnosis, pid: int) -> Json:
         "state": proc.state,
         "ppid": proc.ppid,
         "uid": proc.uid,
+        **_place(diag, pid),
         "threads": [_thread(diag, pid, t) for t in diag.tasks.get(pid, [])],
     }
+
+
+def _place(diag: Diagnosis, pid: int) -> Json:
+    """Where it runs: its host (pids are unique per host only), its pid in its own pid
+    namespace (a container's) when that is not ours, the container, pod or unit its cgroup
+    names."""
+    place = diag.places.get(pid)
+    box = place.container if place is not None else None
+    return {
+        "host": place.host or None if place is not None else None,
+        "ns_pid": place.ns_pid if place is not None else None,
+        "container": {"runtime": box.runtime or None, "id": box.id or None, "pod": box.pod or None,
+                      "unit": box.unit or None, "cgroup": box.cgroup} if box is not None else None,
+    }
+
+
+def _host(diag: Optional[Diagnosis], pid: int) -> Optional[str]:
+    place = diag.places.get(pid) if diag is not None else None
+    return place.host or None if place is not None else None
 
 
 def _thread(diag: Diagnosis, pid: int, task: Task) -> Json:
@@ -144,6 +164,8 @@ def _stack(stack: Optional[Stack]) -> Json:
         "stack": [_frame(f) for f in stack.frames] if stack else None,
         "stack_source": stack.source if stack else None,  # "py-spy", "gdb", "eu-stack", "unwind"
         "stack_incomplete": stack.incomplete if stack else None,  # unwound, stopped where no rule applied
+        # Python: the native frames above the interpreter's, when a C extension's are among them
+        **({"native_stack": [_frame(f) for f in stack.native]} if stack and stack.native else {}),
         "location": _location(stack.location) if stack and stack.location else None,
         "python_wait": stack.label if stack and stack.label else None,  # e.g. "waits in queue.Queue.get"
     }
@@ -165,13 +187,13 @@ def _seconds(value: Optional[float]) -> Optional[float]:
 # --- edges and ends ----------------------------------------------------------------------------
 
 
-def edge(e: Edge) -> Json:
+def edge(e: Edge, diag: Optional[Diagnosis] = None) -> Json:
     """One waits-for edge: who waits for whom through what, the facts it was built from, and
     the sentences for people (`label`, worded from the facts as every format words it, and
     `evidence`)."""
     return {
-        "from": {"pid": e.from_pid, "tid": e.from_tid},
-        "to": {"pid": e.to_pid, "tid": e.to_tid},
+        "from": {"pid": e.from_pid, "tid": e.from_tid, "host": _host(diag, e.from_pid)},
+        "to": {"pid": e.to_pid, "tid": e.to_tid, "host": _host(diag, e.to_pid)},
         "kind": _text(e.kind),
         "object": e.object,
         "evidence": e.evidence,
@@ -303,7 +325,7 @@ def _verdict(diag: Diagnosis, v: Verdict, words: Summary) -> Json:
         "victims": list(v.victims),
         "confirmed": v.confirmed,
         "moved": [_thread_id(k) for k in v.moved],
-        "ring": [edge(e) for e in v.ring],
+        "ring": [edge(e, diag) for e in v.ring],
         "end": _chain_end(diag, v.end) if v.end is not None else None,
         "location": words.location or None,
     }

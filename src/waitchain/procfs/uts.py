@@ -1,0 +1,43 @@
+"""The host name a process sees: the node name of its UTS namespace (what `hostname` prints
+inside a container, or on a "host" made of namespaces)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import socket
+import threading
+from typing import List, Optional
+
+CLONE_NEWUTS = 0x04000000
+
+
+def own_hostname() -> str:
+    return socket.gethostname()
+
+
+def hostname_in(ns_path: str) -> Optional[str]:
+    """The node name of the UTS namespace open at `ns_path` (/proc/PID/ns/uts), read by a
+    throwaway thread that joins it (setns changes only the calling thread's UTS namespace,
+    and the thread ends with it). None when it may not be joined (no CAP_SYS_ADMIN)."""
+    found: List[Optional[str]] = [None]
+
+    def join_and_read() -> None:
+        try:
+            fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            if libc.setns(fd, CLONE_NEWUTS) == 0:
+                found[0] = os.uname().nodename
+        except (OSError, AttributeError):
+            return
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=join_and_read, name="waitchain-uts", daemon=True)
+    thread.start()
+    thread.join(2.0)
+    return found[0]
