@@ -1,4 +1,4 @@
-"""`waitchain demo`: start the seed's deadlock, diagnose it from the wrapper, clean up."""
+"""`waitchain demo`: start four programs that deadlock, diagnose them from the first, clean up."""
 
 from __future__ import annotations
 
