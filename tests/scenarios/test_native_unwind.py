@@ -429,6 +429,73 @@ def test_rust_reading_stdin(tmp_path):
             os.close(w)
 
 
+# --- Python: a C extension's frames above the interpreter ---------------------------------
+
+EXTENSION_C = r"""
+#include <unistd.h>
+
+__attribute__((noinline)) int wait_in_c(int fd) {
+    char c;
+    int n = (int)read(fd, &c, 1); /* CREAD */
+    return n + 1;
+}
+"""
+
+PY_CALLER = """\
+import ctypes, os, sys
+
+lib = ctypes.CDLL(sys.argv[1])
+r, w = os.pipe()
+os.write(int(sys.argv[2]), b"ready\\n")
+lib.wait_in_c(r)  # PYCALL
+"""
+
+
+@needs_cc
+def test_a_python_call_into_c_shows_the_c_frames_above_it(tmp_path, run_cli):
+    from waitchain.stacks import python as py_stacks
+    if py_stacks.find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    source = tmp_path / "waitlib.c"
+    source.write_text(EXTENSION_C)
+    library = tmp_path / "libwait.so"
+    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-shared", "-fPIC", "-o", str(library), str(source)])
+    script = tmp_path / "caller.py"
+    script.write_text(PY_CALLER)
+    with Processes() as procs:
+        pid = start_with_ready_fd(procs, [sys.executable, str(script), str(library)])
+        wait_blocked(pid, "read")
+
+        data = json.loads(run_cli(str(pid), "--json").out)
+
+        main = thread_of(data, pid, pid)
+        assert main["stack_source"] == "py-spy", data["notes"]
+        assert main["location"]["line"] == line_of(PY_CALLER, "PYCALL")  # still the Python line
+        native = main["native_stack"]
+        assert native[0]["how"] == "syscall"
+        at = [f["function"] for f in native].index("wait_in_c")
+        assert (native[at]["file"], native[at]["line"], native[at]["module"]) == \
+            (str(source), line_of(EXTENSION_C, "CREAD"), str(library))
+
+
+@needs_cc
+def test_a_python_wait_with_no_extension_frames_gets_no_native_stack(tmp_path, run_cli):
+    from waitchain.stacks import python as py_stacks
+    if py_stacks.find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    script = tmp_path / "reader.py"
+    script.write_text("import os, sys\nr, w = os.pipe()\nos.write(int(sys.argv[1]), b'ready\\n')\nos.read(r, 1)\n")
+    with Processes() as procs:
+        pid = start_with_ready_fd(procs, [sys.executable, str(script)])
+        wait_blocked(pid, "read")
+
+        data = json.loads(run_cli(str(pid), "--json").out)
+
+        main = thread_of(data, pid, pid)
+        assert main["stack_source"] == "py-spy" and main["location"]["line"] == 4
+        assert "native_stack" not in main  # libc's read under os.read: nothing to add
+
+
 # --- never ptrace -------------------------------------------------------------------------
 
 

@@ -264,6 +264,9 @@ def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, opti
         if where or said else []
     rows += [Row(lead, lead + "     ", free=[("  " + line, "dim")]) for line in lock_lines(diag, pid, wait.tid)]
     if options.stacks and stack is not None:
+        for frame in stack.native:  # a C extension's frames above a Python stack
+            text = f"{clean(frame.function)} ({clean(frame.file)}:{frame.line})  [native]"
+            rows.append(Row(lead, lead, free=[("     ", ""), (text, "dim")]))
         for frame in stack.frames:
             text = f"{clean(frame.function)} ({clean(frame.file)}:{frame.line})"
             guessed = f"  [{frame.how}]" if frame.how in ("fp", "scan") else ""  # not by CFI

@@ -150,7 +150,7 @@ def _try_python(diag: Diagnosis, pid: int, tids: List[int],
         return None, str(exc)
     if local:
         threads = [python.with_tid(t, local.get(t.tid) if t.tid is not None else None) for t in threads]
-    return _python(diag, pid, tids, threads), ""
+    return _with_native_frames(pid, _python(diag, pid, tids, threads)), ""
 
 
 def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],
@@ -393,6 +393,18 @@ def _unwound(pid: int, tids: List[int]) -> Optional[_Result]:
         result.stacks[tid] = Stack(pid, tid, frames, location, "", "unwind", incomplete=incomplete)
         if incomplete and location is None:  # the note offers --native
             result.kind = "unwound-incomplete"
+    return result
+
+
+def _with_native_frames(pid: int, result: _Result) -> _Result:
+    """Each Python stack with the native frames above its interpreter, where a C extension's
+    are among them (a call into a library that blocks): read without stopping the process."""
+    exe = _exe(pid)
+    if not exe or not result.stacks:
+        return result
+    found = unwind.under_interpreter(pid, sorted(result.stacks), exe.replace(" (deleted)", ""))
+    for tid, frames in found.items():
+        result.stacks[tid] = dataclasses.replace(result.stacks[tid], native=frames)
     return result
 
 

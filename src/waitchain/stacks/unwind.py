@@ -20,6 +20,7 @@ deadline. Only x86-64 is unwound (elsewhere: no stacks, the --native opt-in stay
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from bisect import bisect_right
@@ -33,7 +34,7 @@ from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
 from . import elf
 from .demangle import demangle
-from .frames import SYSTEM_FUNCTION
+from .frames import STDLIB, SYSTEM_FUNCTION, is_system
 
 SUPPORTED = platform.machine() in ("x86_64", "amd64")
 RBP, RSP, RA = 6, 7, 16  # DWARF register numbers on x86-64 (16: the return address column)
@@ -390,6 +391,59 @@ def thread_stack(pid: int, tid: int, maps: Maps, read: Callable[[int, int, int],
         if read_syscall_regs(pid, tid, proc) == regs:  # it did not run meanwhile
             return outermost(symbolise(maps, unwound.frames), unwound.incomplete)
     return None
+
+
+def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
+                      read: Optional[Callable[[int, int, int], bytes]] = None,
+                      proc: str = "/proc") -> Dict[int, Tuple[Frame, ...]]:
+    """TID → the native frames of a Python thread above its interpreter's (innermost first,
+    up to the first frame in `interpreter`, the executable, or in a libpython), for the
+    threads where a C extension's (or a library's it calls) frames are among them: what a
+    Python stack does not show. Only those frames are symbolised."""
+    if not SUPPORTED or not elf.HAVE_ELFTOOLS:
+        return {}
+    try:
+        maps = Maps(pid, parse_maps(read_maps(ProcFS(proc), pid)))
+    except WaitchainError:
+        return {}
+    if read is None and not memory._open_readers():
+        with memory.MemoryReader() as own:
+            return under_interpreter(pid, tids, interpreter, own.read_partial, proc)
+    reader = read or memory.read_partial
+    out: Dict[int, Tuple[Frame, ...]] = {}
+    deadline = time.monotonic() + PROCESS_SECONDS
+    for tid in tids:
+        if time.monotonic() > deadline:
+            break
+        regs = read_syscall_regs(pid, tid, proc)
+        if regs is None:
+            continue
+        sp, pc = regs
+        area = maps.at(sp)
+        stack = StackMemory(functools.partial(reader, tid), sp,
+                            area.end if area is not None else sp + STACK_BUDGET, time.monotonic() + THREAD_SECONDS)
+        raw = unwind(sp, pc, maps, stack, time.monotonic() + THREAD_SECONDS).frames
+        at = next((i for i, f in enumerate(raw) if _in_interpreter(maps, f.pc, interpreter)), None)
+        if not at or read_syscall_regs(pid, tid, proc) != regs:
+            continue  # never reached the interpreter, or the thread ran meanwhile
+        frames = symbolise(maps, raw[:at])
+        if any(_extension(f) for f in frames):
+            out[tid] = frames
+    return out
+
+
+def _in_interpreter(maps: Maps, pc: int, interpreter: str) -> bool:
+    m = maps.at(pc - 1)
+    if m is None:
+        return False
+    path = m.path.replace(" (deleted)", "")
+    return path == interpreter or path.rsplit("/", 1)[-1].startswith("libpython")
+
+
+def _extension(frame: Frame) -> bool:
+    """A frame of an extension module or a library it calls: not the C library, the loader,
+    the C++ runtime, nor one of Python's own standard modules (lib-dynload)."""
+    return bool(frame.module) and not is_system(frame) and not STDLIB.search(frame.module)
 
 
 def outermost(frames: Tuple[Frame, ...], incomplete: bool) -> Tuple[Tuple[Frame, ...], bool]:
