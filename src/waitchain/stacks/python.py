@@ -15,6 +15,7 @@ import sysconfig
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from .. import children
 from ..model import Frame
 from .tidmap import map_threads
 
@@ -88,11 +89,15 @@ def run_helper(argv: List[str], timeout: float, grace: float = 0.0) -> Tuple[int
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         raise StackError(f"{os.path.basename(argv[0])} could not run: {exc.strerror}") from None
+    children.track(proc.pid, group=True)  # ended by an interrupt (entry.py)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc, grace)
         raise StackTimeout(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s") from None
+    finally:
+        if proc.returncode is not None:
+            children.untrack(proc.pid)
     return proc.returncode, out.decode("utf-8", "replace"), err
 
 
