@@ -152,11 +152,15 @@ class StackMemory:
         return data
 
 
-def unwind(sp: int, pc: int, maps: Maps, stack: StackMemory, deadline: float) -> Unwound:
-    """The raw frames from (sp, pc) of a thread in a system call, innermost first."""
+def unwind(sp: int, pc: int, maps: Maps, stack: StackMemory, deadline: float,
+           stop: Optional[Callable[[int], bool]] = None) -> Unwound:
+    """The raw frames from (sp, pc) of a thread in a system call, innermost first; the walk
+    ends (incomplete) after the first frame whose pc `stop` accepts."""
     frames = [RawFrame(pc, "syscall", sp)]
     regs: Dict[int, int] = {RSP: sp, RA: pc}
     while True:
+        if stop is not None and stop(frames[-1].pc):
+            return Unwound(frames, True, "stopped")
         if len(frames) >= MAX_FRAMES:
             return Unwound(frames, True, f"more than {MAX_FRAMES} frames")
         if time.monotonic() > deadline:
@@ -422,7 +426,8 @@ def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
         area = maps.at(sp)
         stack = StackMemory(functools.partial(reader, tid), sp,
                             area.end if area is not None else sp + STACK_BUDGET, time.monotonic() + THREAD_SECONDS)
-        raw = unwind(sp, pc, maps, stack, time.monotonic() + THREAD_SECONDS).frames
+        raw = unwind(sp, pc, maps, stack, time.monotonic() + THREAD_SECONDS,
+                     functools.partial(_in_interpreter, maps, interpreter=interpreter)).frames
         at = next((i for i, f in enumerate(raw) if _in_interpreter(maps, f.pc, interpreter)), None)
         if not at or read_syscall_regs(pid, tid, proc) != regs:
             continue  # never reached the interpreter, or the thread ran meanwhile
@@ -433,7 +438,7 @@ def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
 
 
 def _in_interpreter(maps: Maps, pc: int, interpreter: str) -> bool:
-    m = maps.at(pc - 1)
+    m = maps.at(pc - 1)  # (the innermost pc is in libc's read: never the interpreter's)
     if m is None:
         return False
     path = m.path.replace(" (deleted)", "")
