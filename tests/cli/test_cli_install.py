@@ -45,7 +45,7 @@ def test_the_wheel_carries_what_users_need(wheel: str) -> None:
         assert needed in names, needed
     assert any(n.endswith(".data/data/share/man/man1/waitchain.1") for n in names), names
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "waitchain = waitchain.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "waitchain = waitchain.entry:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 @pytest.mark.skipif(shutil.which("man") is None, reason="man is not installed")
