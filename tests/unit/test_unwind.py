@@ -179,3 +179,20 @@ def test_a_walk_past_an_entry_point_ends_there_complete():
     assert unwind.outermost(frames, True) == (frames[:3], False)
     assert unwind.outermost(frames[:2], True) == (frames[:2], True)  # no entry point reached
     assert unwind.outermost(frames, False) == (frames, False)
+
+
+def test_a_fifo_where_an_elf_file_was_expected_is_not_opened(tmp_path):
+    """A container can put a FIFO where a library or a debug file is looked for: opening it
+    would block until a writer comes. It is refused at once; a non-ELF file is no module."""
+    import os
+
+    from waitchain.stacks import elf
+    fifo = tmp_path / "libc.so.6.debug"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    assert elf._open_elf(str(fifo)) is None
+    assert elf._crc_ok(str(fifo), 0) is False
+    assert time.monotonic() - start < 1
+    text = tmp_path / "not-elf"
+    text.write_text("hello")
+    assert elf._open_elf(str(text)) is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import threading
 import zlib
@@ -64,6 +65,13 @@ class Module:
         self._aranges: Optional[Any] = None
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
         self._comp_dirs: Dict[int, str] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._stream.close()
+            except OSError:
+                pass
 
     # --- addresses -----------------------------------------------------------------------
 
@@ -354,6 +362,7 @@ def module_for(pid: int, start: int, end: int, path: str, inode: int) -> Optiona
                 if module is not None and module.build_id:
                     for other in _cache.values():  # the same build-id: the parsed one is kept
                         if other is not None and other.build_id == module.build_id:
+                            module.close()
                             module = other
                             break
                 _cache[key] = module
@@ -381,9 +390,22 @@ def _load(path: str, data_path: str) -> Optional[Module]:
         return None
 
 
+def _open_regular(path: str) -> Any:
+    """A binary file object for a regular file; OSError for anything else (a FIFO put in a
+    container's file system where a library or a debug file was expected would block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _open_elf(path: str) -> Optional[Tuple[Any, Any]]:
     try:
-        stream = open(path, "rb")
+        stream = _open_regular(path)
     except (OSError, ValueError):
         return None
     try:
@@ -424,12 +446,14 @@ def _debuglink(elf: Any) -> Optional[Tuple[str, int]]:
 
 def _crc_ok(path: str, crc: int) -> bool:
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
+            if os.fstat(f.fileno()).st_size > MAX_DEBUG_BYTES:
+                return False
             value = 0
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 value = zlib.crc32(chunk, value)
         return value & 0xFFFFFFFF == crc
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
