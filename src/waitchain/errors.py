@@ -190,10 +190,10 @@ class ReportError(WaitchainError, OSError):
     exit_code = EXIT_USAGE
 
     def __init__(self, path: str, exc: Optional[OSError] = None, why: str = "") -> None:
-        self.path = path
-        self.errno = exc.errno if exc is not None else None
         reason = why or (exc.strerror if exc is not None and exc.strerror else str(exc))
         super().__init__(f"cannot write the report to {clean(path)}: {reason}")
+        self.path = path
+        self.errno = exc.errno if exc is not None else None  # after OSError.__init__, which resets it
 
     def fixes(self) -> List[str]:
         if self.errno == errno.EEXIST:
@@ -208,11 +208,11 @@ class OutputError(WaitchainError, OSError):
     exit_code = EXIT_OUTPUT
 
     def __init__(self, where: str, exc: OSError) -> None:
-        self.where = where
-        self.errno = exc.errno
         name = errno.errorcode.get(exc.errno or 0, "")
         why = (exc.strerror or str(exc)) + (f" ({name})" if name else "")
         super().__init__(f"cannot write {where}: {why}")
+        self.where = where
+        self.errno = exc.errno  # after OSError.__init__, which resets it
 
     def fixes(self) -> List[str]:
         if self.errno in (errno.ENOSPC, errno.EDQUOT):
