@@ -117,20 +117,28 @@ class Tracker:
     scan no longer finds it."""
 
     threshold: float
+    looks: int = 2  # scans that must find an incident before it is reported (1: --once)
     first_seen: Dict[Key, float] = field(default_factory=dict)
-    scans: Dict[Key, int] = field(default_factory=dict)  # consecutive scans that found it
+    scans: Dict[Key, int] = field(default_factory=dict)  # scans that found it since it was first seen
+    missing: Dict[Key, int] = field(default_factory=dict)  # scans in a row that did not
     reported: Set[Key] = field(default_factory=set)
 
     def update(self, found: List[Incident], now: float) -> List[Incident]:
         """The incidents of this scan to report now (worst first, as found). Unless the
-        threshold is 0, an incident must have been found by two scans in a row: the second
-        scan is its second look (a thread's blocked time is only as exact as the scheduler
-        clocks of two CPUs agree, a second or so on some machines)."""
+        threshold is 0, an incident must have been found by `looks` scans: the second scan
+        is its second look (a thread's blocked time is only as exact as the scheduler clocks
+        of two CPUs agree, a second or so on some machines). It has cleared once two scans
+        in a row did not find it (one scan can miss a process it could not read in time);
+        found again after that, it is a new incident."""
         keys = {i.key for i in found}
         for key in list(self.first_seen):
-            if key not in keys:  # cleared: a new occurrence is a new incident
-                del self.first_seen[key]
-                del self.scans[key]
+            if key in keys:
+                self.missing.pop(key, None)
+                continue
+            self.missing[key] = self.missing.get(key, 0) + 1
+            if self.missing[key] >= 2:  # cleared: a new occurrence is a new incident
+                for table in (self.first_seen, self.scans, self.missing):
+                    del table[key]
                 self.reported.discard(key)
         due = []
         for inc in found:
@@ -138,7 +146,7 @@ class Tracker:
             self.scans[inc.key] = self.scans.get(inc.key, 0) + 1
             if inc.key in self.reported or self.age(inc, now, since) < self.threshold:
                 continue
-            if self.scans[inc.key] >= 2 or self.threshold == 0:
+            if self.scans[inc.key] >= self.looks or self.threshold == 0:
                 due.append(inc)
         return due
 
@@ -219,7 +227,7 @@ def _unchanged(snap: Snapshot, pid: int, task: Task) -> Optional[Tuple[object, .
 class Watchdog:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.tracker = Tracker(args.threshold)
+        self.tracker = Tracker(args.threshold, looks=1 if args.once else 2)
         self.cache = WaitCache()
         self.quiet = QuietProcesses()
         self.metrics = Metrics()

@@ -22,6 +22,7 @@ from typing import Dict, List
 import pytest
 
 from waitchain.demo.harness import wait_blocked, wait_until
+from waitchain.snapshot import Snapshot
 
 parser = pytest.importorskip("prometheus_client.parser")
 
@@ -132,7 +133,7 @@ def test_watch_reports_a_hang_once_and_again_when_it_comes_back(run_py, procs, t
 
     os.kill(first, signal.SIGKILL)  # it clears
     assert program.ready()[0][:2] == [str(program.pid), "cleared"]
-    _after_scans(metrics, 2)
+    _after_scans(metrics, 3)  # two scans in a row that do not find it: it cleared
     assert _metrics(metrics)["waitchain_deadlocks"] == 0
     second = _hang(program)
     wait_until(lambda: len(_reports(out, "deadlock")) == 2, "a second deadlock report", timeout=THRESHOLD + INTERVAL + 30)
@@ -188,9 +189,10 @@ def test_watch_once_reports_an_existing_hang_once_across_runs(run_py, procs, tmp
     program, _ = _start(run_py, tmp_path)
     program.ready()
     child = _hang(program)
+    wait_until(lambda: _blocked_for(program.pid, child) >= 2.0, "the hang is 2 s old")
     out = str(tmp_path / "reports")
     argv = [sys.executable, "-m", "waitchain", "watch", "--once", "--pid", str(program.pid),
-            "--threshold", "0", "--out", out, "--no-stacks"]
+            "--threshold", "0.5", "--out", out, "--no-stacks"]
 
     for _ in range(2):
         run = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
@@ -199,6 +201,12 @@ def test_watch_once_reports_an_existing_hang_once_across_runs(run_py, procs, tmp
     (report,) = _reports(out, "deadlock")
     _check_report_members(report, {program.pid, child})
     os.kill(child, signal.SIGKILL)
+
+
+def _blocked_for(*pids: int) -> float:
+    """How long the main threads of pids have all been blocked, as waitchain measures it."""
+    with Snapshot.scan(pids=list(pids)) as snap:
+        return min(snap.idle_seconds(p, p) or 0.0 for p in pids)
 
 
 def _check_report_members(path: str, pids: set) -> None:

@@ -59,9 +59,19 @@ def test_the_same_incident_is_not_reported_again_until_it_clears() -> None:
     t.done(due)
     assert t.update([inc], now=2.0) == []
     assert t.update([inc], now=30.0) == []
-    assert t.update([], now=31.0) == []  # it cleared
-    assert t.update([inc], now=32.0) == []  # back: a new occurrence, seen once
-    assert t.update([inc], now=33.0) == [inc]
+    assert t.update([], now=31.0) == []  # one scan missed it: not cleared yet
+    assert t.update([inc], now=32.0) == []  # the same incident, still reported
+    assert t.update([], now=33.0) == []
+    assert t.update([], now=34.0) == []  # two scans in a row: it cleared
+    assert t.update([inc], now=35.0) == []  # back: a new occurrence, seen once
+    assert t.update([inc], now=36.0) == [inc]
+
+
+def test_once_reports_at_the_first_scan_what_is_old_enough() -> None:
+    t = Tracker(threshold=3.0, looks=1)
+    assert t.update([incident("a", blocked=1.0)], now=0.0) == []
+    old = incident("b", blocked=600.0)
+    assert t.update([old], now=0.0) == [old]
 
 
 def test_a_new_incident_beside_a_reported_one_is_reported() -> None:
