@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from typing import List, Optional, Tuple
 
 from . import __version__
@@ -23,6 +22,7 @@ from .engine import diagnose
 from .incidents import DEFAULT_MIN_BLOCKED
 from .watch import seconds
 from .model import Diagnosis
+from .output import open_output
 from .render import Options, renderers
 from .render.progress import spinner
 from .procfs.status import thread_group
@@ -415,9 +415,10 @@ def _quiet_stdout() -> None:
 
 class Report:
     """The --report file: checked and reserved before the diagnosis (so a bad path costs
-    nothing), written after it. A new file is created O_EXCL|O_NOFOLLOW, mode 0600 (an
-    incident report names processes and command lines); with --force an existing one is
-    replaced by rename, never written through (a symlink is replaced, not followed)."""
+    nothing), written after it. A new file is created O_EXCL|O_NOFOLLOW|O_NONBLOCK, mode
+    0600 (an incident report names processes and command lines); with --force an existing
+    regular file is replaced by rename, never written through; a FIFO, device or symlink
+    is refused (output.py)."""
 
     def __init__(self, path: str, fd: int, temp: str) -> None:
         self.path = path
@@ -427,20 +428,10 @@ class Report:
 
     @classmethod
     def open(cls, path: str, force: bool) -> "Report":
-        path = os.path.abspath(path)
-        if os.path.isdir(path):
-            raise ReportError(path, why="it is a directory")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            if force and os.path.lexists(path):
-                fd, temp = tempfile.mkstemp(prefix=".waitchain-report-", suffix=".html",
-                                            dir=os.path.dirname(path))
-                return cls(path, fd, temp)
-            return cls(path, os.open(path, flags, 0o600), "")
-        except FileExistsError as exc:
-            raise ReportError(path, exc, "the file exists (--force replaces it)") from None
-        except OSError as exc:
-            raise ReportError(path, exc) from None
+        """Through output.open_output: O_EXCL|O_NOFOLLOW|O_NONBLOCK, mode 0600; anything
+        but a regular file (a FIFO, a device, a symlink) is refused, even with --force."""
+        out = open_output(path, force)
+        return cls(out.path, out.fd, out.temp)
 
     def write(self, diag: Diagnosis) -> None:
         from .render.html import report

@@ -7,11 +7,14 @@ format is Prometheus's text exposition format 0.0.4 (HELP, TYPE, samples)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .incidents import Incident, Kind
+from .output import kind
 
 __all__ = ["Metrics", "render", "write_atomically", "of_scan"]
 
@@ -96,6 +99,12 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
     """Replace `path` with `text` by a rename: readers see the old file or the new one.
     Raises OSError."""
     directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode_now = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode_now = stat.S_IFREG
+    if not stat.S_ISREG(mode_now):  # a FIFO, device or symlink is never replaced (output.py)
+        raise OSError(errno.EINVAL, f"{path} is {kind(mode_now)}, not a regular file")
     temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:

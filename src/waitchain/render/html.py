@@ -55,12 +55,15 @@ details summary{cursor:pointer;font-weight:600}
 
 
 def write_report(diag: Diagnosis, path: str) -> None:
-    """Write the report to `path` (replaced if it exists)."""
+    """Write the report to `path` (a regular file replaced if it exists; see output.py)."""
+    from ..output import open_output
+
     page = report(diag)
+    out = open_output(path, force=True)
     try:
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(page)
+        out.write(page.encode("utf-8"))
     except OSError as exc:
+        out.discard()
         raise ReportError(path, exc) from None
 
 
