@@ -265,10 +265,12 @@ def as_nobody(argv: list) -> tuple:
 def test_all_as_nobody_says_the_scan_is_incomplete(sleeper) -> None:
     sleeper()  # at least one process nobody cannot read
     code, out, err = as_nobody(["--all", "--no-stacks"])
-    assert code == EXIT_DENIED, err
-    assert "NOTHING FOUND" not in out + err and out == ""
-    assert "the scan is incomplete:" in err and "processes could not be read" in err
-    assert "run it as root" in err
+    assert "NOTHING FOUND" not in out + err
+    assert re.search(r"the scan is incomplete: \d+ of \d+ processes could not be read", out + err)
+    if code == EXIT_DENIED:  # nothing found among what nobody may read: no verdict at all
+        assert out == "" and "run it as root" in err
+    else:  # something nobody may read was found (a zombie of another user's): shown, with the note
+        assert code in (EXIT_OK, EXIT_DEADLOCK) and "note: the scan is incomplete:" in out, err
 
 
 # --- 9. notes: the routine one only with --verbose; --native warns ------------------------
