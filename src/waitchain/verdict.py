@@ -202,10 +202,11 @@ def chain_verdict(ex: Explored, chains: Sequence[Chain], cycle_of: Dict[int, Cyc
 
 
 def job_slot_wait(ex: Explored, path: Sequence[int]) -> Optional[Edge]:
-    """A GNU make on the path that waits for a free job slot: make -j waits in pselect6 for a
-    token on its jobserver pipe (a read alternative, the pipe's writers are makes) and for
-    SIGCHLD from its running recipes; it does so only when it has another recipe to start.
-    Its jobserver pipe edge, or None."""
+    """A GNU make on the path that waits for a free job slot that none of its running
+    recipes will free: make -j waits in pselect6 for a token on its jobserver pipe (a read
+    alternative) and for SIGCHLD from its recipes, and does so only when it has another
+    recipe to start; every recipe it runs ends in a FIFO open nobody answers. Its jobserver
+    pipe edge, or None (a recipe that sleeps or works will end and free a slot)."""
     for pid in path:
         proc = ex.snap.processes.get(pid)
         if proc is None or proc.comm not in MAKES:
@@ -213,9 +214,27 @@ def job_slot_wait(ex: Explored, path: Sequence[int]) -> Optional[Edge]:
         for wait in ex.thread_waits(pid):
             pipe = next((e for e in wait.edges if e.kind == EdgeKind.PIPE and e.alternative is not None
                          and not e.writing), None)
-            if pipe is not None and any(e.kind == EdgeKind.SIGCHLD for e in wait.edges):
+            recipes = [e.to_pid for e in wait.edges if e.kind == EdgeKind.SIGCHLD]
+            if pipe is not None and recipes and all(_ends_in_fifo_opens(ex, r) for r in recipes):
                 return pipe
     return None
+
+
+def _ends_in_fifo_opens(ex: Explored, start: int) -> bool:
+    """Every way from start (along the edges, depth-first, each process once) ends in an
+    open() of a FIFO whose other side nobody has opened."""
+    seen: Set[int] = set()
+    todo = [start]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        nexts = [n for n in ex.successors(pid) if n != pid]
+        if not nexts and end_of(ex, pid)[0].reason != Reason.FIFO_OPEN:
+            return False
+        todo.extend(nexts)
+    return True
 
 
 def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:

@@ -119,19 +119,25 @@ writer:
 """
 
 
-def start_fifo_make(procs, tmp_path, jobs: int, readers: int):
+def start_fifo_make(procs, tmp_path, jobs: int, readers: int, sleeper: bool = False):
+    """make -jJOBS running `readers` recipes that read the FIFO (and, with `sleeper`, one
+    that sleeps instead of the last reader); the writer's recipe comes last, started only
+    once a slot is free. Returns make, the recipes' shells, the readers' cats."""
     names = [f"r{i}" for i in range(readers)]
     targets = " ".join(names + (["writer"] if jobs <= readers else []))
     recipes = "".join(f"{n}:\n\tcat fifo > /dev/null\n" for n in names)
+    if sleeper:
+        recipes = recipes.replace("cat fifo > /dev/null\n", "sleep 3600 > /dev/null\n", 1)
     (tmp_path / "Makefile").write_text(FIFO_MAKEFILE.format(targets=targets, readers=recipes))
     os.mkfifo(tmp_path / "fifo")
     make = procs.spawn([_make(), "-s", f"-j{jobs}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     wait_until(lambda: len(children(make.pid)) == readers, f"make runs {readers} recipes")
     shells = sorted(children(make.pid))
-    cats = [only_child(sh) for sh in shells]
-    for cat in cats:
-        wait_blocked(cat, "openat", "open")
+    kids = [only_child(sh) for sh in shells]
+    cats = [k for k in kids if cmdline(k)[:1] == ["cat"]]
+    for kid in kids:
+        wait_blocked(kid, *(("openat", "open") if kid in cats else SLEEPS))
     return make, shells, cats
 
 
@@ -195,3 +201,16 @@ def test_make_j2_recipe_waiting_for_a_lock_a_sleeping_recipe_holds(procs, tmp_pa
     through = [c["path"] for c in data["chains"] if flock_waiter in c["path"]]
     assert through and all(p[0] == make.pid and p[-1] == sleeper for p in through), data["chains"]
     assert {e["kind"] for e in edges_from(data, flock_waiter)} == {"flock"}
+
+
+def test_a_fifo_reader_beside_a_sleeping_recipe_is_no_job_slot_deadlock(procs, tmp_path, run_cli) -> None:
+    """make -j2 waits for a slot, but one recipe sleeps: it will end, free its slot, and make
+    will start the writer. The reader's chain keeps the plain FIFO verdict."""
+    make, _, cats = start_fifo_make(procs, tmp_path, jobs=2, readers=2, sleeper=True)
+    wait_blocked(make.pid, "pselect6", "select")
+    (cat,) = cats
+    data = diagnose(run_cli, make.pid)
+    assert data["_code"] == 0 and data["deadlock"] is False
+    assert all(v["advice"] != "job-slots" for v in data["verdicts"]), data["verdicts"]
+    fifo = [c for c in data["chains"] if c["path"][-1] == cat]
+    assert fifo and fifo[0]["end"]["reason"] == "fifo-open", data["chains"]
