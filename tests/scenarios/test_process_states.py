@@ -44,6 +44,13 @@ def state(pid: int) -> str:
         return parse_stat(f.read()).state
 
 
+def state_now(pid: int) -> str:
+    try:
+        return state(pid)
+    except OSError:
+        return "gone"
+
+
 def kernel_thread() -> Optional[int]:
     for pid in ProcFS().pids():
         try:
@@ -274,7 +281,7 @@ def test_a_process_stopped_by_a_signal_says_the_sender_is_not_recorded(run_py, r
 JOB_CONTROL = """
 import fcntl, os, sys, termios
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the terminal becomes its session's controlling terminal
-os.execvp("bash", ["bash", "-c", "set -m; cat & exec sleep 3600"])  # cat reads it from the background
+os.execvp("bash", ["bash", "-c", "set -m; cat & while :; do sleep 3600; done"])  # cat reads it from behind
 """
 
 
@@ -290,13 +297,23 @@ def test_a_background_job_stopped_by_its_terminal_is_named_as_one(procs, person,
     wait_until(lambda: state(cat) == "T", "the terminal stopped cat")
     data, code, text = diagnose(run_cli, cat)
     assert code == 0, data
-    end = only_thread(data, cat)["end"]
-    assert (end["kind"], end["reason"], end["subject"]) == ("stopped", "stopped", person.path), end
+    foreground = foreground_group(cat)  # the shell's sleep, in the foreground
+    assert foreground not in (-1, cat)
+    thread = only_thread(data, cat)
+    end = thread["end"]
+    assert end is not None and (end["kind"], end["reason"], end["subject"]) == ("stopped", "stopped", person.path), \
+        (thread, data["edges"], state_now(cat), state_now(shell.pid))
     assert end["detail"] == (f"stopped: a background job of the terminal {person.path}, whose foreground is "
-                             f"process group {shell.pid} (a shell's Ctrl-Z, or SIGTTIN/SIGTTOU for reading or "
+                             f"process group {foreground} (a shell's Ctrl-Z, or SIGTTIN/SIGTTOU for reading or "
                              "writing the terminal from the background; the kernel does not record which)")
     assert data["verdicts"][0]["advice"] == "stopped"
     assert f"do now:     fg in the shell on {person.path} brings it back to the foreground" in text, text
+
+
+def foreground_group(pid: int) -> int:
+    """The foreground process group of pid's controlling terminal (stat's tpgid)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rpartition(")")[2].split()[5])
 
 
 def comm(pid: int) -> str:
