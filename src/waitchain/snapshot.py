@@ -21,7 +21,7 @@ from .procfs.mmaplock import FAULTING, REMOTE_FAULT, classify as mmap_lock_wait
 from .procfs.mounts import Mount, read_mounts
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
-from .procfs.sched import read_exec_start, read_sched_now
+from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
 from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
@@ -125,7 +125,7 @@ class Snapshot:
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._timers: Dict[int, List[PosixTimer]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
-        self._sched_now: Optional[float] = None
+        self._sched_now_on: Dict[Optional[int], Optional[float]] = {}  # CPU → its scheduler clock
         self.memory = TargetMemory(live=fs.root == "/proc")
         self.memory.reader.holder_of = lambda found: self.mmap_lock_holder(found.pid)
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
@@ -252,12 +252,14 @@ class Snapshot:
         return _cached(self._idle, (pid, tid), lambda: self._read_idle(pid, tid))
 
     def _read_idle(self, pid: int, tid: int) -> Optional[float]:
-        if self._sched_now is None:
-            self._sched_now = read_sched_now(self.fs)
+        cpu = read_cpu(self.fs, pid, tid)  # its CPU's scheduler clock: the CPUs' drift apart
+        if cpu not in self._sched_now_on:
+            self._sched_now_on[cpu] = read_sched_now(self.fs, cpu)
         last = read_exec_start(self.fs, pid, tid)
-        if self._sched_now is None or last is None:
+        if self._sched_now_on[cpu] is None or last is None:
             return None
-        return max(0.0, (self._sched_now - last) / 1000.0)
+        # exec_start 0 (a task migrated while asleep) or older than the thread: unknown
+        return plausible_idle(last, self._sched_now_on[cpu], read_age(self.fs, pid, tid))
 
     def status(self, pid: int, tid: Optional[int] = None) -> Dict[str, str]:
         """/proc/PID[/task/TID]/status as a dict (cached); raises WaitchainError."""

@@ -25,8 +25,24 @@ def call_text(snap: Snapshot, pid: int, task: Task) -> str:
     if call.name in FD_FIRST:
         return f"{call.name}({fd_text(snap, pid, call.arg_int(0))})"
     if call.name == "wait4":
-        return f"wait4({call.arg_int(0)})"
+        return f"wait4({pid_arg(snap, pid, call.arg_int(0))})"
+    if call.name == "waitid" and call.arg_int(0) == P_PID:
+        return f"waitid(P_PID, {pid_arg(snap, pid, call.arg_int(1))})"
     return f"{call.name}()"
+
+
+P_PID = 1  # waitid's idtype for one pid
+
+
+def pid_arg(snap: Snapshot, pid: int, local: int) -> str:
+    """A pid argument of pid's call as written (a number in pid's own pid namespace), and
+    the host pid of the child it names when that is another number: `2 [host pid 31337]`."""
+    if local <= 0:
+        return str(local)
+    for child in snap.children.get(pid, ()):
+        if child != local and snap.local_id(child, observer=pid) == local:
+            return f"{local} [host pid {child}]"
+    return str(local)
 
 
 def fd_text(snap: Snapshot, pid: int, fd: int) -> str:
