@@ -36,6 +36,7 @@ MAX_NETNS = 64  # network namespaces searched for the listener of a queued unix 
 BLOCKED_CMDLINES = 3  # command lines that may each take their full deadline; then a short one
 SHORT_DEADLINE = 0.05  # seconds
 FDS_UNREADABLE = "fds unreadable"  # how a process's note begins when its fds were not read
+FUSECTL = "/sys/fs/fuse/connections"
 REMOTE_FS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "afs", "lustre", "gfs2",
              "virtiofs", "ocfs2", "beegfs", "gpfs", "orangefs", "pvfs2", "coda", "ncpfs", "davfs")
 
@@ -602,13 +603,33 @@ class Snapshot:
 
     def fuse_daemons(self, dev: int) -> List[Holder]:
         """Holders of /dev/fuse whose fdinfo `fuse_connection` is `dev` (the mount's device
-        number, as the kernel encodes it: major << 20 | minor)."""
+        number, as the kernel encodes it: major << 20 | minor), and whose connection is
+        alive: a daemon of an aborted or unmounted connection shows the same number, which
+        a new mount may have been given since (fuse_fd_alive: its fd polls EPOLLERR)."""
         found = []
         for pid, fd in self.holders.get("/dev/fuse", ()):
             info = self.fdinfo(pid, fd)
             if info is not None and ("fuse_connection", str(dev)) in info.extra:
+                if self.fuse_fd_alive(pid, fd) is False:
+                    self._note(f"{pid} holds /dev/fuse (fd {fd}) of an earlier FUSE connection numbered "
+                               f"{dev} that is dead (aborted or unmounted): not the daemon of the mount "
+                               "now on that device")
+                    continue
                 found.append(Holder(pid, fd, info.access))
         return found
+
+    def fuse_fd_alive(self, pid: int, fd: int) -> Optional[bool]:
+        """Whether pid's /dev/fuse fd serves a live connection (None: not checked)."""
+        if self.fs.root != "/proc":
+            return None
+        return pidfd.fuse_fd_alive(pid, fd, lambda: self.alive(pid))
+
+    def fuse_connection_listed(self, dev: int) -> Optional[bool]:
+        """Whether fusectl lists connection `dev` (/sys/fs/fuse/connections/DEV: a mounted
+        connection); None when fusectl is not mounted or this is a recorded /proc."""
+        if self.fs.root != "/proc" or not os.path.ismount(FUSECTL):
+            return None
+        return os.path.isdir(os.path.join(FUSECTL, str(dev)))
 
     # --- what the scan could not see (for the wait rules) ------------------------------
 

@@ -452,8 +452,8 @@ def test_mmap_call_queued_behind_a_fault_on_fuse(stuck_fuse, run_py, run_cli) ->
     result = run_cli(str(victim.pid), "--json", "--no-stacks")
 
     data = json.loads(result.out)
-    queued = [e for e in data["edges"] if e["from"] == {"pid": victim.pid, "tid": mapper}]
-    assert [(e["kind"], e["to"]) for e in queued] == [("mmap-lock", {"pid": reader.pid, "tid": reader.pid})]
+    queued = [e for e in data["edges"] if (e["from"]["pid"], e["from"]["tid"]) == (victim.pid, mapper)]
+    assert [(e["kind"], e["to"]["pid"], e["to"]["tid"]) for e in queued] == [("mmap-lock", reader.pid, reader.pid)]
     stuck = str(stuck_fuse.mountpoint / "stuck")
     assert queued[0]["label"] == (f"waits for the memory-map lock, held by thread {reader.pid} of process "
                                   f"{reader.pid} (page fault on FUSE file {stuck})")
@@ -526,3 +526,82 @@ def test_one_memory_reader_a_run_even_when_a_read_overruns(stuck_fuse, run_py) -
         assert [p for p in children(os.getpid()) if p not in scenario] == helpers
     finally:
         mem.close()
+
+
+# --- FUSE daemon identity: a stale holder of a dead connection with the same number -------------
+
+FD_HOLDER = """
+SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
+pidfd = libc.syscall(SYS_PIDFD_OPEN, int(sys.argv[1]), 0)
+fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(sys.argv[2]), 0)
+assert fd >= 0, ctypes.get_errno()
+ready("holding", fd)
+sleep_forever()
+"""
+
+FUSE_READER = """
+f = open(sys.argv[1], "rb", buffering=0)
+ready("reading")
+f.read(100)
+"""
+
+
+def _fuse_fd(pid: int) -> int:
+    return next(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/fuse")
+
+
+def _mount(run_py, mountpoint: Path) -> Tuple[Any, int]:
+    mountpoint.mkdir()
+    daemon = run_py(FUSE_DAEMON, str(mountpoint))
+    daemon.ready()
+    return daemon, _minor(str(mountpoint))
+
+
+def test_a_stale_daemon_of_a_reused_connection_number_is_not_the_daemon(run_py, diagnose_pid, tmp_path) -> None:
+    """Mount A's /dev/fuse is also held by another process (as a daemon's forked helper
+    would); A is aborted and unmounted, its daemon killed, the holder stays; mount B gets
+    A's device number. The holder's fdinfo says fuse_connection: N, as B's daemon's does:
+    only B's daemon is the one a reader of B waits for. While A lived, the holder was one
+    of A's daemons too (the look-alike: a live second holder is named)."""
+    why = _fuse_unavailable()
+    if why:
+        pytest.skip(why)
+    mounted = []
+    try:
+        first, number = _mount(run_py, tmp_path / "a")
+        mounted.append((tmp_path / "a", number))
+        holder = run_py(FD_HOLDER, str(first.pid), str(_fuse_fd(first.pid)))
+        ((_, _, held),) = holder.ready()
+        reader = run_py(FUSE_READER, str(tmp_path / "a" / "stuck"), stderr=subprocess.DEVNULL)
+        reader.ready()
+        first.ready()  # the read reached A's daemon
+        wait_until(lambda: _in_kernel(reader.pid, "D"), "the reader of A waits")
+        data, _code = diagnose_pid(reader.pid)
+        assert sorted(e["to"]["pid"] for e in edges_from(data, reader.pid)) == sorted([first.pid, holder.pid])
+        assert all("polls as a live connection" in e["evidence"] for e in edges_from(data, reader.pid))
+
+        assert abort_fuse(number)
+        _quiet_kill(first.pid)
+        ctypes.CDLL(None, use_errno=True).umount2(str(tmp_path / "a").encode(), MNT_DETACH)
+        wait_until(lambda: not os.path.isdir(f"{FUSECTL}/{number}"), "A's connection is gone from fusectl")
+        second, again = _mount(run_py, tmp_path / "b")
+        mounted.append((tmp_path / "b", again))
+        if again != number:
+            pytest.skip(f"the device number was not reused ({number} then {again}): another FUSE mount came between")
+        with open(f"/proc/{holder.pid}/fdinfo/{held}") as f:
+            assert f"fuse_connection:\t{number}" in f.read()  # the stale holder claims the number
+
+        reader = run_py(FUSE_READER, str(tmp_path / "b" / "stuck"), stderr=subprocess.DEVNULL)
+        reader.ready()
+        second.ready()  # the read reached B's daemon
+        wait_until(lambda: _in_kernel(reader.pid, "D"), "the reader of B waits")
+        data, code = diagnose_pid(reader.pid)
+        assert [(e["kind"], e["to"]["pid"]) for e in edges_from(data, reader.pid)] == [("fuse", second.pid)]
+        assert (f"{holder.pid} holds /dev/fuse (fd {held}) of an earlier FUSE connection numbered {number} "
+                "that is dead") in " ".join(data["notes"])
+        assert code == 0
+    finally:
+        for mountpoint, minor in mounted:
+            abort_fuse(minor)
+            ctypes.CDLL(None, use_errno=True).umount2(str(mountpoint).encode(), MNT_DETACH)

@@ -1,4 +1,5 @@
-"""A pipe's fill level, read through a duplicate of the target's fd (pidfd_getfd).
+"""A pipe's fill level, and whether a /dev/fuse fd serves a live connection, read through
+a duplicate of the target's fd (pidfd_getfd).
 
 The duplicate shares the file description without opening a new end, but while it lives
 the pipe's EOF/EPIPE wait for it too, so it is closed before this function returns."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import select
 import stat
 import struct
 import termios
@@ -62,3 +64,38 @@ def _measure(fd: int) -> Optional[PipeFill]:
     used = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
     size = fcntl.fcntl(fd, F_GETPIPE_SZ)
     return PipeFill(used, size)
+
+
+FUSE_DEV = (10, 229)  # /dev/fuse: misc character device 10:229
+
+
+def fuse_fd_alive(pid: int, fd: int, same_process: Callable[[], bool] = lambda: True) -> Optional[bool]:
+    """Whether the target's /dev/fuse fd serves a live FUSE connection: poll on a duplicate
+    (pidfd_getfd) says EPOLLERR once its connection is aborted or unmounted; a stale daemon
+    of a dead mount still shows the same fuse_connection number in fdinfo, which a new
+    mount may have been given. None when it cannot be checked (not permitted, gone, not
+    /dev/fuse). The poll does not wait and takes no request."""
+    try:
+        pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
+    except OSError:
+        return None
+    try:
+        if not same_process():
+            return None
+        dup = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(pidfd)
+    try:
+        st = os.fstat(dup)
+        if not stat.S_ISCHR(st.st_mode) or (os.major(st.st_rdev), os.minor(st.st_rdev)) != FUSE_DEV:
+            return None
+        poller = select.poll()
+        poller.register(dup, select.POLLIN | select.POLLOUT)
+        events = dict(poller.poll(0)).get(dup, 0)
+        return not events & (select.POLLERR | select.POLLHUP | select.POLLNVAL)
+    except OSError:
+        return None
+    finally:
+        os.close(dup)

@@ -364,10 +364,20 @@ def _daemon_edges(snap: Snapshot, pid: int, task: Task, mount: Mount, found: str
         fds.setdefault(holder.pid, []).append(holder.fd)
     call = task.syscall
     fd = call.arg_int(0) if call is not None and call.name in FD_CALLS else None
+    listed = snap.fuse_connection_listed(conn)
+    alive = {daemon: snap.fuse_fd_alive(daemon, held[0]) for daemon, held in fds.items()}
     return [Edge(pid, task.tid, daemon, None, EdgeKind.FUSE, f"fuse:{mount.mountpoint}",
-                 _daemon_evidence(pid, mount, found, detail, daemon, held[0]), fd=fd,
-                 holder_fds=tuple(held), fuse=Fuse(mount.mountpoint, inferred))
+                 _daemon_evidence(pid, mount, found, detail, daemon, held[0]) + _alive_text(conn, listed, alive[daemon]),
+                 fd=fd, holder_fds=tuple(held), fuse=Fuse(mount.mountpoint, inferred))
             for daemon, held in fds.items()]
+
+
+def _alive_text(conn: int, listed: Optional[bool], alive: Optional[bool]) -> str:
+    """How the connection was checked to be this mount's, live one."""
+    text = f"; /sys/fs/fuse/connections/{conn} exists" if listed else ""
+    if alive:
+        return text + "; its /dev/fuse fd polls as a live connection (not an aborted one of the same number)"
+    return text + "; whether its connection is alive was not checked (pidfd_getfd not permitted)"
 
 
 def _daemon_evidence(pid: int, mount: Mount, found: str, detail: str, daemon: int, fd: int) -> str:
