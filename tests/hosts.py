@@ -9,7 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
+import signal
 import textwrap
+import time
 from typing import List, NamedTuple, Optional, Sequence
 
 import pytest
@@ -133,3 +135,28 @@ def spawn_in(procs: Processes, host: Optional[Host], code: str, *args: str, **kw
         wait_until(lambda: bool(children(popen.pid)), "nsenter started the program", 15.0)
         pid = children(popen.pid)[0]
     return Program(popen, pid, r)
+
+
+def stop_all(procs: Processes) -> None:
+    """Kill every process started through procs and reap every child in whatever order they
+    die: the init of a pid namespace does not exit until the processes of its namespace are
+    reaped, and those (nsenter's children) are ours to reap once nsenter is gone; waiting
+    for the init first would wait for ever. Call before the procs fixture's own cleanup."""
+    victims = set(procs.descendants()) | {p.pid for p in procs.started}
+    for proc in procs.started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{pid}") for pid in victims) and time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.02)
+        except ChildProcessError:
+            time.sleep(0.02)

@@ -16,7 +16,7 @@ from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_INTERRUPTED
                      EXIT_USAGE, MAX_CANDIDATES, AccessDenied, Ambiguous, IncompleteScan,
                      NoMatch, OutputError, ProcessGone, ReportError, Unsupported, UsageError,
                      WaitchainError)  # the codes are part of the CLI
-from . import incidents
+from . import incidents, remote
 from .confirm import confirm_over
 from .engine import diagnose
 from .incidents import DEFAULT_MIN_BLOCKED
@@ -149,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm", type=seconds, metavar="SECONDS",
                    help="look again after SECONDS; report as stuck only the waits that did not move (same "
                    "call and arguments, no context switch, same queues): a hang, not a slow exchange")
+    remote.add_options(p)
     add_output_options(p)
     p.add_argument("--man", action="store_true", help="show the manual page and exit")
     p.add_argument("--version", action="version", version=f"waitchain {__version__}")
@@ -264,8 +265,9 @@ def run(args: argparse.Namespace) -> int:
     if args.man:
         return show_man()
     fmt = check_options(args)
+    remote.check(args)
     starts = _starts(args)
-    if args.all == bool(starts):
+    if args.all == bool(starts or args.socket):
         raise UsageError("give a pid or pattern, or --all" if not args.all else
                          "--all looks at every process: give it without pids or patterns",
                          "waitchain PID, waitchain -p PID, waitchain --pattern REGEX, or "
@@ -282,12 +284,15 @@ def run(args: argparse.Namespace) -> int:
                 skipped, total = _unread(snap)
             else:
                 pids = _resolve_all(snap, starts)
+                pids += [p for p in (remote.socket_starts(snap, args.socket) if args.socket else []) if p not in pids]
                 for pid in pids:
                     _readable(snap, pid)
                 diag = diagnose(snap, pids)
                 skipped = total = 0
             if args.confirm is not None:
                 diag = confirm_over(diag, snap, args.confirm)
+            if args.remote:
+                remote.follow(diag, snap, args)
             if skipped and not diag.verdicts:  # "nothing found" would not be true
                 raise IncompleteScan(skipped, total)
             if skipped:

@@ -452,6 +452,8 @@ class End:
     source: str = ""  # where the facts were read: "/proc/5/task/5/status"
     db: Optional[DbSession] = None  # a database backend's wait (reason DB_LOCK): its title's facts
     command: Tuple[str, ...] = ()  # --db: the command that could not ask the server (unread: why)
+    local: Optional[Tuple[str, int]] = None  # a remote TCP peer: the waiter's socket's address (host, port)
+    remote: Optional[Tuple[str, int]] = None  # ... and the peer's: the connection's 4-tuple (--remote, merge)
 
 
 @dataclass(frozen=True)
@@ -650,6 +652,43 @@ class Verdict:
     moved: Tuple[Tuple[int, int], ...] = ()  # threads that did move (the verdict is withdrawn)
 
 
+@dataclass(frozen=True)
+class Hop:
+    """One process on a chain that crosses hosts (--remote, merge): pids are per host."""
+
+    host: str
+    pid: int
+    tid: Optional[int] = None  # the thread that waits (None: not known, or it does not wait)
+    cmdline: str = ""
+    call: str = ""  # the wait as its host worded it: "recvfrom(3<socket:[7]>)"
+    label: str = ""  # how its host worded the edge from the previous hop ("" for the first)
+    local: Optional[Tuple[str, int]] = None  # reached over TCP: the previous hop's end of the connection
+    remote: Optional[Tuple[str, int]] = None  # ... and this hop's end
+
+
+@dataclass(frozen=True)
+class Across:
+    """A chain followed onto other hosts: its hops, where it ends (the last host's chain end,
+    as that host reported it in JSON), and whether it closes a ring of blocked waits."""
+
+    path: Tuple[Hop, ...]
+    end: Dict[str, object]
+    deadlock: bool = False
+    ring: Optional[int] = None  # a cycle: the index in path where the ring starts again
+
+
+@dataclass(frozen=True)
+class RemoteHost:
+    """A host asked to go on (--remote): the command run and what came of it."""
+
+    address: str  # the peer's address the chain reached
+    host: str  # the name it reports ("" if it did not answer)
+    command: Tuple[str, ...]
+    error: str = ""  # why it gave no chain ("" when it did)
+    seconds: float = 0.0
+    document: Optional[Dict[str, object]] = None  # its JSON, as it printed it
+
+
 @dataclass
 class Diagnosis:
     """Everything a renderer needs."""
@@ -672,7 +711,9 @@ class Diagnosis:
     ns_tids: Dict[int, Dict[int, int]] = field(default_factory=dict)
     thread_names: Dict[Tuple[int, int], str] = field(default_factory=dict)  # (pid, tid) → py-spy's name
     places: Dict[int, Place] = field(default_factory=dict)  # pid → host, pid in its namespace, container
+    across: List[Across] = field(default_factory=list)  # chains followed onto other hosts (--remote)
+    remote_hosts: List[RemoteHost] = field(default_factory=list)  # the hosts asked, in order
 
     @property
     def deadlocked(self) -> bool:
-        return any(v.cls == VerdictClass.DEADLOCK for v in self.verdicts)
+        return any(v.cls == VerdictClass.DEADLOCK for v in self.verdicts) or any(a.deadlock for a in self.across)

@@ -548,6 +548,21 @@ class Snapshot:
     def netns_list(self) -> set:
         return _cached(self._netns, "all", lambda: {p.netns for p in self.processes.values() if p.netns})
 
+    def tcp_holders(self, local: Endpoint, remote: Endpoint) -> Tuple[List[int], bool]:
+        """The processes holding the connected TCP socket local→remote in any network
+        namespace of this host (--socket), and whether it was found only by ports and the
+        remote address (the local address rewritten on the way: NAT, a published port)."""
+        for exact in (True, False):
+            for netns in sorted(self.netns_list()):
+                for sock in self.tcp_table(netns):
+                    if sock.state == "LISTEN" or not sock.inode or sock.remote != remote:
+                        continue
+                    if sock.local == local or (not exact and sock.local[1] == local[1]):
+                        pids = sorted({p for p, _fd in self.holders.get(f"socket:[{sock.inode}]", ())})
+                        if pids:
+                            return pids, not exact
+        return [], False
+
     # --- kernel waits: stacks, mounts, FUSE connections -------------------------------
 
     def kernel_stack(self, pid: int, tid: int) -> Tuple[List[str], str]:

@@ -18,7 +18,7 @@ from waitchain.demo.harness import children, wait_blocked, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from conftest import SLEEP_CALLS  # noqa: E402
-from hosts import enter, link, need_namespaces, spawn_in, start_host, unlink  # noqa: E402
+from hosts import link, need_namespaces, spawn_in, start_host, stop_all, unlink  # noqa: E402
 from scenario_helpers import READER, close, edges_from, spawn_with  # noqa: E402
 
 RECV_CALLS = ("recvfrom", "read", "recvmsg")
@@ -182,3 +182,4 @@ def test_a_tcp_peer_in_a_container_style_box_is_followed_with_both_pids(procs, r
             prog.close()
     finally:
         unlink(None, lnk)
+        stop_all(procs)

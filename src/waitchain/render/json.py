@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, DbLock, DbSession, Diagnosis, Edge, End, FileLock,
                      Frame, Fuse, Location, LockHold, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
-from . import Options
+from . import Options, hosts
 from .common import cycle_detail, end_detail
 from .labels import label
 from .ends import detail as end_sentence
@@ -66,6 +66,8 @@ def to_dict(diag: Diagnosis) -> Json:
         "verdicts": verdicts,
         "notes": list(diag.notes),
         "explain": None,  # --explain: the commands that check each edge and end (render)
+        "across": [hosts.across_json(a) for a in diag.across],  # --remote: chains followed onto other hosts
+        "remote": [hosts.remote_json(r) for r in diag.remote_hosts],  # --remote: the hosts asked
     }
 
 
@@ -280,6 +282,8 @@ def end(e: End) -> Json:
         "timeout": e.timeout,
         "db": _db(e.db),  # a database backend's lock wait: its title's facts
         "command": list(e.command),  # --db: the command that could not ask the server
+        "local": _address(e.local),  # a remote TCP peer: the waiter's end of the connection
+        "remote": _address(e.remote),  # ... and the peer's (the 4-tuple --remote and merge follow)
     }
 
 
@@ -292,8 +296,12 @@ def _chain(diag: Diagnosis, chain: Chain) -> Json:
 
 
 def _chain_end(diag: Diagnosis, e: ChainEnd, length: Optional[int] = None) -> Json:
+    ending = e.ending
     return {"kind": _text(e.kind), "detail": end_detail(diag, e, length), "pid": e.pid, "tid": e.tid,
-            "reason": _text(e.reason), "subject": e.subject}
+            "reason": _text(e.reason), "subject": e.subject,
+            "host": _host(diag, e.pid) if e.pid is not None else None,
+            "local": _address(ending.local) if ending is not None else None,
+            "remote": _address(ending.remote) if ending is not None else None}
 
 
 def _cycle(diag: Diagnosis, cycle: Cycle) -> Json:

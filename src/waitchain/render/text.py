@@ -22,7 +22,7 @@ from rich.text import Text
 
 from ..model import Chain, Diagnosis, Edge, Wait
 from ..sanitize import clean
-from . import Options
+from . import Options, hosts
 from .verdicts import Summary, summaries
 from .common import (blocked_for, cycle_of, ellipsize, end_detail, location_text, name, on_cycle,
                      program_text, waits_of)
@@ -102,6 +102,7 @@ def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -
     result = [header] if header is not None else []
     for row in rows:
         result += _format(row, widths, options)
+    result += [Text(_ascii(line) if options.ascii else line) for line in hosts.lines(diag)]  # --remote
     if verdict:
         result += _verdict_lines(diag, options)
     return result

@@ -147,7 +147,7 @@ def _remote(snap: Snapshot, sock: TcpSocket) -> End:
     where = endpoint(sock.remote)
     if _is_local(sock.remote[0]):
         return nobody_end(snap, Missing.TCP_PEER, where, connection=tcp_text(sock))
-    return End(EndKind.REMOTE, reason=Reason.REMOTE_PEER, subject=where)
+    return End(EndKind.REMOTE, reason=Reason.REMOTE_PEER, subject=where, local=sock.local, remote=sock.remote)
 
 
 def _is_local(host: str) -> bool:
