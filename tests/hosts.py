@@ -51,6 +51,10 @@ class Program:
             self.fd = -1
 
 
+# What a sleeping Python thread is inside (as conftest.SLEEP_CALLS).
+SLEEP_CALLS = ("clock_nanosleep", "nanosleep", "pselect6", "select", "pause", "ppoll")
+
+
 class Host(NamedTuple):
     name: str
     init: int  # its pid 1, as we see it

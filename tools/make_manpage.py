@@ -34,6 +34,11 @@ WATCH = ("A watchdog that catches the rare hang while it lasts. Every \\-\\-inte
          "path; the same incident is not reported again until a scan no longer finds it. "
          "\\-\\-metrics FILE is a Prometheus textfile-collector file, replaced atomically after every "
          "scan. SIGTERM and SIGINT stop it with exit status 0. Its options:")
+MERGE = ("Stitch the waitchain/1 documents of several hosts (\\fBwaitchain \\-\\-all \\-\\-json\\fR "
+         "collected on each by ssh, Ansible, Salt, kubectl exec) by matching TCP connections: a chain that "
+         "ends at a peer on another host goes on in the document of the host that holds the other end. "
+         "Prints the chains that cross hosts (\\-\\-json: waitchain/1 with \\(lqacross\\(rq); a ring "
+         "of waits across hosts is a deadlock: exit status 1.")
 FILES = ["The page is installed as share/man/man1/waitchain.1 under the installation's prefix "
          "(a virtualenv: /opt/waitchain/share/man/man1/waitchain.1), where man finds it when the "
          "prefix's bin directory is on PATH; \\fBwaitchain \\-\\-man\\fR shows it from anywhere.",
@@ -55,6 +60,7 @@ def manpage() -> str:
            ".SH SYNOPSIS", *_synopsis(), ".SH DESCRIPTION", *_paragraph(p.description or ""),
            ".SH OPTIONS", *_options(p), ".SH COMMANDS", ".TP", "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]",
            DEMO, ".TP", "\\fBwaitchain watch\\fR [\\fIOPTIONS\\fR]", WATCH, ".RS", *_watch_options(), ".RE",
+           ".TP", "\\fBwaitchain merge\\fR [\\fB\\-\\-json\\fR] \\fIFILE.json\\fR ...", MERGE,
            *_epilog(epilog()), ".SH FILES", *FILES, ".SH SEE ALSO", ", ".join(_ref(r) for r in SEE_ALSO)]
     return "\n".join(out) + "\n"
 
@@ -66,6 +72,7 @@ def _synopsis() -> List[str]:
             "\\fBwaitchain\\fR \\fB\\-\\-all\\fR [\\fIOPTIONS\\fR]", ".br",
             "\\fBwaitchain demo\\fR [\\fIOPTIONS\\fR]", ".br",
             "\\fBwaitchain watch\\fR [\\fIOPTIONS\\fR] \\fB\\-\\-out\\fR \\fIDIR\\fR", ".br",
+            "\\fBwaitchain merge\\fR [\\fB\\-\\-json\\fR] \\fIFILE.json\\fR ...", ".br",
             "\\fBwaitchain \\-\\-man\\fR"]
 
 

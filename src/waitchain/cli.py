@@ -217,6 +217,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .watch import main as watch_main
 
             return watch_main(argv[1:])
+        if argv[:1] == ["merge"]:
+            from .merge import main as merge_main
+
+            return merge_main(argv[1:])
         return run(parser().parse_args(argv))
     except WaitchainError as exc:
         return fail(exc)

@@ -21,7 +21,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from .engine import diagnose_explored, explore_all
 from .graph import Explored, blocked_writers, sources
 from .graph.explore import Rules
-from .model import Advice, Cycle, Diagnosis, EndKind, Verdict, VerdictClass
+from .model import Advice, Cycle, Diagnosis, EndKind, Reason, Verdict, VerdictClass
 from .snapshot import Snapshot
 from .waits import wait_of
 
@@ -101,8 +101,10 @@ def scan(snap: Snapshot, min_blocked: float = DEFAULT_MIN_BLOCKED,
 
 
 def _waiting(ex: Explored) -> Set[int]:
-    """Processes with a thread that waits for another process with no way out of its own."""
-    return {w.pid for w in ex.waits.values() if not w.live and any(e.to_pid != w.pid for e in w.edges)}
+    """Processes with a thread that waits for another process with no way out of its own (or
+    for a TCP peer on another host: the other host's document goes on, `waitchain merge`)."""
+    return {w.pid for w in ex.waits.values() if not w.live and (any(e.to_pid != w.pid for e in w.edges) or (
+        not w.edges and w.end is not None and w.end.reason == Reason.REMOTE_PEER))}
 
 
 def _keep(ex: Explored, verdicts: Sequence[Verdict], min_blocked: float) -> List[Incident]:
@@ -147,7 +149,7 @@ def incident_of(ex: Explored, v: Verdict) -> Optional[Incident]:
     blocked = _blocked(ex.snap, threads)
     if v.cls == VerdictClass.DEADLOCK:
         return Incident(v, Kind.DEADLOCK, threads, blocked, ("deadlock",) + _named(ex.snap, v.members))
-    if len(set(v.members)) < 2:
+    if len(set(v.members)) < 2 and not _on_remote_peer(v):
         return None
     full = any(e.writing for k in threads for e in ex.waits[k].edges if e.to_pid != k[0])
     if v.end is not None and v.end.kind == EndKind.RUNNING and not full:
@@ -156,6 +158,12 @@ def incident_of(ex: Explored, v: Verdict) -> Optional[Incident]:
     cause = v.cause or (v.members[-1], v.members[-1])
     key = (kind, str(v.advice)) + _named(ex.snap, (cause[0],)) + (cause[1],)
     return Incident(v, kind, threads, blocked, key)
+
+
+def _on_remote_peer(v: Verdict) -> bool:
+    """A chain that ends at a TCP peer on another host: one process is enough (the rest of the
+    chain is on the other host: `waitchain merge` joins the hosts' --all documents)."""
+    return v.end is not None and v.end.kind == EndKind.REMOTE and v.end.reason == Reason.REMOTE_PEER
 
 
 def verdict_threads(ex: Explored, v: Verdict) -> Tuple[Key, ...]:

@@ -367,6 +367,7 @@ class Place:
     host: str = ""
     ns_pid: Optional[int] = None
     container: Optional[Container] = None
+    tcp: Tuple[Tuple[Tuple[str, int], Tuple[str, int]], ...] = ()  # its connected TCP sockets: (local, remote)
 
 
 @dataclass(frozen=True)

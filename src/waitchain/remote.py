@@ -164,26 +164,28 @@ def command(template: str, host: str, args: List[str]) -> List[str]:
 
 class Follower:
     """Follows the chains of a diagnosis that end at remote TCP peers (diag.across,
-    diag.remote_hosts). `local` answers a connection held on this host (a chain that comes
-    back): JSON of waitchain --socket here, or None when no process here holds it."""
+    diag.remote_hosts). `known` answers a connection without asking any host: (its host,
+    JSON as waitchain --socket gives it) when a process of a known document holds it (this
+    host's, for a chain that comes back; the documents merged), else None. With no
+    template (merge), a connection nobody known holds ends the chain."""
 
-    def __init__(self, args: argparse.Namespace, here: str, local: Any) -> None:
-        self.template: str = args.remote_cmd
-        self.aliases: Dict[str, str] = dict(args.remote_host)
-        self.max_hosts: int = args.max_hosts
-        self.deadline = time.monotonic() + args.remote_timeout
+    def __init__(self, args: Optional[argparse.Namespace], here: str, known: Any) -> None:
+        self.template: str = args.remote_cmd if args is not None else ""
+        self.aliases: Dict[str, str] = dict(args.remote_host) if args is not None else {}
+        self.max_hosts: int = args.max_hosts if args is not None else 0
+        self.deadline = time.monotonic() + (args.remote_timeout if args is not None else 0.0)
         self.extra = ["--no-stacks"] if getattr(args, "no_stacks", False) else []
         self.here = here
-        self.local = local
+        self.known = known
         self.asked: Dict[str, RemoteHost] = {}  # spec → what the host said
         self.docs: Dict[str, Tuple[str, Optional[Json]]] = {}  # spec → (host, its JSON)
 
-    def follow(self, diag: Diagnosis, doc: Json) -> None:
+    def follow(self, diag: Diagnosis, doc: Json, host: Optional[str] = None) -> None:
         for chain in doc.get("chains", []):
             end = chain.get("end") or {}
             if end.get("kind") == "remote" and end.get("local") and end.get("remote"):
-                diag.across.append(self._walk(doc, self.here, chain))
-        diag.remote_hosts.extend(self.asked.values())
+                diag.across.append(self._walk(doc, self.here if host is None else host, chain))
+        diag.remote_hosts.extend(r for r in self.asked.values() if r not in diag.remote_hosts)
 
     def _walk(self, doc: Json, host: str, chain: Json) -> Across:
         hops = hops_of(doc, host, chain)
@@ -220,10 +222,13 @@ class Follower:
         if spec in self.docs:
             host, doc = self.docs[spec]
             return (host, doc) if doc is not None else None
-        local = self.local(spec)
-        if local is not None:
-            self.docs[spec] = (self.here, local)
-            return self.here, local
+        known = self.known(spec)
+        if known is not None:
+            self.docs[spec] = known
+            return known
+        if not self.template:
+            self.docs[spec] = ("", None)
+            return None
         name = self.aliases.get(address, address)
         argv = command(self.template, name, ["--socket", spec, "--json", *self.extra])
         left = self.deadline - time.monotonic()
@@ -243,7 +248,7 @@ class Follower:
 
     def _why(self, spec: str) -> str:
         found = self.asked.get(spec)
-        return found.error if found is not None else "no answer"
+        return found.error if found is not None else "no document holds the other end of the connection"
 
     def _command(self, spec: str) -> List[str]:
         found = self.asked.get(spec)
@@ -333,8 +338,10 @@ def follow(diag: Diagnosis, snap: Any, args: argparse.Namespace) -> None:
     from .engine import diagnose
     from .render.json import to_dict
 
-    def local(spec: str) -> Optional[Json]:
-        pids, _loose = snap.tcp_holders(*socket_spec(spec))
-        return to_dict(diagnose(snap, pids)) if pids else None
+    here = snap.hostname()
 
-    Follower(args, snap.hostname(), local).follow(diag, to_dict(diag))
+    def local(spec: str) -> Optional[Tuple[str, Json]]:
+        pids, _loose = snap.tcp_holders(*socket_spec(spec))
+        return (here, to_dict(diagnose(snap, pids))) if pids else None
+
+    Follower(args, here, local).follow(diag, to_dict(diag))

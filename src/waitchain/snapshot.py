@@ -779,7 +779,19 @@ class Snapshot:
             ids = self._ids(pid, None)
             ns_pid = ids[-1] if len(ids) > 1 else None
         return Place(host=self.hostname(pid), ns_pid=ns_pid,
-                     container=cgroups.container_of(cgroups.read_cgroups(self.fs, pid)))
+                     container=cgroups.container_of(cgroups.read_cgroups(self.fs, pid)),
+                     tcp=self._connections(pid))
+
+    def _connections(self, pid: int) -> Tuple[Tuple[Endpoint, Endpoint], ...]:
+        """Its connected TCP sockets (local, remote), to another host (`waitchain merge`
+        matches them across documents); loopback ones are of this host only."""
+        found = []
+        for target in dict.fromkeys(self.processes[pid].fds.values() if pid in self.processes else ()):
+            if target.startswith("socket:["):
+                sock = self.tcp_socket(pid, int(target[8:-1]) if target[8:-1].isdigit() else 0)
+                if sock is not None and sock.state != "LISTEN" and not _loopback(sock.remote[0]):
+                    found.append((sock.local, sock.remote))
+        return tuple(found)
 
     def hostname(self, pid: Optional[int] = None) -> str:
         """The host name process pid sees (ours when None); "" when it cannot be read (a
@@ -835,6 +847,13 @@ def _scan_open_process(fs: ProcFS, pid: int, piddir: int) -> Process:
     except WaitchainError as exc:
         proc.note = f"{FDS_UNREADABLE}: {exc}"
     return proc
+
+
+def _loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
 
 
 def _covers(bound: str, addr: str) -> bool:

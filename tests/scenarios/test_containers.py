@@ -17,8 +17,7 @@ import pytest
 from waitchain.demo.harness import children, wait_blocked, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import SLEEP_CALLS  # noqa: E402
-from hosts import link, need_namespaces, spawn_in, start_host, stop_all, unlink  # noqa: E402
+from hosts import SLEEP_CALLS, link, need_namespaces, spawn_in, start_host, stop_all, unlink  # noqa: E402
 from scenario_helpers import READER, close, edges_from, spawn_with  # noqa: E402
 
 RECV_CALLS = ("recvfrom", "read", "recvmsg")

@@ -20,8 +20,7 @@ import pytest
 from waitchain.demo.harness import wait_blocked, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import SLEEP_CALLS  # noqa: E402
-from hosts import Host, enter, link, spawn_in, start_host, stop_all, unlink  # noqa: E402
+from hosts import SLEEP_CALLS, Host, enter, link, spawn_in, start_host, stop_all, unlink  # noqa: E402
 
 RECV_CALLS = ("recvfrom", "read", "recvmsg")
 WAIT_CALLS = ("wait4", "waitid")
@@ -269,3 +268,81 @@ def _listening_port(pid: int) -> int:
     inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     (port,) = {s.local[1] for s in table if s.state == "LISTEN" and f"socket:[{s.inode}]" in inodes}
     return port
+
+
+def _all(procs, host: Host, tmp_path, name: str) -> str:
+    """waitchain --all --json run inside `host`, written to a file as a fleet would collect it."""
+    data = _waitchain(procs, host, "--all", "--min-blocked", "0", "--no-stacks")
+    assert data["exit"] in (0, 1), data["stderr"]
+    for key in ("exit", "stderr"):
+        del data[key]
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _merge(run_cli, *paths: str) -> Dict[str, Any]:
+    result = run_cli("merge", *paths, "--json")
+    assert result.out, result.err
+    data = json.loads(result.out)
+    data["exit"] = result.code
+    return data
+
+
+def test_merge_of_each_hosts_all_documents_gives_the_chain_across_hosts(procs, pair, tmp_path, run_cli) -> None:
+    """`waitchain --all --json` on each host, collected separately, merged by the connection's
+    4-tuple: the same chain as --remote gives (client on A, server and child on B)."""
+    server = spawn_in(procs, pair.b, SERVER, pair.addrs[1], str(PORT))
+    server.ready()
+    client = spawn_in(procs, pair.a, CLIENT, pair.addrs[1], str(PORT))
+    client_inside, _, client_port = client.ready()
+    server_inside, _, child_inside = server.ready()
+    wait_blocked(client.pid, *RECV_CALLS)
+    wait_blocked(server.pid, *WAIT_CALLS)
+
+    data = _merge(run_cli, _all(procs, pair.a, tmp_path, "a"), _all(procs, pair.b, tmp_path, "b"))
+
+    assert data["exit"] == 0
+    (across,) = data["across"]
+    assert _path(across) == [("wchosta", int(client_inside)), ("wchostb", int(server_inside)),
+                             ("wchostb", int(child_inside))], across
+    assert (across["path"][1]["local"], across["path"][1]["remote"]) == (
+        {"host": pair.addrs[0], "port": int(client_port)}, {"host": pair.addrs[1], "port": PORT})
+    assert (across["end"]["kind"], across["end"]["host"], across["deadlock"]) == ("sleeping", "wchostb", False)
+    assert [r["host"] for r in data["remote"]] == ["wchosta", "wchostb"]
+    text = run_cli("merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")).out
+    assert "on to wchostb" in text and "END sleeping on wchostb" in text, text
+    for prog in (server, client):
+        prog.close()
+
+
+def test_merge_finds_a_deadlock_across_hosts(procs, pair, tmp_path, run_cli) -> None:
+    """The ring of waits over two connections, from the two hosts' --all documents: one
+    deadlock (found from either side, reported once), exit 1; each document alone has none."""
+    port = PORT + 2
+    b = spawn_in(procs, pair.b, RING_B, *pair.addrs, str(port))
+    b.ready()
+    a = spawn_in(procs, pair.a, RING_A, *pair.addrs, str(port))
+    a_inside = a.ready()[0]
+    a.ready()
+    b_inside = b.ready()[0]
+    wait_blocked(a.pid, *RECV_CALLS)
+    wait_blocked(b.pid, *RECV_CALLS)
+    docs = _all(procs, pair.a, tmp_path, "a"), _all(procs, pair.b, tmp_path, "b")
+
+    data = _merge(run_cli, *docs)
+
+    assert data["exit"] == 1 and data["deadlock"] is True
+    (across,) = data["across"]
+    assert (across["deadlock"], across["end"]["kind"]) == (True, "cycle")
+    assert set(_path(across)) == {("wchosta", int(a_inside)), ("wchostb", int(b_inside))}
+    for one in docs:
+        alone = _merge(run_cli, one)
+        assert alone["exit"] == 0 and alone["across"][0]["deadlock"] is False
+        assert "no document holds the other end" in alone["across"][0]["end"]["error"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    result = run_cli("merge", str(bad))
+    assert result.code == 2 and "not a waitchain/1 document" in result.err
+    for prog in (a, b):
+        prog.close()

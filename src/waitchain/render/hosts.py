@@ -39,7 +39,7 @@ def lines(diag: Diagnosis) -> List[str]:
     """The text section: each crossing chain, one line per process, with its host."""
     if not diag.across:
         return []
-    out = ["", "across hosts (--remote):"]
+    out = ["", "across hosts:"]
     for a in diag.across:
         width = max(len(clean(h.host or "?")) for h in a.path)
         for i, hop in enumerate(a.path):

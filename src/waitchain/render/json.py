@@ -110,6 +110,8 @@ def _place(diag: Diagnosis, pid: int) -> Json:
         "ns_pid": place.ns_pid if place is not None else None,
         "container": {"runtime": box.runtime or None, "id": box.id or None, "pod": box.pod or None,
                       "unit": box.unit or None, "cgroup": box.cgroup} if box is not None else None,
+        "tcp": [{"local": _address(local), "remote": _address(remote)}  # its connections to other hosts
+                for local, remote in (place.tcp if place is not None else ())],
     }
 
 
