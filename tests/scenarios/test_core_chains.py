@@ -294,7 +294,8 @@ def test_reader_holding_the_write_end(run_py, diagnose_pid) -> None:
     assert chain["end"]["kind"] == "cycle" and chain["end"]["pid"] == program.pid
     (edge,) = data["edges"]
     assert (edge["from"], edge["to"], edge["kind"]) == (
-        {"pid": program.pid, "tid": program.pid}, {"pid": program.pid, "tid": None}, "pipe")
+        {"pid": program.pid, "tid": program.pid, "host": os.uname().nodename},
+        {"pid": program.pid, "tid": None, "host": os.uname().nodename}, "pipe")
     assert f"fd {write_fd}" in edge["label"] and f"/proc/{program.pid}/fd/{write_fd}" in edge["evidence"]
     assert data["deadlock"] is True
     assert data["root_cause"]["pid"] == program.pid
@@ -358,7 +359,7 @@ def test_multithreaded_process(run_py, diagnose_pid, wait_sleeping) -> None:
     assert chain["path"] == [program.pid, writer.pid]
     assert chain["end"]["kind"] == "sleeping"
     (edge,) = data["edges"]
-    assert edge["from"] == {"pid": program.pid, "tid": program.pid}
+    assert edge["from"] == {"pid": program.pid, "tid": program.pid, "host": os.uname().nodename}
     assert edge["to"]["pid"] == writer.pid and edge["kind"] == "pipe"
 
     by_tid, code = diagnose_pid(napper)  # a thread id names its process

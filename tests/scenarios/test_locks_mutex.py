@@ -363,8 +363,8 @@ def test_pthread_join_waits_for_the_joined_thread(procs, diagnose_pid, tmp_path)
     assert code == 0 and data["deadlock"] is False
     (edge,) = data["edges"]
     assert edge["kind"] == "join"
-    assert edge["from"] == {"pid": proc.pid, "tid": proc.pid}
-    assert edge["to"] == {"pid": proc.pid, "tid": napper}
+    assert edge["from"] == {"pid": proc.pid, "tid": proc.pid, "host": os.uname().nodename}
+    assert edge["to"] == {"pid": proc.pid, "tid": napper, "host": os.uname().nodename}
     assert thread_of(data, proc.pid, napper)["end"]["kind"] == "sleeping"
 
 
@@ -384,7 +384,7 @@ def test_python_lock_taken_twice_by_its_only_thread_is_a_deadlock(run_py, diagno
 
     assert code == 1
     (edge,) = data["edges"]
-    assert (edge["kind"], edge["to"], edge["ownerless"]) == ("futex", {"pid": program.pid, "tid": None}, "python")
+    assert (edge["kind"], edge["to"], edge["ownerless"]) == ("futex", {"pid": program.pid, "tid": None, "host": os.uname().nodename}, "python")
     (verdict,) = data["verdicts"]
     assert (verdict["class"], verdict["advice"], verdict["threads"]) == (
         "deadlock", "own-threads", [{"pid": program.pid, "tid": program.pid}])

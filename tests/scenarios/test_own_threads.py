@@ -117,7 +117,7 @@ def own_thread_deadlock(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
     (verdict,) = verdicts(data)
     assert (verdict["class"], verdict["advice"], verdict["members"]) == ("deadlock", "own-threads", [pid])
     futex_edges = [e for e in data["edges"] if e["from"]["pid"] == pid]
-    assert futex_edges and all((e["kind"], e["to"]) == ("futex", {"pid": pid, "tid": None}) for e in futex_edges)
+    assert futex_edges and all((e["kind"], e["to"]) == ("futex", {"pid": pid, "tid": None, "host": os.uname().nodename}) for e in futex_edges)
     return verdict
 
 
