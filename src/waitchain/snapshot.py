@@ -26,7 +26,7 @@ from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
 from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
 from .procfs.timers import PosixTimer, read_timers
-from .procfs import cgroup as cgroups, uts
+from .procfs import cgroup as cgroups, conntrack, uts
 
 Endpoint = Tuple[str, int]
 K = TypeVar("K")
@@ -139,6 +139,7 @@ class Snapshot:
         self._sock_diag_failed = False
         self._own_netns: Optional[str] = None
         self._hostnames: Dict[str, str] = {}  # UTS namespace → its host name
+        self._conntracks: Dict[str, Optional[Dict[tuple, tuple]]] = {}  # netns → NAT peers (conntrack)
         self._netns_failed: set = set()
         self._unix_elsewhere: Dict[int, Optional[UnixSocket]] = {}  # in another network namespace
         self._unix_listeners: Dict[str, Dict[int, UnixSocket]] = {}  # netns → queued client → listener
@@ -509,7 +510,39 @@ class Snapshot:
             peer = self._tcp_index(netns)[1].get((sock.remote, sock.local))
             if peer is not None:
                 return peer, netns
+        return self._tcp_nat_peer(own, sock)
+
+    def _tcp_nat_peer(self, own: str, sock: TcpSocket) -> Tuple[Optional[TcpSocket], str]:
+        """The peer through NAT (a published container port): the connection as conntrack of
+        some network namespace of this host says the other end sees it. Says so in a note
+        when no namespace has a conntrack table to read."""
+        if self.fs.root != "/proc" or sock.state == "LISTEN":
+            return None, ""
+        tables = [self._conntrack(netns) for netns in [own] + sorted(self.netns_list() - {own})]
+        if all(t is None for t in tables):
+            self._note("no conntrack table could be read (nf_conntrack not loaded, or no rights): a TCP peer "
+                       "behind NAT on this host (a published container port) cannot be followed")
+            return None, ""
+        for table in tables:
+            pair = table.get((sock.local, sock.remote)) if table else None
+            if pair is None:
+                continue
+            for netns in [own] + sorted(self.netns_list() - {own}):
+                peer = self._tcp_index(netns)[1].get(pair)
+                if peer is not None:
+                    return peer, netns
         return None, ""
+
+    def _conntrack(self, netns: str) -> Optional[Dict[tuple, tuple]]:
+        """conntrack's NAT-rewritten connections of a network namespace; None: unreadable."""
+        def read() -> Optional[Dict[tuple, tuple]]:
+            for pid in (p.pid for p in self.processes.values() if p.netns == netns):
+                try:
+                    return conntrack.parse_conntrack(self.fs.read(pid, "net", "nf_conntrack", limit=TABLE_READ))
+                except WaitchainError:
+                    continue
+            return None
+        return _cached(self._conntracks, netns, read)
 
     def _tcp_index(self, netns: str) -> Tuple[Dict[int, TcpSocket], Dict[tuple, TcpSocket]]:
         """By inode, and by (local, remote) for connected sockets; built once per netns."""

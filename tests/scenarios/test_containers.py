@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from typing import Any, Dict
@@ -17,7 +18,7 @@ import pytest
 from waitchain.demo.harness import children, wait_blocked, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from hosts import SLEEP_CALLS, link, need_namespaces, spawn_in, start_host, stop_all, unlink  # noqa: E402
+from hosts import SLEEP_CALLS, enter, link, need_namespaces, spawn_in, start_host, stop_all, unlink  # noqa: E402
 from scenario_helpers import READER, close, edges_from, spawn_with  # noqa: E402
 
 RECV_CALLS = ("recvfrom", "read", "recvmsg")
@@ -182,3 +183,63 @@ def test_a_tcp_peer_in_a_container_style_box_is_followed_with_both_pids(procs, r
     finally:
         unlink(None, lnk)
         stop_all(procs)
+
+
+def test_a_tcp_peer_behind_nat_is_found_through_conntrack(procs, run_cli) -> None:
+    """A published port: the client on host A connects to A's own address, port 8080, which
+    A's netfilter rewrites (DNAT) to the server on host B. The client's socket names no peer
+    of its own (A:8080 is nobody's socket); conntrack of A's namespace gives the connection
+    as B sees it, and the chain goes on to the server. Without the rule (the look-alike: a
+    direct connection) the reversed 4-tuple finds it, and the evidence says which it used."""
+    if shutil.which("iptables") is None:
+        pytest.skip("needs iptables (apt-get install iptables)")
+    a, b = start_host(procs, "wcnata"), start_host(procs, "wcnatb")
+    try:
+        lnk = link(a, b, "N", 79)
+        nat = subprocess.run(enter(a, ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", lnk.addrs[0],
+                                       "--dport", "8080", "-j", "DNAT", "--to-destination", f"{lnk.addrs[1]}:80"]),
+                             capture_output=True, text=True, timeout=30)
+        if nat.returncode != 0:
+            pytest.skip(f"no NAT rule could be made here: {nat.stderr.strip()}")
+        server = spawn_in(procs, b, SERVER_ON_PORT, lnk.addrs[1], "80")
+        server.ready()
+        client = spawn_in(procs, a, CLIENT, lnk.addrs[0], "8080")
+        assert server.ready()[1] == "accepted"
+        client.ready()
+        wait_blocked(client.pid, *RECV_CALLS)
+        wait_blocked(server.pid, "accept", "accept4")
+
+        data = _json(run_cli, client.pid)
+
+        (edge,) = edges_from(data, client.pid)
+        assert (edge["kind"], edge["to"]["pid"], edge["to"]["host"]) == ("tcp", server.pid, "wcnatb"), edge
+        assert edge["remote"] == {"host": lnk.addrs[0], "port": 8080}  # the published address
+        assert "conntrack: NAT gives it the other end" in edge["evidence"], edge["evidence"]
+        assert [c["path"] for c in data["chains"]] == [[client.pid, server.pid]]
+        assert data["exit"] == 0
+
+        direct = spawn_in(procs, a, CLIENT, lnk.addrs[1], "80")  # the look-alike: no NAT on the way
+        assert server.ready()[1] == "accepted"
+        direct.ready()
+        wait_blocked(direct.pid, *RECV_CALLS)
+        (plain,) = edges_from(_json(run_cli, direct.pid), direct.pid)
+        assert plain["to"]["pid"] == server.pid and "reversed 4-tuple is" in plain["evidence"]
+        for prog in (server, client, direct):
+            prog.close()
+    finally:
+        stop_all(procs)
+
+
+SERVER_ON_PORT = """
+import os, socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(5)
+ready("listening")
+conns = []
+while True:
+    conn, _ = srv.accept()
+    conns.append(conn)
+    ready("accepted")
+"""

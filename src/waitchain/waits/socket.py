@@ -93,8 +93,10 @@ def _tcp(snap: Snapshot, side: Side, sock: TcpSocket) -> Wait:
     if peer.inode == 0:
         return _not_accepted(snap, side, sock, peer, netns)
     peer_target = f"socket:[{peer.inode}]"
-    evidence = (f"/proc/{side.pid}/net/tcp: {tcp_text(sock)}; reversed 4-tuple is {peer_target}, "
-                f"held by " + _holders_text(snap, peer_target))
+    nat = (peer.local, peer.remote) != (sock.remote, sock.local)  # found through conntrack
+    evidence = (f"/proc/{side.pid}/net/tcp: {tcp_text(sock)}; " + (
+        f"conntrack: NAT gives it the other end {tcp_text(peer)}, which is {peer_target}" if nat else
+        f"reversed 4-tuple is {peer_target}") + ", held by " + _holders_text(snap, peer_target))
     queued = sock.tx_queue if side.writing else sock.rx_queue
     info = snap.tcp_info(netns, peer)
     evidence += f"; {peer_target} holds {peer.rx_queue} B unread" + (
