@@ -59,7 +59,9 @@ class Index:
         self.holders: Dict[Tuple[Tuple[str, int], Tuple[str, int]], List[Tuple[str, Json, int]]] = {}
         for host, doc in docs:
             for proc in doc["processes"]:
-                for conn in proc.get("tcp") or []:
+                if not isinstance(proc, dict) or not isinstance(proc.get("tcp"), list):
+                    continue
+                for conn in proc["tcp"]:
                     try:
                         key = ((str(conn["local"]["host"]), int(conn["local"]["port"])),
                                (str(conn["remote"]["host"]), int(conn["remote"]["port"])))
@@ -73,7 +75,7 @@ class Index:
         for host, doc, pid in self.holders.get(socket_spec(spec), []):
             chains = []
             for chain in doc.get("chains", []):
-                path = list(chain.get("path", []))
+                path = list(chain.get("path", [])) if isinstance(chain, dict) else []
                 if pid in path:
                     chains.append(dict(chain, start=pid, path=path[path.index(pid):]))
             if not chains:  # it waits for nothing the document followed

@@ -182,9 +182,14 @@ class Follower:
 
     def follow(self, diag: Diagnosis, doc: Json, host: Optional[str] = None) -> None:
         for chain in doc.get("chains", []):
-            end = chain.get("end") or {}
-            if end.get("kind") == "remote" and end.get("local") and end.get("remote"):
-                diag.across.append(self._walk(doc, self.here if host is None else host, chain))
+            end = chain.get("end") or {} if isinstance(chain, dict) else {}
+            if isinstance(end, dict) and end.get("kind") == "remote" and end.get("local") and end.get("remote"):
+                where = self.here if host is None else host
+                try:
+                    diag.across.append(self._walk(doc, where, chain))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a document not as waitchain/1 says
+                    diag.across.append(Across((), dict(end, host=where, error=f"a document could not be read: "
+                                                   f"{type(exc).__name__} {exc}", command=[])))
         diag.remote_hosts.extend(r for r in self.asked.values() if r not in diag.remote_hosts)
 
     def _walk(self, doc: Json, host: str, chain: Json) -> Across:

@@ -41,7 +41,7 @@ def lines(diag: Diagnosis) -> List[str]:
         return []
     out = ["", "across hosts:"]
     for a in diag.across:
-        width = max(len(clean(h.host or "?")) for h in a.path)
+        width = max((len(clean(h.host or "?")) for h in a.path), default=1)
         for i, hop in enumerate(a.path):
             if i and hop.local is not None and hop.remote is not None:
                 out.append(f"  ⇢ over TCP {_endpoint(hop.local)} → {_endpoint(hop.remote)}, on to {clean(hop.host)}")
