@@ -69,7 +69,7 @@ def test_a_pipe_writer_in_another_pid_namespace_shows_both_pids(procs, run_cli) 
     assert _process(data, reader.pid)["ns_pid"] is None  # ours: one pid is enough
     assert data["exit"] == 0
 
-    text = run_cli(str(reader.pid), "--no-stacks", "--width", "200").out
+    text = run_cli(str(reader.pid), "--no-stacks").out
     assert "pid 1 inside]" in text, text
     writer.stdout.close()
 
@@ -120,7 +120,7 @@ def test_a_process_in_a_docker_scope_is_named_by_its_container_id(procs, run_py,
         assert mine is None or mine["runtime"] is None, mine
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            cli.main([str(reader.pid), "--no-stacks", "--width", "200"])
+            cli.main([str(reader.pid), "--no-stacks"])
         assert f"[docker {cid[:12]}]" in out.getvalue(), out.getvalue()
     finally:
         procs.kill_all()
@@ -176,7 +176,7 @@ def test_a_tcp_peer_in_a_container_style_box_is_followed_with_both_pids(procs, r
         assert inside["host"] == "wcbox"
         assert data["chains"][0]["end"]["kind"] == "sleeping"
         assert data["exit"] == 0
-        text = run_cli(str(client.pid), "--no-stacks", "--width", "200").out
+        text = run_cli(str(client.pid), "--no-stacks").out
         assert f"[on wcbox, pid {inside['ns_pid']} inside]" in text, text
         for prog in (server, client):
             prog.close()

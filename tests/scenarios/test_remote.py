@@ -173,7 +173,7 @@ def test_remote_follows_the_chain_through_ssh_onto_the_other_host(procs, pair, t
     assert (chain["end"]["kind"], chain["end"]["host"]) == ("remote", "wchosta")
 
     text = subprocess.run(enter(pair.a, [sys.executable, "-m", "waitchain", client_inside, "--remote",
-                                         "--remote-cmd", template, "--no-stacks", "--width", "200"]),
+                                         "--remote-cmd", template, "--no-stacks"]),
                           capture_output=True, timeout=90, text=True)
     assert f"over TCP {pair.addrs[0]}:{client_port} → {pair.addrs[1]}:{PORT}, on to wchostb" in text.stdout, text
     assert "END sleeping on wchostb" in text.stdout, text.stdout
