@@ -169,7 +169,7 @@ def _stack(stack: Optional[Stack]) -> Json:
         "stack_source": stack.source if stack else None,  # "py-spy", "gdb", "eu-stack", "unwind"
         "stack_incomplete": stack.incomplete if stack else None,  # unwound, stopped where no rule applied
         # Python: the native frames above the interpreter's, when a C extension's are among them
-        **({"native_stack": [_frame(f) for f in stack.native]} if stack and stack.native else {}),
+        "native_stack": [_frame(f) for f in stack.native] if stack and stack.native else None,
         "location": _location(stack.location) if stack and stack.location else None,
         "python_wait": stack.label if stack and stack.label else None,  # e.g. "waits in queue.Queue.get"
     }
