@@ -181,6 +181,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="INVASIVE: also read native stacks with gdb/eu-stack, which briefly "
                    "stops (ptrace-attaches to) each target thread; this restarts its blocking "
                    "call, so the next run shows it blocked for a moment only")
+    p.add_argument("--debuginfod", action="store_true",
+                   help="NETWORK: fetch the debug info of native frames whose file has none here "
+                   "from the servers in DEBUGINFOD_URLS (file:line; kept in elfutils' cache, "
+                   "~/.cache/debuginfod_client); without it waitchain never uses the network")
     p.add_argument("--report", metavar="FILE.html",
                    help="also write a self-contained HTML incident report to FILE.html (a new "
                    "file, mode 0600; see --force)")
@@ -247,6 +251,8 @@ def check_options(args: argparse.Namespace) -> str:
         raise UsageError("--stacks and --no-stacks contradict each other", "give one of them")
     if args.native and args.no_stacks:
         raise UsageError("--native reads stacks and --no-stacks reads none", "give one of them")
+    if getattr(args, "debuginfod", False) and args.no_stacks:
+        raise UsageError("--debuginfod is for stacks and --no-stacks reads none", "give one of them")
     if fmt in PICTURES and args.explain:
         raise UsageError(f"--explain has no place in --format {fmt} (a picture)",
                          "use --explain with text or --json, or --report (it holds both)")
@@ -369,7 +375,7 @@ def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] =
         measure_blocked(diag, snap)
     if not args.no_stacks:
         with spinner("reading user-space stacks"):
-            attach_stacks(diag, native=args.native)
+            attach_stacks(diag, native=args.native, debuginfod=getattr(args, "debuginfod", False))
     if not args.verbose:
         diag.notes[:] = [n for n in diag.notes if not n.startswith(ROUTINE_NOTES)]
     verdict = EXIT_DEADLOCK if diag.deadlocked else EXIT_OK

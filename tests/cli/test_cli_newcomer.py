@@ -280,7 +280,7 @@ def test_routine_native_note_only_with_verbose(run_cli, sleeper, monkeypatch) ->
     from waitchain.stacks import GROUP_NOTES
 
     routine = GROUP_NOTES["native-available"].format(whos="1 (x)", how="--native reads it")
-    monkeypatch.setattr(cli, "attach_stacks", lambda diag, native=False: diag.notes.append(routine))
+    monkeypatch.setattr(cli, "attach_stacks", lambda diag, **kw: diag.notes.append(routine))
     pid = sleeper()
     quiet = run_cli(str(pid), "--json")
     assert routine not in json.loads(quiet.out)["notes"]
@@ -369,7 +369,7 @@ def test_picture_labels_end_at_a_word(run_cli, fmt: str) -> None:
 
 
 def test_no_stacks_advice_for_a_process_without_a_readable_stack(run_cli, sleeper, monkeypatch) -> None:
-    monkeypatch.setattr(cli, "attach_stacks", lambda diag, native=False: None)  # no stack was read
+    monkeypatch.setattr(cli, "attach_stacks", lambda diag, **kw: None)  # no stack was read
     pid = sleeper()
     result = run_cli(str(pid))
     assert result.code == EXIT_OK, result.err

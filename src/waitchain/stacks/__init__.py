@@ -21,6 +21,7 @@ from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
 from . import python, rlock, unwind
+from .debuginfod import Client
 from .frames import application_index, source_line, source_text
 from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
 from .pylocks import FrameAt, Source, likely_holder
@@ -59,16 +60,19 @@ class _Result:
     names: Dict[int, str] = field(default_factory=dict)  # TID → the thread's own name (py-spy)
 
 
-def attach_stacks(diag: Diagnosis, native: bool = False) -> None:
-    """Fill diag.stacks and diag.root_cause.location for the blocked threads on the chains."""
+def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = False) -> None:
+    """Fill diag.stacks and diag.root_cause.location for the blocked threads on the chains.
+    debuginfod: fetch missing debug files from the servers in DEBUGINFOD_URLS (the network)."""
     wanted = wanted_threads(diag)
     if not wanted:
         return
     py_spy = python.find_py_spy()
     tool = native_stacks.find_tool()
-    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native)
+    fetch = Client.from_env() if debuginfod else None
+    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch)
             for pid, tids in wanted.items()}
     seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
+    seconds += fetch.total + fetch.request if fetch is not None else 0
     results = run_parallel(jobs, seconds)
     for pid in wanted:
         result = results.get(pid, _Result("timeout"))
@@ -77,6 +81,9 @@ def attach_stacks(diag: Diagnosis, native: bool = False) -> None:
         for tid, thread_name in result.names.items():
             diag.thread_names[(pid, tid)] = thread_name
     diag.notes.extend(notes(diag, wanted, results, tool, seconds))
+    if debuginfod and fetch is None:
+        diag.notes.append("--debuginfod: DEBUGINFOD_URLS names no server: no debug info fetched")
+    diag.notes.extend(fetch.notes if fetch is not None else [])
     _locate_root_cause(diag)
 
 
@@ -106,20 +113,20 @@ def _locate_root_cause(diag: Diagnosis) -> None:
 
 
 def _job(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-         tool: Optional[Tuple[str, str]], native: bool) -> Callable[[], _Result]:
-    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native)
+         tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None) -> Callable[[], _Result]:
+    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native, fetch)
 
 
 def stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-              tool: Optional[Tuple[str, str]], native: bool) -> _Result:
+              tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None) -> _Result:
     """Python stacks if py-spy reads the process, else native ones when asked; nothing if
-    the pid now names another process than the one scanned."""
-    result = _stacks_of(diag, pid, tids, py_spy, tool, native)
+    the pid now names another process than the one scanned. `fetch`: --debuginfod's client."""
+    result = _stacks_of(diag, pid, tids, py_spy, tool, native, fetch)
     return result if _same_process(diag, pid) else _Result("skipped")
 
 
 def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-               tool: Optional[Tuple[str, str]], native: bool) -> _Result:
+               tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None) -> _Result:
     if not _same_process(diag, pid):
         return _Result("skipped")
     exe = _exe(pid)
@@ -129,16 +136,16 @@ def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str]
         return _Result("denied")
     if memory.memory_stuck(pid):  # py-spy would hang in process_vm_readv, unkillable
         return _Result("mm-locked")
-    result, reason = _try_python(diag, pid, tids, py_spy)
+    result, reason = _try_python(diag, pid, tids, py_spy, fetch)
     if result is not None:
         return result
     if is_python(pid, exe):
         return _Result("py-spy-failed" if py_spy else "no-py-spy", reason=reason)
-    return _try_native(diag, pid, tids, tool, native)
+    return _try_native(diag, pid, tids, tool, native, fetch)
 
 
-def _try_python(diag: Diagnosis, pid: int, tids: List[int],
-                py_spy: Optional[str]) -> Tuple[Optional[_Result], str]:
+def _try_python(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
+                fetch: Optional[Client] = None) -> Tuple[Optional[_Result], str]:
     """Python stacks through py-spy, or (None, why not)."""
     if py_spy is None:
         return None, ""
@@ -150,15 +157,15 @@ def _try_python(diag: Diagnosis, pid: int, tids: List[int],
         return None, str(exc)
     if local:
         threads = [python.with_tid(t, local.get(t.tid) if t.tid is not None else None) for t in threads]
-    return _with_native_frames(pid, _python(diag, pid, tids, threads)), ""
+    return _with_native_frames(pid, _python(diag, pid, tids, threads), fetch), ""
 
 
 def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],
-                native: bool) -> _Result:
+                native: bool, fetch: Optional[Client] = None) -> _Result:
     """Native stacks: unwound from /proc and memory without stopping the process
     (stacks/unwind.py); through gdb or eu-stack only when asked for (--native)."""
     if not native:
-        return _unwound(pid, tids) or _Result("native-available")
+        return _unwound(pid, tids, fetch) or _Result("native-available")
     if tool is None:
         return _Result("no-native-tool")
     try:
@@ -382,9 +389,9 @@ def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], sou
     return result
 
 
-def _unwound(pid: int, tids: List[int]) -> Optional[_Result]:
+def _unwound(pid: int, tids: List[int], fetch: Optional[Client] = None) -> Optional[_Result]:
     """Stacks unwound without ptrace (CFI, frame pointers, a scan), or None when none was."""
-    stacks = unwind.process_stacks(pid, tids)
+    stacks = unwind.process_stacks(pid, tids, debuginfod=fetch)
     if not stacks:
         return None
     result = _Result("unwound")
@@ -396,13 +403,14 @@ def _unwound(pid: int, tids: List[int]) -> Optional[_Result]:
     return result
 
 
-def _with_native_frames(pid: int, result: _Result) -> _Result:
+def _with_native_frames(pid: int, result: _Result, fetch: Optional[Client] = None) -> _Result:
     """Each Python stack with the native frames above its interpreter, where a C extension's
     are among them (a call into a library that blocks): read without stopping the process."""
     exe = _exe(pid)
     if not exe or not result.stacks:
         return result
-    found = unwind.under_interpreter(pid, sorted(result.stacks), exe.replace(" (deleted)", ""))
+    found = unwind.under_interpreter(pid, sorted(result.stacks), exe.replace(" (deleted)", ""),
+                                     debuginfod=fetch)
     for tid, frames in found.items():
         result.stacks[tid] = dataclasses.replace(result.stacks[tid], native=frames)
     return result

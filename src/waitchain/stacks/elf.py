@@ -61,6 +61,7 @@ class Module:
         self._symbols: Optional[Tuple[List[int], List[Tuple[int, int, str]]]] = None
         self._debug: Optional[Tuple[Any, Any]] = None  # (ELFFile, stream) of the debug info
         self._debug_done = False
+        self._fetched = False  # asked a debuginfod client (stacks/debuginfod.py) for it
         self._lines: Dict[int, Tuple[List[int], List[Tuple[int, str, int]]]] = {}  # CU offset → rows
         self._aranges: Optional[Any] = None
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
@@ -176,9 +177,11 @@ class Module:
 
     # --- symbols -----------------------------------------------------------------------------
 
-    def symbol(self, vaddr: int) -> Optional[Tuple[str, int]]:
-        """(raw symbol name, its start) of the function containing `vaddr`."""
+    def symbol(self, vaddr: int, fetch: Any = None) -> Optional[Tuple[str, int]]:
+        """(raw symbol name, its start) of the function containing `vaddr`. `fetch`: a
+        debuginfod.Client that may download the debug file (--debuginfod), else None."""
         with self._lock:
+            self._fetch_debug(fetch)
             if self._symbols is None:
                 self._symbols = self._load_symbols()
         starts, entries = self._symbols
@@ -209,12 +212,13 @@ class Module:
 
     # --- lines ---------------------------------------------------------------------------------
 
-    def line(self, vaddr: int, large: bool = True) -> Optional[Tuple[str, int]]:
+    def line(self, vaddr: int, large: bool = True, fetch: Any = None) -> Optional[Tuple[str, int]]:
         """(source file, line) of `vaddr` from .debug_line, when the file or its debug file has
         it. large=False: not when that means decoding a large line program (pyelftools takes
         seconds for the ~100k rows of Rust's std: a runtime's own frame is not worth it)."""
         with self._lock:
             try:
+                self._fetch_debug(fetch)
                 return self._line(vaddr, large)
             except (ELFError, Exception):
                 return None
@@ -304,6 +308,26 @@ class Module:
                         break
                     stream.close()
         return self._debug
+
+    def _fetch_debug(self, fetch: Any) -> None:
+        """With a debuginfod client: the debug file from its servers (or its cache), when the
+        file has a build-id, no local debug file and no debug info of its own."""
+        if fetch is None or self._fetched or not self.build_id:
+            return
+        self._fetched = True
+        if self._debug_elf() is not None or self._elf.get_section_by_name(".debug_info") is not None:
+            return
+        path = fetch.debuginfo(self.build_id)
+        opened = _open_elf(path) if path else None
+        if opened is None:
+            return
+        elf, stream = opened
+        if _build_id(elf) != self.build_id:
+            stream.close()
+            return
+        self._debug = (elf, stream)
+        self._symbols = None  # read again, from the debug file
+        self._dwarf_info = None
 
     def _debug_candidates(self) -> List[str]:
         roots = [self._root() + r for r in DEBUG_ROOTS] + list(DEBUG_ROOTS)

@@ -33,6 +33,7 @@ from ..procfs import memory
 from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
 from . import elf
+from .debuginfod import Client
 from .demangle import demangle
 from .frames import STDLIB, SYSTEM_FUNCTION, is_system
 
@@ -82,6 +83,7 @@ class Maps:
         self.mappings = sorted(mappings)
         self._starts = [m.start for m in self.mappings]
         self._modules: Dict[int, Optional[Tuple[elf.Module, int]]] = {}
+        self.debuginfod: Optional[Client] = None  # --debuginfod: fetches missing debug files
 
     def at(self, address: int) -> Optional[Mapping]:
         i = bisect_right(self._starts, address) - 1
@@ -349,15 +351,18 @@ def read_syscall_regs(pid: int, tid: int, proc: str = "/proc") -> Optional[Tuple
 
 
 def process_stacks(pid: int, tids: Sequence[int], read: Optional[Callable[[int, int, int], bytes]] = None,
-                   proc: str = "/proc") -> Dict[int, Tuple[Tuple[Frame, ...], bool]]:
+                   proc: str = "/proc", debuginfod: Optional[Client] = None
+                   ) -> Dict[int, Tuple[Tuple[Frame, ...], bool]]:
     """TID → (symbolised frames innermost first, incomplete) for each blocked thread of pid
-    that could be unwound. `read(tid, address, size)` reads memory (procfs/memory by default)."""
+    that could be unwound. `read(tid, address, size)` reads memory (procfs/memory by default);
+    `debuginfod` fetches the debug files missing here (--debuginfod)."""
     if not SUPPORTED or not elf.HAVE_ELFTOOLS:
         return {}
     try:
         maps = Maps(pid, parse_maps(read_maps(ProcFS(proc), pid)))
     except WaitchainError:
         return {}
+    maps.debuginfod = debuginfod
     if read is not None:
         return _each_thread(pid, tids, maps, read, proc)
     if memory._open_readers():  # the run's reader (the snapshot's): its helper is running
@@ -399,7 +404,7 @@ def thread_stack(pid: int, tid: int, maps: Maps, read: Callable[[int, int, int],
 
 def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
                       read: Optional[Callable[[int, int, int], bytes]] = None,
-                      proc: str = "/proc") -> Dict[int, Tuple[Frame, ...]]:
+                      proc: str = "/proc", debuginfod: Optional[Client] = None) -> Dict[int, Tuple[Frame, ...]]:
     """TID → the native frames of a Python thread above its interpreter's (innermost first,
     up to the first frame in `interpreter`, the executable, or in a libpython), for the
     threads where a C extension's (or a library's it calls) frames are among them: what a
@@ -410,9 +415,10 @@ def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
         maps = Maps(pid, parse_maps(read_maps(ProcFS(proc), pid)))
     except WaitchainError:
         return {}
+    maps.debuginfod = debuginfod
     if read is None and not memory._open_readers():
         with memory.MemoryReader() as own:
-            return under_interpreter(pid, tids, interpreter, own.read_partial, proc)
+            return under_interpreter(pid, tids, interpreter, own.read_partial, proc, debuginfod)
     reader = read or memory.read_partial
     out: Dict[int, Tuple[Frame, ...]] = {}
     deadline = time.monotonic() + PROCESS_SECONDS
@@ -473,10 +479,11 @@ def symbolise(maps: Maps, raw: Sequence[RawFrame]) -> Tuple[Frame, ...]:
         found = maps.module(lookup)
         if found is not None:
             module, bias = found
-            symbol = module.symbol(lookup - bias)
+            symbol = module.symbol(lookup - bias, fetch=maps.debuginfod)
             if symbol is not None:
                 function = demangle(symbol[0].split("@", 1)[0])  # memcpy@GLIBC_2.2.5
-            where = module.line(lookup - bias, large=not SYSTEM_FUNCTION.search(function))
+            where = module.line(lookup - bias, large=not SYSTEM_FUNCTION.search(function),
+                                fetch=maps.debuginfod)
             if where is not None:
                 file, line = where
         frames.append(Frame(function, file, line, module_path, native=True, how=f.how))
