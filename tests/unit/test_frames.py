@@ -156,7 +156,7 @@ DUMP = [
 def test_py_spy_json_is_parsed():
     threads = python.parse(json.dumps(DUMP))
     assert [(t.ident, t.tid, t.name) for t in threads] == [(140001, 7, "MainThread"), (140002, None, "feeder")]
-    assert threads[0].frames[1] == Frame("<module>", APP, 14)
+    assert threads[0].frames[1] == Frame("<module>", APP, 14, how="py-spy")
     assert threads[0].selves == ((4096, "Thread"), None)
     assert threads[1].selves == (None, (4096, "Thread"))
     with pytest.raises(python.StackError):

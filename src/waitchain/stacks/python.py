@@ -152,7 +152,7 @@ def _thread(data: Dict[str, Any]) -> PyThread:
         tid=None if tid is None else _positive(tid),
         name=str(data.get("thread_name") or ""),
         frames=tuple(Frame(function=str(f["name"]), file=str(f["filename"]), line=int(f["line"]),
-                           module=str(f.get("module") or "")) for f in frames),
+                           module=str(f.get("module") or ""), how="py-spy") for f in frames),
         selves=tuple(_self_of(f.get("locals")) for f in frames),
         local_addrs=tuple(_addrs_of(f.get("locals")) for f in frames),
         local_types=tuple(_types_of(f.get("locals")) for f in frames),
