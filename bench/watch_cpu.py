@@ -5,6 +5,10 @@ with --processes N extra idle processes started first (a host with ~1,000 proces
 
     sudo python3 bench/watch_cpu.py                       intervals 1, 2, 5 s, 30 s each
     sudo python3 bench/watch_cpu.py --processes 900 --seconds 60 --intervals 5
+    python3 bench/watch_cpu.py --processes 900 --intervals 5 --src /tmp/before/src --src src
+
+--src DIR (repeatable) runs the watchdog from that source tree (PYTHONPATH), one after the
+other at each interval against the same processes: a before/after comparison in one run.
 
 It prints one line per interval: the share of one core, the scans done and the mean scan time
 (from the watchdog's own metrics). A benchmark, not a test: the numbers depend on the machine."""
@@ -49,12 +53,13 @@ def idle_processes(count: int) -> List[subprocess.Popen]:
                              stderr=subprocess.DEVNULL) for _ in range(count)]
 
 
-def measure(interval: float, seconds: float) -> str:
+def measure(interval: float, seconds: float, src: str = "") -> str:
     where = tempfile.mkdtemp(prefix="waitchain-bench-")
     prom = os.path.join(where, "waitchain.prom")
     argv = [sys.executable, "-m", "waitchain", "watch", "--interval", str(interval), "--threshold", "3600",
             "--out", os.path.join(where, "reports"), "--metrics", prom, "--no-stacks"]
-    watch = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(src)) if src else None
+    watch = subprocess.Popen(argv, stderr=subprocess.DEVNULL, env=env)
     try:
         while not metrics(prom):  # started: its first scan is done
             time.sleep(0.05)
@@ -68,7 +73,7 @@ def measure(interval: float, seconds: float) -> str:
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=60)
     processes = len([p for p in os.listdir("/proc") if p.isdigit()])
-    return (f"interval {interval:g} s: {100 * used / wall:.2f}% of one core over {wall:.0f} s, "
+    return ((f"{src}: " if src else "") + f"interval {interval:g} s: {100 * used / wall:.2f}% of one core over {wall:.0f} s, "
             f"{scans:.0f} scans, last scan {m.get('waitchain_scan_seconds', 0):.3f} s, "
             f"{processes} processes on the machine")
 
@@ -78,11 +83,14 @@ def main() -> int:
     p.add_argument("--intervals", type=float, nargs="+", default=[1.0, 2.0, 5.0])
     p.add_argument("--seconds", type=float, default=30.0, help="how long to measure each interval")
     p.add_argument("--processes", type=int, default=0, help="start this many idle processes first")
+    p.add_argument("--src", action="append", default=[], metavar="DIR",
+                   help="run waitchain from this source tree (repeatable: each is measured in turn)")
     args = p.parse_args()
     extra = idle_processes(args.processes)
     try:
         for interval in args.intervals:
-            print(measure(interval, args.seconds), flush=True)
+            for src in args.src or [""]:
+                print(measure(interval, args.seconds, src), flush=True)
     finally:
         for proc in extra:
             proc.kill()

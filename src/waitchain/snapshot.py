@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
-from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
+from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Stat, Task, TcpSocket, UnixSocket
 from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag
 from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
@@ -19,7 +19,9 @@ from .procfs.locks import LockEntry, read_locks
 from .procfs.maps import read_map_devices, read_mapping_at
 from .procfs.mmaplock import FAULTING, REMOTE_FAULT, classify as mmap_lock_wait
 from .procfs.mounts import Mount, read_mounts
-from .procfs.process import read_cmdline, read_process, read_stat
+from .procfs.activity import Activity, read_activity, switches_of
+from .procfs.activity import one_thread_activity as _one_thread_activity
+from .procfs.process import read_cmdline, read_process, read_stat, stat_of
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
@@ -47,8 +49,9 @@ class TargetMemory:
     procfs/cstructs.py. Every method raises WaitchainError when unreadable. Under a
     recorded /proc (`live` False) nothing is read: the pids are not this host's."""
 
-    def __init__(self, live: bool = True) -> None:
-        self.reader = memory.MemoryReader()
+    def __init__(self, live: bool = True, reader: Optional[memory.MemoryReader] = None) -> None:
+        self.owned = reader is None  # a reader given (ScanCache's) outlives this snapshot
+        self.reader = memory.MemoryReader() if reader is None else reader
         self.live = live
         # a process whose main thread exited (pthread_exit) has no memory under its pid:
         # process_vm_readv says ESRCH; one of its live threads reads the same memory
@@ -96,17 +99,93 @@ class TargetMemory:
         self.reader.mark_stuck(pid)
 
     def close(self) -> None:
-        self.reader.close()
+        if self.owned:
+            self.reader.close()
 
     def _check(self, pid: int) -> None:
         if not self.live:
             raise WaitchainError(f"process {pid}: memory is not read under a recorded /proc")
 
 
+class ScanCache:
+    """What one scan may carry to the next (`waitchain watch`; psutil's oneshot cache is the
+    model, scoped to the owner, here the watch loop): a process that has not run since the
+    last scan keeps its fd table, owner and namespaces from then; the memory reader's helper
+    process is kept for every scan. Everything else is read again by every scan.
+
+    "Has not run": the same start time (the same process, not a reused pid), not running
+    now, and every thread's /proc/PID/task/TID/schedstat the same, read before its fds were
+    (procfs/activity.py). Why an fd table cannot change without its process running: open,
+    close, dup2, close_range, fcntl(F_DUPFD), accept, pidfd_getfd and io_uring's opens each
+    install or remove fds in the *caller's* table (pidfd_getfd dups a target's fd into the
+    caller, never the other way); an fd passed with SCM_RIGHTS enters the receiver's table
+    only in its own recvmsg; io_uring's workers and SQPOLL thread are threads of the process,
+    in its task/ list. A process ending is a change of state seen anyway (its pid goes). The
+    one way around: a process created with clone(CLONE_FILES) but not CLONE_THREAD shares
+    the fd table of another process (rare: old LinuxThreads, some hand-made clones), which
+    can change it while this one sleeps. For that, an fd table is carried `most` scans at
+    most, then read again; and the watchdog reads every process afresh, with no cache,
+    before it writes a report (watch.py), so a stale fd table can delay an incident's report,
+    never make one. Owner and namespaces: setuid, setns and unshare change the caller only.
+    Close the cache when done (it ends the helper)."""
+
+    def __init__(self, most: int = 12) -> None:
+        self.most = most
+        self.kept: Dict[int, Tuple[int, Activity, int, Process]] = {}  # pid → as of the last scan
+        self.now: Dict[int, Tuple[int, Activity, int, Process]] = {}
+        self.activity: Dict[int, Activity] = {}  # this scan's reads, for Snapshot.one_thread_activity
+        self.reader: Optional[memory.MemoryReader] = None
+        self.fd_reads = 0  # fd tables read (counters for tests and benchmarks)
+        self.carried = 0  # fd tables carried from the last scan
+
+    def memory_reader(self) -> memory.MemoryReader:
+        """The reader kept across scans, with what it learnt in the last scan forgotten."""
+        if self.reader is None or self.reader.closed:
+            self.reader = memory.MemoryReader()
+        else:
+            self.reader.next_run()
+        return self.reader
+
+    def scan_process(self, fs: ProcFS, pid: int, notes: List[str]) -> Optional[Process]:
+        """_scan_process, or the process as the last scan read it if it has not run since."""
+        read = read_activity(fs, pid)  # before the fds: a run after it shows in the next scan's
+        stat: Optional[Stat] = None
+        if read is not None:
+            self.activity[pid] = read[1]
+            try:
+                stat = stat_of(pid, read[0])
+            except WaitchainError:
+                read = None
+        old = self.kept.get(pid)
+        if read is not None and stat is not None and old is not None and old[0] == stat.starttime \
+                and old[1] == read[1] and old[2] < self.most:
+            was = old[3]
+            self.carried += 1
+            self.now[pid] = (old[0], read[1], old[2] + 1, was)
+            return Process(pid, stat.starttime, stat.comm, stat.state, stat.ppid, stat.pgrp, was.uid,
+                           was.netns, was.pidns, was.fds)
+        proc = _scan_process(fs, pid, notes)  # everything through one open /proc/PID, as without a cache
+        if proc is not None:
+            self.fd_reads += 1
+            if read is not None and stat is not None and stat.starttime == proc.starttime and not proc.note:
+                self.now[pid] = (proc.starttime, read[1], 0, proc)
+            else:
+                self.activity.pop(pid, None)
+        return proc
+
+    def next_scan(self) -> None:
+        self.kept, self.now = self.now, {}
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
 class Snapshot:
     """Processes, fds and the object → holders index. Build with Snapshot.scan()."""
 
-    def __init__(self, fs: ProcFS, processes: Dict[int, Process], notes: List[str]) -> None:
+    def __init__(self, fs: ProcFS, processes: Dict[int, Process], notes: List[str],
+                 cache: Optional[ScanCache] = None) -> None:
         self.fs = fs
         self.processes = processes
         self.notes = notes
@@ -127,7 +206,8 @@ class Snapshot:
         self._timers: Dict[int, List[PosixTimer]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now_on: Dict[Optional[int], Optional[float]] = {}  # CPU → its scheduler clock
-        self.memory = TargetMemory(live=fs.root == "/proc")
+        self.memory = TargetMemory(live=fs.root == "/proc", reader=cache.memory_reader() if cache else None)
+        self._activity: Dict[int, Activity] = dict(cache.activity) if cache else {}
         self.memory.reader.holder_of = lambda found: self.mmap_lock_holder(found.pid)
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
@@ -164,16 +244,22 @@ class Snapshot:
         self.close()
 
     @classmethod
-    def scan(cls, fs: Optional[ProcFS] = None, pids: Optional[Iterable[int]] = None) -> "Snapshot":
-        """Read every process (or just `pids`). Processes that vanish are skipped."""
+    def scan(cls, fs: Optional[ProcFS] = None, pids: Optional[Iterable[int]] = None,
+             cache: Optional[ScanCache] = None) -> "Snapshot":
+        """Read every process (or just `pids`). Processes that vanish are skipped. `cache`:
+        what the last scan may carry over (the watchdog's; see ScanCache)."""
         fs = fs or ProcFS()
         processes: Dict[int, Process] = {}
         notes: List[str] = []
+        if cache is not None:
+            cache.activity = {}
         for pid in pids if pids is not None else fs.pids():
-            proc = _scan_process(fs, pid, notes)
+            proc = _scan_process(fs, pid, notes) if cache is None else cache.scan_process(fs, pid, notes)
             if proc is not None:
                 processes[pid] = proc
-        return cls(fs, processes, notes)
+        if cache is not None:
+            cache.next_scan()
+        return cls(fs, processes, notes, cache)
 
     def _index(self, proc: Process) -> None:
         pid, holders = proc.pid, self.holders  # locals: this loop runs once per fd
@@ -182,6 +268,16 @@ class Snapshot:
             holders[target].append((pid, fd))
 
     # --- processes and threads -------------------------------------------------------
+
+    def one_thread_activity(self, pid: int) -> Optional[Tuple[int, int]]:
+        """(start time, context switches of its thread) of a one-thread process; None when it
+        has more threads, has gone, or the kernel does not count switches. As read by the
+        scan when it had a ScanCache (the same facts, read once), else read now."""
+        proc, activity = self.processes.get(pid), self._activity.get(pid)
+        if proc is None or activity is None:
+            return _one_thread_activity(self.fs, pid)
+        switches = switches_of(activity)
+        return None if switches is None else (proc.starttime, switches)
 
     def tasks(self, pid: int) -> List[Task]:
         """Threads of pid ([] if it has gone or its pid was reused since the scan)."""

@@ -30,10 +30,9 @@ from .incidents import Incident
 from .metrics import Metrics, of_scan, render, write_atomically
 from .model import Diagnosis, Task, Wait
 from .graph import Explored
-from .procfs.activity import one_thread_activity
 from .procfs.cgroup import in_cgroup, in_unit, read_cgroups
 from .sanitize import clean
-from .snapshot import Snapshot
+from .snapshot import ScanCache, Snapshot
 from .waits import wait_of
 
 DEFAULT_INTERVAL = 5.0
@@ -199,7 +198,7 @@ class QuietProcesses:
         for pid in [p for p in self.quiet if p not in snap.processes]:
             del self.quiet[pid]
         candidates = sorted(snap.processes) if pids is None else pids
-        return [p for p in candidates if p not in self.quiet or one_thread_activity(snap.fs, p) != self.quiet[p]]
+        return [p for p in candidates if p not in self.quiet or snap.one_thread_activity(p) != self.quiet[p]]
 
     def learn(self, ex: Explored) -> None:
         """Which of the processes explored are quiet, as of the switch counts their waits were read at."""
@@ -230,6 +229,7 @@ class Watchdog:
         self.tracker = Tracker(args.threshold, looks=1 if args.once else 2)
         self.cache = WaitCache()
         self.quiet = QuietProcesses()
+        self.carry = ScanCache()  # fd tables of processes that have not run; the memory reader's helper
         self.metrics = Metrics()
         self.hooks: List[Tuple[subprocess.Popen, float]] = []
         self.dirfd = open_out_dir(args.out) if args.out else None
@@ -262,6 +262,7 @@ class Watchdog:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self.carry.close()
             self._reap(final=True)
         self._log("stopped")
         return EXIT_OK
@@ -290,7 +291,7 @@ class Watchdog:
     def scan_once(self) -> None:
         started = time.monotonic()
         try:
-            with Snapshot.scan() as snap:
+            with Snapshot.scan(cache=self.carry) as snap:
                 pids = self._targets(snap)
                 found = incidents.scan(snap, 0.0, self.quiet.starts(snap, pids), self.cache.rules)
                 self.cache.next_scan()
@@ -300,12 +301,13 @@ class Watchdog:
                 ages = {i.key: self.tracker.age(i, now, self.tracker.first_seen[i.key]) for i in found.incidents}
                 if self.args.once and self.dirfd is not None:
                     due = [i for i in due if not self._already(i)]
-                if due:  # every wait read again for the reports: nothing kept from an earlier scan
-                    fresh = incidents.scan(snap, 0.0, pids)
-                    again = {i.key: i for i in fresh.incidents}
-                    for inc in due:
-                        if inc.key in again:
-                            self._report(fresh, again[inc.key], snap)
+                if due:  # every process and wait read again for the reports: nothing kept from an earlier scan
+                    with Snapshot.scan() as anew:
+                        fresh = incidents.scan(anew, 0.0, self._targets(anew))
+                        again = {i.key: i for i in fresh.incidents}
+                        for inc in due:
+                            if inc.key in again:
+                                self._report(fresh, again[inc.key], anew)
             self.metrics = of_scan(found.incidents, time.monotonic() - started, self.metrics, time.time(), ages)
         except WaitchainError as exc:
             self._failed(f"scan failed: {exc}")

@@ -1,4 +1,6 @@
-"""What keeps the watchdog's scans cheap. The wait cache: a thread that has not run since the
+"""What keeps the watchdog's scans cheap. The scan cache: a process that has not run since the
+last scan keeps its fd table (one that ran, opening a pipe, is read again); the memory reader's
+helper is kept. The wait cache: a thread that has not run since the
 last scan keeps the wait worked out then, if that wait led to no other process; a thread that
 ran, and every wait with edges, is worked out again. Quiet processes: a one-thread process
 whose waits led nowhere and that has not run since is no start of the next exploration."""
@@ -6,12 +8,15 @@ whose waits led nowhere and that has not run since is no start of the next explo
 from __future__ import annotations
 
 import os
+from typing import Dict, Optional
 
 from scenario_helpers import READER, SLEEPER, close, spawn_with
 
 from waitchain.demo.harness import wait_blocked
 from waitchain.graph import Explored
-from waitchain.snapshot import Snapshot
+from waitchain.procfs.activity import one_thread_activity
+from waitchain.procfs.reader import ProcFS
+from waitchain.snapshot import ScanCache, Snapshot
 from waitchain.watch import QuietProcesses, WaitCache
 
 ECHO_READER = """
@@ -125,3 +130,91 @@ def test_a_process_waiting_for_another_is_always_a_start(run_py, wait_sleeping) 
     quiet = QuietProcesses()
     _learn(quiet, [reader.pid], writer.pid)
     assert _learn(quiet, [reader.pid], writer.pid) == [reader.pid]
+
+
+# --- fd tables carried across scans (snapshot.ScanCache) --------------------------------------
+
+
+class CountingProcFS(ProcFS):
+    """A /proc whose fd table reads are counted, per pid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fd_reads: Dict[int, int] = {}
+
+    def fd_links(self, pid: int, piddir: Optional[int] = None) -> dict:
+        self.fd_reads[pid] = self.fd_reads.get(pid, 0) + 1
+        return super().fd_links(pid, piddir)
+
+
+def _fds(cache: ScanCache, fs: ProcFS, pid: int) -> Dict[int, str]:
+    with Snapshot.scan(fs, pids=[pid], cache=cache) as snap:
+        return snap.processes[pid].fds
+
+
+def test_a_process_that_has_not_run_keeps_its_fd_table(run_py, wait_sleeping) -> None:
+    sleeper = run_py(SLEEPER)
+    sleeper.ready()
+    wait_sleeping(sleeper.pid)
+    fs, cache = CountingProcFS(), ScanCache(most=3)
+    with Snapshot.scan(pids=[sleeper.pid]) as fresh:
+        expected = fresh.processes[sleeper.pid].fds
+    assert [_fds(cache, fs, sleeper.pid) for _ in range(4)] == [expected] * 4
+    assert fs.fd_reads == {sleeper.pid: 1} and (cache.fd_reads, cache.carried) == (1, 3)
+    _fds(cache, fs, sleeper.pid)  # carried `most` scans: read again, then carried again
+    _fds(cache, fs, sleeper.pid)
+    assert fs.fd_reads == {sleeper.pid: 2} and (cache.fd_reads, cache.carried) == (2, 4)
+    with Snapshot.scan(pids=[sleeper.pid], cache=cache) as snap:  # what the watchdog's QuietProcesses asks
+        assert snap.one_thread_activity(sleeper.pid) == one_thread_activity(ProcFS(), sleeper.pid)
+    cache.close()
+
+
+OPENS_A_PIPE = """
+fd = int(sys.argv[1])
+ready("reading")
+os.read(fd, 1)
+r, w = os.pipe()
+ready("reading", r)
+os.read(r, 1)
+"""
+
+
+def test_a_process_that_opened_a_pipe_is_read_again(run_py) -> None:
+    r, w = os.pipe()
+    proc = spawn_with(run_py, OPENS_A_PIPE, [r])
+    try:
+        close(r)
+        proc.ready()
+        wait_blocked(proc.pid, "read")
+        fs, cache = CountingProcFS(), ScanCache()
+        before = _fds(cache, fs, proc.pid)
+        assert _fds(cache, fs, proc.pid) == before and fs.fd_reads == {proc.pid: 1}  # the cache is in use
+        os.write(w, b"x")  # it runs: opens a new pipe and blocks reading it
+        (_pid, _word, new_fd), = proc.ready()
+        wait_blocked(proc.pid, "read")
+        after = _fds(cache, fs, proc.pid)
+        assert fs.fd_reads == {proc.pid: 2}
+        assert int(new_fd) not in before and after[int(new_fd)].startswith("pipe:[")
+        with Snapshot.scan(pids=[proc.pid]) as fresh:
+            assert after == fresh.processes[proc.pid].fds
+        cache.close()
+    finally:
+        close(w)
+
+
+def test_the_memory_readers_helper_is_kept_across_scans(run_py, wait_sleeping) -> None:
+    sleeper = run_py(SLEEPER)
+    sleeper.ready()
+    wait_sleeping(sleeper.pid)
+    address = int(ProcFS().read(sleeper.pid, "maps").split("-", 1)[0], 16)
+    cache, helpers = ScanCache(), []
+    for _ in range(2):
+        with Snapshot.scan(pids=[sleeper.pid], cache=cache) as snap:
+            assert len(snap.memory.read(sleeper.pid, address, 8)) == 8
+            helper = snap.memory.reader._slot.helper
+            assert helper is not None
+            helpers.append(helper.proc.pid)
+        assert not snap.memory.reader.closed  # the snapshot's end does not end the cache's reader
+    assert helpers[0] == helpers[1]
+    cache.close()
+    assert snap.memory.reader.closed

@@ -181,6 +181,15 @@ class MemoryReader:
         queued = found.queued[0]
         return f" (thread {queued.tid} waits for it in {queued.call or queued.where}())"
 
+    def next_run(self) -> None:
+        """Forget what this reader learnt of processes (stuck pids, lock contention), keeping
+        its helper process: for the watchdog's next scan. A helper still held up by a lock
+        stays the one helper (reads fail at once until it answers)."""
+        with self._lock:
+            self._stuck.clear()
+            self._contention.clear()
+            self._by.clear()
+
     def mark_stuck(self, pid: int) -> None:
         """pid's mmap lock is known to be held (its cmdline did not answer): do not try."""
         self._stuck.add(pid)

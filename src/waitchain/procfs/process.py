@@ -34,10 +34,10 @@ def parse_stat(text: str) -> Stat:
 
 
 def read_stat(fs: ProcFS, pid: int) -> Stat:
-    return _stat_of(pid, fs.read(pid, "stat"))
+    return stat_of(pid, fs.read(pid, "stat"))
 
 
-def _stat_of(pid: int, text: str) -> Stat:
+def stat_of(pid: int, text: str) -> Stat:
     """parse_stat, failing with an error that names the process."""
     try:
         return parse_stat(text)
@@ -54,7 +54,7 @@ def read_process(fs: ProcFS, pid: int, piddir: Optional[int] = None) -> Process:
             return read_process(fs, pid, piddir)
         finally:
             os.close(piddir)
-    stat = _stat_of(pid, fs.read_at(piddir, pid, "stat"))
+    stat = stat_of(pid, fs.read_at(piddir, pid, "stat"))
     return Process(
         pid=pid,
         starttime=stat.starttime,
