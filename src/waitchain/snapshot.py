@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
-from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Stat, Task, TcpSocket, UnixSocket
+from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
 from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag
 from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
@@ -21,7 +21,7 @@ from .procfs.mmaplock import FAULTING, REMOTE_FAULT, classify as mmap_lock_wait
 from .procfs.mounts import Mount, read_mounts
 from .procfs.activity import Activity, read_activity, switches_of
 from .procfs.activity import one_thread_activity as _one_thread_activity
-from .procfs.process import read_cmdline, read_process, read_stat, stat_of
+from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
@@ -148,27 +148,21 @@ class ScanCache:
 
     def scan_process(self, fs: ProcFS, pid: int, notes: List[str]) -> Optional[Process]:
         """_scan_process, or the process as the last scan read it if it has not run since."""
-        read = read_activity(fs, pid)  # before the fds: a run after it shows in the next scan's
-        stat: Optional[Stat] = None
-        if read is not None:
-            self.activity[pid] = read[1]
-            try:
-                stat = stat_of(pid, read[0])
-            except WaitchainError:
-                read = None
+        seen = read_activity(fs, pid)  # before the fds: a run after it shows in the next scan's
         old = self.kept.get(pid)
-        if read is not None and stat is not None and old is not None and old[0] == stat.starttime \
-                and old[1] == read[1] and old[2] < self.most:
-            was = old[3]
-            self.carried += 1
-            self.now[pid] = (old[0], read[1], old[2] + 1, was)
-            return Process(pid, stat.starttime, stat.comm, stat.state, stat.ppid, stat.pgrp, was.uid,
-                           was.netns, was.pidns, was.fds)
+        if seen is not None:
+            self.activity[pid] = seen.activity
+            if old is not None and old[0] == seen.starttime and old[1] == seen.activity and old[2] < self.most:
+                was = old[3]
+                self.carried += 1
+                self.now[pid] = (old[0], seen.activity, old[2] + 1, was)
+                return Process(pid, seen.starttime, seen.comm, seen.state, seen.ppid, seen.pgrp, was.uid,
+                               was.netns, was.pidns, was.fds)
         proc = _scan_process(fs, pid, notes)  # everything through one open /proc/PID, as without a cache
         if proc is not None:
             self.fd_reads += 1
-            if read is not None and stat is not None and stat.starttime == proc.starttime and not proc.note:
-                self.now[pid] = (proc.starttime, read[1], 0, proc)
+            if seen is not None and seen.starttime == proc.starttime and not proc.note:
+                self.now[pid] = (proc.starttime, seen.activity, 0, proc)
             else:
                 self.activity.pop(pid, None)
         return proc
@@ -207,7 +201,7 @@ class Snapshot:
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
         self._sched_now_on: Dict[Optional[int], Optional[float]] = {}  # CPU → its scheduler clock
         self.memory = TargetMemory(live=fs.root == "/proc", reader=cache.memory_reader() if cache else None)
-        self._activity: Dict[int, Activity] = dict(cache.activity) if cache else {}
+        self._activity: Dict[int, Activity] = cache.activity if cache else {}  # this scan's: a new dict each scan
         self.memory.reader.holder_of = lambda found: self.mmap_lock_holder(found.pid)
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}

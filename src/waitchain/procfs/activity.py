@@ -5,7 +5,7 @@ reads: what the watchdog checks before it looks at a process's waits again."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from ..errors import WaitchainError
 from .reader import ProcFS
@@ -37,27 +37,40 @@ def one_thread_activity(fs: ProcFS, pid: int) -> Optional[Tuple[int, int]]:
     return None if starttime is None or switches is None else (starttime, switches)
 
 
-def read_activity(fs: ProcFS, pid: int) -> Optional[Tuple[str, Activity]]:
-    """(its stat line, what changes whenever any thread of the process runs): the stat line
-    and (tid, /proc/PID/task/TID/schedstat) of every thread, read in that order (for one
-    thread, /proc/PID/schedstat: the same line, a shorter path). schedstat is
-    "run time (ns), run-queue wait (ns), times scheduled in": a thread switched in since
-    counts one more, and one that stayed on a CPU all along has more run time (the scheduler
-    tick, 1 Hz at least even on a nohz_full CPU, adds it). None when that cannot be told:
-    the process is running now (state R), gone, unreadable, or its threads changed while
-    they were read. Read by path with one read() each (the cheapest way to ask); the pid
-    may name another process by the time its caller reads more (the start time tells)."""
+class Seen(NamedTuple):
+    """What read_activity read: the stat fields a scan needs, and the threads' activity."""
+
+    starttime: int
+    comm: str
+    state: str
+    ppid: int
+    pgrp: int
+    activity: Activity
+
+
+def read_activity(fs: ProcFS, pid: int) -> Optional[Seen]:
+    """/proc/PID/stat (start time, state, parent, group), then what changes whenever any
+    thread of the process runs: (tid, /proc/PID/task/TID/schedstat) of every thread (for one
+    thread, /proc/PID/schedstat: the same line, a shorter path). schedstat is "run time (ns),
+    run-queue wait (ns), times scheduled in": a thread switched in since counts one more, and
+    one that stayed on a CPU all along has more run time (the scheduler tick, 1 Hz at least
+    even on a nohz_full CPU, adds it). None when that cannot be told: the process is running
+    now (state R), gone, unreadable, or its threads changed while they were read. Read by
+    path with one read() each (the cheapest way to ask); the pid may name another process by
+    the time its caller reads more (the start time tells)."""
     where = f"{fs.root}/{pid}"
     try:
-        stat_text = _small(f"{where}/stat")
-        _, sep, tail = stat_text.rpartition(")")
+        head, sep, tail = _small(f"{where}/stat").rpartition(")")
         fields = tail.split()
-        if not sep or len(fields) <= NUM_THREADS or fields[STATE] == "R" or not fields[NUM_THREADS].isdigit():
+        if not sep or len(fields) <= STARTTIME or fields[STATE] == "R" or not fields[NUM_THREADS].isdigit():
             return None
         if fields[NUM_THREADS] == "1":  # the common case: /proc/PID/schedstat is its one thread's
-            return stat_text, ((pid, _small(f"{where}/schedstat")),)
-        tids = sorted(int(t) for t in os.listdir(f"{where}/task") if t.isdigit() and t.isascii())
-        return stat_text, tuple((tid, _small(f"{where}/task/{tid}/schedstat")) for tid in tids)
+            activity: Activity = ((pid, _small(f"{where}/schedstat")),)
+        else:
+            tids = sorted(int(t) for t in os.listdir(f"{where}/task") if t.isdigit() and t.isascii())
+            activity = tuple((tid, _small(f"{where}/task/{tid}/schedstat")) for tid in tids)
+        return Seen(int(fields[STARTTIME]), head.partition(" (")[2], fields[STATE], int(fields[1]),
+                    int(fields[2]), activity)
     except (OSError, ValueError):
         return None
 
