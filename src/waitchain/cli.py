@@ -22,7 +22,7 @@ from .engine import diagnose
 from .incidents import DEFAULT_MIN_BLOCKED
 from .watch import seconds
 from .model import Diagnosis
-from .output import open_output
+from .output import Output, open_output
 from .render import Options, renderers
 from .render.progress import spinner
 from .procfs.status import thread_group
@@ -430,48 +430,29 @@ def _quiet_stdout() -> None:
 
 class Report:
     """The --report file: checked and reserved before the diagnosis (so a bad path costs
-    nothing), written after it. A new file is created O_EXCL|O_NOFOLLOW|O_NONBLOCK, mode
-    0600 (an incident report names processes and command lines); with --force an existing
-    regular file is replaced by rename, never written through; a FIFO, device or symlink
-    is refused (output.py)."""
+    nothing), written after it, through output.open_output (a new file O_EXCL|O_NOFOLLOW|
+    O_NONBLOCK, mode 0600: a report names processes and command lines; with --force an
+    existing regular file is replaced by rename; a FIFO, device or symlink is refused)."""
 
-    def __init__(self, path: str, fd: int, temp: str) -> None:
-        self.path = path
-        self.fd = fd
-        self.temp = temp  # with --force: the file written, renamed over path at the end
-        self.done = False
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.path = out.path
 
     @classmethod
     def open(cls, path: str, force: bool) -> "Report":
-        """Through output.open_output: O_EXCL|O_NOFOLLOW|O_NONBLOCK, mode 0600; anything
-        but a regular file (a FIFO, a device, a symlink) is refused, even with --force."""
-        out = open_output(path, force)
-        return cls(out.path, out.fd, out.temp)
+        return cls(open_output(path, force))
 
     def write(self, diag: Diagnosis) -> None:
         from .render.html import report
 
-        page = report(diag).encode("utf-8")
         try:
-            with os.fdopen(self.fd, "wb") as out:
-                self.fd = -1
-                out.write(page)
-            if self.temp:
-                os.replace(self.temp, self.path)
-            self.done = True
+            self.out.write(report(diag).encode("utf-8"))
         except OSError as exc:
             raise OutputError(f"the report {clean(self.path)}", exc) from None
 
     def discard(self) -> None:
         """Remove what open() created, unless the report was written."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if not self.done:
-            try:
-                os.unlink(self.temp or self.path)
-            except OSError:
-                pass
+        self.out.discard()
 
 
 def show_man() -> int:

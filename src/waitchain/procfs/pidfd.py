@@ -36,24 +36,30 @@ def pipe_fill(pid: int, fd: int, same_process: Callable[[], bool] = lambda: True
     """Bytes queued / capacity of the pipe at the target's fd, or None if not permitted.
     `same_process` is asked once the pidfd pins the process: False (the pid now names
     another process) means no fd is touched."""
-    try:
-        pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
-    except OSError:
+    dup = _duplicate(pid, fd, same_process)
+    if dup is None:
         return None
-    try:
-        if not same_process():
-            return None
-        dup = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(pidfd)
     try:
         return _measure(dup)
     except OSError:
         return None
     finally:
         os.close(dup)
+
+
+def _duplicate(pid: int, fd: int, same_process: Callable[[], bool]) -> Optional[int]:
+    """A duplicate of the target's fd (pidfd_getfd; the caller closes it), or None if not
+    permitted, gone, or the pid names another process once the pidfd pins it."""
+    try:
+        pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
+    except OSError:
+        return None
+    try:
+        return _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0) if same_process() else None
+    except OSError:
+        return None
+    finally:
+        os.close(pidfd)
 
 
 def _measure(fd: int) -> Optional[PipeFill]:
@@ -75,18 +81,9 @@ def fuse_fd_alive(pid: int, fd: int, same_process: Callable[[], bool] = lambda: 
     of a dead mount still shows the same fuse_connection number in fdinfo, which a new
     mount may have been given. None when it cannot be checked (not permitted, gone, not
     /dev/fuse). The poll does not wait and takes no request."""
-    try:
-        pidfd = _syscall(SYS_PIDFD_OPEN, pid, 0)
-    except OSError:
+    dup = _duplicate(pid, fd, same_process)
+    if dup is None:
         return None
-    try:
-        if not same_process():
-            return None
-        dup = _syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(pidfd)
     try:
         st = os.fstat(dup)
         if not stat.S_ISCHR(st.st_mode) or (os.major(st.st_rdev), os.minor(st.st_rdev)) != FUSE_DEV:
