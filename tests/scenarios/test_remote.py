@@ -245,6 +245,7 @@ def test_socket_names_who_holds_a_connection(procs, run_cli) -> None:
     _, _, client_port = client.ready()
     _, _, child = server.ready()
     wait_blocked(server.pid, *WAIT_CALLS)
+    wait_blocked(int(child), *SLEEP_CALLS)  # asleep, so it has closed its copy of the connection
 
     result = run_cli("--socket", f"127.0.0.1:{port}-127.0.0.1:{client_port}", "--json", "--no-stacks")
 
