@@ -74,8 +74,8 @@ def render(m: Metrics) -> str:
          [("", m.scan_errors_total)]),
     ]
     lines: List[str] = []
-    for name, kind, text, samples in families:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+    for name, family, text, samples in families:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {family}"]
         lines += [f"{name}{labels} {_number(value)}" for labels, value in samples]
     return "\n".join(lines) + "\n"
 

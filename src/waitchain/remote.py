@@ -284,7 +284,7 @@ def run(address: str, argv: List[str], timeout: float) -> RemoteHost:
         if done.returncode in (126, 127) or "command not found" in said or "not found" in said:
             why = f"waitchain is not installed there (exit status {done.returncode}" + (f": {said})" if said else ")")
         elif done.returncode == 255 and argv[0].endswith("ssh"):
-            why = f"ssh could not connect or log in (exit status 255" + (f": {said})" if said else ")")
+            why = "ssh could not connect or log in (exit status 255" + (f": {said})" if said else ")")
         return RemoteHost(address, "", tuple(argv), why)
     return RemoteHost(address, _doc_host(doc), tuple(argv), "", document=doc)
 

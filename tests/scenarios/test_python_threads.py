@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-import pytest
 from scenario_helpers import thread_of, threads_in, threads_of
 from test_stacks import diagnose, line_of, location, skip_unless_py_spy_reads, start, wait_thread_in, write
 

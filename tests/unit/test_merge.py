@@ -4,7 +4,7 @@ hosts, and documents that are not as waitchain/1 says (no traceback)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from waitchain import cli
 

@@ -502,7 +502,7 @@ def _busy(diag, pid, tid, v):
 
 
 def _sleeping(diag, pid, tid, v):
-    return ([f"it sleeps on purpose (a retry, backoff or poll interval): check its logs; "
+    return (["it sleeps on purpose (a retry, backoff or poll interval): check its logs; "
              + _where(diag, pid, tid)],
             ["if the sleep is a retry loop, find what it retries; if it should not wait, signal it"])
 
