@@ -5,6 +5,7 @@ conftest cannot be imported reliably: every directory's conftest is the module `
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import time
@@ -97,3 +98,26 @@ def only_thread(data: Dict[str, Any], pid: int) -> Dict[str, Any]:
     """The thread of a single-threaded process."""
     (found,) = threads_of(data, pid)
     return found
+
+
+# --- live output checked against the contract ------------------------------------------------
+
+def assert_schema_valid(data: Dict[str, Any]) -> None:
+    """Live output (a retry edge, the job-slots advice) is valid waitchain/1."""
+    import jsonschema
+    from waitchain import __file__ as package
+
+    with open(os.path.join(os.path.dirname(package), "data", "waitchain-1.schema.json"), encoding="utf-8") as f:
+        schema = json.load(f)
+    document = {k: v for k, v in data.items() if k != "_code"}
+    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(document))
+    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]]
+
+
+def diagnose_json(run_cli, pid: int) -> Dict[str, Any]:
+    """The CLI's JSON for pid (no stacks), its exit code under "_code"."""
+    result = run_cli(str(pid), "--json", "--no-stacks")
+    assert "internal error" not in result.err, result.err
+    data = json.loads(result.out)
+    data["_code"] = result.code
+    return data

@@ -15,19 +15,16 @@ flock rule's, with an edge to the holder."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 from typing import Any, Dict, List
 
 import pytest
-from scenario_helpers import edges_from, read_lines
+from scenario_helpers import assert_schema_valid, diagnose_json, edges_from, read_lines
 
-import waitchain
 from waitchain.demo.harness import blocked_in, wait_blocked, wait_until
 
-SCHEMA = os.path.join(os.path.dirname(waitchain.__file__), "data", "waitchain-1.schema.json")
 SLEEPS = ("clock_nanosleep", "nanosleep", "select", "pselect6")  # time.sleep on 3.9/3.10: select, no fd
 
 
@@ -82,29 +79,11 @@ def database(tmp_path, wal: bool = False) -> str:
     return db
 
 
-def assert_schema_valid(data: Dict[str, Any]) -> None:
-    """The live output (a retry edge, the job-slots advice) is valid waitchain/1."""
-    jsonschema = pytest.importorskip("jsonschema")
-    with open(SCHEMA, encoding="utf-8") as f:
-        schema = json.load(f)
-    document = {k: v for k, v in data.items() if k != "_code"}
-    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(document))
-    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]]
-
-
-def diagnose(run_cli, pid: int) -> Dict[str, Any]:
-    result = run_cli(str(pid), "--json", "--no-stacks")
-    assert "internal error" not in result.err, result.err
-    data = json.loads(result.out)
-    data["_code"] = result.code
-    return data
-
-
 def diagnose_asleep(run_cli, pid: int) -> Dict[str, Any]:
     """diagnose(), looked at while the retrier is inside its sleep: it wakes every 100 ms to
     try again, and a scan may catch it between two sleeps (running, or in fcntl)."""
     for _ in range(10):
-        data = diagnose(run_cli, pid)
+        data = diagnose_json(run_cli, pid)
         threads = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]
         if threads and threads[0]["wait_syscall"] in SLEEPS:
             return data
@@ -227,7 +206,7 @@ def test_a_long_sleep_next_to_a_write_transaction_is_no_retry(run_py, procs, tmp
         prog = run_py(RETRY_SLEEPER, db, "5", "none")
         prog.ready()
         wait_blocked(prog.pid, *SLEEPS)
-        data = diagnose(run_cli, prog.pid)
+        data = diagnose_json(run_cli, prog.pid)
         assert data["_code"] == 0 and edges_from(data, prog.pid) == [], data["edges"]
         assert data["chains"][0]["end"]["kind"] == "sleeping"
     finally:
@@ -310,7 +289,7 @@ def test_flock_w_abba_is_no_deadlock_its_timers_end_it(procs, tmp_path, run_cli)
     inner = abba(procs, tmp_path, TIMED_SIDE)
     with open(f"/proc/{inner[0]}/timers") as f:
         assert "signal: 14/" in f.read()  # the timer flock -w armed (SIGALRM)
-    data = diagnose(run_cli, inner[0])
+    data = diagnose_json(run_cli, inner[0])
     assert data["_code"] == 0 and data["deadlock"] is False, data["verdicts"]
     for pid in inner:  # each waits for the other side's holders, its timer kept as a remark
         (thread,) = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]
@@ -324,7 +303,7 @@ def test_flock_w_abba_is_no_deadlock_its_timers_end_it(procs, tmp_path, run_cli)
 
 def test_plain_flock_abba_is_still_a_deadlock(procs, tmp_path, run_cli) -> None:
     inner = abba(procs, tmp_path, PLAIN_SIDE)
-    data = diagnose(run_cli, inner[0])
+    data = diagnose_json(run_cli, inner[0])
     assert data["_code"] == 1 and data["deadlock"] is True, data["verdicts"]
     for pid in inner:
         (thread,) = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]

@@ -13,19 +13,16 @@ blocked command, and the verdict.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-from typing import Any, Dict, List
+from typing import List
 
 import pytest
-from scenario_helpers import edges_from
+from scenario_helpers import assert_schema_valid, diagnose_json, edges_from
 
-import waitchain
 from waitchain.demo.harness import blocked_in, children, wait_blocked, wait_until
 
-SCHEMA = os.path.join(os.path.dirname(waitchain.__file__), "data", "waitchain-1.schema.json")
 SLEEPS = ("clock_nanosleep", "nanosleep")
 
 
@@ -42,24 +39,6 @@ def cmdline(pid: int) -> List[str]:
             return [w.decode() for w in f.read().split(b"\0")[:-1]]
     except OSError:
         return []
-
-
-def assert_schema_valid(data: Dict[str, Any]) -> None:
-    """The live output (a retry edge, the job-slots advice) is valid waitchain/1."""
-    jsonschema = pytest.importorskip("jsonschema")
-    with open(SCHEMA, encoding="utf-8") as f:
-        schema = json.load(f)
-    document = {k: v for k, v in data.items() if k != "_code"}
-    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(document))
-    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]]
-
-
-def diagnose(run_cli, pid: int) -> Dict[str, Any]:
-    result = run_cli(str(pid), "--json", "--no-stacks")
-    assert "internal error" not in result.err, result.err
-    data = json.loads(result.out)
-    data["_code"] = result.code
-    return data
 
 
 def only_child(pid: int) -> int:
@@ -93,7 +72,7 @@ def test_make_j2_recipes_taking_flocks_in_opposite_orders_deadlock(procs, tmp_pa
                            for (lock, p), other in zip(sorted(inner.items()), ("lk2", "lk1"))),
                "each inner flock waits for the other recipe's lock")
     wait_blocked(make.pid, "wait4")
-    data = diagnose(run_cli, make.pid)
+    data = diagnose_json(run_cli, make.pid)
     assert data["_code"] == 1 and data["deadlock"] is True, data["verdicts"]
     (verdict,) = [v for v in data["verdicts"] if v["class"] == "deadlock"]
     knot = sorted(list(outer.values()) + list(inner.values()))
@@ -144,7 +123,7 @@ def start_fifo_make(procs, tmp_path, jobs: int, readers: int, sleeper: bool = Fa
 def test_make_j2_fifo_readers_holding_the_slots_their_writer_needs(procs, tmp_path, run_cli) -> None:
     make, shells, cats = start_fifo_make(procs, tmp_path, jobs=2, readers=2)
     wait_blocked(make.pid, "pselect6", "select")
-    data = diagnose(run_cli, make.pid)
+    data = diagnose_json(run_cli, make.pid)
     assert data["_code"] == 0 and data["deadlock"] is False, data["verdicts"]
     (verdict,) = data["verdicts"]
     assert (verdict["class"], verdict["advice"], verdict["culprit"]) == ("chain-end", "job-slots", None), verdict
@@ -166,7 +145,7 @@ def test_fifo_readers_under_a_make_with_nothing_left_to_start_keep_the_fifo_verd
     FIFO's writer is not make's to start."""
     make, _, cats = start_fifo_make(procs, tmp_path, jobs=3, readers=2)
     wait_blocked(make.pid, "wait4")
-    data = diagnose(run_cli, make.pid)
+    data = diagnose_json(run_cli, make.pid)
     assert data["_code"] == 0 and data["deadlock"] is False
     (verdict,) = data["verdicts"]
     assert verdict["advice"] == "fifo" and verdict["members"][-1] in cats, verdict
@@ -194,7 +173,7 @@ def test_make_j2_recipe_waiting_for_a_lock_a_sleeping_recipe_holds(procs, tmp_pa
                "the waiter's flock blocks")
     (sleeper,) = named(["sleep", "3600"])
     (flock_waiter,) = named(["flock", "lk", "true"])
-    data = diagnose(run_cli, make.pid)
+    data = diagnose_json(run_cli, make.pid)
     assert data["_code"] == 0 and data["deadlock"] is False, data["verdicts"]
     assert data["root_cause"]["pid"] == sleeper, data["verdicts"]
     # make → (the recipe's sh, unless it exec'd) → flock lk true → (flock lk sleep) → sleep
@@ -209,7 +188,7 @@ def test_a_fifo_reader_beside_a_sleeping_recipe_is_no_job_slot_deadlock(procs, t
     make, _, cats = start_fifo_make(procs, tmp_path, jobs=2, readers=2, sleeper=True)
     wait_blocked(make.pid, "pselect6", "select")
     (cat,) = cats
-    data = diagnose(run_cli, make.pid)
+    data = diagnose_json(run_cli, make.pid)
     assert data["_code"] == 0 and data["deadlock"] is False
     assert all(v["advice"] != "job-slots" for v in data["verdicts"]), data["verdicts"]
     fifo = [c for c in data["chains"] if c["path"][-1] == cat]

@@ -71,11 +71,6 @@ def pty_index(pid: int, fd: int) -> int:
     return int(target[len("/dev/pts/"):])
 
 
-def diagnose(run_cli, pid: int) -> Tuple[Dict[str, Any], int]:
-    result = run_cli(str(pid), "--json", "--no-stacks")
-    return json.loads(result.out), result.code
-
-
 def pty_edge(data: Dict[str, Any], waiter: int, holder: int) -> Dict[str, Any]:
     found = [e for e in edges_from(data, waiter) if e["to"]["pid"] == holder]
     assert len(found) == 1 and found[0]["kind"] == "pty", edges_from(data, waiter)
@@ -93,13 +88,13 @@ def assert_types_at(data: Dict[str, Any], chain: Dict[str, Any], relay: int, ter
     assert data["root_cause"]["pid"] == relay
 
 
-def test_cat_in_script_waits_for_someone_to_type_at_scripts_terminal(procs, person, run_cli) -> None:
+def test_cat_in_script_waits_for_someone_to_type_at_scripts_terminal(procs, person, run_cli, diagnose_pid) -> None:
     script = start_script(procs, "exec cat", person.slave)
     os.close(person.slave)
     cat = wait_child(script.pid)
     wait_blocked(cat, "read")
     wait_blocked(script.pid, "poll")
-    data, code = diagnose(run_cli, cat)
+    data, code = diagnose_pid(cat)
     assert code == 0, data
     chain = only_chain(data)
     assert chain["path"] == [cat, script.pid]
@@ -112,7 +107,7 @@ def test_cat_in_script_waits_for_someone_to_type_at_scripts_terminal(procs, pers
         in text.out, text.out
 
 
-def test_a_pager_in_script_is_no_cycle(procs, person, run_cli, tmp_path) -> None:
+def test_a_pager_in_script_is_no_cycle(procs, person, run_cli, diagnose_pid, tmp_path) -> None:
     """less reads /dev/tty (its pty slave) while script polls the master for its output:
     following the master back to less made a false cycle. From less, from script and over
     the whole system: no cycle, nothing stuck, exit 0."""
@@ -123,14 +118,14 @@ def test_a_pager_in_script_is_no_cycle(procs, person, run_cli, tmp_path) -> None
     less = wait_child(script.pid)
     wait_blocked(less, "read")
     wait_blocked(script.pid, "poll")
-    data, code = diagnose(run_cli, less)
+    data, code = diagnose_pid(less)
     assert code == 0, data
     chain = only_chain(data)
     assert chain["path"] == [less, script.pid]
     tty_fd = pty_edge(data, less, script.pid)["fd"]
     assert os.readlink(f"/proc/{less}/fd/{tty_fd}") == f"/dev/pts/{pty_index(less, tty_fd)}"
     assert_types_at(data, chain, script.pid, person.path)
-    data, code = diagnose(run_cli, script.pid)
+    data, code = diagnose_pid(script.pid)
     assert code == 0 and only_chain(data)["path"] == [script.pid], data["chains"]
     assert_types_at(data, only_chain(data), script.pid, person.path)
     everything = run_cli("--all", "--json", "--no-stacks")
@@ -138,7 +133,7 @@ def test_a_pager_in_script_is_no_cycle(procs, person, run_cli, tmp_path) -> None
     assert not [v for v in verdicts if {less, script.pid} & set(v["members"])], verdicts
 
 
-def test_nested_scripts_wait_for_the_outer_ones_terminal(procs, person, run_cli) -> None:
+def test_nested_scripts_wait_for_the_outer_ones_terminal(procs, person, run_cli, diagnose_pid) -> None:
     """cat in script in script: the inner script relays its own terminal (the outer's pty),
     whose input the outer relays from the person's terminal."""
     outer = start_script(procs, f"exec {SCRIPT} -q -c 'exec cat' /dev/null", person.slave)
@@ -148,7 +143,7 @@ def test_nested_scripts_wait_for_the_outer_ones_terminal(procs, person, run_cli)
     wait_blocked(cat, "read")
     for relay in (inner, outer.pid):
         wait_blocked(relay, "poll")
-    data, code = diagnose(run_cli, cat)
+    data, code = diagnose_pid(cat)
     assert code == 0, data
     chain = only_chain(data)
     assert chain["path"] == [cat, inner, outer.pid]
@@ -159,7 +154,7 @@ def test_nested_scripts_wait_for_the_outer_ones_terminal(procs, person, run_cli)
     assert_types_at(data, chain, outer.pid, person.path)
 
 
-def test_script_reading_a_pipe_waits_for_the_pipes_writer(procs, run_cli) -> None:
+def test_script_reading_a_pipe_waits_for_the_pipes_writer(procs, run_cli, diagnose_pid) -> None:
     """The relay's input is a pipe: the chain goes on to its writer (asleep)."""
     r, w = os.pipe()
     writer = procs.spawn([sys.executable, "-c", "import time\nwhile True: time.sleep(3600)"], pass_fds=(w,))
@@ -170,7 +165,7 @@ def test_script_reading_a_pipe_waits_for_the_pipes_writer(procs, run_cli) -> Non
     wait_blocked(cat, "read")
     wait_blocked(script.pid, "poll")
     wait_blocked(writer.pid, "clock_nanosleep", "select", "pselect6")
-    data, code = diagnose(run_cli, cat)
+    data, code = diagnose_pid(cat)
     assert code == 0, data
     chain = only_chain(data)
     assert chain["path"] == [cat, script.pid, writer.pid]
@@ -182,7 +177,7 @@ def test_script_reading_a_pipe_waits_for_the_pipes_writer(procs, run_cli) -> Non
 
 
 def test_a_program_in_tmux_with_a_client_attached_waits_for_typing_at_the_clients_terminal(
-        procs, person, run_cli, tmp_path) -> None:
+        procs, person, run_cli, diagnose_pid, tmp_path) -> None:
     """The tmux server reads an attached client's terminal itself (the client passes it its
     tty): the reader in the window waits for someone to type there."""
     tmux = shutil.which("tmux")
@@ -203,7 +198,7 @@ def test_a_program_in_tmux_with_a_client_attached_waits_for_typing_at_the_client
         server, reader = int(ask("display-message", "-p", "#{pid}")[0]), int(ask("list-panes", "-F", "#{pane_pid}")[0])
         wait_blocked(reader, "read")
         wait_blocked(server, "poll")
-        data, code = diagnose(run_cli, reader)
+        data, code = diagnose_pid(reader)
         assert code == 0 and data["deadlock"] is False, data
         assert [c["path"] for c in data["chains"]] == [[reader, server]], data["chains"]
         assert pty_edge(data, reader, server)["pty"] == {"side": "slave", "index": pty_index(reader, 0)}
@@ -217,7 +212,7 @@ def test_a_program_in_tmux_with_a_client_attached_waits_for_typing_at_the_client
 
 
 def test_a_program_in_an_ssh_session_waits_for_typing_at_the_ssh_clients_terminal(
-        procs, person, run_cli, tmp_path) -> None:
+        procs, person, run_cli, diagnose_pid, tmp_path) -> None:
     """cat in an ssh session reads its pty, whose master sshd holds; sshd relays what comes on
     the connection, which the ssh client (here on this host) reads from its own terminal."""
     sshd, ssh, keygen = (shutil.which(n) or shutil.which(n, path="/usr/sbin") for n in ("sshd", "ssh", "ssh-keygen"))
@@ -244,7 +239,7 @@ def test_a_program_in_an_ssh_session_waits_for_typing_at_the_ssh_clients_termina
         wait_blocked(cat, "read")
         wait_blocked(session, "ppoll", "poll", "select", "pselect6")
         wait_blocked(client.pid, "poll", "ppoll", "select", "pselect6")
-        data, code = diagnose(run_cli, cat)
+        data, code = diagnose_pid(cat)
         assert code == 0, data
         chain = only_chain(data)
         assert chain["path"] == [cat, session, client.pid], data["chains"]
