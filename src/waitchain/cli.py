@@ -18,7 +18,7 @@ from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_INTERRUPTED
                      WaitchainError)  # the codes are part of the CLI
 from . import incidents, remote
 from .confirm import confirm_over
-from .engine import diagnose
+from .engine import diagnose, measure_blocked
 from .incidents import DEFAULT_MIN_BLOCKED
 from .watch import seconds
 from .model import Diagnosis
@@ -469,15 +469,6 @@ def show_man() -> int:
 
 def manpage_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "waitchain.1")
-
-
-def measure_blocked(diag: Diagnosis, snap: Snapshot) -> None:
-    """How long each thread on the chains has not run (from /proc/PID/task/TID/sched)."""
-    for pid, tasks in diag.tasks.items():
-        for task in tasks:
-            idle = snap.idle_seconds(pid, task.tid)
-            if idle is not None:
-                diag.blocked_for[(pid, task.tid)] = idle
 
 
 def options(args: argparse.Namespace, fmt: str = "text") -> Options:

@@ -138,3 +138,12 @@ def _root_cause(ex: Explored, found: List[Verdict]) -> Optional[RootCause]:
     pid, tid = found[0].cause
     wait = ex.waits.get((pid, tid))
     return RootCause(pid, tid, wait.syscall if wait else "", "")
+
+
+def measure_blocked(diag: Diagnosis, snap: Snapshot) -> None:
+    """How long each thread on the chains has not run (from /proc/PID/task/TID/sched)."""
+    for pid, tasks in diag.tasks.items():
+        for task in tasks:
+            idle = snap.idle_seconds(pid, task.tid)
+            if idle is not None:
+                diag.blocked_for[(pid, task.tid)] = idle

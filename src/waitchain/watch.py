@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__, incidents
 from .errors import EXIT_OK, EXIT_USAGE, WaitchainError
+from .engine import measure_blocked
 from .incidents import Incident
 from .metrics import Metrics, of_scan, render, write_atomically
 from .model import Diagnosis, Task, Wait
@@ -344,7 +345,7 @@ class Watchdog:
 
     def _report(self, found: incidents.Scan, inc: Incident, snap: Snapshot) -> None:
         diag = found.diagnosis_of(inc)
-        _measure(diag, snap)
+        measure_blocked(diag, snap)
         if not self.args.no_stacks:
             from .stacks import attach_stacks
 
@@ -418,16 +419,12 @@ def _descendants(snap: Snapshot, pid: int) -> Set[int]:
     return found
 
 
-def _measure(diag: Diagnosis, snap: Snapshot) -> None:
-    from .cli import measure_blocked
-
-    measure_blocked(diag, snap)
-
-
 def _headline(diag: Diagnosis) -> str:
-    from .render.verdicts import summaries
-
-    return summaries(diag)[0].headline.split(":")[0]
+    """The worst verdict's class and advice, from the facts (the log line's first word)."""
+    if not diag.verdicts:
+        return "NOTHING"
+    verdict = diag.verdicts[0]
+    return f"{verdict.cls.value.upper()} ({verdict.advice.value})"
 
 
 def _pids(inc: Incident) -> str:
