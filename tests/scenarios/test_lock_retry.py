@@ -81,13 +81,14 @@ def database(tmp_path, wal: bool = False) -> str:
 
 def diagnose_asleep(run_cli, pid: int) -> Dict[str, Any]:
     """diagnose(), looked at while the retrier is inside its sleep: it wakes every 100 ms to
-    try again, and a scan may catch it between two sleeps (running, or in fcntl)."""
-    for _ in range(10):
+    try again, and a scan may catch it between two sleeps (running, or in fcntl), or waking
+    between its state and its system call being read (state R beside a sleep's call)."""
+    for _ in range(20):
         data = diagnose_json(run_cli, pid)
         threads = [t for p in data["processes"] if p["pid"] == pid for t in p["threads"]]
-        if threads and threads[0]["wait_syscall"] in SLEEPS:
+        if threads and threads[0]["wait_syscall"] in SLEEPS and threads[0]["state"] == "S":
             return data
-    raise AssertionError(f"{pid} was never seen asleep in 10 looks")
+    raise AssertionError(f"{pid} was never seen asleep in 20 looks")
 
 
 def retry_edges(data: Dict[str, Any], pid: int) -> List[Dict[str, Any]]:
