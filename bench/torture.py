@@ -28,6 +28,10 @@ What it does, all with real processes:
    a /proc/PID/fd/N link, no process_vm_writev) and the targets' context-switch counters
    and system calls, unchanged from the start to the end of the whole torture.
 
+Exit status 0 when nothing failed; 1 when anything did (a crash, a hang, a wrong chain, a
+D-state leftover, a harmful call, a target's thread that moved, the queued mmap() not named):
+tests/run.sh runs --short once, so CI fails on any of them.
+
 Standard library only (and waitchain itself, from the checkout's src/ unless installed)."""
 
 from __future__ import annotations
@@ -62,19 +66,28 @@ import os, sys, time
 rate = float(sys.argv[1])
 count = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 done, began = 0, time.monotonic()
-while True:
-    due = int((time.monotonic() - began) * rate)
-    while done < due:
-        if os.fork() == 0:
-            os._exit(0)
-        done += 1
-        if done % 100 == 0:
-            os.pwrite(count, b"%12d" % done, 0)
+def reap():
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
     except ChildProcessError:
         pass
+while True:
+    due = int((time.monotonic() - began) * rate)
+    if due - done > rate / 10:  # starved of CPU: no burst of thousands of zombies to catch up
+        began += (due - done - rate / 10) / rate
+        due = done + int(rate / 10)
+    while done < due:
+        try:
+            if os.fork() == 0:
+                os._exit(0)
+        except BlockingIOError:  # the machine's pid table is full: reap, try again later
+            break
+        done += 1
+        if done % 100 == 0:
+            os.pwrite(count, b"%12d" % done, 0)
+            reap()
+    reap()
     time.sleep(0.001)
 """
 
@@ -92,6 +105,10 @@ class Tally:
         self.wrong: List[str] = []
         self.elsewhere = 0  # --all runs that found deadlocks of other programs too
         self.seconds: List[float] = []
+
+    def failures(self) -> List[str]:
+        return ([f"crash: {c}" for c in self.crashes] + [f"hang: {h}" for h in self.hangs]
+                + [f"wrong chain: {w}" for w in self.wrong])
 
     def line(self) -> str:
         took = sorted(self.seconds) or [0.0]
@@ -400,11 +417,11 @@ def abort_fuse(connection: int) -> None:
             f.write("1")
 
 
-def fuse_scenario(procs: Processes, runs: int, hang: float, work: str) -> List[str]:
-    """The held-mmap-lock scenario: lines to print."""
+def fuse_scenario(procs: Processes, runs: int, hang: float, work: str) -> Tuple[List[str], List[str]]:
+    """The held-mmap-lock scenario: (lines to print, failures)."""
     why = fuse_unavailable()
     if why:
-        return [f"FUSE mmap-lock scenario: skipped ({why})"]
+        return [f"FUSE mmap-lock scenario: skipped ({why})"], []
     mnt = os.path.join(work, "mnt")
     os.mkdir(mnt)
     daemon = procs.spawn([sys.executable, "-c", FUSE_DAEMON, mnt], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -412,7 +429,7 @@ def fuse_scenario(procs: Processes, runs: int, hang: float, work: str) -> List[s
     try:
         assert daemon.stdout is not None
         if daemon.stdout.readline().strip() != b"mounted":
-            return ["FUSE mmap-lock scenario: the FUSE daemon did not mount"]
+            return [], ["FUSE mmap-lock scenario: the FUSE daemon did not mount"]
         st = os.stat(mnt)
         connection = os.major(st.st_dev) << 20 | os.minor(st.st_dev)
         victim = procs.spawn([sys.executable, "-c", VICTIM, os.path.join(mnt, "stuck")], stdout=subprocess.PIPE,
@@ -454,12 +471,15 @@ def fuse_scenario(procs: Processes, runs: int, hang: float, work: str) -> List[s
         still_held = any(state_of(victim.pid, int(t)) == "D" for t in os.listdir(f"/proc/{victim.pid}/task"))
         _, harms = strace_sample([[str(victim.pid), "--json", "--no-stacks"], ["--all", "--json", "--no-stacks"]],
                                  {victim.pid, reader.pid, daemon.pid}, work)
+        failures = tally.failures() + [f"FUSE: {pid} of ours left in D state" for pid in left]
+        failures += [f"FUSE: harmful call {h}" for h in harms]
+        failures += [] if named == tally.pid_runs else [f"FUSE: the queued mmap() named in {named} of {tally.pid_runs} runs"]
         return [f"FUSE mmap-lock scenario: {tally.line()}",
                 f"  the queued mmap() named waiting for the reader's mmap lock in {named} of {tally.pid_runs} "
                 f"`waitchain {victim.pid}` runs; D-state processes of ours after the runs: "
                 f"{len(left)}; the lock was held all along: {still_held}",
                 f"  no-harm trace under the held lock: {len(harms)} harmful calls"] + [f"    {h}" for h in harms[:5]] + \
-               [f"    {c}" for c in (tally.crashes + tally.hangs)[:5]]
+               [f"    {c}" for c in (tally.crashes + tally.hangs)[:5]], failures
     finally:
         if connection is not None:
             abort_fuse(connection)
@@ -492,6 +512,7 @@ def main() -> int:
     become_subreaper()
     began = time.monotonic()
     work = tempfile.mkdtemp(prefix="waitchain-torture-")
+    failures: List[str] = []
     lines = [f"waitchain torture ({'short' if args.short else 'full'}): {runs} runs under a "
              f"{args.rate:g} forks/s churn, {fuse_runs} under a held mmap lock; {os.cpu_count()} CPUs, "
              f"kernel {os.uname().release}, Python {sys.version.split()[0]}"]
@@ -526,6 +547,7 @@ def main() -> int:
             for what in (tally.crashes + tally.hangs + tally.wrong)[:10]:
                 lines.append(f"    {what}")
             churn.kill()
+            failures += tally.failures() + [f"{pid} of ours left in D state" for pid in left]
             sample = [[str(pid), "--json", "--no-stacks"] for pid in targets.pids]
             sample += [["--all", "--json"]] * max(0, traced - len(sample))
             count, harms = strace_sample(sample[:traced], set(targets.pids), work)
@@ -535,13 +557,17 @@ def main() -> int:
                          f"/proc/PID/fd/N opens or process_vm_writev; the targets' {len(before)} threads: "
                          f"{len(moved)} with a context switch or system call changed over the whole torture")
             lines += [f"    {h}" for h in harms[:5]] + [f"    moved: {k} {before[k]} -> {after.get(k)}" for k in moved[:5]]
+            failures += [f"harmful call: {h}" for h in harms] + [f"target thread moved: {k}" for k in moved]
             if not args.no_fuse:
-                lines += fuse_scenario(procs, fuse_runs, args.hang, work)
+                fuse_lines, fuse_failures = fuse_scenario(procs, fuse_runs, args.hang, work)
+                lines += fuse_lines
+                failures += fuse_failures
     finally:
         shutil.rmtree(work, ignore_errors=True)
     lines.append(f"took {time.monotonic() - began:.0f} s")
+    lines.append(f"FAILED: {len(failures)} failures" if failures else "passed: no failure")
     print("\n".join(lines))
-    return 0
+    return 1 if failures else 0
 
 
 def _forks(path: str) -> int:

@@ -22,6 +22,15 @@ for py in python3 ${PY39:+"$PY39"}; do
     echo "== tests under $("$venv/bin/python" --version) =="
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" || status=$?
 done
+# The torture script once in its short mode (issue 15): 1,000 runs under a 1,000 forks/s churn,
+# the held-mmap-lock scenario, the no-harm trace; it exits 1 on any crash, hang, wrong chain,
+# leftover or harmful call. Root only (it mounts FUSE and traces with strace).
+if [ "$(id -u)" -eq 0 ]; then
+    echo "== bench/torture.py --short =="
+    ".venvs/$(python3 -c 'import sys; print("py%d%d" % sys.version_info[:2])')/bin/python" bench/torture.py --short || status=$?
+else
+    echo "== bench/torture.py --short: skipped (not root) =="
+fi
 # The README's first command, as a new user runs it: a plain (non-editable) install, then
 # the demo, which must find the deadlock (exit 1) and name the server's p.wait() line.
 echo "== waitchain demo from a non-editable install =="
