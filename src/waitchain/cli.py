@@ -17,26 +17,23 @@ from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_INTERRUPTED
                      NoMatch, OutputError, ProcessGone, ReportError, Unsupported, UsageError,
                      WaitchainError)  # the codes are part of the CLI
 from . import incidents, remote
+from .argtypes import seconds
 from .confirm import confirm_over
 from .engine import diagnose, measure_blocked
 from .incidents import DEFAULT_MIN_BLOCKED
-from .watch import seconds
 from .model import Diagnosis
 from .output import Output, open_output
-from .render import Options, renderers
+from .render import Options, renderer
 from .render.progress import spinner
 from .procfs.status import thread_group
 from .procfs.tasks import DENIED
 from .sanitize import clean
 from .snapshot import Snapshot
-from .stacks import GROUP_NOTES, attach_stacks
 
 FORMATS = ["text", "json", "dot", "svg", "mermaid", "markdown"]
 PICTURES = ("dot", "svg", "mermaid", "markdown")  # no tree, no explain rows, no width
 PID = re.compile(r"[0-9]+")
 NEGATIVE = re.compile(r"-[0-9]+")
-# Notes that say the same thing on every run: shown with --verbose only.
-ROUTINE_NOTES = (GROUP_NOTES["native-available"].split("{")[0],)
 
 USAGE = """\
 waitchain [OPTIONS] PID|PATTERN ...
@@ -374,12 +371,15 @@ def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] =
     if snap is not None:
         measure_blocked(diag, snap)
     if not args.no_stacks:
+        from .stacks import GROUP_NOTES, attach_stacks  # imported only when stacks are read
+
         with spinner("reading user-space stacks"):
             attach_stacks(diag, native=args.native, debuginfod=getattr(args, "debuginfod", False))
-    if not args.verbose:
-        diag.notes[:] = [n for n in diag.notes if not n.startswith(ROUTINE_NOTES)]
+        if not args.verbose:  # the note that says the same thing on every run
+            routine = GROUP_NOTES["native-available"].split("{")[0]
+            diag.notes[:] = [n for n in diag.notes if not n.startswith(routine)]
     verdict = EXIT_DEADLOCK if diag.deadlocked else EXIT_OK
-    text = renderers()[fmt](diag, options(args, fmt))
+    text = renderer(fmt)(diag, options(args, fmt))
     printed: Optional[OutputError] = None
     try:
         write_stdout(before + text)

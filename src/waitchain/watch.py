@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__, incidents
+from .argtypes import seconds
 from .errors import EXIT_OK, EXIT_USAGE, WaitchainError
 from .engine import measure_blocked
 from .incidents import Incident
@@ -47,17 +48,6 @@ class SetupError(WaitchainError, ValueError):
     """An option the watchdog cannot work with (an unsafe --out, an empty --exec)."""
 
     exit_code = EXIT_USAGE
-
-
-def seconds(text: str) -> float:
-    """A duration option: a finite number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -467,15 +457,15 @@ def key_tag(key: Key) -> str:
 
 def write_report(dirfd: int, where: str, diag: Diagnosis, inc: Incident) -> str:
     """The JSON, text and HTML reports of one incident in the directory; the JSON's path."""
-    from .render import Options, renderers
+    from .render import Options, renderer
     from .render.html import report
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     base = f"waitchain-{stamp}-{inc.kind}-{key_tag(inc.key)}"
     options = Options(color=False, width=None, stacks=True, ascii=False)
-    _create(dirfd, base + ".txt", renderers()["text"](diag, options))
+    _create(dirfd, base + ".txt", renderer("text")(diag, options))
     _create(dirfd, base + ".html", report(diag))
-    _create(dirfd, base + ".json", renderers()["json"](diag, options))  # last: the hook's file is complete
+    _create(dirfd, base + ".json", renderer("json")(diag, options))  # last: the hook's file is complete
     return os.path.join(where, base + ".json")
 
 

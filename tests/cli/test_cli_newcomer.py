@@ -277,10 +277,10 @@ def test_all_as_nobody_says_the_scan_is_incomplete(sleeper) -> None:
 
 
 def test_routine_native_note_only_with_verbose(run_cli, sleeper, monkeypatch) -> None:
-    from waitchain.stacks import GROUP_NOTES
+    from waitchain import stacks
 
-    routine = GROUP_NOTES["native-available"].format(whos="1 (x)", how="--native reads it")
-    monkeypatch.setattr(cli, "attach_stacks", lambda diag, **kw: diag.notes.append(routine))
+    routine = stacks.GROUP_NOTES["native-available"].format(whos="1 (x)", how="--native reads it")
+    monkeypatch.setattr(stacks, "attach_stacks", lambda diag, **kw: diag.notes.append(routine))
     pid = sleeper()
     quiet = run_cli(str(pid), "--json")
     assert routine not in json.loads(quiet.out)["notes"]
@@ -369,7 +369,9 @@ def test_picture_labels_end_at_a_word(run_cli, fmt: str) -> None:
 
 
 def test_no_stacks_advice_for_a_process_without_a_readable_stack(run_cli, sleeper, monkeypatch) -> None:
-    monkeypatch.setattr(cli, "attach_stacks", lambda diag, **kw: None)  # no stack was read
+    from waitchain import stacks
+
+    monkeypatch.setattr(stacks, "attach_stacks", lambda diag, **kw: None)  # no stack was read
     pid = sleeper()
     result = run_cli(str(pid))
     assert result.code == EXIT_OK, result.err

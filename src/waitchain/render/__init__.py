@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from ..model import Diagnosis
+
+Render = Callable[["Diagnosis", "Options"], str]
+
+# Format name → (module of this package, its render function). A run imports only the module
+# of the format it prints: --json does not pay for rich (text) nor Graphviz's wrapper (svg).
+FORMATS: Dict[str, Tuple[str, str]] = {
+    "text": ("text", "render"), "json": ("json", "render"), "dot": ("dot", "render"),
+    "svg": ("svg", "render"), "mermaid": ("mermaid", "render_source"), "markdown": ("mermaid", "render"),
+}
 
 
 @dataclass(frozen=True)
@@ -17,9 +27,13 @@ class Options:
     ascii: bool = False  # no box-drawing characters
 
 
-def renderers() -> Dict[str, Callable[[Diagnosis, Options], str]]:
-    """Format name → render function. Imported lazily: each format pays for its own imports."""
-    from . import dot, json, mermaid, svg, text
+def renderer(fmt: str) -> Render:
+    """The render function of one format (KeyError for an unknown one), its module imported now."""
+    module, function = FORMATS[fmt]
+    found: Render = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return found
 
-    return {"text": text.render, "json": json.render, "dot": dot.render, "svg": svg.render,
-            "mermaid": mermaid.render_source, "markdown": mermaid.render}
+
+def renderers() -> Dict[str, Render]:
+    """Every format → its render function (imports every renderer: for tests and tools)."""
+    return {fmt: renderer(fmt) for fmt in FORMATS}

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from ..errors import AccessDenied, WaitchainError
 from ..model import Diagnosis, Frame, Location, LockHold, Stack
@@ -20,12 +20,14 @@ from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
-from . import python, rlock, unwind
-from .debuginfod import Client
+from . import python, rlock
 from .frames import application_index, source_line, source_text
 from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
-from .pylocks import FrameAt, Source, likely_holder
 from .python import PyThread, StackError
+
+if TYPE_CHECKING:  # imported where they run: the unwinder (pyelftools), the network, ast
+    from .debuginfod import Client
+    from .pylocks import Source
 
 T = TypeVar("T")
 
@@ -68,7 +70,11 @@ def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = Fals
         return
     py_spy = python.find_py_spy()
     tool = native_stacks.find_tool()
-    fetch = Client.from_env() if debuginfod else None
+    fetch: Optional[Client] = None
+    if debuginfod:
+        from .debuginfod import Client  # urllib and http: only with --debuginfod
+
+        fetch = Client.from_env()
     jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch)
             for pid, tids in wanted.items()}
     seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
@@ -306,6 +312,8 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
     """For each thread blocked acquiring a Python lock, the lock's expression and the thread
     that likely holds it (pylocks: inferred from the frames and the source); the holder's
     stack is added when it was not wanted (it may be running) and says what it holds."""
+    from .pylocks import FrameAt, likely_holder  # ast: only for the stacks of a Python process
+
     by_tid = {t.tid: t for t in threads if t.tid is not None}
     frames = [FrameAt(t.tid, i, f.file, f.line, _addrs(t, i))
               for t in by_tid.values() if t.tid is not None for i, f in enumerate(t.frames)
@@ -372,6 +380,8 @@ def _rlock_owner(pid: int, thread: PyThread, index: int, expression: str,
 
 
 def _parsed(pid: int, path: str) -> Optional[Source]:
+    from .pylocks import Source
+
     text = source_text(pid, path)
     if not text or len(text) > PARSE_MAX:
         return None
@@ -391,6 +401,8 @@ def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], sou
 
 def _unwound(pid: int, tids: List[int], fetch: Optional[Client] = None) -> Optional[_Result]:
     """Stacks unwound without ptrace (CFI, frame pointers, a scan), or None when none was."""
+    from . import unwind  # pyelftools: imported when a native stack is unwound
+
     stacks = unwind.process_stacks(pid, tids, debuginfod=fetch)
     if not stacks:
         return None
@@ -409,6 +421,8 @@ def _with_native_frames(pid: int, result: _Result, fetch: Optional[Client] = Non
     exe = _exe(pid)
     if not exe or not result.stacks:
         return result
+    from . import unwind  # pyelftools: imported when a native stack is unwound
+
     found = unwind.under_interpreter(pid, sorted(result.stacks), exe.replace(" (deleted)", ""),
                                      debuginfod=fetch)
     for tid, frames in found.items():

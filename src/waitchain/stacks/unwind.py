@@ -25,7 +25,7 @@ import platform
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
 from ..model import Frame
@@ -33,9 +33,11 @@ from ..procfs import memory
 from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
 from . import elf
-from .debuginfod import Client
 from .demangle import demangle
 from .frames import STDLIB, SYSTEM_FUNCTION, is_system
+
+if TYPE_CHECKING:  # a client is given with --debuginfod only: urllib is not imported otherwise
+    from .debuginfod import Client
 
 SUPPORTED = platform.machine() in ("x86_64", "amd64")
 RBP, RSP, RA = 6, 7, 16  # DWARF register numbers on x86-64 (16: the return address column)

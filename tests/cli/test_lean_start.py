@@ -1,0 +1,73 @@
+"""A run imports only what it needs (issue 14, start-up): `--json --no-stacks` loads neither
+rich (the text renderer's), nor the stacks code, pyelftools, urllib/http (--debuginfod), nor
+the watchdog; the text output loads rich but not the JSON renderer. Each case runs the real
+command line in a fresh interpreter and reads its sys.modules after the run, so a top-level
+import that pulls one of them back in fails here, not in a benchmark weeks later."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any, Dict, List
+
+import pytest
+
+from waitchain.demo.harness import wait_blocked
+from waitchain.errors import EXIT_OK
+
+# Run main() with stdout captured, then report the exit code, the output and the modules loaded.
+CHILD = """\
+import contextlib, io, json, sys
+from waitchain.entry import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+NEVER_FOR_JSON = ["rich", "elftools", "urllib.request", "http.client", "waitchain.stacks",
+                  "waitchain.stacks.unwind", "waitchain.stacks.elf", "waitchain.stacks.debuginfod",
+                  "waitchain.watch", "waitchain.metrics", "waitchain.merge", "waitchain.render.text",
+                  "waitchain.render.html", "waitchain.render.svg", "waitchain.demo"]
+
+
+@pytest.fixture
+def sleeper(procs) -> int:
+    proc = procs.spawn(["sleep", "1000"])
+    wait_blocked(proc.pid, "clock_nanosleep", "nanosleep")
+    return proc.pid
+
+
+def _run(*argv: str) -> Dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: Dict[str, Any] = json.loads(done.stdout)
+    assert result["code"] == EXIT_OK, done.stderr
+    return result
+
+
+def _loaded(result: Dict[str, Any], names: List[str]) -> List[str]:
+    return [name for name in names if name in result["modules"]]
+
+
+def test_json_without_stacks_imports_no_renderer_stacks_or_network_code(sleeper: int) -> None:
+    result = _run(str(sleeper), "--json", "--no-stacks")
+    assert json.loads(result["out"])["starts"] == [sleeper]
+    assert _loaded(result, NEVER_FOR_JSON) == []
+    assert "waitchain.render.json" in result["modules"]  # the check sees what a run imports
+
+
+def test_text_without_stacks_imports_rich_and_not_the_json_renderer(sleeper: int) -> None:
+    result = _run(str(sleeper), "--no-stacks")
+    assert f"{sleeper}" in result["out"] and "SLEEPING" in result["out"]
+    assert "rich" in result["modules"] and "waitchain.render.text" in result["modules"]
+    assert _loaded(result, ["waitchain.render.json", "waitchain.stacks", "elftools", "urllib.request",
+                            "waitchain.watch"]) == []
+
+
+def test_stacks_are_imported_when_they_are_read(sleeper: int) -> None:
+    """The other side: without --no-stacks the stacks code runs (and, for a native process,
+    the unwinder); urllib only comes with --debuginfod."""
+    result = _run(str(sleeper), "--json")
+    assert "waitchain.stacks" in result["modules"]
+    assert _loaded(result, ["urllib.request", "http.client", "waitchain.stacks.debuginfod", "rich"]) == []
