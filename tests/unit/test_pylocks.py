@@ -3,11 +3,13 @@ acquires, what a frame holds, and which thread holds what another waits for, on 
 
 from __future__ import annotations
 
+import random
 import sys
 import textwrap
 from typing import Dict, List, Optional, Tuple
 
-from waitchain.stacks.pylocks import FrameAt, Source, likely_holder
+from waitchain.stacks import pylocks
+from waitchain.stacks.pylocks import FrameAt, Holder, Holders, Source, likely_holder
 
 ABBA = """\
 import threading
@@ -328,6 +330,95 @@ def test_a_lock_passed_to_two_functions_is_the_same_object_when_py_spy_shows_it(
     assert holder(text, waiter, [waiter, same]) == ("lock", (2, "r", line(text, "with r:")))
     assert holder(text, waiter, [waiter, other]) == ("lock", None)
     assert holder(text, frame(1, line(text, "WAITS")), [same]) == ("lock", None)  # not shown: scopes differ
+
+
+# --- many threads: each line worked out once, each waiter matched through the index ---------------
+
+MANY = """\
+import threading
+lock = threading.Lock()
+other = threading.Lock()
+
+
+class Box:
+    def put(self):
+        with self.lock:
+            step()  # BOX HOLDS
+            with other:  # BOX WAITS
+                pass
+
+    def get(self, r):
+        r.acquire()
+        step()  # GET HOLDS
+        with self.lock:  # GET WAITS
+            pass
+
+
+def worker(l):
+    with lock:
+        step()  # WORKER HOLDS
+        with l:  # WORKER WAITS
+            pass
+    with other:
+        with lock:  # NESTED WAITS
+            pass
+"""
+
+
+def _reference(source: Source, waiter: FrameAt, frames: List[FrameAt]) -> Tuple[Optional[object], Optional[Holder]]:
+    """likely_holder as a walk over every frame (the rule, before the index)."""
+    wanted = source.acquired_at(waiter.line)
+    if wanted is None:
+        return None, None
+    found: Dict[int, Holder] = {}
+    for f in frames:
+        if f.file != waiter.file:
+            continue
+        for held in source.held_at(f.line, innermost=f.index == 0):
+            if pylocks._same_lock(wanted, waiter, held, f):
+                found.setdefault(f.tid, Holder(f.tid, held, source.code(held.line)))
+    return wanted, (next(iter(found.values())) if len(found) == 1 else None)
+
+
+def test_the_index_finds_what_a_walk_over_every_frame_finds() -> None:
+    source = src(MANY)
+    lines = [line(MANY, m) for m in ("BOX HOLDS", "BOX WAITS", "GET HOLDS", "GET WAITS", "WORKER HOLDS",
+                                     "WORKER WAITS", "NESTED WAITS", "with self.lock:", "with lock:", "r.acquire")]
+    names = ["self", "l", "r", "lock"]
+    rng = random.Random(14)
+    checked = 0
+    for _case in range(400):
+        frames = []
+        for tid in range(1, rng.randint(2, 7)):
+            for index in range(rng.randint(1, 3)):
+                addrs = {n: rng.choice([1, 2, 3]) for n in names if rng.random() < 0.4}
+                path = "/app.py" if rng.random() < 0.9 else "/other.py"
+                frames.append(FrameAt(tid, index, path, rng.choice(lines), addrs))
+        index = Holders(source, "/app.py", frames)
+        for waiter in frames:
+            if waiter.file == "/app.py":
+                assert index.likely_holder(waiter) == _reference(source, waiter, frames), (waiter, frames)
+                checked += 1
+    assert checked > 1000
+
+
+def test_many_threads_on_the_same_lines_work_each_line_out_once(monkeypatch) -> None:
+    source = src(MANY)
+    calls: List[Tuple[int, bool]] = []
+    real = Source._held_at
+
+    def counted(self: Source, at: int, innermost: bool) -> list:
+        calls.append((at, innermost))
+        return real(self, at, innermost)
+
+    monkeypatch.setattr(Source, "_held_at", counted)
+    waits, holds = line(MANY, "NESTED WAITS"), line(MANY, "WORKER HOLDS")
+    waiters = [FrameAt(tid, 0, "/app.py", waits, {}) for tid in range(2, 2002)]
+    frames = waiters + [FrameAt(1, 1, "/app.py", holds, {})]
+    index = Holders(source, "/app.py", frames)
+    found = {index.likely_holder(w)[1] for w in waiters}
+    assert found == {Holder(1, source.held_at(holds, False)[0], "with lock:")}
+    assert sorted(calls) == [(holds, False), (waits, True)]
 
 
 # --- an RLock's owner, read from the lock object ------------------------------------------------

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import mmap
+import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +38,10 @@ PARALLEL = 8  # helpers running at once
 SOURCE_SECONDS = 1.0  # to read one source line, or to read and parse one source file
 PARSE_MAX = 2 << 20  # a source file longer than this is not parsed (no lock holder inferred)
 PYTHON_EXE = re.compile(r"^(?:python|pypy)[\d.]*[a-z]*$")
+# In the read-only data of every CPython (2.7 to 3.13), stripped or not, linked in or a library:
+# an executable without it, named otherwise and mapping no libpython, has no interpreter.
+PYTHON_MARK = b"Fatal Python error"
+MARK_SCAN_MAX = 256 << 20  # an executable larger than this is not searched (py-spy is asked)
 THREAD_ENTRY = {"run", "_bootstrap", "_bootstrap_inner", "__bootstrap", "__bootstrap_inner"}
 INVASIVE = "invasive: it stops the process briefly"
 # Kinds of trouble (_Result.kind) → one note naming every process it cost a stack, in this order.
@@ -142,6 +149,8 @@ def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str]
         return _Result("denied")
     if memory.memory_stuck(pid):  # py-spy would hang in process_vm_readv, unkillable
         return _Result("mm-locked")
+    if surely_not_python(pid, exe):  # py-spy would only fail to find a Python in it
+        return _try_native(diag, pid, tids, tool, native, fetch)
     result, reason = _try_python(diag, pid, tids, py_spy, fetch)
     if result is not None:
         return result
@@ -206,6 +215,28 @@ def is_python(pid: int, exe: str) -> bool:
         return "/libpython" in read_maps(ProcFS(), pid)
     except WaitchainError:
         return False
+
+
+def surely_not_python(pid: int, exe: str) -> bool:
+    """A cheap proof that py-spy would find no Python interpreter in pid (so it is not run):
+    not named like one, no libpython mapped, and the executable lacks PYTHON_MARK (a program
+    with the interpreter linked in, under its own name, has it). False when not sure."""
+    if is_python(pid, exe):
+        return False
+    try:
+        fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= MARK_SCAN_MAX:
+            return False
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as data:
+            return data.find(PYTHON_MARK) < 0
+    except (OSError, ValueError):
+        return False
+    finally:
+        os.close(fd)
 
 
 def _all_tids(diag: Diagnosis, pid: int) -> Set[int]:
@@ -312,26 +343,29 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
     """For each thread blocked acquiring a Python lock, the lock's expression and the thread
     that likely holds it (pylocks: inferred from the frames and the source); the holder's
     stack is added when it was not wanted (it may be running) and says what it holds."""
-    from .pylocks import FrameAt, likely_holder  # ast: only for the stacks of a Python process
+    from .pylocks import FrameAt, Holders  # ast: only for the stacks of a Python process
 
     by_tid = {t.tid: t for t in threads if t.tid is not None}
-    frames = [FrameAt(t.tid, i, f.file, f.line, _addrs(t, i))
-              for t in by_tid.values() if t.tid is not None for i, f in enumerate(t.frames)
-              if not (i > 0 and _in_condition_wait(t, i - 1))]
-    sources: Dict[str, Optional[Source]] = {}
+    by_file: Dict[str, List[FrameAt]] = {}  # every frame of every thread, by its file
+    for t in by_tid.values():
+        for i, f in enumerate(t.frames):
+            if t.tid is not None and not (i > 0 and _in_condition_wait(t, i - 1)):
+                by_file.setdefault(f.file, []).append(FrameAt(t.tid, i, f.file, f.line, _addrs(t, i)))
+    indexes: Dict[str, Optional[Holders]] = {}  # file → what its frames hold, worked out once
     holds: Dict[int, List[LockHold]] = {}
     for tid, stack in sorted(stacks.items()):
         app = application_index(stack.frames[:fork_boundary(stack.frames)])
         if not stack.on_lock or app is None or tid not in by_tid:
             continue
         frame = stack.frames[app]
-        if frame.file not in sources:
-            sources[frame.file] = with_deadline(functools.partial(_parsed, pid, frame.file), SOURCE_SECONDS, None)
-        source = sources[frame.file]
-        if source is None:
+        if frame.file not in indexes:
+            source = with_deadline(functools.partial(_parsed, pid, frame.file), SOURCE_SECONDS, None)
+            indexes[frame.file] = None if source is None else Holders(source, frame.file, by_file.get(frame.file, []))
+        index = indexes[frame.file]
+        if index is None:
             continue
         waiter = FrameAt(tid, app, frame.file, frame.line, _addrs(by_tid[tid], app))
-        wanted, holder = likely_holder(source, waiter, frames)
+        wanted, holder = index.likely_holder(waiter)
         if wanted is None:
             continue
         hold = None if holder is None else LockHold(holder.tid, holder.acquire.expression, frame.file,

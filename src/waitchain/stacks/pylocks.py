@@ -14,8 +14,9 @@ subscript may name a different object each time. Pure functions of source text."
 from __future__ import annotations
 
 import ast
+import heapq
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 Def = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 ScopeNode = Union[ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
@@ -35,10 +36,14 @@ class Acquire:
 
 
 class Source:
-    """One parsed source file; `ok` is False when it does not parse."""
+    """One parsed source file; `ok` is False when it does not parse. What a line acquires
+    and what a frame on a line holds are worked out once per line (many threads run the
+    same lines): a Source is shared by every thread of every process that runs the file."""
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+        self._acquired: Dict[int, Optional[Acquire]] = {}
+        self._held: Dict[Tuple[int, bool], Tuple[Acquire, ...]] = {}
         try:
             self.tree: Optional[ast.Module] = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
@@ -64,6 +69,11 @@ class Source:
     def acquired_at(self, line: int) -> Optional[Acquire]:
         """The one lock the statement on `line` acquires: a `with X:` header or an
         `X.acquire()` call; None when there is none or more than one."""
+        if line not in self._acquired:
+            self._acquired[line] = self._acquired_at(line)
+        return self._acquired[line]
+
+    def _acquired_at(self, line: int) -> Optional[Acquire]:
         scope = self._scope_at(line)
         if scope is None:
             return None
@@ -83,6 +93,12 @@ class Source:
         with statements, and what it acquired earlier in the function without releasing.
         `innermost`: the frame is the thread's innermost one, so on a with statement's own
         line it is acquiring, not holding."""
+        key = (line, innermost)
+        if key not in self._held:
+            self._held[key] = tuple(self._held_at(line, innermost))
+        return list(self._held[key])
+
+    def _held_at(self, line: int, innermost: bool) -> List[Acquire]:
         scope = self._scope_at(line)
         if scope is None:
             return []
@@ -241,17 +257,58 @@ class Holder:
 def likely_holder(source: Source, waiter: FrameAt, frames: Sequence[FrameAt]) -> Tuple[Optional[Acquire], Optional[Holder]]:
     """What the waiter's frame acquires, and the one thread that holds it (the waiter itself
     when it takes a lock it already holds); no holder when none or several threads match."""
-    wanted = source.acquired_at(waiter.line)
-    if wanted is None:
-        return None, None
-    found: Dict[int, Holder] = {}
-    for frame in frames:
-        if frame.file != waiter.file:
-            continue
-        for held in source.held_at(frame.line, innermost=frame.index == 0):
-            if _same_lock(wanted, waiter, held, frame):
-                found.setdefault(frame.tid, Holder(frame.tid, held, source.code(held.line)))
-    return wanted, (next(iter(found.values())) if len(found) == 1 else None)
+    return Holders(source, waiter.file, frames).likely_holder(waiter)
+
+
+class Holders:
+    """What every frame in one file holds, worked out once and indexed by the lock's
+    expression and scope, and by its object's address: each waiter then looks only at the
+    frames that hold its lock, not at every frame (2,000 threads waiting for one lock cost
+    2,000 look-ups, not 2,000 × 2,000 comparisons). Built once per file and process."""
+
+    def __init__(self, source: Source, file: str, frames: Sequence[FrameAt]) -> None:
+        self.source = source
+        self.file = file
+        # (order, frame, held): `order` is the frames' order, kept so that the first match of
+        # a thread is the same one a walk over the frames in order would find.
+        self._named: Dict[Tuple[str, Tuple[object, ...]], List[Tuple[int, FrameAt, Acquire]]] = {}
+        self._unaddressed: Dict[Tuple[str, Tuple[object, ...]], List[Tuple[int, FrameAt, Acquire]]] = {}
+        self._addressed: Dict[Tuple[int, str], List[Tuple[int, FrameAt, Acquire]]] = {}
+        order = 0
+        for frame in frames:
+            if frame.file != file:
+                continue
+            for held in source.held_at(frame.line, innermost=frame.index == 0):
+                entry = (order, frame, held)
+                order += 1
+                key = (held.expression, held.scope)
+                self._named.setdefault(key, []).append(entry)
+                theirs = frame.local_addrs.get(held.root)
+                if theirs is None:
+                    self._unaddressed.setdefault(key, []).append(entry)
+                else:
+                    self._addressed.setdefault((theirs, _path(held)), []).append(entry)
+
+    def likely_holder(self, waiter: FrameAt) -> Tuple[Optional[Acquire], Optional[Holder]]:
+        """likely_holder() for a waiter whose frame is in this file."""
+        wanted = self.source.acquired_at(waiter.line) if waiter.file == self.file else None
+        if wanted is None:
+            return None, None
+        key = (wanted.expression, wanted.scope)
+        mine = waiter.local_addrs.get(wanted.root)
+        if mine is None:  # by name: any frame holding the same expression in the same scope
+            candidates: Iterable[Tuple[int, FrameAt, Acquire]] = self._named.get(key, [])
+        else:  # the same object, or the same name where the holder's address is not known
+            candidates = heapq.merge(self._unaddressed.get(key, []),
+                                     self._addressed.get((mine, _path(wanted)), []))
+        found: Dict[int, Holder] = {}
+        for _order, frame, held in candidates:
+            if frame.tid in found or not _same_lock(wanted, waiter, held, frame):
+                continue
+            found[frame.tid] = Holder(frame.tid, held, self.source.code(held.line))
+            if len(found) > 1:
+                break  # several threads: no one holder
+        return wanted, (next(iter(found.values())) if len(found) == 1 else None)
 
 
 def _same_lock(wanted: Acquire, waiter: FrameAt, held: Acquire, frame: FrameAt) -> bool:
