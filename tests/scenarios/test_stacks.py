@@ -388,3 +388,44 @@ def test_without_py_spy_the_chain_still_prints(procs, tmp_path, run_cli, monkeyp
     assert "py-spy is not installed" in result.out
     assert data["root_cause"]["pid"] == pid and data["root_cause"]["location"] is None
     assert any("py-spy is not installed" in n for n in data["notes"])
+
+
+# --- which processes py-spy is asked about -------------------------------------------------
+
+
+def test_a_native_process_is_not_given_to_py_spy(procs, run_cli, monkeypatch):
+    """sleep is not named like Python, maps no libpython and its file lacks the interpreter's
+    mark: py-spy (which could only fail on it) is not run; the stack is unwound."""
+    asked: List[int] = []
+    dump = py_stacks.dump
+    monkeypatch.setattr(py_stacks, "dump", lambda py_spy, pid, *a, **kw: asked.append(pid) or dump(py_spy, pid, *a, **kw))
+    proc = procs.spawn(["sleep", "1000"])
+    wait_blocked(proc.pid, "clock_nanosleep", "nanosleep")
+
+    data = diagnose(run_cli, proc.pid)
+
+    assert asked == []
+    assert thread_of(data, proc.pid, proc.pid)["stack_source"] == "unwind", data["notes"]
+
+
+def test_python_linked_into_a_program_of_another_name_is_given_to_py_spy(procs, tmp_path, run_cli):
+    """An interpreter built into the executable (no libpython mapped) under a name that is not
+    python's, like an embedding application: its file has the mark, so py-spy is asked."""
+    linked = [p for p in sorted(glob.glob("/usr/bin/python3*")) + [os.path.realpath(sys.executable)]
+              if os.path.isfile(p) and b"Fatal Python error" in Path(p).read_bytes()]
+    if not linked:
+        pytest.skip("no interpreter here has Python linked into its executable")
+    program = tmp_path / "myapp"
+    shutil.copy(linked[0], program)
+    path = write(tmp_path / "reader.py", READER)
+    pid, _ = start(procs, [str(program), str(path)])
+    wait_blocked(pid, "read")
+    with open(f"/proc/{pid}/maps") as f:
+        assert "/libpython" not in f.read()  # only the executable's own bytes say it is Python
+    skip_unless_py_spy_reads(pid)
+
+    data = diagnose(run_cli, pid)
+
+    main = thread_of(data, pid, pid)
+    assert main["stack_source"] == "py-spy", data["notes"]
+    assert main["location"] == location(path, READER, "block_here", "# BLOCK")
