@@ -272,10 +272,9 @@ class Watchdog:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            try:
-                select.select([self.wake_r], [], [], left)
-            except InterruptedError:  # pragma: no cover (PEP 475 retries)
-                pass
+            poller = select.poll()  # not select(): the scan cache may hold fds numbered past 1024
+            poller.register(self.wake_r, select.POLLIN)
+            poller.poll(max(1, int(left * 1000)))
 
     # --- one scan -----------------------------------------------------------------------------
 

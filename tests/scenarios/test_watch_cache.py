@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
+import pytest
+
 from scenario_helpers import READER, SLEEPER, close, spawn_with
 
-from waitchain.demo.harness import wait_blocked
+from waitchain.demo.harness import wait_blocked, wait_until
 from waitchain.graph import Explored
 from waitchain.procfs.activity import one_thread_activity
 from waitchain.procfs.reader import ProcFS
@@ -218,3 +220,92 @@ def test_the_memory_readers_helper_is_kept_across_scans(run_py, wait_sleeping) -
     assert helpers[0] == helpers[1]
     cache.close()
     assert snap.memory.reader.closed
+
+
+WORKER_OPENS_A_PIPE = """
+import threading
+fd, wake = int(sys.argv[1]), int(sys.argv[2])
+def work():
+    ready("worker", threading.get_native_id())
+    os.read(wake, 1)
+    r, w = os.pipe()
+    ready("opened", r)
+    os.read(r, 1)
+threading.Thread(target=work, daemon=True).start()
+os.read(fd, 1)
+"""
+
+
+@pytest.mark.parametrize("room", [8192, 0], ids=["held-schedstat", "by-path"])
+def test_a_process_whose_other_thread_ran_is_read_again(run_py, room: int) -> None:
+    """Only the second thread runs (the main thread stays blocked in read): the process is
+    read again, with its schedstat files held open or read by path."""
+    r, w = os.pipe()
+    wake_r, wake_w = os.pipe()
+    proc = spawn_with(run_py, WORKER_OPENS_A_PIPE, [r, wake_r])
+    try:
+        close(r, wake_r)
+        (_pid, _word, worker), = proc.ready()
+        wait_blocked(proc.pid, "read")
+        wait_blocked(int(worker), "read")
+        fs, cache = CountingProcFS(), ScanCache(room=room)
+        before = _fds(cache, fs, proc.pid)
+        wait_until(lambda: _carried(cache, fs, proc.pid), f"a scan carries {proc.pid} (its threads have settled)")
+        reads = fs.fd_reads[proc.pid]
+        assert cache.held == (2 if room else 0)  # one schedstat file per thread
+        os.write(wake_w, b"x")  # the worker runs: opens a pipe and blocks reading it
+        (_pid, _word, new_fd), = proc.ready()
+        wait_blocked(int(worker), "read")
+        after = _fds(cache, fs, proc.pid)
+        assert fs.fd_reads[proc.pid] == reads + 1 and int(new_fd) not in before and int(new_fd) in after
+        cache.close()
+        assert cache.held == 0
+    finally:
+        close(w, wake_w)
+
+
+def test_held_files_are_closed_when_their_process_goes(run_py, wait_sleeping) -> None:
+    """A process gone since the last scan fails its held file's read (it stays bound to that
+    process): it is dropped, its file closed; none of ours is left open after close()."""
+    sleepers = [run_py(SLEEPER) for _ in range(2)]
+    for s in sleepers:
+        s.ready()
+        wait_sleeping(s.pid)
+    fs, cache = ProcFS(), ScanCache()
+    pids = [s.pid for s in sleepers]
+    for _ in range(2):
+        with Snapshot.scan(fs, pids=pids, cache=cache) as snap:
+            assert sorted(snap.processes) == sorted(pids)
+    assert (cache.held, cache.carried) == (2, 2) and len(_schedstat_files()) == 2
+    sleepers[0].popen.kill()
+    sleepers[0].popen.wait()
+    with Snapshot.scan(fs, pids=pids, cache=cache) as snap:  # asked for, gone
+        assert sorted(snap.processes) == [pids[1]]
+    assert cache.held == 1
+    with Snapshot.scan(fs, pids=[], cache=cache) as snap:  # not asked for: let go
+        assert not snap.processes
+    assert cache.held == 0
+    with Snapshot.scan(fs, pids=pids[1:], cache=cache):
+        pass
+    assert cache.held == 1
+    cache.close()
+    assert _schedstat_files() == []
+
+
+def _carried(cache: ScanCache, fs: ProcFS, pid: int) -> bool:
+    """Whether a scan now carries pid's fd table from the last one."""
+    carried = cache.carried
+    _fds(cache, fs, pid)
+    return cache.carried > carried
+
+
+def _schedstat_files() -> list:
+    """Our fds open on a /proc/.../schedstat file."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").endswith("/schedstat"):
+                found.append(fd)
+        except OSError:  # the listing's own fd, closed by now
+            pass
+    return found

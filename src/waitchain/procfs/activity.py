@@ -1,11 +1,12 @@
 """Has a process run since it was last looked at? For a process with one thread, /proc/PID/stat
 (start time, thread count) and /proc/PID/task/PID/schedstat (context switches) say so in two
-reads: what the watchdog checks before it looks at a process's waits again."""
+reads, and, with those files held open from the last look, in one pread() per thread: what the
+watchdog checks before it looks at a process's fds and waits again."""
 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Optional, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import WaitchainError
 from .reader import ProcFS
@@ -38,7 +39,9 @@ def one_thread_activity(fs: ProcFS, pid: int) -> Optional[Tuple[int, int]]:
 
 
 class Seen(NamedTuple):
-    """What read_activity read: the stat fields a scan needs, and the threads' activity."""
+    """What read_activity read: the stat fields a scan needs, and the threads' activity;
+    `held`: the schedstat files left open when asked to (one per thread, in the order of
+    `activity`), for `activity_again`. Whoever asked closes them (`release`)."""
 
     starttime: int
     comm: str
@@ -46,9 +49,10 @@ class Seen(NamedTuple):
     ppid: int
     pgrp: int
     activity: Activity
+    held: Tuple[int, ...] = ()
 
 
-def read_activity(fs: ProcFS, pid: int) -> Optional[Seen]:
+def read_activity(fs: ProcFS, pid: int, hold: bool = False) -> Optional[Seen]:
     """/proc/PID/stat (start time, state, parent, group), then what changes whenever any
     thread of the process runs: (tid, /proc/PID/task/TID/schedstat) of every thread (for one
     thread, /proc/PID/schedstat: the same line, a shorter path). schedstat is "run time (ns),
@@ -57,30 +61,62 @@ def read_activity(fs: ProcFS, pid: int) -> Optional[Seen]:
     even on a nohz_full CPU, adds it). None when that cannot be told: the process is running
     now (state R), gone, unreadable, or its threads changed while they were read. Read by
     path with one read() each (the cheapest way to ask); the pid may name another process by
-    the time its caller reads more (the start time tells)."""
+    the time its caller reads more (the start time tells). hold: leave the schedstat files
+    open (Seen.held) so that the next look is one pread() per thread."""
     where = f"{fs.root}/{pid}"
+    held: List[int] = []
     try:
         head, sep, tail = _small(f"{where}/stat").rpartition(")")
         fields = tail.split()
         if not sep or len(fields) <= STARTTIME or fields[STATE] == "R" or not fields[NUM_THREADS].isdigit():
             return None
         if fields[NUM_THREADS] == "1":  # the common case: /proc/PID/schedstat is its one thread's
-            activity: Activity = ((pid, _small(f"{where}/schedstat")),)
+            activity: Activity = ((pid, _small(f"{where}/schedstat", held if hold else None)),)
         else:
             tids = sorted(int(t) for t in os.listdir(f"{where}/task") if t.isdigit() and t.isascii())
-            activity = tuple((tid, _small(f"{where}/task/{tid}/schedstat")) for tid in tids)
-        return Seen(int(fields[STARTTIME]), head.partition(" (")[2], fields[STATE], int(fields[1]),
-                    int(fields[2]), activity)
+            activity = tuple((tid, _small(f"{where}/task/{tid}/schedstat", held if hold else None)) for tid in tids)
+        seen = Seen(int(fields[STARTTIME]), head.partition(" (")[2], fields[STATE], int(fields[1]),
+                    int(fields[2]), activity, tuple(held))
+        held = []
+        return seen
     except (OSError, ValueError):
         return None
+    finally:
+        release(held)
 
 
-def _small(path: str) -> str:
+def activity_again(seen: Seen) -> Optional[Activity]:
+    """The activity now, through the files read_activity held open: one pread() per thread,
+    no path to walk. None when a thread has gone, or the process: a file of /proc/PID stays
+    bound to the process it was opened for, so a pid reused since fails too (ESRCH), which is
+    what makes the start time unnecessary here."""
+    try:
+        lines = [os.pread(fd, 4096, 0) for fd in seen.held]
+    except OSError:
+        return None
+    if not seen.held or not all(lines):
+        return None
+    return tuple((tid, line.decode("utf-8", "surrogateescape")) for (tid, _), line in zip(seen.activity, lines))
+
+
+def release(fds: Iterable[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _small(path: str, hold: Optional[List[int]] = None) -> str:
+    """One read() of a small file; with `hold`, the file is left open and its fd appended."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         data = os.read(fd, 4096)
     finally:
-        os.close(fd)
+        if hold is None:
+            os.close(fd)
+        else:
+            hold.append(fd)
     if len(data) == 4096:
         raise ValueError("longer than one read")
     return data.decode("utf-8", "surrogateescape")
