@@ -146,12 +146,15 @@ class ScanCache:
     clone(CLONE_FILES) but not CLONE_THREAD, which shares another's (rare: old LinuxThreads,
     some hand-made clones). For those, a process is carried `most` scans at most, then read
     again; and the watchdog reads every process afresh, with no cache, before it writes a
-    report (watch.py), so a stale fact can delay an incident's report, never make one.
+    report (watch.py), so a stale fact can delay an incident's report, never make one. The
+    scanning process itself runs every scan: it is read again every `most` scans only (its
+    fds are its own doing: the held files, its helpers' pipes).
     Owner and namespaces: setuid, setns and unshare change the caller only. Close the cache
     when done (it ends the helper and closes the held files)."""
 
     def __init__(self, most: int = 12, room: int = 8192) -> None:
         self.most = most
+        self.me = os.getpid()
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.room = room if soft == resource.RLIM_INFINITY else max(0, min(room, soft - 256))
         self.kept: Dict[int, Kept] = {}  # pid → as of the last scan
@@ -174,17 +177,16 @@ class ScanCache:
         """_scan_process, or the process as the last scan read it if it has not run since."""
         old = self.kept.pop(pid, None)
         if old is not None and old.carried < self.most:
-            if old.seen.held:
-                activity = activity_again(old.seen)
-                seen: Optional[Seen] = old.seen if activity == old.seen.activity else None
-            else:
-                seen = read_activity(fs, pid)
-                if seen is not None and (seen.starttime, seen.activity) != (old.seen.starttime, old.seen.activity):
-                    seen = None
+            seen = old.seen if pid == self.me else self._unchanged(fs, pid, old.seen)
             if seen is not None:
                 return self._carry(pid, old, seen)
         if old is not None:
             self._release(old.seen)
+        if pid == self.me:  # the scanner runs every scan; its fds are its own: held files, helpers' pipes
+            proc = _scan_process(fs, pid, notes)
+            if proc is not None:
+                self.now[pid] = Kept(Seen(proc.starttime, proc.comm, proc.state, proc.ppid, proc.pgrp, ()), 0, proc)
+            return proc
         seen = read_activity(fs, pid, hold=self.held < self.room)  # before the fds: a run after it shows next scan
         self.held += len(seen.held) if seen is not None else 0
         proc = _scan_process(fs, pid, notes)  # everything through one open /proc/PID, as without a cache
@@ -196,6 +198,13 @@ class ScanCache:
         elif seen is not None:
             self._release(seen)
         return proc
+
+    def _unchanged(self, fs: ProcFS, pid: int, seen: Seen) -> Optional[Seen]:
+        """What was seen, if no thread of pid has run since; else None."""
+        if seen.held:
+            return seen if activity_again(seen) == seen.activity else None
+        now = read_activity(fs, pid)
+        return now if now is not None and (now.starttime, now.activity) == (seen.starttime, seen.activity) else None
 
     def _carry(self, pid: int, old: Kept, seen: Seen) -> Process:
         self.carried += 1

@@ -309,3 +309,13 @@ def _schedstat_files() -> list:
         except OSError:  # the listing's own fd, closed by now
             pass
     return found
+
+
+def test_the_scanner_itself_is_read_every_most_scans() -> None:
+    """The scanning process runs every scan (never 'has not run'), and its fds are its own
+    doing (held files, helpers' pipes): read once, then carried `most` scans."""
+    me, fs, cache = os.getpid(), CountingProcFS(), ScanCache(most=3)
+    for _ in range(5):
+        assert _fds(cache, fs, me)
+    assert fs.fd_reads == {me: 2} and cache.carried == 3
+    cache.close()
