@@ -24,19 +24,18 @@ from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
 from . import python, rlock
-from .frames import application_index, source_line, source_text
+from .frames import application_index
 from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
 from .python import PyThread, StackError
+from .sources import Sources
 
-if TYPE_CHECKING:  # imported where they run: the unwinder (pyelftools), the network, ast
+if TYPE_CHECKING:  # imported where they run: the unwinder (pyelftools), the network
     from .debuginfod import Client
-    from .pylocks import Source
 
 T = TypeVar("T")
 
 PARALLEL = 8  # helpers running at once
-SOURCE_SECONDS = 1.0  # to read one source line, or to read and parse one source file
-PARSE_MAX = 2 << 20  # a source file longer than this is not parsed (no lock holder inferred)
+SOURCE_SECONDS = 1.0  # to read an RLock's owner from its memory
 PYTHON_EXE = re.compile(r"^(?:python|pypy)[\d.]*[a-z]*$")
 # In the read-only data of every CPython (2.7 to 3.13), stripped or not, linked in or a library:
 # an executable without it, named otherwise and mapping no libpython, has no interpreter.
@@ -82,7 +81,8 @@ def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = Fals
         from .debuginfod import Client  # urllib and http: only with --debuginfod
 
         fetch = Client.from_env()
-    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch)
+    sources = Sources()  # each source file read once in this run, for every thread of every process
+    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch, sources)
             for pid, tids in wanted.items()}
     seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
     seconds += fetch.total + fetch.request if fetch is not None else 0
@@ -126,20 +126,25 @@ def _locate_root_cause(diag: Diagnosis) -> None:
 
 
 def _job(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-         tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None) -> Callable[[], _Result]:
-    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native, fetch)
+         tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None,
+         sources: Optional[Sources] = None) -> Callable[[], _Result]:
+    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native, fetch, sources)
 
 
 def stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-              tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None) -> _Result:
+              tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None,
+              sources: Optional[Sources] = None) -> _Result:
     """Python stacks if py-spy reads the process, else native ones when asked; nothing if
-    the pid now names another process than the one scanned. `fetch`: --debuginfod's client."""
-    result = _stacks_of(diag, pid, tids, py_spy, tool, native, fetch)
+    the pid now names another process than the one scanned. `fetch`: --debuginfod's client;
+    `sources`: the run's source files (shared by the processes of one run)."""
+    sources = sources if sources is not None else Sources()
+    result = _stacks_of(diag, pid, tids, py_spy, tool, native, fetch, sources)
     return result if _same_process(diag, pid) else _Result("skipped")
 
 
 def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-               tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None) -> _Result:
+               tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client],
+               sources: Sources) -> _Result:
     if not _same_process(diag, pid):
         return _Result("skipped")
     exe = _exe(pid)
@@ -150,17 +155,17 @@ def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str]
     if memory.memory_stuck(pid):  # py-spy would hang in process_vm_readv, unkillable
         return _Result("mm-locked")
     if surely_not_python(pid, exe):  # py-spy would only fail to find a Python in it
-        return _try_native(diag, pid, tids, tool, native, fetch)
-    result, reason = _try_python(diag, pid, tids, py_spy, fetch)
+        return _try_native(diag, pid, tids, tool, native, fetch, sources)
+    result, reason = _try_python(diag, pid, tids, py_spy, fetch, sources)
     if result is not None:
         return result
     if is_python(pid, exe):
         return _Result("py-spy-failed" if py_spy else "no-py-spy", reason=reason)
-    return _try_native(diag, pid, tids, tool, native, fetch)
+    return _try_native(diag, pid, tids, tool, native, fetch, sources)
 
 
 def _try_python(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-                fetch: Optional[Client] = None) -> Tuple[Optional[_Result], str]:
+                fetch: Optional[Client], sources: Sources) -> Tuple[Optional[_Result], str]:
     """Python stacks through py-spy, or (None, why not)."""
     if py_spy is None:
         return None, ""
@@ -172,19 +177,19 @@ def _try_python(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str
         return None, str(exc)
     if local:
         threads = [python.with_tid(t, local.get(t.tid) if t.tid is not None else None) for t in threads]
-    return _with_native_frames(pid, _python(diag, pid, tids, threads), fetch), ""
+    return _with_native_frames(pid, _python(diag, pid, tids, threads, sources), fetch), ""
 
 
 def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],
-                native: bool, fetch: Optional[Client] = None) -> _Result:
+                native: bool, fetch: Optional[Client], sources: Sources) -> _Result:
     """Native stacks: unwound from /proc and memory without stopping the process
     (stacks/unwind.py); through gdb or eu-stack only when asked for (--native)."""
     if not native:
-        return _unwound(pid, tids, fetch) or _Result("native-available")
+        return _unwound(pid, tids, fetch, sources) or _Result("native-available")
     if tool is None:
         return _Result("no-native-tool")
     try:
-        return _native(pid, tids, native_stacks.native_stacks(tool, pid, _state(diag, pid)), tool[0])
+        return _native(pid, tids, native_stacks.native_stacks(tool, pid, _state(diag, pid)), tool[0], sources)
     except StackError as exc:
         return _Result("native-failed", reason=str(exc))
 
@@ -252,45 +257,110 @@ def _state(diag: Diagnosis, pid: int) -> str:
     return proc.state if proc is not None else ""
 
 
-def _python(diag: Diagnosis, pid: int, tids: List[int], threads: List[PyThread]) -> _Result:
-    by_tid = {t.tid: t for t in threads if t.tid is not None}
-    stacks = {tid: python_stack(diag, pid, tid, by_tid[tid], threads) for tid in tids if tid in by_tid}
-    lock_holders(diag, pid, stacks, threads)
-    names = {tid: t.name for tid, t in by_tid.items() if t.name}
+def _python(diag: Diagnosis, pid: int, tids: List[int], threads: List[PyThread], sources: Sources) -> _Result:
+    proc = _Process(diag, pid, threads, sources)
+    sources.prefetch(pid, dict.fromkeys(f.file for f in map(proc.application_frame, tids) if f is not None))
+    stacks = {tid: python_stack(proc, tid) for tid in tids if tid in proc.by_tid}
+    lock_holders(proc, stacks)
+    names = {tid: t.name for tid, t in proc.by_tid.items() if t.name}
     unmatched = [t for t in threads if t.tid is None]
     if unmatched and len(stacks) < len(tids):
         return _Result("unmatched", stacks, names=names)
     return _Result("python", stacks, names=names)
 
 
-def python_stack(diag: Diagnosis, pid: int, tid: int, thread: PyThread,
-                 threads: Sequence[PyThread]) -> Stack:
+class _Process:
+    """One process's Python threads (one py-spy dump) while their stacks are made: what a
+    thread's stack looks up in the others (its kernel task, the thread it joins, an RLock's
+    owner) is indexed once, not searched once per thread; `sources`: the run's source files."""
+
+    def __init__(self, diag: Diagnosis, pid: int, threads: Sequence[PyThread], sources: Sources) -> None:
+        self.diag = diag
+        self.pid = pid
+        self.threads = threads
+        self.sources = sources
+        self.by_tid = {t.tid: t for t in threads if t.tid is not None}
+        self.in_futex = {t.tid for t in diag.tasks.get(pid, [])
+                         if t.syscall is not None and t.syscall.name.startswith("futex")}
+        self._running: Optional[Dict[int, List[PyThread]]] = None  # a Thread's address → who runs it
+        self._by_ident: Optional[Dict[int, List[PyThread]]] = None  # pthread ident → threads
+        self._owners: Dict[int, Optional[int]] = {}  # an RLock's address → its owner's ident
+
+    def application_frame(self, tid: int) -> Optional[Frame]:
+        thread = self.by_tid.get(tid)
+        if thread is None:
+            return None
+        own = thread.frames[:fork_boundary(thread.frames)]
+        app = application_index(own)
+        return own[app] if app is not None else None
+
+    def joined(self, thread: PyThread, own: Sequence[Frame]) -> Optional[PyThread]:
+        """The thread the innermost threading Thread.join of the stack waits for: the one
+        whose run() has the joined Thread (the join's self) as self."""
+        at = next((i for i, f in enumerate(own) if f.function.rsplit(".", 1)[-1] == "join"
+                   and module_name(f.file) == "threading" and i < len(thread.selves) and thread.selves[i]), None)
+        if at is None:
+            return None
+        joined = thread.selves[at][0]  # type: ignore[index]
+        if self._running is None:
+            self._running = {}
+            for other in self.threads:
+                for frame, self_ in zip(other.frames, other.selves):
+                    if self_ and frame.function.rsplit(".", 1)[-1] in THREAD_ENTRY:
+                        runs = self._running.setdefault(self_[0], [])
+                        if not runs or runs[-1] is not other:
+                            runs.append(other)
+        return next((other for other in self._running.get(joined, []) if other is not thread), None)
+
+    def rlock_owner(self, thread: PyThread, index: int, expression: str) -> Optional[int]:
+        """The owner thread of the RLock the waiter acquires, when the lock is a local of its
+        frame (py-spy showed its address and type) and its memory names one of our threads
+        (read once per lock, however many threads wait for it)."""
+        types = thread.local_types[index] if index < len(thread.local_types) else {}
+        address = _addrs(thread, index).get(expression)
+        if types.get(expression) != "_thread.RLock" or address is None:
+            return None
+        if address not in self._owners:
+            self._owners[address] = with_deadline(functools.partial(rlock.owner_ident, self.pid, address),
+                                                  SOURCE_SECONDS, None)
+        ident = self._owners[address]
+        if not ident:
+            return None
+        if self._by_ident is None:
+            self._by_ident = {}
+            for t in self.threads:
+                self._by_ident.setdefault(t.ident, []).append(t)
+        return next((t.tid for t in self._by_ident.get(ident, []) if t.tid is not None and t is not thread), None)
+
+
+def python_stack(proc: _Process, tid: int) -> Stack:
+    thread = proc.by_tid[tid]
     frames = thread.frames
     own = frames[:fork_boundary(frames)]  # a multiprocessing child's own frames, not its parent's
-    app, location = _application_frame(pid, own)
+    app, location = _application_frame(proc.pid, own, proc.sources)
     label = ""
     joined_tid: Optional[int] = None
-    if _in_futex(diag, pid, tid):
+    if tid in proc.in_futex:
         entry = None if app == 0 else entry_index(own, app)  # the library frame called
         self_ = thread.selves[entry] if entry is not None and entry < len(thread.selves) else None
         label = python_wait(own, app, location.code if location else "", self_[1] if self_ else "")
-        joined = _joined(thread, own, threads)
+        joined = proc.joined(thread, own)
         if joined is not None:
             label += _thread_name(joined)
             joined_tid = joined.tid
-    return Stack(pid, tid, frames, location, label, "py-spy", on_lock=label in LOCK_WAITS,
+    return Stack(proc.pid, tid, frames, location, label, "py-spy", on_lock=label in LOCK_WAITS,
                  name=thread.name, joined_tid=joined_tid, library_wait=library_wait(own))
 
 
-def _application_frame(pid: int, frames: Sequence[Frame]) -> Tuple[Optional[int], Optional[Location]]:
+def _application_frame(pid: int, frames: Sequence[Frame],
+                       sources: Sources) -> Tuple[Optional[int], Optional[Location]]:
     """The index of the first application frame, and its location with the source line."""
     app = application_index(frames)
-    return app, (_location(pid, frames[app]) if app is not None else None)
+    return app, (_location(pid, frames[app], sources) if app is not None else None)
 
 
-def _location(pid: int, frame: Frame) -> Location:
-    code = with_deadline(lambda: source_line(pid, frame.file, frame.line), SOURCE_SECONDS, "")
-    return Location(frame.file, frame.line, frame.function, code)
+def _location(pid: int, frame: Frame, sources: Sources) -> Location:
+    return Location(frame.file, frame.line, frame.function, sources.line(pid, frame.file, frame.line))
 
 
 def with_deadline(func: Callable[[], T], seconds: float, default: T) -> T:
@@ -310,27 +380,6 @@ def with_deadline(func: Callable[[], T], seconds: float, default: T) -> T:
     return box[0] if box else default
 
 
-def _in_futex(diag: Diagnosis, pid: int, tid: int) -> bool:
-    task = next((t for t in diag.tasks.get(pid, []) if t.tid == tid), None)
-    return task is not None and task.syscall is not None and task.syscall.name.startswith("futex")
-
-
-def _joined(thread: PyThread, own: Sequence[Frame], threads: Sequence[PyThread]) -> Optional[PyThread]:
-    """The thread the innermost threading Thread.join of the stack waits for: the one whose
-    run() has the joined Thread (the join's self) as self."""
-    at = next((i for i, f in enumerate(own) if f.function.rsplit(".", 1)[-1] == "join"
-               and module_name(f.file) == "threading" and i < len(thread.selves) and thread.selves[i]), None)
-    if at is None:
-        return None
-    joined = thread.selves[at][0]  # type: ignore[index]
-    for other in threads:
-        for frame, self_ in zip(other.frames, other.selves):
-            name = frame.function.rsplit(".", 1)[-1]
-            if other is not thread and self_ and self_[0] == joined and name in THREAD_ENTRY:
-                return other
-    return None
-
-
 def _thread_name(thread: PyThread) -> str:
     tid = f" ({thread.tid})" if thread.tid and thread.name else str(thread.tid or "")
     return f" for thread '{thread.name}'{tid}" if thread.name else (f" for thread {tid}" if tid else "")
@@ -339,13 +388,13 @@ def _thread_name(thread: PyThread) -> str:
 # --- who holds a Python lock -------------------------------------------------------------
 
 
-def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: Sequence[PyThread]) -> None:
+def lock_holders(proc: _Process, stacks: Dict[int, Stack]) -> None:
     """For each thread blocked acquiring a Python lock, the lock's expression and the thread
     that likely holds it (pylocks: inferred from the frames and the source); the holder's
     stack is added when it was not wanted (it may be running) and says what it holds."""
     from .pylocks import FrameAt, Holders  # ast: only for the stacks of a Python process
 
-    by_tid = {t.tid: t for t in threads if t.tid is not None}
+    by_tid = proc.by_tid
     by_file: Dict[str, List[FrameAt]] = {}  # every frame of every thread, by its file
     for t in by_tid.values():
         for i, f in enumerate(t.frames):
@@ -359,7 +408,7 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
             continue
         frame = stack.frames[app]
         if frame.file not in indexes:
-            source = with_deadline(functools.partial(_parsed, pid, frame.file), SOURCE_SECONDS, None)
+            source = proc.sources.parsed(proc.pid, frame.file)  # read and parsed once in the run
             indexes[frame.file] = None if source is None else Holders(source, frame.file, by_file.get(frame.file, []))
         index = indexes[frame.file]
         if index is None:
@@ -370,7 +419,7 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
             continue
         hold = None if holder is None else LockHold(holder.tid, holder.acquire.expression, frame.file,
                                                     holder.acquire.line, holder.acquire.statement, holder.code)
-        owner = _rlock_owner(pid, by_tid[tid], app, wanted.expression, threads)
+        owner = proc.rlock_owner(by_tid[tid], app, wanted.expression)
         if owner is not None and hold is not None and hold.tid != owner:
             hold = None  # the lock says who holds it: the inference was wrong
         stacks[tid] = dataclasses.replace(stack, lock_wait=wanted.expression, likely_holder=hold,
@@ -379,7 +428,7 @@ def lock_holders(diag: Diagnosis, pid: int, stacks: Dict[int, Stack], threads: S
             holds.setdefault(hold.tid, []).append(hold)
     for tid, held in holds.items():
         if tid not in stacks:
-            stacks[tid] = python_stack(diag, pid, tid, by_tid[tid], threads)
+            stacks[tid] = python_stack(proc, tid)
         stacks[tid] = dataclasses.replace(stacks[tid], holds=tuple(dict.fromkeys(held)))
 
 
@@ -399,41 +448,18 @@ def _addrs(thread: PyThread, index: int) -> Dict[str, int]:
     return thread.local_addrs[index] if index < len(thread.local_addrs) else {}
 
 
-def _rlock_owner(pid: int, thread: PyThread, index: int, expression: str,
-                 threads: Sequence[PyThread]) -> Optional[int]:
-    """The owner thread of the RLock the waiter acquires, when the lock is a local of its
-    frame (py-spy showed its address and type) and its memory names one of our threads."""
-    types = thread.local_types[index] if index < len(thread.local_types) else {}
-    address = _addrs(thread, index).get(expression)
-    if types.get(expression) != "_thread.RLock" or address is None:
-        return None
-    ident = with_deadline(functools.partial(rlock.owner_ident, pid, address), SOURCE_SECONDS, None)
-    if not ident:
-        return None
-    return next((t.tid for t in threads if t.ident == ident and t.tid is not None and t is not thread), None)
-
-
-def _parsed(pid: int, path: str) -> Optional[Source]:
-    from .pylocks import Source
-
-    text = source_text(pid, path)
-    if not text or len(text) > PARSE_MAX:
-        return None
-    source = Source(text)
-    return source if source.ok else None
-
-
-def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], source: str) -> _Result:
+def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], source: str,
+            sources: Sources) -> _Result:
     result = _Result("native")
     for tid in tids:
         frames = stacks.get(tid)
         if frames:
-            _, location = _application_frame(pid, frames)
+            _, location = _application_frame(pid, frames, sources)
             result.stacks[tid] = Stack(pid, tid, frames, location, "", source)
     return result
 
 
-def _unwound(pid: int, tids: List[int], fetch: Optional[Client] = None) -> Optional[_Result]:
+def _unwound(pid: int, tids: List[int], fetch: Optional[Client], sources: Sources) -> Optional[_Result]:
     """Stacks unwound without ptrace (CFI, frame pointers, a scan), or None when none was."""
     from . import unwind  # pyelftools: imported when a native stack is unwound
 
@@ -442,7 +468,7 @@ def _unwound(pid: int, tids: List[int], fetch: Optional[Client] = None) -> Optio
         return None
     result = _Result("unwound")
     for tid, (frames, incomplete) in stacks.items():
-        _, location = _application_frame(pid, frames)
+        _, location = _application_frame(pid, frames, sources)
         result.stacks[tid] = Stack(pid, tid, frames, location, "", "unwind", incomplete=incomplete)
         if incomplete and location is None:  # the note offers --native
             result.kind = "unwound-incomplete"
