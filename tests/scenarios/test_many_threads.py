@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import os
 import select
+import sys
 import time
 from pathlib import Path
 from typing import List
@@ -15,7 +16,7 @@ import pytest
 from scenario_helpers import thread_of
 from test_kernel_waits import _fuse_unavailable, _minor, _quiet_kill, abort_fuse
 from test_python_threads import lock_wait
-from test_stacks import diagnose, line_of, skip_unless_py_spy_reads
+from test_stacks import diagnose, line_of, skip_unless_py_spy_reads, start
 
 from waitchain.demo.harness import wait_until
 from waitchain.errors import WaitchainError
@@ -23,6 +24,7 @@ from waitchain.procfs.reader import ProcFS
 from waitchain.procfs.tasks import read_tasks
 
 MNT_DETACH = 2
+PYTHON = sys.executable  # the venv's python: py-spy reads it
 
 # Imported as a module (its source file may later stop answering); `ready` is the test's.
 APP = """\
@@ -180,3 +182,104 @@ def test_a_source_file_that_stops_answering_is_asked_for_once(run_py, tmp_path, 
             abort_fuse(minor)  # the hung read fails at once (ENOTCONN): no thread of ours waits on
         _quiet_kill(daemon.pid)
         ctypes.CDLL(None, use_errno=True).umount2(str(mountpoint).encode(), MNT_DETACH)
+
+
+# --- native frames: the memory of many threads, and processes with nothing to add -------------
+
+# argv: thread count, a library to load ("": none), "exit-main" or "stays", the readiness fd.
+# ctypes only when asked: its libffi would count as a library of the process's own.
+READERS = """\
+import os, sys, threading
+
+count, library, main, ready_fd = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+if library or main == "exit-main":
+    import ctypes
+if library:
+    ctypes.CDLL(library)
+
+
+def read_forever(r):
+    os.read(r, 1)
+
+
+r, w = os.pipe()
+threads = [threading.Thread(target=read_forever, args=(r,)) for _ in range(count)]
+for thread in threads:
+    thread.start()
+os.write(ready_fd, (" ".join(str(t.native_id) for t in threads) + "\\n").encode())
+if main == "exit-main":
+    ctypes.CDLL(None).pthread_exit(None)  # the main thread goes; the process lives on in its threads
+os.read(r, 1)
+"""
+
+
+def _readers(procs, tmp_path: Path, count: int, library: str = "", main: str = "stays"):
+    script = tmp_path / "readers.py"
+    script.write_text(READERS)
+    pid, (words,) = start(procs, [PYTHON, str(script), str(count), library, main])
+    tids = [int(w) for w in words]
+    wanted = set(tids) | ({pid} if main == "stays" else set())
+    wait_until(lambda: {t.tid for t in read_tasks(ProcFS(), pid) if t.state == "S" and t.syscall is not None
+                        and t.syscall.name == "read"} >= wanted, f"the threads of {pid} read")
+    return pid, tids
+
+
+@pytest.fixture
+def looks(monkeypatch) -> List[int]:
+    """The ids whose threads the memory reader looked at before reading (procfs/mmaplock)."""
+    from waitchain.procfs import memory
+
+    seen: List[int] = []
+    real = memory.contention
+
+    def counted(fs, pid):
+        seen.append(pid)
+        return real(fs, pid)
+
+    monkeypatch.setattr(memory, "contention", counted)
+    return seen
+
+
+def test_the_stacks_of_many_threads_are_read_through_their_process(procs, tmp_path, looks) -> None:
+    from waitchain.stacks import unwind
+
+    pid, tids = _readers(procs, tmp_path, 40)
+
+    stacks = unwind.process_stacks(pid, tids)
+
+    assert sorted(stacks) == sorted(tids)
+    assert all(frames[0].how == "syscall" for frames, _ in stacks.values())
+    assert looks == [pid]  # once for the process, not once per thread (40 × 41 stat reads)
+
+
+def test_a_process_whose_main_thread_exited_is_read_through_a_live_thread(procs, tmp_path, looks) -> None:
+    from waitchain.stacks import unwind
+
+    pid, tids = _readers(procs, tmp_path, 3, main="exit-main")
+    wait_until(lambda: unwind._state(f"/proc/{pid}/stat") == "Z", f"the main thread of {pid} has exited")
+
+    assert unwind.memory_id(pid) == min(tids)
+    stacks = unwind.process_stacks(pid, tids)
+    assert sorted(stacks) == sorted(tids) and looks == [min(tids)]
+
+
+def test_no_thread_is_unwound_in_a_python_that_maps_no_extension(procs, tmp_path, monkeypatch) -> None:
+    from waitchain.stacks import extensions, unwind
+
+    walks: List[int] = []
+    real = unwind.unwind
+    monkeypatch.setattr(unwind, "unwind", lambda *args, **kwargs: walks.append(1) or real(*args, **kwargs))
+    plain, plain_tids = _readers(procs, tmp_path, 30)
+    interpreter = os.path.realpath(f"/proc/{plain}/exe")
+
+    assert not extensions.extension_mapped(plain, interpreter)
+    assert unwind.under_interpreter(plain, plain_tids, interpreter) == {} and walks == []
+
+    library = next((p for p in ("/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1")
+                    if os.path.exists(p)), None)
+    if library is None:
+        pytest.skip("no libz.so.1 to load as a library of its own")
+    loaded, loaded_tids = _readers(procs, tmp_path, 30, library)
+    assert extensions.extension_mapped(loaded, interpreter)
+    assert unwind.under_interpreter(loaded, loaded_tids, interpreter) == {}  # only os.read under them
+    assert len(walks) >= 30  # but each was looked at: a library of its own could have been there

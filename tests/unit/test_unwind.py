@@ -196,3 +196,19 @@ def test_a_fifo_where_an_elf_file_was_expected_is_not_opened(tmp_path):
     text = tmp_path / "not-elf"
     text.write_text("hello")
     assert elf._open_elf(str(text)) is None
+
+
+def test_what_may_hold_an_extensions_frames() -> None:
+    from waitchain.stacks.extensions import may_hold_extension
+
+    python = "/usr/local/bin/python3.11"
+    assert may_hold_extension("r-xp", "/opt/app/lib/_speedups.cpython-311-x86_64-linux-gnu.so", python)
+    assert may_hold_extension("r-xp", "/usr/lib/x86_64-linux-gnu/libffi.so.8.1.2", python)
+    assert may_hold_extension("r-xp", "/usr/lib/x86_64-linux-gnu/libz.so.1 (deleted)", python)
+    assert not may_hold_extension("r--p", "/opt/app/lib/_speedups.so", python)  # not code
+    for path in (python, python + " (deleted)", "/usr/lib/libpython3.11.so.1.0",
+                 "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2",
+                 "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30",
+                 "/usr/local/lib/python3.11/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so",
+                 "[vdso]", "[vsyscall]", ""):
+        assert not may_hold_extension("r-xp", path, python), path

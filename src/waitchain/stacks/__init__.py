@@ -24,6 +24,7 @@ from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from . import native as native_stacks
 from . import python, rlock
+from .extensions import extension_mapped
 from .frames import application_index
 from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module_name, python_wait
 from .python import PyThread, StackError
@@ -481,10 +482,12 @@ def _with_native_frames(pid: int, result: _Result, fetch: Optional[Client] = Non
     exe = _exe(pid)
     if not exe or not result.stacks:
         return result
+    interpreter = exe.replace(" (deleted)", "")
+    if not extension_mapped(pid, interpreter):  # nothing to add to any thread: none is unwound
+        return result
     from . import unwind  # pyelftools: imported when a native stack is unwound
 
-    found = unwind.under_interpreter(pid, sorted(result.stacks), exe.replace(" (deleted)", ""),
-                                     debuginfod=fetch)
+    found = unwind.under_interpreter(pid, sorted(result.stacks), interpreter, debuginfod=fetch)
     for tid, frames in found.items():
         result.stacks[tid] = dataclasses.replace(result.stacks[tid], native=frames)
     return result

@@ -21,6 +21,7 @@ deadline. Only x86-64 is unwound (elsewhere: no stacks, the --native opt-in stay
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import time
 from bisect import bisect_right
@@ -34,6 +35,7 @@ from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
 from . import elf
 from .demangle import demangle
+from .extensions import may_hold_extension
 from .frames import STDLIB, SYSTEM_FUNCTION, is_system
 
 if TYPE_CHECKING:  # a client is given with --debuginfod only: urllib is not imported otherwise
@@ -377,18 +379,21 @@ def _each_thread(pid: int, tids: Sequence[int], maps: Maps, read: Callable[[int,
                  proc: str) -> Dict[int, Tuple[Tuple[Frame, ...], bool]]:
     out: Dict[int, Tuple[Tuple[Frame, ...], bool]] = {}
     deadline = time.monotonic() + PROCESS_SECONDS
+    through = memory_id(pid, proc)
     for tid in tids:
         if time.monotonic() > deadline:
             break
-        got = thread_stack(pid, tid, maps, read, proc)
+        got = thread_stack(pid, tid, maps, read, proc, through)
         if got is not None:
             out[tid] = got
     return out
 
 
 def thread_stack(pid: int, tid: int, maps: Maps, read: Callable[[int, int, int], bytes],
-                 proc: str = "/proc") -> Optional[Tuple[Tuple[Frame, ...], bool]]:
-    """One thread's stack; None when it is not blocked (its registers moved while read)."""
+                 proc: str = "/proc", through: Optional[int] = None) -> Optional[Tuple[Tuple[Frame, ...], bool]]:
+    """One thread's stack; None when it is not blocked (its registers moved while read).
+    `through`: the id its memory is read through (memory_id), the thread's own by default."""
+    through = tid if through is None else through
     for _attempt in range(2):
         regs = read_syscall_regs(pid, tid, proc)
         if regs is None:
@@ -397,11 +402,35 @@ def thread_stack(pid: int, tid: int, maps: Maps, read: Callable[[int, int, int],
         deadline = time.monotonic() + THREAD_SECONDS
         area = maps.at(sp)
         high = area.end if area is not None else sp + STACK_BUDGET
-        stack = StackMemory(lambda address, size: read(tid, address, size), sp, high, deadline)
+        stack = StackMemory(functools.partial(read, through), sp, high, deadline)
         unwound = unwind(sp, pc, maps, stack, deadline)
         if read_syscall_regs(pid, tid, proc) == regs:  # it did not run meanwhile
             return outermost(symbolise(maps, unwound.frames), unwound.incomplete)
     return None
+
+
+def memory_id(pid: int, proc: str = "/proc") -> int:
+    """The id to read the memory of pid's threads through: pid itself, for all of them (the
+    memory reader looks at a process's threads once per id it reads through: once per thread
+    read through its own id, 2,000 threads cost 2,000 looks at 2,000 threads), unless its main
+    thread has exited (a zombie leader has no memory: process_vm_readv says ESRCH), then its
+    first live thread."""
+    if _state(f"{proc}/{pid}/stat") not in ("Z", "X"):
+        return pid
+    try:
+        names = sorted(int(n) for n in os.listdir(f"{proc}/{pid}/task") if n.isdigit())
+    except OSError:
+        return pid
+    return next((tid for tid in names if _state(f"{proc}/{pid}/task/{tid}/stat") not in ("", "Z", "X")), pid)
+
+
+def _state(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            fields = f.read(4096).rpartition(b")")[2].split()
+    except OSError:
+        return ""
+    return fields[0].decode("ascii", "replace") if fields else ""
 
 
 def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
@@ -418,10 +447,12 @@ def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
     except WaitchainError:
         return {}
     maps.debuginfod = debuginfod
+    if not any(may_hold_extension(m.perms, m.path, interpreter) for m in maps.mappings):
+        return {}  # nothing mapped that _extension could accept: no thread needs unwinding
     if read is None and not memory._open_readers():
         with memory.MemoryReader() as own:
             return under_interpreter(pid, tids, interpreter, own.read_partial, proc, debuginfod)
-    reader = read or memory.read_partial
+    reader = functools.partial(read or memory.read_partial, memory_id(pid, proc))
     out: Dict[int, Tuple[Frame, ...]] = {}
     deadline = time.monotonic() + PROCESS_SECONDS
     for tid in tids:
@@ -432,7 +463,7 @@ def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
             continue
         sp, pc = regs
         area = maps.at(sp)
-        stack = StackMemory(functools.partial(reader, tid), sp,
+        stack = StackMemory(reader, sp,
                             area.end if area is not None else sp + STACK_BUDGET, time.monotonic() + THREAD_SECONDS)
         raw = unwind(sp, pc, maps, stack, time.monotonic() + THREAD_SECONDS,
                      functools.partial(_in_interpreter, maps, interpreter=interpreter)).frames
@@ -455,8 +486,10 @@ def _in_interpreter(maps: Maps, pc: int, interpreter: str) -> bool:
 
 def _extension(frame: Frame) -> bool:
     """A frame of an extension module or a library it calls: not the C library, the loader,
-    the C++ runtime, nor one of Python's own standard modules (lib-dynload)."""
-    return bool(frame.module) and not is_system(frame) and not STDLIB.search(frame.module)
+    the C++ runtime, nor one of Python's own standard modules (lib-dynload), nor the kernel's
+    [vdso] (no file: no extension's code)."""
+    return bool(frame.module) and not frame.module.startswith("[") and not is_system(frame) \
+        and not STDLIB.search(frame.module)
 
 
 def outermost(frames: Tuple[Frame, ...], incomplete: bool) -> Tuple[Tuple[Frame, ...], bool]:
