@@ -221,6 +221,35 @@ def test_c_without_frame_pointers_three_calls_deep(tmp_path):
         agrees_with_gdb(frames, incomplete, pid, str(binary))
 
 
+@needs_cc
+def test_up_to_the_application_frame_only_when_no_more_is_shown(tmp_path):
+    """every_frame=False (the text output without --stacks shows the application frame only):
+    the same application frame and location, nothing past it, and no frame of libc looked up
+    (its symbols and lines are not read: with libc's debug file installed they cost most)."""
+    source = tmp_path / "deep.c"
+    source.write_text(C_PROGRAM)
+    binary = tmp_path / "deep"
+    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-o", str(binary), str(source)])
+    with Processes() as procs:
+        pid = start_with_ready_fd(procs, [str(binary)])
+        wait_blocked(pid, "read")
+        elf.clear_cache()
+
+        short, short_incomplete = unwind.process_stacks(pid, [pid], every_frame=False)[pid]
+        libc = [m for m in elf._cache.values() if m is not None and "/libc" in m.path]
+        libc_read = [m._symbols is not None for m in libc]  # before the full run reads them
+        full, incomplete = our_stack(pid)
+
+        app = application_index(full)
+        assert app is not None and application_index(short) == app, short
+        assert short[app] == full[app] and len(short) == app + 1 < len(full)
+        assert [f.module for f in short[:app]] == [f.module for f in full[:app]]
+        assert (full[app].function, full[app].line) == ("level3", line_of(C_PROGRAM, "LEVEL3"))
+        assert short_incomplete is incomplete is False
+        assert [f.function for f in short[:app]] == ["??"] * app  # libc's read, not looked up
+        assert libc and not any(libc_read), "libc's symbols were read"
+
+
 def _stripped_with_debug_file(tmp_path: Path, how: str) -> Tuple[Path, Path]:
     source = tmp_path / "deep.c"
     source.write_text(C_PROGRAM)

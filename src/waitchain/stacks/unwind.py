@@ -36,7 +36,7 @@ from ..procfs.reader import ProcFS
 from . import elf
 from .demangle import demangle
 from .extensions import may_hold_extension
-from .frames import STDLIB, SYSTEM_FUNCTION, is_system
+from .frames import STDLIB, SYSTEM_FUNCTION, SYSTEM_OBJECT, application_index, is_system
 
 if TYPE_CHECKING:  # a client is given with --debuginfod only: urllib is not imported otherwise
     from .debuginfod import Client
@@ -88,6 +88,7 @@ class Maps:
         self._starts = [m.start for m in self.mappings]
         self._modules: Dict[int, Optional[Tuple[elf.Module, int]]] = {}
         self.debuginfod: Optional[Client] = None  # --debuginfod: fetches missing debug files
+        self.every_frame = True  # False: a complete walk is symbolised up to its application frame
 
     def at(self, address: int) -> Optional[Mapping]:
         i = bisect_right(self._starts, address) - 1
@@ -355,11 +356,12 @@ def read_syscall_regs(pid: int, tid: int, proc: str = "/proc") -> Optional[Tuple
 
 
 def process_stacks(pid: int, tids: Sequence[int], read: Optional[Callable[[int, int, int], bytes]] = None,
-                   proc: str = "/proc", debuginfod: Optional[Client] = None
+                   proc: str = "/proc", debuginfod: Optional[Client] = None, every_frame: bool = True
                    ) -> Dict[int, Tuple[Tuple[Frame, ...], bool]]:
     """TID → (symbolised frames innermost first, incomplete) for each blocked thread of pid
     that could be unwound. `read(tid, address, size)` reads memory (procfs/memory by default);
-    `debuginfod` fetches the debug files missing here (--debuginfod)."""
+    `debuginfod` fetches the debug files missing here (--debuginfod); every_frame=False: a
+    complete stack only as far as its application frame (symbolise's upto_application)."""
     if not SUPPORTED or not elf.HAVE_ELFTOOLS:
         return {}
     try:
@@ -367,6 +369,7 @@ def process_stacks(pid: int, tids: Sequence[int], read: Optional[Callable[[int, 
     except WaitchainError:
         return {}
     maps.debuginfod = debuginfod
+    maps.every_frame = every_frame
     if read is not None:
         return _each_thread(pid, tids, maps, read, proc)
     if memory._open_readers():  # the run's reader (the snapshot's): its helper is running
@@ -405,7 +408,8 @@ def thread_stack(pid: int, tid: int, maps: Maps, read: Callable[[int, int, int],
         stack = StackMemory(functools.partial(read, through), sp, high, deadline)
         unwound = unwind(sp, pc, maps, stack, deadline)
         if read_syscall_regs(pid, tid, proc) == regs:  # it did not run meanwhile
-            return outermost(symbolise(maps, unwound.frames), unwound.incomplete)
+            upto = not maps.every_frame and not unwound.incomplete  # (outermost needs every name)
+            return outermost(symbolise(maps, unwound.frames, upto), unwound.incomplete)
     return None
 
 
@@ -502,15 +506,22 @@ def outermost(frames: Tuple[Frame, ...], incomplete: bool) -> Tuple[Tuple[Frame,
     return frames, incomplete
 
 
-def symbolise(maps: Maps, raw: Sequence[RawFrame]) -> Tuple[Frame, ...]:
+def symbolise(maps: Maps, raw: Sequence[RawFrame], upto_application: bool = False) -> Tuple[Frame, ...]:
     """Function (demangled), file:line when debug info has it, module, and how it was found.
-    A caller's line is that of its call (the return address minus one)."""
+    A caller's line is that of its call (the return address minus one). upto_application:
+    only the frames up to the application frame (the one frames.application_index finds in
+    the whole stack), and a frame in a system library (libc, ld.so: is_system by its file
+    alone) is not looked up: what the output does not show is not read (libc's symbols and
+    lines, from its debug file when one is installed, are most of a cold unwind)."""
     frames: List[Frame] = []
     for i, f in enumerate(raw):
         lookup = f.pc if i == 0 else f.pc - 1
         mapping = maps.at(lookup)
         module_path = mapping.path if mapping is not None else ""
         function, file, line = "??", module_path, 0
+        if upto_application and SYSTEM_OBJECT.search(module_path):
+            frames.append(Frame(function, file, line, module_path, native=True, how=f.how))
+            continue
         found = maps.module(lookup)
         if found is not None:
             module, bias = found
@@ -522,4 +533,6 @@ def symbolise(maps: Maps, raw: Sequence[RawFrame]) -> Tuple[Frame, ...]:
             if where is not None:
                 file, line = where
         frames.append(Frame(function, file, line, module_path, native=True, how=f.how))
+        if upto_application and application_index(frames[-1:]) == 0:
+            break
     return tuple(frames)
