@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import mmap
 import os
 import re
@@ -75,6 +76,16 @@ def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = Fals
     wanted = wanted_threads(diag)
     if not wanted:
         return
+    collecting = gc.isenabled()
+    gc.disable()  # thousands of threads' dumps make objects by the 100,000, next to none in a
+    try:  # cycle: collections walking the whole heap again and again were half the time
+        _attach_stacks(diag, wanted, native, debuginfod)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, debuginfod: bool) -> None:
     py_spy = python.find_py_spy()
     tool = native_stacks.find_tool()
     fetch: Optional[Client] = None
@@ -286,13 +297,21 @@ class _Process:
         self._running: Optional[Dict[int, List[PyThread]]] = None  # a Thread's address → who runs it
         self._by_ident: Optional[Dict[int, List[PyThread]]] = None  # pthread ident → threads
         self._owners: Dict[int, Optional[int]] = {}  # an RLock's address → its owner's ident
+        self._own: Dict[int, Tuple[Tuple[Frame, ...], Optional[int]]] = {}
+
+    def own(self, tid: int) -> Tuple[Tuple[Frame, ...], Optional[int]]:
+        """The thread's own frames (a multiprocessing child's, not its parent's) and the index
+        of its application frame: worked out once per thread."""
+        if tid not in self._own:
+            frames = self.by_tid[tid].frames
+            own = frames[:fork_boundary(frames)]
+            self._own[tid] = (own, application_index(own))
+        return self._own[tid]
 
     def application_frame(self, tid: int) -> Optional[Frame]:
-        thread = self.by_tid.get(tid)
-        if thread is None:
+        if tid not in self.by_tid:
             return None
-        own = thread.frames[:fork_boundary(thread.frames)]
-        app = application_index(own)
+        own, app = self.own(tid)
         return own[app] if app is not None else None
 
     def joined(self, thread: PyThread, own: Sequence[Frame]) -> Optional[PyThread]:
@@ -337,8 +356,8 @@ class _Process:
 def python_stack(proc: _Process, tid: int) -> Stack:
     thread = proc.by_tid[tid]
     frames = thread.frames
-    own = frames[:fork_boundary(frames)]  # a multiprocessing child's own frames, not its parent's
-    app, location = _application_frame(proc.pid, own, proc.sources)
+    own, app = proc.own(tid)  # a multiprocessing child's own frames, not its parent's
+    location = _location(proc.pid, own[app], proc.sources) if app is not None else None
     label = ""
     joined_tid: Optional[int] = None
     if tid in proc.in_futex:
@@ -404,8 +423,10 @@ def lock_holders(proc: _Process, stacks: Dict[int, Stack]) -> None:
     indexes: Dict[str, Optional[Holders]] = {}  # file → what its frames hold, worked out once
     holds: Dict[int, List[LockHold]] = {}
     for tid, stack in sorted(stacks.items()):
-        app = application_index(stack.frames[:fork_boundary(stack.frames)])
-        if not stack.on_lock or app is None or tid not in by_tid:
+        if not stack.on_lock or tid not in by_tid:
+            continue
+        _, app = proc.own(tid)  # stack.frames are the thread's
+        if app is None:
             continue
         frame = stack.frames[app]
         if frame.file not in indexes:

@@ -7,6 +7,7 @@ For native stacks the same walk skips the C library, the dynamic loader and the 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -32,8 +33,10 @@ SYSTEM_FUNCTION = re.compile(r"^<?(?:std|core|alloc|__gnu_cxx|__cxxabiv1)::|^(?:
 MAX_SOURCE = 8 << 20  # a source file larger than this is not read
 
 
+@functools.lru_cache(maxsize=4096)
 def is_library(path: str) -> bool:
-    """Python code that is not the application's: stdlib, installed packages, shims."""
+    """Python code that is not the application's: stdlib, installed packages, shims (cached:
+    the same few files, frame after frame of every thread)."""
     return bool(SHIM.match(path) or PACKAGES.search(path) or STDLIB.search(path))
 
 

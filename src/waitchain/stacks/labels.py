@@ -3,6 +3,7 @@ Event.wait, Condition.wait, Future.result… The library frame the application c
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Optional, Sequence
 
@@ -22,8 +23,10 @@ CLASS_OF = {("threading", "join"): "Thread", ("threading", "wait_for"): "Conditi
             ("concurrent.futures", "result"): "Future", ("concurrent.futures", "exception"): "Future"}
 
 
+@functools.lru_cache(maxsize=4096)
 def module_name(path: str) -> str:
-    """`/usr/lib/python3.11/concurrent/futures/_base.py` → `concurrent.futures._base`."""
+    """`/usr/lib/python3.11/concurrent/futures/_base.py` → `concurrent.futures._base`.
+    Cached: the threads of a process run the same few files, frame after frame."""
     match = next((m for m in (r.search(path) for r in MODULE_ROOTS) if m), None)
     rel = match.group("rel") if match else path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     parts = [p for p in rel.split("/") if p]
