@@ -147,15 +147,16 @@ def parse(text: str) -> List[PyThread]:
 def _thread(data: Dict[str, Any]) -> PyThread:
     frames = data.get("frames") or []
     tid = data.get("os_thread_id")
+    found = [_locals_of(f.get("locals")) for f in frames]
     return PyThread(
         ident=int(data.get("thread_id") or 0),
         tid=None if tid is None else _positive(tid),
         name=str(data.get("thread_name") or ""),
         frames=tuple(Frame(function=str(f["name"]), file=str(f["filename"]), line=int(f["line"]),
                            module=str(f.get("module") or ""), how="py-spy") for f in frames),
-        selves=tuple(_self_of(f.get("locals")) for f in frames),
-        local_addrs=tuple(_addrs_of(f.get("locals")) for f in frames),
-        local_types=tuple(_types_of(f.get("locals")) for f in frames),
+        selves=tuple(self_ for self_, _, _ in found),
+        local_addrs=tuple(addrs for _, addrs, _ in found),
+        local_types=tuple(types for _, _, types in found),
     )
 
 
@@ -166,32 +167,24 @@ def _positive(value: Any) -> int:
     return value
 
 
-def _self_of(local_vars: Any) -> Optional[Tuple[int, str]]:
+def _locals_of(local_vars: Any) -> Tuple[Optional[Tuple[int, str]], Dict[str, int], Dict[str, str]]:
+    """One frame's locals (py-spy --locals), in one pass: `self` as (address, type name) or
+    None; where each local's object is (the same address is the same object); the type py-spy
+    names in each local's repr (`<_thread.RLock at 0x7f...>`)."""
+    self_: Optional[Tuple[int, str]] = None
+    addrs: Dict[str, int] = {}
+    types: Dict[str, str] = {}
     for var in local_vars or []:
-        if var.get("name") == "self" and var.get("arg"):
-            match = SELF_REPR.match(str(var.get("repr") or ""))
-            return int(var.get("addr") or 0), match.group(1) if match else ""
-    return None
-
-
-def _addrs_of(local_vars: Any) -> Dict[str, int]:
-    """Where each local's object is (py-spy --locals): the same address is the same object."""
-    out: Dict[str, int] = {}
-    for var in local_vars or []:
+        name = var.get("name")
+        match = SELF_REPR.match(str(var.get("repr") or ""))
+        if self_ is None and name == "self" and var.get("arg"):
+            self_ = int(var.get("addr") or 0), match.group(1) if match else ""
         addr = var.get("addr")
         if type(addr) is int and addr > 0:
-            out[str(var.get("name"))] = addr
-    return out
-
-
-def _types_of(local_vars: Any) -> Dict[str, str]:
-    """The type py-spy names in each local's repr (`<_thread.RLock at 0x7f...>`)."""
-    out: Dict[str, str] = {}
-    for var in local_vars or []:
-        match = SELF_REPR.match(str(var.get("repr") or ""))
+            addrs[str(name)] = addr
         if match:
-            out[str(var.get("name"))] = match.group(1)
-    return out
+            types[str(name)] = match.group(1)
+    return self_, addrs, types
 
 
 def match_tids(pid: int, threads: Sequence[PyThread], tids: Set[int]) -> List[PyThread]:
