@@ -8,7 +8,8 @@ from dataclasses import replace
 from typing import Callable, Iterable, List, Optional, Tuple
 
 from . import verdict as verdicts
-from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources, walk_chains
+from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources
+from .graph.chains import Walker
 from .graph.explore import Rules
 from .model import Chain, Cycle, CycleShape, Diagnosis, RootCause, Verdict, VerdictClass
 from .snapshot import Snapshot
@@ -51,7 +52,8 @@ def diagnose_explored(ex: Explored, starts: List[int], cycles: List[Cycle],
 def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle],
                select: Optional[Callable[[List[Verdict]], List[Verdict]]] = None) -> Diagnosis:
     index = cycle_index(cycles)
-    per_start = {s: walk_chains(ex, s, index) for s in starts}
+    walker = Walker(ex, index)  # one for all starts: a hub's branches are worked out once
+    per_start = {s: walker.walk(s) for s in starts}
     chains = [c for s in starts for c in per_start[s]]
     found = _verdicts(ex, per_start, index)
     cycles = _withdraw(cycles, found)

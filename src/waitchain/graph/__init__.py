@@ -29,7 +29,7 @@ def find_cycles(ex: Explored) -> List[Cycle]:
             continue  # a process waiting on its own threads, one of which can act: no cycle
         ring = tuple(graph.process_ring(component, component[0]))
         if all(graph.process_stuck(p, stuck) for p in component):  # stuck behind a knot elsewhere
-            threads = tuple(sorted(k for k in stuck if k[0] in set(component)))
+            threads = tuple(sorted({(p, t) for p in component for t in graph.threads.get(p, ())}))
             cycles.append(Cycle(ring, True, CycleShape.BEHIND, threads, tuple(component)))
         else:
             free, via = _free(ex, component, stuck)

@@ -3,7 +3,7 @@ ends (a process that waits for nothing further, or back into the path: a cycle).
 
 from __future__ import annotations
 
-from typing import Collection, Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Set, Tuple
 
 from ..model import Chain, ChainEnd, Cycle, EdgeKind, End, EndKind, PtySide, Reason
 from ..waits.poll import live_end
@@ -54,23 +54,75 @@ def _thread_end_rank(end: End) -> float:
 
 def walk_chains(ex: Explored, start: int, cycle_of: Dict[int, Cycle]) -> List[Chain]:
     """Every path from start along the edges, each to where it ends (depth-first)."""
-    chains: List[Chain] = []
-    todo: List[Tuple[int, Tuple[int, ...]]] = [(start, (start,))]
-    while todo and len(chains) < MAX_CHAINS:
-        pid, path = todo.pop()
-        nexts = _branches(ex, pid, cycle_of, path[-2] if len(path) > 1 else None)
+    return Walker(ex, cycle_of).walk(start)
+
+
+class Walker:
+    """Walks the chains of start processes over one explored graph, depth-first, in time
+    linear in what it walks: the path is one list (with a set of its processes) that the
+    walk grows and cuts back, a chain's path is copied only when the chain ends, and each
+    process's branches are worked out once for all starts (they depend on the way in only
+    through a terminal: see _successors), so that many starts through one hub (an event
+    loop's clients) do not each pay for its edges."""
+
+    def __init__(self, ex: Explored, cycle_of: Dict[int, Cycle]) -> None:
+        self.ex = ex
+        self.cycle_of = cycle_of
+        self._branches: Dict[Tuple[int, bool], Tuple[List[int], Dict[int, int]]] = {}
+
+    def branches(self, pid: int, prev: Optional[int]) -> Tuple[List[int], Dict[int, int]]:
+        """_branches(pid) reached from prev, and each branch's index in it."""
+        key = (pid, prev is not None and pid in self.ex.pty_masters(prev))
+        found = self._branches.get(key)
+        if found is None:
+            nexts = _branches(self.ex, pid, self.cycle_of, prev)
+            found = self._branches[key] = (nexts, {n: i for i, n in enumerate(nexts)})
+        return found
+
+    def walk(self, start: int) -> List[Chain]:
+        """The chains in the order of a stack of (process, path) entries: a process's
+        successors pushed last first (so walked first first), a successor already on the
+        path ending a chain as a cycle at once; at most MAX_CHAINS, checked before each
+        step; a path of MAX_DEPTH processes that goes on is cut."""
+        chains: List[Chain] = []
+        path, on_path = [start], {start}
+        frames: List[List] = []  # [depth, successors, index of the next one to walk]
+        self._expand(start, path, on_path, chains, frames)
+        while frames and len(chains) < MAX_CHAINS:
+            frame = frames[-1]
+            depth, nexts, i = frame
+            for gone in path[depth:]:
+                on_path.discard(gone)
+            del path[depth:]
+            while i < len(nexts) and nexts[i] in on_path:
+                i += 1
+            if i == len(nexts):
+                frames.pop()
+                continue
+            frame[2] = i + 1
+            path.append(nexts[i])
+            on_path.add(nexts[i])
+            self._expand(start, path, on_path, chains, frames)
+        return chains
+
+    def _expand(self, start: int, path: List[int], on_path: Set[int], chains: List[Chain],
+                frames: List[List]) -> None:
+        pid = path[-1]
+        nexts, index = self.branches(pid, path[-2] if len(path) > 1 else None)
         if not nexts:
-            chains.append(Chain(start, path, _chain_end(ex, pid)))
-            continue
+            chains.append(Chain(start, tuple(path), _chain_end(self.ex, pid)))
+            return
         if len(path) >= MAX_DEPTH:
-            chains.append(Chain(start, path, ChainEnd(EndKind.UNKNOWN, "", pid, reason=Reason.CUT)))
-            continue
-        for nxt in reversed(nexts):
-            if nxt in path:
-                chains.append(Chain(start, path, ChainEnd(EndKind.CYCLE, "", nxt)))
-            else:
-                todo.append((nxt, path + (nxt,)))
-    return chains
+            chains.append(Chain(start, tuple(path), ChainEnd(EndKind.UNKNOWN, "", pid, reason=Reason.CUT)))
+            return
+        if len(path) < len(nexts):  # the successors back on the path, last first
+            back = sorted((index[p] for p in path if p in index), reverse=True)
+        else:
+            back = [i for i in range(len(nexts) - 1, -1, -1) if nexts[i] in on_path]
+        if back:
+            here = tuple(path)
+            chains += [Chain(start, here, ChainEnd(EndKind.CYCLE, "", nexts[i])) for i in back]
+        frames.append([len(path), nexts, 0])
 
 
 def _branches(ex: Explored, pid: int, cycle_of: Dict[int, Cycle], prev: Optional[int]) -> List[int]:
@@ -112,8 +164,7 @@ def _successors(ex: Explored, pid: int, prev: Optional[int]) -> List[int]:
 
 def _through_pty(ex: Explored, prev: int, pid: int) -> bool:
     """prev waits for pid as the holder of the master of a terminal prev reads or writes."""
-    return any(e.to_pid == pid and e.kind == EdgeKind.PTY and e.pty is not None and e.pty.side == PtySide.SLAVE
-               for w in ex.thread_waits(prev) for e in w.edges)
+    return pid in ex.pty_masters(prev)
 
 
 def _wakes_up_alone(ex: Explored, pid: int, nexts: List[int], cycle_of: Dict[int, Cycle]) -> bool:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import replace
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from ..model import End, EndKind, Reason, Task, Wait
+from ..model import Edge, EdgeKind, End, EndKind, PtySide, Reason, Task, Wait
 from ..snapshot import Snapshot
 from ..waits import wait_of
 from .waitfor import Node, WaitFor
@@ -27,6 +27,10 @@ class Explored:
         self.by_pid: Dict[int, List[Wait]] = defaultdict(list)
         self.order: List[int] = []  # processes in the order they were explored
         self._graph: Optional[WaitFor] = None
+        self._edges_to: Dict[int, Dict[int, List[Tuple[Wait, Edge]]]] = {}
+        self._pty_masters: Dict[int, FrozenSet[int]] = {}
+        self._waited_back: Dict[Tuple[int, int], bool] = {}
+        self._writes_out: Dict[Tuple[int, int], bool] = {}
 
     def explore(self, starts: Iterable[int]) -> "Explored":
         queue = deque(starts)
@@ -39,6 +43,10 @@ class Explored:
             self.order.append(pid)
             queue.extend(e.to_pid for w in self._examine(pid) for e in w.edges)
         self._graph = None
+        self._edges_to.clear()
+        self._pty_masters.clear()
+        self._waited_back.clear()
+        self._writes_out.clear()
         return self
 
     def _examine(self, pid: int) -> List[Wait]:
@@ -62,6 +70,49 @@ class Explored:
 
     def successors(self, pid: int) -> List[int]:
         return self.graph.successors(pid)
+
+    def edges_to(self, pid: int, to: int) -> List[Tuple[Wait, Edge]]:
+        """The edges of pid's waits that lead to the process `to`, in order, each with its
+        wait (indexed once per pid: a hub's many edges are not scanned per question)."""
+        index = self._edges_to.get(pid)
+        if index is None:
+            index = self._edges_to[pid] = {}
+            for wait in self.thread_waits(pid):
+                for edge in wait.edges:
+                    index.setdefault(edge.to_pid, []).append((wait, edge))
+        return index.get(to, [])
+
+    def waited_back(self, pid: int, tid: int) -> bool:
+        """Every edge of the thread's wait leads to a process that waits for pid (an event
+        loop whose every alternative is a partner waiting for it); once per thread."""
+        key = (pid, tid)
+        found = self._waited_back.get(key)
+        if found is None:
+            wait = self.waits.get(key)
+            edges = wait.edges if wait is not None else ()
+            found = self._waited_back[key] = all(self.edges_to(e.to_pid, pid) for e in edges)
+        return found
+
+    def writes_out(self, pid: int, tid: int) -> bool:
+        """The thread is blocked writing to another process (a full pipe or socket); once
+        per thread."""
+        key = (pid, tid)
+        found = self._writes_out.get(key)
+        if found is None:
+            wait = self.waits.get(key)
+            found = self._writes_out[key] = wait is not None and any(
+                e.writing and e.to_pid != pid for e in wait.edges)
+        return found
+
+    def pty_masters(self, pid: int) -> FrozenSet[int]:
+        """The processes pid waits for as holders of the master of a terminal whose slave
+        it reads or writes."""
+        found = self._pty_masters.get(pid)
+        if found is None:
+            found = self._pty_masters[pid] = frozenset(
+                e.to_pid for w in self.thread_waits(pid) for e in w.edges
+                if e.kind == EdgeKind.PTY and e.pty is not None and e.pty.side == PtySide.SLAVE)
+        return found
 
 
 def _exited(wait: Wait) -> bool:

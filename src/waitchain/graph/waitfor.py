@@ -56,6 +56,7 @@ class WaitFor:
             self.threads[node.key[0]].append(node.key[1])
         self._succ: Dict[int, List[int]] = {}
         self._stuck: Optional[FrozenSet[Key]] = None
+        self._knots: Optional[List[Knot]] = None
 
     def successors(self, pid: int) -> List[int]:
         """Processes any thread of pid waits for, each once, in order of appearance."""
@@ -92,15 +93,18 @@ class WaitFor:
     # --- knots, cycles, rings ---------------------------------------------------------------
 
     def knots(self) -> List[Knot]:
-        """Terminal strongly connected sets of the stuck threads, sorted by first thread."""
-        stuck = self.stuck()
-        step = lambda k: self.stuck_successors(k, stuck)  # noqa: E731
-        knots = []
-        for component in components(sorted(stuck), step):
-            members = set(component)
-            if all(s in members for k in component for s in step(k)):
-                knots.append(Knot(tuple(sorted(component))))
-        return sorted(knots, key=lambda k: k.threads)
+        """Terminal strongly connected sets of the stuck threads, sorted by first thread
+        (worked out once: the cycles and the verdicts both ask)."""
+        if self._knots is None:
+            stuck = self.stuck()
+            step = lambda k: self.stuck_successors(k, stuck)  # noqa: E731
+            knots = []
+            for component in components(sorted(stuck), step):
+                members = set(component)
+                if all(s in members for k in component for s in step(k)):
+                    knots.append(Knot(tuple(sorted(component))))
+            self._knots = sorted(knots, key=lambda k: k.threads)
+        return list(self._knots)
 
     def cycles(self) -> List[List[int]]:
         """Process-level strongly connected sets that contain a cycle (a self-loop counts),
