@@ -13,11 +13,12 @@ counts: one that moved withdraws it."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict, deque
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .graph import Explored, end_of, end_rank
-from .graph.waitfor import Key, Knot, Node, WaitFor
+from .graph.waitfor import Key, Knot, Node, WaitFor, components
 from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Mode, Reason, Verdict,
                     VerdictClass, Wait)
 from .snapshot import Snapshot
@@ -69,8 +70,10 @@ def root_cause(ex: Explored, knot: Knot) -> Key:
             if target in members:
                 incoming[target] += 1
 
+    member_pids = {pid for pid, _ in knot.threads}
+
     def rank(key: Key) -> Tuple[int, int, bool, int, int]:
-        inside = [e for e in ex.waits[key].edges if _hits(e, members)]
+        inside = [e for e in ex.waits[key].edges if _hits(e, members, member_pids)]
         return (min((_edge_rank(e) for e in inside), default=WRITE_RANK), -incoming[key], key[0] == key[1]) + key
 
     return min(knot.threads, key=rank)
@@ -80,10 +83,10 @@ def _edge_rank(edge: Edge) -> int:
     return KIND_RANK.get(edge.kind, WRITE_RANK if edge.writing else READ_RANK)
 
 
-def _hits(edge: Edge, members: Set[Key]) -> bool:
+def _hits(edge: Edge, members: Set[Key], member_pids: Set[int]) -> bool:
     if edge.to_tid is not None:
         return (edge.to_pid, edge.to_tid) in members
-    return any(pid == edge.to_pid for pid, _ in members)
+    return edge.to_pid in member_pids
 
 
 def _edge(wait: Wait, target: Key) -> Edge:
@@ -109,16 +112,174 @@ def _deadlock_advice(ring: Tuple[Edge, ...], cause: Key) -> Tuple[Advice, List[i
     return Advice.BREAK_CYCLE, [cause[0]]
 
 
+WITNESS_WORK = 32  # a candidate whose exit freed this many of the knot's threads, not all
+MAX_WITNESSES = 4  # parts that stay stuck kept per knot (see _Breaker._witness)
+
+
 def kill_to_break(ex: Explored, knot: Knot, candidates: Sequence[int]) -> Optional[int]:
     """The first candidate whose exit ends the deadlock, None if no single one does. A
     process's exit ends the waits on it (its pipe and socket ends close, its locks are
     released, a parent's wait4 returns), except a process-shared mutex it owns, which
     stays locked; the rest of the knot is then worked out again."""
+    breaker = _Breaker(ex, knot)
     for pid in dict.fromkeys(candidates):
-        left = _knot_without(ex, knot, pid)
-        if left is not None and not left:
+        if breaker.breaks(pid):
             return pid
     return None
+
+
+class _Breaker:
+    """Whether one process's exit ends the whole knot: the same answer as working out the
+    knot again without it (_knot_without: nothing left stuck), without rebuilding the graph
+    per candidate. Every member is stuck and has no way out of its own, so once `gone` has
+    exited a member's wait can only end through what that exit sets going: its waits that
+    led only to `gone` end (those threads are no longer waiting), a file lock wait needing
+    only `gone` ends, and from these the freeing spreads to the waits they (or their
+    processes) can end, as in the fixpoint. The work per candidate is its waiters and
+    what they free, not the whole knot (a member's indexes are built once); a part that
+    stays stuck after a big failure answers later candidates at once (_witness). A knot
+    made to defeat both still costs, at worst, candidates × what each one frees."""
+
+    def __init__(self, ex: Explored, knot: Knot) -> None:
+        self.ex, self.knot = ex, knot
+        waits = [ex.waits[key] for key in knot.threads]
+        of_pid: Dict[int, List[Key]] = defaultdict(list)
+        for key in knot.threads:
+            of_pid[key[0]].append(key)
+        self.of_pid: Dict[int, List[Key]] = dict(of_pid)  # the knot's threads by process
+        members = set(knot.threads)
+        self.mutex_owners: Set[int] = set()  # processes whose exit leaves another member's mutex locked
+        self.all_mode: Dict[Key, bool] = {}
+        self.edge_pids: Dict[Key, Set[int]] = {}
+        self.inside: Dict[Key, Dict[int, int]] = {}  # targets in the knot, by process
+        self.by_thread: Dict[Key, List[Key]] = defaultdict(list)
+        self.by_process: Dict[int, List[Key]] = defaultdict(list)
+        self.to_pid: Dict[int, List[Key]] = defaultdict(list)
+        self.slow = False
+        self.gone = 0  # the candidate of the question being answered, and its state:
+        self.absent: Set[Key] = set()  # members whose every edge led to gone: no longer waiting
+        self.freed: Set[Key] = set()
+        self.left: Dict[Key, int] = {}  # an AND wait's targets in the knot still stuck
+        self.free_pids: Set[int] = set()
+        self.queue: List[Key] = []
+        self.witnesses: List[FrozenSet[int]] = []  # see _witness
+        self.witnesses_made = 0
+        for key, wait in zip(knot.threads, waits):
+            self.mutex_owners.update(e.to_pid for e in wait.edges if e.kind == EdgeKind.MUTEX and e.to_pid != key[0])
+            self.all_mode[key] = all(e.kind in LOCKS for e in wait.edges) or wait.mode == Mode.ALL
+            targets = list(dict.fromkeys((e.to_pid, e.to_tid) for e in wait.edges))
+            self.edge_pids[key] = {pid for pid, _ in targets}
+            inside: Dict[int, int] = defaultdict(int)
+            for pid, tid in targets:
+                (self.by_process[pid] if tid is None else self.by_thread[(pid, tid)]).append(key)
+                if ((pid, tid) in members) if tid is not None else (pid in self.of_pid):
+                    inside[pid] += 1
+            for pid in self.edge_pids[key]:
+                self.to_pid[pid].append(key)
+            self.inside[key] = inside
+            # a member that could go on already (a way out, a target outside the knot that
+            # frees an OR wait, an AND wait on nothing inside): not a stuck knot's member;
+            # then the general recomputation answers
+            outside = len(targets) > sum(inside.values())
+            self.slow |= bool(wait.live) or not targets or (
+                not sum(inside.values()) if self.all_mode[key] else outside)
+
+    def breaks(self, gone: int) -> bool:
+        if self.slow:
+            left = _knot_without(self.ex, self.knot, gone)
+            return left is not None and not left
+        if gone in self.mutex_owners:
+            return False
+        if any(gone not in touches for touches in self.witnesses):
+            return False  # a part of the knot that stays stuck whatever gone does
+        self.gone = gone
+        self.absent = {k for k in self.to_pid.get(gone, ()) if k[0] != gone and self.edge_pids[k] == {gone}}
+        nodes = len(self.knot.threads) - len(self.of_pid.get(gone, ())) - len(self.absent)
+        self.freed, self.left, self.free_pids, self.queue = set(), {}, set(), []
+        present: Dict[int, int] = defaultdict(int)
+        for key in self.absent:  # its wait ended: the thread is no longer waiting
+            self._thread_free(key)
+            present[key[0]] += 1
+            if present[key[0]] == len(self.of_pid[key[0]]):  # no thread of it waits any more
+                self._process_free(key[0])
+        for key in self.to_pid.get(gone, ()):  # an AND wait on gone alone in the knot
+            if self._node(key) and self.all_mode[key] and self._left(key) == 0:
+                self._free(key)
+        while self.queue:
+            key = self.queue.pop()
+            self._thread_free(key)
+            self._process_free(key[0])
+        if len(self.freed) == nodes:
+            return True
+        if len(self.freed) >= WITNESS_WORK and self.witnesses_made < MAX_WITNESSES:
+            self.witnesses_made += 1
+            self._witness()
+        return False
+
+    def _witness(self) -> None:
+        """Keep a part of what stayed stuck that no other candidate can free either (a
+        knot in the knot that neither has a thread of its own nor waits for it), with the
+        processes that touch it: a candidate outside them answers at once. The knot of
+        file-lock holders that a long ring waits on is no longer freed ring-long for each
+        member of the ring."""
+        stuck = set(self.knot.threads) - self.freed - self.absent - set(self.of_pid.get(self.gone, ()))
+
+        def step(key: Key) -> List[Key]:
+            out: List[Key] = []
+            for pid, tid in dict.fromkeys((e.to_pid, e.to_tid) for e in self.ex.waits[key].edges):
+                out += [(pid, tid)] if tid is not None else self.of_pid.get(pid, [])
+            return [k for k in out if k in stuck]
+
+        part = set(components([min(stuck)], step)[0])  # a sink: everything it reaches stays in it
+        touches = {pid for pid, _ in part}
+        for key in part:
+            wait = self.ex.waits[key]
+            touches |= self.edge_pids[key]
+            inside = [self._in_part(e, part) for e in wait.edges]
+            if not (any(inside) if self.all_mode[key] else all(inside)):
+                return  # it stays stuck only while something outside it does: no witness
+        self.witnesses.append(frozenset(touches))
+
+    def _in_part(self, edge: Edge, part: Set[Key]) -> bool:
+        """The edge's target is stuck as long as `part` is: a thread of it, or a process all of
+        whose threads in the knot are in it."""
+        if edge.to_tid is not None:
+            return (edge.to_pid, edge.to_tid) in part
+        threads = self.of_pid.get(edge.to_pid, ())
+        return bool(threads) and all(k in part for k in threads)
+
+    def _node(self, key: Key) -> bool:
+        return key[0] != self.gone and key not in self.absent and key not in self.freed
+
+    def _left(self, key: Key) -> int:
+        left = self.left.get(key)
+        if left is None:
+            inside = self.inside[key]
+            left = self.left[key] = sum(inside.values()) - inside.get(self.gone, 0)
+        return left
+
+    def _free(self, key: Key) -> None:
+        self.freed.add(key)
+        self.queue.append(key)
+
+    def _thread_free(self, key: Key) -> None:
+        self._hit(self.by_thread.get(key, ()))
+
+    def _process_free(self, pid: int) -> None:
+        if pid not in self.free_pids:
+            self.free_pids.add(pid)
+            self._hit(self.by_process.get(pid, ()))
+
+    def _hit(self, waiters: Iterable[Key]) -> None:
+        """A target of each waiter can act now: an OR wait ends, an AND wait needs one less."""
+        for key in waiters:
+            if not self._node(key):
+                continue
+            if self.all_mode[key]:
+                self.left[key] = self._left(key) - 1
+                if self.left[key]:
+                    continue
+            self._free(key)
 
 
 def _knot_without(ex: Explored, knot: Knot, gone: int) -> Optional[frozenset]:
@@ -241,8 +402,8 @@ def _edge_into(ex: Explored, chain: Chain) -> Optional[Edge]:
     """The edge from the chain's last-but-one process to its last."""
     if len(chain.path) < 2:
         return None
-    a, b = chain.path[-2], chain.path[-1]
-    return next((e for w in ex.thread_waits(a) for e in w.edges if e.to_pid == b), None)
+    found = ex.edges_to(chain.path[-2], chain.path[-1])
+    return found[0][1] if found else None
 
 
 def _end_advice(ex: Explored, chain: Chain, into: Optional[Edge]) -> Tuple[Advice, Optional[int]]:
@@ -289,7 +450,7 @@ def read_request(into: Edge) -> bool:
 
 def _watches(ex: Explored, server: int, client: int) -> bool:
     """The server's event loop has the client's connection among its alternatives."""
-    return any(w.any_of and e.to_pid == client for w in ex.thread_waits(server) for e in w.edges)
+    return any(w.any_of for w, _ in ex.edges_to(server, client))
 
 
 def _end_reason(ex: Explored, pid: int) -> Reason:
@@ -304,10 +465,9 @@ def _open_cycle(ex: Explored, chain: Chain, cycle_of: Dict[int, Cycle], into: Op
     last = chain.path[-1]
     ring = cycle_of.get(chain.end.pid) if chain.end.pid is not None else None
     loop = next((w for w in ex.thread_waits(last) if w.any_of and w.edges
-                 and (w.pid, w.tid) not in (ring.threads if ring else ())), None)
+                 and not _sorted_has(ring.threads if ring else (), (w.pid, w.tid))), None)
     busy = any(w.end is not None and w.end.kind == EndKind.RUNNING for w in ex.thread_waits(last))
-    partners = loop is not None and all(
-        any(e.to_pid == last for w in ex.thread_waits(p.to_pid) for e in w.edges) for p in loop.edges)
+    partners = loop is not None and ex.waited_back(loop.pid, loop.tid)
     terminal = into is not None and into.kind == EdgeKind.PTY and _watches(ex, last, into.from_pid)
     if ring is None or into is None or not (partners or terminal) or busy:
         return Verdict(VerdictClass.CYCLE, Advice.WAIT_AND_SEE, chain.path, cause=(last, last),
@@ -317,6 +477,12 @@ def _open_cycle(ex: Explored, chain: Chain, cycle_of: Dict[int, Cycle], into: Op
     cause = (into.from_pid, into.from_tid) if advice == Advice.PTY_INPUT else (last, loop.tid if loop else last)
     return Verdict(VerdictClass.CYCLE, advice, chain.path, cause=cause, culprit=into.to_pid,
                    end=chain.end, ring=(into,))
+
+
+def _sorted_has(keys: Sequence[Key], key: Key) -> bool:
+    """key in keys, sorted (a cycle's threads are: graph.find_cycles), in log time."""
+    i = bisect_left(keys, key)
+    return i < len(keys) and keys[i] == key
 
 
 # --- all of them -----------------------------------------------------------------------------
