@@ -95,7 +95,8 @@ def scan(snap: Snapshot, min_blocked: float = DEFAULT_MIN_BLOCKED,
         return [i.verdict for i in kept]
 
     first = diagnose_explored(ex, heads, cycles, select)  # which heads have an incident
-    starts = [h for h in heads if h in _heads_of(first, found.values())]
+    leading = _heads_of(first, found.values())
+    starts = [h for h in heads if h in leading]
     diag = diagnose_explored(ex, starts, cycles, select)
     return Scan(diag, list(found.values()), ex, cycles, starts)
 
@@ -127,16 +128,39 @@ def _fold(incidents: List[Incident]) -> List[Incident]:
     """Each incident once; a chain that is the tail of another incident's chain is part of
     it (the first, the worse, is kept)."""
     kept: List[Incident] = []
+    keys: Set[Tuple[object, ...]] = set()
+    tails = _Tails()
     for inc in incidents:
         path = inc.verdict.members
-        if any(inc.key == k.key or _suffix(path, k.verdict.members) for k in kept):
+        if inc.key in keys or tails.longer_has(path):
             continue
         kept.append(inc)
+        keys.add(inc.key)
+        tails.add(path)
     return kept
 
 
-def _suffix(path: Tuple[int, ...], other: Tuple[int, ...]) -> bool:
-    return len(path) < len(other) and other[len(other) - len(path):] == path
+class _Tails:
+    """The paths kept so far, read backwards into a trie: whether a path is the tail of a
+    longer kept one costs its own length, not the number of paths kept."""
+
+    def __init__(self) -> None:
+        self.root: Dict[int, dict] = {}
+
+    def add(self, path: Tuple[int, ...]) -> None:
+        node = self.root
+        for pid in reversed(path):
+            node = node.setdefault(pid, {})
+
+    def longer_has(self, path: Tuple[int, ...]) -> bool:
+        """path is the last part of a longer path added (a node of the trie with more below)."""
+        node = self.root
+        for pid in reversed(path):
+            found = node.get(pid)
+            if found is None:
+                return False
+            node = found
+        return bool(node)
 
 
 def incident_of(ex: Explored, v: Verdict) -> Optional[Incident]:
@@ -151,7 +175,7 @@ def incident_of(ex: Explored, v: Verdict) -> Optional[Incident]:
         return Incident(v, Kind.DEADLOCK, threads, blocked, ("deadlock",) + _named(ex.snap, v.members))
     if len(set(v.members)) < 2 and not _on_remote_peer(v):
         return None
-    full = any(e.writing for k in threads for e in ex.waits[k].edges if e.to_pid != k[0])
+    full = any(ex.writes_out(*k) for k in threads)
     if v.end is not None and v.end.kind == EndKind.RUNNING and not full:
         return None
     kind = Kind.FULL_BUFFER if full else Kind.CYCLE if v.cls == VerdictClass.CYCLE else Kind.BLOCKED
@@ -174,7 +198,7 @@ def verdict_threads(ex: Explored, v: Verdict) -> Tuple[Key, ...]:
     found: List[Key] = []
     path = v.members
     for a, b in zip(path, path[1:]):
-        found += [(w.pid, w.tid) for w in ex.thread_waits(a) if any(e.to_pid == b for e in w.edges)]
+        found += [(w.pid, w.tid) for w, _ in ex.edges_to(a, b)]
     end = v.end
     if end is not None and end.kind not in (EndKind.RUNNING, EndKind.CYCLE) and path:
         found.append((path[-1], end.tid if end.tid is not None else path[-1]))

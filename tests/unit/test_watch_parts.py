@@ -198,13 +198,16 @@ def test_cgroup_paths_and_units() -> None:
 
 
 class _Explored:
-    """The two things verdict_threads asks of an Explored."""
+    """What verdict_threads asks of an Explored."""
 
     def __init__(self, *waits: Wait) -> None:
         self.waits = {(w.pid, w.tid): w for w in waits}
 
     def thread_waits(self, pid: int):
         return [w for (p, _), w in self.waits.items() if p == pid]
+
+    def edges_to(self, pid: int, to: int):
+        return [(w, e) for w in self.thread_waits(pid) for e in w.edges if e.to_pid == to]
 
 
 def test_a_chain_that_ends_at_a_process_gone_during_the_scan_stands_on_its_waiters_only() -> None:
