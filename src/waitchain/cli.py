@@ -374,7 +374,8 @@ def finish(diag: Diagnosis, args: argparse.Namespace, snap: Optional[Snapshot] =
         from .stacks import GROUP_NOTES, attach_stacks  # imported only when stacks are read
 
         with spinner("reading user-space stacks"):
-            attach_stacks(diag, native=args.native, debuginfod=getattr(args, "debuginfod", False))
+            attach_stacks(diag, native=args.native, debuginfod=getattr(args, "debuginfod", False),
+                          every_frame=fmt == "json" or args.stacks or report is not None)
         if not args.verbose:  # the note that says the same thing on every run
             routine = GROUP_NOTES["native-available"].split("{")[0]
             diag.notes[:] = [n for n in diag.notes if not n.startswith(routine)]

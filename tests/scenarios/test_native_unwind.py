@@ -393,6 +393,35 @@ def test_a_c_mutex_deadlock_names_each_threads_line(tmp_path, run_cli):
         assert data["root_cause"]["location"]["function"] in ("first", "second")
 
 
+@needs_cc
+def test_the_text_output_shows_the_same_lines_without_reading_libc(tmp_path, run_cli):
+    """The text output (no --stacks) shows each thread's line and the root cause's as --json
+    does, and its run reads no libc symbol (cli passes every_frame=False: nothing past the
+    application frame is shown)."""
+    source = tmp_path / "abba.c"
+    source.write_text(ABBA)
+    binary = tmp_path / "abba"
+    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-pthread", "-o", str(binary), str(source)])
+    with Processes() as procs:
+        pid = start_with_ready_fd(procs, [str(binary)])
+        wait_until(lambda: len(threads_in(pid, ["futex"])) == 3, "the three threads block in futex")
+        elf.clear_cache()
+
+        text = run_cli(str(pid), "--width", "400")
+        libc = [m for m in elf._cache.values() if m is not None and "/libc" in m.path]
+        libc_read = [m._symbols is not None for m in libc]
+        data = json.loads(run_cli(str(pid), "--json").out)
+
+        assert text.code == 1 and libc and not any(libc_read), text.out
+        for thread in threads_of(data, pid):
+            where = thread["location"]
+            shown = f"at {os.path.basename(where['file'])}:{where['line']} in {where['function']}: "
+            assert shown in text.out, text.out
+        cause = data["root_cause"]["location"]
+        assert cause["function"] in ("first", "second")
+        assert f"{os.path.basename(cause['file'])}:{cause['line']} in {cause['function']}" in text.out.split("root cause:")[1]
+
+
 # --- C++: std::mutex::lock in a namespaced method ----------------------------------------
 
 

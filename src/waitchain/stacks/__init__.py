@@ -70,22 +70,28 @@ class _Result:
     names: Dict[int, str] = field(default_factory=dict)  # TID → the thread's own name (py-spy)
 
 
-def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = False) -> None:
+def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = False,
+                  every_frame: bool = True) -> None:
     """Fill diag.stacks and diag.root_cause.location for the blocked threads on the chains.
-    debuginfod: fetch missing debug files from the servers in DEBUGINFOD_URLS (the network)."""
+    debuginfod: fetch missing debug files from the servers in DEBUGINFOD_URLS (the network).
+    every_frame=False when the output shows no whole stack (text without --stacks: the
+    application frame, its label, whether a stack was read): a native stack is then
+    symbolised only up to its application frame, and the native frames above a Python
+    stack (shown with whole stacks only) are not unwound."""
     wanted = wanted_threads(diag)
     if not wanted:
         return
     collecting = gc.isenabled()
     gc.disable()  # thousands of threads' dumps make objects by the 100,000, next to none in a
     try:  # cycle: collections walking the whole heap again and again were half the time
-        _attach_stacks(diag, wanted, native, debuginfod)
+        _attach_stacks(diag, wanted, native, debuginfod, every_frame)
     finally:
         if collecting:
             gc.enable()
 
 
-def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, debuginfod: bool) -> None:
+def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, debuginfod: bool,
+                   every_frame: bool) -> None:
     py_spy = python.find_py_spy()
     tool = native_stacks.find_tool()
     fetch: Optional[Client] = None
@@ -94,7 +100,7 @@ def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, 
 
         fetch = Client.from_env()
     sources = Sources()  # each source file read once in this run, for every thread of every process
-    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch, sources)
+    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch, sources, every_frame)
             for pid, tids in wanted.items()}
     seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
     seconds += fetch.total + fetch.request if fetch is not None else 0
@@ -139,24 +145,25 @@ def _locate_root_cause(diag: Diagnosis) -> None:
 
 def _job(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
          tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None,
-         sources: Optional[Sources] = None) -> Callable[[], _Result]:
-    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native, fetch, sources)
+         sources: Optional[Sources] = None, every_frame: bool = True) -> Callable[[], _Result]:
+    return lambda: stacks_of(diag, pid, tids, py_spy, tool, native, fetch, sources, every_frame)
 
 
 def stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
               tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client] = None,
-              sources: Optional[Sources] = None) -> _Result:
+              sources: Optional[Sources] = None, every_frame: bool = True) -> _Result:
     """Python stacks if py-spy reads the process, else native ones when asked; nothing if
     the pid now names another process than the one scanned. `fetch`: --debuginfod's client;
-    `sources`: the run's source files (shared by the processes of one run)."""
+    `sources`: the run's source files (shared by the processes of one run); every_frame:
+    see attach_stacks."""
     sources = sources if sources is not None else Sources()
-    result = _stacks_of(diag, pid, tids, py_spy, tool, native, fetch, sources)
+    result = _stacks_of(diag, pid, tids, py_spy, tool, native, fetch, sources, every_frame)
     return result if _same_process(diag, pid) else _Result("skipped")
 
 
 def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
                tool: Optional[Tuple[str, str]], native: bool, fetch: Optional[Client],
-               sources: Sources) -> _Result:
+               sources: Sources, every_frame: bool = True) -> _Result:
     if not _same_process(diag, pid):
         return _Result("skipped")
     exe = _exe(pid)
@@ -167,17 +174,17 @@ def _stacks_of(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str]
     if memory.memory_stuck(pid):  # py-spy would hang in process_vm_readv, unkillable
         return _Result("mm-locked")
     if surely_not_python(pid, exe):  # py-spy would only fail to find a Python in it
-        return _try_native(diag, pid, tids, tool, native, fetch, sources)
-    result, reason = _try_python(diag, pid, tids, py_spy, fetch, sources)
+        return _try_native(diag, pid, tids, tool, native, fetch, sources, every_frame)
+    result, reason = _try_python(diag, pid, tids, py_spy, fetch, sources, every_frame)
     if result is not None:
         return result
     if is_python(pid, exe):
         return _Result("py-spy-failed" if py_spy else "no-py-spy", reason=reason)
-    return _try_native(diag, pid, tids, tool, native, fetch, sources)
+    return _try_native(diag, pid, tids, tool, native, fetch, sources, every_frame)
 
 
 def _try_python(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str],
-                fetch: Optional[Client], sources: Sources) -> Tuple[Optional[_Result], str]:
+                fetch: Optional[Client], sources: Sources, every_frame: bool = True) -> Tuple[Optional[_Result], str]:
     """Python stacks through py-spy, or (None, why not)."""
     if py_spy is None:
         return None, ""
@@ -189,15 +196,16 @@ def _try_python(diag: Diagnosis, pid: int, tids: List[int], py_spy: Optional[str
         return None, str(exc)
     if local:
         threads = [python.with_tid(t, local.get(t.tid) if t.tid is not None else None) for t in threads]
-    return _with_native_frames(pid, _python(diag, pid, tids, threads, sources), fetch), ""
+    result = _python(diag, pid, tids, threads, sources)
+    return (_with_native_frames(pid, result, fetch) if every_frame else result), ""
 
 
 def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple[str, str]],
-                native: bool, fetch: Optional[Client], sources: Sources) -> _Result:
+                native: bool, fetch: Optional[Client], sources: Sources, every_frame: bool = True) -> _Result:
     """Native stacks: unwound from /proc and memory without stopping the process
     (stacks/unwind.py); through gdb or eu-stack only when asked for (--native)."""
     if not native:
-        return _unwound(pid, tids, fetch, sources) or _Result("native-available")
+        return _unwound(pid, tids, fetch, sources, every_frame) or _Result("native-available")
     if tool is None:
         return _Result("no-native-tool")
     try:
@@ -481,11 +489,12 @@ def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], sou
     return result
 
 
-def _unwound(pid: int, tids: List[int], fetch: Optional[Client], sources: Sources) -> Optional[_Result]:
+def _unwound(pid: int, tids: List[int], fetch: Optional[Client], sources: Sources,
+             every_frame: bool = True) -> Optional[_Result]:
     """Stacks unwound without ptrace (CFI, frame pointers, a scan), or None when none was."""
     from . import unwind  # pyelftools: imported when a native stack is unwound
 
-    stacks = unwind.process_stacks(pid, tids, debuginfod=fetch)
+    stacks = unwind.process_stacks(pid, tids, debuginfod=fetch, every_frame=every_frame)
     if not stacks:
         return None
     result = _Result("unwound")
