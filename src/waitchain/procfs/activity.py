@@ -31,7 +31,7 @@ def one_thread_activity(fs: ProcFS, pid: int) -> Optional[Tuple[int, int]]:
     """(start time, context switches of its thread) of a one-thread process; None when it has
     more threads, has gone, or the kernel does not count switches."""
     try:
-        starttime = parse_one_thread(fs.read(pid, "stat"))
+        starttime = parse_one_thread(fs.read_one(pid, "stat"))
     except WaitchainError:
         return None
     switches = read_switches(fs, pid, pid) if starttime is not None else None

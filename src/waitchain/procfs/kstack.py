@@ -25,7 +25,7 @@ def parse_stack(text: str) -> List[str]:
 def read_stack(fs: ProcFS, pid: int, tid: int) -> Tuple[List[str], str]:
     """(frames, note): the note says why there are none."""
     try:
-        frames = parse_stack(fs.read(pid, "task", str(tid), "stack"))
+        frames = parse_stack(fs.read_one(pid, "task", str(tid), "stack"))
     except AccessDenied:
         return [], "the kernel stack needs root"
     except WaitchainError as exc:

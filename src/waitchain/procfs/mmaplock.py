@@ -110,7 +110,7 @@ def contention(fs: ProcFS, pid: int) -> Optional[Contention]:
     found = []
     for tid in tids:
         try:  # stat alone first: most threads are not in D state
-            if parse_stat(fs.read(pid, "task", tid, "stat")).state != "D":
+            if parse_stat(fs.read_one(pid, "task", tid, "stat")).state != "D":
                 continue
             task = read_task(fs, pid, int(tid))
         except (WaitchainError, ValueError):

@@ -34,7 +34,7 @@ def parse_stat(text: str) -> Stat:
 
 
 def read_stat(fs: ProcFS, pid: int) -> Stat:
-    return stat_of(pid, fs.read(pid, "stat"))
+    return stat_of(pid, fs.read_one(pid, "stat"))
 
 
 def stat_of(pid: int, text: str) -> Stat:

@@ -52,6 +52,25 @@ class ProcFS:
         finally:
             os.close(fd)
 
+    def read_one(self, pid: Optional[int], *parts: str) -> str:
+        """Text of a single-record file (a thread's stat, syscall, wchan, schedstat): one
+        read() of SMALL_READ bytes, no second read for EOF (a short read of a /proc seq_file
+        that shows one record is all of it; so it is of a regular file, a recorded /proc)."""
+        path = self.path(pid, *parts)
+        try:
+            fd = os.open(path, _FILE_FLAGS)
+        except OSError as exc:
+            raise self._error(exc, pid, "/".join(parts)) from None
+        try:
+            data = os.read(fd, SMALL_READ)
+            if len(data) == SMALL_READ:
+                data += _read_all(fd, MAX_READ)
+        except OSError as exc:
+            raise self._error(exc, pid, "/".join(parts)) from None
+        finally:
+            os.close(fd)
+        return data.decode("utf-8", "surrogateescape")
+
     def read_with_deadline(self, pid: int, name: str, seconds: float, limit: int = MAX_READ) -> bytes:
         """For files that block while the target's mmap lock is held (cmdline, environ;
         maps on older kernels) or a kernel lock is (mountinfo)."""

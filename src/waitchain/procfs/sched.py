@@ -29,7 +29,7 @@ def read_exec_start(fs: ProcFS, pid: int, tid: int) -> Optional[float]:
     """When the thread last ran (scheduler clock, ms); None if unreadable (no
     CONFIG_SCHED_DEBUG, gone, denied)."""
     try:
-        return parse_exec_start(fs.read(pid, "task", str(tid), "sched"))
+        return parse_exec_start(fs.read_one(pid, "task", str(tid), "sched"))
     except WaitchainError:
         return None
 
@@ -42,7 +42,7 @@ def read_sched_now(fs: ProcFS, cpu: Optional[int] = None) -> Optional[float]:
     pinned = _pin(cpu) if cpu is not None and fs.root == "/proc" else None
     try:
         os.sched_yield()
-        return parse_exec_start(fs.read(None, "thread-self", "sched"))
+        return parse_exec_start(fs.read_one(None, "thread-self", "sched"))
     except WaitchainError:
         return None
     finally:
@@ -66,7 +66,7 @@ def _pin(cpu: int) -> Optional[set]:
 def read_cpu(fs: ProcFS, pid: int, tid: int) -> Optional[int]:
     """The CPU the thread last ran on (stat field 39); None if unreadable."""
     try:
-        return int(fs.read(pid, "task", str(tid), "stat").rpartition(")")[2].split()[36])
+        return int(fs.read_one(pid, "task", str(tid), "stat").rpartition(")")[2].split()[36])
     except (WaitchainError, ValueError, IndexError):
         return None
 
@@ -100,8 +100,8 @@ def read_age(fs: ProcFS, pid: int, tid: int) -> Optional[float]:
     """Seconds since the thread started: /proc/uptime against its stat starttime (clock
     ticks since boot); None if either is unreadable."""
     try:
-        uptime = float(fs.read(None, "uptime").split()[0])
-        stat = fs.read(pid, "task", str(tid), "stat")
+        uptime = float(fs.read_one(None, "uptime").split()[0])
+        stat = fs.read_one(pid, "task", str(tid), "stat")
         started = int(stat.rpartition(")")[2].split()[19]) / os.sysconf("SC_CLK_TCK")
     except (WaitchainError, ValueError, IndexError, OSError):
         return None

@@ -25,7 +25,7 @@ def parse_status(text: str) -> Dict[str, str]:
 def read_status(fs: ProcFS, pid: int, tid: Optional[int] = None) -> Dict[str, str]:
     """status of a thread (or of the process); raises WaitchainError."""
     parts = ("task", str(tid), "status") if tid is not None else ("status",)
-    return parse_status(fs.read(pid, *parts))
+    return parse_status(fs.read_one(pid, *parts))
 
 
 def mask(fields: Dict[str, str], key: str) -> int:
@@ -70,7 +70,7 @@ def thread_group(fs: ProcFS, tid: int) -> int:
 def tty_nr(fs: ProcFS, pid: int) -> int:
     """The controlling terminal's device number from /proc/PID/stat (0: none)."""
     try:
-        tail = fs.read(pid, "stat").rpartition(")")[2].split()
+        tail = fs.read_one(pid, "stat").rpartition(")")[2].split()
         return int(tail[4])
     except (WaitchainError, IndexError, ValueError):
         return 0
@@ -79,7 +79,7 @@ def tty_nr(fs: ProcFS, pid: int) -> int:
 def tpgid(fs: ProcFS, pid: int) -> int:
     """The foreground process group of its controlling terminal, from /proc/PID/stat (-1: none)."""
     try:
-        tail = fs.read(pid, "stat").rpartition(")")[2].split()
+        tail = fs.read_one(pid, "stat").rpartition(")")[2].split()
         return int(tail[5])
     except (WaitchainError, IndexError, ValueError):
         return -1

@@ -37,7 +37,7 @@ def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Sy
 
 def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
     """One thread. A thread that exits mid-read raises ProcessGone (the caller skips it)."""
-    stat = parse_stat(fs.read(pid, "task", str(tid), "stat"))
+    stat = parse_stat(fs.read_one(pid, "task", str(tid), "stat"))
     kthread = bool(stat.flags & PF_KTHREAD)
     if kthread:  # its syscall file reads "0 0x0 ...": read(0), which it is not in
         syscall, note = None, KTHREAD
@@ -63,7 +63,7 @@ def read_switches(fs: ProcFS, pid: int, tid: int) -> Optional[int]:
     """How many times the thread was scheduled in (schedstat's third field); None if the
     kernel does not say. A blocked thread's count does not move."""
     try:
-        fields = fs.read(pid, "task", str(tid), "schedstat").split()
+        fields = fs.read_one(pid, "task", str(tid), "schedstat").split()
         return int(fields[2])
     except (WaitchainError, IndexError, ValueError):
         return None
@@ -86,7 +86,7 @@ def read_tasks(fs: ProcFS, pid: int) -> List[Task]:
 
 def _syscall(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[Syscall], str]:
     try:
-        return parse_syscall(fs.read(pid, "task", str(tid), "syscall"))
+        return parse_syscall(fs.read_one(pid, "task", str(tid), "syscall"))
     except ProcessGone:
         raise
     except AccessDenied:
@@ -97,7 +97,7 @@ def _syscall(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[Syscall], str]:
 
 def _wchan(fs: ProcFS, pid: int, tid: int) -> str:
     try:
-        text = fs.read(pid, "task", str(tid), "wchan").strip()
+        text = fs.read_one(pid, "task", str(tid), "wchan").strip()
     except WaitchainError:
         return ""
     return "" if text == "0" else text
