@@ -1,0 +1,58 @@
+"""snapshot.Holders, the compact object → holders index, gives what a list of (pid, fd) per
+target gave: every holder, in scan order (processes as scanned, each one's fds in its table's
+order), for small and big fd tables (BIG_TABLE), shared targets and targets held twice by one
+process; and holders_of keeps its answer per target without letting a caller change it."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Dict, List, Tuple
+
+from waitchain.model import FdInfo, Process
+from waitchain.procfs.reader import ProcFS
+from waitchain.snapshot import BIG_TABLE, Snapshot
+
+
+def naive(processes: Dict[int, Process]) -> Dict[str, List[Tuple[int, int]]]:
+    index: Dict[str, List[Tuple[int, int]]] = defaultdict(list)
+    for proc in processes.values():
+        for fd, target in proc.fds.items():
+            index[target].append((proc.pid, fd))
+    return index
+
+
+def random_processes(rng: random.Random) -> Dict[int, Process]:
+    targets = [f"pipe:[{i}]" for i in range(40)] + [f"socket:[{i}]" for i in range(40)] + ["/dev/null", "/tmp/x"]
+    processes = {}
+    for pid in rng.sample(range(2, 5000), rng.randint(1, 30)):
+        count = rng.choice([0, 1, 3, BIG_TABLE, BIG_TABLE + 1, 3 * BIG_TABLE])
+        fds = {fd: rng.choice(targets) for fd in rng.sample(range(0, 10 * BIG_TABLE), count)}
+        processes[pid] = Process(pid, pid, "p", "S", 1, pid, 0, fds=fds)
+    return processes
+
+
+def test_the_index_agrees_with_a_list_per_target_on_random_tables() -> None:
+    rng = random.Random(14)
+    for _ in range(300):
+        processes = random_processes(rng)
+        snap = Snapshot(ProcFS("/nonexistent-proc"), processes, [])
+        want = naive(processes)
+        assert {t: list(v) for t, v in snap.holders.items()} == dict(want)
+        assert len(snap.holders) == len(want) and set(snap.holders) == set(want)
+        for target in list(want) + ["pipe:[999]"]:  # asked twice: the kept answer is the same
+            assert list(snap.holders.get(target, ())) == want.get(target, [])
+            assert list(snap.holders.get(target, ())) == want.get(target, [])
+            assert (target in snap.holders) == (target in want)
+
+
+def test_holders_of_is_kept_per_target_and_a_caller_cannot_change_it() -> None:
+    processes = {7: Process(7, 7, "w", "S", 1, 7, 0, fds={3: "pipe:[5]", 4: "pipe:[5]"}),
+                 9: Process(9, 9, "r", "S", 1, 9, 0, fds={0: "pipe:[5]"})}
+    snap = Snapshot(ProcFS("/nonexistent-proc"), processes, [])
+    snap._fdinfo.update({(7, 3): FdInfo(0, 0), (7, 4): FdInfo(0, 1), (9, 0): FdInfo(0, 0)})
+    first = snap.holders_of("pipe:[5]")
+    assert [(h.pid, h.fd, h.access) for h in first] == [(7, 3, "r"), (7, 4, "w"), (9, 0, "r")]
+    first.clear()
+    assert [(h.pid, h.fd) for h in snap.holders_of("pipe:[5]")] == [(7, 3), (7, 4), (9, 0)]
+    assert snap.holders_of("pipe:[6]") == []
