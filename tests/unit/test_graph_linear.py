@@ -342,3 +342,18 @@ def test_a_ring_waiting_on_a_lock_knot_has_no_culprit_and_each_answer_is_the_pla
 
 def plain_kill(ex: Explored, knot) -> Optional[int]:
     return next((p for p in knot.pids if plain_breaks(ex, knot, p)), None)
+
+
+def test_the_text_of_a_chain_deeper_than_the_recursion_limit_is_written() -> None:
+    """render/text.py walked the tree recursively: `waitchain PID` on a chain of 2,000
+    real processes ended in 'internal error: RecursionError' (exit 70)."""
+    from waitchain.render import renderer
+
+    n = 1500
+    waits = [Wait(p, p, "read()", (Edge(p, p, p + 1, None, EdgeKind.PIPE, "pipe", "e"),), syscall="read")
+             for p in range(1, n)]
+    waits.append(Wait(n, n, "clock_nanosleep()", end=End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)))
+    snap = Snap(waits)
+    text = renderer("text")(diagnose(snap, [1], rules=snap.rules))  # type: ignore[arg-type]
+    rows = [line for line in text.splitlines() if line.strip()]
+    assert rows[1].lstrip().startswith("1 ") and any(line.lstrip("└─ ").startswith(f"{n} ") for line in rows)

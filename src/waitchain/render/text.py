@@ -138,6 +138,22 @@ def _tree(diag: Diagnosis, chains: List[Chain], options: Options) -> List[Row]:
 
 
 def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None:
+    """The rows of path's process, then of its subtree, depth-first with a stack of its own
+    (a chain thousands of processes long is deeper than Python's recursion limit)."""
+    todo: List[Tuple] = [(path, lead, child_lead)]
+    while todo:
+        step = todo.pop()
+        if len(step) == 2:  # after a process's children: its chain's way back into a cycle
+            chain, child_lead = step
+            out.append(_cycle_row(diag, chain, child_lead + "└─ ", child_lead + "      "))
+            continue
+        path, lead, child_lead = step
+        todo += reversed(_node_rows(diag, trie, ends, path, lead, child_lead, out, options, shown))
+
+
+def _node_rows(diag, trie, ends, path, lead, child_lead, out, options, shown) -> List[Tuple]:
+    """path's process's own rows; what comes under it, in order (its children, then the
+    way back into a cycle)."""
     pid = path[-1]
     kids = trie.get(path, [])
     chain: Optional[Chain] = ends.get(path)
@@ -148,7 +164,7 @@ def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None
         row = _process_row(diag, pid, wait, edge, None, lead, child_lead + "   ")
         row.why, row.why_style = "↑ what it waits for is shown above", "dim"
         out.append(row)
-        return
+        return []
     shown.add(pid)
     under = child_lead + ("│  " if more else "   ")
     wait, edge = _leading_wait(diag, pid, nxt)
@@ -159,12 +175,13 @@ def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None
         out.extend(_stack_rows(diag, pid, wait, under, options))
     if options.explain:
         out.extend(_explain_rows(diag, edge, chain, under, options.width))
+    after: List[Tuple] = []
     for i, kid in enumerate(kids):
         last = i == len(kids) - 1 and not _cycles_back(chain)
-        _node(diag, trie, ends, kid, child_lead + ("└─ " if last else "├─ "),
-              child_lead + ("   " if last else "│  "), out, options, shown)
+        after.append((kid, child_lead + ("└─ " if last else "├─ "), child_lead + ("   " if last else "│  ")))
     if chain is not None and _cycles_back(chain):
-        out.append(_cycle_row(diag, chain, child_lead + "└─ ", child_lead + "      "))
+        after.append((chain, child_lead))
+    return after
 
 
 def _cycles_back(chain: Optional[Chain]) -> bool:
