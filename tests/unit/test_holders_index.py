@@ -56,3 +56,19 @@ def test_holders_of_is_kept_per_target_and_a_caller_cannot_change_it() -> None:
     first.clear()
     assert [(h.pid, h.fd) for h in snap.holders_of("pipe:[5]")] == [(7, 3), (7, 4), (9, 0)]
     assert snap.holders_of("pipe:[6]") == []
+
+
+def test_an_fd_table_keeps_each_target_text_once() -> None:
+    """Both ends of a pipe (and a dup) name one string object in the table: a host's fd
+    tables are most of a scan's memory."""
+    import os
+
+    read_end, write_end = os.pipe()
+    copy = os.dup(write_end)
+    try:
+        table = ProcFS().fd_links(os.getpid())
+        assert table[read_end] == table[write_end] == table[copy] and table[read_end].startswith("pipe:[")
+        assert table[read_end] is table[write_end] is table[copy]
+    finally:
+        for fd in (read_end, write_end, copy):
+            os.close(fd)

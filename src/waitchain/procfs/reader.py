@@ -185,7 +185,7 @@ def _links(dirfd: int) -> dict:
     names = os.listdir(dirfd)
     readlink = os.readlink
     try:  # the common case in one comprehension; it is most of a snapshot's time
-        return {int(name): readlink(name, dir_fd=dirfd) for name in names}
+        return _shared({int(name): readlink(name, dir_fd=dirfd) for name in names})
     except (OSError, ValueError):
         pass  # an fd closed meanwhile: go again, skipping what fails
     links = {}
@@ -194,7 +194,17 @@ def _links(dirfd: int) -> dict:
             links[int(name)] = readlink(name, dir_fd=dirfd)
         except (OSError, ValueError):
             continue
-    return links
+    return _shared(links)
+
+
+def _shared(links: dict) -> dict:
+    """The table with each target text kept once: both ends of a pipe, dup'ed fds name the
+    same string object (~64 B saved per such fd; a host's tables are most of a scan's memory)."""
+    if len(links) < 2:
+        return links
+    seen: dict = {}
+    keep = seen.setdefault
+    return {fd: keep(target, target) for fd, target in links.items()}
 
 
 
