@@ -121,7 +121,8 @@ class Kept(NamedTuple):
 class ScanCache:
     """What one scan may carry to the next (`waitchain watch`; psutil's oneshot cache is the
     model, scoped to the owner, here the watch loop): a process that has not run since the
-    last scan keeps its fd table, owner, namespaces and stat fields from then; the memory
+    last scan keeps its fd table, owner, namespaces and stat fields from then, and its
+    threads (states, system calls, counters) once a snapshot has read them; the memory
     reader's helper process is kept for every scan. Everything else is read again by every
     scan.
 
@@ -161,6 +162,7 @@ class ScanCache:
         self.now: Dict[int, Kept] = {}
         self.held = 0  # schedstat files held open in kept and now
         self.activity: Dict[int, Activity] = {}  # this scan's reads, for Snapshot.one_thread_activity
+        self.threads: Dict[int, List[Task]] = {}  # pid → its threads as read since its fd table was
         self.reader: Optional[memory.MemoryReader] = None
         self.fd_reads = 0  # fd tables read (counters for tests and benchmarks)
         self.carried = 0  # fd tables carried from the last scan
@@ -182,6 +184,7 @@ class ScanCache:
                 return self._carry(pid, old, seen)
         if old is not None:
             self._release(old.seen)
+        self.threads.pop(pid, None)
         if pid == self.me:  # the scanner runs every scan; its fds are its own: held files, helpers' pipes
             proc = _scan_process(fs, pid, notes)
             if proc is not None:
@@ -219,14 +222,26 @@ class ScanCache:
         release(seen.held)
 
     def next_scan(self) -> None:
-        for gone in self.kept.values():  # not seen by this scan: gone, or not asked for
+        for pid, gone in self.kept.items():  # not seen by this scan: gone, or not asked for
             self._release(gone.seen)
+            self.threads.pop(pid, None)
         self.kept, self.now = self.now, {}
+
+    def carried_threads(self, pid: int) -> Optional[List[Task]]:
+        """The threads of a process this scan carried (it has not run since they were read:
+        the same states, system calls and counters); None when not known."""
+        kept = self.kept.get(pid)
+        return self.threads.get(pid) if kept is not None and kept.carried and pid != self.me else None
+
+    def keep_threads(self, pid: int, tasks: List[Task]) -> None:
+        """Remember the threads read of a process this scan kept, for the scans that carry it."""
+        if pid in self.kept:
+            self.threads[pid] = tasks
 
     def close(self) -> None:
         for kept in list(self.kept.values()) + list(self.now.values()):
             self._release(kept.seen)
-        self.kept, self.now = {}, {}
+        self.kept, self.now, self.threads = {}, {}, {}
         if self.reader is not None:
             self.reader.close()
 
@@ -340,6 +355,7 @@ class Snapshot:
         self._sched_now_on: Dict[Optional[int], Optional[float]] = {}  # CPU → its scheduler clock
         self.memory = TargetMemory(live=fs.root == "/proc", reader=cache.memory_reader() if cache else None)
         self._activity: Dict[int, Activity] = cache.activity if cache else {}  # this scan's: a new dict each scan
+        self._cache = cache
         self.memory.reader.holder_of = lambda found: self.mmap_lock_holder(found.pid)
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
@@ -418,15 +434,21 @@ class Snapshot:
     def _read_tasks(self, pid: int) -> List[Task]:
         if pid not in self.processes:
             return []
-        try:
-            tasks = read_tasks(self.fs, pid)
-        except WaitchainError as exc:
-            self.processes[pid].note = str(exc)
-            return []
+        tasks = self._cache.carried_threads(pid) if self._cache is not None else None
+        if tasks is None:
+            try:
+                tasks = read_tasks(self.fs, pid)
+            except WaitchainError as exc:
+                self.processes[pid].note = str(exc)
+                return []
+            if not self.alive(pid):  # after: the pid may be another process's now
+                return []
+            if self._cache is not None:
+                self._cache.keep_threads(pid, tasks)
         live = [t.tid for t in tasks if t.state not in ("Z", "X")]
         if tasks[0].state in ("Z", "X") and live:  # its main thread exited: read through another
             self.memory.through[pid] = live[0]
-        return tasks if self.alive(pid) else []  # after: the pid may be another process's now
+        return tasks
 
     def moved(self, pid: int, tid: int) -> bool:
         """The thread is not where the scan saw it: another system call or other

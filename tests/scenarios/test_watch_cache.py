@@ -149,6 +149,51 @@ class CountingProcFS(ProcFS):
         return super().fd_links(pid, piddir)
 
 
+class TaskCountingProcFS(CountingProcFS):
+    """... and its thread list reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_reads: Dict[int, int] = {}
+
+    def listdir(self, pid: Optional[int], *parts: str) -> list:
+        if pid is not None and parts == ("task",):
+            self.task_reads[pid] = self.task_reads.get(pid, 0) + 1
+        return super().listdir(pid, *parts)
+
+
+def _threads(cache: ScanCache, fs: ProcFS, pid: int) -> list:
+    with Snapshot.scan(fs, pids=[pid], cache=cache) as snap:
+        return snap.tasks(pid)
+
+
+def test_a_process_that_has_not_run_keeps_its_threads(run_py) -> None:
+    """Carried with its fd table: its threads as first read (one read of the thread list in
+    four scans, the same Task each time); once it runs, read again."""
+    r, w = os.pipe()
+    proc = spawn_with(run_py, ECHO_READER, [r])
+    try:
+        close(r)
+        proc.ready()
+        wait_blocked(proc.pid, "read")
+        fs, cache = TaskCountingProcFS(), ScanCache()
+        wait_until(lambda: _carried(cache, fs, proc.pid), f"a scan carries {proc.pid}")
+        reads = fs.task_reads.get(proc.pid, 0)
+        first = _threads(cache, fs, proc.pid)
+        assert [_threads(cache, fs, proc.pid) for _ in range(3)] == [first] * 3
+        assert fs.task_reads[proc.pid] == reads + 1
+        with Snapshot.scan(pids=[proc.pid]) as fresh:
+            assert fresh.tasks(proc.pid) == first
+        os.write(w, b"x")  # it reads, and blocks in the same read again: it has run
+        proc.ready()
+        wait_blocked(proc.pid, "read")
+        again = _threads(cache, fs, proc.pid)
+        assert fs.task_reads[proc.pid] == reads + 2 and again[0].switches != first[0].switches
+        cache.close()
+    finally:
+        close(w)
+
+
 def _fds(cache: ScanCache, fs: ProcFS, pid: int) -> Dict[int, str]:
     with Snapshot.scan(fs, pids=[pid], cache=cache) as snap:
         return snap.processes[pid].fds
