@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
+from graph_fakes import WaitsSnapshot
 
 from waitchain import incidents, verdict
 from waitchain.engine import diagnose, diagnose_all
@@ -21,7 +22,7 @@ from waitchain.graph import cycle_index, find_cycles
 from waitchain.graph.explore import Explored
 from waitchain.incidents import Incident, _fold
 from waitchain.model import (Advice, Alternative, Chain, ChainEnd, CycleShape, Edge, EdgeKind, End, EndKind, Mode,
-                             Process, Pty, PtySide, Reason, Syscall, Task, Verdict, VerdictClass, Wait)
+                             Pty, PtySide, Reason, Verdict, VerdictClass, Wait)
 from waitchain.verdict import _Breaker, _knot_without, kill_to_break
 
 Key = Tuple[int, int]
@@ -33,37 +34,8 @@ ENDS = [End(EndKind.SLEEPING, "s", Reason.SLEEP), End(EndKind.RUNNING, "r"), End
         End(EndKind.SLEEPING, "to", Reason.TIMEOUT)]
 
 
-class Snap:
-    """What the engine asks of a snapshot, for waits made in code."""
-
-    def __init__(self, waits: List[Wait]) -> None:
-        self.waits = {(w.pid, w.tid): w for w in waits}
-        self.notes: List[str] = []
-        self.threads: Dict[int, List[Task]] = {}
-        for (pid, tid), w in sorted(self.waits.items()):
-            self.threads.setdefault(pid, []).append(Task(tid, f"t{tid}", "S", Syscall(0, w.syscall or "read", (0,) * 6)))
-        self.processes = {p: Process(p, p, f"p{p}", "S", 1, p, 0) for p in self.threads}
-
-    def tasks(self, pid: int) -> List[Task]:
-        return self.threads.get(pid, [])
-
-    def alive(self, pid: int) -> bool:
-        return pid in self.processes
-
-    def cmdline(self, pid: int) -> str:
-        return f"prog{pid}"
-
-    def moved(self, pid: int, tid: int) -> bool:
-        return False
-
-    def ns_thread_ids(self, pid: int) -> Dict[int, int]:
-        return {}
-
-    def idle_seconds(self, pid: int, tid: int) -> Optional[float]:
-        return float((pid * 7 + tid) % 30)
-
-    def rules(self, snap: object, pid: int, task: Task) -> Wait:
-        return self.waits[(pid, task.tid)]
+def snap_of(waits: List[Wait]) -> WaitsSnapshot:
+    return WaitsSnapshot(waits, idle=lambda pid, tid: float((pid * 7 + tid) % 30))
 
 
 def random_waits(rng: random.Random, n: int) -> List[Wait]:
@@ -126,7 +98,7 @@ def knotty_waits(rng: random.Random, n: int) -> List[Wait]:
 
 
 def explored(waits: List[Wait]) -> Explored:
-    snap = Snap(waits)
+    snap = snap_of(waits)
     return Explored(snap, snap.rules).explore(sorted(snap.threads))  # type: ignore[arg-type]
 
 
@@ -259,7 +231,7 @@ def test_incidents_fold_as_before() -> None:
 def test_whole_diagnoses_are_the_same_from_every_start_and_for_all() -> None:
     """A weaker, end-to-end look: the engine's chains are the plain walk's."""
     for _, rng, waits in graphs(CASES // 10):
-        snap = Snap(waits)
+        snap = snap_of(waits)
         start = rng.choice(sorted(snap.threads))
         diag = diagnose(snap, [start], rules=snap.rules)  # type: ignore[arg-type]
         ex = explored(waits)
@@ -277,7 +249,7 @@ def test_a_chain_of_3000_processes_ends_where_it_ends() -> None:
     waits = [Wait(p, p, "read()", (Edge(p, p, p + 1, None, EdgeKind.PIPE, "pipe", "e"),), syscall="read")
              for p in range(1, n)]
     waits.append(Wait(n, n, "clock_nanosleep()", end=End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)))
-    snap = Snap(waits)
+    snap = snap_of(waits)
     diag = diagnose(snap, [1], rules=snap.rules)  # type: ignore[arg-type]
     [chain] = diag.chains
     assert chain.path == tuple(range(1, n + 1))
@@ -290,7 +262,7 @@ def test_a_ring_of_3000_is_one_deadlock_that_one_exit_ends() -> None:
     n = 3000
     waits = [Wait(p, p, "read()", (Edge(p, p, p % n + 1, None, EdgeKind.PIPE, "pipe", "e"),), syscall="read")
              for p in range(1, n + 1)]
-    snap = Snap(waits)
+    snap = snap_of(waits)
     diag = diagnose_all(snap, rules=snap.rules)  # type: ignore[arg-type]
     [verdict] = diag.verdicts
     assert verdict.cls == VerdictClass.DEADLOCK and verdict.members == tuple(range(1, n + 1))
@@ -307,7 +279,7 @@ def test_a_knot_no_single_exit_ends_has_no_culprit() -> None:
         t = p + 10000
         waits.append(Wait(p, t, "read()", (Edge(p, t, (p + 1) % m + 1, None, EdgeKind.PIPE, "pipe", "e"),),
                           syscall="read"))
-    snap = Snap(waits)
+    snap = snap_of(waits)
     [verdict] = diagnose_all(snap, rules=snap.rules).verdicts  # type: ignore[arg-type]
     assert verdict.cls == VerdictClass.DEADLOCK and len(verdict.members) == m and verdict.culprit is None
 
@@ -353,7 +325,7 @@ def test_the_text_of_a_chain_deeper_than_the_recursion_limit_is_written() -> Non
     waits = [Wait(p, p, "read()", (Edge(p, p, p + 1, None, EdgeKind.PIPE, "pipe", "e"),), syscall="read")
              for p in range(1, n)]
     waits.append(Wait(n, n, "clock_nanosleep()", end=End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)))
-    snap = Snap(waits)
+    snap = snap_of(waits)
     text = renderer("text")(diagnose(snap, [1], rules=snap.rules))  # type: ignore[arg-type]
     rows = [line for line in text.splitlines() if line.strip()]
     assert rows[1].lstrip().startswith("1 ") and any(line.lstrip("└─ ").startswith(f"{n} ") for line in rows)

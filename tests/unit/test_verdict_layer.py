@@ -5,50 +5,19 @@ second look that withdraws a verdict, and healthy look-alikes that are not deadl
 from __future__ import annotations
 
 import random
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graph_fakes import WaitsSnapshot
+
 from waitchain.engine import diagnose, diagnose_all
 from waitchain.graph import MAX_DEPTH
-from waitchain.model import (Advice, Edge, EdgeKind, End, EndKind, Mode, Process, Reason, Syscall,
-                             Task, VerdictClass, Wait)
+from waitchain.model import (Advice, Edge, EdgeKind, End, EndKind, Mode, Reason, VerdictClass, Wait)
 
 Key = Tuple[int, int]
-
-
-class FakeSnapshot:
-    """What the engine asks of a snapshot, for waits made in code."""
-
-    def __init__(self, waits: Dict[Key, Wait], moved: Sequence[Key] = ()) -> None:
-        self.waits = waits
-        self.notes: List[str] = []
-        self._moved = set(moved)
-        self.threads: Dict[int, List[Task]] = {}
-        for (pid, tid), w in sorted(waits.items()):
-            task = Task(tid, f"t{tid}", "S", Syscall(0, w.syscall or "read", (0,) * 6))
-            self.threads.setdefault(pid, []).append(task)
-        self.processes = {p: Process(p, 1, f"p{p}", "S", 1, p, 0) for p in self.threads}
-
-    def tasks(self, pid: int) -> List[Task]:
-        return self.threads.get(pid, [])
-
-    def alive(self, pid: int) -> bool:
-        return pid in self.processes
-
-    def cmdline(self, pid: int) -> str:
-        return f"prog{pid}"
-
-    def moved(self, pid: int, tid: int) -> bool:
-        return (pid, tid) in self._moved
-
-    def ns_thread_ids(self, pid: int) -> Dict[int, int]:
-        return {}
-
-    def rules(self, snap: object, pid: int, task: Task) -> Wait:
-        return self.waits[(pid, task.tid)]
 
 
 def edge(a: Key, to: int, kind: EdgeKind = EdgeKind.PIPE, to_tid: Optional[int] = None,
@@ -66,12 +35,12 @@ SLEEP = End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)
 
 
 def run(waits: List[Wait], start: int, moved: Sequence[Key] = ()):
-    snap = FakeSnapshot({(w.pid, w.tid): w for w in waits}, moved)
+    snap = WaitsSnapshot(waits, moved, starttime=lambda pid: 1)
     return diagnose(snap, [start], rules=snap.rules)  # type: ignore[arg-type]
 
 
 def run_all(waits: List[Wait]):
-    snap = FakeSnapshot({(w.pid, w.tid): w for w in waits})
+    snap = WaitsSnapshot(waits, starttime=lambda pid: 1)
     return diagnose_all(snap, rules=snap.rules)  # type: ignore[arg-type]
 
 
