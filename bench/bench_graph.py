@@ -30,6 +30,8 @@ import sys
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from common import kill_and_reap
+
 Key = Tuple[int, int]
 
 
@@ -328,7 +330,7 @@ def real_chain(n: int) -> Iterator[List[int]]:
         _collect(ready_r, n)
         yield kids
     finally:
-        _kill_and_reap(kids)
+        kill_and_reap(kids)
         for fd in (ready_r, ready_w):
             with contextlib.suppress(OSError):
                 if fd >= 0:
@@ -369,7 +371,7 @@ def real_fanin(n: int) -> Iterator[List[int]]:
         _collect(ready_r, n + 1)
         yield kids
     finally:
-        _kill_and_reap(kids)
+        kill_and_reap(kids)
         for fd in (ready_r, ready_w, r):
             with contextlib.suppress(OSError):
                 if fd >= 0:
@@ -383,15 +385,6 @@ def _collect(ready_r: int, count: int) -> None:
         if not chunk:
             raise RuntimeError(f"only {got} of {count} processes started")
         got += len(chunk)
-
-
-def _kill_and_reap(kids: List[int]) -> None:
-    for pid in kids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for pid in kids:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
 
 
 class Timed:
