@@ -23,6 +23,7 @@ from ..procfs import memory
 from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
+from ..procfs.reader import with_deadline as reader_deadline
 from . import native as native_stacks
 from . import python, rlock
 from .extensions import extension_mapped
@@ -392,20 +393,12 @@ def _location(pid: int, frame: Frame, sources: Sources) -> Location:
 
 
 def with_deadline(func: Callable[[], T], seconds: float, default: T) -> T:
-    """func() in a daemon thread, or `default` if it has not answered in time (a source file
-    on a hung FUSE or NFS mount blocks its reader in D state)."""
-    box: List[T] = []
-
-    def capture() -> None:
-        try:
-            box.append(func())
-        except Exception:  # a failure is `default` too, not a traceback from the thread
-            box.append(default)
-
-    worker = threading.Thread(target=capture, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    return box[0] if box else default
+    """func(), or `default` if it fails or has not answered in time (a source file on a hung
+    FUSE or NFS mount blocks its reader in D state): reader.with_deadline's threads."""
+    try:
+        return reader_deadline(func, seconds, None, "a stack's read")
+    except Exception:  # a failure is `default` too, not a traceback from the thread
+        return default
 
 
 def _thread_name(thread: PyThread) -> str:
