@@ -12,9 +12,8 @@ import time
 from typing import Dict, List, Optional
 
 import pytest
-from test_verdict_layer import FakeSnapshot, edge, wait
+from test_verdict_layer import edge, run, wait
 
-from waitchain.engine import diagnose
 from waitchain.model import (Advice, DbLock, DbSession, EdgeKind, End, EndKind, Mode, Reason, Syscall, Task,
                              VerdictClass, Wait)
 from waitchain.procfs import postgres
@@ -111,7 +110,7 @@ def test_no_psql_next_to_the_server(tmp_path) -> None:
     assert answer.error.startswith("no psql next to the server's binary")
 
 
-def test_a_psql_anyone_may_replace_is_not_run(tmp_path) -> None:
+def test_a_psql_anyone_may_replace_is_notrun(tmp_path) -> None:
     psql = _fake_psql(tmp_path, f"echo '{ROWS}'")
     os.chmod(psql, 0o777)
     answer = postgres.ask_blockers(psql, "/nowhere", 5432, "app", [7])
@@ -220,14 +219,9 @@ def test_other_waits_are_left_alone(pid: int, call: str) -> None:
 # --- verdicts --------------------------------------------------------------------------------------
 
 
-def _run(waits: List[Wait], start: int):
-    snap = FakeSnapshot({(w.pid, w.tid): w for w in waits})
-    return diagnose(snap, [start], rules=snap.rules)  # type: ignore[arg-type]
-
-
 def test_the_verdict_on_a_lock_wait_is_the_query_not_a_signal() -> None:
     end = End(EndKind.UNKNOWN, reason=Reason.DB_LOCK, subject=f"SELECT pg_blocking_pids({B})", db=WAITING)
-    diag = _run([wait((CLIENT, CLIENT), edge((CLIENT, CLIENT), B, EdgeKind.UNIX), syscall="poll"),
+    diag = run([wait((CLIENT, CLIENT), edge((CLIENT, CLIENT), B, EdgeKind.UNIX), syscall="poll"),
                  Wait(B, B, "epoll_wait()", end=end, syscall="epoll_wait")], CLIENT)
     (v,) = diag.verdicts
     assert v.cls == VerdictClass.CHAIN_END and v.advice == Advice.DB_LOCK and v.cause == (B, B)
@@ -239,7 +233,7 @@ def test_the_verdict_on_a_lock_wait_is_the_query_not_a_signal() -> None:
 def test_two_backends_waiting_for_each_other_are_a_deadlock() -> None:
     a = pg_edge(B, H)
     b = pg_edge(H, B)
-    diag = _run([wait((CLIENT, CLIENT), edge((CLIENT, CLIENT), B, EdgeKind.UNIX), syscall="poll"),
+    diag = run([wait((CLIENT, CLIENT), edge((CLIENT, CLIENT), B, EdgeKind.UNIX), syscall="poll"),
                  Wait(B, B, "epoll_wait()", (a,), syscall="epoll_wait", mode=Mode.ALL),
                  Wait(H, H, "epoll_wait()", (b,), syscall="epoll_wait", mode=Mode.ALL)], CLIENT)
     (v,) = diag.verdicts
