@@ -42,7 +42,8 @@ def _before_our_code(err: str) -> bool:
 @pytest.mark.parametrize("delay", DELAYS)
 def test_sigint_at_any_moment_exits_130_quietly(delay: float) -> None:
     before = set(children(os.getpid()))
-    cli = subprocess.Popen(_command() + ["--all"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cli = subprocess.Popen(_command() + ["--all"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           preexec_fn=_default_sigint)
     try:
         time.sleep(delay)
         cli.send_signal(signal.SIGINT)
@@ -62,6 +63,13 @@ def test_sigint_at_any_moment_exits_130_quietly(delay: float) -> None:
         assert "Traceback" not in err
     # no helper (memory reader, py-spy) outlives it: none left running as our (adopted) child
     wait_until(lambda: _running_children(before) == [], "every helper of the run has exited", timeout=5)
+
+
+def _default_sigint() -> None:
+    """As at a terminal: a test suite started in the background (`nohup ... &`, a job of a
+    non-interactive shell) inherits SIGINT ignored, and so would the command, which then
+    finished an early Ctrl-C's run with exit 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _running_children(before: set) -> list:
