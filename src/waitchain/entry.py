@@ -6,8 +6,9 @@ out (see children.py). Keep this module's imports to the standard library's ligh
 
 from __future__ import annotations
 
+# _signal: the C module, loaded at start-up: no Python code runs before the handler is set
+import _signal  # type: ignore[import-not-found,unused-ignore]
 import os
-import signal
 
 EXIT_INTERRUPTED = 130  # errors.EXIT_INTERRUPTED, not imported: errors is not light
 
@@ -21,8 +22,11 @@ def _exit_now(signum: int, frame: object) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
-signal.signal(signal.SIGINT, _exit_now)  # at import: the console script imports us first
+# at import, first (the console script imports us first): `import signal` runs signal.py's
+# enum building, long enough for an early Ctrl-C to land in it with a traceback
+_signal.signal(_signal.SIGINT, _exit_now)
 
+import signal  # noqa: E402
 import sys  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
