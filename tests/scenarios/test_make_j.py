@@ -42,7 +42,13 @@ def cmdline(pid: int) -> List[str]:
 
 
 def only_child(pid: int) -> int:
-    wait_until(lambda: len(children(pid)) == 1, f"{pid} has started its child")
+    """The one child of a recipe's shell, once it runs its own program: just forked, it
+    still shows the shell's command line (a cat taken for the sleeper was a flaky wait)."""
+    def started() -> bool:
+        kids = children(pid)
+        return len(kids) == 1 and cmdline(kids[0]) not in ([], cmdline(pid))
+
+    wait_until(started, f"{pid} has started its child's program")
     (child,) = children(pid)
     return child
 
