@@ -7,8 +7,9 @@ whose waits led nowhere and that has not run since is no start of the next explo
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Dict, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -27,6 +28,29 @@ while True:
     ready("reading")
     os.read(fd, 1)
 """
+
+
+@contextlib.contextmanager
+def blocked_reader(run_py, code: str) -> Iterator[Tuple[object, int]]:
+    """`code` run with a pipe's read end (argv[1]), once it blocks in read; (the program,
+    the write end, ours). The write end is closed on the way out."""
+    r, w = os.pipe()
+    try:
+        proc = spawn_with(run_py, code, [r])
+        close(r)
+        proc.ready()
+        wait_blocked(proc.pid, "read")
+        yield proc, w
+    finally:
+        close(w)
+
+
+def wake(proc, w: int) -> List[List[str]]:
+    """Write a byte for it; its next readiness line, once it blocks in read again."""
+    os.write(w, b"x")
+    lines = proc.ready()
+    wait_blocked(proc.pid, "read")
+    return lines
 
 
 def _wait(cache: WaitCache, pid: int, *others: int):
@@ -49,21 +73,12 @@ def test_a_sleeper_that_has_not_run_keeps_its_wait(run_py, wait_sleeping) -> Non
 
 
 def test_a_thread_that_ran_is_read_again(run_py) -> None:
-    r, w = os.pipe()
-    reader = spawn_with(run_py, ECHO_READER, [r])
-    try:
-        close(r)
-        reader.ready()
-        wait_blocked(reader.pid, "read")
+    with blocked_reader(run_py, ECHO_READER) as (reader, w):
         cache = WaitCache()
         first = _wait(cache, reader.pid)
-        os.write(w, b"x")  # it reads, and blocks in the same read again
-        reader.ready()
-        wait_blocked(reader.pid, "read")
+        wake(reader, w)  # it reads, and blocks in the same read again
         second = _wait(cache, reader.pid)
         assert second is not first and cache.hits == 0
-    finally:
-        close(w)
 
 
 def test_a_wait_on_another_process_is_never_kept(run_py, wait_sleeping) -> None:
@@ -112,9 +127,7 @@ def test_quiet_processes_are_no_starts_until_they_run(run_py, wait_sleeping) -> 
         quiet = QuietProcesses()
         assert _learn(quiet, everyone) == everyone
         assert _learn(quiet, everyone) == [threaded.pid]  # two threads: always looked at
-        os.write(w, b"x")  # echo runs, and blocks in its read again
-        echo.ready()
-        wait_blocked(echo.pid, "read")
+        wake(echo, w)  # echo runs, and blocks in its read again
         assert _learn(quiet, everyone) == [echo.pid, threaded.pid]
         assert _learn(quiet, everyone) == [threaded.pid]
     finally:
@@ -170,12 +183,7 @@ def _threads(cache: ScanCache, fs: ProcFS, pid: int) -> list:
 def test_a_process_that_has_not_run_keeps_its_threads(run_py) -> None:
     """Carried with its fd table: its threads as first read (one read of the thread list in
     four scans, the same Task each time); once it runs, read again."""
-    r, w = os.pipe()
-    proc = spawn_with(run_py, ECHO_READER, [r])
-    try:
-        close(r)
-        proc.ready()
-        wait_blocked(proc.pid, "read")
+    with blocked_reader(run_py, ECHO_READER) as (proc, w):
         fs, cache = TaskCountingProcFS(), ScanCache()
         wait_until(lambda: _carried(cache, fs, proc.pid), f"a scan carries {proc.pid}")
         reads = fs.task_reads.get(proc.pid, 0)
@@ -184,14 +192,10 @@ def test_a_process_that_has_not_run_keeps_its_threads(run_py) -> None:
         assert fs.task_reads[proc.pid] == reads + 1
         with Snapshot.scan(pids=[proc.pid]) as fresh:
             assert fresh.tasks(proc.pid) == first
-        os.write(w, b"x")  # it reads, and blocks in the same read again: it has run
-        proc.ready()
-        wait_blocked(proc.pid, "read")
+        wake(proc, w)  # it reads, and blocks in the same read again: it has run
         again = _threads(cache, fs, proc.pid)
         assert fs.task_reads[proc.pid] == reads + 2 and again[0].switches != first[0].switches
         cache.close()
-    finally:
-        close(w)
 
 
 def _fds(cache: ScanCache, fs: ProcFS, pid: int) -> Dict[int, str]:
@@ -227,26 +231,17 @@ os.read(r, 1)
 
 
 def test_a_process_that_opened_a_pipe_is_read_again(run_py) -> None:
-    r, w = os.pipe()
-    proc = spawn_with(run_py, OPENS_A_PIPE, [r])
-    try:
-        close(r)
-        proc.ready()
-        wait_blocked(proc.pid, "read")
+    with blocked_reader(run_py, OPENS_A_PIPE) as (proc, w):
         fs, cache = CountingProcFS(), ScanCache()
         before = _fds(cache, fs, proc.pid)
         assert _fds(cache, fs, proc.pid) == before and fs.fd_reads == {proc.pid: 1}  # the cache is in use
-        os.write(w, b"x")  # it runs: opens a new pipe and blocks reading it
-        (_pid, _word, new_fd), = proc.ready()
-        wait_blocked(proc.pid, "read")
+        (_pid, _word, new_fd), = wake(proc, w)  # it runs: opens a new pipe and blocks reading it
         after = _fds(cache, fs, proc.pid)
         assert fs.fd_reads == {proc.pid: 2}
         assert int(new_fd) not in before and after[int(new_fd)].startswith("pipe:[")
         with Snapshot.scan(pids=[proc.pid]) as fresh:
             assert after == fresh.processes[proc.pid].fds
         cache.close()
-    finally:
-        close(w)
 
 
 def test_the_memory_readers_helper_is_kept_across_scans(run_py, wait_sleeping) -> None:
