@@ -47,7 +47,7 @@ import sysconfig
 import time
 from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
 
-from common import (Result, Run, beside_python, collect, detach_stdio, kill_and_reap, load,
+from common import (Result, Run, beside_python, collect, forked, kill_and_reap, load,
                     process_count, raise_nofile, run_bench, run_child, sigterm_exit, spawner, wait_for_eof)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,13 +84,7 @@ def make_tcp(count: int) -> Tuple[list, list]:
 
 def fork_holder(keep: list, every: list, hold: Tuple[int, int], ready: Tuple[int, int]) -> int:
     """A child that holds only `keep`, says ready, and blocks in read() until the spawner goes."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        detach_stdio()  # do not hold the bench's pipes to the spawner
+    def body() -> None:
         os.close(hold[1])
         os.close(ready[0])
         mine = {id(s) for s in keep}
@@ -100,10 +94,8 @@ def fork_holder(keep: list, every: list, hold: Tuple[int, int], ready: Tuple[int
         os.write(ready[1], b"x")
         os.close(ready[1])
         os.read(hold[0], 1)  # EOF when the spawner closes or dies: then exit
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)
+
+    return forked(body)
 
 
 def sockets_spawner_main(count: int) -> None:

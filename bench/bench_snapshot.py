@@ -36,7 +36,7 @@ import sys
 import time
 from typing import Dict, Iterator, List, Optional
 
-from common import (Result, collect, detach_stdio, kill_and_reap, load, raise_nofile, run_bench, run_child,
+from common import (Result, collect, forked, kill_and_reap, load, raise_nofile, run_bench, run_child,
                     sigterm_exit, spawner, wait_for_eof)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,20 +69,12 @@ def child_main(hold_r: int, ready_w: int, fds: int) -> None:
 
 
 def fork_child(hold_r: int, hold_w: int, ready_r: int, ready_w: int, fds: int) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        detach_stdio()  # do not hold the bench's pipes to the spawner
+    def body() -> None:
         os.close(hold_w)
         os.close(ready_r)
         child_main(hold_r, ready_w, fds)
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)
+
+    return forked(body)
 
 
 def spawner_main(count: int, fds: int) -> None:

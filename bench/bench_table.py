@@ -50,7 +50,7 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from common import (Result, beside_python, collect, detach_stdio, kill_and_reap, load, process_count,
+from common import (Result, beside_python, collect, forked, kill_and_reap, load, process_count,
                     raise_nofile, run_bench, run_child, sigterm_exit, spawner, wait_for_eof)
 import bench_snapshot
 
@@ -92,22 +92,6 @@ int main(void) {
 # --- the machine shapes (spawners run as `bench_table.py --_spawn KIND N`) -------------------
 
 
-def _forked(body: Callable[[], None]) -> int:
-    """fork; the child runs body() with stdio on /dev/null and never returns."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        detach_stdio()
-        body()
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)
-
-
 def spawn_chain(count: int) -> None:
     """count processes, all children of this spawner: process i blocks reading pipe i, whose
     only writer is process i+1; the last reads a pipe only this spawner holds. Prints the
@@ -129,7 +113,7 @@ def spawn_chain(count: int) -> None:
     try:
         for _ in range(count):
             r, w = os.pipe()
-            kids.append(_forked(link(r, w)))
+            kids.append(forked(link(r, w)))
             os.close(r)
             if upstream_w >= 0:
                 os.close(upstream_w)  # now held by the process just forked only
@@ -173,9 +157,9 @@ def spawn_fanin(count: int) -> None:
         os.read(hold_r, 1)
 
     try:
-        kids.append(_forked(holder))
+        kids.append(forked(holder))
         for i in range(count):
-            kids.append(_forked(waiter(i)))
+            kids.append(forked(waiter(i)))
         for r, w in pipes:
             os.close(r)
             os.close(w)
@@ -211,7 +195,7 @@ def spawn_threads(count: int) -> None:
         os.close(ready_w)
         os.read(hold_r, 1)
 
-    kids = [_forked(body)]
+    kids = [forked(body)]
     try:
         os.close(hold_r)
         os.close(ready_w)

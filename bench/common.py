@@ -16,7 +16,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from typing import Collection, Dict, Iterator, List, NamedTuple, Optional
+from typing import Callable, Collection, Dict, Iterator, List, NamedTuple, Optional
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -78,6 +78,23 @@ def detach_stdio() -> None:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
+
+
+def forked(body: Callable[[], None]) -> int:
+    """fork; the child runs body() with stdin/stdout on /dev/null (it keeps no pipe to the
+    bench open) and SIGTERM at its default, and never returns: exit 0, or 1 if body raised."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        detach_stdio()
+        body()
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 @contextlib.contextmanager
