@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Tuple
 
 import pytest
 from scenario_helpers import threads_of
-from test_native_unwind import C_PROGRAM, CC, build, line_of, start_with_ready_fd
+from test_native_unwind import C_PROGRAM, CC, build, compiled, line_of, start_with_ready_fd
 
 from waitchain.demo.harness import Processes, wait_blocked
 from waitchain.stacks import elf, unwind
@@ -75,10 +75,7 @@ class Server:
 @pytest.fixture
 def stripped(tmp_path: Path) -> Iterator[Tuple[Path, Path, str, bytes]]:
     """(source, stripped binary, its build-id, its debug file's bytes); no local debug file."""
-    source = tmp_path / "deep.c"
-    source.write_text(C_PROGRAM)
-    binary = tmp_path / "deep"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-Wl,--build-id", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "deep", C_PROGRAM, "-Wl,--build-id")
     debug = tmp_path / "deep.debug"
     build(["objcopy", "--only-keep-debug", str(binary), str(debug)])
     build(["strip", "--strip-all", str(binary)])

@@ -122,6 +122,15 @@ def build(argv: List[str]) -> None:
         pytest.fail(f"{argv[0]} failed: {done.stderr[-2000:]}")
 
 
+def compiled(tmp_path: Path, name: str, text: str, *flags: str) -> Tuple[Path, Path]:
+    """`text` written to tmp_path/NAME.c and built with -O2 -g and no frame pointers (and
+    `flags`) into tmp_path/NAME: (source, binary)."""
+    source, binary = tmp_path / f"{name}.c", tmp_path / name
+    source.write_text(text)
+    build([CC, "-O2", "-g", "-fomit-frame-pointer", *flags, "-o", str(binary), str(source)])
+    return source, binary
+
+
 def start_with_ready_fd(procs: Processes, argv: List[str]) -> int:
     """Start argv with a readiness pipe's write end as its last argument; its pid once ready."""
     r, w = os.pipe()
@@ -198,10 +207,7 @@ def names(frames: Tuple[Frame, ...]) -> List[str]:
 @needs_cc
 @needs_gdb
 def test_c_without_frame_pointers_three_calls_deep(tmp_path):
-    source = tmp_path / "deep.c"
-    source.write_text(C_PROGRAM)
-    binary = tmp_path / "deep"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "deep", C_PROGRAM)
     with Processes() as procs:
         pid = start_with_ready_fd(procs, [str(binary)])
         wait_blocked(pid, "read")
@@ -226,10 +232,7 @@ def test_up_to_the_application_frame_only_when_no_more_is_shown(tmp_path):
     """every_frame=False (the text output without --stacks shows the application frame only):
     the same application frame and location, nothing past it, and no frame of libc looked up
     (its symbols and lines are not read: with libc's debug file installed they cost most)."""
-    source = tmp_path / "deep.c"
-    source.write_text(C_PROGRAM)
-    binary = tmp_path / "deep"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "deep", C_PROGRAM)
     with Processes() as procs:
         pid = start_with_ready_fd(procs, [str(binary)])
         wait_blocked(pid, "read")
@@ -251,10 +254,7 @@ def test_up_to_the_application_frame_only_when_no_more_is_shown(tmp_path):
 
 
 def _stripped_with_debug_file(tmp_path: Path, how: str) -> Tuple[Path, Path]:
-    source = tmp_path / "deep.c"
-    source.write_text(C_PROGRAM)
-    binary = tmp_path / "deep"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-Wl,--build-id", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "deep", C_PROGRAM, "-Wl,--build-id")
     debug = tmp_path / "deep.debug"
     build(["objcopy", "--only-keep-debug", str(binary), str(debug)])
     build(["strip", "--strip-all", str(binary)])
@@ -371,10 +371,7 @@ int main(int argc, char **argv) {
 def test_a_c_mutex_deadlock_names_each_threads_line(tmp_path, run_cli):
     """Two threads taking two pthread mutexes in opposite orders, -O2 without frame pointers:
     the deadlock's every thread is at its own line, unwound without stopping the process."""
-    source = tmp_path / "abba.c"
-    source.write_text(ABBA)
-    binary = tmp_path / "abba"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-pthread", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "abba", ABBA, "-pthread")
     with Processes() as procs:
         pid = start_with_ready_fd(procs, [str(binary)])
         wait_until(lambda: len(threads_in(pid, ["futex"])) == 3, "the three threads block in futex")
@@ -398,10 +395,7 @@ def test_the_text_output_shows_the_same_lines_without_reading_libc(tmp_path, run
     """The text output (no --stacks) shows each thread's line and the root cause's as --json
     does, and its run reads no libc symbol (cli passes every_frame=False: nothing past the
     application frame is shown)."""
-    source = tmp_path / "abba.c"
-    source.write_text(ABBA)
-    binary = tmp_path / "abba"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-pthread", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "abba", ABBA, "-pthread")
     with Processes() as procs:
         pid = start_with_ready_fd(procs, [str(binary)])
         wait_until(lambda: len(threads_in(pid, ["futex"])) == 3, "the three threads block in futex")
@@ -565,10 +559,7 @@ def _status(pid: int) -> Dict[str, str]:
 @needs_cc
 @needs_strace
 def test_unwinding_never_ptraces_nor_wakes_the_target(tmp_path):
-    source = tmp_path / "deep.c"
-    source.write_text(C_PROGRAM)
-    binary = tmp_path / "deep"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "deep", C_PROGRAM)
     with Processes() as procs:
         pid = start_with_ready_fd(procs, [str(binary)])
         wait_blocked(pid, "read")
@@ -596,10 +587,7 @@ def test_unwinding_never_ptraces_nor_wakes_the_target(tmp_path):
 
 @needs_cc
 def test_files_are_parsed_once_and_a_warm_thread_is_fast(tmp_path):
-    source = tmp_path / "deep.c"
-    source.write_text(C_PROGRAM)
-    binary = tmp_path / "deep"
-    build([CC, "-O2", "-g", "-fomit-frame-pointer", "-o", str(binary), str(source)])
+    source, binary = compiled(tmp_path, "deep", C_PROGRAM)
     with Processes() as procs:
         pids = [start_with_ready_fd(procs, [str(binary)]) for _ in range(2)]
         for pid in pids:
