@@ -1,0 +1,210 @@
+"""waitchain.records behaves as the dataclasses it replaces at run time: each class is made
+twice from the same body, once by dataclasses and once by records, and both must answer
+alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Dict, List, Optional, Tuple
+
+import pytest
+
+from waitchain import records
+
+
+def twins(frozen: bool):
+    """The same class made by dataclasses and by records: (dataclass, record)."""
+    made = []
+    for deco, field in ((dataclasses.dataclass, dataclasses.field), (records.record, records.field)):
+        @deco(frozen=frozen)
+        class Point:
+            """A point."""
+
+            x: int
+            y: Optional[int] = None
+            tags: List[str] = field(default_factory=list)
+            marks: Dict[str, int] = field(default_factory=dict)
+            label: str = field(default="p")
+            unit: ClassVar[str] = "px"  # not a field
+
+            @property
+            def norm(self) -> int:
+                return abs(self.x) + abs(self.y or 0)
+
+            def moved(self, dx: int) -> int:
+                return self.x + dx
+
+        made.append(Point)
+    return made
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_construction_positional_and_keyword(frozen):
+    for cls in twins(frozen):
+        p = cls(1, 2, ["a"], {"k": 1}, "q")
+        assert (p.x, p.y, p.tags, p.marks, p.label) == (1, 2, ["a"], {"k": 1}, "q")
+        k = cls(label="q", marks={"k": 1}, tags=["a"], y=2, x=1)
+        assert k == p
+        d = cls(3)
+        assert (d.x, d.y, d.tags, d.marks, d.label) == (3, None, [], {}, "p")
+        assert (d.norm, d.moved(2), cls.unit, d.unit) == (3, 5, "px", "px")
+        assert list(vars(d)) == ["x", "y", "tags", "marks", "label"]
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_defaults_on_the_class_and_factories_per_instance(frozen):
+    dc, rc = twins(frozen)
+    for cls in (dc, rc):
+        assert (cls.y, cls.label) == (None, "p")
+        assert not hasattr(cls, "tags")
+        a, b = cls(1), cls(1)
+        assert a.tags is not b.tags and a.marks is not b.marks
+        a.tags.append("x")
+        assert b.tags == []
+    assert rc.__record_fields__ == tuple(f.name for f in dataclasses.fields(dc))
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_wrong_arguments_raise_the_same_type_error(frozen):
+    dc, rc = twins(frozen)
+    calls = [((), {}), ((1, 2, [], {}, "p", 6), {}), ((1,), {"x": 2}), ((1,), {"z": 2})]
+    for args, kwargs in calls:
+        with pytest.raises(TypeError) as d:
+            dc(*args, **kwargs)
+        with pytest.raises(TypeError) as r:
+            rc(*args, **kwargs)
+        assert str(r.value) == str(d.value)
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_equality_and_repr(frozen):
+    dc, rc = twins(frozen)
+    for cls in (dc, rc):
+        assert cls(1, 2) == cls(1, 2) and cls(1, 2) != cls(1, 3) and cls(1) != cls(1, label="q")
+        assert cls(1) != (1, None, [], {}, "p")
+        assert cls(1).__eq__((1, None, [], {}, "p")) is NotImplemented
+    assert dc(1) != rc(1)
+    assert repr(rc(1, 2, ["a"], label="q")) == repr(dc(1, 2, ["a"], label="q"))
+    assert repr(rc(1)).startswith("twins.<locals>.Point(x=1, y=None, tags=[], marks={}, label='p')")
+
+
+def test_frozen_hash_is_dataclasses_hash_and_assignment_fails():
+    dc, rc = twins(frozen=True)
+    for cls in (dc, rc):
+        p = cls(1, 2, tags=(), marks=())  # hashable values
+        with pytest.raises(AttributeError) as e:
+            p.x = 5
+        assert "cannot assign to field 'x'" in str(e.value)
+        with pytest.raises(AttributeError) as e:
+            p.extra = 5
+        with pytest.raises(AttributeError) as e:
+            del p.x
+        assert "cannot delete field 'x'" in str(e.value)
+        assert p.x == 1
+    assert hash(rc(1, 2, tags=(), marks=())) == hash(dc(1, 2, tags=(), marks=()))
+    assert {rc(1, 2, tags=(), marks=()), rc(1, 2, tags=(), marks=())} == {rc(1, 2, tags=(), marks=())}
+
+
+def test_plain_records_are_mutable_and_unhashable():
+    for cls in twins(frozen=False):
+        p = cls(1)
+        p.x = 5
+        p.tags.append("t")
+        assert (p.x, p.tags) == (5, ["t"])
+        with pytest.raises(TypeError):
+            hash(p)
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_replace(frozen):
+    dc, rc = twins(frozen)
+    for cls, replace in ((dc, dataclasses.replace), (rc, records.replace)):
+        p = cls(1, 2, ["a"])
+        q = replace(p, y=7, label="q")
+        assert (q.x, q.y, q.tags, q.label) == (1, 7, ["a"], "q") and q.tags is p.tags
+        assert (p.y, p.label) == (2, "p") and replace(p) == p and replace(p) is not p
+        with pytest.raises(TypeError):
+            replace(p, z=1)
+    with pytest.raises(TypeError):
+        records.replace(object(), x=1)
+
+
+def test_one_and_no_field_records():
+    for deco in (dataclasses.dataclass, records.record):
+        @deco(frozen=True)
+        class One:
+            a: int
+
+        @deco(frozen=True)
+        class Empty:
+            pass
+
+        assert (One(3) == One(3), One(3) == One(4), Empty() == Empty()) == (True, False, True)
+        assert (hash(One(3)), hash(Empty()), repr(One(3))) == (hash((3,)), hash(()), f"{One.__qualname__}(a=3)")
+
+
+def test_bare_decorator_post_init_and_methods_written_in_the_class_are_kept():
+    seen = []
+
+    @records.record
+    class Counted:
+        n: int
+        m: Tuple[int, ...] = ()
+
+        def __post_init__(self) -> None:
+            seen.append(self.n)
+
+    c = Counted(1)
+    records.replace(c, n=2)
+    assert seen == [1, 2] and c.m == ()
+
+    @records.record(frozen=True)
+    class Own:
+        a: int
+        b: int = 0
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Own) and self.a == other.a
+
+        def __hash__(self) -> int:
+            return 7
+
+        def __repr__(self) -> str:
+            return "own"
+
+    assert (Own(1, 2) == Own(1, 3), hash(Own(1)), repr(Own(1))) == (True, 7, "own")
+
+
+def test_bad_classes_fail_at_definition_as_dataclasses_do():
+    for deco, field in ((dataclasses.dataclass, dataclasses.field), (records.record, records.field)):
+        with pytest.raises(ValueError):
+            @deco
+            class Mutable:
+                items: list = []  # noqa: RUF012
+
+        with pytest.raises(TypeError):
+            @deco
+            class Order:
+                a: int = 0
+                b: int
+
+        @deco
+        class Required:
+            a: int = field()
+
+        assert not hasattr(Required, "a")
+        with pytest.raises(TypeError):
+            Required()
+
+
+def test_init_is_made_once_on_first_use():
+    @records.record(frozen=True)
+    class Lazy:
+        a: int
+
+    first = Lazy.__init__
+    assert Lazy(1).a == 1
+    assert Lazy.__init__ is not first and Lazy.__init__.__qualname__.endswith("Lazy.__init__")
+    made = Lazy.__init__
+    assert Lazy(2).a == 2 and Lazy.__init__ is made
+
