@@ -11,11 +11,11 @@ immediate second look of verdict.confirm does); the others are confirmed over SE
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Callable, List, Optional, Set, Tuple
 
 from .graph.explore import Rules
 from .model import Advice, CycleShape, Diagnosis, Edge, EndKind, Verdict, VerdictClass, Wait
+from .records import replace
 from .snapshot import Snapshot
 from .waits import wait_of
 

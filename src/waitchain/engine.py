@@ -4,7 +4,6 @@ its cycles, chains and verdicts). The CLI, the demo and the tests call this."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Callable, Iterable, List, Optional, Tuple
 
 from . import verdict as verdicts
@@ -12,6 +11,7 @@ from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources
 from .graph.chains import Walker
 from .graph.explore import Rules
 from .model import Chain, Cycle, CycleShape, Diagnosis, RootCause, Verdict, VerdictClass
+from .records import replace
 from .snapshot import Snapshot
 from .waits import wait_of
 

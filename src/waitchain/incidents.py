@@ -15,13 +15,13 @@ ends at, each process named by (pid, starttime) so a reused pid is another incid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .engine import diagnose_explored, explore_all
 from .graph import Explored, blocked_writers, sources
 from .graph.explore import Rules
 from .model import Advice, Cycle, Diagnosis, EndKind, Reason, Verdict, VerdictClass
+from .records import record
 from .snapshot import Snapshot
 from .waits import wait_of
 
@@ -41,7 +41,7 @@ class Kind:
     ORDER = (DEADLOCK, CYCLE, FULL_BUFFER, BLOCKED)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Incident:
     """One verdict of the machine's, with what ranks it and names it across scans."""
 
@@ -60,7 +60,7 @@ class Incident:
         return tuple(dict.fromkeys(self.verdict.members + self.verdict.victims))
 
 
-@dataclass
+@record
 class Scan:
     """One look at the machine: the diagnosis of all its incidents, the incidents worst
     first, and what it takes to diagnose one of them alone (a watchdog's report)."""

@@ -10,18 +10,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .incidents import Incident, Kind
 from .output import kind
+from .records import field, record
 
 __all__ = ["Metrics", "render", "write_atomically", "of_scan"]
 
 Key = Tuple[object, ...]
 
 
-@dataclass
+@record
 class Metrics:
     deadlocks: int = 0  # deadlocks now
     blocked_threads: Dict[str, int] = field(default_factory=dict)  # incident kind → threads

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Dict, List, Optional, Tuple
+
+from .records import field, record
 
 # Access modes of a file description, from fdinfo `flags & O_ACCMODE`.
 READ, WRITE, READ_WRITE = "r", "w", "rw"
@@ -128,7 +129,7 @@ class Mode(Named):
     ALL = "all"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Syscall:
     """What /proc/PID/task/TID/syscall says a blocked task is inside."""
 
@@ -142,7 +143,7 @@ class Syscall:
         return value - (1 << 32) if value & 0x80000000 else value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Task:
     """One thread. `syscall` is None when running or unreadable; `note` says why."""
 
@@ -158,7 +159,7 @@ class Task:
     kthread: bool = False  # a kernel thread (PF_KTHREAD): no fds, no system calls of its own
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stat:
     """The fields of /proc/PID/stat (or task/TID/stat) that waitchain uses."""
 
@@ -174,7 +175,7 @@ class Stat:
     flags: int = 0  # the kernel's PF_* flags: PF_KTHREAD for a kernel thread
 
 
-@dataclass
+@record
 class Process:
     """A process as scanned. Identity is (pid, starttime): a pid can be reused."""
 
@@ -191,7 +192,7 @@ class Process:
     note: str = ""  # what could not be read, and why
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FdInfo:
     """Parsed /proc/PID/fdinfo/FD. `extra` keeps every other `key: value` line."""
 
@@ -207,7 +208,7 @@ class FdInfo:
         return {0: READ, 1: WRITE}.get(mode, READ_WRITE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Holder:
     """A process that has an object open at fd `fd`, with its access mode if known."""
 
@@ -216,7 +217,7 @@ class Holder:
     access: str = ""  # READ, WRITE, READ_WRITE, or "" when fdinfo was unreadable
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TcpSocket:
     """One line of /proc/PID/net/tcp{,6}. Addresses are (ip text, port)."""
 
@@ -228,7 +229,7 @@ class TcpSocket:
     inode: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnixSocket:
     """A unix socket as sock_diag and /proc/net/unix describe it."""
 
@@ -242,7 +243,7 @@ class UnixSocket:
     pending: Tuple[int, ...] = ()  # a listener: inodes of the client sockets queued on it, not accepted yet
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PipeFill:
     """Bytes queued in a pipe and its capacity."""
 
@@ -261,7 +262,7 @@ class LockType(Named):
     WRITE = "write"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FileLock:
     """The held file lock an edge waits behind; its class (flock, POSIX, OFD) is the edge's kind."""
 
@@ -277,7 +278,7 @@ class PtySide(Named):
     SLAVE = "slave"  # a program on /dev/pts/N: it waits for the master's holder
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pty:
     """A pty edge's terminal: the end the waiter holds and the N of /dev/pts/N."""
 
@@ -285,7 +286,7 @@ class Pty:
     index: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fuse:
     """A FUSE edge's mount: the daemon of `mountpoint` must answer the waiter's request."""
 
@@ -293,7 +294,7 @@ class Fuse:
     inferred: bool = False  # the mount is inferred from the files the process maps, not from its call
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Alternative:
     """An edge that is one alternative of an OR wait (poll, select, epoll): one fd it watches."""
 
@@ -302,7 +303,7 @@ class Alternative:
     watched: str  # the watched fd's file as a call shows it: "pipe:[7]", "TCP 127.0.0.1:5→127.0.0.1:80"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Retry:
     """A lock edge inferred from a short sleep, not from a blocked lock call: the waiter
     sleeps briefly (a busy timeout, a lock-file retry loop) with a file open on which the
@@ -314,7 +315,7 @@ class Retry:
     holds: Optional[LockType] = None  # the strongest lock the waiter holds on the file itself
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DbSession:
     """A database server's backend process as /proc shows it: its process title's facts
     ("postgres: USER DATABASE CLIENT ACTIVITY") and its server (the postmaster)."""
@@ -329,7 +330,7 @@ class DbSession:
     datadir: str = ""  # the server's data directory
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DbLock:
     """The lock a pg-lock edge waits behind, as the server's views tell it (--db): pg_locks
     and pg_stat_activity of the waiter and the blocking session."""
@@ -346,7 +347,7 @@ class DbLock:
     holder_xact: Optional[float] = None  # seconds since the blocker's transaction began
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Container:
     """What a process's cgroup path names: its container (runtime and id), Kubernetes pod,
     systemd unit. Empty strings for what the path does not name."""
@@ -358,7 +359,7 @@ class Container:
     cgroup: str = ""  # the cgroup path it was read from
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Place:
     """Where a process runs: its host (as that host names itself: the hostname of the
     process's UTS namespace), its pid in its own pid namespace when that is not ours, its
@@ -370,7 +371,7 @@ class Place:
     tcp: Tuple[Tuple[Tuple[str, int], Tuple[str, int]], ...] = ()  # its connected TCP sockets: (local, remote)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Edge:
     """A waits-for edge: thread (pid, tid) waits for process `to_pid` (thread `to_tid` if
     known). `to_pid == from_pid` with no `to_tid` is a wait on the process's other threads
@@ -409,7 +410,7 @@ class Edge:
     db_lock: Optional[DbLock] = None  # a pg-lock edge: the lock and the blocking session (--db)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class End:
     """Where a wait ends: nothing further to follow. `reason` is what advice is chosen
     from; the sentence for people is render/ends.py's, made from the facts. `detail` is a
@@ -457,7 +458,7 @@ class End:
     remote: Optional[Tuple[str, int]] = None  # ... and the peer's: the connection's 4-tuple (--remote, merge)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Wait:
     """What one thread waits for: edges to other processes, or an end, or both (an end with
     edges means a remark that stands even though the edges are followed)."""
@@ -476,7 +477,7 @@ class Wait:
     mode: Mode = Mode.ANY  # how the edges combine
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Location:
     """A line of application code (filled by the stacks stage)."""
 
@@ -486,7 +487,7 @@ class Location:
     code: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Frame:
     """One frame of a user-space stack, innermost first in a list."""
 
@@ -500,7 +501,7 @@ class Frame:
     how: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LockHold:
     """A Python lock a thread holds, inferred from its stack and source (Python's Lock records
     no owner): a frame of thread `tid` is inside `with EXPR:`, or after `EXPR.acquire()` with no
@@ -514,7 +515,7 @@ class LockHold:
     code: str = ""  # that line
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stack:
     """The user-space stack of one thread and its application frame."""
 
@@ -541,7 +542,7 @@ class Stack:
     native: Tuple[Frame, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ChainEnd:
     kind: EndKind  # the ending wait's kind, or CYCLE
     detail: str
@@ -552,14 +553,14 @@ class ChainEnd:
     ending: Optional[End] = None  # the ending wait's End, whose facts render/ends.py words
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Chain:
     start: int
     path: Tuple[int, ...]
     end: ChainEnd
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Cycle:
     """Processes that wait for each other: a ring through them (`pids`), the whole strongly
     connected set (`members`), and why it is or is not a deadlock."""
@@ -580,7 +581,7 @@ class CycleShape(Named):
     OPEN = "open"  # not a deadlock: a member can still make progress
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RootCause:
     pid: int
     tid: int
@@ -635,7 +636,7 @@ class Advice(Named):
     DB_LOCK = "db-lock"  # a database backend waits for a lock: ask the server who holds it (pg_blocking_pids)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verdict:
     """One incident: a deadlock knot (with the processes stuck behind it), an open cycle,
     or where a chain ends. The same whichever member the diagnosis started from."""
@@ -653,7 +654,7 @@ class Verdict:
     moved: Tuple[Tuple[int, int], ...] = ()  # threads that did move (the verdict is withdrawn)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hop:
     """One process on a chain that crosses hosts (--remote, merge): pids are per host."""
 
@@ -667,7 +668,7 @@ class Hop:
     remote: Optional[Tuple[str, int]] = None  # ... and this hop's end
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Across:
     """A chain followed onto other hosts: its hops, where it ends (the last host's chain end,
     as that host reported it in JSON), and whether it closes a ring of blocked waits."""
@@ -678,7 +679,7 @@ class Across:
     ring: Optional[int] = None  # a cycle: the index in path where the ring starts again
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemoteHost:
     """A host asked to go on (--remote): the command run and what came of it."""
 
@@ -690,7 +691,7 @@ class RemoteHost:
     document: Optional[Dict[str, object]] = None  # its JSON, as it printed it
 
 
-@dataclass
+@record
 class Diagnosis:
     """Everything a renderer needs."""
 

@@ -17,7 +17,7 @@ the fields' tuple; __hash__ of that tuple when frozen, unhashable when not (a __
 __eq__, __repr__ or __init__ written in the class is kept); dataclasses' __repr__; frozen
 instances raising FrozenInstanceError (an AttributeError); `replace(obj, **changes)`; ClassVar
 annotations are not fields. Not supported: inheritance between records, InitVar, the other
-field() options, fields()."""
+field() options, fields() (vars(obj) gives the fields in order)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__, incidents
@@ -33,6 +32,7 @@ from .metrics import Metrics, of_scan, render, write_atomically
 from .model import Diagnosis, Task, Wait
 from .graph import Explored
 from .procfs.cgroup import in_cgroup, in_unit, read_cgroups
+from .records import field, record, replace
 from .sanitize import clean
 from .snapshot import ScanCache, Snapshot
 from .waits import wait_of
@@ -99,7 +99,7 @@ def main(argv: List[str]) -> int:
 # --- what is new ------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class Tracker:
     """Which incidents have been seen since when, and which were reported: an incident is
     reported once it has been blocked `threshold` seconds (by the kernel's account of its

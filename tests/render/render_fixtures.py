@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Dict, List, Optional, Tuple
 
+from waitchain import records
 from waitchain.model import (Advice, Alternative, Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, End,
                              EndKind, FileLock, Frame, Location, LockHold, LockType, Mode, PipeFill, Process, Pty, PtySide,
                              Reason, RootCause, Stack, Syscall, Task, Verdict, VerdictClass, Wait)
@@ -160,14 +160,14 @@ def hostile() -> Diagnosis:
     old = diag.waits[(d, d)]
     edge = Edge(d, d, s, None, EdgeKind.FIFO, fifo, f"/proc/{s}/fd/5 → {fifo}; fdinfo flags mark the read end",
                 syscall="write", fd=1, writing=True, fill=PipeFill(65536, 65536), holder_fds=(5,))
-    diag.waits[(d, d)] = dataclasses.replace(old, what=f"write(1<{fifo}>)", edges=(edge,))
+    diag.waits[(d, d)] = records.replace(old, what=f"write(1<{fifo}>)", edges=(edge,))
     diag.edges[3] = edge
     diag.tasks[d] = [Task(d, EVIL, "S", Syscall(1, "write", (1, 0, 76, 0, 0, 0)), "pipe_write")]
     diag.processes[d].fds = {1: fifo}
     loc = Location(f"/srv/{EVIL}.py", 16, EVIL, EVIL)
     diag.stacks[(s, s)] = Stack(s, s, (Frame(EVIL, f"/srv/{EVIL}.py", 16),), loc)
     diag.notes.append(EVIL)
-    diag.verdicts = [dataclasses.replace(v, ring=(v.ring[0], edge)) for v in diag.verdicts]
+    diag.verdicts = [records.replace(v, ring=(v.ring[0], edge)) for v in diag.verdicts]
     return diag
 
 

@@ -4,11 +4,11 @@ reason and subject), never from the sentences the wait rules wrote, and run as p
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 
 from render_fixtures import assorted, demo, idle_at, sleeping_twice
 
+from waitchain import records
 from waitchain.model import Advice, Reason
 from waitchain.render.explain import edge_checks, end_checks
 
@@ -40,13 +40,13 @@ def test_idle_ends_are_checked_by_their_reason() -> None:
 def test_pipe_direction_comes_from_the_edge() -> None:
     diag = demo()
     write = diag.edges[3]
-    reworded = dataclasses.replace(write, evidence="read end write end")
+    reworded = records.replace(write, evidence="read end write end")
     for edge in (write, reworded):
         checks = {c.command: c.expect for c in edge_checks(diag, edge)}
         assert "MODE r-- (the read end)" in checks["lsfd -Q 'INODE == 139830001'"]
         assert "the read end" in checks["grep flags /proc/23270/fdinfo/5"]
         assert checks["lsof -n -P +E -p 32084 -a -d 1"].endswith("23270,…,5r")
-    read = dataclasses.replace(diag.edges[0], evidence="pipe full read end")
+    read = records.replace(diag.edges[0], evidence="pipe full read end")
     checks = {c.command: c.expect for c in edge_checks(diag, read)}
     assert "MODE -w- (the write end)" in checks["lsfd -Q 'INODE == 139828372'"]
 
@@ -56,7 +56,7 @@ def test_tcp_checks_use_the_edges_addresses() -> None:
     tcp = diag.edges[1]
     commands = _commands(edge_checks(diag, tcp))
     assert "ss -tnp '( sport = :39392 or dport = :39392 )'" in commands
-    unknown = dataclasses.replace(tcp, local=None, remote=None)
+    unknown = records.replace(tcp, local=None, remote=None)
     assert not any("ss -tnp" in c for c in _commands(edge_checks(diag, unknown)))
 
 

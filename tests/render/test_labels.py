@@ -3,11 +3,11 @@ wait rules used to write."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 
+from waitchain import records
 from waitchain.model import Alternative, Edge, EdgeKind, FileLock, Fuse, LockType, PipeFill, Pty, PtySide
 from waitchain.render.labels import SENTENCES, label, label_head
 
@@ -102,4 +102,4 @@ def test_untrusted_text_in_a_label_is_escaped() -> None:
 
 def test_a_label_does_not_depend_on_the_evidence() -> None:
     built = edge(EdgeKind.PIPE)
-    assert label(dataclasses.replace(built, evidence="write end read end")) == label(built)
+    assert label(records.replace(built, evidence="write end read end")) == label(built)

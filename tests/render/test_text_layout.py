@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from render_fixtures import (ALL, assorted, backend_and_postmaster, chain_end_ve
                              reached_twice)
 from rich.cells import cell_len
 
+from waitchain import records
 from waitchain.model import Advice, ChainEnd, Diagnosis, End, EndKind, Reason
 from waitchain.render import Options, text
 from waitchain.render.common import duration, step_text
@@ -90,10 +90,10 @@ def _ending(kind: EndKind, detail: str, reason: Reason = Reason.OTHER) -> Diagno
     verdict layer gives that end."""
     diag = assorted()
     proxy = 5200
-    chain = dataclasses.replace(diag.chains[0], end=ChainEnd(kind, detail, proxy, proxy, reason))
+    chain = records.replace(diag.chains[0], end=ChainEnd(kind, detail, proxy, proxy, reason))
     wait = diag.waits[(proxy, proxy)]
-    waits = {**diag.waits, (proxy, proxy): dataclasses.replace(wait, end=End(kind, detail, reason=reason))}
-    diag = dataclasses.replace(diag, chains=[chain], waits=waits)
+    waits = {**diag.waits, (proxy, proxy): records.replace(wait, end=End(kind, detail, reason=reason))}
+    diag = records.replace(diag, chains=[chain], waits=waits)
     advice = IDLE_ADVICE.get(reason, Advice.IDLE) if kind == EndKind.IDLE else END_ADVICE.get(kind, Advice.UNKNOWN)
     diag.verdicts = [chain_end_verdict(diag, chain, advice)]
     return diag
@@ -122,7 +122,7 @@ def test_every_end_kind_has_a_headline() -> None:
 
 
 def test_nothing_blocked() -> None:
-    diag = dataclasses.replace(demo(), chains=[], cycles=[], root_cause=None, verdicts=[])
+    diag = records.replace(demo(), chains=[], cycles=[], root_cause=None, verdicts=[])
     assert "NOTHING BLOCKED" in text.render(diag, Options())
 
 
@@ -180,6 +180,6 @@ def test_a_second_line_of_advice_wraps_under_its_title() -> None:
 def test_a_step_names_the_pipe_fill_but_not_the_reader_twice() -> None:
     diag = demo()
     assert step_text(diag, diag.edges[3]).endswith("for 23270 command-server.py (pipe:[139830001]: pipe full 64 KiB/64 KiB)")
-    own = dataclasses.replace(diag.edges[1], to_pid=23573, holder_fds=(4,))
+    own = records.replace(diag.edges[1], to_pid=23573, holder_fds=(4,))
     said = "waits for the peer: it holds the peer itself (fd 4); another of its threads must act"
     assert step_text(diag, own).endswith(f"(socket:[139828380]: {said})")  # the sentence is not cut

@@ -92,11 +92,10 @@ def test_an_idle_server_reached_through_a_pipe_is_not_where_the_request_got_lost
 def _multiprocessing(parent: str, child: str):
     """The demo's parent-waits-for-a-child-writing-to-it deadlock, with the stacks' facts of
     a multiprocessing parent and child (Stack.library_wait)."""
-    import dataclasses
-
     from render_fixtures import demo
 
     from waitchain.model import Frame, Stack
+    from waitchain.records import replace
 
     diag = demo()
     s, d = 23270, 32084
@@ -104,7 +103,7 @@ def _multiprocessing(parent: str, child: str):
                                  source="py-spy", library_wait=parent),
                    (d, d): Stack(d, d, (Frame("_feed", "/usr/lib/python3.11/multiprocessing/queues.py", 250),),
                                  source="py-spy", library_wait=child)}
-    return dataclasses.replace(diag)
+    return replace(diag)
 
 
 def test_a_parent_joining_a_child_stuck_on_a_multiprocessing_queue_is_told_get_before_join() -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import signal
 import struct
-from dataclasses import replace
 
 from rule_fakes import FakeMemory, FakeSnapshot, task
 
 from waitchain.model import EdgeKind, EndKind, Ownerless, Reason, Wait
 from waitchain.procfs import cstructs
+from waitchain.records import replace
 from waitchain.render.labels import label
 from waitchain.render.ends import NO_OWNER, detail
 from waitchain.waits import wait_of

@@ -5,7 +5,6 @@ sentences on waits built in code. The real server is tests/scenarios/test_postgr
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 import time
@@ -14,6 +13,7 @@ from typing import Dict, List, Optional
 import pytest
 from test_verdict_layer import edge, run, wait
 
+from waitchain import records
 from waitchain.model import (Advice, DbLock, DbSession, EdgeKind, End, EndKind, Mode, Reason, Syscall, Task,
                              VerdictClass, Wait)
 from waitchain.procfs import postgres
@@ -244,7 +244,7 @@ def test_two_backends_waiting_for_each_other_are_a_deadlock() -> None:
 
 
 def pg_edge(a: int, b: int):
-    return dataclasses.replace(edge((a, a), b, EdgeKind.PG_LOCK), db=WAITING, db_lock=LOCK)
+    return records.replace(edge((a, a), b, EdgeKind.PG_LOCK), db=WAITING, db_lock=LOCK)
 
 
 def test_a_failed_command_is_shown_short() -> None:

@@ -5,10 +5,9 @@ whose input is a person's terminal ends the chain there."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from test_verdict_layer import edge, run, wait
 
+from waitchain import records
 from waitchain.model import Advice, EdgeKind, End, EndKind, Pty, PtySide, Reason, VerdictClass
 from waitchain.render.ends import detail
 from waitchain.waits.poll import live_end
@@ -20,12 +19,12 @@ SLEEP = End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)
 
 
 def pty(a, to: int, side: PtySide, index: int):
-    return dataclasses.replace(edge(a, to, EdgeKind.PTY), pty=Pty(side, index))
+    return records.replace(edge(a, to, EdgeKind.PTY), pty=Pty(side, index))
 
 
 def relay(pid: int, *edges, live=(SIGNALFD, TYPED)):
     """script's poll: its signalfd, the master (edges to the programs on the slave), its stdin."""
-    return dataclasses.replace(wait((pid, pid), *edges, syscall="poll", live=live), any_of=3)
+    return records.replace(wait((pid, pid), *edges, syscall="poll", live=live), any_of=3)
 
 
 def test_a_program_in_script_waits_for_the_scripts_terminal_not_for_itself() -> None:

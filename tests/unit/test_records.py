@@ -208,3 +208,15 @@ def test_init_is_made_once_on_first_use():
     made = Lazy.__init__
     assert Lazy(2).a == 2 and Lazy.__init__ is made
 
+
+
+def test_model_records_are_frozen_and_compare_by_fields():
+    from waitchain.model import Diagnosis, Edge, EdgeKind, Syscall
+
+    e = Edge(1, 1, 2, None, EdgeKind.PIPE, "pipe:[7]", "read end")
+    assert e == records.replace(e) and hash(e) == hash(records.replace(e)) and e.fd is None
+    with pytest.raises(AttributeError):
+        e.fd = 3  # type: ignore[misc]
+    assert Syscall(0, "read", (3, 1 << 32 | 5)).arg_int(1) == 5
+    d = Diagnosis([], {}, {}, {}, {}, [], [], [], None)
+    assert d.notes == [] and d.notes is not Diagnosis([], {}, {}, {}, {}, [], [], [], None).notes

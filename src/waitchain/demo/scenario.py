@@ -7,13 +7,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 
 from . import SCRIPTS, script
 from .harness import Processes, wait_blocked, wait_child
+from ..records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DemoPids:
     wrapper: int
     client: int

@@ -5,10 +5,10 @@ process reached, read through the snapshot by the wait rules, and the plain grap
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from dataclasses import replace
 from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, PtySide, Reason, Task, Wait
+from ..records import replace
 from ..snapshot import Snapshot
 from ..waits import wait_of
 from .waitfor import Node, WaitFor

@@ -12,17 +12,17 @@ Mode ANY: one target acting ends the wait; Mode ALL: it needs every target."""
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Hashable, Iterable, List, Optional, Set, Tuple, TypeVar
 
 from ..model import Mode
+from ..records import record
 
 Key = Tuple[int, int]  # (pid, tid)
 Target = Tuple[int, Optional[int]]  # (pid, tid) or (pid, None): any thread of pid
 N = TypeVar("N", bound=Hashable)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Node:
     """One thread's wait as the graph sees it."""
 
@@ -32,7 +32,7 @@ class Node:
     exit: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Knot:
     """A terminal strongly connected set of stuck threads: every way out of each member
     leads back into the set, so none can ever proceed."""

@@ -7,8 +7,9 @@ raise nothing for bytes of the right size."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import List, Tuple
+
+from ..records import record
 
 TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec
 FLOCK = struct.Struct("=hh4xqq")  # l_type, l_whence, (pad), l_start, l_len (then l_pid)
@@ -19,7 +20,7 @@ MUTEX = struct.Struct("=iIiIi")  # glibc __pthread_mutex_s: __lock, __count, __o
 MAX_SEMBUFS = 64
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MutexWords:
     """The first words of a glibc pthread_mutex_t, as read: nothing proves yet that the
     memory is one (see waits/futex.py)."""

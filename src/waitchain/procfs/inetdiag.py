@@ -11,12 +11,12 @@ import errno
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from .. import errors
 from .sockdiag import (NLMSG_ERROR, NOCOOKIE, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, _attrs_at, _errno,
                        _messages, _open, _recv, _send)
+from ..records import record
 
 INET_DIAG_INFO = 2
 _REQ = struct.Struct("=BBBxI")  # family, protocol, ext, pad, states
@@ -31,7 +31,7 @@ _BYTES = struct.Struct("=QQ")  # tcpi_bytes_acked, tcpi_bytes_received
 _BYTES_AT = 120
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TcpInfo:
     """The counters of one TCP socket that say whether data came and was sent."""
 

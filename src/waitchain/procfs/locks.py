@@ -9,10 +9,10 @@ the kernel prints for every fd whose file description owns the lock."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import List, Optional
 
 from .reader import TABLE_READ, ProcFS
+from ..records import record
 
 _LINE = re.compile(r"^\s*(\d+):\s(\s*)(->\s)?\s*(.*)$")
 _DEVINO = re.compile(r"^([0-9a-fA-F]+:[0-9a-fA-F]+):(\d+)$")
@@ -20,7 +20,7 @@ _DEVINO = re.compile(r"^([0-9a-fA-F]+:[0-9a-fA-F]+):(\d+)$")
 BYTE_RANGE = ("POSIX", "OFDLCK")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LockEntry:
     """One line of /proc/locks (or of an fdinfo `lock:` line)."""
 

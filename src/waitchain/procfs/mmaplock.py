@@ -17,10 +17,10 @@ __do_fault ← ... ← __get_user_pages ← get_user_pages_remote ← __access_r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ..errors import WaitchainError
+from ..records import record
 from .kstack import read_stack
 from .reader import ProcFS
 from .process import parse_stat
@@ -55,7 +55,7 @@ REMOTE = ("__access_remote_vm", "access_remote_vm", "get_user_pages_remote", "pi
 QUEUED, FAULTING, REMOTE_FAULT = "queued", "faulting", "remote-fault"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Contender:
     """A thread of the process that waits for its mmap lock (QUEUED) or sleeps in a page
     fault, maybe holding it (FAULTING); `call` its system call ("" in a fault), `where`
@@ -67,7 +67,7 @@ class Contender:
     where: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Contention:
     """Why the memory of `pid` is not read: its contenders, the faulting ones first."""
 

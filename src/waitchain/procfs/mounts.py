@@ -4,10 +4,10 @@ of an fd from its fdinfo `mnt_id`, as /proc/locks prints it, and to recognise mq
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Dict, Optional
 
 from ..errors import WaitchainError
+from ..records import record
 from .reader import TABLE_READ, ProcFS
 
 DEADLINE = 1.0  # seconds: mountinfo waits for the mount namespace's lock
@@ -15,7 +15,7 @@ DEADLINE = 1.0  # seconds: mountinfo waits for the mount namespace's lock
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mount:
     mnt_id: int
     major: int

@@ -20,10 +20,10 @@ import pwd
 import re
 import signal
 import subprocess
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..model import DbLock
+from ..records import field, record
 
 PREFIX = "postgres: "
 COMMS = ("postgres", "postmaster")  # comm of a postmaster and its backends (the title changes only cmdline)
@@ -35,7 +35,7 @@ DEADLINE_S = 10.0  # the whole psql run, connection included
 MAX_OUTPUT = 1 << 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Title:
     """A client backend's process title."""
 
@@ -64,7 +64,7 @@ def parse_title(cmdline: str) -> Optional[Title]:
     return Title(words[0], words[1], words[2], activity, waiting)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PidFile:
     """postmaster.pid: the server's pid (in its own pid namespace), data directory, port and
     first unix socket directory ("" when it listens on none)."""
@@ -86,7 +86,7 @@ def parse_pid_file(text: str) -> Optional[PidFile]:
 # --- --db: psql ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Blocker:
     """One row of the answer: `waiter` is blocked by `blocker` (pids as the server sees them;
     0 is a prepared transaction)."""
@@ -96,7 +96,7 @@ class Blocker:
     lock: DbLock
 
 
-@dataclass
+@record
 class Answer:
     """What psql said: blocker rows, or why it could not say (`error`, with `command`)."""
 

@@ -12,13 +12,13 @@ on 6.18)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional
 
 from .reader import ProcFS
+from ..records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PosixTimer:
     id: int
     signo: int  # 0 when it sends no signal

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
 from ..model import Diagnosis
+from ..records import record
 
 Render = Callable[["Diagnosis", "Options"], str]
 
@@ -18,7 +18,7 @@ FORMATS: Dict[str, Tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Options:
     color: bool = False
     width: Optional[int] = None

@@ -7,11 +7,11 @@ shell-quoted, cleaned paths, so they are safe to copy and paste."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..model import Chain, Diagnosis, Edge, EdgeKind, End, EndKind, Reason, Task
 from ..procfs.fds import inode_of
+from ..records import record
 from ..sanitize import clean
 from .common import end_pid, name
 
@@ -24,7 +24,7 @@ FD_CALLS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Check:
     command: str  # what to type (a shell command)
     expect: str  # what it shows for this diagnosis

@@ -5,10 +5,10 @@ same sentences; every string is cleaned of control characters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass
+from ..records import field, record
 from ..sanitize import clean
 from . import db
 from .labels import LOCK_NOUNS
@@ -37,7 +37,7 @@ HELD_REQUEST = ("the server read the request and is holding it (an application-l
 INHERITED_PIPE = "INHERITED PIPE: the only writer left is a server that inherited the pipe and never writes it"
 
 
-@dataclass
+@record
 class Summary:
     """One verdict as sentences."""
 

@@ -5,7 +5,6 @@ Whatever cannot be read becomes a note, never an error."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gc
 import mmap
@@ -14,7 +13,6 @@ import re
 import stat
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from ..errors import AccessDenied, WaitchainError
@@ -24,6 +22,7 @@ from ..procfs.maps import read_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from ..procfs.reader import with_deadline as reader_deadline
+from ..records import field, record, replace
 from . import native as native_stacks
 from . import python, rlock
 from .extensions import extension_mapped
@@ -60,7 +59,7 @@ GROUP_NOTES = {
 }
 
 
-@dataclass
+@record
 class _Result:
     """What one process gave: stacks by TID, or why not (`kind` groups the notes)."""
 
@@ -138,7 +137,7 @@ def _locate_root_cause(diag: Diagnosis) -> None:
     cause = diag.root_cause
     stack = diag.stacks.get((cause.pid, cause.tid)) if cause else None
     if cause is not None and stack is not None and stack.location is not None:
-        diag.root_cause = dataclasses.replace(cause, location=stack.location)
+        diag.root_cause = replace(cause, location=stack.location)
 
 
 # --- one process ------------------------------------------------------------------------
@@ -445,14 +444,14 @@ def lock_holders(proc: _Process, stacks: Dict[int, Stack]) -> None:
         owner = proc.rlock_owner(by_tid[tid], app, wanted.expression)
         if owner is not None and hold is not None and hold.tid != owner:
             hold = None  # the lock says who holds it: the inference was wrong
-        stacks[tid] = dataclasses.replace(stack, lock_wait=wanted.expression, likely_holder=hold,
-                                          lock_owner=owner)
+        stacks[tid] = replace(stack, lock_wait=wanted.expression, likely_holder=hold,
+                              lock_owner=owner)
         if hold is not None:
             holds.setdefault(hold.tid, []).append(hold)
     for tid, held in holds.items():
         if tid not in stacks:
             stacks[tid] = python_stack(proc, tid)
-        stacks[tid] = dataclasses.replace(stacks[tid], holds=tuple(dict.fromkeys(held)))
+        stacks[tid] = replace(stacks[tid], holds=tuple(dict.fromkeys(held)))
 
 
 def _in_condition_wait(thread: PyThread, index: int) -> bool:
@@ -512,7 +511,7 @@ def _with_native_frames(pid: int, result: _Result, fetch: Optional[Client] = Non
 
     found = unwind.under_interpreter(pid, sorted(result.stacks), interpreter, debuginfod=fetch)
     for tid, frames in found.items():
-        result.stacks[tid] = dataclasses.replace(result.stacks[tid], native=frames)
+        result.stacks[tid] = replace(result.stacks[tid], native=frames)
     return result
 
 

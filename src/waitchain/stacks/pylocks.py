@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ast
 import heapq
-from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ..records import record
 
 Def = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 ScopeNode = Union[ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
@@ -24,7 +25,7 @@ WITHS = (ast.With, ast.AsyncWith)
 NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Acquire:
     """A lock expression acquired by a statement: where, and the scope that names it."""
 
@@ -236,7 +237,7 @@ def _decorated(node: Def, name: str) -> bool:
 # --- across threads -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FrameAt:
     """One frame of a thread, as the inference needs it."""
 
@@ -247,7 +248,7 @@ class FrameAt:
     local_addrs: Mapping[str, int]  # py-spy --locals: name → object address ({} when not read)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Holder:
     tid: int
     acquire: Acquire

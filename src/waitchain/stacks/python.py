@@ -12,11 +12,11 @@ import shutil
 import signal
 import subprocess
 import sysconfig
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from .. import children
 from ..model import Frame
+from ..records import record
 from .tidmap import map_threads
 
 TIMEOUT = 5.0  # seconds for one dump; a blocked target answers in well under 0.1 s
@@ -31,7 +31,7 @@ class StackTimeout(StackError):
     """The helper did not answer in time (and was stopped)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PyThread:
     """One thread of a py-spy dump. `selves[i]` is (address, type name) of `self` in
     frames[i], or None: it tells a Thread.join which Thread it waits for."""

@@ -5,11 +5,11 @@ and sets what every wait has: the name of the call it is in."""
 
 from __future__ import annotations
 
-import dataclasses
 import traceback
 from typing import Callable, Dict
 
 from ..model import End, EndKind, Reason, Task, Wait
+from ..records import replace
 from ..snapshot import Snapshot
 from . import child, ends, fifo, filelock, futex, io, kernel, objects, poll, postgres, signals
 from .describe import call_text
@@ -51,8 +51,8 @@ def _unfollowed_rule(snap: Snapshot, pid: int, task: Task) -> Wait:
 def _with_call(wait: Wait, task: Task) -> Wait:
     """The wait (and each of its edges) names the call the thread is in."""
     name = task.syscall.name if task.syscall else ""
-    edges = tuple(e if e.syscall else dataclasses.replace(e, syscall=name) for e in wait.edges)
-    return dataclasses.replace(wait, syscall=name, edges=edges)
+    edges = tuple(e if e.syscall else replace(e, syscall=name) for e in wait.edges)
+    return replace(wait, syscall=name, edges=edges)
 
 
 # --- a rule that raised -------------------------------------------------------------------

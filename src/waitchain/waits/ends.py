@@ -8,11 +8,11 @@ nothing), a server waiting for clients, a connect, and calls that later rules wi
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Optional
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
+from ..records import replace
 from ..snapshot import Snapshot
 from . import child, tty
 from .describe import call_text, fd_text

@@ -10,13 +10,13 @@ fd inherited by a child lists both parent and child."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, FdInfo, FileLock, LockType, Mode, Reason, Task, Wait
 from ..procfs.locks import LockEntry, device_text, fdinfo_locks, overlaps
 from ..procfs.status import mask, signal_names
+from ..records import record, replace
 from ..snapshot import Snapshot
 from .describe import fd_text
 
@@ -29,7 +29,7 @@ KINDS = {"FLOCK": EdgeKind.FLOCK, "POSIX": EdgeKind.POSIX_LOCK, "OFDLCK": EdgeKi
 LOCK_TYPES = {"READ": LockType.READ, "WRITE": LockType.WRITE}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     """The lock a blocked call asks for. type "" or range (0, None) when unknown."""
 
@@ -89,7 +89,7 @@ def _timer(snap: Snapshot, pid: int, tid: int, name: str) -> Optional[End]:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Waiter:
     """The blocked thread and its call."""
 

@@ -26,13 +26,13 @@ through snap.memory (process_vm_readv): the target is never stopped."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Ownerless, Reason, Task, Wait
 from . import signals
 from ..procfs.cstructs import MutexWords
+from ..records import record, replace
 from ..snapshot import Snapshot
 
 SYSCALLS = {"futex"}
@@ -54,7 +54,7 @@ OWN_THREADS_ONLY = {Ownerless.NONE_RECORDED, Ownerless.PYTHON, Ownerless.UNPROVE
 MAX_CANDIDATES = 512  # processes searched for the owner of a shared futex in another pid namespace
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Futex:
     """One blocked futex call, decoded."""
 

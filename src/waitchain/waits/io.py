@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from ..model import End, EndKind, Mode, Reason, Task, Wait
 from ..procfs.fds import target_kind
+from ..records import replace
 from ..snapshot import Snapshot
 from . import objects, pipe, signals, socket, tty
 from .describe import call_text

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import WaitchainError
 from ..model import (READ_WRITE, WRITE, Alternative, Edge, End, EndKind, Mode, Reason, Syscall, TcpSocket, Task,
                      Wait)
 from ..procfs.fds import inode_of
+from ..records import field, record, replace
 from ..snapshot import Snapshot
 from . import io, signals
 from .describe import call_text, fd_text, object_text, plural, socket_of
@@ -47,7 +47,7 @@ EVENTPOLL = "anon_inode:[eventpoll]"
 _TFD = re.compile(r"^\s*(\d+)\s+events:\s*([0-9a-fA-F]+)(?:.*?\bino:\s*([0-9a-fA-F]+))?")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Watched:
     """One watched fd: its event bits, how a person reads them, where they were read."""
 
@@ -113,7 +113,7 @@ def _no_fds(snap: Snapshot, pid: int, tid: int, call: Syscall, timeout: Optional
     return signals.suspend_end(snap, pid, tid, call.name)  # call.name says it watches no fd
 
 
-@dataclass
+@record
 class Alternatives:
     """What the watched fds lead to: edges (to other processes, or back to this one when
     only it holds the other end), live ends, and whether one of them is a wake-up fd (read,

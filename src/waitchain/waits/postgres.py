@@ -19,10 +19,10 @@ threads.THREAD_OS_ID (its sessions are threads of one process)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import List, Tuple
 
 from ..model import DbLock, DbSession, Edge, EdgeKind, End, EndKind, Mode, Reason, Task, Wait
+from ..records import replace
 from ..snapshot import Snapshot
 
 # The calls a backend's latch wait (or an older server's semaphore wait) is made in.
@@ -39,27 +39,27 @@ def refine(snap: Snapshot, pid: int, task: Task, wait: Wait) -> Wait:
         return wait
     if session.waiting:
         return _lock_wait(snap, pid, task, wait, session)
-    return dataclasses.replace(wait, edges=tuple(_tagged(e, session) for e in wait.edges))
+    return replace(wait, edges=tuple(_tagged(e, session) for e in wait.edges))
 
 
 def _tagged(edge: Edge, session: DbSession) -> Edge:
     """An edge to anything but its server (the postmaster's pipe) carries the title's facts."""
-    return edge if edge.to_pid == session.server else dataclasses.replace(edge, db=session)
+    return edge if edge.to_pid == session.server else replace(edge, db=session)
 
 
 def _lock_wait(snap: Snapshot, pid: int, task: Task, wait: Wait, session: DbSession) -> Wait:
     base = Wait(pid, task.tid, wait.what, syscall=wait.syscall)
     if not snap.ask_db:
-        return dataclasses.replace(base, end=_end(pid, session))
+        return replace(base, end=_end(pid, session))
     answer = snap.pg_blockers(pid)
     if answer.error:
-        return dataclasses.replace(base, end=_end(pid, session, answer.error, answer.command))
+        return replace(base, end=_end(pid, session, answer.error, answer.command))
     rows = answer.of(pid)
     edges = [_edge(pid, task.tid, b.blocker, b.lock, session, answer.command) for b in rows if b.blocker > 0]
     if edges:
-        return dataclasses.replace(base, edges=tuple(edges), mode=Mode.ALL)
-    return dataclasses.replace(base, end=_end(pid, session, _no_blocker(pid, [b.blocker for b in rows]),
-                                              answer.command))
+        return replace(base, edges=tuple(edges), mode=Mode.ALL)
+    return replace(base, end=_end(pid, session, _no_blocker(pid, [b.blocker for b in rows]),
+                                  answer.command))
 
 
 def _end(pid: int, session: DbSession, unread: str = "", command: Tuple[str, ...] = ()) -> End:

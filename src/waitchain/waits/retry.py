@@ -24,12 +24,12 @@ reader that polls with short sleeps while another connection writes gets the edg
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, FdInfo, LockType, Mode, Retry
 from ..procfs.locks import LockEntry, fdinfo_locks
+from ..records import record
 from ..snapshot import Snapshot
 from . import filelock
 
@@ -37,7 +37,7 @@ MAX_INTERVAL = 1.0  # seconds: a longer sleep is a pause, not a retry
 CLASSES = ("FLOCK", "POSIX", "OFDLCK")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _File:
     """A regular file the sleeper has open, with a lock another process holds on it."""
 

@@ -17,7 +17,6 @@ outside could break)."""
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import struct
 import time
@@ -26,6 +25,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
 from ..procfs.status import mask, signal_names
+from ..records import replace
 from ..snapshot import Snapshot
 from .retry import MAX_INTERVAL, retry_edges
 
@@ -250,7 +250,7 @@ def retrying(snap: Snapshot, wait: Wait, interval: Optional[float] = None) -> Wa
         slept = snap.idle_seconds(wait.pid, wait.tid)
         interval = end.timeout + (slept if slept is not None and slept <= MAX_INTERVAL else 0.0)
     edges, mode = retry_edges(snap, wait.pid, wait.tid, end.call, interval)
-    return dataclasses.replace(wait, edges=edges, end=None, mode=mode) if edges else wait
+    return replace(wait, edges=edges, end=None, mode=mode) if edges else wait
 
 
 def _absolute(pid: int, tid: int, name: str, clock: int, value: float) -> Wait:

@@ -7,18 +7,18 @@ this host ends the chain as `remote`."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, Missing, Mode, Reason, TcpSocket, UnixSocket, Wait
 from ..procfs.fds import inode_of
+from ..records import record
 from ..snapshot import Snapshot
 from .describe import endpoint, nobody_end, tcp_text
 
 CONNECTED = ("stream", "seqpacket")  # unix socket types that connect through a listener
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Side:
     """The waiter: its thread, fd and call, and whether it writes."""
 

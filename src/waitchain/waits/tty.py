@@ -5,10 +5,10 @@ real terminal waits for a person at it (the end of the chain)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, Missing, Pty, PtySide, Reason, Wait
+from ..records import record
 from ..snapshot import Snapshot
 from .describe import nobody_end
 
@@ -30,7 +30,7 @@ def wait(snap: Snapshot, pid: int, tid: int, fd: int, target: str, writing: bool
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Waiter:
     """The thread reading (or writing) a terminal fd."""
 
