@@ -71,3 +71,12 @@ def test_stacks_are_imported_when_they_are_read(sleeper: int) -> None:
     result = _run(str(sleeper), "--json")
     assert "waitchain.stacks" in result["modules"]
     assert _loaded(result, ["urllib.request", "http.client", "waitchain.stacks.debuginfod", "rich"]) == []
+
+
+def test_a_native_stack_is_unwound_without_pyelftools(sleeper: int) -> None:
+    """`waitchain PID` on a sleep unwinds its native stack (stacks/cfi.py decodes the CFI)
+    without importing pyelftools: only a .debug_line needs it, and the text output looks up
+    no line of libc (sleep itself has no debug info here)."""
+    result = _run(str(sleeper))
+    assert "waitchain.stacks.unwind" in result["modules"]
+    assert _loaded(result, ["elftools"]) == []

@@ -79,10 +79,7 @@ def stripped(tmp_path: Path) -> Iterator[Tuple[Path, Path, str, bytes]]:
     debug = tmp_path / "deep.debug"
     build(["objcopy", "--only-keep-debug", str(binary), str(debug)])
     build(["strip", "--strip-all", str(binary)])
-    opened = elf._open_elf(str(binary))
-    assert opened is not None
-    build_id = elf._build_id(opened[0])
-    opened[1].close()
+    build_id = elf.build_id_of(str(binary))
     assert build_id
     data = debug.read_bytes()
     debug.unlink()  # only the server has it

@@ -261,7 +261,7 @@ def _stripped_with_debug_file(tmp_path: Path, how: str) -> Tuple[Path, Path]:
     if how == "debuglink":
         build(["objcopy", f"--add-gnu-debuglink={debug}", str(binary)])
     else:
-        build_id = elf._build_id(elf._open_elf(str(binary))[0])  # type: ignore[index]
+        build_id = elf.build_id_of(str(binary))
         assert build_id
         target = tmp_path / "debugroot" / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
         target.parent.mkdir(parents=True)

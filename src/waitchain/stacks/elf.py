@@ -2,14 +2,16 @@
 (.eh_frame through .eh_frame_hdr), symbols (.symtab, else .dynsym), file:line (.debug_line of
 the file or of its separate debug file, by build-id or .gnu_debuglink) and code bytes.
 
-pyelftools parses; each file is opened and its tables parsed once, lazily, and kept in a
-cache keyed by build-id (else by the file's identity), shared by every process and thread
-of a run (and of the runs of one waitchain process). A file that cannot be read or parsed
-answers None to every question: the unwinder then falls back (frame pointers, a scan)."""
+Headers, sections, notes, symbols are read here (ElfFile, struct) and the CFI by stacks/cfi.py;
+pyelftools (its import alone costs ~40 ms of a run's start) only decodes .debug_line, when a
+file or its debug file has one and a line is asked for. Each file is opened and its tables
+parsed once, lazily, and kept in a cache keyed by build-id (else by the file's identity),
+shared by every process and thread of a run (and of the runs of one waitchain process). A
+file that cannot be read or parsed answers None to every question: the unwinder then falls
+back (frame pointers, a scan)."""
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import struct
@@ -17,16 +19,9 @@ import threading
 import zlib
 from bisect import bisect_right
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-try:  # a dependency; without it native stacks are not unwound (gdb stays available)
-    from elftools.common.exceptions import ELFError
-    from elftools.dwarf.callframe import FDE, CallFrameInfo
-    from elftools.dwarf.structs import DWARFStructs
-    from elftools.elf.elffile import ELFFile
-    HAVE_ELFTOOLS = True
-except ImportError:  # pragma: no cover - the package depends on pyelftools
-    HAVE_ELFTOOLS = False
+from . import cfi
 
 # Separate debug files: <root>/.build-id/xx/rest.debug, <root>/<dir of the file>/<debuglink>.
 # Looked for inside the target's root first (a container), then in ours.
@@ -38,39 +33,130 @@ _SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 PF_X = 1
 PAGE = 4096
+PT_LOAD = 1
+SHT_NOTE, SHT_NOBITS = 7, 8
+SHF_COMPRESSED = 0x800
+NT_GNU_BUILD_ID = 3
+# ELF headers by class (1: 32-bit, 2: 64-bit), little-endian: the file header's fields from
+# e_type on, a program header, a section header, a compressed section's header.
+_EHDR = {1: struct.Struct("<HHIIIIIHHHHHH"), 2: struct.Struct("<HHIQQQIHHHHHH")}
+_PHDR = {1: struct.Struct("<IIIIIIII"), 2: struct.Struct("<IIQQQQQQ")}
+_SHDR = {1: struct.Struct("<IIIIIIIIII"), 2: struct.Struct("<IIQQQQIIQQ")}
+_CHDR = {1: struct.Struct("<III"), 2: struct.Struct("<IIQQ")}
 
-Row = Dict[Any, Any]  # a decoded CFI row: "pc", "cfa" (CFARule), register number → RegisterRule
+Row = cfi.Row
+
+
+class BadElf(Exception):
+    """Not an ELF file we read (or a truncated one)."""
+
+
+class Section(NamedTuple):
+    name: str
+    type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    link: int
+
+
+class ElfFile:
+    """The headers of a little-endian ELF file (32 or 64-bit) and its sections' bytes, read
+    with pread from an open file (the stream pyelftools is given for .debug_line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._fd = stream.fileno()
+        ident = self.read(0, 16)
+        if len(ident) < 16 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] != 1:
+            raise BadElf("not a little-endian ELF file")
+        self.elfclass = 32 * ident[4]
+        cls = ident[4]
+        ehdr = _EHDR[cls]
+        (_type, _machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize,
+         shnum, shstrndx) = ehdr.unpack(self._exact(16, ehdr.size))
+        self.segments: List[Tuple[int, ...]] = []  # (type, offset, vaddr, filesz, flags)
+        phdr = _PHDR[cls]
+        if phnum and phentsize >= phdr.size:
+            table = self._exact(phoff, phentsize * phnum)
+            for i in range(phnum):
+                f = phdr.unpack_from(table, i * phentsize)
+                self.segments.append((f[0], f[1], f[2], f[4], f[6]) if cls == 1 else (f[0], f[2], f[3], f[5], f[1]))
+        self.sections: List[Section] = []
+        shdr = _SHDR[cls]
+        if shoff and shentsize >= shdr.size:
+            first = shdr.unpack(self._exact(shoff, shdr.size))
+            shnum = shnum or first[5]  # more than 0xff00 sections: the count is in section 0
+            shstrndx = first[6] if shstrndx == 0xFFFF else shstrndx
+            table = self._exact(shoff, shentsize * shnum)
+            raw = [shdr.unpack_from(table, i * shentsize) for i in range(shnum)]
+            names = self._data(raw[shstrndx][1], raw[shstrndx][2], raw[shstrndx][4], raw[shstrndx][5]) \
+                if 0 < shstrndx < shnum else b""
+            for name, type_, flags, addr, offset, size, link, *_ in raw:
+                end = names.find(b"\0", name)
+                text = names[name:end if end >= 0 else None].decode("utf-8", "replace")
+                self.sections.append(Section(text, type_, flags, addr, offset, size, link))
+        self._by_name = {s.name: s for s in self.sections}  # (the last of a name, as pyelftools)
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self._fd, size, offset)
+
+    def _exact(self, offset: int, size: int) -> bytes:
+        data = self.read(offset, size)
+        if len(data) != size:
+            raise BadElf("truncated")
+        return data
+
+    def section(self, name: str) -> Optional[Section]:
+        return self._by_name.get(name)
+
+    def data(self, section: Section) -> bytes:
+        """A section's bytes (decompressed), b"" for one that has none in the file."""
+        return self._data(section.type, section.flags, section.offset, section.size)
+
+    def _data(self, type_: int, flags: int, offset: int, size: int) -> bytes:
+        if type_ == SHT_NOBITS:
+            return b""
+        data = self._exact(offset, size)
+        if flags & SHF_COMPRESSED:
+            chdr = _CHDR[self.elfclass // 32]
+            if len(data) < chdr.size or chdr.unpack_from(data)[0] != 1:  # ELFCOMPRESS_ZLIB
+                raise BadElf("compressed section of an unknown kind")
+            data = zlib.decompress(data[chdr.size:])
+        return data
 
 
 class Module:
     """One ELF file: its load segments, CFI, symbols and lines. Thread-safe (one lock:
-    pyelftools reads through one seekable stream)."""
+    pyelftools reads .debug_line through one seekable stream)."""
 
-    def __init__(self, path: str, data_path: str, build_id: str, elf: "ELFFile", stream: Any) -> None:
+    def __init__(self, path: str, data_path: str, build_id: str, elf: ElfFile) -> None:
         self.path = path  # as the target names it (/usr/lib/x86_64-linux-gnu/libc.so.6)
         self.build_id = build_id
         self._data_path = data_path  # where we opened it (/proc/PID/root/... or map_files)
         self._elf = elf
-        self._stream = stream
         self._lock = threading.RLock()
-        self.loads = [(s["p_vaddr"], s["p_offset"], s["p_filesz"], s["p_flags"])
-                      for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        self.loads = [(vaddr, offset, filesz, flags)
+                      for type_, offset, vaddr, filesz, flags in elf.segments if type_ == PT_LOAD]
         self._fdes: Optional[Tuple[List[int], List[int]]] = None  # sorted starts, eh_frame offsets
-        self._cfi: Optional[Any] = None
+        self._eh_frame = (b"", 0)  # its bytes and address
+        self._cies: Dict[int, cfi.CIE] = {}  # decoded CIEs by offset
         self._rows: "OrderedDict[int, Optional[Tuple[int, int, List[Row]]]]" = OrderedDict()
         self._symbols: Optional[Tuple[List[int], List[Tuple[int, int, str]]]] = None
-        self._debug: Optional[Tuple[Any, Any]] = None  # (ELFFile, stream) of the debug info
+        self._debug: Optional[ElfFile] = None  # the separate debug file
         self._debug_done = False
         self._fetched = False  # asked a debuginfod client (stacks/debuginfod.py) for it
         self._lines: Dict[int, Tuple[List[int], List[Tuple[int, str, int]]]] = {}  # CU offset → rows
         self._aranges: Optional[Any] = None
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
         self._comp_dirs: Dict[int, str] = {}
+        self._dwarf_info: Any = None  # pyelftools' DWARFInfo, False: none
 
     def close(self) -> None:
         with self._lock:
             try:
-                self._stream.close()
+                self._elf.stream.close()
             except OSError:
                 pass
 
@@ -89,12 +175,10 @@ class Module:
         """Bytes of the file's code at `vaddr` (b"" outside its loaded segments)."""
         for seg_vaddr, off, filesz, _ in self.loads:
             if seg_vaddr <= vaddr and vaddr + size <= seg_vaddr + filesz:
-                with self._lock:
-                    try:
-                        self._stream.seek(off + vaddr - seg_vaddr)
-                        return bytes(self._stream.read(size))
-                    except (OSError, ValueError):
-                        return b""
+                try:
+                    return self._elf.read(off + vaddr - seg_vaddr, size)
+                except (OSError, ValueError):
+                    return b""
         return b""
 
     # --- call frame information --------------------------------------------------------------
@@ -115,46 +199,22 @@ class Module:
 
     def _fde_at(self, vaddr: int) -> Optional[Tuple[int, int, List[Row]]]:
         index = self._fde_index()
-        if index is None:
+        offset = cfi.find(index, vaddr) if index is not None else None
+        if offset is None:
             return None
-        starts, offsets = index
-        i = bisect_right(starts, vaddr) - 1
-        if i < 0:
-            return None
-        offset = offsets[i]
         if offset in self._rows:
             self._rows.move_to_end(offset)
             return self._rows[offset]
         found: Optional[Tuple[int, int, List[Row]]] = None
+        data, address = self._eh_frame
         try:
-            entry = self._entry(offset)
-            if isinstance(entry, FDE):
-                start = entry.header["initial_location"]
-                table = entry.get_decoded().table
-                found = (start, start + entry.header["address_range"], list(table))
-        except (ELFError, Exception):  # a malformed entry is no rule, not a failure
+            found = cfi.decode(data, address, self._elf.elfclass // 8, offset, self._cies)
+        except Exception:  # a malformed entry is no rule, not a failure
             found = None
         self._rows[offset] = found
         if len(self._rows) > 4096:
             self._rows.popitem(last=False)
         return found
-
-    def _entry(self, offset: int) -> Any:
-        cfi = self._cfi_reader()
-        parse = getattr(cfi, "_parse_entry_at", None)
-        if parse is not None:
-            return parse(offset)
-        return next((e for e in cfi.get_entries() if e.offset == offset), None)  # pragma: no cover
-
-    def _cfi_reader(self) -> Any:
-        if self._cfi is None:
-            section: Any = self._elf.get_section_by_name(".eh_frame")
-            data = section.data()
-            structs = DWARFStructs(little_endian=self._elf.little_endian, dwarf_format=32,
-                                   address_size=self._elf.elfclass // 8)
-            self._cfi = CallFrameInfo(io.BytesIO(data), len(data), section["sh_addr"], structs,
-                                      for_eh_frame=True)
-        return self._cfi
 
     def _fde_index(self) -> Optional[Tuple[List[int], List[int]]]:
         """(sorted FDE start addresses, their offsets in .eh_frame): from .eh_frame_hdr's
@@ -162,18 +222,16 @@ class Module:
         if self._fdes is None:
             self._fdes = ([], [])
             try:
-                eh_frame = self._elf.get_section_by_name(".eh_frame")
-                if eh_frame is None or eh_frame["sh_type"] == "SHT_NOBITS":
+                eh_frame = self._elf.section(".eh_frame")
+                if eh_frame is None or eh_frame.type == SHT_NOBITS:
                     return None
-                self._fdes = (_hdr_table(self._elf, eh_frame["sh_addr"]) or self._all_fdes())
-            except (ELFError, Exception):
+                self._eh_frame = (self._elf.data(eh_frame), eh_frame.addr)
+                hdr = self._elf.section(".eh_frame_hdr")
+                table = cfi.hdr_table(self._elf.data(hdr), hdr.addr, eh_frame.addr) if hdr is not None else None
+                self._fdes = table or cfi.all_fdes(self._eh_frame[0], eh_frame.addr, self._elf.elfclass // 8)
+            except Exception:
                 self._fdes = ([], [])
         return self._fdes if self._fdes[0] else None
-
-    def _all_fdes(self) -> Tuple[List[int], List[int]]:
-        pairs = sorted((e.header["initial_location"], e.offset)
-                       for e in self._cfi_reader().get_entries() if isinstance(e, FDE))
-        return [p[0] for p in pairs], [p[1] for p in pairs]
 
     # --- symbols -----------------------------------------------------------------------------
 
@@ -198,12 +256,12 @@ class Module:
         sources = [self._elf]
         debug = self._debug_elf()
         if debug is not None:
-            sources.insert(0, debug[0])
+            sources.insert(0, debug)
         for elf in sources:
             for name in (".symtab", ".dynsym"):
                 try:
                     _read_symbols(elf, name, found)
-                except (ELFError, Exception):
+                except Exception:
                     continue
             if found:
                 break
@@ -220,7 +278,7 @@ class Module:
             try:
                 self._fetch_debug(fetch)
                 return self._line(vaddr, large)
-            except (ELFError, Exception):
+            except Exception:
                 return None
 
     def _line(self, vaddr: int, large: bool) -> Optional[Tuple[str, int]]:
@@ -242,13 +300,19 @@ class Module:
         return rows[i][1], rows[i][2]
 
     def _dwarf(self) -> Any:
-        if getattr(self, "_dwarf_info", None) is None:
-            self._dwarf_info: Any = False
-            for elf in ([self._elf] + ([self._debug_elf()[0]] if self._debug_elf() else [])):  # type: ignore[index]
-                section = elf.get_section_by_name(".debug_line")
-                if section is not None and section["sh_type"] != "SHT_NOBITS" and \
-                        _debug_bytes(elf) < MAX_DEBUG_BYTES and elf.has_dwarf_info():
-                    self._dwarf_info = elf.get_dwarf_info(relocate_dwarf_sections=False)
+        """pyelftools' DWARFInfo of the file or its debug file: imported here, for a file
+        with a .debug_line only."""
+        if self._dwarf_info is None:
+            self._dwarf_info = False
+            debug = self._debug_elf()
+            for elf in [self._elf] + ([debug] if debug is not None else []):
+                section = elf.section(".debug_line")
+                if section is None or section.type == SHT_NOBITS or _debug_bytes(elf) >= MAX_DEBUG_BYTES:
+                    continue
+                from elftools.elf.elffile import ELFFile
+                parsed = ELFFile(elf.stream)
+                if parsed.has_dwarf_info():
+                    self._dwarf_info = parsed.get_dwarf_info(relocate_dwarf_sections=False)
                     break
         return self._dwarf_info or None
 
@@ -295,18 +359,17 @@ class Module:
         rows.sort(key=lambda r: (r[0], r[2] == 0))  # an end_sequence after a row at its address
         return [r[0] for r in rows], rows
 
-    def _debug_elf(self) -> Optional[Tuple[Any, Any]]:
-        """The separate debug file (ELFFile, stream), by build-id or .gnu_debuglink."""
+    def _debug_elf(self) -> Optional[ElfFile]:
+        """The separate debug file, by build-id or .gnu_debuglink."""
         if not self._debug_done:
             self._debug_done = True
             for path in self._debug_candidates():
-                opened = _open_elf(path)
-                if opened is not None:
-                    elf, stream = opened
+                elf = _open_elf(path)
+                if elf is not None:
                     if not self.build_id or _build_id(elf) in ("", self.build_id):
-                        self._debug = (elf, stream)
+                        self._debug = elf
                         break
-                    stream.close()
+                    elf.stream.close()
         return self._debug
 
     def _fetch_debug(self, fetch: Any) -> None:
@@ -315,17 +378,16 @@ class Module:
         if fetch is None or self._fetched or not self.build_id:
             return
         self._fetched = True
-        if self._debug_elf() is not None or self._elf.get_section_by_name(".debug_info") is not None:
+        if self._debug_elf() is not None or self._elf.section(".debug_info") is not None:
             return
         path = fetch.debuginfo(self.build_id)
-        opened = _open_elf(path) if path else None
-        if opened is None:
+        elf = _open_elf(path) if path else None
+        if elf is None:
             return
-        elf, stream = opened
         if _build_id(elf) != self.build_id:
-            stream.close()
+            elf.stream.close()
             return
-        self._debug = (elf, stream)
+        self._debug = elf
         self._symbols = None  # read again, from the debug file
         self._dwarf_info = None
 
@@ -362,8 +424,6 @@ _loading: Dict[Any, threading.Lock] = {}
 def module_for(pid: int, start: int, end: int, path: str, inode: int) -> Optional[Module]:
     """The parsed ELF file mapped at [start, end) by pid, from the cache when the same file
     (same build-id, or same device, inode, size and mtime) was read before; None if unreadable."""
-    if not HAVE_ELFTOOLS:
-        return None
     for data_path in (f"/proc/{pid}/map_files/{start:x}-{end:x}", f"/proc/{pid}/root{path}"):
         try:
             st = os.stat(data_path)
@@ -403,14 +463,13 @@ def clear_cache() -> None:
 
 
 def _load(path: str, data_path: str) -> Optional[Module]:
-    opened = _open_elf(data_path)
-    if opened is None:
+    elf = _open_elf(data_path)
+    if elf is None:
         return None
-    elf, stream = opened
     try:
-        return Module(path, data_path, _build_id(elf), elf, stream)
-    except (ELFError, Exception):
-        stream.close()
+        return Module(path, data_path, _build_id(elf), elf)
+    except Exception:
+        elf.stream.close()
         return None
 
 
@@ -427,35 +486,54 @@ def _open_regular(path: str) -> Any:
         raise
 
 
-def _open_elf(path: str) -> Optional[Tuple[Any, Any]]:
+def _open_elf(path: str) -> Optional[ElfFile]:
     try:
         stream = _open_regular(path)
     except (OSError, ValueError):
         return None
     try:
-        return ELFFile(stream), stream
-    except (ELFError, Exception):
+        return ElfFile(stream)
+    except Exception:
         stream.close()
         return None
 
 
-def _build_id(elf: Any) -> str:
+def build_id_of(path: str) -> str:
+    """The build-id of the ELF file at `path` ("" when it has none or is not one)."""
+    elf = _open_elf(path)
+    if elf is None:
+        return ""
     try:
-        for section in elf.iter_sections():
-            if section["sh_type"] == "SHT_NOTE":
-                for note in section.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        return str(note["n_desc"])
-    except (ELFError, Exception):
+        return _build_id(elf)
+    finally:
+        elf.stream.close()
+
+
+def _build_id(elf: ElfFile) -> str:
+    """The GNU build-id note's bytes in hex, "" when none."""
+    try:
+        for section in elf.sections:
+            if section.type != SHT_NOTE:
+                continue
+            data, at = elf.data(section), 0
+            while at + 12 < len(data):  # notes: name and description each padded to 4 bytes
+                namesz, descsz, kind = struct.unpack_from("<III", data, at)
+                at += 12
+                name = data[at:at + namesz].split(b"\0", 1)[0]
+                at += -(-namesz // 4) * 4
+                if kind == NT_GNU_BUILD_ID and name == b"GNU":
+                    return data[at:at + descsz].hex()
+                at += -(-descsz // 4) * 4
+    except Exception:
         pass
     return ""
 
 
-def _debuglink(elf: Any) -> Optional[Tuple[str, int]]:
-    section = elf.get_section_by_name(".gnu_debuglink")
+def _debuglink(elf: ElfFile) -> Optional[Tuple[str, int]]:
+    section = elf.section(".gnu_debuglink")
     if section is None:
         return None
-    data = section.data()
+    data = elf.data(section)
     end = data.find(b"\0")
     if end <= 0:
         return None
@@ -481,43 +559,18 @@ def _crc_ok(path: str, crc: int) -> bool:
         return False
 
 
-def _debug_bytes(elf: Any) -> int:
+def _debug_bytes(elf: ElfFile) -> int:
     """The size of the DWARF sections pyelftools would load into memory."""
-    return sum(s["sh_size"] for s in elf.iter_sections()
-               if s.name.startswith((".debug_", ".zdebug_")) and s["sh_type"] != "SHT_NOBITS")
+    return sum(s.size for s in elf.sections
+               if s.name.startswith((".debug_", ".zdebug_")) and s.type != SHT_NOBITS)
 
 
-def _hdr_table(elf: Any, eh_frame_addr: int) -> Optional[Tuple[List[int], List[int]]]:
-    """.eh_frame_hdr's sorted table (initial location, FDE address), in the usual encoding
-    (datarel sdata4); None for another encoding or none."""
-    hdr = elf.get_section_by_name(".eh_frame_hdr")
-    if hdr is None:
-        return None
-    data = hdr.data()
-    if len(data) < 12 or data[0] != 1 or data[3] != 0x3B:
-        return None
-    count_enc = data[2]
-    at = 4 + {0x1B: 4, 0x03: 4, 0x0B: 4}.get(data[1], -100)
-    if at < 4 or count_enc not in (0x03, 0x0B):
-        return None
-    (count,) = struct.unpack_from("<I", data, at)
-    at += 4
-    if at + 8 * count > len(data):
-        return None
-    base = hdr["sh_addr"]
-    starts, offsets = [], []
-    for loc, fde in struct.iter_unpack("<ii", data[at:at + 8 * count]):
-        starts.append(base + loc)
-        offsets.append(base + fde - eh_frame_addr)
-    return starts, offsets
-
-
-def _read_symbols(elf: Any, name: str, found: Dict[int, Tuple[int, int, str]]) -> None:
-    section = elf.get_section_by_name(name)
-    if section is None or section["sh_type"] == "SHT_NOBITS" or elf.elfclass != 64:
+def _read_symbols(elf: ElfFile, name: str, found: Dict[int, Tuple[int, int, str]]) -> None:
+    section = elf.section(name)
+    if section is None or section.type == SHT_NOBITS or elf.elfclass != 64:
         return
-    strtab = elf.get_section(section["sh_link"]).data()
-    data = section.data()
+    strtab = elf.data(elf.sections[section.link])
+    data = elf.data(section)
     for st_name, info, _, shndx, value, size in _SYM.iter_unpack(data[:len(data) - len(data) % _SYM.size]):
         if info & 0xF not in (STT_FUNC, STT_GNU_IFUNC) or shndx == 0 or value == 0:
             continue

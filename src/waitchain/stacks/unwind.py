@@ -362,7 +362,7 @@ def process_stacks(pid: int, tids: Sequence[int], read: Optional[Callable[[int, 
     that could be unwound. `read(tid, address, size)` reads memory (procfs/memory by default);
     `debuginfod` fetches the debug files missing here (--debuginfod); every_frame=False: a
     complete stack only as far as its application frame (symbolise's upto_application)."""
-    if not SUPPORTED or not elf.HAVE_ELFTOOLS:
+    if not SUPPORTED:
         return {}
     try:
         maps = Maps(pid, parse_maps(read_maps(ProcFS(proc), pid)))
@@ -444,7 +444,7 @@ def under_interpreter(pid: int, tids: Sequence[int], interpreter: str,
     up to the first frame in `interpreter`, the executable, or in a libpython), for the
     threads where a C extension's (or a library's it calls) frames are among them: what a
     Python stack does not show. Only those frames are symbolised."""
-    if not SUPPORTED or not elf.HAVE_ELFTOOLS:
+    if not SUPPORTED:
         return {}
     try:
         maps = Maps(pid, parse_maps(read_maps(ProcFS(proc), pid)))
