@@ -25,7 +25,6 @@ import os
 import platform
 import time
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
@@ -33,6 +32,7 @@ from ..model import Frame
 from ..procfs import memory
 from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
+from ..records import record
 from . import elf
 from .demangle import demangle
 from .extensions import may_hold_extension
@@ -72,7 +72,7 @@ class RawFrame(NamedTuple):
     sp: int
 
 
-@dataclass
+@record
 class Unwound:
     frames: List[RawFrame]
     incomplete: bool
