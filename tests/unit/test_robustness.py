@@ -6,14 +6,19 @@ sock_diag failing, and a source-line read that fails inside its deadline thread.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
+import signal
 import socket
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import pytest
 
+from waitchain import children as waitchain_children
 from waitchain.demo.harness import children, wait_blocked
 from waitchain.errors import ProcessGone, Timeout, WaitchainError
 from waitchain.model import Syscall, Task
@@ -66,7 +71,7 @@ def test_a_reader_that_does_not_answer_is_kept_not_replaced(monkeypatch, reader)
     (each would be stuck too): reads fail at once while the one helper has not answered,
     and it is killed when the run ends."""
     buf = ctypes.create_string_buffer(b"still readable")
-    monkeypatch.setattr(memory, "HELPER", "import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(memory, "_serve", lambda requests, answers: time.sleep(60))  # in the child
     monkeypatch.setattr(memory, "DEADLINE", 0.2)
     reader._contention[12345] = None  # as if the check before the read had seen nothing
     with pytest.raises(Timeout, match="not read"):
@@ -116,9 +121,13 @@ def test_a_reader_killed_by_someone_else_is_replaced(reader) -> None:
     assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
 
 
+def _no_fork() -> int:
+    raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
 def test_without_a_helper_memory_is_read_here(monkeypatch, reader) -> None:
     buf = ctypes.create_string_buffer(b"hello")
-    monkeypatch.setattr(memory.sys, "executable", "")  # no interpreter to start a helper with
+    monkeypatch.setattr(memory, "_fork", _no_fork)  # no process can be started
     assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
     assert reader._slot.helper is None
 
@@ -134,6 +143,80 @@ def test_a_closed_reader_ends_its_helper_and_reads_no_more() -> None:
     with pytest.raises(WaitchainError):
         snap.memory.read(os.getpid(), ctypes.addressof(buf), 5)
     assert memory.read_partial(os.getpid(), ctypes.addressof(buf), 5) == b"hello"  # a short-lived reader
+
+
+def test_the_helper_keeps_only_its_pipes_and_ignores_ctrl_c(reader, tmp_path: Path) -> None:
+    """The helper is forked from us: of every fd we hold (here a file, a pipe, stdio), it
+    keeps its two pipe ends only; it is named so in ps; SIGINT is blocked in it (Ctrl-C
+    is waitchain's: EOF or SIGKILL ends it), and our own signal mask is as it was."""
+    buf = ctypes.create_string_buffer(b"hello")
+    held = open(tmp_path / "held", "w")
+    r, w = os.pipe()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+        helper = reader._slot.helper
+        assert helper is not None and helper.proc.pid in children(os.getpid())
+        fds = os.listdir(f"/proc/{helper.proc.pid}/fd")
+        theirs = sorted(os.readlink(f"/proc/{helper.proc.pid}/fd/{fd}") for fd in fds)
+        ours = sorted(os.readlink(f"/proc/self/fd/{fd}") for fd in (helper.to, helper.frm))
+        assert theirs == ours and all(name.startswith("pipe:") for name in ours)
+        assert _is_memory_reader(helper.proc.pid)
+        assert _signal_mask(helper.proc.pid) & 1 << (signal.SIGINT - 1)
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+    finally:
+        held.close()
+        os.close(r)
+        os.close(w)
+
+
+def _signal_mask(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+
+
+def test_the_helper_is_killed_and_reaped_when_the_reader_closes(reader) -> None:
+    """Closing the reader ends its helper and reaps it there: no zombie, no child left,
+    nothing left for an interrupt to kill; a stuck one (SIGKILL) is reaped as well."""
+    buf = ctypes.create_string_buffer(b"hello")
+    assert reader.read(os.getpid(), ctypes.addressof(buf), 5) == b"hello"
+    pid = reader._slot.helper.proc.pid
+    assert pid in waitchain_children.live()
+    reader.close()
+    assert pid not in children(os.getpid()) and pid not in waitchain_children.live()
+    with pytest.raises(ChildProcessError):  # reaped already
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_helper_forked_from_a_worker_thread_reads(reader) -> None:
+    """The stacks stage reads memory from worker threads while other threads run: the
+    helper forked in one works (it takes no lock another thread may hold: here the
+    readers' registry is held all along), and the warning of Python 3.12+ about fork() in
+    a process with threads does not reach the user, even with every warning shown."""
+    buf = ctypes.create_string_buffer(b"from a thread")
+    got: list = []
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with memory._sessions_lock:
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=holder)
+    other.start()
+    try:
+        assert held.wait(30)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            worker = threading.Thread(
+                target=lambda: got.append(reader.read(os.getpid(), ctypes.addressof(buf), 13)))
+            worker.start()
+            worker.join(30)
+        assert got == [b"from a thread"] and reader._slot.helper is not None
+        assert [str(w.message) for w in caught] == []
+    finally:
+        release.set()
+        other.join(30)
 
 
 def test_memory_of_a_recorded_proc_is_not_read(mini_proc: Path) -> None:
@@ -158,8 +241,8 @@ def test_the_cli_leaves_no_memory_reader_behind(run_py, run_cli) -> None:
 
 def _is_memory_reader(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"waitchain memory reader" in f.read()
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip() == memory.NAME
     except OSError:
         return False
 

@@ -16,6 +16,14 @@ by whom the lock is held). A run has at most one helper: one that overran its de
 kept, not replaced, and used again once its late answer comes (until then, reads fail at
 once); it is killed at the end of the run.
 
+The helper is a child forked from waitchain itself (a millisecond or two, where starting a
+new interpreter took ~30 ms): it runs _serve, already loaded, and nothing else. It closes
+every fd it inherited but its two pipe ends, ignores Ctrl-C (SIGINT stays blocked, set
+before the fork), runs no Python-level cleanup (os._exit) and takes no lock another thread
+may have held at the fork (no print, no logging, no import: os.read/os.write, struct and
+ctypes functions resolved before the fork). EOF on its pipe ends it; a helper inherited
+through a fork of ours is never used (its owner's pid is checked).
+
 A MemoryReader holds that state for one run: the snapshot owns one (snap.memory) and its
 owner closes it. Nothing here is a module global but the compatibility functions' list
 of the readers still open (for the stacks stage, which has no snapshot at hand)."""
@@ -24,13 +32,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 import os
 import select
+import signal
 import struct
-import subprocess
-import sys
 import threading
 import time
+import warnings
 import weakref
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
@@ -68,33 +77,10 @@ _libc.process_vm_readv.restype = ctypes.c_ssize_t
 _libc.process_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
                                    ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
 
-# The helper: reads requests on stdin, answers on stdout; exits at EOF (when we exit).
-HELPER = """# waitchain memory reader: process_vm_readv for waitchain, under its deadline
-import ctypes, os, signal, struct
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is waitchain's; EOF ends this
-class V(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-libc = ctypes.CDLL(None, use_errno=True)
-f = libc.process_vm_readv
-f.restype = ctypes.c_ssize_t
-f.argtypes = [ctypes.c_int, ctypes.POINTER(V), ctypes.c_ulong, ctypes.POINTER(V), ctypes.c_ulong, ctypes.c_ulong]
-REQ, REP = struct.Struct("=iQQ"), struct.Struct("=iq")
-def exactly(n):
-    data = b""
-    while len(data) < n:
-        chunk = os.read(0, n - len(data))
-        if not chunk:
-            raise SystemExit(0)
-        data += chunk
-    return data
-while True:
-    pid, address, size = REQ.unpack(exactly(REQ.size))
-    buf = ctypes.create_string_buffer(size)
-    got = f(pid, ctypes.byref(V(ctypes.cast(buf, ctypes.c_void_p), size)), 1, ctypes.byref(V(address, size)), 1, 0)
-    out = REP.pack(ctypes.get_errno() if got < 0 else 0, got) + (buf.raw[:got] if got > 0 else b"")
-    while out:
-        out = out[os.write(1, out):]
-"""
+_prctl = _libc.prctl  # resolved now: the helper looks up no symbol after the fork
+PR_SET_NAME = 15
+NAME = b"waitchain-mem"  # the helper's name (ps, /proc/PID/comm): its command line is ours
+
 
 class MemoryReader:
     """One run's reader of target memory: the helper process, and the pids whose memory
@@ -234,7 +220,7 @@ class MemoryReader:
         return self._direct_with_deadline(pid, address, size)
 
     def _direct_with_deadline(self, pid: int, address: int, size: int) -> Tuple[int, bytes]:
-        """No helper can run (no interpreter to start, no processes left): read here, in a
+        """No helper can run (fork failed: no processes or memory left): read here, in a
         thread, so that the diagnosis goes on if it blocks (the exit may then wait for it)."""
         try:
             return with_deadline(lambda: _direct(pid, address, size), DEADLINE, pid, "memory")
@@ -280,10 +266,7 @@ class _HelperSlot:
         if self.helper is not None:
             self.helper.kill()
             if reap > 0 and self.helper.owner == os.getpid():
-                try:
-                    self.helper.proc.wait(reap)
-                except subprocess.TimeoutExpired:
-                    pass
+                self.helper.proc.wait(reap)
             self.abandoned.append(self.helper)
             self.helper = None
 
@@ -356,33 +339,49 @@ class _Overrun(Exception):
 
 
 class _Helper:
-    def __init__(self, proc: subprocess.Popen) -> None:
+    """The helper process of a reader, as seen from waitchain: its pipe ends, and the size of
+    a request it has not answered in time."""
+
+    def __init__(self, proc: "_Process", to: int, frm: int) -> None:
         self.proc = proc
         self.owner = os.getpid()
-        self.to = proc.stdin.fileno()  # type: ignore[union-attr]
-        self.frm = proc.stdout.fileno()  # type: ignore[union-attr]
+        self.to = to  # requests (our write end)
+        self.frm = frm  # answers (our read end)
         self.poller = select.poll()
         self.poller.register(self.frm, select.POLLIN)
         self.late: Optional[int] = None  # the size asked by a request not answered in time
 
     @classmethod
     def start(cls) -> Optional["_Helper"]:
-        if not sys.executable:
-            return None
+        """Fork the helper (None if it cannot be: no processes or memory left)."""
+        requests, to = os.pipe()  # close-on-exec: a program we start never holds them
+        frm, answers = os.pipe()
+        high = os.sysconf("SC_OPEN_MAX")
+        # SIGINT blocked in this thread across the fork: the helper is born with it blocked
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", HELPER], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    close_fds=True, bufsize=0)
-        except (OSError, ValueError, subprocess.SubprocessError):
+            pid = _fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            _child(requests, answers, high)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(requests)
+        os.close(answers)
+        if pid < 0:
+            os.close(to)
+            os.close(frm)
             return None
-        children.track(proc.pid)  # ended by an interrupt (entry.py)
-        return cls(proc)
+        children.track(pid)  # ended by an interrupt (entry.py)
+        return cls(_Process(pid), to, frm)
 
     def usable(self) -> bool:
         """Ours (not inherited through a fork) and still running (not killed by someone)."""
         return self.owner == os.getpid() and self.proc.poll() is None
 
     def ask(self, pid: int, address: int, size: int):
+        if self.to < 0:
+            raise OSError(errno.EPIPE, "the memory reader was closed")
         _write_all(self.to, _REQ.pack(pid, address, size))
         deadline = _now() + DEADLINE
         if not self.poller.poll(DEADLINE * 1000):
@@ -425,26 +424,113 @@ class _Helper:
 
     def kill(self) -> None:
         """SIGKILL (it takes effect once the lock is released) and close our pipe ends."""
-        try:
-            if self.owner == os.getpid():
-                self.proc.kill()
-                children.untrack(self.proc.pid)
-        except OSError:
-            pass
-        for pipe in (self.proc.stdin, self.proc.stdout):
+        if self.owner == os.getpid():
+            self.proc.kill()
+            children.untrack(self.proc.pid)
+        self._close_pipes()
+
+    def close(self) -> None:
+        """At exit: EOF ends a helper that is not stuck; one that does not go is killed."""
+        self._close_pipes()
+        if self.proc.wait(0.2) is None:
+            self.proc.kill()
+            self.proc.wait(0.2)
+        children.untrack(self.proc.pid)
+
+    def _close_pipes(self) -> None:
+        """Once only: a number closed twice may by then be another file's."""
+        to, frm, self.to, self.frm = self.to, self.frm, -1, -1
+        for fd in (to, frm):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+class _Process:
+    """A forked helper: its pid, and its exit code once reaped (what subprocess.Popen is to
+    a program started, for a child that runs no program)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: Optional[int] = None
+
+    def poll(self) -> Optional[int]:
+        """Its exit code if it has exited (reaped now), else None."""
+        if self.returncode is None:
             try:
-                pipe.close()  # type: ignore[union-attr]
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored, another thread)
+                done, status = self.pid, 0
+            if done == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float) -> Optional[int]:
+        """Its exit code once it exits within `timeout` seconds, else None."""
+        deadline, pause = _now() + timeout, 0.0002
+        while self.poll() is None:
+            left = deadline - _now()
+            if left <= 0:
+                return None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, unless reaped already (its pid may be another process's by now)."""
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
             except OSError:
                 pass
 
-    def close(self) -> None:
-        """At exit: EOF ends a helper that is not stuck; a stuck one is not waited for."""
-        try:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            self.proc.wait(0.2)
-            children.untrack(self.proc.pid)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+
+def _fork() -> int:
+    """os.fork(), without the DeprecationWarning of Python 3.12+ about a process with threads
+    (the helper only runs _serve: nothing that takes a lock another thread may hold)."""
+    warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded, use of fork",
+                            category=DeprecationWarning, module=__name__)
+    return os.fork()
+
+
+def _child(requests: int, answers: int, high: int) -> None:
+    """The helper, in the forked child: only its two pipe ends kept, named, then _serve;
+    os._exit whatever happens (no Python cleanup, no flush of buffers that are ours)."""
+    try:
+        gc.disable()  # no finalizer of an object of ours runs here
+        _prctl(PR_SET_NAME, NAME, 0, 0, 0)
+        low, top = sorted((requests, answers))
+        os.closerange(0, low)
+        os.closerange(low + 1, top)
+        os.closerange(top + 1, max(high, top + 1))
+        _serve(requests, answers)
+    finally:
+        os._exit(0)
+
+
+def _serve(requests: int, answers: int) -> None:
+    """The helper's loop: a request (pid, address, size) in, (errno, bytes read or -1) and
+    the bytes out; returns at EOF (waitchain closed its end, or exited)."""
+    while True:
+        head = _exactly(requests, _REQ.size)
+        if head is None:
+            return
+        pid, address, size = _REQ.unpack(head)
+        err, data = _direct(pid, address, size)
+        _write_all(answers, _REP.pack(err, -1 if err else len(data)) + data)
+
+
+def _exactly(fd: int, count: int) -> Optional[bytes]:
+    """`count` bytes from fd, or None at EOF."""
+    data = b""
+    while len(data) < count:
+        chunk = os.read(fd, count - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
 
 
 def _write_all(fd: int, data: bytes) -> None:
