@@ -111,6 +111,8 @@ def test_plain_records_are_mutable_and_unhashable():
         p.x = 5
         p.tags.append("t")
         assert (p.x, p.tags) == (5, ["t"])
+        p.extra = 1  # not a field: not compared
+        assert p == cls(5, tags=["t"])
         with pytest.raises(TypeError):
             hash(p)
 
