@@ -8,11 +8,12 @@ import ipaddress
 import os
 import resource
 from collections import defaultdict
+from functools import partial
 from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from .errors import ProcessGone, Timeout, WaitchainError
 from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
-from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag
+from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag, split
 from .procfs.inetdiag import TcpInfo
 from .procfs.fds import read_fdinfo
 from .procfs.kstack import read_stack
@@ -272,17 +273,16 @@ class Holders:
     def add(self, proc: Process) -> None:
         """Index the fds of a process of the table (at most once each)."""
         index, pid = self._index, proc.pid
-        get = index.get  # a loop run once per fd: locals only
-        for target in proc.fds.values():
-            seen = get(target)
-            if seen is None:
-                index[target] = pid
-            elif seen is pid or seen == pid:
-                continue  # another fd of the same process: found by the lookup
+        mine: Dict[str, object] = dict.fromkeys(proc.fds.values(), pid)  # its targets, once each, in table order
+        for target in mine.keys() & index.keys():  # held by processes indexed before too: few
+            seen = index[target]
+            if seen == pid:
+                continue
             elif type(seen) is int:
-                index[target] = (seen, pid)
-            elif pid not in seen:  # type: ignore[operator]
-                index[target] = seen + (pid,)  # type: ignore[operator]
+                mine[target] = (seen, pid)
+            else:
+                mine[target] = seen if pid in seen else seen + (pid,)  # type: ignore[operator]
+        index.update(mine)  # new targets appended in table order, the shared ones updated in place
         if self._found:
             self._found.clear()
 
@@ -401,10 +401,16 @@ class Snapshot:
         notes: List[str] = []
         if cache is not None:
             cache.activity = {}
-        for pid in pids if pids is not None else fs.pids():
-            proc = _scan_process(fs, pid, notes) if cache is None else cache.scan_process(fs, pid, notes)
-            if proc is not None:
-                processes[pid] = proc
+        if cache is None:
+            every = list(pids if pids is not None else fs.pids())
+            found = (split.scan_split(every, partial(_scan_process, fs), notes) if split.worth_splitting(len(every))
+                     else [_scan_process(fs, pid, notes) for pid in every])
+            processes = {proc.pid: proc for proc in found if proc is not None}
+        else:  # the watchdog's: reads what it carries through files it holds
+            for pid in pids if pids is not None else fs.pids():
+                proc = cache.scan_process(fs, pid, notes)
+                if proc is not None:
+                    processes[pid] = proc
         if cache is not None:
             cache.next_scan()
         return cls(fs, processes, notes, cache)

@@ -15,7 +15,7 @@ import pytest
 
 from waitchain import snapshot
 from waitchain.demo.harness import wait_until
-from waitchain.procfs import memory, pidfd
+from waitchain.procfs import memory, pidfd, split
 from waitchain.procfs.reader import ProcFS
 
 HOLDER = """
@@ -68,6 +68,7 @@ class Chaos:
 
 
 def install(monkeypatch: pytest.MonkeyPatch, chaos: Chaos) -> None:
+    monkeypatch.setattr(split, "SPLIT_AT", 1 << 30)  # every read in this process, where it is counted
     for name, index in PROCFS_PID_ARG.items():
         monkeypatch.setattr(ProcFS, name, _hooked(getattr(ProcFS, name), index, chaos))
     reader = memory.MemoryReader

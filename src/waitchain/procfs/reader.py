@@ -8,7 +8,7 @@ import os
 import queue
 import stat
 import threading
-from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from ..errors import Timeout, Unsupported, WaitchainError, from_oserror
 
@@ -182,30 +182,24 @@ def _read_all(fd: int, limit: int = MAX_READ) -> bytes:
 
 
 def _links(dirfd: int) -> dict:
+    """fd → target, with each target text kept once: both ends of a pipe, dup'ed fds name the
+    same string object (~64 B saved per such fd; a host's tables are most of a scan's memory)."""
     names = os.listdir(dirfd)
     readlink = os.readlink
+    seen: Dict[str, str] = {}
+    keep = seen.setdefault
     try:  # the common case in one comprehension; it is most of a snapshot's time
-        return _shared({int(name): readlink(name, dir_fd=dirfd) for name in names})
+        return {int(name): keep(target, target) for name in names for target in (readlink(name, dir_fd=dirfd),)}
     except (OSError, ValueError):
         pass  # an fd closed meanwhile: go again, skipping what fails
     links = {}
     for name in names:
         try:
-            links[int(name)] = readlink(name, dir_fd=dirfd)
+            target = readlink(name, dir_fd=dirfd)
+            links[int(name)] = keep(target, target)
         except (OSError, ValueError):
             continue
-    return _shared(links)
-
-
-def _shared(links: dict) -> dict:
-    """The table with each target text kept once: both ends of a pipe, dup'ed fds name the
-    same string object (~64 B saved per such fd; a host's tables are most of a scan's memory)."""
-    if len(links) < 2:
-        return links
-    seen: dict = {}
-    keep = seen.setdefault
-    return {fd: keep(target, target) for fd, target in links.items()}
-
+    return links
 
 
 def with_deadline(func: Callable[[], T], seconds: float, pid: Optional[int], what: str) -> T:
