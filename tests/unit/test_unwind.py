@@ -212,3 +212,37 @@ def test_what_may_hold_an_extensions_frames() -> None:
                  "/usr/local/lib/python3.11/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so",
                  "[vdso]", "[vsyscall]", ""):
         assert not may_hold_extension("r-xp", path, python), path
+
+
+def test_a_damaged_elf_file_answers_nothing_and_raises_nothing(tmp_path):
+    """ElfFile reads headers, sections and notes with struct (no pyelftools): a file cut short
+    or with bytes overwritten anywhere in its headers, tables or CFI is no module, or a module
+    that answers None or b"", never an exception out of the unwinder's calls."""
+    import os
+    import random
+
+    from waitchain.stacks import elf
+    original = open(shutil.which("sleep") or "/bin/sleep", "rb").read()
+    rng = random.Random(14)
+    cuts = [16, 63, 64, 500, len(original) // 2, len(original) - 100]
+    for i in range(60):
+        data = bytearray(original[:cuts[i]] if i < len(cuts) else original)
+        if i >= len(cuts):
+            for _ in range(rng.choice((1, 4, 32))):
+                at = rng.choice((rng.randrange(64), rng.randrange(len(data)), len(data) - 1 - rng.randrange(4096)))
+                data[at] = rng.randrange(256)
+        path = tmp_path / f"damaged{i}"
+        path.write_bytes(bytes(data))
+        module = elf._load(str(path), str(path))
+        if module is None:
+            continue
+        try:
+            for vaddr in (0, 0x1000, 0x2000, 0x3000, 0x4000, 0x5000):
+                module.cfi_row(vaddr)
+                module.symbol(vaddr)
+                module.line(vaddr)
+                module.code(vaddr, 7)
+                module.bias(vaddr, vaddr)
+        finally:
+            module.close()
+        os.unlink(path)

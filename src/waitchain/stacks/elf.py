@@ -533,7 +533,10 @@ def _debuglink(elf: ElfFile) -> Optional[Tuple[str, int]]:
     section = elf.section(".gnu_debuglink")
     if section is None:
         return None
-    data = elf.data(section)
+    try:
+        data = elf.data(section)
+    except Exception:  # truncated, or compressed in a way we do not read
+        return None
     end = data.find(b"\0")
     if end <= 0:
         return None
