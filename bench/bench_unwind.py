@@ -4,6 +4,7 @@ on the same targets: time per thread, and whether the frames agree with gdb's.
 
     python3 bench/bench_unwind.py              # every target whose compiler is installed
     python3 bench/bench_unwind.py --threads 64 --repeat 5
+    python3 bench/bench_unwind.py --src /tmp/before/src --src src   # start-up, before/after
 
 Targets, compiled into a temporary directory: C -O2 -g without frame pointers (one thread,
 and N threads) blocked in read() three calls deep, the same without unwind tables (scan),
@@ -15,11 +16,18 @@ their tables parsed), `warm` the best of --repeat further ones (cache hot); both
 reading /proc/PID/maps and the syscall files. gdb runs `thread apply all bt`, eu-stack
 `-p PID`; their time includes their start (they read symbols every time). `agree` counts
 the threads whose frames gdb confirms (same line where both have one, same function in the
-program's own module), inline frames folded as in tests/scenarios/test_native_unwind.py."""
+program's own module), inline frames folded as in tests/scenarios/test_native_unwind.py.
+
+Then the start-up cost `waitchain PID` pays in its stacks stage, per target and --src tree
+(default: this checkout's; bytecode compiled first), interleaved, best of --repeat: a fresh
+interpreter with the memory reader open imports the unwinder and unwinds the target's
+threads up to their application frame (what the text output shows): wall and CPU time, and
+whether pyelftools got imported (it decodes .debug_line only)."""
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import shutil
@@ -30,7 +38,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+sys.path.insert(0, SRC)
 
 from waitchain.model import Frame  # noqa: E402
 from waitchain.procfs.memory import MemoryReader  # noqa: E402
@@ -71,6 +80,20 @@ RUST_STDIN = r"""
 use std::io::Write;
 fn wait_for_line() -> usize { let mut s = String::new(); std::io::stdin().read_line(&mut s).unwrap() }
 fn main() { println!("ready"); std::io::stdout().flush().unwrap(); std::process::exit(wait_for_line() as i32); }
+"""
+
+# A fresh interpreter: argv = src, pid, tids; prints wall and CPU seconds and 1 if pyelftools got imported.
+FRESH = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from waitchain.procfs.memory import MemoryReader
+pid, tids = int(sys.argv[2]), [int(t) for t in sys.argv[3].split(",")]
+with MemoryReader() as reader:
+    wall, cpu = time.perf_counter(), time.process_time()
+    from waitchain.stacks import unwind
+    unwind.process_stacks(pid, tids, reader.read_partial, every_frame=False)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print(wall, cpu, int("elftools" in sys.modules))
 """
 
 GDB_FRAME = re.compile(r"^#(\d+)\s+(0x[0-9a-fA-F]+ in )?(.+?) \(.*?\)(?: at (\S+):(\d+)| from (\S+))?\s*$")
@@ -152,6 +175,18 @@ def build(tmp: str, threads: int) -> List[Target]:
     return targets
 
 
+def system_targets() -> List[Target]:
+    """Programs of the system without debug info, as `waitchain PID` meets them most: a sleep,
+    a bash reading its stdin."""
+    sleep, bash = shutil.which("sleep"), shutil.which("bash")
+    out = []
+    if sleep:
+        out.append(Target("sleep (no debug info)", ["sh", "-c", f"echo ready; exec {sleep} 1000"], 1, sleep))
+    if bash:
+        out.append(Target("bash in read (no debug info)", [bash, "-c", "echo ready; read x"], 1, bash))
+    return out
+
+
 def ours(pid: int, tids: Sequence[int], reader: MemoryReader) -> Tuple[float, Dict[int, Tuple[Tuple[Frame, ...], bool]]]:
     start = time.perf_counter()
     stacks = unwind.process_stacks(pid, tids, reader.read_partial)
@@ -178,6 +213,42 @@ def gdb(pid: int) -> Tuple[float, Dict[int, List[Tuple[str, str, int]]]]:
             else:
                 current.append((m.group(3), os.path.basename(m.group(4) or ""), int(m.group(5) or 0)))
     return took, stacks
+
+
+def fresh(src: str, pid: int, tids: Sequence[int]) -> Tuple[float, float, bool]:
+    done = subprocess.run([sys.executable, "-c", FRESH, src, str(pid), ",".join(map(str, tids))],
+                          stdout=subprocess.PIPE, text=True, timeout=120, check=True)
+    wall, cpu, loaded = done.stdout.split()
+    return float(wall), float(cpu), loaded == "1"
+
+
+def start_up(targets: List[Target], srcs: List[str], repeat: int) -> None:
+    """The stacks stage's cost in a fresh interpreter, per target and tree (interleaved)."""
+    print(f"\nfresh interpreter: import the unwinder + unwind up to the application frame, best of {repeat}")
+    print(f"{'target':34} {'src':28} {'wall':>8} {'cpu':>8} {'pyelftools':>10}")
+    for src in srcs:
+        compileall.compile_dir(os.path.join(src, "waitchain"), quiet=1)  # as an install has it
+    for target in targets:
+        pid = target.start()
+        tids = target.blocked()
+        best: Dict[str, Tuple[float, float, bool]] = {}
+        try:
+            for _ in range(repeat):
+                for src in srcs:
+                    wall, cpu, loaded = fresh(src, pid, tids)
+                    old = best.get(src, (wall, cpu, loaded))
+                    best[src] = (min(old[0], wall), min(old[1], cpu), loaded)
+        finally:
+            target.stop()
+        for src in srcs:
+            wall, cpu, loaded = best[src]
+            print(f"{target.name:34} {_short(src):28} {1000 * wall:>6.1f}ms {1000 * cpu:>6.1f}ms "
+                  f"{'yes' if loaded else 'no':>10}", flush=True)
+
+
+def _short(src: str) -> str:
+    path = os.path.abspath(src)
+    return path if len(path) <= 28 else "…" + path[-27:]
 
 
 def eu_stack(pid: int) -> Optional[float]:
@@ -210,6 +281,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=16, help="threads of the multi-threaded target")
     parser.add_argument("--repeat", type=int, default=5, help="warm runs (the best is shown)")
+    parser.add_argument("--src", action="append", default=[], metavar="DIR",
+                        help="a tree's src directory for the start-up rows (repeatable; default: this one's)")
     args = parser.parse_args()
     if not unwind.SUPPORTED:
         sys.exit("native unwinding is x86-64 only")
@@ -241,6 +314,7 @@ def main() -> None:
                 print(f"{target.name:34} {len(tids):>4} {1000 * cold / n:>8.1f}ms {1000 * warm / n:>8.2f}ms "
                       f"{_ms(gdb_time, n):>10} {_ms(eu, n):>12} {how:>16} {agree:>7}", flush=True)
                 target.stop()
+            start_up(targets + system_targets(), args.src or [SRC], args.repeat)
         finally:
             for target in targets:
                 target.stop()
