@@ -342,6 +342,7 @@ class Snapshot:
         self._tasks: Dict[int, List[Task]] = {}
         self._fdinfo: Dict[Tuple[int, int], Optional[FdInfo]] = {}
         self._holders_of: Dict[str, List[Holder]] = {}
+        self._holders_with: Dict[Tuple[str, Tuple[str, ...]], List[Holder]] = {}
         self._tcp: Dict[str, List[TcpSocket]] = {}
         self._tcp_indexes: Dict[str, tuple] = {}
         self._unix: Dict[int, Optional[UnixSocket]] = {}
@@ -420,6 +421,7 @@ class Snapshot:
         self.children[proc.ppid].append(proc.pid)
         self.holders.add(proc)
         self._holders_of.clear()
+        self._holders_with.clear()
 
     # --- processes and threads -------------------------------------------------------
 
@@ -617,6 +619,15 @@ class Snapshot:
                 holders.append(Holder(pid, fd, info.access if info else ""))
             self._holders_of[target] = holders
         return list(self._holders_of[target])
+
+    def holders_with(self, target: str, modes: Tuple[str, ...]) -> List[Holder]:
+        """holders_of(target) whose access mode is one of `modes` or unknown (""), in order;
+        kept per (target, modes): 1,000 waiters on a pipe 1,000 others read from look for
+        its one writer once, not each among 1,000 holders."""
+        key = (target, modes)
+        if key not in self._holders_with:
+            self._holders_with[key] = [h for h in self.holders_of(target) if h.access in modes or not h.access]
+        return list(self._holders_with[key])
 
     def is_fifo(self, pid: int, fd: int) -> bool:
         """Whether a path fd is a FIFO. Files on network and FUSE file systems are never
@@ -1077,10 +1088,14 @@ class Snapshot:
     def _connections(self, pid: int) -> Tuple[Tuple[Endpoint, Endpoint], ...]:
         """Its connected TCP sockets (local, remote), to another host (`waitchain merge`
         matches them across documents); loopback ones are of this host only."""
+        proc = self.processes.get(pid)
+        by_inode = self._tcp_index(proc.netns)[0] if proc is not None else {}
+        if not by_inode:
+            return ()
         found = []
-        for target in dict.fromkeys(self.processes[pid].fds.values() if pid in self.processes else ()):
-            if target.startswith("socket:["):
-                sock = self.tcp_socket(pid, int(target[8:-1]) if target[8:-1].isdigit() else 0)
+        for target in dict.fromkeys(proc.fds.values()):  # type: ignore[union-attr]
+            if target.startswith("socket:[") and target[8:-1].isdigit():
+                sock = by_inode.get(int(target[8:-1]))
                 if sock is not None and sock.state != "LISTEN" and not _loopback(sock.remote[0]):
                     found.append((sock.local, sock.remote))
         return tuple(found)

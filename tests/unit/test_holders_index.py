@@ -58,6 +58,23 @@ def test_holders_of_is_kept_per_target_and_a_caller_cannot_change_it() -> None:
     assert snap.holders_of("pipe:[6]") == []
 
 
+def test_holders_with_a_mode_are_those_of_holders_of_with_that_mode_or_unknown() -> None:
+    rng = random.Random(3)
+    for _ in range(100):
+        processes = random_processes(rng)
+        snap = Snapshot(ProcFS("/nonexistent-proc"), processes, [])
+        modes = {(pid, fd): rng.choice(["r", "w", "rw", None]) for pid, p in processes.items() for fd in p.fds}
+        snap._fdinfo.update({key: None if m is None else FdInfo(0, {"r": 0, "w": 1, "rw": 2}[m])
+                             for key, m in modes.items()})
+        for target in list(snap.holders)[:5]:
+            for wanted in (("w", "rw"), ("r", "rw")):
+                want = [h for h in snap.holders_of(target) if h.access in wanted or not h.access]
+                got = snap.holders_with(target, wanted)
+                assert got == want and snap.holders_with(target, wanted) == want
+                got.clear()  # a caller's copy
+                assert snap.holders_with(target, wanted) == want
+
+
 def test_an_fd_table_keeps_each_target_text_once() -> None:
     """Both ends of a pipe (and a dup) name one string object in the table: a host's fd
     tables are most of a scan's memory."""

@@ -57,8 +57,7 @@ def other_end(snap: Snapshot, pid: int, target: str, writing: bool) -> List[Hold
     so the chain shows it as gone or unknown instead of dropping it; but never the waiter's
     own unreadable fds (its own fd of the end it uses is one of them)."""
     wanted = READERS if writing else WRITERS
-    return [h for h in snap.holders_of(target)
-            if h.access in wanted or (not h.access and h.pid != pid)]
+    return [h for h in snap.holders_with(target, wanted) if h.access or h.pid != pid]
 
 
 def by_pid(holders: List[Holder]) -> List[Tuple[int, Tuple[int, ...], bool]]:
