@@ -163,16 +163,16 @@ class CountingProcFS(ProcFS):
 
 
 class TaskCountingProcFS(CountingProcFS):
-    """... and its thread list reads."""
+    """... and its thread reads (each begins with its main thread's stat)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.task_reads: Dict[int, int] = {}
 
-    def listdir(self, pid: Optional[int], *parts: str) -> list:
-        if pid is not None and parts == ("task",):
+    def read_one(self, pid: Optional[int], *parts: str) -> str:
+        if pid is not None and parts == ("task", str(pid), "stat"):  # how a read of its threads begins
             self.task_reads[pid] = self.task_reads.get(pid, 0) + 1
-        return super().listdir(pid, *parts)
+        return super().read_one(pid, *parts)
 
 
 def _threads(cache: ScanCache, fs: ProcFS, pid: int) -> list:

@@ -10,9 +10,9 @@ from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import WaitchainError
 from .reader import ProcFS
-from .tasks import read_switches
+from .tasks import NUM_THREADS, read_switches
 
-NUM_THREADS, STARTTIME = 17, 19  # fields 20 and 22 of /proc/PID/stat, counted after the comm
+STARTTIME = 19  # field 22 of /proc/PID/stat, counted after the comm
 STATE = 0  # field 3
 Activity = Tuple[Tuple[int, str], ...]  # (tid, its schedstat line) of every thread, by tid
 

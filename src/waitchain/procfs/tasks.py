@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from ..errors import AccessDenied, ProcessGone, WaitchainError
-from ..model import Syscall, Task
+from ..model import Stat, Syscall, Task
 from . import syscalls
 from .process import parse_stat
 from .reader import ProcFS
@@ -15,6 +15,7 @@ DENIED = "unreadable: permission denied (run as root)"  # Task.note when syscall
 KTHREAD = "kernel thread"  # Task.note of a kernel thread: it makes no system calls of its own
 EXITED = "exited"  # Task.note of a zombie (Z) or dead (X) thread
 PF_KTHREAD = 0x00200000  # /proc/PID/stat flags (include/linux/sched.h)
+NUM_THREADS = 17  # field 20 of /proc/PID/stat, counted after the comm
 
 def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Syscall], str]:
     """Parse `NR a0..a5 SP PC`. Returns (syscall, note); note explains a None."""
@@ -37,7 +38,10 @@ def parse_syscall(text: str, machine: Optional[str] = None) -> Tuple[Optional[Sy
 
 def read_task(fs: ProcFS, pid: int, tid: int) -> Task:
     """One thread. A thread that exits mid-read raises ProcessGone (the caller skips it)."""
-    stat = parse_stat(fs.read_one(pid, "task", str(tid), "stat"))
+    return _task(fs, pid, tid, parse_stat(fs.read_one(pid, "task", str(tid), "stat")))
+
+
+def _task(fs: ProcFS, pid: int, tid: int, stat: Stat) -> Task:
     kthread = bool(stat.flags & PF_KTHREAD)
     if kthread:  # its syscall file reads "0 0x0 ...": read(0), which it is not in
         syscall, note = None, KTHREAD
@@ -70,7 +74,19 @@ def read_switches(fs: ProcFS, pid: int, tid: int) -> Optional[int]:
 
 
 def read_tasks(fs: ProcFS, pid: int) -> List[Task]:
-    """Every thread of the process that still exists, main thread first."""
+    """Every thread of the process that still exists, main thread first. A process whose
+    main thread's stat counts one thread is read without listing task/ (most processes: the
+    listing cost more than the thread's files)."""
+    try:
+        text = fs.read_one(pid, "task", str(pid), "stat")
+        alone = _one_thread(text)
+    except WaitchainError:
+        alone = False  # gone, or its main thread exited: the listing says
+    if alone:
+        try:
+            return [_task(fs, pid, pid, parse_stat(text))]
+        except (WaitchainError, ValueError):
+            pass  # gone meanwhile: the listing says how
     tids = sorted(int(t) for t in fs.listdir(pid, "task") if t.isdigit() and t.isascii())
     tids.sort(key=lambda t: t != pid)
     tasks = []
@@ -82,6 +98,12 @@ def read_tasks(fs: ProcFS, pid: int) -> List[Task]:
     if not tasks:
         raise ProcessGone(pid, "task")
     return tasks
+
+
+def _one_thread(stat: str) -> bool:
+    """A thread's stat counts the threads of its whole process (field 20)."""
+    fields = stat.rpartition(")")[2].split()
+    return len(fields) > NUM_THREADS and fields[NUM_THREADS] == "1"
 
 
 def _syscall(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[Syscall], str]:
