@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import subprocess
 import sys
 from typing import List, Optional, Tuple
 
@@ -124,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
         prog="waitchain", usage=USAGE, description="Why is this process stuck? Follows what a "
         "hung process waits for,\nthrough pipes, sockets and child processes, to the deadlock or "
         "the end of the chain.",
-        epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=epilog(), formatter_class=_Building)
     p.add_argument("targets", nargs="*", metavar="PID|PATTERN",
                    help="where chains start: a pid (a thread id names its process), or a pattern "
                    "matched against command lines like pgrep -f (one process must match); several "
@@ -150,7 +148,17 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(p)
     p.add_argument("--man", action="store_true", help="show the manual page and exit")
     p.add_argument("--version", action="version", version=f"waitchain {__version__}")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # --help and errors: the terminal's width
     return p
+
+
+class _Building(argparse.RawDescriptionHelpFormatter):
+    """The formatter while options are added: argparse makes one per option only to check its
+    metavar, and each would ask the terminal's width through shutil (~3 ms to import)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, 80 if width is None else width)
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -459,6 +467,9 @@ class Report:
 def show_man() -> int:
     """`waitchain --man`: the page through man(1); --help's text when man is missing (the
     page is made from it)."""
+    import shutil
+    import subprocess
+
     page = manpage_path()
     program = shutil.which("man")
     if program is None or not os.path.exists(page):
@@ -475,11 +486,17 @@ def manpage_path() -> str:
 def options(args: argparse.Namespace, fmt: str = "text") -> Options:
     tty = sys.stdout.isatty()
     color = tty and fmt == "text" and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-    width = args.width or (shutil.get_terminal_size().columns if tty else None)
+    width = args.width or (_terminal_columns() if tty else None)
     encoding = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "")
     ascii_only = getattr(args, "ascii", False) or (fmt == "text" and encoding != "utf8")
     return Options(color=color, width=width, explain=args.explain, stacks=args.stacks,
                    ascii=ascii_only)
+
+
+def _terminal_columns() -> int:
+    import shutil  # only for a terminal: shutil (bz2, lzma, fnmatch) costs ~3 ms to import
+
+    return shutil.get_terminal_size().columns
 
 
 def resolve(snap: Snapshot, target: str) -> int:

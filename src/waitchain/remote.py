@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
 import re
 import shlex
-import subprocess
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -262,6 +260,9 @@ class Follower:
 
 def run(address: str, argv: List[str], timeout: float) -> RemoteHost:
     """Run the command (no shell, no terminal: ssh cannot prompt) and read its JSON."""
+    import json  # json and subprocess only when a remote host is asked: not on every run
+    import subprocess
+
     env = dict(os.environ, SSH_ASKPASS_REQUIRE="never")
     env.pop("DISPLAY", None)
     try:

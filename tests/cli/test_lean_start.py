@@ -1,6 +1,6 @@
 """A run imports only what it needs (issue 14, start-up): `--json --no-stacks` loads neither
 rich (the text renderer's), nor the stacks code, pyelftools, urllib/http (--debuginfod), nor
-the watchdog; the text output loads rich but not the JSON renderer. Each case runs the real
+the watchdog; the text output loads neither rich nor the JSON renderer. Each case runs the real
 command line in a fresh interpreter and reads its sys.modules after the run, so a top-level
 import that pulls one of them back in fails here, not in a benchmark weeks later."""
 
@@ -16,19 +16,27 @@ import pytest
 from waitchain.demo.harness import wait_blocked
 from waitchain.errors import EXIT_OK
 
-# Run main() with stdout captured, then report the exit code, the output and the modules loaded.
+# Run main() with stdout captured, then report the exit code, the output and the modules loaded
+# (and those the interpreter had loaded before: a site .pth may import shutil, say).
 CHILD = """\
-import contextlib, io, json, sys
+import sys
+startup = sorted(sys.modules)
+import contextlib, io
 from waitchain.entry import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     code = main(sys.argv[1:])
-print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+modules = sorted(sys.modules)
+import json
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": modules, "startup": startup}))
 """
 NEVER_FOR_JSON = ["rich", "elftools", "urllib.request", "http.client", "waitchain.stacks",
                   "waitchain.stacks.unwind", "waitchain.stacks.elf", "waitchain.stacks.debuginfod",
                   "waitchain.watch", "waitchain.metrics", "waitchain.merge", "waitchain.render.text",
                   "waitchain.render.html", "waitchain.render.svg", "waitchain.demo"]
+# Not for a run without stacks: spawning (man, psql, ssh), a rule's traceback, ctypes.util (and
+# its tempfile), argparse's terminal width (shutil)
+NEVER_WITHOUT_STACKS = ["subprocess", "shutil", "traceback", "ctypes.util", "tempfile"]
 
 
 @pytest.fixture
@@ -50,19 +58,26 @@ def _loaded(result: Dict[str, Any], names: List[str]) -> List[str]:
     return [name for name in names if name in result["modules"]]
 
 
+def _run_loaded(result: Dict[str, Any], names: List[str]) -> List[str]:
+    """Those of `names` the run itself imported (not the interpreter's start)."""
+    return [name for name in _loaded(result, names) if name not in result["startup"]]
+
+
 def test_json_without_stacks_imports_no_renderer_stacks_or_network_code(sleeper: int) -> None:
     result = _run(str(sleeper), "--json", "--no-stacks")
     assert json.loads(result["out"])["starts"] == [sleeper]
     assert _loaded(result, NEVER_FOR_JSON) == []
+    assert _run_loaded(result, NEVER_WITHOUT_STACKS) == []
     assert "waitchain.render.json" in result["modules"]  # the check sees what a run imports
 
 
-def test_text_without_stacks_imports_rich_and_not_the_json_renderer(sleeper: int) -> None:
+def test_text_without_stacks_imports_neither_rich_nor_the_json_renderer(sleeper: int) -> None:
     result = _run(str(sleeper), "--no-stacks")
     assert f"{sleeper}" in result["out"] and "SLEEPING" in result["out"]
-    assert "rich" in result["modules"] and "waitchain.render.text" in result["modules"]
-    assert _loaded(result, ["waitchain.render.json", "waitchain.stacks", "elftools", "urllib.request",
+    assert "waitchain.render.text" in result["modules"]
+    assert _loaded(result, ["rich", "waitchain.render.json", "waitchain.stacks", "elftools", "urllib.request",
                             "waitchain.watch"]) == []
+    assert _run_loaded(result, NEVER_WITHOUT_STACKS + ["json"]) == []
 
 
 def test_stacks_are_imported_when_they_are_read(sleeper: int) -> None:

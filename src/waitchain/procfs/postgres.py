@@ -14,16 +14,17 @@ take no locks beyond the catalog views' own."""
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
 import signal
-import subprocess
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ..model import DbLock
 from ..records import field, record
+
+if TYPE_CHECKING:  # json and subprocess are imported when psql is run (--db): not on every run
+    import subprocess
 
 PREFIX = "postgres: "
 COMMS = ("postgres", "postmaster")  # comm of a postmaster and its backends (the title changes only cmdline)
@@ -164,6 +165,8 @@ def ask_blockers(psql: str, socket_dir: str, port: int, database: str, waiters: 
                  uid: Optional[int] = None, gid: Optional[int] = None,
                  deadline: float = DEADLINE_S) -> Answer:
     """Run the server's psql (as uid/gid when we may switch to them) and parse its answer."""
+    import subprocess
+
     argv = psql_argv(psql, socket_dir, port, database, waiters)
     shown = tuple(argv)
     answer = Answer(command=shown, asked=tuple(waiters))
@@ -205,6 +208,8 @@ def _refused(psql: str, uid: Optional[int]) -> str:
 
 
 def _run(argv: List[str], uid: Optional[int], gid: Optional[int], deadline: float) -> Tuple[str, str, int]:
+    import subprocess
+
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PGCLIENTENCODING": "UTF8", "PGOPTIONS": OPTIONS,
            "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S)}
     argv = argv[2:] if argv[:1] == ["env"] else argv  # the same, without a process in between
@@ -248,6 +253,8 @@ def _first_error(err: str) -> str:
 
 def parse_answer(text: str) -> List[Blocker]:
     """The JSON rows of `query` (raises ValueError when it is not that)."""
+    import json
+
     rows = json.loads(text.strip() or "[]")
     if not isinstance(rows, list):
         raise ValueError("not a list of rows")

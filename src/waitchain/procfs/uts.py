@@ -4,7 +4,6 @@ inside a container, or on a "host" made of namespaces)."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import socket
 import threading
@@ -29,7 +28,7 @@ def hostname_in(ns_path: str) -> Optional[str]:
         except OSError:
             return
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc = ctypes.CDLL(None, use_errno=True)  # libc, loaded: not ctypes.util (~8 ms to import)
             if libc.setns(fd, CLONE_NEWUTS) == 0:
                 found[0] = os.uname().nodename
         except (OSError, AttributeError):
