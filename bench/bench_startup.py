@@ -4,9 +4,10 @@
 
     python3 bench/bench_startup.py [--repeat R] [--src DIR ...] [--waitchain PATH] [--importtime]
 
-The target is a `sleep` started here (a native process: the default run unwinds its stack).
-Every command runs in its own child process, interleaved (one of each per round), R rounds;
-output goes to /dev/null. Each row is the best wall time (what a person waits for), the
+The target is a `sleep` started here (a native process: the default run unwinds its stack);
+the PY-PID rows target a Python program asleep in time.sleep, started here with this
+interpreter (its stack is read by py-spy, when installed). Every command runs in its own
+child process, interleaved (one of each per round), R rounds; output goes to /dev/null. Each row is the best wall time (what a person waits for), the
 median wall, and the best CPU time (user + system, children included: py-spy, the memory
 helper), and the ratio of the row's best wall time to lsof's and lsfd's.
 
@@ -14,7 +15,8 @@ helper), and the ratio of the row's best wall time to lsof's and lsfd's.
   waitchain PID --json               script beside this interpreter, else on PATH): what a
   waitchain PID --no-stacks          user starts, launcher and `site` included
   waitchain PID --json --no-stacks
-  SRC: ...                           the same four with `python -m waitchain` from a source
+  waitchain PY-PID, PY-PID --json    the Python target, stacks read (py-spy)
+  SRC: ...                           the same six with `python -m waitchain` from a source
                                      tree (--src, repeatable: before/after in one run); the
                                      tree's bytecode is compiled first, as an install has it
   python3 -c pass                    the interpreter's own start, for scale
@@ -41,18 +43,20 @@ from common import Result, beside_python, load, process_count, run_bench, run_ch
 
 WIDTH = 50  # first column of the table
 VARIANTS: List[Tuple[str, ...]] = [(), ("--json",), ("--no-stacks",), ("--json", "--no-stacks")]
+PY_VARIANTS: List[Tuple[str, ...]] = [(), ("--json",)]  # the Python target: its stacks are the point
+ASLEEP = ("230", "35", "23", "270")  # clock_nanosleep, nanosleep, select, pselect6 (x86-64)
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 
-def start_target() -> subprocess.Popen:
-    """A process asleep in clock_nanosleep (checked), in its own session."""
-    proc = subprocess.Popen(["sleep", "100000"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+def start_target(argv: List[str]) -> subprocess.Popen:
+    """A process asleep (checked: its system call), in its own session."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             with open(f"/proc/{proc.pid}/syscall") as f:
-                if f.read().split()[0] in ("230", "35"):  # clock_nanosleep, nanosleep (x86-64)
+                if f.read().split()[0] in ASLEEP:
                     break
         except (OSError, IndexError):
             pass
@@ -60,18 +64,21 @@ def start_target() -> subprocess.Popen:
     return proc
 
 
-def commands(args: argparse.Namespace, pid: int) -> Dict[str, Tuple[List[str], Optional[Dict[str, str]]]]:
+def commands(args: argparse.Namespace, pid: int, py_pid: int) -> Dict[str, Tuple[List[str], Optional[Dict[str, str]]]]:
     """Row label → (argv, environment or None)."""
     rows: Dict[str, Tuple[List[str], Optional[Dict[str, str]]]] = {}
+    targets = [("PID", pid, VARIANTS), ("PY-PID", py_pid, PY_VARIANTS)]
     installed = args.waitchain or beside_python("waitchain")
     if installed and not args.src_only:
-        for extra in VARIANTS:
-            rows[" ".join(["waitchain PID", *extra])] = ([installed, str(pid), *extra], None)
+        for name, target, variants in targets:
+            for extra in variants:
+                rows[" ".join([f"waitchain {name}", *extra])] = ([installed, str(target), *extra], None)
     for src in args.src:
         env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
-        for extra in VARIANTS:
-            rows[" ".join([f"{short(src)}: PID", *extra])] = (
-                [sys.executable, "-m", "waitchain", str(pid), *extra], env)
+        for name, target, variants in targets:
+            for extra in variants:
+                rows[" ".join([f"{short(src)}: {name}", *extra])] = (
+                    [sys.executable, "-m", "waitchain", str(target), *extra], env)
     rows["python3 -c pass"] = ([sys.executable, "-c", "pass"], None)
     for name, argv in (("lsof -n -P", ["lsof", "-n", "-P"]), ("lsfd", ["lsfd"])):
         path = shutil.which(argv[0])
@@ -132,19 +139,22 @@ def importtime(argv: List[str], env: Optional[Dict[str, str]], top: int = 12) ->
 def bench(args: argparse.Namespace) -> None:
     for src in args.src:
         compileall.compile_dir(os.path.join(src, "waitchain"), quiet=1)  # as an install has it
-    target = start_target()
+    started: List[subprocess.Popen] = []
     try:
-        rows = commands(args, target.pid)
+        for argv in (["sleep", "100000"], [sys.executable, "-c", "import time; time.sleep(1e6)"]):
+            started.append(start_target(argv))
+        target, py_target = started
+        rows = commands(args, target.pid, py_target.pid)
         print(f"{os.cpu_count()} CPUs, {os.uname().release}, Python {sys.version.split()[0]}, "
-              f"{process_count()} processes, target: sleep ({target.pid}), best of {args.repeat} "
-              f"rounds (interleaved), load average before: {load()}")
+              f"{process_count()} processes, targets: sleep ({target.pid}), python3 ({py_target.pid}), "
+              f"best of {args.repeat} rounds (interleaved), load average before: {load()}")
         results = measure(rows, args.repeat)
         print(f"load average after: {load()}, {process_count()} processes\n")
         print(table(results))
         if args.importtime:
-            waitchain = [label for label in rows if "PID" in label]
+            waitchain = [label for label in rows if ": PID" in label or label.startswith("waitchain PID")]
             if waitchain:
-                argv, env = rows[waitchain[-4]]  # the last tree's (or the installed command's)
+                argv, env = rows[waitchain[-len(VARIANTS)]]  # the last tree's (or the installed command's)
                 if argv[0] != sys.executable:  # the console script: its interpreter, by its #! line
                     with open(argv[0]) as f:
                         argv = [f.readline()[2:].strip(), *argv]
@@ -152,8 +162,9 @@ def bench(args: argparse.Namespace) -> None:
                     print(f"\n-X importtime, {' '.join(['waitchain PID', *extra])}:")
                     print(importtime(argv + list(extra), env))
     finally:
-        target.kill()
-        target.wait()
+        for proc in started:
+            proc.kill()
+            proc.wait()
 
 
 def main(argv: Optional[List[str]] = None) -> None:
