@@ -345,6 +345,8 @@ class Snapshot:
         self._holders_with: Dict[Tuple[str, Tuple[str, ...]], List[Holder]] = {}
         self._tcp: Dict[str, List[TcpSocket]] = {}
         self._tcp_indexes: Dict[str, tuple] = {}
+        self._tcp_by_target: Dict[str, Dict[str, TcpSocket]] = {}
+        self._places: Dict[int, Place] = {}
         self._unix: Dict[int, Optional[UnixSocket]] = {}
         self._unix_paths: Optional[Dict[int, UnixSocket]] = None
         self._unix_dump: Optional[Dict[int, UnixSocket]] = None
@@ -1076,7 +1078,11 @@ class Snapshot:
 
     def place(self, pid: int) -> Place:
         """Its host's name (the hostname of its UTS namespace), its pid in its own pid
-        namespace when that is not ours, and the container, pod or unit its cgroup names."""
+        namespace when that is not ours, and the container, pod or unit its cgroup names
+        (read once per process: a diagnosis asks for each process's place more than once)."""
+        return _cached(self._places, pid, lambda: self._read_place(pid))
+
+    def _read_place(self, pid: int) -> Place:
         ns_pid = None
         if not self._in_own_pidns(pid):
             ids = self._ids(pid, None)
@@ -1089,16 +1095,23 @@ class Snapshot:
         """Its connected TCP sockets (local, remote), to another host (`waitchain merge`
         matches them across documents); loopback ones are of this host only."""
         proc = self.processes.get(pid)
-        by_inode = self._tcp_index(proc.netns)[0] if proc is not None else {}
-        if not by_inode:
+        if proc is None:
+            return ()
+        by_target = self._tcp_targets(proc.netns)
+        targets = dict.fromkeys(proc.fds.values())  # in table order, each once
+        if not by_target or not targets.keys() & by_target.keys():  # most processes: no TCP socket
             return ()
         found = []
-        for target in dict.fromkeys(proc.fds.values()):  # type: ignore[union-attr]
-            if target.startswith("socket:[") and target[8:-1].isdigit():
-                sock = by_inode.get(int(target[8:-1]))
-                if sock is not None and sock.state != "LISTEN" and not _loopback(sock.remote[0]):
-                    found.append((sock.local, sock.remote))
+        for target in targets:
+            sock = by_target.get(target)
+            if sock is not None and sock.state != "LISTEN" and not _loopback(sock.remote[0]):
+                found.append((sock.local, sock.remote))
         return tuple(found)
+
+    def _tcp_targets(self, netns: str) -> Dict[str, TcpSocket]:
+        """The TCP sockets of a network namespace by fd target ("socket:[inode]")."""
+        return _cached(self._tcp_by_target, netns,
+                       lambda: {f"socket:[{inode}]": sock for inode, sock in self._tcp_index(netns)[0].items()})
 
     def hostname(self, pid: Optional[int] = None) -> str:
         """The host name process pid sees (ours when None); "" when it cannot be read (a
