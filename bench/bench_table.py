@@ -2,7 +2,7 @@
 """One report table (issue 14): the whole waitchain command at several machine shapes against
 lsof, lsfd, ss and a C readlink floor, measured in the same run.
 
-    python3 bench/bench_table.py [--repeat R] [--rows idle,+1000,...] [--markdown]
+    python3 bench/bench_table.py [--repeat R] [--rows idle,+1000,...] [--src OLD/src ...]
 
 Rows (each a machine shape, set up before its tools are timed and torn down after):
 
@@ -48,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from common import (Result, beside_python, collect, forked, kill_and_reap, load, process_count,
                     raise_nofile, run_bench, run_child, sigterm_exit, spawner, wait_for_eof)
@@ -275,7 +275,10 @@ def _cmdline(pid: int) -> bytes:
 # --- the tools --------------------------------------------------------------------------------
 
 
-def tools(floor: Optional[str], pyspy: bool) -> Dict[str, List[str]]:
+ENVS: Dict[str, Dict[str, str]] = {}  # tool name → its environment, when not ours (--src)
+
+
+def tools(floor: Optional[str], pyspy: bool, srcs: Sequence[str] = ()) -> Dict[str, List[str]]:
     """name → argv ("PID" replaced by the row's target)."""
     wc = beside_python("waitchain")
     cli = [wc] if wc else [sys.executable, "-m", "waitchain"]
@@ -284,6 +287,12 @@ def tools(floor: Optional[str], pyspy: bool) -> Dict[str, List[str]]:
         found["waitchain PID"] = cli + ["PID", "--json"]
     found["waitchain PID --no-stacks"] = cli + ["PID", "--json", "--no-stacks"]
     found["waitchain --all"] = cli + ["--all", "--json", "--no-stacks"]
+    for src in srcs:  # the same two columns from another tree, for a before/after in one run
+        label = os.path.basename(os.path.dirname(os.path.abspath(src))) or src
+        for name, args in (("PID --no-stacks", ["PID", "--json", "--no-stacks"]),
+                           ("--all", ["--all", "--json", "--no-stacks"])):
+            found[f"waitchain {name} @{label}"] = [sys.executable, "-m", "waitchain"] + args
+            ENVS[f"waitchain {name} @{label}"] = dict(os.environ, PYTHONPATH=os.path.abspath(src))
     for name, argv in (("lsof -n -P", ["lsof", "-n", "-P"]), ("lsfd", ["lsfd"]), ("ss -anp", ["ss", "-anp"])):
         if shutil.which(argv[0]):
             found[name] = argv
@@ -308,7 +317,8 @@ def build_floor(where: str) -> Optional[str]:
 
 def check(name: str, argv: List[str], row: str, target: int) -> None:
     """An untimed run of a waitchain column: it ran and found the target's chain."""
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          env=ENVS.get(name))
     if proc.returncode not in CLI_OK:
         raise SystemExit(f"{row}: {name} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
     doc = json.loads(proc.stdout)
@@ -334,7 +344,7 @@ def measure(row: str, repeat: int, argvs: Dict[str, List[str]]) -> Tuple[Dict[st
         for _ in range(repeat):
             for name, argv in runs.items():
                 ok = CLI_OK if name.startswith("waitchain") else None
-                results[name].add(run_child(argv, capture=False, ok=ok))
+                results[name].add(run_child(argv, capture=False, ok=ok, env=ENVS.get(name)))
         info["fds"] = _fd_count()
     return results, info
 
@@ -406,7 +416,7 @@ def bench(args: argparse.Namespace) -> None:
     print(describe())
     print(f"best of {args.repeat} runs, interleaved; load average before: {load()}")
     with tempfile.TemporaryDirectory() as where:
-        argvs = tools(build_floor(where), beside_python("py-spy") is not None)
+        argvs = tools(build_floor(where), beside_python("py-spy") is not None, args.src or ())
         names = list(argvs)
         done = []
         for row in rows:
@@ -423,6 +433,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and row; the best counts")
     parser.add_argument("--rows", help=f"comma-separated, of: {', '.join(ROWS)} (default: all)")
+    parser.add_argument("--src", action="append", metavar="DIR",
+                        help="also time `PID --no-stacks` and `--all` of the waitchain in DIR (a src/ "
+                             "tree, e.g. of an older commit: git archive COMMIT src | tar -x -C /tmp/old), "
+                             "columns labelled by DIR's parent; repeatable")
     parser.add_argument("--_spawn", nargs=2, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
