@@ -10,11 +10,11 @@ import re
 import pytest
 from render_fixtures import (ALL, assorted, backend_and_postmaster, chain_end_verdict, demo, python_abba,
                              reached_twice)
-from rich.cells import cell_len
 
 from waitchain import records
 from waitchain.model import Advice, ChainEnd, Diagnosis, End, EndKind, Reason
 from waitchain.render import Options, text
+from waitchain.render.cells import cell_len
 from waitchain.render.common import duration, step_text
 from waitchain.render.verdicts import summary
 from waitchain.verdict import END_ADVICE, IDLE_ADVICE

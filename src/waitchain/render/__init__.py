@@ -11,7 +11,7 @@ from ..records import record
 Render = Callable[["Diagnosis", "Options"], str]
 
 # Format name → (module of this package, its render function). A run imports only the module
-# of the format it prints: --json does not pay for rich (text) nor Graphviz's wrapper (svg).
+# of the format it prints: --json does not pay for the text layout nor Graphviz's wrapper (svg).
 FORMATS: Dict[str, Tuple[str, str]] = {
     "text": ("text", "render"), "json": ("json", "render"), "dot": ("dot", "render"),
     "svg": ("svg", "render"), "mermaid": ("mermaid", "render_source"), "markdown": ("mermaid", "render"),
