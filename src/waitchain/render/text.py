@@ -15,10 +15,10 @@ its import time (~30-50 ms, most of what the text output added to a run's start)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..model import Chain, Diagnosis, Edge, Wait
+from ..records import record
 from ..sanitize import clean
 from . import Options, hosts
 from .cells import cell_len
@@ -48,7 +48,7 @@ Text = List[Seg]  # a line to print: (text, SGR parameters or "")
 UNPRINTED = dict.fromkeys((7, 8, 11, 12, 13))  # BEL, BS, VT, FF, CR: dropped (as rich did)
 
 
-@dataclass
+@record
 class Row:
     """One line: either the five columns, or free text (`free`) after the tree drawing."""
 
@@ -64,7 +64,7 @@ class Row:
     free: Optional[List[Seg]] = None
 
 
-@dataclass
+@record
 class Widths:
     a: int  # lead + pid
     b: int  # program
