@@ -73,21 +73,20 @@ class _Child:
 
     def start(self, pids: List[int], scan_one: ScanOne) -> None:
         """Fork the child (none if fork fails: result() is then None)."""
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # until each side is ready for them
+        write_end = -1
         try:
             self.pipe, write_end = os.pipe()
-        except OSError:
-            return  # out of fds: no child
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # until each side is ready for them
-        try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self.pid = os.fork()
         except OSError:
-            pass
+            pass  # out of fds or processes: no child
         finally:
             if self.pid == 0:
                 _child(pids, scan_one, write_end, mask)  # never returns
-            os.close(write_end)
+            if write_end >= 0:
+                os.close(write_end)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C pending is raised here
 
     def result(self, seconds: float) -> Optional[Tuple[list, List[str]]]:
