@@ -31,7 +31,7 @@ from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module
 from .python import PyThread, StackError
 from .sources import Sources
 
-if TYPE_CHECKING:  # imported where they run: the unwinder (pyelftools), the network
+if TYPE_CHECKING:  # imported where they run: the unwinder, the network
     from .debuginfod import Client
 
 T = TypeVar("T")
@@ -484,7 +484,7 @@ def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], sou
 def _unwound(pid: int, tids: List[int], fetch: Optional[Client], sources: Sources,
              every_frame: bool = True) -> Optional[_Result]:
     """Stacks unwound without ptrace (CFI, frame pointers, a scan), or None when none was."""
-    from . import unwind  # pyelftools: imported when a native stack is unwound
+    from . import unwind  # imported when a native stack is unwound
 
     stacks = unwind.process_stacks(pid, tids, debuginfod=fetch, every_frame=every_frame)
     if not stacks:
@@ -507,7 +507,7 @@ def _with_native_frames(pid: int, result: _Result, fetch: Optional[Client] = Non
     interpreter = exe.replace(" (deleted)", "")
     if not extension_mapped(pid, interpreter):  # nothing to add to any thread: none is unwound
         return result
-    from . import unwind  # pyelftools: imported when a native stack is unwound
+    from . import unwind  # imported when a native stack is unwound
 
     found = unwind.under_interpreter(pid, sorted(result.stacks), interpreter, debuginfod=fetch)
     for tid, frames in found.items():

@@ -2,7 +2,7 @@
 extension, or a library one calls (stacks/unwind.under_interpreter adds such frames). The
 interpreter, libpython, the system libraries, Python's own standard modules (lib-dynload)
 and the kernel's [vdso] do not count. When nothing counts, no thread of the process is
-unwound, whatever their number, and the unwinder (pyelftools) is not even imported."""
+unwound, whatever their number, and the unwinder is not even imported."""
 
 from __future__ import annotations
 
