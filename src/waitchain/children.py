@@ -42,3 +42,14 @@ def kill_all() -> None:
                 os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+def close_inherited(*keep: int) -> None:
+    """In a forked child: close every fd it has open but `keep` (listed from /proc/self/fd:
+    not every number below the limit, which Python 3.9's os.closerange closes one by one)."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in keep:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass  # the listing's own fd, already closed

@@ -356,7 +356,6 @@ class _Helper:
         """Fork the helper (None if it cannot be: no processes or memory left)."""
         requests, to = os.pipe()  # close-on-exec: a program we start never holds them
         frm, answers = os.pipe()
-        high = os.sysconf("SC_OPEN_MAX")
         # SIGINT blocked in this thread across the fork: the helper is born with it blocked
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
@@ -364,7 +363,7 @@ class _Helper:
         except OSError:
             pid = -1
         if pid == 0:
-            _child(requests, answers, high)  # never returns
+            _child(requests, answers)  # never returns
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(requests)
         os.close(answers)
@@ -495,23 +494,13 @@ def _fork() -> int:
     return os.fork()
 
 
-def _child(requests: int, answers: int, high: int) -> None:
+def _child(requests: int, answers: int) -> None:
     """The helper, in the forked child: only its two pipe ends kept, named, then _serve;
     os._exit whatever happens (no Python cleanup, no flush of buffers that are ours)."""
     try:
         gc.disable()  # no finalizer of an object of ours runs here
         _prctl(PR_SET_NAME, NAME, 0, 0, 0)
-        try:  # the fds open, not every number below the limit: Python 3.9's closerange
-            # calls close() on each (20,000 here; over a second under strace -f)
-            opened = [int(name) for name in os.listdir("/proc/self/fd")]
-        except OSError:
-            opened = list(range(high))
-        for fd in opened:
-            if fd not in (requests, answers):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass  # the listing's own fd, already closed
+        children.close_inherited(requests, answers)
         _serve(requests, answers)
     finally:
         os._exit(0)

@@ -18,6 +18,7 @@ import threading
 import warnings
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from ..children import close_inherited
 from ..model import Process
 
 SPLIT_AT = 256  # processes from which a second CPU reads a part of them
@@ -132,12 +133,7 @@ def _child(pids: List[int], scan_one: ScanOne, out: int, mask: object) -> None:
         for signum in _SIGNALS:
             signal.signal(signum, signal.SIG_DFL)  # a Ctrl-C ends it at once
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # type: ignore[arg-type]
-        for fd in os.listdir("/proc/self/fd"):  # keep only the pipe (a parent's files, helpers' pipes)
-            if int(fd) != out:
-                try:
-                    os.close(int(fd))
-                except OSError:
-                    pass
+        close_inherited(out)  # keep only the pipe (a parent's files, helpers' pipes)
         notes: List[str] = []
         found = []
         for pid in pids:
