@@ -253,10 +253,18 @@ class Watchdog:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.carry.close()
-            self._reap(final=True)
+            self.close()
         self._log("stopped")
         return EXIT_OK
+
+    def close(self) -> None:
+        """Give back what the watchdog holds: the scan cache's files and helper, the wake-up
+        pipe and the report directory; hooks that ended are reaped (running ones are named)."""
+        self.carry.close()
+        self._reap(final=True)
+        for fd in (self.wake_r, self.wake_w) + ((self.dirfd,) if self.dirfd is not None else ()):
+            os.close(fd)
+        self.dirfd = None
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
