@@ -6,7 +6,7 @@ import re
 from typing import Optional
 
 from ..errors import WaitchainError
-from ..model import FdInfo
+from ..model import READ, READ_WRITE, WRITE, FdInfo
 from .reader import TABLE_READ, ProcFS
 
 _INODE_TARGET = re.compile(r"^(pipe|socket):\[(\d+)\]$")
@@ -42,6 +42,19 @@ def read_fdinfo(fs: ProcFS, pid: int, fd: int) -> Optional[FdInfo]:
         return parse_fdinfo(fs.read(pid, "fdinfo", str(fd), limit=TABLE_READ))
     except WaitchainError:
         return None
+
+
+_LINK_ACCESS = {0o400: READ, 0o200: WRITE, 0o600: READ_WRITE}  # owner r/w bits of the fd's link
+
+
+def link_access(fs: ProcFS, pid: int, fd: int) -> Optional[str]:
+    """The fd's access mode from one lstat() of its /proc/PID/fd/N link, without opening
+    fdinfo: the kernel gives the link S_IRUSR if the file is open for reading, S_IWUSR if
+    for writing (fs/proc/fd.c, tid_fd_update_inode, from f_mode on every lookup). None when
+    the link says neither (an O_PATH fd, open mode 3: fdinfo's flags tell those apart), the
+    fd is gone, or this is a recorded /proc (its links are plain symlinks)."""
+    mode = fs.link_mode(pid, fd)
+    return None if mode is None else _LINK_ACCESS.get(mode & 0o600)
 
 
 def inode_of(target: str) -> Optional[int]:

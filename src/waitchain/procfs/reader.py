@@ -88,6 +88,16 @@ class ProcFS:
         except OSError as exc:
             raise self._error(exc, pid, "/".join(parts)) from None
 
+    def link_mode(self, pid: int, fd: int) -> Optional[int]:
+        """st_mode of the /proc/PID/fd/N link itself (lstat: nothing is opened or followed);
+        None if the fd is gone or this /proc is a recorded copy."""
+        if self.root != "/proc":
+            return None
+        try:
+            return os.lstat(f"/proc/{pid}/fd/{fd}").st_mode
+        except OSError:
+            return None
+
     def owner(self, pid: int) -> int:
         try:
             return os.stat(self.path(pid)).st_uid
