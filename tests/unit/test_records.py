@@ -12,6 +12,14 @@ import pytest
 from waitchain import records
 
 
+@pytest.fixture(autouse=True, params=["generic", "generated"])
+def init_kind(request, monkeypatch):
+    """Every test twice: instances made by the generic __init__ a class starts with, and by
+    the generated one that replaces it (from the first instance on)."""
+    monkeypatch.setattr(records, "GENERIC_UP_TO", 10**9 if request.param == "generic" else 1)
+    return request.param
+
+
 def twins(frozen: bool):
     """The same class made by dataclasses and by records: (dataclass, record)."""
     made = []
@@ -199,17 +207,35 @@ def test_bad_classes_fail_at_definition_as_dataclasses_do():
             Required()
 
 
-def test_init_is_made_once_on_first_use():
+def test_the_generated_init_takes_over_once(init_kind, monkeypatch):
+    monkeypatch.setattr(records, "GENERIC_UP_TO", 3)
+
     @records.record(frozen=True)
     class Lazy:
         a: int
+        b: List[int] = records.field(default_factory=list)
 
     first = Lazy.__init__
-    assert Lazy(1).a == 1
+    assert Lazy(1).a == 1 and Lazy(a=2).b == [] and Lazy.__init__ is first
+    assert vars(Lazy(3)) == {"a": 3, "b": []}
     assert Lazy.__init__ is not first and Lazy.__init__.__qualname__.endswith("Lazy.__init__")
     made = Lazy.__init__
-    assert Lazy(2).a == 2 and Lazy.__init__ is made
+    assert Lazy(4).a == 4 and Lazy.__init__ is made
 
+
+def test_a_call_the_generic_init_cannot_bind_gets_the_generated_one(init_kind, monkeypatch):
+    monkeypatch.setattr(records, "GENERIC_UP_TO", 10**9)
+
+    @records.record
+    class Two:
+        a: int
+        b: int = 0
+
+    first = Two.__init__
+    for args, kwargs in (((1, 2, 3), {}), ((1,), {"a": 1}), ((), {"c": 1}), ((), {"b": 1})):
+        with pytest.raises(TypeError):
+            Two(*args, **kwargs)
+    assert Two.__init__ is not first and vars(Two(b=2, a=1)) == {"a": 1, "b": 2}
 
 
 def test_model_records_are_frozen_and_compare_by_fields():
