@@ -40,6 +40,13 @@ NEVER_FOR_JSON = ["rich", "elftools", "urllib.request", "http.client", "waitchai
 # Not for a run without stacks: spawning (man, psql, ssh), a rule's traceback, ctypes.util (and
 # its tempfile), argparse's terminal width (shutil)
 NEVER_WITHOUT_STACKS = ["subprocess", "shutil", "traceback", "ctypes.util", "tempfile"]
+# A sleep's wait needs the signals rule only (ends and describe come with waits/__init__.py);
+# sockets are read through netlink only when a socket is followed: socket (with selectors) and
+# string are imported then, not for a sleep
+RULES = ["waitchain.waits." + name for name in (
+    "child", "fifo", "filelock", "futex", "io", "kernel", "objects", "pipe", "poll", "postgres", "retry",
+    "socket", "tty")]
+NEVER_FOR_A_SLEEP = ["socket", "selectors", "string", "pwd", "termios", "bisect"]
 
 
 @pytest.fixture
@@ -81,6 +88,16 @@ def test_text_without_stacks_imports_neither_rich_nor_the_json_renderer(sleeper:
     assert _loaded(result, ["rich", "waitchain.render.json", "waitchain.stacks", "elftools", "urllib.request",
                             "waitchain.watch"]) == []
     assert _run_loaded(result, NEVER_WITHOUT_STACKS + ["json"]) == []
+
+
+def test_a_sleep_imports_only_the_sleep_rule(sleeper: int) -> None:
+    """waits/__init__.py imports a rule module when a thread is first seen in one of its
+    calls: a sleep's run loads the signals rule and none of the others, nor the socket code."""
+    result = _run(str(sleeper), "--json", "--no-stacks")
+    assert json.loads(result["out"])["starts"] == [sleeper]
+    assert "waitchain.waits.signals" in result["modules"]
+    assert _loaded(result, RULES) == []
+    assert _run_loaded(result, NEVER_FOR_A_SLEEP) == []
 
 
 def test_stacks_are_imported_when_they_are_read(sleeper: int) -> None:

@@ -10,7 +10,7 @@ from test_verdict_layer import edge, run, wait
 from waitchain import records
 from waitchain.model import Advice, EdgeKind, End, EndKind, Pty, PtySide, Reason, VerdictClass
 from waitchain.render.ends import detail
-from waitchain.waits.poll import live_end
+from waitchain.waits.ends import live_end
 
 SIGNALFD = End(EndKind.SIGNAL, reason=Reason.SIGNAL_WAIT, fd=5, through="5<anon_inode:[signalfd]>")
 TYPED = End(EndKind.TERMINAL, reason=Reason.TERMINAL_INPUT, subject="/dev/pts/0", pty=Pty(PtySide.SLAVE, 0),

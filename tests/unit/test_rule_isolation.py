@@ -10,7 +10,7 @@ from rule_fakes import FakeSnapshot, task
 from waitchain import waits
 from waitchain.demo.harness import wait_blocked
 from waitchain.model import EndKind, Reason
-from waitchain.waits import wait_of
+from waitchain.waits import futex, wait_of
 
 
 def broken_rule(snap, pid, thread):
@@ -37,7 +37,7 @@ def test_a_rule_module_is_named_by_its_module(monkeypatch) -> None:
     def fail(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(waits.futex, "_follow", fail)  # inside the futex rule
+    monkeypatch.setattr(futex, "_follow", fail)  # inside the futex rule
     wait = wait_of(snap, 10, task(11, "futex", 0x1000, 128, 2))
     assert wait.end.reason == Reason.RULE_FAILED and "the futex rule" in wait.end.detail
     assert "RuntimeError" in wait.end.detail and "test_rule_isolation.py" in wait.end.detail

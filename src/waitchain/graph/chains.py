@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Collection, Dict, List, Optional, Set, Tuple
 
 from ..model import Chain, ChainEnd, Cycle, EdgeKind, End, EndKind, PtySide, Reason
-from ..waits.poll import live_end
+from ..waits.ends import live_end
 from .explore import GONE, Explored
 
 MAX_CHAINS = 64  # per start process

@@ -5,26 +5,48 @@ and sets what every wait has: the name of the call it is in."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Dict
 
 from ..model import End, EndKind, Reason, Task, Wait
 from ..records import replace
 from ..snapshot import Snapshot
-from . import child, ends, fifo, filelock, futex, io, kernel, objects, poll, postgres, signals
+from . import ends
 from .describe import call_text
 
 Rule = Callable[[Snapshot, int, Task], Wait]
 
-RULES: Dict[str, Rule] = {}
-for _module in (io, child, ends, filelock, futex, fifo, signals, objects, poll):
-    RULES.update({name: _module.rule for name in _module.SYSCALLS})
+# The rule module of each system call it follows (its SYSCALLS, which test_wait_dispatch checks
+# this against): a module is imported when a thread is first seen in one of its calls, so that
+# a run imports only the rules its threads need (start-up, issue 14).
+RULE_MODULES: Dict[str, str] = {
+    **dict.fromkeys(("read", "readv", "pread64", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg",
+                     "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "sendmmsg"), "io"),
+    **dict.fromkeys(("wait4", "waitid"), "child"),
+    **dict.fromkeys(("accept", "accept4", "connect"), "ends"),
+    **dict.fromkeys(("flock", "fcntl"), "filelock"),
+    **dict.fromkeys(("futex",), "futex"),
+    **dict.fromkeys(("open", "openat", "openat2"), "fifo"),
+    **dict.fromkeys(("pause", "rt_sigsuspend", "rt_sigtimedwait", "nanosleep", "clock_nanosleep"), "signals"),
+    **dict.fromkeys(("mq_timedreceive", "mq_timedsend", "msgrcv", "msgsnd", "semop", "semtimedop"), "objects"),
+    **dict.fromkeys(("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"), "poll"),
+}
+# The calls a PostgreSQL backend waits in (postgres.LATCH_CALLS, checked by the same test): only
+# a thread in one of them is given to postgres.refine, and the module is imported then.
+REFINED = {"epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6", "semop",
+           "semtimedop", "futex"}
+RULES: Dict[str, Rule] = {}  # system call -> its rule, filled as the rules are first used
 
 
 def wait_of(snap: Snapshot, pid: int, task: Task) -> Wait:
     """The wait of one thread: edges to the processes it waits for, or where it ends."""
     rule = choose(task)
     try:
-        wait = postgres.refine(snap, pid, task, rule(snap, pid, task))  # a database backend's title
+        wait = rule(snap, pid, task)
+        if task.syscall is not None and task.syscall.name in REFINED:  # a database backend's title
+            from . import postgres
+
+            wait = postgres.refine(snap, pid, task, wait)
     except Exception as exc:  # a bug in one rule must not cost the report
         wait = _failed(snap, pid, task, rule, exc)
     return _with_call(wait, task)
@@ -35,11 +57,16 @@ def choose(task: Task) -> Rule:
     for running, stopped, exited or unreadable threads, else the system call's."""
     if task.kthread:
         return ends.state_rule
-    if kernel.in_kernel_wait(task):
+    if ends.in_kernel_wait(task):
+        from . import kernel
+
         return kernel.rule
     if ends.by_state(task) is not None:
         return ends.state_rule
-    rule = RULES.get(task.syscall.name) if task.syscall else None
+    name = task.syscall.name if task.syscall else ""
+    rule = RULES.get(name)
+    if rule is None and name in RULE_MODULES:
+        rule = RULES[name] = importlib.import_module(f"{__name__}.{RULE_MODULES[name]}").rule
     return rule if rule is not None else _unfollowed_rule
 
 

@@ -8,18 +8,29 @@ nothing), a server waiting for clients, a connect, and calls that later rules wi
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
 from ..records import replace
 from ..snapshot import Snapshot
-from . import child, tty
-from .describe import call_text, fd_text
+from .describe import call_text, fd_text, plural
 
 SYSCALLS = {"accept", "accept4", "connect"}  # sleeps and signal waits: signals.py
 OR_WAITS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EXITED = ("Z", "X")
+FUSE_CALLS = ("request_wait_answer", "__fuse_simple_request", "fuse_simple_request")
+
+
+def in_kernel_wait(task: Task) -> bool:
+    """The threads kernel.py's rule handles: every D-state thread, and any thread inside a
+    FUSE request (here, not in kernel.py, which is imported only for those threads)."""
+    return task.state == "D" or is_fuse(task.wchan)
+
+
+def is_fuse(name: str) -> bool:
+    """A kernel function of a FUSE request (a wchan or a stack frame)."""
+    return name.startswith(FUSE_CALLS) or (name.startswith("fuse_") and not name.startswith("fuse_dev_"))
 
 
 def by_state(task: Task) -> Optional[End]:
@@ -73,6 +84,8 @@ def _job(snap: Snapshot, pid: int, end: End) -> End:
     """A stopped background job of a terminal (its group is not the terminal's foreground
     group: a shell's Ctrl-Z, or SIGTTIN/SIGTTOU for reading or writing it from behind): the
     terminal and its foreground group. Which signal it was is still not recorded."""
+    from . import tty  # imported when first needed: start-up (issue 14)
+
     proc = snap.processes.get(pid)
     number, foreground = snap.controlling_tty(pid), snap.foreground_group(pid)
     if proc is None or not number or foreground <= 0 or foreground == proc.pgrp:
@@ -89,6 +102,8 @@ def _exited(snap: Snapshot, pid: int, task: Task, what: str) -> Wait:
     parent = proc.ppid if proc is not None else 0
     if parent not in snap.processes:
         return Wait(pid, task.tid, what, end=End(EndKind.UNKNOWN, reason=Reason.EXITED, parent=parent or None))
+    from . import child  # imported when first needed: start-up (issue 14)
+
     if any(t.syscall is not None and t.syscall.name in child.SYSCALLS and t.state not in ("T", "t")
            and pid in child.wanted_children(snap, parent, t) for t in snap.tasks(parent)):
         # it has just exited, and the parent's wait names it: the parent reaps it now
@@ -126,3 +141,40 @@ def unfollowed(task: Task) -> End:
 
 def _cpu(task: Task) -> float:
     return (task.utime + task.stime) / os.sysconf("SC_CLK_TCK")
+
+
+# --- an OR wait none of whose alternatives leads to another process -------------------------
+# (here, not in poll.py: graph/chains.py asks it too, and need not import the poll rule)
+
+
+def live_end(count: int, live: Sequence[End]) -> End:
+    """The end of a thread none of whose alternatives leads to another process: what its
+    live alternatives are. One that waits for clients makes it a server's idle wait,
+    whatever else (a timeout, a signal) it also waits for."""
+    fds = plural(count, "fd")
+    if not count and len(live) == 1:  # no OR wait: a plain wait's one way out (a timeout, a handler)
+        return live[0]
+    if not live:
+        return End(EndKind.UNKNOWN, f"waits for any of {fds}; none was followed", reason=Reason.OTHER)
+    kinds = {e.kind for e in live}
+    reasons = {e.reason for e in live}
+    kind = kinds.pop() if len(kinds) == 1 else EndKind.IDLE
+    reason = reasons.pop() if len(reasons) == 1 else Reason.OTHER
+    subject = live[0].subject if len(live) == 1 else ""
+    accept = next((e for e in live if e.reason == Reason.ACCEPT), None)
+    typed = next((e for e in live if e.reason == Reason.TERMINAL_INPUT), None)
+    if accept is not None:
+        kind, reason, subject = EndKind.IDLE, Reason.ACCEPT, accept.subject
+    elif typed is not None:  # a relay (script, ssh) whose input is a person's terminal
+        kind, reason, subject = EndKind.TERMINAL, Reason.TERMINAL_INPUT, typed.subject
+    return End(kind, reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live),
+               any_of=count, alternatives=tuple(live))
+
+
+def _signals(live: Sequence[End]) -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(s for e in live for s in e.signals))
+
+
+def _soonest(live: Sequence[End]) -> Optional[float]:
+    times = [e.timeout for e in live if e.timeout is not None]
+    return min(times) if times else None

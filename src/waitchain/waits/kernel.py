@@ -20,6 +20,7 @@ from ..procfs.mmaplock import QUEUED, classify as mmap_lock_wait
 from ..procfs.mounts import Mount
 from ..snapshot import Snapshot
 from .describe import FD_FIRST, call_text
+from .ends import is_fuse
 
 FUSE, NFS, BLOCK, FAULT, LOCK, KERNEL = "FUSE", "NFS", "block I/O", "page fault", "kernel lock", "kernel"
 END_KIND = {FUSE: EndKind.KERNEL, NFS: EndKind.REMOTE, BLOCK: EndKind.DISK, FAULT: EndKind.DISK,
@@ -49,7 +50,6 @@ IO = ("folio_wait", "__folio_lock", "wait_on_page", "__lock_page", "io_schedule"
 FAULTS = ("exc_page_fault", "do_user_addr_fault", "handle_mm_fault", "__handle_mm_fault",
           "do_fault", "__do_fault", "filemap_fault", "do_swap_page", "do_read_fault")
 NFS_NAMES = ("nfs", "rpc_", "__rpc", "xprt_", "call_", "gss_")
-FUSE_CALLS = ("request_wait_answer", "__fuse_simple_request", "fuse_simple_request")
 
 AT_FDCWD = -100
 # Calls whose argument is a path: name → (dirfd argument or None, path argument).
@@ -69,11 +69,6 @@ FD_CALLS = FD_FIRST | {"fstat", "newfstat", "getdents", "getdents64", "fchdir", 
                        "sync_file_range", "syncfs", "fadvise64", "readahead", "copy_file_range"}
 SHOWN_FRAMES = 5
 VFORK = {"wait_for_vfork_done", "kernel_clone"}  # a vfork parent sleeps here until the child execs
-
-
-def in_kernel_wait(task: Task) -> bool:
-    """Handled here: every D-state thread, and any thread inside a FUSE request."""
-    return task.state == "D" or _is_fuse(task.wchan)
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -218,7 +213,7 @@ def classify(frames: List[str], wchan: str, fstype: str = "", faulting: bool = F
 
 
 def _filesystem(names: List[str], fstype: str) -> str:
-    if fstype.startswith("fuse") or any(_is_fuse(n) for n in names):
+    if fstype.startswith("fuse") or any(is_fuse(n) for n in names):
         return FUSE
     if fstype.startswith("nfs") or any(n.startswith(NFS_NAMES) for n in names):
         return NFS
@@ -238,10 +233,6 @@ def _primitive(names: List[str], fault: bool) -> str:
 def _lock_at_top(names: List[str]) -> bool:
     """The innermost two functions (wchan, then the first frame) take a lock."""
     return any(n.startswith(LOCKS) for n in names[:2])
-
-
-def _is_fuse(name: str) -> bool:
-    return name.startswith(FUSE_CALLS) or (name.startswith("fuse_") and not name.startswith("fuse_dev_"))
 
 
 def _stack_text(names: List[str], wchan: str, note: str) -> str:

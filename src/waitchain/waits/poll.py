@@ -23,6 +23,7 @@ from ..records import field, record, replace
 from ..snapshot import Snapshot
 from . import io, signals
 from .describe import call_text, fd_text, object_text, plural, socket_of
+from .ends import live_end
 
 SYSCALLS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EPOLLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}
@@ -180,39 +181,6 @@ def _listening(snap: Snapshot, pid: int, target: str) -> bool:
     if isinstance(sock, TcpSocket):
         return sock.state == "LISTEN"
     return sock is not None and sock.state == "listen"
-
-
-def live_end(count: int, live: Sequence[End]) -> End:
-    """The end of a thread none of whose alternatives leads to another process: what its
-    live alternatives are. One that waits for clients makes it a server's idle wait,
-    whatever else (a timeout, a signal) it also waits for."""
-    fds = plural(count, "fd")
-    if not count and len(live) == 1:  # no OR wait: a plain wait's one way out (a timeout, a handler)
-        return live[0]
-    if not live:
-        return End(EndKind.UNKNOWN, f"waits for any of {fds}; none was followed", reason=Reason.OTHER)
-    kinds = {e.kind for e in live}
-    reasons = {e.reason for e in live}
-    kind = kinds.pop() if len(kinds) == 1 else EndKind.IDLE
-    reason = reasons.pop() if len(reasons) == 1 else Reason.OTHER
-    subject = live[0].subject if len(live) == 1 else ""
-    accept = next((e for e in live if e.reason == Reason.ACCEPT), None)
-    typed = next((e for e in live if e.reason == Reason.TERMINAL_INPUT), None)
-    if accept is not None:
-        kind, reason, subject = EndKind.IDLE, Reason.ACCEPT, accept.subject
-    elif typed is not None:  # a relay (script, ssh) whose input is a person's terminal
-        kind, reason, subject = EndKind.TERMINAL, Reason.TERMINAL_INPUT, typed.subject
-    return End(kind, reason=reason, subject=subject, signals=_signals(live), timeout=_soonest(live),
-               any_of=count, alternatives=tuple(live))
-
-
-def _signals(live: Sequence[End]) -> Tuple[str, ...]:
-    return tuple(dict.fromkeys(s for e in live for s in e.signals))
-
-
-def _soonest(live: Sequence[End]) -> Optional[float]:
-    times = [e.timeout for e in live if e.timeout is not None]
-    return min(times) if times else None
 
 
 # --- the watch set ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ call names the lock. When it has a file open on which another process holds a lo
 conflicts with what it may ask for, the sleep is taken for a retry of that lock and gets an
 edge to the holder (Edge.retry: inferred, since what it asks for is not known).
 
-Only short sleeps count (at most MAX_INTERVAL seconds asked), and only a lock that can
+Only short sleeps count (at most signals.MAX_INTERVAL seconds asked), and only a lock that can
 conflict: a WRITE lock held by another process, or any lock of a compatible class when
 the sleeper itself holds a WRITE lock on the file (it waits to get more of it: sqlite's
 writer holds PENDING while it waits for the readers to go). A sleeper holding a READ lock
@@ -33,7 +33,6 @@ from ..records import record
 from ..snapshot import Snapshot
 from . import filelock
 
-MAX_INTERVAL = 1.0  # seconds: a longer sleep is a pause, not a retry
 CLASSES = ("FLOCK", "POSIX", "OFDLCK")
 
 
@@ -47,11 +46,9 @@ class _File:
     dev: str
 
 
-def retry_edges(snap: Snapshot, pid: int, tid: int, call: str,
-                interval: Optional[float]) -> Tuple[Tuple[Edge, ...], Mode]:
-    """Edges to the holders of the locks a short sleep may be retrying; () if none."""
-    if interval is None or not 0 <= interval <= MAX_INTERVAL:
-        return (), Mode.ANY
+def retry_edges(snap: Snapshot, pid: int, tid: int, call: str, interval: float) -> Tuple[Tuple[Edge, ...], Mode]:
+    """Edges to the holders of the locks a short sleep (signals.retrying checks that it is
+    one: at most signals.MAX_INTERVAL) may be retrying; () if none."""
     try:
         held = [e for e in snap.locks() if e.held and e.cls in CLASSES]
     except WaitchainError:

@@ -27,7 +27,6 @@ from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
 from ..procfs.status import mask, signal_names
 from ..records import replace
 from ..snapshot import Snapshot
-from .retry import MAX_INTERVAL, retry_edges
 
 SIGNAL_WAITS = {"pause", "rt_sigsuspend", "rt_sigtimedwait"}
 SLEEPS = {"nanosleep", "clock_nanosleep"}
@@ -41,6 +40,7 @@ GLIBC_INTERNAL = (1 << 31) | (1 << 32)  # signals 32 and 33: glibc's cancellatio
 SIGMASK_ARG = {"ppoll": 3, "pselect6": 5, "epoll_pwait": 4, "epoll_pwait2": 4}
 POINTER = struct.Struct("=Q")
 O_NONBLOCK = 0o4000  # in fdinfo `flags`
+MAX_INTERVAL = 1.0  # seconds: a longer sleep is a pause, not a lock retry (retry.py)
 
 
 def rule(snap: Snapshot, pid: int, task: Task) -> Wait:
@@ -249,6 +249,10 @@ def retrying(snap: Snapshot, wait: Wait, interval: Optional[float] = None) -> Wa
     if interval is None and end.timeout is not None:
         slept = snap.idle_seconds(wait.pid, wait.tid)
         interval = end.timeout + (slept if slept is not None and slept <= MAX_INTERVAL else 0.0)
+    if interval is None or not 0 <= interval <= MAX_INTERVAL:
+        return wait
+    from .retry import retry_edges  # imported when first needed: start-up (issue 14)
+
     edges, mode = retry_edges(snap, wait.pid, wait.tid, end.call, interval)
     return replace(wait, edges=edges, end=None, mode=mode) if edges else wait
 
