@@ -5,7 +5,6 @@ and sets what every wait has: the name of the call it is in."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Dict
 
 from ..model import End, EndKind, Reason, Task, Wait
@@ -66,7 +65,9 @@ def choose(task: Task) -> Rule:
     name = task.syscall.name if task.syscall else ""
     rule = RULES.get(name)
     if rule is None and name in RULE_MODULES:
-        rule = RULES[name] = importlib.import_module(f"{__name__}.{RULE_MODULES[name]}").rule
+        # __import__ with a fromlist gives the submodule; importlib.import_module would too, but
+        # `python -X importtime` does not see its imports
+        rule = RULES[name] = __import__(f"{__name__}.{RULE_MODULES[name]}", fromlist=["rule"]).rule
     return rule if rule is not None else _unfollowed_rule
 
 
