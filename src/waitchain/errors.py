@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 from typing import Dict, List, Optional
 
 from .names import short_cmdline
@@ -117,6 +116,8 @@ class NoMatch(WaitchainError, LookupError):
         if self.reason:
             return ["fix: put a backslash before characters that mean something in a regular "
                     "expression ([ ] ( ) . * + ?), or give a pid"]
+        import shlex  # imported when first needed: start-up (issue 14)
+
         return [f"fix: `pgrep -af {shlex.quote(clean(self.pattern))}` shows what matches; the "
                 "pattern is a regular expression searched in full command lines"] + container_hint()
 

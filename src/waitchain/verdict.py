@@ -13,7 +13,6 @@ counts: one that moved withdraws it."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict, deque
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -481,6 +480,8 @@ def _open_cycle(ex: Explored, chain: Chain, cycle_of: Dict[int, Cycle], into: Op
 
 def _sorted_has(keys: Sequence[Key], key: Key) -> bool:
     """key in keys, sorted (a cycle's threads are: graph.find_cycles), in log time."""
+    from bisect import bisect_left  # imported when first needed: start-up (issue 14)
+
     i = bisect_left(keys, key)
     return i < len(keys) and keys[i] == key
 

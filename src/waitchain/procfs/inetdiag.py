@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 import struct
 from typing import Dict, Optional, Tuple
 
@@ -42,6 +41,8 @@ class TcpInfo:
 
 def _addr(host: str) -> Tuple[int, bytes]:
     """The family and the 16-byte network-order address of an IP text."""
+    import socket  # imported when first needed: start-up (issue 14)
+
     ip = ipaddress.ip_address(host)
     if ip.version == 4:
         return socket.AF_INET, ip.packed + bytes(12)
@@ -51,6 +52,8 @@ def _addr(host: str) -> Tuple[int, bytes]:
 def _request(local: Tuple[str, int], remote: Tuple[str, int], seq: int) -> bytes:
     family, src = _addr(local[0])
     _, dst = _addr(remote[0])
+    import socket
+
     body = (_REQ.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), 0xFFFFFFFF)
             + _SOCKID.pack(local[1], remote[1], src, dst) + _TAIL.pack(0, NOCOOKIE, NOCOOKIE))
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, 0) + body

@@ -40,13 +40,15 @@ import struct
 import threading
 import time
 import warnings
-import weakref
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 
 from .. import children
 from ..errors import Timeout, WaitchainError, from_oserror
 from .mmaplock import Contender, Contention, contention  # noqa: F401  (Contender: for callers)
 from .reader import ProcFS, with_deadline
+
+if TYPE_CHECKING:  # weakref is imported when a reader is made: start-up (issue 14)
+    import weakref
 
 DEADLINE = 1.0  # seconds for one read; it takes microseconds unless the mmap lock is held
 MAX_READ = 1 << 20
@@ -96,6 +98,8 @@ class MemoryReader:
         self._by: Dict[int, str] = {}
         # set by the snapshot: the thread (pid, tid) that holds a contended lock, if it can tell
         self.holder_of: Optional[Callable[[Contention], Optional[Tuple[int, int]]]] = None
+        import weakref
+
         self._slot = _HelperSlot()
         self._finalizer = weakref.finalize(self, self._slot.close)  # also at exit
         _register(self)
@@ -291,6 +295,8 @@ _sessions_lock = threading.Lock()  # the stacks stage reads from several threads
 
 
 def _register(reader: MemoryReader) -> None:
+    import weakref
+
     with _sessions_lock:
         _sessions.append(weakref.ref(reader))
 

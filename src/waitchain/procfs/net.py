@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import string
 import struct
 from typing import Dict, List, Optional, Tuple
 
@@ -28,7 +27,7 @@ UNIX_STATES = {1: "unconnected", 2: "connecting", 3: "established", 4: "disconne
 UNIX_LISTENING = 0x00010000  # __SO_ACCEPTCON in the Flags column
 
 _WORD = struct.Struct("=I")  # the kernel prints each in-memory 32-bit word of an address
-_HEX = frozenset(string.hexdigits)
+_HEX = frozenset("0123456789abcdefABCDEF")  # string.hexdigits (not imported: start-up, issue 14)
 
 
 def _hex(text: str) -> int:

@@ -5,12 +5,14 @@ thread has ended, so sock_diag queries through it see that namespace's sockets."
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
-from typing import Callable, Dict, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Dict, Optional, TypeVar
 
 from .. import errors
+
+if TYPE_CHECKING:  # ctypes is imported when first needed (Python < 3.12): start-up (issue 14)
+    import ctypes
 
 CLONE_NEWNET = 0x40000000
 DEADLINE = 2.0  # seconds for the thread (setns and one socket(2) do not block)
@@ -25,6 +27,8 @@ def _setns(fd: int, nstype: int) -> None:
     if native is not None:
         native(fd, nstype)
         return
+    import ctypes
+
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)  # libc is loaded: not ctypes.util (~8 ms to import)

@@ -6,25 +6,31 @@ the pipe's EOF/EPIPE wait for it too, so it is closed before this function retur
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import select
 import stat
 import struct
-import termios
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..model import PipeFill
+
+if TYPE_CHECKING:  # ctypes and termios are imported when first needed: start-up (issue 14)
+    import ctypes
 
 SYS_PIDFD_OPEN = 434  # same number on every architecture (unified table from 5.x)
 SYS_PIDFD_GETFD = 438
 F_GETPIPE_SZ = 1032
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc: Optional[ctypes.CDLL] = None
 
 
 def _syscall(nr: int, *args: int) -> int:
+    import ctypes
+
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
     result = _libc.syscall(nr, *[ctypes.c_long(a) for a in args])
     if result < 0:
         err = ctypes.get_errno()
@@ -65,6 +71,8 @@ def _duplicate(pid: int, fd: int, same_process: Callable[[], bool]) -> Optional[
 def _measure(fd: int) -> Optional[PipeFill]:
     """None when the fd is no longer a pipe (closed and reused since the scan): no ioctl
     is made on anything else."""
+    import termios
+
     if not stat.S_ISFIFO(os.fstat(fd).st_mode):
         return None
     used = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]

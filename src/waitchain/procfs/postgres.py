@@ -15,7 +15,6 @@ take no locks beyond the catalog views' own."""
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import signal
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
@@ -240,6 +239,8 @@ def _as(uid: Optional[int]) -> str:
     if uid is None or uid == os.geteuid() or os.geteuid() != 0:
         return ""
     try:
+        import pwd  # imported when first needed: start-up (issue 14)
+
         return f" (as {pwd.getpwuid(uid).pw_name})"
     except KeyError:
         return f" (as uid {uid})"

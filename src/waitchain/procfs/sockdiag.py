@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import struct
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, Optional, Tuple
 
 from .. import errors
 from ..model import UnixSocket
 from .net import UNIX_TYPES
-from .netns import in_netns
+
+if TYPE_CHECKING:  # socket (with selectors, ~7 ms) is imported when a query is made: start-up (issue 14)
+    import socket
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -41,10 +42,14 @@ _BUFSIZE = 1 << 17
 def _open(netns: Optional[int] = None) -> socket.socket:
     """A sock_diag netlink socket with a per-recv timeout, in the network namespace of the
     open /proc/PID/ns/net `netns` (ours when None)."""
+    import socket
+
     try:
         if netns is None:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
         else:
+            from .netns import in_netns
+
             sock = in_netns(netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG))
     except errors.WaitchainError:
         raise
@@ -59,6 +64,8 @@ def _open(netns: Optional[int] = None) -> socket.socket:
 def _request(inode: int, seq: int, dump: bool, states: int = 0xFFFFFFFF, icons: bool = False) -> bytes:
     """A SOCK_DIAG_BY_FAMILY request for one inode, or for all in `states` with `dump`."""
     show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | (UDIAG_SHOW_ICONS if icons else 0)
+    import socket
+
     body = _REQ.pack(socket.AF_UNIX, 0, 0, states, inode, show, NOCOOKIE, NOCOOKIE)
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
@@ -79,6 +86,8 @@ def _send(sock: socket.socket, data: bytes) -> None:
 
 def _recv(sock: socket.socket) -> bytes:
     """One datagram of replies; Timeout if the kernel does not answer."""
+    import socket
+
     try:
         data = sock.recv(_BUFSIZE)
     except socket.timeout as exc:

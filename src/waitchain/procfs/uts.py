@@ -3,9 +3,7 @@ inside a container, or on a "host" made of namespaces)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
-import socket
 import threading
 from typing import List, Optional
 
@@ -13,13 +11,15 @@ CLONE_NEWUTS = 0x04000000
 
 
 def own_hostname() -> str:
-    return socket.gethostname()
+    return os.uname().nodename  # socket.gethostname()'s answer on Linux, without importing socket (~7 ms)
 
 
 def hostname_in(ns_path: str) -> Optional[str]:
     """The node name of the UTS namespace open at `ns_path` (/proc/PID/ns/uts), read by a
     throwaway thread that joins it (setns changes only the calling thread's UTS namespace,
     and the thread ends with it). None when it may not be joined (no CAP_SYS_ADMIN)."""
+    import ctypes  # imported when first needed: start-up (issue 14)
+
     found: List[Optional[str]] = [None]
 
     def join_and_read() -> None:
