@@ -4,33 +4,31 @@ and cached, so `waitchain PID` reads them only along the chain."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import resource
 from collections import defaultdict
 from functools import partial
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
+from typing import (TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+                    TypeVar)
 
 from .errors import ProcessGone, Timeout, WaitchainError
 from .model import DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
-from .procfs import cstructs, inetdiag, memory, net, pidfd, postgres, sockdiag, split
-from .procfs.inetdiag import TcpInfo
+from .procfs import memory, split
 from .procfs.fds import link_access, read_fdinfo
-from .procfs.kstack import read_stack
-from .procfs.locks import LockEntry, read_locks
-from .procfs.maps import read_map_devices, read_mapping_at
-from .procfs.mmaplock import FAULTING, REMOTE_FAULT, classify as mmap_lock_wait
-from .procfs.mounts import Mount, read_mounts
 from .procfs.activity import Activity, Seen, activity_again, read_activity, release, switches_of
 from .procfs.activity import one_thread_activity as _one_thread_activity
 from .procfs.process import read_cmdline, read_process, read_stat
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
-from .procfs.sysvipc import parse_sysvipc
 from .procfs.tasks import read_task, read_tasks
-from .procfs.timers import PosixTimer, read_timers
-from .procfs import cgroup as cgroups, conntrack, uts
+from .procfs import cgroup as cgroups, uts
+
+if TYPE_CHECKING:  # the rest is imported where it is used: a run imports what it reads
+    from .procfs import cstructs, postgres
+    from .procfs.inetdiag import TcpInfo
+    from .procfs.locks import LockEntry
+    from .procfs.mounts import Mount
+    from .procfs.timers import PosixTimer
 
 Endpoint = Tuple[str, int]
 K = TypeVar("K")
@@ -73,24 +71,30 @@ class TargetMemory:
         return self.reader.cstring(self.through.get(pid, pid), address)
 
     def timespec(self, pid: int, address: int) -> float:
+        from .procfs import cstructs
         return cstructs.timespec(self.read(pid, address, cstructs.TIMESPEC.size))
 
     def u32(self, pid: int, address: int) -> int:
+        from .procfs import cstructs
         return cstructs.u32(self.read(pid, address, cstructs.U32.size))
 
     def sigset(self, pid: int, address: int) -> int:
+        from .procfs import cstructs
         return cstructs.sigset(self.read(pid, address, cstructs.U64.size))
 
     def flock(self, pid: int, address: int) -> Tuple[int, int, int, int]:
+        from .procfs import cstructs
         return cstructs.flock(self.read(pid, address, cstructs.FLOCK.size))
 
     def sembufs(self, pid: int, address: int, count: int) -> List[Tuple[int, int, int]]:
         """An array of struct sembuf (at most cstructs.MAX_SEMBUFS read)."""
+        from .procfs import cstructs
         count = cstructs.sembuf_count(count)
         return cstructs.sembufs(self.read(pid, address, cstructs.SEMBUF.size * count)) if count else []
 
     def mutex(self, pid: int, address: int) -> cstructs.MutexWords:
         """The first words of a glibc pthread_mutex_t (nothing proves it is one)."""
+        from .procfs import cstructs
         return cstructs.mutex(self.read(pid, address, cstructs.MUTEX.size))
 
     def stuck(self, pid: int) -> bool:
@@ -157,6 +161,8 @@ class ScanCache:
     def __init__(self, most: int = 12, room: int = 8192) -> None:
         self.most = most
         self.me = os.getpid()
+        import resource
+
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.room = room if soft == resource.RLIM_INFINITY else max(0, min(room, soft - 256))
         self.kept: Dict[int, Kept] = {}  # pid → as of the last scan
@@ -543,6 +549,7 @@ class Snapshot:
 
     def locks(self) -> List[LockEntry]:
         """/proc/locks, read once per snapshot; raises WaitchainError."""
+        from .procfs.locks import read_locks
         if self._locks is None:
             self._locks = read_locks(self.fs)
         return self._locks
@@ -650,6 +657,7 @@ class Snapshot:
 
     def pipe_fill(self, pid: int, fd: int) -> Optional[PipeFill]:
         """The pipe's fill through a pidfd_getfd duplicate, if pid is still the scanned process."""
+        from .procfs import pidfd
         if self.fs.root != "/proc":
             return None
         return pidfd.pipe_fill(pid, fd, lambda: self.alive(pid))
@@ -667,6 +675,7 @@ class Snapshot:
 
     def _unix_in(self, netns: str, inode: int) -> Optional[UnixSocket]:
         """An exact sock_diag lookup of inode in another network namespace."""
+        from .procfs import sockdiag
         try:
             return self._in_netns(netns, lambda fd: sockdiag.unix_lookup([inode], fd).get(inode))
         except WaitchainError as exc:
@@ -693,6 +702,7 @@ class Snapshot:
 
     def _listeners_in(self, netns: str) -> Dict[int, UnixSocket]:
         """Queued client inode → its listener, in one network namespace ({} if unreadable)."""
+        from .procfs import sockdiag
         try:
             if netns == self._our_netns():
                 dump = sockdiag.unix_dump(listeners=True)
@@ -735,6 +745,7 @@ class Snapshot:
     def _lookup_unix(self, inode: int) -> Optional[UnixSocket]:
         """One exact sock_diag lookup per inode while few are asked for (each costs more
         the more unix sockets the host has); past UNIX_DUMP_AFTER, one dump of them all."""
+        from .procfs import sockdiag
         if self._sock_diag_failed:
             return self._unix_from_proc(inode)
         try:
@@ -750,6 +761,7 @@ class Snapshot:
         return found
 
     def _unix_from_proc(self, inode: int) -> Optional[UnixSocket]:
+        from .procfs import net
         if self._unix_paths is None:
             try:
                 self._unix_paths = net.parse_unix(self.fs.read(None, "net", "unix", limit=TABLE_READ))
@@ -770,6 +782,7 @@ class Snapshot:
         return []
 
     def _tcp_of(self, pid: int) -> List[TcpSocket]:
+        from .procfs import net
         sockets = net.parse_tcp(self.fs.read(pid, "net", "tcp", limit=TABLE_READ))
         try:
             sockets += net.parse_tcp(self.fs.read(pid, "net", "tcp6", limit=TABLE_READ))
@@ -815,6 +828,7 @@ class Snapshot:
 
     def _conntrack(self, netns: str) -> Optional[Dict[tuple, tuple]]:
         """conntrack's NAT-rewritten connections of a network namespace; None: unreadable."""
+        from .procfs import conntrack
         def read() -> Optional[Dict[tuple, tuple]]:
             for pid in (p.pid for p in self.processes.values() if p.netns == netns):
                 try:
@@ -847,6 +861,7 @@ class Snapshot:
         return _cached(self._tcp_infos, (netns, sock.local, sock.remote), lambda: self._read_tcp_info(netns, sock))
 
     def _read_tcp_info(self, netns: str, sock: TcpSocket) -> Optional[TcpInfo]:
+        from .procfs import inetdiag
         if self.fs.root != "/proc" or self._tcp_info_failed:
             return None
         try:
@@ -880,6 +895,7 @@ class Snapshot:
 
     def kernel_stack(self, pid: int, tid: int) -> Tuple[List[str], str]:
         """Kernel functions the thread sleeps in, innermost first, and why none if none."""
+        from .procfs.kstack import read_stack
         return read_stack(self.fs, pid, tid)
 
     def timers(self, pid: int) -> List[PosixTimer]:
@@ -887,6 +903,7 @@ class Snapshot:
         return _cached(self._timers, pid, lambda: self._read_timers(pid))
 
     def _read_timers(self, pid: int) -> List[PosixTimer]:
+        from .procfs.timers import read_timers
         try:
             return read_timers(self.fs, pid)
         except WaitchainError:
@@ -894,14 +911,17 @@ class Snapshot:
 
     def mounts(self, pid: int) -> Dict[int, Mount]:
         """Mounts as pid sees them (mount id → mount), {} if unreadable."""
+        from .procfs.mounts import read_mounts
         return _cached(self._mounts, pid, lambda: read_mounts(self.fs, pid))
 
     def mapped_devices(self, pid: int) -> set:
         """(major, minor) of every file pid has mapped."""
+        from .procfs.maps import read_map_devices
         return read_map_devices(self.fs, pid)
 
     def mapping_at(self, pid: int, address: int) -> Optional[Tuple[int, int, int, str]]:
         """(major, minor, inode, path) of the file pid maps at `address` (None: none)."""
+        from .procfs.maps import read_mapping_at
         return read_mapping_at(self.fs, pid, address)
 
     def mmap_lock_holder(self, pid: int) -> Optional[Tuple[int, int]]:
@@ -909,6 +929,7 @@ class Snapshot:
         queue: one of its own threads asleep in a page fault, else a thread of a process
         reading its memory through /proc/PID/mem that sleeps in a page fault (the read
         faults the page in under the lock). None if no such thread is seen."""
+        from .procfs.mmaplock import FAULTING, REMOTE_FAULT, classify as mmap_lock_wait
         if self.memory.live:
             found = self.memory.reader.contention(pid)
             if found is not None and found.faulting:
@@ -948,6 +969,7 @@ class Snapshot:
 
     def fuse_fd_alive(self, pid: int, fd: int) -> Optional[bool]:
         """Whether pid's /dev/fuse fd serves a live connection (None: not checked)."""
+        from .procfs import pidfd
         if self.fs.root != "/proc":
             return None
         return pidfd.fuse_fd_alive(pid, fd, lambda: self.alive(pid))
@@ -987,6 +1009,7 @@ class Snapshot:
         return _cached(self._sysvipc, kind, lambda: self._read_sysvipc(kind))
 
     def _read_sysvipc(self, kind: str) -> List[Dict[str, int]]:
+        from .procfs.sysvipc import parse_sysvipc
         try:
             return parse_sysvipc(self.fs.read(None, "sysvipc", kind, limit=TABLE_READ))
         except WaitchainError:
@@ -1016,6 +1039,7 @@ class Snapshot:
         return _cached(self._db_sessions, pid, lambda: self._read_db_session(pid))
 
     def _read_db_session(self, pid: int) -> Optional[DbSession]:
+        from .procfs import postgres
         proc = self.processes.get(pid)
         if proc is None or proc.ppid not in self.processes or proc.comm not in postgres.COMMS:
             return None
@@ -1032,6 +1056,7 @@ class Snapshot:
         return _cached(self._pg_servers, pid, lambda: self._read_pg_server(pid))
 
     def _read_pg_server(self, pid: int) -> Optional[postgres.PidFile]:
+        from .procfs import postgres
         proc = self.processes.get(pid)
         if proc is None or proc.comm not in postgres.COMMS:
             return None
@@ -1046,6 +1071,7 @@ class Snapshot:
         """--db: who blocks the waiting backend pid, asked of its server with the server's own
         psql (once per server and database, for all its backends whose title says waiting).
         Pids in the answer are ours (host pids); an answer with `error` says why none."""
+        from .procfs import postgres
         session = self.db_session(pid)
         if session is None:
             return postgres.Answer(error=f"{pid} is not a PostgreSQL backend")
@@ -1055,6 +1081,7 @@ class Snapshot:
         return self._pg_answers[key]
 
     def _ask_pg(self, session: DbSession) -> postgres.Answer:
+        from .procfs import postgres
         server = session.server
         pidfile = self.pg_server(server)
         if not self.ask_db or pidfile is None or self.fs.root != "/proc":
@@ -1180,6 +1207,7 @@ def _scan_open_process(fs: ProcFS, pid: int, piddir: int) -> Process:
 
 
 def _loopback(addr: str) -> bool:
+    import ipaddress
     try:
         return ipaddress.ip_address(addr).is_loopback
     except ValueError:
@@ -1188,4 +1216,5 @@ def _loopback(addr: str) -> bool:
 
 def _covers(bound: str, addr: str) -> bool:
     """A listener bound to `bound` accepts connections to `addr`."""
+    import ipaddress
     return bound == addr or ipaddress.ip_address(bound).is_unspecified
