@@ -3,7 +3,10 @@ process: no fds, no system calls to decode), a running thread (busy on a CPU), a
 (by a signal, or by its tracer: TracerPid names it; the kernel does not record who sent a
 SIGSTOP), an exited one (a zombie waits for its parent to reap it: an edge to the parent,
 whose own wait is followed; a main thread that exited while the others go on waits for
-nothing), a server waiting for clients, a connect, and calls that later rules will follow."""
+nothing), a server waiting for clients, a connect, and calls that later rules will follow.
+Also what every run asks before any other rule is imported (waits/__init__.py): whether the
+kernel's rule takes the thread (D state, a FUSE request), and the end of an OR wait none of
+whose alternatives leads to another process (the poll rule's, and graph/chains.py's)."""
 
 from __future__ import annotations
 
