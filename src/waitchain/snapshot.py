@@ -368,6 +368,7 @@ class Snapshot:
         self.memory.reader.holder_of = lambda found: self.mmap_lock_holder(found.pid)
         self._sysvipc: Dict[str, List[Dict[str, int]]] = {}
         self._status: Dict[Tuple[int, Optional[int]], Dict[str, str]] = {}
+        self._tracers: Dict[int, int] = {}
         self._handled: Dict[int, int] = {}
         self._locks: Optional[List[LockEntry]] = None
         self._nspids: Dict[Tuple[int, Optional[int]], List[int]] = {}
@@ -535,6 +536,29 @@ class Snapshot:
         if key not in self._status:
             self._status[key] = read_status(self.fs, pid, tid)
         return self._status[key]
+
+    def tracer(self, pid: int) -> int:
+        """TracerPid of the process (0: not traced, or unreadable), read once. Only this
+        field, when its status is not read already: a tracer waiting in wait4 with no child
+        asks it of every process (~22 us each instead of ~63 for the whole status parsed)."""
+        return _cached(self._tracers, pid, lambda: self._read_tracer(pid))
+
+    def _read_tracer(self, pid: int) -> int:
+        status = self._status.get((pid, None))
+        if status is not None:
+            value = status.get("TracerPid", "0")
+        else:
+            try:
+                text = self.fs.read_one(pid, "status")
+            except WaitchainError:
+                return 0
+            start = text.find("\nTracerPid:")
+            end = text.find("\n", start + 1)
+            value = text[start + 11:end if end >= 0 else len(text)] if start >= 0 else "0"
+        try:
+            return int(value)
+        except ValueError:
+            return 0
 
     def handled_signals(self, pid: int) -> int:
         """The signals pid has a handler for (SigCgt) that some thread does not block: a

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Mode, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import call_text
@@ -33,7 +32,7 @@ def _tracees(snap: Snapshot, pid: int, task: Task, what: str, named: Named) -> W
     which it need not have forked (TracerPid in their status: read only in this rare case)."""
     call = task.syscall
     assert call is not None
-    traced = [p for p in sorted(snap.processes) if p != pid and _tracer(snap, p) == pid]
+    traced = [p for p in sorted(snap.processes) if p != pid and snap.tracer(p) == pid]
     if not traced:
         end = End(EndKind.UNKNOWN, reason=Reason.NO_CHILD, child=named.get("child"), group=named.get("group"),
                   fd=named.get("fd"))
@@ -42,13 +41,6 @@ def _tracees(snap: Snapshot, pid: int, task: Task, what: str, named: Named) -> W
                        f"/proc/{p}/status TracerPid: {pid}: a tracer's {call.name} waits for its "
                        "tracees to stop or exit", syscall=call.name) for p in traced)
     return Wait(pid, task.tid, what, edges, syscall=call.name, mode=Mode.ANY)
-
-
-def _tracer(snap: Snapshot, pid: int) -> int:
-    try:
-        return int(snap.status(pid).get("TracerPid", "0"))
-    except (WaitchainError, ValueError):
-        return 0
 
 
 def _evidence(snap: Snapshot, pid: int, kid: int, name: str, wanted: str) -> str:

@@ -1,0 +1,24 @@
+"""Snapshot.tracer: the TracerPid a status parse gives, from the one field."""
+
+import os
+
+from waitchain.errors import WaitchainError
+from waitchain.procfs.status import read_status
+from waitchain.snapshot import Snapshot
+
+
+def test_tracer_field_as_the_whole_status_says() -> None:
+    snap = Snapshot.scan(pids=[1, os.getpid()])
+    for pid in snap.processes:
+        try:
+            want = int(read_status(snap.fs, pid)["TracerPid"])
+        except (WaitchainError, KeyError):
+            continue
+        assert snap.tracer(pid) == want
+    assert snap.tracer(1 << 22) == 0  # no such process
+
+
+def test_tracer_from_a_status_read_before() -> None:
+    snap = Snapshot.scan(pids=[os.getpid()])
+    snap._status[(os.getpid(), None)] = {"TracerPid": "\t42"}
+    assert snap.tracer(os.getpid()) == 42
