@@ -255,6 +255,7 @@ class ScanCache:
 
 HolderList = List[Tuple[int, int]]
 BIG_TABLE = 64  # fds of a process past which a lookup in it goes through an index of its own
+LINEAR_LOOKUPS = 8  # lookups made by walking every fd table before the index is built (~25x one walk)
 
 
 class Holders:
@@ -266,19 +267,37 @@ class Holders:
     (the int the process table has already) or a tuple of pids when several processes do; a
     lookup finds the fds in each holder's own table, through an index of that table built on
     first use when it has more than BIG_TABLE fds. (A list of (pid, fd) tuples per target
-    cost ~130 B per fd, as much as the fd tables themselves.)"""
+    cost ~130 B per fd, as much as the fd tables themselves.)
+
+    Built on first need only: `waitchain PID` looks up a few targets (3 at +1,000 processes x
+    50 fds), each found by walking every fd table (~2 ms there) where building the index costs
+    ~25 walks (~50 ms under load) and ~2 MiB; past LINEAR_LOOKUPS lookups (--all, long
+    chains) it is built. The same answers either way, in the same order."""
 
     def __init__(self, processes: Dict[int, Process]) -> None:
         self._processes = processes  # the snapshot's own dict: add() is given its new entries
-        self._index: Dict[str, object] = {}
+        self._index: Optional[Dict[str, object]] = None  # built on the LINEAR_LOOKUPS+1st lookup
+        self._lookups = 0  # made without the index
         self._tables: Dict[int, Dict[str, List[int]]] = {}  # pid → its targets' fds (big tables)
         self._found: Dict[str, HolderList] = {}  # the lookups made, kept: a pipe 1,000 hold is asked for 1,000 times
-        for proc in processes.values():
-            self.add(proc)
 
     def add(self, proc: Process) -> None:
         """Index the fds of a process of the table (at most once each)."""
-        index, pid = self._index, proc.pid
+        if self._index is not None:
+            self._add(self._index, proc)
+        if self._found:
+            self._found.clear()
+
+    def _built(self) -> Dict[str, object]:
+        if self._index is None:
+            self._index = {}
+            for proc in self._processes.values():
+                self._add(self._index, proc)
+        return self._index
+
+    @staticmethod
+    def _add(index: Dict[str, object], proc: Process) -> None:
+        pid = proc.pid
         mine: Dict[str, object] = dict.fromkeys(proc.fds.values(), pid)  # its targets, once each, in table order
         for target in mine.keys() & index.keys():  # held by processes indexed before too: few
             seen = index[target]
@@ -289,15 +308,21 @@ class Holders:
             else:
                 mine[target] = seen if pid in seen else seen + (pid,)  # type: ignore[operator]
         index.update(mine)  # new targets appended in table order, the shared ones updated in place
-        if self._found:
-            self._found.clear()
 
     def get(self, target: str, default: Sequence[Tuple[int, int]] = ()) -> Sequence[Tuple[int, int]]:
         """Every (pid, fd) holding target, or `default`. The list is the index's: do not change it."""
         found = self._found.get(target)
         if found is not None:
             return found
-        held = self._index.get(target)
+        if self._index is None and self._lookups < LINEAR_LOOKUPS:  # a walk of every table, in C
+            self._lookups += 1
+            found = [(pid, fd) for pid, proc in self._processes.items() if target in proc.fds.values()
+                     for fd, held in proc.fds.items() if held == target]
+            if not found:
+                return default
+            self._found[target] = found
+            return found
+        held = self._built().get(target)
         if held is None:
             return default
         pids: Tuple[int, ...] = (held,) if type(held) is int else held  # type: ignore[assignment]
@@ -316,21 +341,21 @@ class Holders:
         return table.get(target, [])
 
     def __getitem__(self, target: str) -> HolderList:
-        if target not in self._index:
+        if target not in self._built():
             raise KeyError(target)
         return list(self.get(target))
 
     def __contains__(self, target: object) -> bool:
-        return target in self._index
+        return target in self._built()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(self._built())
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._built())
 
     def items(self) -> Iterator[Tuple[str, HolderList]]:
-        return ((target, list(self.get(target))) for target in self._index)
+        return ((target, list(self.get(target))) for target in self._built())
 
 
 class Snapshot:

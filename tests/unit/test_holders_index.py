@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 from waitchain.model import FdInfo, Process
 from waitchain.procfs.reader import ProcFS
-from waitchain.snapshot import BIG_TABLE, Snapshot
+from waitchain.snapshot import BIG_TABLE, LINEAR_LOOKUPS, Snapshot
 
 
 def naive(processes: Dict[int, Process]) -> Dict[str, List[Tuple[int, int]]]:
@@ -44,6 +44,26 @@ def test_the_index_agrees_with_a_list_per_target_on_random_tables() -> None:
             assert list(snap.holders.get(target, ())) == want.get(target, [])
             assert list(snap.holders.get(target, ())) == want.get(target, [])
             assert (target in snap.holders) == (target in want)
+
+
+def test_lookups_before_the_index_is_built_give_what_it_gives() -> None:
+    """The first LINEAR_LOOKUPS lookups walk the fd tables; later ones (and len, iter, in)
+    build the index: the same holders, in the same order, either way."""
+    rng = random.Random(8)
+    for _ in range(300):
+        processes = random_processes(rng)
+        want = naive(processes)
+        snap = Snapshot(ProcFS("/nonexistent-proc"), processes, [])
+        asked = rng.sample(list(want) + ["pipe:[999]"], min(len(want) + 1, LINEAR_LOOKUPS + 4))
+        for number, target in enumerate(asked):
+            assert (snap.holders._index is None) == (number <= LINEAR_LOOKUPS)
+            assert list(snap.holders.get(target, ())) == want.get(target, [])
+        late = Process(1, 1, "late", "S", 1, 1, 0, fds={5: "pipe:[0]", 6: "/tmp/x"})
+        processes[1] = late  # a process added after the scan, as tests add them
+        snap.holders.add(late)
+        want = naive(processes)
+        assert list(snap.holders.get("pipe:[0]", ())) == want.get("pipe:[0]", [])
+        assert list(snap.holders) == list(want)
 
 
 def test_holders_of_is_kept_per_target_and_a_caller_cannot_change_it() -> None:
