@@ -16,7 +16,7 @@ from .procfs import memory, split
 from .procfs.fds import link_access, read_fdinfo
 from .procfs.activity import Activity, Seen, activity_again, read_activity, release, switches_of
 from .procfs.activity import one_thread_activity as _one_thread_activity
-from .procfs.process import read_cmdline, read_process, read_stat
+from .procfs.process import read_cmdline, read_process, read_starttime
 from .procfs.reader import TABLE_READ, ProcFS, fd_is_fifo
 from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
@@ -509,7 +509,7 @@ class Snapshot:
         True after a read of /proc/PID means that the read was of this process."""
         proc = self.processes.get(pid)
         try:
-            return proc is not None and read_stat(self.fs, pid).starttime == proc.starttime
+            return proc is not None and read_starttime(self.fs, pid) == proc.starttime
         except WaitchainError:
             return False
 

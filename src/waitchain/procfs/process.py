@@ -45,6 +45,17 @@ def stat_of(pid: int, text: str) -> Stat:
         raise WaitchainError(f"process {pid}: unreadable /proc/{pid}/stat") from None
 
 
+def read_starttime(fs: ProcFS, pid: int) -> Optional[int]:
+    """The start time field of /proc/PID/stat alone (None if malformed); raises WaitchainError
+    if unreadable. For the pid-reuse check after each read of a process (`Snapshot.alive`,
+    ~2,000 of them in `--all` at +1,000): a third of parse_stat's cost."""
+    fields = fs.read_one(pid, "stat").rpartition(")")[2].split()
+    try:
+        return int(fields[19]) if len(fields) >= 20 else None
+    except ValueError:
+        return None
+
+
 def read_process(fs: ProcFS, pid: int, piddir: Optional[int] = None) -> Process:
     """Identity and state of one process (fds are filled by the snapshot). `piddir`: an
     fd from fs.open_pid(pid) to read through (the snapshot reads the fds through it too)."""
