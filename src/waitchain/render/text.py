@@ -15,7 +15,7 @@ its import time (~30-50 ms, most of what the text output added to a run's start)
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from ..model import Chain, Diagnosis, Edge, Wait
 from ..records import record
@@ -25,10 +25,12 @@ from .cells import cell_len
 from .verdicts import Summary, summaries
 from .common import (blocked_for, cycle_of, ellipsize, end_detail, location_text, name, on_cycle,
                      program_text, waits_of)
-from .explain import Check, edge_checks, end_checks
 from .labels import label
 from .ends import detail as end_sentence
 from .pylocks import lock_lines, thread_name
+
+if TYPE_CHECKING:
+    from .explain import Check
 
 MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
 # Each style's SGR parameters (the 8 standard colours): pid bold cyan, call yellow, dim, bad
@@ -300,6 +302,8 @@ def _stack_rows(diag: Diagnosis, pid: int, wait: Optional[Wait], lead: str, opti
 def _explain_rows(diag: Diagnosis, edge: Optional[Edge], chain: Optional[Chain], lead: str,
                   width: Optional[int]) -> List[Row]:
     """--explain: the commands that check the edge (or the chain's end) by hand."""
+    from .explain import edge_checks, end_checks  # only with --explain: ~0.5 ms to import
+
     checks: List[Check] = []
     if edge is not None:
         checks = edge_checks(diag, edge)
