@@ -47,7 +47,7 @@ fcntl.flock(open(lockfile, "w"), fcntl.LOCK_EX)  # every thread now waits for th
 
 # ProcFS methods and their argument holding the pid (read_at(piddir, pid, name): 2).
 PROCFS_PID_ARG = {"_read": 1, "read_at": 2, "readlink": 1, "readlink_at": 2, "listdir": 1,
-                  "owner": 1, "owner_at": 2, "open_pid": 1, "fd_links": 1}
+                  "owner": 1, "owner_at": 2, "open_pid": 1, "fd_links": 1, "link_mode": 1}
 
 
 class Chaos:
@@ -188,15 +188,22 @@ def test_a_reused_pid_is_not_taken_for_the_scanned_process(deadlock, monkeypatch
             if self.count == self.at and not impostors:
                 impostors.append(_start_with_pid(run_py, self.victim))
 
-    for at in (3, 6, 10, 20):  # after the scan: during the waits, the cmdline, the memory reads
+    dry = Chaos(writer.popen, None)  # counts the writer's reads of a whole run, kills nothing
+    _diagnose(monkeypatch, run_cli, holder.pid, dry)
+    assert dry.count >= 10, dry.count
+    # 3, 6, 10: after the scan, while the waits, the command line and the memory are read:
+    # the verdict's second look then finds the impostor, and no deadlock is claimed. The last
+    # read comes after that look (the process was deadlocked when the verdict was checked).
+    for at in (3, 6, 10, dry.count):
         chaos = Reuse(writer.popen, at)
         data = _diagnose(monkeypatch, run_cli, holder.pid, chaos)
+        assert chaos.count >= at, (at, chaos.count)  # the kill happened
         impostor = impostors.pop() if impostors else None
         if impostor is None:
             pytest.skip("another process took the pid first")
         text = json.dumps(data)
         assert "impostor" not in text, at
-        assert data["deadlock"] is False
+        assert data["deadlock"] is (at == dry.count), at
         impostor.popen.kill()
         impostor.popen.wait()
         holder.popen.kill()
