@@ -37,6 +37,7 @@ import os
 import select
 import signal
 import struct
+import sys
 import threading
 import time
 import warnings
@@ -473,7 +474,13 @@ class _Process:
         return self.returncode
 
     def wait(self, timeout: float) -> Optional[int]:
-        """Its exit code once it exits within `timeout` seconds, else None."""
+        """Its exit code once it exits within `timeout` seconds, else None. Woken by a pidfd
+        the moment it exits (the helper takes ~0.3 ms to go after EOF; sleeps in steps cost
+        ~2 ms of every run that read memory); without one, polled in growing steps."""
+        if self.poll() is None and _exited_within(self.pid, timeout):
+            self.poll()
+        if self.returncode is not None:
+            return self.returncode
         deadline, pause = _now() + timeout, 0.0002
         while self.poll() is None:
             left = deadline - _now()
@@ -492,12 +499,34 @@ class _Process:
                 pass
 
 
+def _exited_within(pid: int, timeout: float) -> bool:
+    """Whether our unreaped child `pid` exits within `timeout` s, watched through a pidfd;
+    False also when no pidfd can be had (Linux < 5.3): the caller polls then."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return False
+    try:
+        watch = select.poll()
+        watch.register(fd, select.POLLIN)
+        return bool(watch.poll(max(0, int(timeout * 1000))))
+    finally:
+        os.close(fd)
+
+
 def _fork() -> int:
     """os.fork(), without the DeprecationWarning of Python 3.12+ about a process with threads
-    (the helper only runs _serve: nothing that takes a lock another thread may hold)."""
-    warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded, use of fork",
-                            category=DeprecationWarning, module=__name__)
+    (the helper only runs _serve: nothing that takes a lock another thread may hold). The
+    filter is set once: each call compiles its two regular expressions again."""
+    global _FORK_QUIET
+    if sys.version_info >= (3, 12) and not _FORK_QUIET:
+        warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded, use of fork",
+                                category=DeprecationWarning, module=__name__)
+        _FORK_QUIET = True
     return os.fork()
+
+
+_FORK_QUIET = False  # the filter above is in place
 
 
 def _child(requests: int, answers: int) -> None:
