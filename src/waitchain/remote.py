@@ -11,7 +11,6 @@ its sentences are carried as it wrote them, never parsed."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import re
 import shlex
@@ -95,6 +94,8 @@ def _seconds(value: str) -> float:
 
 def _address(text: str) -> str:
     """An IP address as /proc/net/tcp gives it (IPv4-mapped IPv6 as IPv4)."""
+    import ipaddress  # only for an address given on the command line: ~1.6 ms to import
+
     addr = ipaddress.ip_address(text.strip("[]"))
     mapped = getattr(addr, "ipv4_mapped", None)
     return str(mapped if mapped is not None else addr)

@@ -120,3 +120,5 @@ def test_a_native_stack_is_unwound_without_pyelftools(sleeper: int) -> None:
     result = _run(str(sleeper))
     assert "waitchain.stacks.unwind" in result["modules"]
     assert _loaded(result, ["elftools"]) == []
+    # nor what only py-spy, a debugger, c++filt or another libstdc++ needs
+    assert _run_loaded(result, ["subprocess", "json", "ctypes.util", "tempfile", "platform", "ipaddress"]) == []

@@ -378,7 +378,7 @@ def test_without_py_spy_the_chain_still_prints(procs, tmp_path, run_cli, monkeyp
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(py_stacks, "scripts_dir", lambda: str(empty))
+    monkeypatch.setattr(py_stacks, "scripts_dirs", lambda: iter([str(empty)]))
 
     result = run_cli(str(pid))
     data = diagnose(run_cli, pid)

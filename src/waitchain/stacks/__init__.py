@@ -57,6 +57,7 @@ GROUP_NOTES = {
     "unwound-incomplete": "native stack of {whos} read in part (no unwind rule past its last frame): {how}",
     "no-native-tool": "--native: neither gdb nor eu-stack is installed: no native stack for {whos}",
 }
+TOOL_NOTES = ("native", "native-available", "unwound-incomplete")  # the notes naming gdb or eu-stack
 
 
 @record
@@ -93,14 +94,14 @@ def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = Fals
 def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, debuginfod: bool,
                    every_frame: bool) -> None:
     py_spy = python.find_py_spy()
-    tool = native_stacks.find_tool()
+    tool = native_stacks.find_tool() if native else None  # which(): shutil, ~3 ms to import
     fetch: Optional[Client] = None
     if debuginfod:
         from .debuginfod import Client  # urllib and http: only with --debuginfod
 
         fetch = Client.from_env()
     sources = Sources()  # each source file read once in this run, for every thread of every process
-    jobs = {pid: _job(diag, pid, tids, py_spy, tool if native else None, native, fetch, sources, every_frame)
+    jobs = {pid: _job(diag, pid, tids, py_spy, tool, native, fetch, sources, every_frame)
             for pid, tids in wanted.items()}
     seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
     seconds += fetch.total + fetch.request if fetch is not None else 0
@@ -111,6 +112,8 @@ def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, 
             diag.stacks[(pid, tid)] = stack
         for tid, thread_name in result.names.items():
             diag.thread_names[(pid, tid)] = thread_name
+    if not native and any(r.kind in TOOL_NOTES for r in results.values()):
+        tool = native_stacks.find_tool()  # the notes say how --native would read the stack
     diag.notes.extend(notes(diag, wanted, results, tool, seconds))
     if debuginfod and fetch is None:
         diag.notes.append("--debuginfod: DEBUGINFOD_URLS names no server: no debug info fetched")

@@ -6,10 +6,7 @@ under a deadline when it is installed. A name that cannot be demangled is shown 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import re
-import shutil
-import subprocess
 import threading
 from typing import Any, Dict, Optional
 
@@ -81,7 +78,8 @@ def _load_runtime() -> Optional[Any]:
     with _lock:
         if not _runtime_tried:
             _runtime_tried = True
-            for lib in ("libstdc++.so.6", ctypes.util.find_library("stdc++"), "libc++abi.so.1"):
+            for name in ("libstdc++.so.6", _find_library, "libc++abi.so.1"):
+                lib = name() if callable(name) else name
                 if not lib:
                     continue
                 try:
@@ -100,8 +98,19 @@ def _load_runtime() -> Optional[Any]:
     return _runtime
 
 
+def _find_library() -> Optional[str]:
+    """libstdc++ by another soname, asked only when libstdc++.so.6 is not there: ctypes.util
+    costs ~6 ms to import (tempfile, shutil), which every native stack paid."""
+    import ctypes.util
+
+    return ctypes.util.find_library("stdc++")
+
+
 def _tool(name: str) -> str:
     """c++filt's answer (binutils ≥ 2.36 knows Rust v0), "" without one or in time."""
+    import shutil  # only to run c++filt: shutil and subprocess cost ~5 ms to import
+    import subprocess
+
     path = shutil.which("c++filt")
     if path is None:
         return ""

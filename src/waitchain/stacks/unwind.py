@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import time
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -41,7 +40,7 @@ from .frames import STDLIB, SYSTEM_FUNCTION, SYSTEM_OBJECT, application_index, i
 if TYPE_CHECKING:  # a client is given with --debuginfod only: urllib is not imported otherwise
     from .debuginfod import Client
 
-SUPPORTED = platform.machine() in ("x86_64", "amd64")
+SUPPORTED = os.uname().machine in ("x86_64", "amd64")
 RBP, RSP, RA = 6, 7, 16  # DWARF register numbers on x86-64 (16: the return address column)
 CALLEE_SAVED = (3, 6, 12, 13, 14, 15)  # rbx, rbp, r12-r15: kept across calls
 MAX_FRAMES = 128
