@@ -41,7 +41,7 @@ def dumps(obj: Any) -> str:
     function. Types as json.dumps takes them (str, int, float, bool, None, list, tuple,
     dict; their subclasses too); anything else is a TypeError, as there."""
     out: List[str] = []
-    _value(obj, 0, out.append)
+    _value("", obj, 0, out.append)
     return "".join(out)
 
 
@@ -50,16 +50,6 @@ _INDENT = ["\n" + "  " * level for level in range(32)]
 
 def _indent(level: int) -> str:
     return _INDENT[level] if level < len(_INDENT) else "\n" + "  " * level
-
-
-def _value(obj: Any, level: int, put: Any) -> None:
-    kind = type(obj)
-    if kind is dict:
-        _object(obj, level, put)
-    elif kind is list or kind is tuple:
-        _array(obj, level, put)
-    else:
-        put(_scalar(obj, level, put))
 
 
 def _scalar(obj: Any, level: int, put: Any) -> str:
@@ -103,21 +93,7 @@ def _object(obj: Dict[Any, Any], level: int, put: Any) -> None:
     inner = _indent(level + 1)
     sep = "{" + inner
     for key, value in obj.items():
-        head = sep + (_quote(key) if type(key) is str else _key(key)) + ": "
-        kind = type(value)
-        if kind is str:
-            put(head + _quote(value))
-        elif kind is int:
-            put(head + int.__repr__(value))
-        elif kind is dict or kind is list or kind is tuple:
-            put(head)
-            if kind is dict:
-                _object(value, level + 1, put)
-            else:
-                _array(value, level + 1, put)
-        else:
-            put(head)
-            put(_scalar(value, level + 1, put))
+        _value(sep + (_quote(key) if type(key) is str else _key(key)) + ": ", value, level + 1, put)
         sep = "," + inner
     put(_indent(level) + "}")
 
@@ -129,22 +105,27 @@ def _array(obj: Any, level: int, put: Any) -> None:
     inner = _indent(level + 1)
     sep = "[" + inner
     for value in obj:
-        kind = type(value)
-        if kind is str:
-            put(sep + _quote(value))
-        elif kind is int:
-            put(sep + int.__repr__(value))
-        elif kind is dict or kind is list or kind is tuple:
-            put(sep)
-            if kind is dict:
-                _object(value, level + 1, put)
-            else:
-                _array(value, level + 1, put)
-        else:
-            put(sep)
-            put(_scalar(value, level + 1, put))
+        _value(sep, value, level + 1, put)
         sep = "," + inner
     put(_indent(level) + "]")
+
+
+def _value(head: str, value: Any, level: int, put: Any) -> None:
+    """`head` (the separator, and the key in an object) and the value: a string or an int
+    in one piece with it (most values are)."""
+    kind = type(value)
+    if kind is str:
+        put(head + _quote(value))
+    elif kind is int:
+        put(head + int.__repr__(value))
+    else:
+        put(head)
+        if kind is dict:
+            _object(value, level, put)
+        elif kind is list or kind is tuple:
+            _array(value, level, put)
+        else:
+            put(_scalar(value, level, put))
 
 
 def _key(key: Any) -> str:
