@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from .engine import diagnose_explored, explore_all
+from .engine import Walks, diagnose_explored, explore_all
 from .graph import Explored, blocked_writers, sources
 from .graph.explore import Rules
 from .model import Advice, Cycle, Diagnosis, EndKind, Reason, Verdict, VerdictClass
@@ -94,10 +94,11 @@ def scan(snap: Snapshot, min_blocked: float = DEFAULT_MIN_BLOCKED,
         found.update((i.key, i) for i in kept)
         return [i.verdict for i in kept]
 
-    first = diagnose_explored(ex, heads, cycles, select)  # which heads have an incident
+    walks = Walks(ex, cycles)  # the second diagnosis walks a subset of the first's starts
+    first = diagnose_explored(ex, heads, cycles, select, walks)  # which heads have an incident
     leading = _heads_of(first, found.values())
     starts = [h for h in heads if h in leading]
-    diag = diagnose_explored(ex, starts, cycles, select)
+    diag = diagnose_explored(ex, starts, cycles, select, walks)
     return Scan(diag, list(found.values()), ex, cycles, starts)
 
 
