@@ -101,7 +101,7 @@ def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle],
         starts=starts,
         processes={p: snap.processes[p] for p in shown if p in snap.processes},
         tasks={p: snap.tasks(p) for p in shown},
-        cmdlines={p: snap.cmdline(p) for p in shown if p in snap.processes},
+        cmdlines=_cmdlines(snap, shown),
         waits={k: w for k, w in ex.waits.items() if k[0] in members},
         edges=[e for p in shown for w in ex.thread_waits(p) for e in w.edges],
         chains=chains,
@@ -112,6 +112,14 @@ def _diagnosis(ex: Explored, starts: List[int], cycles: List[Cycle],
         ns_tids={p: m for p in shown for m in [snap.ns_thread_ids(p)] if m},
         places=_places(snap, shown),
     )
+
+
+def _cmdlines(snap: Snapshot, shown: List[int]) -> dict:
+    """The command line of each process shown, read in one batch (one deadline hand-off);
+    a snapshot made in code (tests) may have only cmdline()."""
+    pids = [p for p in shown if p in snap.processes]
+    batch = getattr(snap, "cmdlines", None)
+    return batch(pids) if batch is not None else {p: snap.cmdline(p) for p in pids}
 
 
 def _places(snap: Snapshot, shown: List[int]) -> dict:

@@ -79,3 +79,48 @@ def test_a_forked_child_starts_its_own_threads() -> None:
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
+
+
+def test_each_with_deadline_answers_each_in_order_through_one_thread() -> None:
+    seen = set()
+
+    def where(i: int) -> int:
+        seen.add(threading.get_ident())
+        if i == 3:
+            raise ValueError(i)
+        return i * 2
+
+    answers = reader.each_with_deadline([lambda i=i: where(i) for i in range(6)], 5.0)
+    assert [a for a in answers if a[0]] == [(True, 0), (True, 2), (True, 4), (True, 8), (True, 10)]
+    assert not answers[3][0] and isinstance(answers[3][1], ValueError)
+    assert len(seen) == 1 and threading.get_ident() not in seen
+    assert reader.each_with_deadline([], 5.0) == []
+
+
+def test_each_with_deadline_stops_at_the_one_that_overran() -> None:
+    import time
+
+    release = threading.Event()
+    ran = []
+    stuck = []
+
+    def block() -> None:
+        stuck.append(threading.get_ident())
+        release.wait(30)
+
+    try:
+        answers = reader.each_with_deadline([lambda: ran.append(1), lambda: 2, block, lambda: ran.append(4)], 0.1)
+        assert [value for _, value in answers] == [None, 2]  # the third overran: the list stops there
+        assert with_deadline(threading.get_ident, 5.0, None, "x") != stuck[0]  # not given the next call
+        release.set()
+        time.sleep(0.1)
+        assert ran == [1]  # the thread left behind runs none of the funcs after the one that overran
+    finally:
+        release.set()
+
+
+def test_each_with_deadline_gives_each_func_its_own_deadline() -> None:
+    import time
+
+    answers = reader.each_with_deadline([lambda: time.sleep(0.06) or i for i in range(4)], 0.1)
+    assert len(answers) == 4  # 0.24 s in all, each within its 0.1 s
