@@ -12,19 +12,19 @@ from typing import (TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Nam
 
 from .errors import ProcessGone, Timeout, WaitchainError
 from .model import Container, DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
-from .procfs import memory, split
+from .procfs import cstructs, memory, split  # cstructs: a sleep's remaining time already needs it
 from .procfs.fds import link_access, read_fdinfo
 from .procfs.activity import Activity, Seen, activity_again, read_activity, release, switches_of
 from .procfs.activity import one_thread_activity as _one_thread_activity
 from .procfs.process import CMDLINE_DEADLINE, parse_cmdline, read_cmdline, read_process, read_starttime
 from .procfs.reader import TABLE_READ, ProcFS, each_with_deadline, fd_is_fifo
 from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
-from .procfs.status import mask, nspids, read_status, tpgid, tty_nr
+from .procfs.status import mask, nspids, read_status, read_status_field, tpgid, tty_nr
 from .procfs.tasks import read_task, read_tasks
 from .procfs import cgroup as cgroups, uts
 
 if TYPE_CHECKING:  # the rest is imported where it is used: a run imports what it reads
-    from .procfs import cstructs, postgres
+    from .procfs import postgres
     from .procfs.inetdiag import TcpInfo
     from .procfs.locks import LockEntry
     from .procfs.mounts import Mount
@@ -71,30 +71,24 @@ class TargetMemory:
         return self.reader.cstring(self.through.get(pid, pid), address)
 
     def timespec(self, pid: int, address: int) -> float:
-        from .procfs import cstructs
         return cstructs.timespec(self.read(pid, address, cstructs.TIMESPEC.size))
 
     def u32(self, pid: int, address: int) -> int:
-        from .procfs import cstructs
         return cstructs.u32(self.read(pid, address, cstructs.U32.size))
 
     def sigset(self, pid: int, address: int) -> int:
-        from .procfs import cstructs
         return cstructs.sigset(self.read(pid, address, cstructs.U64.size))
 
     def flock(self, pid: int, address: int) -> Tuple[int, int, int, int]:
-        from .procfs import cstructs
         return cstructs.flock(self.read(pid, address, cstructs.FLOCK.size))
 
     def sembufs(self, pid: int, address: int, count: int) -> List[Tuple[int, int, int]]:
         """An array of struct sembuf (at most cstructs.MAX_SEMBUFS read)."""
-        from .procfs import cstructs
         count = cstructs.sembuf_count(count)
         return cstructs.sembufs(self.read(pid, address, cstructs.SEMBUF.size * count)) if count else []
 
     def mutex(self, pid: int, address: int) -> cstructs.MutexWords:
         """The first words of a glibc pthread_mutex_t (nothing proves it is one)."""
-        from .procfs import cstructs
         return cstructs.mutex(self.read(pid, address, cstructs.MUTEX.size))
 
     def stuck(self, pid: int) -> bool:
@@ -612,19 +606,10 @@ class Snapshot:
 
     def _read_tracer(self, pid: int) -> int:
         status = self._status.get((pid, None))
-        if status is not None:
-            value = status.get("TracerPid", "0")
-        else:
-            try:
-                text = self.fs.read_one(pid, "status")
-            except WaitchainError:
-                return 0
-            start = text.find("\nTracerPid:")
-            end = text.find("\n", start + 1)
-            value = text[start + 11:end if end >= 0 else len(text)] if start >= 0 else "0"
         try:
-            return int(value)
-        except ValueError:
+            value = status.get("TracerPid") if status is not None else read_status_field(self.fs, pid, "TracerPid")
+            return int(value or 0)
+        except (WaitchainError, ValueError):
             return 0
 
     def handled_signals(self, pid: int) -> int:

@@ -364,3 +364,27 @@ def main_thread_in(pid: int, calls: Tuple[str, ...]) -> bool:
     except OSError:
         return False
     return stat.state == "S" and bool(fields) and fields[0].isdigit() and syscalls.name(int(fields[0])) in calls
+
+
+def test_a_tracer_with_no_child_waits_for_its_tracee(procs, run_cli) -> None:
+    """strace -p on a sleep: strace sits in wait4(-1) with no child of its own; what it waits
+    for is its tracee (TracerPid in the tracee's status), which sleeps."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (.ci/run installs it)")
+    sleeper = procs.spawn(["sleep", "1000"])
+    wait_blocked(sleeper.pid, "clock_nanosleep", "nanosleep")
+    tracer = procs.spawn([strace, "-q", "-o", "/dev/null", "-p", str(sleeper.pid)])
+    wait_until(lambda: _tracer_of(sleeper.pid) == tracer.pid, "strace attaches", timeout=30)
+    wait_until(lambda: main_thread_in(tracer.pid, ("wait4", "waitid")), "strace waits for its tracee", timeout=30)
+    data, code, _ = diagnose(run_cli, tracer.pid)
+    assert code == 0, data
+    (edge,) = edges_from(data, tracer.pid)
+    assert (edge["kind"], edge["to"]["pid"]) == ("child", sleeper.pid), edge
+    assert f"TracerPid: {tracer.pid}" in edge["evidence"], edge
+    assert only_chain(data)["path"] == [tracer.pid, sleeper.pid], data["chains"]
+
+
+def _tracer_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("TracerPid:")))

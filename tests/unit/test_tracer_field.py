@@ -22,3 +22,14 @@ def test_tracer_from_a_status_read_before() -> None:
     snap = Snapshot.scan(pids=[os.getpid()])
     snap._status[(os.getpid(), None)] = {"TracerPid": "\t42"}
     assert snap.tracer(os.getpid()) == 42
+
+
+def test_each_status_field_as_the_whole_status_says() -> None:
+    from waitchain.procfs.status import read_status_field
+
+    snap = Snapshot.scan(pids=[os.getpid()])
+    fields = read_status(snap.fs, os.getpid())
+    assert len(fields) > 20
+    for key, value in fields.items():
+        assert read_status_field(snap.fs, os.getpid(), key) == value, key
+    assert read_status_field(snap.fs, os.getpid(), "NoSuchField") is None
