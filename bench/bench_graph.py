@@ -39,8 +39,9 @@ def _import(src: Optional[str]) -> None:
     """waitchain from `src` (another checkout's src/), or from this tree."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     sys.path.insert(0, os.path.abspath(src or here))
-    global model, engine, incidents, Explored, find_cycles, WaitFor, node_of
+    global model, engine, incidents, Explored, find_cycles, WaitFor, node_of, text
     from waitchain import engine, incidents, model  # noqa: F401
+    from waitchain.render import text  # noqa: F401
     from waitchain.graph import Explored, find_cycles  # noqa: F401
     from waitchain.graph.explore import node_of  # noqa: F401
     from waitchain.graph.waitfor import WaitFor  # noqa: F401
@@ -240,7 +241,13 @@ def stage_watch(ws: list, start: int) -> None:
     incidents.scan(snap, min_blocked=0.0, rules=snap.rules)
 
 
-STAGES = {"waitfor": stage_waitfor, "pid": stage_pid, "all": stage_all, "watch": stage_watch}
+def stage_text(ws: list, start: int) -> None:
+    """`waitchain --all` in text: watch's scan, then its diagnosis rendered (trees, verdicts)."""
+    snap = FakeSnapshot(ws)
+    text.lines(incidents.scan(snap, min_blocked=0.0, rules=snap.rules).diagnosis)
+
+
+STAGES = {"waitfor": stage_waitfor, "pid": stage_pid, "all": stage_all, "watch": stage_watch, "text": stage_text}
 
 
 GC_OFF = False  # --gc-off: the cyclic collector's passes over every live object are not timed

@@ -719,3 +719,16 @@ class Diagnosis:
     @property
     def deadlocked(self) -> bool:
         return any(v.cls == VerdictClass.DEADLOCK for v in self.verdicts) or any(a.deadlock for a in self.across)
+
+    def waits_of(self, pid: int) -> List[Wait]:
+        """The waits of every thread of pid, in the order of `waits`: from an index by pid,
+        made again whenever `waits` is another dict or has another size (a renderer asks
+        once per process: a scan of every wait each time made `--all` quadratic)."""
+        key = (id(self.waits), len(self.waits))
+        cached = self.__dict__.get("_by_pid")
+        if cached is None or cached[0] != key:
+            by_pid: Dict[int, List[Wait]] = {}
+            for (p, _), wait in self.waits.items():
+                by_pid.setdefault(p, []).append(wait)
+            cached = self.__dict__["_by_pid"] = (key, by_pid)
+        return list(cached[1].get(pid, ()))

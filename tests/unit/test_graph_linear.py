@@ -329,3 +329,27 @@ def test_the_text_of_a_chain_deeper_than_the_recursion_limit_is_written() -> Non
     text = renderer("text")(diagnose(snap, [1], rules=snap.rules))  # type: ignore[arg-type]
     rows = [line for line in text.splitlines() if line.strip()]
     assert rows[1].lstrip().startswith("1 ") and any(line.lstrip("└─ ").startswith(f"{n} ") for line in rows)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_waits_of_a_pid_are_the_plain_scans(seed: int) -> None:
+    """Diagnosis.waits_of (an index by pid: the text of `--all` at +1,000 processes scanned
+    every wait once per row, 0.8 s) answers as the scan it replaced, in the same order, and
+    again after the waits change."""
+    rng = random.Random(seed)
+    snap = snap_of(random_waits(rng, rng.randint(1, 60)))
+    diag = diagnose_all(snap, rules=snap.rules)  # type: ignore[arg-type]
+    pids = {p for p, _ in diag.waits} | {0, -1}
+
+    def plain(pid: int) -> List[Wait]:
+        return [w for (p, _), w in diag.waits.items() if p == pid]
+
+    assert all(diag.waits_of(p) == plain(p) for p in pids)
+    if diag.waits:
+        (pid, tid), wait = next(iter(diag.waits.items()))
+        del diag.waits[(pid, tid)]  # one fewer: made again
+        assert diag.waits_of(pid) == plain(pid)
+        diag.waits = {(pid, tid): wait, **diag.waits}  # another dict: made again
+        assert all(diag.waits_of(p) == plain(p) for p in pids)
+        diag.waits_of(pid).append(wait)  # a copy: the index is not changed through it
+        assert diag.waits_of(pid) == plain(pid)

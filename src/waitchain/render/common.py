@@ -108,9 +108,6 @@ def duration(seconds: Optional[float]) -> str:
 # --- waits, blocked-for ------------------------------------------------------------------
 
 
-def waits_of(diag: Diagnosis, pid: int) -> List[Wait]:
-    """The waits of every thread of pid."""
-    return [w for (p, _), w in diag.waits.items() if p == pid]
 
 
 def call_name(wait: Optional[Wait]) -> str:

@@ -24,7 +24,7 @@ from . import Options, hosts
 from .cells import cell_len
 from .verdicts import Summary, summaries
 from .common import (blocked_for, cycle_of, ellipsize, end_detail, location_text, name, on_cycle,
-                     program_text, waits_of)
+                     program_text)
 from .labels import label
 from .ends import detail as end_sentence
 from .pylocks import lock_lines, thread_name
@@ -97,8 +97,11 @@ def _sgr(text: str, sgr: str) -> str:
 
 def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -> List[Text]:
     rows: List[Row] = []
-    for start in dict.fromkeys(c.start for c in diag.chains):
-        rows += _tree(diag, [c for c in diag.chains if c.start == start], options)
+    by_start: Dict[int, List[Chain]] = {}
+    for chain in diag.chains:
+        by_start.setdefault(chain.start, []).append(chain)
+    for chains in by_start.values():
+        rows += _tree(diag, chains, options)
         rows.append(Row("", "", free=[]))
     if options.ascii:  # before measuring: "…" becomes "..."
         rows = [_ascii_row(r) for r in rows]
@@ -198,7 +201,7 @@ def _process_row(diag: Diagnosis, pid: int, wait: Optional[Wait], edge: Optional
     row = Row(lead, cont, str(pid), program_text(diag, pid))
     threads = len(diag.tasks.get(pid, []))
     if threads > 1:  # its threads follow, one row each
-        waits = waits_of(diag, pid)
+        waits = diag.waits_of(pid)
         blocked = sum(1 for w in waits if any(e.to_pid != pid for e in w.edges))
         inside = sum(1 for w in waits if w.edges and all(e.to_pid == pid for e in w.edges))
         row.call = f"{threads} threads" + "".join(
@@ -233,7 +236,7 @@ def _wait_end_why(wait: Wait) -> Seg:
 
 def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Optional[Wait], Optional[Edge]]:
     """The thread of pid that waits for nxt (or that ends the chain), and that edge."""
-    waits = waits_of(diag, pid)
+    waits = diag.waits_of(pid)
     for wait in waits:
         edge = next((e for e in wait.edges if e.to_pid == nxt), None)
         if edge is not None:

@@ -14,8 +14,8 @@ from . import db
 from .labels import LOCK_NOUNS
 from .pylocks import get_before_join, lock_steps, multiprocessing_queue, thread_text
 from .ends import chain_detail
-from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text, waited_for,
-                     waits_of)
+from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text,
+                     waited_for)
 
 HEADLINES = {
     EndKind.RUNNING: "BUSY: the chain ends in a running process",
@@ -264,7 +264,7 @@ def _cycle(diag: Diagnosis, v: Verdict) -> Summary:
 def _loop_steps(diag: Diagnosis, into: Edge) -> List[str]:
     """The waiter's edge, and the server idle in an event loop that watches the waiter."""
     waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
-    loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
+    loop = next((w for w in diag.waits_of(into.to_pid) if w.any_of and w.edges), None)
     return [step_text(diag, into),
             f"{server} waits in {call_name(loop)}() for any of {loop.any_of if loop else 0} fds "
             f"(an event loop), one of them from {waiter}: it is idle, not stuck"]
@@ -272,7 +272,7 @@ def _loop_steps(diag: Diagnosis, into: Edge) -> List[str]:
 
 def _no_reply(diag: Diagnosis, into: Edge) -> Summary:
     waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
-    loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
+    loop = next((w for w in diag.waits_of(into.to_pid) if w.any_of and w.edges), None)
     call = call_name(loop)
     return Summary("warn", f"NO REPLY: {waiter} waits for {server}, which is idle in its event loop "
                    f"({call}()): not a deadlock, but nothing is working on the answer",
@@ -291,7 +291,7 @@ def _held_request(diag: Diagnosis, into: Edge, detail: str = "") -> Summary:
     """An idle server whose socket shows it read the waiter's request (nothing unread, and
     for TCP bytes received): it holds the request on purpose until something happens."""
     waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
-    loop = next((w for w in waits_of(diag, into.to_pid) if w.any_of and w.edges), None)
+    loop = next((w for w in diag.waits_of(into.to_pid) if w.any_of and w.edges), None)
     steps = _loop_steps(diag, into) if loop is not None else [
         step_text(diag, into), f"the chain ends at {server}: {detail}"]
     got = f" ({into.peer_received} B received on the connection)" if into.peer_received else ""
@@ -309,7 +309,7 @@ def _held_request(diag: Diagnosis, into: Edge, detail: str = "") -> Summary:
 
 def _pty_input(diag: Diagnosis, into: Edge, steps: List[str]) -> Summary:
     waiter, server = name(diag, into.from_pid), name(diag, into.to_pid)
-    typed = list(dict.fromkeys(e.subject for w in waits_of(diag, into.to_pid) for e in w.live
+    typed = list(dict.fromkeys(e.subject for w in diag.waits_of(into.to_pid) for e in w.live
                                if e.reason == Reason.TERMINAL_INPUT and e.subject and not e.writing))
     if typed:  # tmux with an attached client: the server reads the client's terminal itself
         at = ", ".join(clean(t) for t in typed)
@@ -378,7 +378,7 @@ def _chain_end(diag: Diagnosis, v: Verdict) -> Summary:
 def _signal_handler(diag: Diagnosis, pid: int, signals: Tuple[str, ...]) -> Summary:
     """Every thread waits on the process's own futexes; a handler could still wake one."""
     who, which = name(diag, pid), ", ".join(signals) or "a signal"
-    threads = tuple((pid, w.tid) for w in waits_of(diag, pid)
+    threads = tuple((pid, w.tid) for w in diag.waits_of(pid)
                     if any(e.kind == EdgeKind.FUTEX for e in w.edges))
     steps = _thread_steps(diag, threads)
     what = ("its only thread waits on a lock, condition or semaphore no thread of it can release"
