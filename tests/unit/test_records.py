@@ -4,7 +4,10 @@ alike."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
+import typing
 from typing import ClassVar, Dict, List, Optional, Tuple
 
 import pytest
@@ -248,3 +251,96 @@ def test_model_records_are_frozen_and_compare_by_fields():
     assert Syscall(0, "read", (3, 1 << 32 | 5)).arg_int(1) == 5
     d = Diagnosis([], {}, {}, {}, {}, [], [], [], None)
     assert d.notes == [] and d.notes is not Diagnosis([], {}, {}, {}, {}, [], [], [], None).notes
+
+
+# NamedTuple: the same class bodies made by typing.NamedTuple and by records.NamedTuple, at
+# the top of this module (pickle finds a class by module and qualified name).
+NAMED = '''
+from __future__ import annotations
+
+class {prefix}Frame({base}):
+    """A frame."""
+
+    pc: int
+    how: str = "cfi"
+    sp: Optional[int] = None
+    unit = "byte"  # not annotated: not a field
+
+    def moved(self, by: int) -> {prefix}Frame:
+        return self._replace(pc=self.pc + by)
+
+    @property
+    def native(self) -> bool:
+        return self.how != "python"
+
+    @classmethod
+    def at(cls, pc: int) -> {prefix}Frame:
+        return cls(pc, "fp")
+
+
+class {prefix}Bare({base}):
+    start: int
+    end: int
+'''
+exec(NAMED.format(prefix="Typing", base="typing.NamedTuple"), globals())
+exec(NAMED.format(prefix="Records", base="records.NamedTuple"), globals())
+NAMED_TWINS = [(TypingFrame, RecordsFrame), (TypingBare, RecordsBare)]  # type: ignore[name-defined]  # noqa: F821
+
+
+def _plain(value):
+    """A namedtuple's repr and parts, with the class prefix dropped: comparable across twins."""
+    return repr(value).replace("Typing", "").replace("Records", "")
+
+
+@pytest.mark.parametrize("pair", NAMED_TWINS, ids=lambda pair: pair[0].__name__)
+def test_named_tuple_class_is_typings(pair):
+    made, ours = pair
+    assert issubclass(ours, tuple) and ours.__bases__ == made.__bases__ == (tuple,)
+    assert ours._fields == made._fields
+    assert ours._field_defaults == made._field_defaults
+    assert ours.__module__ == made.__module__ == __name__
+    assert ours.__qualname__ == ours.__name__ == made.__name__.replace("Typing", "Records")
+    assert ours.__doc__.replace("Records", "") == made.__doc__.replace("Typing", "")
+    # the annotations' strings (`from __future__ import annotations`), which typing makes ForwardRefs
+    assert ours.__annotations__ == {n: ref.__forward_arg__ for n, ref in made.__annotations__.items()}
+    # the same attributes, methods among them (typing's __orig_bases__, on 3.11 and later, for
+    # typing's own introspection, is not set)
+    assert set(dir(ours)) ^ set(dir(made)) <= {"__orig_bases__"}
+
+
+def test_named_tuple_instances_as_typings():
+    for cls in (TypingFrame, RecordsFrame):  # type: ignore[name-defined]  # noqa: F821
+        f = cls(0x10)
+        assert (f.pc, f.how, f.sp, f[0], len(f), tuple(f)) == (0x10, "cfi", None, 0x10, 3, (0x10, "cfi", None))
+        assert cls(0x10, sp=8) == (0x10, "cfi", 8) and cls(0x10) != cls(0x11) and hash(f) == hash((0x10, "cfi", None))
+        assert f.moved(2) == cls(0x12) and type(f.moved(2)) is cls and f.native and cls.unit == "byte"
+        assert cls.at(5) == (5, "fp", None) and type(cls.at(5)) is cls
+        assert f._replace(how="fp", sp=1) == (0x10, "fp", 1) and f._asdict() == {"pc": 0x10, "how": "cfi", "sp": None}
+        assert cls._make([1, "scan", 2]) == (1, "scan", 2)
+        assert sorted([cls(3), cls(1, "fp"), cls(1)]) == [cls(1), cls(1, "fp"), cls(3)]
+        with pytest.raises(AttributeError):
+            f.pc = 1  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            cls()
+        with pytest.raises(TypeError):
+            cls(1, nowhere=2)
+        with pytest.raises(ValueError):
+            f._replace(nowhere=2)
+        assert pickle.loads(pickle.dumps(f)) == f and type(pickle.loads(pickle.dumps(f))) is cls
+        assert copy.copy(f) == f and copy.deepcopy(f) == f
+    assert _plain(RecordsFrame(1, sp=2)) == _plain(TypingFrame(1, sp=2)) == "Frame(pc=1, how='cfi', sp=2)"  # type: ignore[name-defined]  # noqa: F821
+    assert RecordsBare(1, 2) == TypingBare(1, 2) == (1, 2)  # type: ignore[name-defined]  # noqa: F821
+
+
+@pytest.mark.parametrize("base", [typing.NamedTuple, records.NamedTuple], ids=["typing", "records"])
+def test_bad_named_tuples_fail_as_typings_do(base):
+    with pytest.raises(TypeError):
+        class Late(base):  # a field without a default after one with
+            a: int = 0
+            b: int
+    with pytest.raises(AttributeError):
+        class Own(base):  # namedtuple's own methods are not replaced
+            a: int
+
+            def _replace(self, **changes):
+                return self
