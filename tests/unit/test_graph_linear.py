@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from typing import List, Optional, Tuple
 
 import pytest
@@ -353,3 +354,29 @@ def test_the_waits_of_a_pid_are_the_plain_scans(seed: int) -> None:
         assert all(diag.waits_of(p) == plain(p) for p in pids)
         diag.waits_of(pid).append(wait)  # a copy: the index is not changed through it
         assert diag.waits_of(pid) == plain(pid)
+
+
+def test_a_chain_deeper_than_the_indented_levels_goes_on_in_one_column() -> None:
+    """Past DEEPEST levels the one process under a last child is drawn at that child's
+    column (a chain of 2,000 drew ~6,000 columns of indent on each line: quadratic); what
+    branches there is indented again, and so is a lone process under a non-last child."""
+    from waitchain.render import renderer
+    from waitchain.render.text import DEEPEST, INDENT
+
+    def pipe(p: int, to: int) -> Edge:
+        return Edge(p, p, to, None, EdgeKind.PIPE, "pipe", "e")
+
+    asleep = End(EndKind.SLEEPING, "sleeps", Reason.SLEEP)
+    waits = [Wait(p, p, "read()", (pipe(p, p + 1),), syscall="read") for p in range(1, 30)]
+    waits.append(Wait(30, 30, "flock()", (pipe(30, 31), pipe(30, 41)), syscall="flock"))
+    waits += [Wait(p, p, "read()", (pipe(p, p + 1),), syscall="read") for p in range(31, 40)]
+    waits += [Wait(p, p, "nanosleep()", end=asleep, syscall="nanosleep") for p in (40, 41)]
+    snap = snap_of(waits)
+    text = renderer("text")(diagnose(snap, [1], rules=snap.rules))  # type: ignore[arg-type]
+    column = {int(m.group(2)): len(m.group(1)) for m in
+              (re.match(r"^([ │├└─]*)(\d+) ", line) for line in text.split("\n\n")[0].splitlines()) if m}
+    deep = INDENT * (DEEPEST + 1)  # the column of the first process drawn flat, and of all after it
+    expected = {p: min(INDENT * (p - 1), deep) for p in range(1, 31)}
+    expected.update({31: deep + INDENT, 41: deep + INDENT})
+    expected.update({p: deep + 2 * INDENT for p in range(32, 41)})
+    assert column == expected

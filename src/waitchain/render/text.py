@@ -41,6 +41,12 @@ ASCII = str.maketrans({"└": "`", "├": "|", "│": "|", "─": "-", "↺": "<
                        "·": "*", "⟂": "#", "—": "-", "•": "*", "⇄": "<->", "↑": "^"})
 GAP = "  "
 MAX_THREADS = 8  # thread rows shown per process; the rest are summarised
+INDENT = 3  # columns of tree drawing per level ("└─ ")
+# Levels of the tree indented: deeper, the one process under a last child ("└─") is drawn
+# at that child's column, also with "└─" (siblings would show "├─": a column of "└─" is a
+# chain going on); what branches is indented under it. A chain 2,000 processes long drew
+# ~6,000 columns of indent on every line (2,000 rows in 2.8 s).
+DEEPEST = 12
 MIN_PROGRAM = 16
 MIN_WHY = 24  # narrower than this, WHY goes on a line of its own
 TITLE = 12  # width of the verdict's titles: "root cause: "
@@ -98,10 +104,13 @@ def _sgr(text: str, sgr: str) -> str:
 def lines(diag: Diagnosis, options: Options = Options(), verdict: bool = True) -> List[Text]:
     rows: List[Row] = []
     by_start: Dict[int, List[Chain]] = {}
+    ending: Dict[int, int] = {}  # pid → the thread the first chain that ends at pid ends in
     for chain in diag.chains:
         by_start.setdefault(chain.start, []).append(chain)
+        if chain.end.tid:
+            ending.setdefault(chain.path[-1], chain.end.tid)
     for chains in by_start.values():
-        rows += _tree(diag, chains, options)
+        rows += _tree(diag, chains, options, ending)
         rows.append(Row("", "", free=[]))
     if options.ascii:  # before measuring: "…" becomes "..."
         rows = [_ascii_row(r) for r in rows]
@@ -130,52 +139,74 @@ def _verdict_lines(diag: Diagnosis, options: Options) -> List[Text]:
 # --- the tree ---------------------------------------------------------------------------
 
 
-def _tree(diag: Diagnosis, chains: List[Chain], options: Options) -> List[Row]:
-    trie: Dict[Tuple[int, ...], List[Tuple[int, ...]]] = {}
-    for chain in chains:
-        for i in range(1, len(chain.path) + 1):
-            kids = trie.setdefault(chain.path[:i - 1], [])
-            if chain.path[:i] not in kids:
-                kids.append(chain.path[:i])
-    ends = {c.path: c for c in chains}
+def _tree(diag: Diagnosis, chains: List[Chain], options: Options, ending: Dict[int, int]) -> List[Row]:
+    forest = _Forest(chains, ending)
     out: List[Row] = []
     shown: Set[int] = set()
-    for root in trie.get((), []):
-        _node(diag, trie, ends, root, "", "", out, options, shown)
+    for root in forest.kids.get(ROOTS, []):
+        _node(diag, forest, root, "", "", out, options, shown)
     return out
 
 
-def _node(diag, trie, ends, path, lead, child_lead, out, options, shown) -> None:
-    """The rows of path's process, then of its subtree, depth-first with a stack of its own
+ROOTS = -1  # the node above the chains' first processes
+
+
+class _Forest:
+    """The chains of one start as a tree of nodes (a node: a process on a path from the
+    start), made in one pass over each path: the paths' prefixes as keys made a chain's
+    tree quadratic in its length. `ending`: pid → the thread its chain ends in."""
+
+    def __init__(self, chains: List[Chain], ending: Dict[int, int]) -> None:
+        self.pid: List[int] = []  # node → its process
+        self.kids: Dict[int, List[int]] = {}  # node → the nodes under it, in order
+        self.ends: Dict[int, Chain] = {}  # node → the chain that ends there (the last one given)
+        self.ending = ending
+        ids: Dict[Tuple[int, int], int] = {}
+        for chain in chains:
+            node = ROOTS
+            for pid in chain.path:
+                child = ids.get((node, pid))
+                if child is None:
+                    child = ids[(node, pid)] = len(self.pid)
+                    self.pid.append(pid)
+                    self.kids.setdefault(node, []).append(child)
+                node = child
+            self.ends[node] = chain
+
+
+def _node(diag, forest, node, lead, child_lead, out, options, shown) -> None:
+    """The rows of node's process, then of its subtree, depth-first with a stack of its own
     (a chain thousands of processes long is deeper than Python's recursion limit)."""
-    todo: List[Tuple] = [(path, lead, child_lead)]
+    todo: List[Tuple] = [(node, lead, child_lead)]
     while todo:
         step = todo.pop()
         if len(step) == 2:  # after a process's children: its chain's way back into a cycle
             chain, child_lead = step
             out.append(_cycle_row(diag, chain, child_lead + "└─ ", child_lead + "      "))
             continue
-        path, lead, child_lead = step
-        todo += reversed(_node_rows(diag, trie, ends, path, lead, child_lead, out, options, shown))
+        node, lead, child_lead = step
+        todo += reversed(_node_rows(diag, forest, node, lead, child_lead, out, options, shown))
 
 
-def _node_rows(diag, trie, ends, path, lead, child_lead, out, options, shown) -> List[Tuple]:
-    """path's process's own rows; what comes under it, in order (its children, then the
+def _node_rows(diag, forest, node, lead, child_lead, out, options, shown) -> List[Tuple]:
+    """node's process's own rows; what comes under it, in order (its children, then the
     way back into a cycle)."""
-    pid = path[-1]
-    kids = trie.get(path, [])
-    chain: Optional[Chain] = ends.get(path)
-    nxt = kids[0][-1] if kids else (chain.end.pid if chain is not None and _cycles_back(chain) else None)
+    pid = forest.pid[node]
+    kids = forest.kids.get(node, [])
+    chain: Optional[Chain] = forest.ends.get(node)
+    nxt = forest.pid[kids[0]] if kids else (chain.end.pid if chain is not None and _cycles_back(chain) else None)
     more = bool(kids) or _cycles_back(chain)
     if pid in shown and more:  # reached again by another path: once is enough
-        wait, edge = _leading_wait(diag, pid, nxt)
+        wait, edge = _leading_wait(diag, pid, nxt, forest.ending)
         row = _process_row(diag, pid, wait, edge, None, lead, child_lead + "   ")
         row.why, row.why_style = "↑ what it waits for is shown above", "dim"
         out.append(row)
         return []
     shown.add(pid)
-    under = child_lead + ("│  " if more else "   ")
-    wait, edge = _leading_wait(diag, pid, nxt)
+    # this deep, the one process under a last child is drawn at its column (see DEEPEST)
+    flat = len(kids) == 1 and not _cycles_back(chain) and lead.endswith("└─ ") and len(lead) > INDENT * DEEPEST
+    under = child_lead + ("│  " if more and not flat else "   ")
+    wait, edge = _leading_wait(diag, pid, nxt, forest.ending)
     out.append(_process_row(diag, pid, wait, edge, chain, lead, under))
     threads = _thread_rows(diag, pid, under, options)
     out.extend(threads)
@@ -184,9 +215,12 @@ def _node_rows(diag, trie, ends, path, lead, child_lead, out, options, shown) ->
     if options.explain:
         out.extend(_explain_rows(diag, edge, chain, under, options.width))
     after: List[Tuple] = []
-    for i, kid in enumerate(kids):
-        last = i == len(kids) - 1 and not _cycles_back(chain)
-        after.append((kid, child_lead + ("└─ " if last else "├─ "), child_lead + ("   " if last else "│  ")))
+    if flat:
+        after.append((kids[0], lead, child_lead))
+    else:
+        for i, kid in enumerate(kids):
+            last = i == len(kids) - 1 and not _cycles_back(chain)
+            after.append((kid, child_lead + ("└─ " if last else "├─ "), child_lead + ("   " if last else "│  ")))
     if chain is not None and _cycles_back(chain):
         after.append((chain, child_lead))
     return after
@@ -234,15 +268,17 @@ def _wait_end_why(wait: Wait) -> Seg:
     return f"{clean(wait.end.kind)}: {clean(end_sentence(wait.end))}", "dim"
 
 
-def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int]) -> Tuple[Optional[Wait], Optional[Edge]]:
-    """The thread of pid that waits for nxt (or that ends the chain), and that edge."""
+def _leading_wait(diag: Diagnosis, pid: int, nxt: Optional[int],
+                  ending: Dict[int, int]) -> Tuple[Optional[Wait], Optional[Edge]]:
+    """The thread of pid that waits for nxt (or that ends the chain), and that edge.
+    `ending`: pid → the thread the first chain ending at pid ends in."""
     waits = diag.waits_of(pid)
     for wait in waits:
         edge = next((e for e in wait.edges if e.to_pid == nxt), None)
         if edge is not None:
             return wait, edge
-    ending = next((c.end.tid for c in diag.chains if c.path[-1] == pid and c.end.tid), None)
-    chosen = next((w for w in waits if w.tid == ending), waits[0] if waits else None)
+    tid = ending.get(pid)
+    chosen = next((w for w in waits if w.tid == tid), waits[0] if waits else None)
     return chosen, None
 
 
