@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from typing import Any, Dict, List
 
 from scenario_helpers import threads_in
@@ -155,8 +156,9 @@ def test_python_abba_with_a_sigterm_handler_is_not_called_a_deadlock(run_py, dia
     data, code = diagnose_pid(pid)
     assert code == 0 and data["cycles"] == []
     assert [(v["class"], v["advice"]) for v in verdicts(data)] == [("chain-end", "signal-handler")]
+    python = os.path.basename(sys.executable)  # its program name: "python" in a venv, else "python3"...
     assert verdicts(data)[0]["headline"] == (f"STUCK UNLESS SIGNALLED: its threads wait for each other ({pid} "
-                                             "python); only a handler of SIGTERM could still wake it")
+                                             f"{python}); only a handler of SIGTERM could still wake it")
     live = [end for t in data["processes"][0]["threads"] for end in t["live"]]
     assert [(e["kind"], e["reason"], e["signals"]) for e in live] == [("signal", "signal-handler", ["SIGTERM"])] * 3
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+import waitchain
 from waitchain.demo.harness import wait_blocked, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,6 +27,9 @@ from hosts import SLEEP_CALLS, Host, enter, link, spawn_in, start_host, stop_all
 RECV_CALLS = ("recvfrom", "read", "recvmsg")
 WAIT_CALLS = ("wait4", "waitid")
 PORT = 7070
+# What imports the waitchain under test, for its runs in the hosts (their cwd is not ours) and
+# over ssh (which passes no environment).
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(waitchain.__file__)))
 
 SERVER = """
 import os, socket, sys
@@ -116,12 +121,16 @@ def _sshd(procs, tools: Dict[str, str], host: Host, address: str, tmp_path) -> s
                                       timeout=15).returncode == 0, "sshd listens", 20.0)
     return (f"{tools['ssh']} -i {tmp_path / 'user'} -o BatchMode=yes -o StrictHostKeyChecking=no "
             f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 root@{{host}} "
-            f"{sys.executable} -m waitchain")
+            + shlex.join(_command()))
+
+
+def _command(*argv: str) -> List[str]:
+    return ["env", f"PYTHONPATH={HERE}", sys.executable, "-m", "waitchain", *argv]
 
 
 def _waitchain(procs, host: Host, *argv: str, timeout: float = 90.0) -> Dict[str, Any]:
     """waitchain run inside `host`; its JSON with its exit code."""
-    run = procs.spawn(enter(host, [sys.executable, "-m", "waitchain", *argv, "--json"]),
+    run = procs.spawn(enter(host, _command(*argv, "--json")),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = run.communicate(timeout=timeout)
     assert out, err.decode()
@@ -172,8 +181,7 @@ def test_remote_follows_the_chain_through_ssh_onto_the_other_host(procs, pair, t
     (chain,) = data["chains"]
     assert (chain["end"]["kind"], chain["end"]["host"]) == ("remote", "wchosta")
 
-    text = subprocess.run(enter(pair.a, [sys.executable, "-m", "waitchain", client_inside, "--remote",
-                                         "--remote-cmd", template, "--no-stacks"]),
+    text = subprocess.run(enter(pair.a, _command(client_inside, "--remote", "--remote-cmd", template, "--no-stacks")),
                           capture_output=True, timeout=90, text=True)
     assert f"over TCP {pair.addrs[0]}:{client_port} → {pair.addrs[1]}:{PORT}, on to wchostb" in text.stdout, text
     assert "END sleeping on wchostb" in text.stdout, text.stdout
