@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict
 
 _live: Dict[int, bool] = {}  # pid → started in its own process group (signal the group)
 _lock = threading.Lock()

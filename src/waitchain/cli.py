@@ -6,7 +6,6 @@ import argparse
 import os
 import re
 import sys
-from typing import List, Optional, Tuple
 
 from . import __version__
 from .errors import (EXIT_DEADLOCK, EXIT_DENIED, EXIT_INTERNAL, EXIT_INTERRUPTED,  # noqa: F401
@@ -27,6 +26,10 @@ from .procfs.status import thread_group
 from .procfs.tasks import DENIED
 from .sanitize import clean
 from .snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 FORMATS = ["text", "json", "dot", "svg", "mermaid", "markdown"]
 PICTURES = ("dot", "svg", "mermaid", "markdown")  # no tree, no explain rows, no width

@@ -11,17 +11,21 @@ immediate second look of verdict.confirm does); the others are confirmed over SE
 from __future__ import annotations
 
 import time
-from typing import Callable, List, Optional, Set, Tuple
 
-from .graph.explore import Rules
 from .model import Advice, CycleShape, Diagnosis, Edge, EndKind, Verdict, VerdictClass, Wait
 from .records import replace
 from .snapshot import Snapshot
 from .waits import wait_of
 
-__all__ = ["confirm_over", "moved_threads"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Set, Tuple
 
-Key = Tuple[int, int]
+    from .graph.explore import Rules
+
+    Key = Tuple[int, int]
+
+__all__ = ["confirm_over", "moved_threads"]
 
 
 def confirm_over(diag: Diagnosis, snap: Snapshot, seconds: float, rules: Rules = wait_of,

@@ -4,16 +4,20 @@ its cycles, chains and verdicts). The CLI, the demo and the tests call this."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import verdict as verdicts
 from .graph import Explored, blocked_writers, cycle_index, find_cycles, sources
 from .graph.chains import Walker
-from .graph.explore import Rules
 from .model import Chain, Cycle, CycleShape, Diagnosis, RootCause, Verdict, VerdictClass
 from .records import replace
 from .snapshot import Snapshot
 from .waits import wait_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+    from .graph.explore import Rules
 
 __all__ = ["diagnose", "diagnose_all", "explore_all", "diagnose_explored", "Walks"]
 

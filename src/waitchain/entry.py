@@ -29,9 +29,12 @@ _signal.signal(_signal.SIGINT, _exit_now)
 import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-from typing import Callable, List, Optional  # noqa: E402
 
 from . import children  # noqa: E402
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Dict, List, Optional
 
 from .names import short_cmdline
 from .sanitize import clean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 # Exit codes, documented in --help, the man page and the README. Stable: a script may test
 # them. 1 is a finding, not a failure; 70 is only ever a bug.

@@ -15,20 +15,25 @@ ends at, each process named by (pid, starttime) so a reused pid is another incid
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .engine import Walks, diagnose_explored, explore_all
 from .graph import Explored, blocked_writers, sources
-from .graph.explore import Rules
 from .model import Advice, Cycle, Diagnosis, EndKind, Reason, Verdict, VerdictClass
 from .records import record
 from .snapshot import Snapshot
 from .waits import wait_of
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+    from .graph.explore import Rules
+
+    Key = Tuple[int, int]
+
 __all__ = ["DEFAULT_MIN_BLOCKED", "Incident", "Kind", "Scan", "scan", "rank", "incident_of", "verdict_threads"]
 
 DEFAULT_MIN_BLOCKED = 10.0  # seconds
-Key = Tuple[int, int]
 
 
 class Kind:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import EXIT_DEADLOCK, EXIT_OK, UsageError, WaitchainError
 from .model import Diagnosis, RemoteHost
 from .remote import Follower, endpoint_text, socket_spec
 
-Json = Dict[str, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Json = Dict[str, Any]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Dict, Iterable, List, Optional, Tuple
 
 from .incidents import Incident, Kind
 from .output import kind
 from .records import field, record
 
-__all__ = ["Metrics", "render", "write_atomically", "of_scan"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Tuple
 
-Key = Tuple[object, ...]
+    Key = Tuple[object, ...]
+
+__all__ = ["Metrics", "render", "write_atomically", "of_scan"]
 
 
 @record

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Dict, List, Optional, Tuple
 
 from .records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 # Access modes of a file description, from fdinfo `flags & O_ACCMODE`.
 READ, WRITE, READ_WRITE = "r", "w", "rw"

@@ -18,9 +18,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import List, Optional
 
 from .errors import ReportError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 MODE = 0o600
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

@@ -15,16 +15,20 @@ import os
 import re
 import shlex
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import EXIT_NO_PROCESS, UsageError, WaitchainError
 from .model import Across, Diagnosis, Hop, RemoteHost
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Endpoint = Tuple[str, int]
+    Json = Dict[str, Any]
+
 DEFAULT_CMD = "ssh -o BatchMode=yes -o ConnectTimeout=5 {host} waitchain"
 DEFAULT_MAX_HOSTS = 4
 DEFAULT_TIMEOUT = 60.0
-Endpoint = Tuple[str, int]
-Json = Dict[str, Any]
 
 _SPEC = re.compile(r"(\[[^\]]+\]|[^:\[\]]+):(\d+)-(\[[^\]]+\]|[^:\[\]]+):(\d+)")
 

@@ -7,32 +7,37 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from functools import partial
-from typing import (TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
-                    TypeVar)
 
 from .errors import ProcessGone, Timeout, WaitchainError
 from .model import Container, DbSession, FdInfo, Holder, PipeFill, Place, Process, Task, TcpSocket, UnixSocket
 from .procfs import cstructs, memory, split  # cstructs: a sleep's remaining time already needs it
 from .procfs.fds import link_access, read_fdinfo
-from .procfs.activity import Activity, Seen, activity_again, read_activity, release, switches_of
+from .procfs.activity import Seen, activity_again, read_activity, release, switches_of
 from .procfs.activity import one_thread_activity as _one_thread_activity
 from .procfs.process import CMDLINE_DEADLINE, parse_cmdline, read_cmdline, read_process, read_starttime
 from .procfs.reader import TABLE_READ, ProcFS, each_with_deadline, fd_is_fifo
 from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
 from .procfs.status import mask, nspids, read_status, read_status_field, tpgid, tty_nr
 from .procfs.tasks import read_task, read_tasks
+from .records import NamedTuple
 from .procfs import cgroup as cgroups, uts
 
-if TYPE_CHECKING:  # the rest is imported where it is used: a run imports what it reads
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # types only; these modules are imported where they are used: a run imports what it reads
+    from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+
     from .procfs import postgres
+    from .procfs.activity import Activity
     from .procfs.inetdiag import TcpInfo
     from .procfs.locks import LockEntry
     from .procfs.mounts import Mount
     from .procfs.timers import PosixTimer
 
-Endpoint = Tuple[str, int]
-K = TypeVar("K")
-V = TypeVar("V")
+    Endpoint = Tuple[str, int]
+    K = TypeVar("K")
+    V = TypeVar("V")
+    HolderList = List[Tuple[int, int]]
+
 UNIX_DUMP_AFTER = 32  # exact unix socket lookups before one dump of all is cheaper
 MAX_NETNS = 64  # network namespaces searched for the listener of a queued unix connection
 BLOCKED_CMDLINES = 3  # command lines that may each take their full deadline; then a short one
@@ -247,7 +252,6 @@ class ScanCache:
             self.reader.close()
 
 
-HolderList = List[Tuple[int, int]]
 BIG_TABLE = 64  # fds of a process past which a lookup in it goes through an index of its own
 LINEAR_LOOKUPS = 8  # lookups made by walking every fd table before the index is built (~25x one walk)
 

@@ -14,13 +14,18 @@ counts: one that moved withdraws it."""
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .graph import Explored, end_of, end_rank
-from .graph.waitfor import Key, Knot, Node, WaitFor, components
+from .graph.waitfor import Knot, Node, WaitFor, components
 from .model import (Advice, Chain, Cycle, Edge, EdgeKind, EndKind, Mode, Reason, Verdict,
                     VerdictClass, Wait)
 from .snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+
+    from .graph.waitfor import Key
 
 LOCKS = {EdgeKind.MUTEX, EdgeKind.FLOCK, EdgeKind.POSIX_LOCK, EdgeKind.OFD_LOCK, EdgeKind.LOCK, EdgeKind.PG_LOCK}
 READ_RANK, WRITE_RANK = 4, 5

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Set, Tuple
 
 from . import __version__, incidents
 from .argtypes import seconds
@@ -37,11 +36,16 @@ from .sanitize import clean
 from .snapshot import ScanCache, Snapshot
 from .waits import wait_of
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Set, Tuple
+
+    Key = Tuple[object, ...]
+
 DEFAULT_INTERVAL = 5.0
 DEFAULT_THRESHOLD = 30.0
 DIR_MODE, FILE_MODE = 0o700, 0o600
 EXEC_TIMEOUT = 60.0  # seconds an --exec hook may run before the watchdog stops waiting for it
-Key = Tuple[object, ...]
 
 
 class SetupError(WaitchainError, ValueError):

@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, Iterable, List, Optional
 
 from ..errors import WaitchainError
 from ..procfs.process import read_children, read_stat
 from ..procfs.reader import ProcFS
 from ..procfs.tasks import read_tasks
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, List, Optional
 
 PR_SET_CHILD_SUBREAPER = 36
 POLL_INTERVAL = 0.005

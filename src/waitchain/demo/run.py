@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import List
 
 from ..engine import diagnose
 from ..snapshot import Snapshot
 from .harness import Processes
 from .scenario import start
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List
 
 INTRO = """\
 waitchain demo: starts four small Python programs that hang together, diagnoses them the

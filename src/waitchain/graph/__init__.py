@@ -5,12 +5,17 @@ who is stuck and where the knots are (waitfor.py, pure), list the cycles and wal
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from ..model import Cycle, CycleShape
 from .chains import MAX_DEPTH, end_of, end_rank, walk_chains
 from .explore import Explored
-from .waitfor import Key, Knot, Target
+from .waitfor import Knot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+
+    from .waitfor import Key, Target
 
 __all__ = ["Explored", "find_cycles", "walk_chains", "end_of", "end_rank", "sources", "MAX_DEPTH",
            "blocked_writers", "cycle_index"]

@@ -3,11 +3,14 @@ ends (a process that waits for nothing further, or back into the path: a cycle).
 
 from __future__ import annotations
 
-from typing import Collection, Dict, List, Optional, Set, Tuple
 
 from ..model import Chain, ChainEnd, Cycle, EdgeKind, End, EndKind, PtySide, Reason
 from ..waits.ends import live_end
 from .explore import GONE, Explored
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Collection, Dict, List, Optional, Set, Tuple
 
 MAX_CHAINS = 64  # per start process
 MAX_DEPTH = 4096  # processes on one chain

@@ -5,7 +5,6 @@ process reached, read through the snapshot by the wait rules, and the plain grap
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, PtySide, Reason, Task, Wait
 from ..records import replace
@@ -13,7 +12,12 @@ from ..snapshot import Snapshot
 from ..waits import wait_of
 from .waitfor import Node, WaitFor
 
-Rules = Callable[[Snapshot, int, Task], Wait]  # a thread's wait, read from the snapshot
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
+
+    Rules = Callable[[Snapshot, int, Task], Wait]  # a thread's wait, read from the snapshot
+
 GONE = End(EndKind.UNKNOWN, "the process exited during the scan", Reason.EXITED)
 
 

@@ -12,14 +12,17 @@ Mode ANY: one target acting ends the wait; Mode ALL: it needs every target."""
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Callable, Dict, FrozenSet, Hashable, Iterable, List, Optional, Set, Tuple, TypeVar
 
 from ..model import Mode
 from ..records import record
 
-Key = Tuple[int, int]  # (pid, tid)
-Target = Tuple[int, Optional[int]]  # (pid, tid) or (pid, None): any thread of pid
-N = TypeVar("N", bound=Hashable)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, FrozenSet, Hashable, Iterable, List, Optional, Set, Tuple, TypeVar
+
+    Key = Tuple[int, int]  # (pid, tid)
+    Target = Tuple[int, Optional[int]]  # (pid, tid) or (pid, None): any thread of pid
+    N = TypeVar("N", bound=Hashable)
 
 
 @record(frozen=True)

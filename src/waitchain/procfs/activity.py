@@ -6,15 +6,20 @@ watchdog checks before it looks at a process's fds and waits again."""
 from __future__ import annotations
 
 import os
-from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import WaitchainError
+from ..records import NamedTuple
 from .reader import ProcFS
 from .tasks import NUM_THREADS, read_switches
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
+
+    Activity = Tuple[Tuple[int, str], ...]  # (tid, its schedstat line) of every thread, by tid
+
 STARTTIME = 19  # field 22 of /proc/PID/stat, counted after the comm
 STATE = 0  # field 3
-Activity = Tuple[Tuple[int, str], ...]  # (tid, its schedstat line) of every thread, by tid
 
 
 def parse_one_thread(text: str) -> Optional[int]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional
 
 from ..errors import WaitchainError
 from ..model import Container
 from .reader import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 
 def parse_cgroup(text: str) -> List[str]:

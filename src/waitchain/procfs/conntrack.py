@@ -6,10 +6,13 @@ found on this host by its reversed 4-tuple."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Dict, Optional, Tuple
 
-Endpoint = Tuple[str, int]
-Pair = Tuple[Endpoint, Endpoint]  # a socket's (local, remote)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
+
+    Endpoint = Tuple[str, int]
+    Pair = Tuple[Endpoint, Endpoint]  # a socket's (local, remote)
 
 
 def _ip(text: str) -> str:

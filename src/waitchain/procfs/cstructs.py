@@ -7,9 +7,12 @@ raise nothing for bytes of the right size."""
 from __future__ import annotations
 
 import struct
-from typing import List, Tuple
 
 from ..records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Tuple
 
 TIMESPEC = struct.Struct("=qq")  # tv_sec, tv_nsec
 FLOCK = struct.Struct("=hh4xqq")  # l_type, l_whence, (pad), l_start, l_len (then l_pid)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from ..errors import WaitchainError
 from ..model import READ, READ_WRITE, WRITE, FdInfo
 from .reader import TABLE_READ, ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 _INODE_TARGET = re.compile(r"^(pipe|socket):\[(\d+)\]$")
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import errno
 import ipaddress
 import struct
-from typing import Dict, Optional, Tuple
 
 from .. import errors
 from .sockdiag import (NLMSG_ERROR, NOCOOKIE, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, _attrs_at, _errno,
                        _messages, _open, _recv, _send)
 from ..records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
 
 INET_DIAG_INFO = 2
 _REQ = struct.Struct("=BBBxI")  # family, protocol, ext, pad, states

@@ -3,10 +3,13 @@ Readable by root only; elsewhere it is empty or EACCES, and wchan alone must do.
 
 from __future__ import annotations
 
-from typing import List, Tuple
 
 from ..errors import AccessDenied, WaitchainError
 from .reader import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Tuple
 
 
 def parse_stack(text: str) -> List[str]:

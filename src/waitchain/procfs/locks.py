@@ -9,10 +9,13 @@ the kernel prints for every fd whose file description owns the lock."""
 from __future__ import annotations
 
 import re
-from typing import List, Optional
 
 from .reader import TABLE_READ, ProcFS
 from ..records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 _LINE = re.compile(r"^\s*(\d+):\s(\s*)(->\s)?\s*(.*)$")
 _DEVINO = re.compile(r"^([0-9a-fA-F]+:[0-9a-fA-F]+):(\d+)$")

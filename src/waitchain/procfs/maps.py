@@ -5,10 +5,13 @@ lock, so it is read under a deadline."""
 
 from __future__ import annotations
 
-from typing import Optional, Set, Tuple
 
 from ..errors import WaitchainError
 from .reader import TABLE_READ, ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Set, Tuple
 
 DEADLINE = 0.5  # seconds
 

@@ -41,15 +41,16 @@ import sys
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
 
 from .. import children
 from ..errors import Timeout, WaitchainError, from_oserror
 from .mmaplock import Contender, Contention, contention  # noqa: F401  (Contender: for callers)
 from .reader import ProcFS, with_deadline
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # weakref is imported when a reader is made: start-up (issue 14)
     import weakref
+    from typing import Callable, Dict, List, Optional, Set, Tuple
 
 DEADLINE = 1.0  # seconds for one read; it takes microseconds unless the mmap lock is held
 MAX_READ = 1 << 20

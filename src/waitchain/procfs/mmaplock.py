@@ -17,7 +17,6 @@ __do_fault ← ... ← __get_user_pages ← get_user_pages_remote ← __access_r
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..records import record
@@ -25,6 +24,10 @@ from .kstack import read_stack
 from .reader import ProcFS
 from .process import parse_stat
 from .tasks import read_task
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 # System calls that take the mmap lock for writing (or for reading, at length).
 MMAP_CALLS = frozenset((

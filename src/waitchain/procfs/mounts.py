@@ -4,11 +4,14 @@ of an fd from its fdinfo `mnt_id`, as /proc/locks prints it, and to recognise mq
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional
 
 from ..errors import WaitchainError
 from ..records import record
 from .reader import TABLE_READ, ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional
 
 DEADLINE = 1.0  # seconds: mountinfo waits for the mount namespace's lock
 

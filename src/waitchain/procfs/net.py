@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Dict, List, Optional, Tuple
 
 from ..model import TcpSocket, UnixSocket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 TCP_STATES = {
     0x01: "ESTABLISHED",

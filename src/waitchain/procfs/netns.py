@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, Optional, TypeVar
 
 from .. import errors
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # ctypes is imported when first needed (Python < 3.12): start-up (issue 14)
     import ctypes
+    from typing import Callable, Dict, Optional, TypeVar
+
+    T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 DEADLINE = 2.0  # seconds for the thread (setns and one socket(2) do not block)
-T = TypeVar("T")
 
 _libc: Optional[ctypes.CDLL] = None
 

@@ -11,12 +11,13 @@ import os
 import select
 import stat
 import struct
-from typing import TYPE_CHECKING, Callable, Optional
 
 from ..model import PipeFill
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # ctypes and termios are imported when first needed: start-up (issue 14)
     import ctypes
+    from typing import Callable, Optional
 
 SYS_PIDFD_OPEN = 434  # same number on every architecture (unified table from 5.x)
 SYS_PIDFD_GETFD = 438

@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ..model import DbLock
 from ..records import field, record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # json and subprocess are imported when psql is run (--db): not on every run
     import subprocess
+    from typing import Dict, List, Optional, Sequence, Tuple
 
 PREFIX = "postgres: "
 COMMS = ("postgres", "postmaster")  # comm of a postmaster and its backends (the title changes only cmdline)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional
 
 from ..errors import WaitchainError
 from ..model import Process, Stat
 from .reader import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 CMDLINE_DEADLINE = 0.5  # seconds; cmdline blocks while the target's mmap lock is held
 

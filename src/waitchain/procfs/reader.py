@@ -9,11 +9,16 @@ import queue
 import stat
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from ..errors import Timeout, Unsupported, WaitchainError, from_oserror
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+
+    T = TypeVar("T")
+    _Worker = Tuple["queue.SimpleQueue[Callable[[], object]]", "queue.SimpleQueue[Tuple[bool, object]]"]
+
 MAX_READ = 1 << 20  # no per-process /proc text we parse is larger than this
 TABLE_READ = 1 << 26  # system tables (/proc/net/tcp, /proc/locks, mountinfo) grow with the host
 SMALL_READ = 4096  # /proc/PID/stat and the like fit in one read of this
@@ -292,7 +297,6 @@ def _give_back(worker: "_Worker") -> None:
         _idle.append(worker)
 
 
-_Worker = Tuple["queue.SimpleQueue[Callable[[], object]]", "queue.SimpleQueue[Tuple[bool, object]]"]
 _idle: List[_Worker] = []  # threads that answered their last call in time
 _idle_lock = threading.Lock()
 

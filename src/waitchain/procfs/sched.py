@@ -7,10 +7,13 @@ thread's `se.exec_start` right after we have been scheduled in (sched_yield)."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from ..errors import WaitchainError
 from .reader import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 def parse_exec_start(text: str) -> Optional[float]:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import TYPE_CHECKING, Dict, Iterable, Iterator, Optional, Tuple
 
 from .. import errors
 from ..model import UnixSocket
 from .net import UNIX_TYPES
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # socket (with selectors, ~7 ms) is imported when a query is made: start-up (issue 14)
     import socket
+    from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20

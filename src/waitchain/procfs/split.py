@@ -16,16 +16,20 @@ import select
 import signal
 import threading
 import warnings
-from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..children import close_inherited
 from ..model import Process
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Sequence, Tuple
+
+    ScanOne = Callable[[int, List[str]], Optional[Process]]
 
 SPLIT_AT = 256  # processes from which a second CPU reads a part of them
 CHILD_PART = 0.5  # of the pids, the child's (the last ones); this process also merges (the holders index is built later, on need)
 MIN_DEADLINE = 2.0  # seconds the child may take at least; else 3x what this process took
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-ScanOne = Callable[[int, List[str]], Optional[Process]]
 
 
 def cpus() -> int:

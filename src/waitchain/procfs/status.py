@@ -4,10 +4,13 @@ from /proc/PID/stat."""
 from __future__ import annotations
 
 import signal
-from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
 from .reader import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 SIGRTMIN_GLIBC = 34  # the kernel's SIGRTMIN is 32; glibc keeps 32 and 33 for itself
 

@@ -3,10 +3,13 @@ namespace. Each file is a header line of column names and one line of numbers pe
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
 from .reader import TABLE_READ, ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 
 def parse_sysvipc(text: str) -> List[Dict[str, int]]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 from ..errors import AccessDenied, ProcessGone, WaitchainError
 from ..model import Stat, Syscall, Task
 from . import syscalls
 from .process import parse_stat
 from .reader import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 
 DENIED = "unreadable: permission denied (run as root)"  # Task.note when syscall is denied

@@ -12,10 +12,13 @@ on 6.18)."""
 
 from __future__ import annotations
 
-from typing import List, Optional
 
 from .reader import ProcFS
 from ..records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 
 @record(frozen=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 CLONE_NEWUTS = 0x04000000
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Dict, Optional, Tuple
 
 from ..model import Diagnosis
 from ..records import record
 
-Render = Callable[["Diagnosis", "Options"], str]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Optional, Tuple
+
+    Render = Callable[["Diagnosis", "Options"], str]
+
 
 # Format name → (module of this package, its render function). A run imports only the module
 # of the format it prints: --json does not pay for the text layout nor Graphviz's wrapper (svg).

@@ -4,7 +4,10 @@ character reference, so the output is ASCII and still says everything."""
 
 from __future__ import annotations
 
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 TABLE = str.maketrans({"└": "`", "├": "|", "│": "|", "─": "-", "↺": "<<", "→": "->", "…": "...",
                        "·": "*", "⟂": "#", "—": "-", "–": "-", "•": "*", "⇄": "<->", "↑": "^",

@@ -6,7 +6,6 @@ control characters."""
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..model import Chain, ChainEnd, Cycle, CycleShape, Diagnosis, Edge, EdgeKind, EndKind, Reason, Task, Wait
 from ..names import program, short_cmdline
@@ -14,9 +13,12 @@ from ..sanitize import clean
 from .labels import label, label_head
 from .ends import chain_detail, detail
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterator, List, Optional, Tuple
+
 PROGRAM_WIDTH = 40
 CALL_WIDTH = 64  # the call in a node of the graph formats
-
 
 
 # --- names, durations -----------------------------------------------------------------
@@ -106,8 +108,6 @@ def duration(seconds: Optional[float]) -> str:
 
 
 # --- waits, blocked-for ------------------------------------------------------------------
-
-
 
 
 def call_name(wait: Optional[Wait]) -> str:

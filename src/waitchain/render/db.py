@@ -6,9 +6,12 @@ labels.py, ends.py and verdicts.py call these."""
 from __future__ import annotations
 
 import shlex
-from typing import List, Optional, Sequence, Tuple
 
 from ..model import DbSession, Diagnosis, Edge, EdgeKind, End
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
 
 QUERY_SHOWN = 48  # characters of the --db query shown in a failed command
 

@@ -5,7 +5,6 @@ where a chain ends is a note. Every label is cleaned and quoted (untrusted text)
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 from ..model import Diagnosis, Edge, Task
 from ..sanitize import clean
@@ -14,6 +13,10 @@ from .ascii import to_ascii
 from .verdicts import summary
 from .common import (by_netns, chain_ends, deadlock_of, edge_lines, end_lines, netns_id,
                      node_lines, on_cycle, process_head, thread_head, unexamined, unique_edges)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 RED = "#c62828"
 FONT = "Helvetica"

@@ -8,10 +8,13 @@ datagram servers, unpaired sockets, stale epoll fds, a process gone during the s
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
 
 from ..model import ChainEnd, End, Missing, Ownerless, Reason
 from . import db
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Tuple
 
 SHOWN = 4  # live alternatives named in an OR wait's detail
 

@@ -7,13 +7,19 @@ shell-quoted, cleaned paths, so they are safe to copy and paste."""
 from __future__ import annotations
 
 import shlex
-from typing import Callable, Dict, List, Optional, Tuple
 
 from ..model import Chain, Diagnosis, Edge, EdgeKind, End, EndKind, Reason, Task
 from ..procfs.fds import inode_of
 from ..records import record
 from ..sanitize import clean
 from .common import end_pid, name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Tuple
+
+    EdgeChecks = Callable[[Diagnosis, Edge], List["Check"]]  # "Check": the class is defined below
+    EndChecks = Callable[[Diagnosis, int, int], List["Check"]]
 
 # Calls whose first argument is the fd they block on.
 FD_CALLS = {
@@ -272,7 +278,6 @@ def _evidence_only(edge: Edge) -> Check:
     return Check(f"# {clean(str(edge.kind))} {clean(edge.object)}", clean(edge.evidence))
 
 
-EdgeChecks = Callable[[Diagnosis, Edge], List[Check]]
 EDGE_KINDS: Dict[EdgeKind, EdgeChecks] = {
     EdgeKind.PIPE: _pipe, EdgeKind.FIFO: _pipe, EdgeKind.UNIX: _unix, EdgeKind.TCP: _tcp,
     EdgeKind.CHILD: _child, EdgeKind.FLOCK: _lock, EdgeKind.POSIX_LOCK: _lock,
@@ -330,7 +335,6 @@ def _signal(diag: Diagnosis, pid: int, tid: int) -> List[Check]:
                   "the signals it blocks and catches (hex masks)")]
 
 
-EndChecks = Callable[[Diagnosis, int, int], List[Check]]
 END_KINDS: Dict[Optional[EndKind], EndChecks] = {
     EndKind.RUNNING: _running, EndKind.DISK: _disk, EndKind.KERNEL: _disk, EndKind.SIGNAL: _signal,
     EndKind.STOPPED: _stopped, EndKind.IDLE: _idle, EndKind.REMOTE: _remote,

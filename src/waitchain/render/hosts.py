@@ -4,13 +4,16 @@ hosts' own sentences (their edge labels, their chain end) are shown as they wrot
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
 
 from ..model import Across, Diagnosis, Hop, RemoteHost
 from ..sanitize import clean
 from ..names import program
 
-Json = Dict[str, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Json = Dict[str, Any]
 
 
 def across_json(a: Across) -> Json:

@@ -10,7 +10,6 @@ import datetime
 import html
 import re
 import socket
-from typing import List, Optional
 
 from .. import __version__
 from ..errors import ReportError, WaitchainError
@@ -24,6 +23,10 @@ from .pylocks import lock_lines, thread_name, thread_text
 from .verdicts import Summary, summaries
 from .explain import Check, edge_checks, end_checks
 from .labels import label
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from enum import Enum
 from json.encoder import encode_basestring_ascii as _quote  # the C function where there is one
-from typing import Any, Dict, List, Optional, Tuple
 
 from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, DbLock, DbSession, Diagnosis, Edge, End, FileLock,
                      Frame, Fuse, Location, LockHold, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
@@ -20,10 +19,14 @@ from .labels import label
 from .ends import detail as end_sentence
 from .verdicts import Summary, summaries
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Json = Dict[str, Any]
+
 SCHEMA = "waitchain/1"
 NOTHING = Verdict(VerdictClass.NOTHING, Advice.NOTHING, members=())  # what the text says when no verdict is
-
-Json = Dict[str, Any]
 
 
 def render(diag: Diagnosis, options: Options = Options()) -> str:

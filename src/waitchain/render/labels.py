@@ -4,11 +4,14 @@ owner"). Every format words an edge here, and only here; the JSON carries it as 
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
 
 from ..model import Edge, EdgeKind, Ownerless, PtySide
 from ..sanitize import clean
 from . import db
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Tuple
 
 PIPES = (EdgeKind.PIPE, EdgeKind.FIFO)
 LOCK_NOUNS = {EdgeKind.FLOCK: "flock", EdgeKind.POSIX_LOCK: "POSIX lock", EdgeKind.OFD_LOCK: "OFD lock",

@@ -7,7 +7,6 @@ so no process name can close a label, start an arrow, or inject HTML."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
 
 from ..model import Diagnosis, Edge
 from ..sanitize import clean
@@ -16,6 +15,10 @@ from .ascii import TABLE
 from .verdicts import summary
 from .common import (by_netns, chain_ends, edge_lines, end_lines, netns_id, node_lines, on_cycle,
                      process_head, thread_head, unexamined, unique_edges)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:/_()=+@~?!*'$^-[]")
 RED = "#c62828"

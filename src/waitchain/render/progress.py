@@ -7,7 +7,10 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from typing import IO, Iterator, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Iterator, Optional
 
 FRAMES_UTF8 = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 FRAMES_ASCII = "|/-\\"

@@ -6,11 +6,14 @@ holds. Every string returned is cleaned of control characters."""
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
 
 from ..model import Diagnosis, LockHold, Stack
 from ..sanitize import clean
 from .common import name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 
 def thread_name(diag: Diagnosis, pid: int, tid: int) -> str:

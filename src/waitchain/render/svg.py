@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Optional
 
 from ..errors import MissingTool, WaitchainError
 from ..model import Diagnosis
 from . import Options, dot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 TIMEOUT = 60  # seconds; dot is fast on graphs this size
 

@@ -5,7 +5,6 @@ same sentences; every string is cleaned of control characters."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Advice, Chain, Diagnosis, Edge, EdgeKind, EndKind, Reason, Verdict, VerdictClass
 from ..records import field, record
@@ -16,6 +15,10 @@ from .pylocks import get_before_join, lock_steps, multiprocessing_queue, thread_
 from .ends import chain_detail
 from .common import (call_name, cycle_detail, cycle_of, location_text, name, program_name, step_text,
                      waited_for)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 HEADLINES = {
     EndKind.RUNNING: "BUSY: the chain ends in a running process",

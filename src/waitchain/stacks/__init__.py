@@ -13,7 +13,6 @@ import re
 import stat
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from ..errors import AccessDenied, WaitchainError
 from ..model import Diagnosis, Frame, Location, LockHold, Stack
@@ -31,10 +30,14 @@ from .labels import LOCK_WAITS, entry_index, fork_boundary, library_wait, module
 from .python import PyThread, StackError
 from .sources import Sources
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where they run: the unwinder, the network
+    from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
+
     from .debuginfod import Client
 
-T = TypeVar("T")
+    T = TypeVar("T")
+
 
 PARALLEL = 8  # helpers running at once
 SOURCE_SECONDS = 1.0  # to read an RLock's owner from its memory

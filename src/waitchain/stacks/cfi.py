@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-Row = Dict[Any, Any]  # "pc": int, "cfa": CFARule, register number → RegisterRule
+from ..records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Row = Dict[Any, Any]  # "pc": int, "cfa": CFARule, register number → RegisterRule
 
 
 class CFARule(NamedTuple):

@@ -18,7 +18,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, List, Mapping, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional
 
 REQUEST_SECONDS = 5.0  # one request: connect, and each read of its answer
 TOTAL_SECONDS = 15.0  # every request of a run

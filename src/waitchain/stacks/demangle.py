@@ -8,7 +8,10 @@ from __future__ import annotations
 import ctypes
 import re
 import threading
-from typing import Any, Dict, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 TOOL_SECONDS = 2.0
 RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")

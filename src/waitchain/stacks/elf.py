@@ -19,9 +19,15 @@ import threading
 import zlib
 from bisect import bisect_right
 from collections import OrderedDict
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from ..records import NamedTuple
 from . import cfi
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Row = cfi.Row
 
 # Separate debug files: <root>/.build-id/xx/rest.debug, <root>/<dir of the file>/<debuglink>.
 # Looked for inside the target's root first (a container), then in ours.
@@ -43,8 +49,6 @@ _EHDR = {1: struct.Struct("<HHIIIIIHHHHHH"), 2: struct.Struct("<HHIQQQIHHHHHH")}
 _PHDR = {1: struct.Struct("<IIIIIIII"), 2: struct.Struct("<IIQQQQQQ")}
 _SHDR = {1: struct.Struct("<IIIIIIIIII"), 2: struct.Struct("<IIQQQQIIQQ")}
 _CHDR = {1: struct.Struct("<III"), 2: struct.Struct("<IIQQ")}
-
-Row = cfi.Row
 
 
 class BadElf(Exception):

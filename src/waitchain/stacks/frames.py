@@ -11,9 +11,12 @@ import functools
 import os
 import re
 import stat
-from typing import Optional, Sequence
 
 from ..model import Frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 # Installed third-party code, in a venv, a distribution or a user site.
 PACKAGES = re.compile(r"/(?:site|dist)-packages/")

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Optional, Sequence
 
 from ..model import Frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 # Where a module's dotted name starts in its path: installed packages first (they sit
 # inside lib/pythonX.Y/ too), then the standard library.

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 from bisect import bisect_right
-from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Frame
@@ -15,6 +14,12 @@ from ..procfs import maps as procfs_maps
 from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from .python import StackError, StackTimeout, failed, run_helper
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
+
+    Maps = List[Tuple[int, int, str]]  # start, end, path
 
 TIMEOUT = 20.0  # gdb reads symbols: large binaries take seconds
 GDB_SETTINGS = ["set debuginfod enabled off", "set auto-load off"]  # no network, no scripts
@@ -27,8 +32,6 @@ GDB_FRAME = re.compile(r"^#\d+\s+(?:(0x[0-9a-fA-F]+) in )?(.+?) \(.*?\)"
 EU_THREAD = re.compile(r"^TID (\d+):")
 EU_FRAME = re.compile(r"^#\d+\s+(0x[0-9a-fA-F]+)\s+(\S+)?(?:\s+-\s+(\S+))?\s*$")
 EU_SOURCE = re.compile(r"^\s+(\S+):(\d+)(?::\d+)?\s*$")
-
-Maps = List[Tuple[int, int, str]]  # start, end, path
 
 
 def find_tool() -> Optional[Tuple[str, str]]:

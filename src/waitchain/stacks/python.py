@@ -9,7 +9,6 @@ import os
 import sys
 import re
 import signal
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import children
 from ..model import Frame
@@ -18,8 +17,10 @@ from .tidmap import map_threads
 
 # json, subprocess, shutil and sysconfig are imported where py-spy or a debugger is found and
 # run: a native target's stacks need none of them (~6 ms of start-up, issue 14).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 TIMEOUT = 5.0  # seconds for one dump; a blocked target answers in well under 0.1 s
 SELF_REPR = re.compile(r"^<([\w.]+) at 0x[0-9a-f]+>$")

@@ -11,17 +11,20 @@ with process_vm_readv through procfs.memory (no ptrace stop)."""
 from __future__ import annotations
 
 import struct
-from typing import Callable, Optional
 
 from ..procfs import memory
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional
+
+    Read = Callable[[int, int], bytes]  # (address, size) → bytes
 
 RLOCK = b"_thread.RLock"
 TYPE_AT = 8  # PyObject_HEAD: ob_refcnt, then ob_type
 OWNER_AT = 24  # after the header and the inner lock
 TP_NAME_AT = 24  # PyTypeObject: ob_refcnt, ob_type, ob_size, then tp_name
 WORD = struct.Struct("=Q")
-
-Read = Callable[[int, int], bytes]  # (address, size) → bytes
 
 
 def owner_ident(pid: int, address: int) -> Optional[int]:

@@ -18,17 +18,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 from .frames import source_text
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # ast: imported only when a lock's holder is looked for
+    from typing import Dict, Iterable, List, Optional, Tuple
+
     from .pylocks import Source
+
+    Key = Tuple[object, ...]
 
 SECONDS = 1.0  # to read one source file
 PARSE_MAX = 2 << 20  # a source file longer than this is not parsed (no lock holder inferred)
-
-Key = Tuple[object, ...]
 
 
 class _Read:

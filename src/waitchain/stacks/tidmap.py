@@ -12,10 +12,13 @@ import ctypes
 import os
 import struct
 import threading
-from typing import Dict, List, Optional, Sequence, Set
 
 from ..errors import WaitchainError
 from ..procfs import memory
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence, Set
 
 SCAN = 2048  # bytes of struct pthread searched for the tid field
 

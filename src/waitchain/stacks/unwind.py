@@ -24,21 +24,25 @@ import functools
 import os
 import time
 from bisect import bisect_right
-from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
 from ..model import Frame
 from ..procfs import memory
 from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
-from ..records import record
+from ..records import NamedTuple, record
 from . import elf
 from .demangle import demangle
 from .extensions import may_hold_extension
 from .frames import STDLIB, SYSTEM_FUNCTION, SYSTEM_OBJECT, application_index, is_system
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # a client is given with --debuginfod only: urllib is not imported otherwise
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
     from .debuginfod import Client
+
+    Reader = Callable[[int, int], bytes]  # (address, size) → up to size bytes, or raises
 
 SUPPORTED = os.uname().machine in ("x86_64", "amd64")
 RBP, RSP, RA = 6, 7, 16  # DWARF register numbers on x86-64 (16: the return address column)
@@ -52,8 +56,6 @@ PROCESS_SECONDS = 5.0  # for all the threads of one process: the others are left
 WORD = 8
 # Where a program's or a thread's stack begins (glibc marks them in their CFI, musl does not).
 ENTRY_POINTS = frozenset({"_start", "__clone", "clone", "clone3", "__clone3"})
-
-Reader = Callable[[int, int], bytes]  # (address, size) → up to size bytes, or raises
 
 
 class Mapping(NamedTuple):

@@ -5,7 +5,6 @@ and sets what every wait has: the name of the call it is in."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict
 
 from ..model import End, EndKind, Reason, Task, Wait
 from ..records import replace
@@ -13,7 +12,12 @@ from ..snapshot import Snapshot
 from . import ends
 from .describe import call_text
 
-Rule = Callable[[Snapshot, int, Task], Wait]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict
+
+    Rule = Callable[[Snapshot, int, Task], Wait]
+
 
 # The rule module of each system call it follows (its SYSCALLS, which test_wait_dispatch checks
 # this against): a module is imported when a thread is first seen in one of its calls, so that

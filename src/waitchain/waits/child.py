@@ -4,11 +4,17 @@ by their ids as the waiter sees them (NSpid, NSpgid), never by host pids."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, Mode, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import call_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
+
+    Named = Dict[str, int]  # the End facts naming the wanted child: child, group (0: its own), fd (a pidfd)
+    Found = Tuple[List[int], str, Named]  # the children, the argument in words (for evidence), the facts
 
 SYSCALLS = {"wait4", "waitid"}
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
@@ -54,10 +60,6 @@ def _evidence(snap: Snapshot, pid: int, kid: int, name: str, wanted: str) -> str
 def wanted_children(snap: Snapshot, pid: int, task: Task) -> List[int]:
     """The children the thread's wait4/waitid would reap (a zombie among them is reaped now)."""
     return _wanted(snap, pid, task)[0]
-
-
-Named = Dict[str, int]  # the End facts naming the wanted child: child, group (0: its own), fd (a pidfd)
-Found = Tuple[List[int], str, Named]  # the children, the argument in words (for evidence), the facts
 
 
 def _wanted(snap: Snapshot, pid: int, task: Task) -> Found:

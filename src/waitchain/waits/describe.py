@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
 
 from ..model import End, EndKind, Missing, Reason, TcpSocket, Task, UnixSocket
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
 
 # Which argument of a call is an fd (only the first argument in the calls we decode).
 FD_FIRST = {

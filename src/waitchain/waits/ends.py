@@ -11,13 +11,16 @@ whose alternatives leads to another process (the poll rule's, and graph/chains.p
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Task, Wait
 from ..records import replace
 from ..snapshot import Snapshot
 from .describe import call_text, fd_text, plural
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence, Tuple
 
 SYSCALLS = {"accept", "accept4", "connect"}  # sleeps and signal waits: signals.py
 OR_WAITS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}

@@ -7,11 +7,14 @@ Reads and writes on an open FIFO are the pipe rule's (io → pipe, kind "fifo").
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from ..errors import WaitchainError
 from ..model import End, EndKind, Reason, Task, Wait
 from ..snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 SYSCALLS = {"open", "openat", "openat2"}
 AT_FDCWD = -100

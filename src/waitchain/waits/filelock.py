@@ -10,7 +10,6 @@ fd inherited by a child lists both parent and child."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, FdInfo, FileLock, LockType, Mode, Reason, Task, Wait
@@ -19,6 +18,10 @@ from ..procfs.status import mask, signal_names
 from ..records import record, replace
 from ..snapshot import Snapshot
 from .describe import fd_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 SYSCALLS = {"flock", "fcntl"}
 LOCK_SH, LOCK_EX = 1, 2

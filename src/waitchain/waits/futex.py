@@ -26,7 +26,6 @@ through snap.memory (process_vm_readv): the target is never stopped."""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Ownerless, Reason, Task, Wait
@@ -34,6 +33,10 @@ from . import signals
 from ..procfs.cstructs import MutexWords
 from ..records import record, replace
 from ..snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 SYSCALLS = {"futex"}
 WAIT, LOCK_PI, TRYLOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2 = 0, 6, 8, 9, 11, 13

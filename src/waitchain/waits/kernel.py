@@ -12,7 +12,6 @@ request_wait_answer, and a second lookup in the same directory (D) in fuse_lock_
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Fuse, Reason, Syscall, Task, Wait
@@ -21,6 +20,10 @@ from ..procfs.mounts import Mount
 from ..snapshot import Snapshot
 from .describe import FD_FIRST, call_text
 from .ends import is_fuse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterable, List, Optional, Tuple
 
 FUSE, NFS, BLOCK, FAULT, LOCK, KERNEL = "FUSE", "NFS", "block I/O", "page fault", "kernel lock", "kernel"
 END_KIND = {FUSE: EndKind.KERNEL, NFS: EndKind.REMOTE, BLOCK: EndKind.DISK, FAULT: EndKind.DISK,

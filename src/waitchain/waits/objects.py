@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
 
 from ..errors import WaitchainError
 from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, FdInfo, Missing, Reason, Task, Wait
 from ..snapshot import Snapshot
 from .describe import fd_text, nobody_end
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 SYSCALLS = {"mq_timedreceive", "mq_timedsend", "msgrcv", "msgsnd", "semop", "semtimedop"}
 IPC_NOWAIT = 0o4000

@@ -9,13 +9,16 @@ process holds (a handler writes it: signals.wake_sources)."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
 
 from ..model import READ, READ_WRITE, WRITE, Edge, EdgeKind, End, EndKind, Holder, Missing, Mode, Reason, Wait
 from ..procfs.fds import inode_of
 from ..snapshot import Snapshot
 from . import signals
 from .describe import nobody_end
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 WRITERS = (WRITE, READ_WRITE)
 READERS = (READ, READ_WRITE)

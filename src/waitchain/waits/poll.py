@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import WaitchainError
 from ..model import (READ_WRITE, WRITE, Alternative, Edge, End, EndKind, Mode, Reason, Syscall, TcpSocket, Task,
@@ -24,6 +23,10 @@ from ..snapshot import Snapshot
 from . import io, signals
 from .describe import call_text, fd_text, object_text, plural, socket_of
 from .ends import live_end
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 SYSCALLS = {"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
 EPOLLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2"}

@@ -19,11 +19,14 @@ threads.THREAD_OS_ID (its sessions are threads of one process)."""
 
 from __future__ import annotations
 
-from typing import List, Tuple
 
 from ..model import DbLock, DbSession, Edge, EdgeKind, End, EndKind, Mode, Reason, Task, Wait
 from ..records import replace
 from ..snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Tuple
 
 # The calls a backend's latch wait (or an older server's semaphore wait) is made in.
 LATCH_CALLS = {"epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6",

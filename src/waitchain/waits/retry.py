@@ -24,7 +24,6 @@ reader that polls with short sleeps while another connection writes gets the edg
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Optional, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, FdInfo, LockType, Mode, Retry
@@ -32,6 +31,10 @@ from ..procfs.locks import LockEntry, fdinfo_locks
 from ..records import record
 from ..snapshot import Snapshot
 from . import filelock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 CLASSES = ("FLOCK", "POSIX", "OFDLCK")
 

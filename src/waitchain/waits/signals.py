@@ -20,13 +20,16 @@ from __future__ import annotations
 import signal
 import struct
 import time
-from typing import Any, List, Optional, Sequence, Tuple
 
 from ..errors import WaitchainError
 from ..model import Edge, EdgeKind, End, EndKind, Reason, Syscall, Task, Wait
 from ..procfs.status import mask, signal_names
 from ..records import replace
 from ..snapshot import Snapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Sequence, Tuple
 
 SIGNAL_WAITS = {"pause", "rt_sigsuspend", "rt_sigtimedwait"}
 SLEEPS = {"nanosleep", "clock_nanosleep"}
@@ -213,8 +216,6 @@ def _hex(text: str) -> Optional[int]:
         return int(text, 16)
     except ValueError:
         return None
-
-
 
 
 # --- sleeps -----------------------------------------------------------------------------

@@ -7,13 +7,16 @@ this host ends the chain as `remote`."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Dict, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, Missing, Mode, Reason, TcpSocket, UnixSocket, Wait
 from ..procfs.fds import inode_of
 from ..records import record
 from ..snapshot import Snapshot
 from .describe import endpoint, nobody_end, tcp_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 CONNECTED = ("stream", "seqpacket")  # unix socket types that connect through a listener
 

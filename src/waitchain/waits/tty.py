@@ -5,12 +5,15 @@ real terminal waits for a person at it (the end of the chain)."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
 
 from ..model import Edge, EdgeKind, End, EndKind, Missing, Pty, PtySide, Reason, Wait
 from ..records import record
 from ..snapshot import Snapshot
 from .describe import nobody_end
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 MASTERS = ("/dev/ptmx", "/dev/pts/ptmx")
 PTS_PREFIX = "/dev/pts/"

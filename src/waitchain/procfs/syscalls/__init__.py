@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional
 
 # machine -> the module of its table, imported when first asked: a run needs only its own
 # machine's (start-up, issue 14)

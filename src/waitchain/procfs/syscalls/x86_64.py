@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
-from typing import Dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict
 
 NAMES: Dict[int, str] = {
     0: "read",
