@@ -130,8 +130,6 @@ def test_a_native_stack_is_unwound_without_pyelftools(sleeper: int) -> None:
     assert _run_loaded(result, ["subprocess", "json", "ctypes.util", "tempfile", "platform", "ipaddress"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="render/text.py still imports typing at run time (being converted): "
-                                       "remove this marker with that change")
 def test_a_sleep_with_stacks_does_not_import_typing(sleeper: int) -> None:
     """`waitchain PID` (the text output, the native unwinder) imports no typing: waitchain's
     typing names are type-check-only (`TYPE_CHECKING = False` / `if TYPE_CHECKING:`) and its

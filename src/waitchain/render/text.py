@@ -15,8 +15,6 @@ its import time (~30-50 ms, most of what the text output added to a run's start)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
-
 from ..model import Chain, Diagnosis, Edge, Wait
 from ..records import record
 from ..sanitize import clean
@@ -29,8 +27,13 @@ from .labels import label
 from .ends import detail as end_sentence
 from .pylocks import lock_lines, thread_name
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Set, Tuple
     from .explain import Check
+
+    Seg = Tuple[str, str]  # (text, style name)
+    Text = List[Seg]  # a line to print: (text, SGR parameters or "")
 
 MIN_FREE = 20  # columns left for text after the deepest indent, whatever --width says
 # Each style's SGR parameters (the 8 standard colours): pid bold cyan, call yellow, dim, bad
@@ -51,8 +54,6 @@ MIN_PROGRAM = 16
 MIN_WHY = 24  # narrower than this, WHY goes on a line of its own
 TITLE = 12  # width of the verdict's titles: "root cause: "
 
-Seg = Tuple[str, str]  # (text, style name)
-Text = List[Seg]  # a line to print: (text, SGR parameters or "")
 UNPRINTED = dict.fromkeys((7, 8, 11, 12, 13))  # BEL, BS, VT, FF, CR: dropped (as rich did)
 
 
