@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
-from .records import field, record
+from .records import Names, field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -14,7 +12,7 @@ if TYPE_CHECKING:
 READ, WRITE, READ_WRITE = "r", "w", "rw"
 
 
-class Named(str, Enum):
+class Named(str, Names):
     """A closed set of names: each member is its JSON string, and prints as it."""
 
     def __str__(self) -> str:

@@ -8,10 +8,9 @@ format shows (render/verdicts.py)."""
 
 from __future__ import annotations
 
-from enum import Enum
 from json.encoder import encode_basestring_ascii as _quote  # the C function where there is one
 
-from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, DbLock, DbSession, Diagnosis, Edge, End, FileLock,
+from ..model import (Advice, Alternative, Chain, ChainEnd, Cycle, DbLock, DbSession, Diagnosis, Edge, End, FileLock, Named,
                      Frame, Fuse, Location, LockHold, PipeFill, Pty, Retry, Stack, Task, Verdict, VerdictClass)
 from . import Options, hosts
 from .common import cycle_detail, end_detail
@@ -190,7 +189,7 @@ def to_dict(diag: Diagnosis) -> Json:
 
 def _text(value: Any) -> str:
     """An enum as its value; any other value as text."""
-    return str(value.value) if isinstance(value, Enum) else str(value)
+    return str(value.value) if isinstance(value, Named) else str(value)
 
 
 def _thread_id(key: Tuple[int, int]) -> Json:
