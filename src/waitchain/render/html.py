@@ -13,7 +13,7 @@ import socket
 
 from .. import __version__
 from ..errors import ReportError, WaitchainError
-from ..model import Chain, Diagnosis
+from ..model import Chain, Diagnosis, Edge
 from ..sanitize import clean
 from . import Options
 from . import json as render_json
@@ -26,7 +26,7 @@ from .labels import label
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import List, Optional
+    from typing import Dict, List, Optional, Tuple
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -154,17 +154,19 @@ def _e_block(block: str) -> str:
 
 def _table(diag: Diagnosis) -> str:
     rows = []
+    first: Dict[Tuple[int, Optional[int]], Edge] = {}  # (from pid, to pid) → its first edge (a scan per hop: quadratic)
+    for edge in diag.edges:
+        first.setdefault((edge.from_pid, edge.to_pid), edge)
     for chain in diag.chains:
         for i, pid in enumerate(chain.path):
             nxt = chain.path[i + 1] if i + 1 < len(chain.path) else chain.end.pid
-            rows.append(_hop(diag, chain, pid, nxt, i == len(chain.path) - 1))
+            rows.append(_hop(diag, chain, pid, first.get((pid, nxt)), i == len(chain.path) - 1))
     head = ("<tr><th>Chain</th><th>PID</th><th>Program</th><th>Thread</th><th>Call</th><th>Blocked</th>"
             "<th>Waits for</th></tr>")
     return f'<h2>Hop by hop</h2><table id="hops">{head}{"".join(rows)}</table>'
 
 
-def _hop(diag: Diagnosis, chain: Chain, pid: int, nxt: Optional[int], last: bool) -> str:
-    edge = next((e for e in diag.edges if e.from_pid == pid and e.to_pid == nxt), None)
+def _hop(diag: Diagnosis, chain: Chain, pid: int, edge: Optional[Edge], last: bool) -> str:
     tid = edge.from_tid if edge else (chain.end.tid or pid)
     wait = diag.waits.get((pid, tid))
     if edge is not None:
