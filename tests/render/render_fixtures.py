@@ -31,7 +31,7 @@ def demo() -> Diagnosis:
     """The seed's deadlock, as in DESIGN.md: wrapper → client → server ⇄ dmesg."""
     w, c, s, d = 23572, 23573, 23270, 32084
     e1 = Edge(w, w, c, None, EdgeKind.PIPE, "pipe:[139828372]",
-              f"/proc/{c}/fd/1 → pipe:[139828372]; fdinfo flags mark the write end", syscall="read", fd=3, holder_fds=(1,), inode=139828372)
+              f"/proc/{c}/fd/1 → pipe:[139828372]; open for writing: the write end", syscall="read", fd=3, holder_fds=(1,), inode=139828372)
     e2 = Edge(c, c, s, None, EdgeKind.TCP, "socket:[139828380]",
               f"/proc/{c}/net/tcp: TCP 127.0.0.1:39392→127.0.0.1:1234; reversed 4-tuple is "
               f"socket:[139828380], held by /proc/{s}/fd/4", syscall="recvfrom", fd=3, queued=0, holder_fds=(4,), inode=139828380,
@@ -39,7 +39,7 @@ def demo() -> Diagnosis:
     e3 = Edge(s, s, d, None, EdgeKind.CHILD, f"pid {d}",
               f"wait4 argument names child {d}; /proc/{d}/stat ppid is {s}", syscall="wait4")
     e4 = Edge(d, d, s, None, EdgeKind.PIPE, "pipe:[139830001]",
-              f"/proc/{s}/fd/5 → pipe:[139830001]; fdinfo flags mark the read end", syscall="write", fd=1, writing=True,
+              f"/proc/{s}/fd/5 → pipe:[139830001]; open for reading: the read end", syscall="write", fd=1, writing=True,
               fill=PipeFill(65536, 65536), holder_fds=(5,), inode=139830001)
     waits = {
         (w, w): Wait(w, w, "read(3<pipe:[139828372]>)", (e1,), syscall="read", mode=Mode.ANY),
@@ -158,7 +158,7 @@ def hostile() -> Diagnosis:
     diag.cmdlines[s] = f"/usr/bin/python3 /srv/{EVIL}.py"
     fifo = f"/tmp/{EVIL}"
     old = diag.waits[(d, d)]
-    edge = Edge(d, d, s, None, EdgeKind.FIFO, fifo, f"/proc/{s}/fd/5 → {fifo}; fdinfo flags mark the read end",
+    edge = Edge(d, d, s, None, EdgeKind.FIFO, fifo, f"/proc/{s}/fd/5 → {fifo}; open for reading: the read end",
                 syscall="write", fd=1, writing=True, fill=PipeFill(65536, 65536), holder_fds=(5,))
     diag.waits[(d, d)] = records.replace(old, what=f"write(1<{fifo}>)", edges=(edge,))
     diag.edges[3] = edge

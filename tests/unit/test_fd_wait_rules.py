@@ -60,6 +60,7 @@ def test_writer_on_a_full_pipe_has_its_fill() -> None:
     (edge,) = io.rule(snap, 10, task(10, "write", 1)).edges
     assert (edge.to_pid, edge.writing, edge.fill, edge.holder_fds) == (20, True, PipeFill(65536, 65536), (0, 7))
     assert label(edge) == "pipe full 64 KiB/64 KiB; reader is 20"
+    assert edge.evidence == f"/proc/20/fd/0,7 → {PIPE}; open for reading: the read end"
 
 
 def test_writer_that_only_it_reads_waits_for_its_own_process() -> None:
@@ -78,7 +79,8 @@ def test_holder_with_unreadable_fdinfo_is_unsure() -> None:
     snap.set_flags(10, 3, RDONLY)  # 20's fdinfo: unreadable (not set)
     (edge,) = io.rule(snap, 10, task(10, "read", 3)).edges
     assert (edge.to_pid, edge.unsure) == (20, True)
-    assert "may hold the write end" in edge.evidence
+    assert edge.evidence == (f"/proc/20/fd/5 → {PIPE}; its access mode unreadable (exited since the scan, or not "
+                             "permitted): may hold the write end")
 
 
 def test_no_holder_when_every_process_was_read() -> None:

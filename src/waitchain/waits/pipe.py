@@ -79,6 +79,6 @@ def _role(writing: bool) -> str:
 
 def _evidence(holder: int, fds: Tuple[int, ...], target: str, writing: bool, unsure: bool) -> str:
     end = _role(writing)
-    how = (f"fdinfo unreadable (exited since the scan, or not permitted): may hold the {end} end"
-           if unsure else f"fdinfo flags mark the {end} end")
+    how = (f"its access mode unreadable (exited since the scan, or not permitted): may hold the {end} end"
+           if unsure else f"open for {'reading' if writing else 'writing'}: the {end} end")
     return f"/proc/{holder}/fd/{','.join(map(str, fds))} → {target}; {how}"
