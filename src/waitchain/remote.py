@@ -30,7 +30,7 @@ DEFAULT_CMD = "ssh -o BatchMode=yes -o ConnectTimeout=5 {host} waitchain"
 DEFAULT_MAX_HOSTS = 4
 DEFAULT_TIMEOUT = 60.0
 
-_SPEC = re.compile(r"(\[[^\]]+\]|[^:\[\]]+):(\d+)-(\[[^\]]+\]|[^:\[\]]+):(\d+)")
+_SPEC = r"(\[[^\]]+\]|[^:\[\]]+):(\d+)-(\[[^\]]+\]|[^:\[\]]+):(\d+)"  # compiled on use: --socket only
 
 
 class NoConnection(WaitchainError, LookupError):
@@ -107,7 +107,7 @@ def _address(text: str) -> str:
 
 def socket_spec(value: str) -> Tuple[Endpoint, Endpoint]:
     """`10.0.0.2:8080-10.0.0.1:41234` or `[::1]:80-[::1]:5000`: (local, remote)."""
-    m = _SPEC.fullmatch(value.strip())
+    m = re.fullmatch(_SPEC, value.strip())
     try:
         if m is None:
             raise ValueError

@@ -128,6 +128,7 @@ def test_a_native_stack_is_unwound_without_pyelftools(sleeper: int) -> None:
     assert _loaded(result, ["elftools"]) == []
     # nor what only py-spy, a debugger, c++filt or another libstdc++ needs
     assert _run_loaded(result, ["subprocess", "json", "ctypes.util", "tempfile", "platform", "ipaddress"]) == []
+    assert _loaded(result, ["waitchain.stacks.native"]) == []  # gdb's and eu-stack's runner (--native)
 
 
 def test_a_sleep_with_stacks_does_not_import_typing(sleeper: int) -> None:

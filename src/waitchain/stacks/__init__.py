@@ -22,7 +22,6 @@ from ..procfs.process import read_stat
 from ..procfs.reader import ProcFS
 from ..procfs.reader import with_deadline as reader_deadline
 from ..records import field, record, replace
-from . import native as native_stacks
 from . import python, rlock
 from .extensions import extension_mapped
 from .frames import application_index
@@ -97,7 +96,7 @@ def attach_stacks(diag: Diagnosis, native: bool = False, debuginfod: bool = Fals
 def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, debuginfod: bool,
                    every_frame: bool) -> None:
     py_spy = python.find_py_spy()
-    tool = native_stacks.find_tool() if native else None  # which(): shutil, ~3 ms to import
+    tool = _find_tool() if native else None  # which(): shutil, ~3 ms to import
     fetch: Optional[Client] = None
     if debuginfod:
         from .debuginfod import Client  # urllib and http: only with --debuginfod
@@ -106,7 +105,7 @@ def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, 
     sources = Sources()  # each source file read once in this run, for every thread of every process
     jobs = {pid: _job(diag, pid, tids, py_spy, tool, native, fetch, sources, every_frame)
             for pid, tids in wanted.items()}
-    seconds = 2 * python.TIMEOUT + (native_stacks.TIMEOUT + 3 if native else 0) + 2
+    seconds = 2 * python.TIMEOUT + (_native_seconds() + 3 if native else 0) + 2
     seconds += fetch.total + fetch.request if fetch is not None else 0
     results = run_parallel(jobs, seconds)
     for pid in wanted:
@@ -116,7 +115,7 @@ def _attach_stacks(diag: Diagnosis, wanted: Dict[int, List[int]], native: bool, 
         for tid, thread_name in result.names.items():
             diag.thread_names[(pid, tid)] = thread_name
     if not native and any(r.kind in TOOL_NOTES for r in results.values()):
-        tool = native_stacks.find_tool()  # the notes say how --native would read the stack
+        tool = _find_tool()  # the notes say how --native would read the stack
     diag.notes.extend(notes(diag, wanted, results, tool, seconds))
     if debuginfod and fetch is None:
         diag.notes.append("--debuginfod: DEBUGINFOD_URLS names no server: no debug info fetched")
@@ -215,9 +214,27 @@ def _try_native(diag: Diagnosis, pid: int, tids: List[int], tool: Optional[Tuple
     if tool is None:
         return _Result("no-native-tool")
     try:
-        return _native(pid, tids, native_stacks.native_stacks(tool, pid, _state(diag, pid)), tool[0], sources)
+        from .native import native_stacks
+
+        return _native_result(pid, tids, native_stacks(tool, pid, _state(diag, pid)), tool[0], sources)
     except StackError as exc:
         return _Result("native-failed", reason=str(exc))
+
+
+# stacks/native.py (gdb, eu-stack) is imported only for --native or the notes that name
+# them: a run that unwinds by itself needs neither it nor its output patterns (~1.5 ms).
+
+
+def _find_tool() -> Optional[Tuple[str, str]]:
+    from .native import find_tool
+
+    return find_tool()
+
+
+def _native_seconds() -> float:
+    from .native import TIMEOUT
+
+    return TIMEOUT
 
 
 def _same_process(diag: Diagnosis, pid: int) -> bool:
@@ -476,7 +493,7 @@ def _addrs(thread: PyThread, index: int) -> Dict[str, int]:
     return thread.local_addrs[index] if index < len(thread.local_addrs) else {}
 
 
-def _native(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], source: str,
+def _native_result(pid: int, tids: List[int], stacks: Dict[int, Tuple[Frame, ...]], source: str,
             sources: Sources) -> _Result:
     result = _Result("native")
     for tid in tids:

@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Optional
 
 TOOL_SECONDS = 2.0
-RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
+# Patterns as text, compiled by re on first use (re keeps them): only Rust names need them,
+# and compiling at import cost a run ~0.3 ms.
+RUST_HASH = r"::h[0-9a-f]{16}$"
 RUST_ESCAPES = {"$SP$": "@", "$BP$": "*", "$RF$": "&", "$LT$": "<", "$GT$": ">", "$LP$": "(",
                 "$RP$": ")", "$C$": ","}
-RUST_UNICODE = re.compile(r"\$u([0-9a-f]{1,6})\$")
-RUST_CRATE_HASH = re.compile(r"\[[0-9a-f]{1,16}\]")  # v0: std[e28293b1aa0f68bd]::io → std::io
+RUST_UNICODE = r"\$u([0-9a-f]{1,6})\$"
+RUST_CRATE_HASH = r"\[[0-9a-f]{1,16}\]"  # v0: std[e28293b1aa0f68bd]::io → std::io
 
 _lock = threading.Lock()
 _cache: Dict[str, str] = {}
@@ -47,16 +49,16 @@ def demangle(name: str) -> str:
 
 
 def _is_rust_legacy(name: str, text: str) -> bool:
-    return bool(RUST_HASH.search(text)) or "$LT$" in text or "$u" in text
+    return bool(re.search(RUST_HASH, text)) or "$LT$" in text or "$u" in text
 
 
 def _rust_legacy(text: str) -> str:
     """std::io::stdio::Stdin::read_line::h0123456789abcdef → std::io::stdio::Stdin::read_line,
     with $LT$..$GT$ → <..>, .. → ::."""
-    text = RUST_HASH.sub("", text).replace("::_$", "::$")  # _$u7b$$u7b$closure → {{closure
+    text = re.sub(RUST_HASH, "", text).replace("::_$", "::$")  # _$u7b$$u7b$closure → {{closure
     for escape, char in RUST_ESCAPES.items():
         text = text.replace(escape, char)
-    text = RUST_UNICODE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    text = re.sub(RUST_UNICODE, lambda m: chr(int(m.group(1), 16)), text)
     return text.replace("..", "::")
 
 
@@ -123,4 +125,4 @@ def _tool(name: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     text = done.stdout.strip()
-    return "" if not text or text == name else RUST_CRATE_HASH.sub("", RUST_HASH.sub("", text))
+    return "" if not text or text == name else re.sub(RUST_CRATE_HASH, "", re.sub(RUST_HASH, "", text))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 TIMEOUT = 5.0  # seconds for one dump; a blocked target answers in well under 0.1 s
-SELF_REPR = re.compile(r"^<([\w.]+) at 0x[0-9a-f]+>$")
+SELF_REPR = r"^<([\w.]+) at 0x[0-9a-f]+>$"  # compiled on first use (by re): Python targets only
 
 
 class StackError(Exception):
@@ -193,7 +193,7 @@ def _locals_of(local_vars: Any) -> Tuple[Optional[Tuple[int, str]], Dict[str, in
     types: Dict[str, str] = {}
     for var in local_vars or []:
         name = var.get("name")
-        match = SELF_REPR.match(str(var.get("repr") or ""))
+        match = re.match(SELF_REPR, str(var.get("repr") or ""))
         if self_ is None and name == "self" and var.get("arg"):
             self_ = int(var.get("addr") or 0), match.group(1) if match else ""
         addr = var.get("addr")
