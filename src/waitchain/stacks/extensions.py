@@ -10,7 +10,7 @@ from ..errors import WaitchainError
 from ..model import Frame
 from ..procfs.maps import read_maps
 from ..procfs.reader import ProcFS
-from .frames import STDLIB, is_system
+from .frames import in_stdlib, is_system
 
 
 def may_hold_extension(perms: str, path: str, interpreter: str) -> bool:
@@ -20,7 +20,7 @@ def may_hold_extension(perms: str, path: str, interpreter: str) -> bool:
         return False
     if bare == interpreter or bare.rsplit("/", 1)[-1].startswith("libpython"):
         return False  # the walk stops at the interpreter's first frame
-    return not is_system(Frame("", "", 0, module=path)) and not STDLIB.search(path)
+    return not is_system(Frame("", "", 0, module=path)) and not in_stdlib(path)
 
 
 def extension_mapped(pid: int, interpreter: str, proc: str = "/proc") -> bool:

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 # Where a module's dotted name starts in its path: installed packages first (they sit
 # inside lib/pythonX.Y/ too), then the standard library.
-MODULE_ROOTS = [re.compile(r"/(?:site|dist)-packages/(?P<rel>.+?)\.py[cwo]?$"),
-                re.compile(r"(?:/lib(?:64)?/python\d(?:\.\d+)?[a-z]*/|/python\d+\.zip/|"
-                           r"/lib-python/[\d.]*/?)(?P<rel>.+?)\.py[cwo]?$")]
+# (Compiled by re on first use: Python frames only.)
+MODULE_ROOTS = [r"/(?:site|dist)-packages/(?P<rel>.+?)\.py[cwo]?$",
+                r"(?:/lib(?:64)?/python\d(?:\.\d+)?[a-z]*/|/python\d+\.zip/|/lib-python/[\d.]*/?)(?P<rel>.+?)\.py[cwo]?$"]
 # Private modules whose names people know by their public home.
 PUBLIC = {"Queue": "queue", "concurrent.futures._base": "concurrent.futures",
           "multiprocessing.synchronize": "multiprocessing", "asyncio.base_events": "asyncio"}
@@ -30,7 +30,7 @@ CLASS_OF = {("threading", "join"): "Thread", ("threading", "wait_for"): "Conditi
 def module_name(path: str) -> str:
     """`/usr/lib/python3.11/concurrent/futures/_base.py` → `concurrent.futures._base`.
     Cached: the threads of a process run the same few files, frame after frame."""
-    match = next((m for m in (r.search(path) for r in MODULE_ROOTS) if m), None)
+    match = next((m for m in (re.search(r, path) for r in MODULE_ROOTS) if m), None)
     rel = match.group("rel") if match else path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     parts = [p for p in rel.split("/") if p]
     if len(parts) > 1 and parts[-1] == "__init__":

@@ -34,7 +34,7 @@ from ..records import NamedTuple, record
 from . import elf
 from .demangle import demangle
 from .extensions import may_hold_extension
-from .frames import STDLIB, SYSTEM_FUNCTION, SYSTEM_OBJECT, application_index, is_system
+from .frames import SYSTEM_FUNCTION, SYSTEM_OBJECT, application_index, in_stdlib, is_system
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # a client is given with --debuginfod only: urllib is not imported otherwise
@@ -494,7 +494,7 @@ def _extension(frame: Frame) -> bool:
     the C++ runtime, nor one of Python's own standard modules (lib-dynload), nor the kernel's
     [vdso] (no file: no extension's code)."""
     return bool(frame.module) and not frame.module.startswith("[") and not is_system(frame) \
-        and not STDLIB.search(frame.module)
+        and not in_stdlib(frame.module)
 
 
 def outermost(frames: Tuple[Frame, ...], incomplete: bool) -> Tuple[Tuple[Frame, ...], bool]:
