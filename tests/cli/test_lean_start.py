@@ -51,7 +51,7 @@ NEVER_WITHOUT_STACKS = ["subprocess", "shutil", "traceback", "ctypes.util", "tem
 RULES = ["waitchain.waits." + name for name in (
     "child", "fifo", "filelock", "futex", "io", "kernel", "objects", "pipe", "poll", "postgres", "retry",
     "socket", "tty")]
-NEVER_FOR_A_SLEEP = ["socket", "selectors", "string", "pwd", "termios", "bisect"]
+NEVER_FOR_A_SLEEP = ["socket", "selectors", "string", "pwd", "termios", "bisect", "shlex"]
 
 
 @pytest.fixture
@@ -139,3 +139,20 @@ def test_a_sleep_with_stacks_does_not_import_typing(sleeper: int) -> None:
     result = _run(str(sleeper))
     assert "waitchain.stacks.unwind" in result["modules"]
     assert _run_loaded(result, ["typing"]) == []
+
+
+def test_a_chain_that_reads_no_memory_imports_no_ctypes(procs) -> None:
+    """procfs/memory.py resolves process_vm_readv through ctypes (~2 ms to import) on the
+    first read of a target's memory: `cat` reading a pipe a busy shell holds reads none."""
+    r, w = os.pipe()
+    try:
+        cat = procs.spawn(["cat"], stdin=r, stdout=subprocess.DEVNULL)
+        busy = procs.spawn(["sh", "-c", "while :; do :; done"], stdout=w)
+    finally:
+        os.close(r)
+        os.close(w)
+    wait_blocked(cat.pid, "read")
+    result = _run(str(cat.pid), "--json", "--no-stacks")
+    (chain,) = json.loads(result["out"])["chains"]
+    assert (chain["path"], chain["end"]["kind"]) == ([cat.pid, busy.pid], "running")
+    assert _run_loaded(result, ["ctypes"]) == []

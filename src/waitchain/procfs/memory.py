@@ -21,7 +21,7 @@ new interpreter took ~30 ms): it runs _serve, already loaded, and nothing else. 
 every fd it inherited but its two pipe ends, ignores Ctrl-C (SIGINT stays blocked, set
 before the fork), runs no Python-level cleanup (os._exit) and takes no lock another thread
 may have held at the fork (no print, no logging, no import: os.read/os.write, struct and
-ctypes functions resolved before the fork). EOF on its pipe ends it; a helper inherited
+ctypes functions resolved before the fork: _libc()). EOF on its pipe ends it; a helper inherited
 through a fork of ours is never used (its owner's pid is checked).
 
 A MemoryReader holds that state for one run: the snapshot owns one (snap.memory) and its
@@ -30,7 +30,6 @@ of the readers still open (for the stacks stage, which has no snapshot at hand).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import gc
 import os
@@ -50,7 +49,7 @@ from .reader import ProcFS, with_deadline
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # weakref is imported when a reader is made: start-up (issue 14)
     import weakref
-    from typing import Callable, Dict, List, Optional, Set, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 DEADLINE = 1.0  # seconds for one read; it takes microseconds unless the mmap lock is held
 MAX_READ = 1 << 20
@@ -72,16 +71,28 @@ class MemoryLocked(Timeout):
         self.by = by
 
 
-class _IOVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+_LIBC: Optional[Tuple[Any, Any, Any, Any]] = None  # _libc()'s answer, once made
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.process_vm_readv.restype = ctypes.c_ssize_t
-_libc.process_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
-                                   ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong]
+def _libc() -> Tuple[Any, Any, Any, Any]:
+    """(ctypes, its iovec structure, process_vm_readv, prctl), resolved on first use: a run
+    that reads no memory does not import ctypes (~2 ms). The helper is forked only after
+    it (it imports and looks up nothing). Two threads making it at once make two equal ones."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
 
-_prctl = _libc.prctl  # resolved now: the helper looks up no symbol after the fork
+        class IOVec(ctypes.Structure):
+            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.process_vm_readv.restype = ctypes.c_ssize_t
+        libc.process_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(IOVec), ctypes.c_ulong,
+                                          ctypes.POINTER(IOVec), ctypes.c_ulong, ctypes.c_ulong]
+        _LIBC = (ctypes, IOVec, libc.process_vm_readv, libc.prctl)
+    return _LIBC
+
+
 PR_SET_NAME = 15
 NAME = b"waitchain-mem"  # the helper's name (ps, /proc/PID/comm): its command line is ours
 
@@ -362,6 +373,7 @@ class _Helper:
     @classmethod
     def start(cls) -> Optional["_Helper"]:
         """Fork the helper (None if it cannot be: no processes or memory left)."""
+        _libc()  # resolved before the fork: the helper looks up no symbol
         requests, to = os.pipe()  # close-on-exec: a program we start never holds them
         frm, answers = os.pipe()
         # SIGINT blocked in this thread across the fork: the helper is born with it blocked
@@ -535,7 +547,7 @@ def _child(requests: int, answers: int) -> None:
     os._exit whatever happens (no Python cleanup, no flush of buffers that are ours)."""
     try:
         gc.disable()  # no finalizer of an object of ours runs here
-        _prctl(PR_SET_NAME, NAME, 0, 0, 0)
+        _libc()[3](PR_SET_NAME, NAME, 0, 0, 0)  # prctl
         children.close_inherited(requests, answers)
         _serve(requests, answers)
     finally:
@@ -576,10 +588,11 @@ def _now() -> float:
 
 def _direct(pid: int, address: int, size: int):
     """(errno, data) of process_vm_readv in this process."""
+    ctypes, iovec, process_vm_readv, _ = _libc()
     buf = ctypes.create_string_buffer(size)
-    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), size)
-    remote = _IOVec(address, size)
-    got = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    local = iovec(ctypes.cast(buf, ctypes.c_void_p), size)
+    remote = iovec(address, size)
+    got = process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if got < 0:
         return ctypes.get_errno() or errno.EIO, b""
     return 0, buf.raw[:got]

@@ -5,8 +5,6 @@ labels.py, ends.py and verdicts.py call these."""
 
 from __future__ import annotations
 
-import shlex
-
 from ..model import DbSession, Diagnosis, Edge, EdgeKind, End
 
 TYPE_CHECKING = False
@@ -86,11 +84,15 @@ def command_text(command: Tuple[str, ...]) -> str:
     shown = list(command)
     if len(shown) >= 2 and shown[-2] == "-c" and len(shown[-1]) > QUERY_SHOWN:
         shown[-1] = shown[-1][:QUERY_SHOWN] + "…"
+    import shlex  # here, not at the top: every text run imports this module (~1.6 ms)
+
     return shlex.join(shown)
 
 
 def lock_advice(pid: int, end: Optional[End]) -> Tuple[str, List[str], List[str], List[str]]:
     """Headline, steps, do now, to fix for a backend waiting for a lock nobody named."""
+    import shlex
+
     session = end.db if end is not None else None
     db = f" -d {shlex.quote(session.database)}" if session is not None and session.database else ""
     query = f"SELECT pg_blocking_pids({pid})"
