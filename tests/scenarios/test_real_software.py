@@ -494,7 +494,7 @@ def test_a_terminal_in_tmux_waits_for_input_not_for_other_windows(tmp_path, run_
     base = [tmux, "-S", sock, "-f", "/dev/null"]
     try:
         subprocess.run(base + ["new-session", "-d", "-s", "t", "cat"], check=True, timeout=15)
-        subprocess.run(base + ["new-window", "-t", "t", "yes >/dev/null"], check=True, timeout=15)
+        subprocess.run(base + ["new-window", "-t", "t:", "yes >/dev/null"], check=True, timeout=15)
         server = int(subprocess.run(base + ["display-message", "-p", "-t", "t", "#{pid}"], check=True,
                                     timeout=15, capture_output=True, text=True).stdout)
         panes = subprocess.run(base + ["list-panes", "-s", "-t", "t", "-F", "#{pane_pid}"], check=True,
