@@ -1,5 +1,6 @@
 """The graph work's growth: the pure pipeline (explore on a snapshot made in code → wait-for
-graph → cycles → chains → verdicts → incidents) on synthetic graphs of 10k nodes and more,
+graph → cycles → chains → verdicts → incidents → the text of --all) on synthetic graphs of
+10k nodes and more,
 and the same work on real processes (a chain of processes each reading a pipe only the next
 one writes, a fan-in of waiters on one holder) against the time of the /proc scan.
 
@@ -525,7 +526,7 @@ def real(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--stages", default="waitfor,pid,all,watch")
+    ap.add_argument("--stages", default="waitfor,pid,all,watch,text")
     ap.add_argument("--sizes", default="2500,5000,10000,20000")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--budget", type=float, default=5.0, help="seconds: stop growing a row past this")
