@@ -77,29 +77,31 @@ def _plain(row: Dict[Any, Any]) -> Dict[Any, Any]:
     return out
 
 
-def _ours(path: str) -> Tuple[elf.ElfFile, bytes, int, Tuple[List[int], List[int]]]:
+def _ours(path: str) -> Tuple[elf.ElfFile, bytes, int, cfi.FdeIndex]:
     opened = elf._open_elf(path)
     assert opened is not None, path
     eh_frame, hdr = opened.section(".eh_frame"), opened.section(".eh_frame_hdr")
     assert eh_frame is not None and hdr is not None
     data = opened.data(eh_frame)
     index = cfi.hdr_table(opened.data(hdr), hdr.addr, eh_frame.addr)
-    assert index is not None and index[0]
+    assert index is not None and index.starts
     return opened, data, eh_frame.addr, index
 
 
 def _agree(path: str, every: int = 1) -> None:
     opened, data, address, index = _ours(path)
     try:
-        assert cfi.all_fdes(data, address, 8) == index  # the table indexes every FDE, sorted
-        offsets = index[1][::every]
+        entries = list(index.entries())
+        assert list(cfi.all_fdes(data, address, 8).entries()) == entries  # the table indexes every FDE, sorted
+        assert index.find(entries[0][0] - 1) is None  # below the first FDE: none
+        offsets = [offset for _, offset in entries[::every]]
         theirs = _theirs(path, offsets)
         cies: Dict[int, cfi.CIE] = {}
         compared = 0
-        for start, offset in zip(index[0][::every], offsets):
+        for start, offset in entries[::every]:
             first, end, rows = cfi.decode(data, address, 8, offset, cies)
             assert first == start
-            assert cfi.find(index, start) == cfi.find(index, end - 1) == offset  # lookups inside it
+            assert index.find(start) == index.find(end - 1) == offset  # lookups inside it
             expected = theirs[offset]
             if expected is None:
                 length = struct.unpack_from("<I", data, offset)[0]
@@ -175,7 +177,7 @@ def test_a_made_up_eh_frame_with_what_real_files_seldom_hold():
     ]
     assert cfi.decode(data, BASE, 8, signal_at, {})[2] == [
         {"pc": CODE + 0x1000, "cfa": C(7, 0), 7: R("EXPRESSION", b"\x77\x60")}]
-    assert cfi.all_fdes(data, BASE, 8) == ([CODE, CODE + 0x1000], [fde_at, signal_at])
+    assert list(cfi.all_fdes(data, BASE, 8).entries()) == [(CODE, fde_at), (CODE + 0x1000, signal_at)]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "opcode", "restore_state"])

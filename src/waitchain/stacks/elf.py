@@ -143,7 +143,7 @@ class Module:
         self._lock = threading.RLock()
         self.loads = [(vaddr, offset, filesz, flags)
                       for type_, offset, vaddr, filesz, flags in elf.segments if type_ == PT_LOAD]
-        self._fdes: Optional[Tuple[List[int], List[int]]] = None  # sorted starts, eh_frame offsets
+        self._fdes: Optional[cfi.FdeIndex] = None
         self._eh_frame = (b"", 0)  # its bytes and address
         self._cies: Dict[int, cfi.CIE] = {}  # decoded CIEs by offset
         self._rows: "OrderedDict[int, Optional[Tuple[int, int, List[Row]]]]" = OrderedDict()
@@ -203,7 +203,7 @@ class Module:
 
     def _fde_at(self, vaddr: int) -> Optional[Tuple[int, int, List[Row]]]:
         index = self._fde_index()
-        offset = cfi.find(index, vaddr) if index is not None else None
+        offset = index.find(vaddr) if index is not None else None
         if offset is None:
             return None
         if offset in self._rows:
@@ -220,11 +220,11 @@ class Module:
             self._rows.popitem(last=False)
         return found
 
-    def _fde_index(self) -> Optional[Tuple[List[int], List[int]]]:
-        """(sorted FDE start addresses, their offsets in .eh_frame): from .eh_frame_hdr's
-        binary search table, else from parsing every entry once."""
+    def _fde_index(self) -> Optional[cfi.FdeIndex]:
+        """The FDEs by start address: .eh_frame_hdr's binary search table, else every entry
+        parsed once."""
         if self._fdes is None:
-            self._fdes = ([], [])
+            self._fdes = cfi.FdeIndex([], [])
             try:
                 eh_frame = self._elf.section(".eh_frame")
                 if eh_frame is None or eh_frame.type == SHT_NOBITS:
@@ -234,8 +234,8 @@ class Module:
                 table = cfi.hdr_table(self._elf.data(hdr), hdr.addr, eh_frame.addr) if hdr is not None else None
                 self._fdes = table or cfi.all_fdes(self._eh_frame[0], eh_frame.addr, self._elf.elfclass // 8)
             except Exception:
-                self._fdes = ([], [])
-        return self._fdes if self._fdes[0] else None
+                self._fdes = cfi.FdeIndex([], [])
+        return self._fdes if self._fdes.starts else None
 
     # --- symbols -----------------------------------------------------------------------------
 
