@@ -16,8 +16,10 @@ from typing import Any, Dict, List
 
 import pytest
 
-from waitchain.demo.harness import wait_blocked
+from waitchain.demo.harness import wait_blocked, wait_until
 from waitchain.errors import EXIT_OK
+from waitchain.procfs.process import read_stat
+from waitchain.procfs.reader import ProcFS
 from waitchain.stacks.elf import build_id_of
 
 # Run main() with stdout captured, then report the exit code, the output and the modules loaded
@@ -152,6 +154,7 @@ def test_a_chain_that_reads_no_memory_imports_no_ctypes(procs) -> None:
         os.close(r)
         os.close(w)
     wait_blocked(cat.pid, "read")
+    wait_until(lambda: read_stat(ProcFS(), busy.pid).state == "R", "the shell loops")
     result = _run(str(cat.pid), "--json", "--no-stacks")
     (chain,) = json.loads(result["out"])["chains"]
     assert (chain["path"], chain["end"]["kind"]) == ([cat.pid, busy.pid], "running")

@@ -10,7 +10,7 @@ import enum
 import json
 import pickle
 import typing
-from typing import ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -348,44 +348,39 @@ def test_bad_named_tuples_fail_as_typings_do(base):
                 return self
 
 
-class EnumNamed(str, enum.Enum):
-    def __str__(self) -> str:
-        return self.value
+def _named(base: type) -> type:
+    """model.Named's shape on another base."""
+
+    class Named(str, base):
+        def __str__(self) -> str:
+            return self.value
+
+    return Named
 
 
-class RecordsNamed(str, records.Names):
-    def __str__(self) -> str:
-        return self.value
+def _kind(base: type, name: str) -> type:
+    """One closed set's body on `base`, named `name` (this module's: pickle finds it)."""
+
+    class Kind(_named(base)):
+        """A closed set."""
+
+        __qualname__ = name
+        A = "a"
+        B = "b-x"
+        ALIAS = "a"
+
+        def shout(self) -> str:
+            return self.upper()
+
+        @property
+        def twice(self) -> str:
+            return self.value * 2
+
+    return Kind
 
 
-class EnumKind(EnumNamed):
-    """A closed set."""
-
-    A = "a"
-    B = "b-x"
-    ALIAS = "a"
-
-    def shout(self) -> str:
-        return self.upper()
-
-    @property
-    def twice(self) -> str:
-        return self.value * 2
-
-
-class RecordsKind(RecordsNamed):
-    """A closed set."""
-
-    A = "a"
-    B = "b-x"
-    ALIAS = "a"
-
-    def shout(self) -> str:
-        return self.upper()
-
-    @property
-    def twice(self) -> str:
-        return self.value * 2
+EnumKind: Any = _kind(enum.Enum, "EnumKind")
+RecordsKind: Any = _kind(records.Names, "RecordsKind")
 
 
 def _behaviour(kind) -> list:

@@ -547,7 +547,8 @@ def _child(requests: int, answers: int) -> None:
     os._exit whatever happens (no Python cleanup, no flush of buffers that are ours)."""
     try:
         gc.disable()  # no finalizer of an object of ours runs here
-        _libc()[3](PR_SET_NAME, NAME, 0, 0, 0)  # prctl
+        prctl = _libc()[3]
+        prctl(PR_SET_NAME, NAME, 0, 0, 0)
         children.close_inherited(requests, answers)
         _serve(requests, answers)
     finally:
