@@ -16,7 +16,7 @@ from .procfs.activity import Seen, activity_again, read_activity, release, switc
 from .procfs.activity import one_thread_activity as _one_thread_activity
 from .procfs.process import CMDLINE_DEADLINE, parse_cmdline, read_cmdline, read_process, read_starttime
 from .procfs.reader import TABLE_READ, ProcFS, each_with_deadline, fd_is_fifo
-from .procfs.sched import plausible_idle, read_age, read_cpu, read_exec_start, read_sched_now
+from .procfs.sched import age_at, plausible_idle, read_cpu_and_start, read_exec_start, read_sched_now, read_uptime
 from .procfs.status import mask, nspids, read_status, read_status_field, tpgid, tty_nr
 from .procfs.tasks import read_task, read_tasks
 from .records import NamedTuple
@@ -385,7 +385,7 @@ class Snapshot:
         self._mounts: Dict[int, Dict[int, Mount]] = {}
         self._timers: Dict[int, List[PosixTimer]] = {}
         self._idle: Dict[Tuple[int, int], Optional[float]] = {}
-        self._sched_now_on: Dict[Optional[int], Optional[float]] = {}  # CPU → its scheduler clock
+        self._clocks_on: Dict[Optional[int], Tuple[Optional[float], Optional[float]]] = {}  # CPU → (its scheduler clock, uptime)
         self.memory = TargetMemory(live=fs.root == "/proc", reader=cache.memory_reader() if cache else None)
         self._activity: Dict[int, Activity] = cache.activity if cache else {}  # this scan's: a new dict each scan
         self._cache = cache
@@ -586,14 +586,15 @@ class Snapshot:
         return _cached(self._idle, (pid, tid), lambda: self._read_idle(pid, tid))
 
     def _read_idle(self, pid: int, tid: int) -> Optional[float]:
-        cpu = read_cpu(self.fs, pid, tid)  # its CPU's scheduler clock: the CPUs' drift apart
-        if cpu not in self._sched_now_on:
-            self._sched_now_on[cpu] = read_sched_now(self.fs, cpu)
+        cpu, started = read_cpu_and_start(self.fs, pid, tid)  # its CPU's scheduler clock: the CPUs' drift apart
+        if cpu not in self._clocks_on:  # that clock and the boot clock read together: one moment
+            self._clocks_on[cpu] = (read_sched_now(self.fs, cpu), read_uptime(self.fs))
+        now, uptime = self._clocks_on[cpu]
         last = read_exec_start(self.fs, pid, tid)
-        if self._sched_now_on[cpu] is None or last is None:
+        if now is None or last is None:
             return None
         # exec_start 0 (a task migrated while asleep) or older than the thread: unknown
-        return plausible_idle(last, self._sched_now_on[cpu], read_age(self.fs, pid, tid))
+        return plausible_idle(last, now, age_at(uptime, started))
 
     def status(self, pid: int, tid: Optional[int] = None) -> Dict[str, str]:
         """/proc/PID[/task/TID]/status as a dict (cached); raises WaitchainError."""

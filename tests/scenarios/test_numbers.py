@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -68,6 +70,34 @@ def test_exec_start_zero_or_older_than_the_thread_is_unknown(procs, tmp_path) ->
     assert zero.idle_seconds(sleeper.pid, sleeper.pid) is None  # was the machine's uptime
     older = Snapshot(_recorded(sleeper.pid, tmp_path / "c", "1.000000"), {}, [])  # 1 ms after boot
     assert older.idle_seconds(sleeper.pid, sleeper.pid) is None  # before the thread existed
+
+
+class ReadsCounted(ProcFS):
+    """Counts the single-record files read, by name (a thread's stat, sched; uptime)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: Counter = Counter()
+
+    def read_one(self, pid: Optional[int], *parts: str) -> str:
+        self.reads[parts[-1]] += 1
+        return super().read_one(pid, *parts)
+
+
+def test_idle_seconds_read_each_thread_stat_once_and_the_clocks_once_per_cpu(procs) -> None:
+    """At 1,000 blocked processes --all asked each thread's stat twice (CPU, then start time)
+    and /proc/uptime once per thread: now one stat and one sched per thread, and each CPU's
+    scheduler clock read with the boot clock, once."""
+    sleepers = [procs.spawn(["sleep", "1000"]) for _ in range(3)]
+    for sleeper in sleepers:
+        wait_blocked(sleeper.pid, "clock_nanosleep", "nanosleep")
+    fs = ReadsCounted()
+    snap = Snapshot.scan(fs, pids=[s.pid for s in sleepers])
+    idle = [snap.idle_seconds(s.pid, s.pid) for s in sleepers]
+    assert all(i is not None and i >= 0 for i in idle)
+    cpus = {read_cpu(ProcFS(), s.pid, s.pid) for s in sleepers}
+    assert fs.reads["uptime"] == len(cpus) and fs.reads["sched"] == len(sleepers) + len(cpus)
+    assert fs.reads["stat"] == len(sleepers)  # the scan reads its own through /proc/PID (read_at)
 
 
 def test_live_blocked_for_is_never_longer_than_the_process_has_lived(procs, run_cli) -> None:

@@ -13,7 +13,7 @@ from .reader import ProcFS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import List, Optional, Tuple
 
 
 def parse_exec_start(text: str) -> Optional[float]:
@@ -68,8 +68,38 @@ def _pin(cpu: int) -> Optional[set]:
 
 def read_cpu(fs: ProcFS, pid: int, tid: int) -> Optional[int]:
     """The CPU the thread last ran on (stat field 39); None if unreadable."""
+    return read_cpu_and_start(fs, pid, tid)[0]
+
+
+def read_cpu_and_start(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[int], Optional[float]]:
+    """From one read of the thread's stat: the CPU it last ran on (field 39) and when it
+    started (field 22, in seconds since boot); None for what is unreadable."""
     try:
-        return int(fs.read_one(pid, "task", str(tid), "stat").rpartition(")")[2].split()[36])
+        fields = fs.read_one(pid, "task", str(tid), "stat").rpartition(")")[2].split()
+    except WaitchainError:
+        return None, None
+    return _field(fields, 36), _started(fields)
+
+
+def _field(fields: List[str], index: int) -> Optional[int]:
+    try:
+        return int(fields[index])
+    except (ValueError, IndexError):
+        return None
+
+
+def _started(fields: List[str]) -> Optional[float]:
+    ticks = _field(fields, 19)
+    try:
+        return None if ticks is None else ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def read_uptime(fs: ProcFS) -> Optional[float]:
+    """Seconds since boot (/proc/uptime), on the clock of a stat's start time."""
+    try:
+        return float(fs.read_one(None, "uptime").split()[0])
     except (WaitchainError, ValueError, IndexError):
         return None
 
@@ -102,10 +132,9 @@ def plausible_idle(last: Optional[float], now: Optional[float], age: Optional[fl
 def read_age(fs: ProcFS, pid: int, tid: int) -> Optional[float]:
     """Seconds since the thread started: /proc/uptime against its stat starttime (clock
     ticks since boot); None if either is unreadable."""
-    try:
-        uptime = float(fs.read_one(None, "uptime").split()[0])
-        stat = fs.read_one(pid, "task", str(tid), "stat")
-        started = int(stat.rpartition(")")[2].split()[19]) / os.sysconf("SC_CLK_TCK")
-    except (WaitchainError, ValueError, IndexError, OSError):
-        return None
-    return uptime - started
+    return age_at(read_uptime(fs), read_cpu_and_start(fs, pid, tid)[1])
+
+
+def age_at(uptime: Optional[float], started: Optional[float]) -> Optional[float]:
+    """Seconds since `started` when the machine had been up `uptime`; None if either is."""
+    return None if uptime is None or started is None else uptime - started
