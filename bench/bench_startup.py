@@ -20,6 +20,11 @@ helper), and the ratio of the row's best wall time to lsof's and lsfd's.
                                      tree (--src, repeatable: before/after in one run); the
                                      tree's bytecode is compiled first, as an install has it
   python3 -c pass                    the interpreter's own start, for scale
+  python3 + its stdlib (N modules)   the interpreter importing exactly the standard-library
+                                     modules that `waitchain PID` loads beyond a bare start
+                                     (listed from a run of the installed command, or of the
+                                     last --src tree): no Python program that needs them
+                                     starts faster; the rest of a row is waitchain's own
   lsof -n -P, lsfd                   the peers (skipped when not installed)
 
 --importtime prints, for `waitchain PID` and `--json --no-stacks` of the last --src tree (or
@@ -80,6 +85,11 @@ def commands(args: argparse.Namespace, pid: int, py_pid: int) -> Dict[str, Tuple
                 rows[" ".join([f"{short(src)}: {name}", *extra])] = (
                     [sys.executable, "-m", "waitchain", str(target), *extra], env)
     rows["python3 -c pass"] = ([sys.executable, "-c", "pass"], None)
+    stdlib = stdlib_modules(installed if installed and not args.src_only else None,
+                            args.src[-1] if args.src else None, pid)
+    if stdlib:
+        rows[f"python3 + its stdlib ({len(stdlib)} modules)"] = (
+            [sys.executable, "-c", "import " + ", ".join(stdlib)], None)
     for name, argv in (("lsof -n -P", ["lsof", "-n", "-P"]), ("lsfd", ["lsfd"])):
         path = shutil.which(argv[0])
         if path:
@@ -87,6 +97,29 @@ def commands(args: argparse.Namespace, pid: int, py_pid: int) -> Dict[str, Tuple
         else:
             print(f"note: {argv[0]} not found; skipped", file=sys.stderr)
     return rows
+
+
+def stdlib_modules(installed: Optional[str], src: Optional[str], pid: int) -> List[str]:
+    """The standard-library modules a `waitchain PID` run loads that a bare interpreter does
+    not: run in-process once (output to /dev/null), by the installed command's interpreter
+    or with the source tree on the path; [] when neither is given or the run fails."""
+    if installed:
+        with open(installed) as f:
+            python, env = f.readline()[2:].strip(), None
+    elif src:
+        python, env = sys.executable, dict(os.environ, PYTHONPATH=os.path.abspath(src))
+    else:
+        return []
+    code = ("import sys, os; base = set(sys.modules); sys.stdout = open(os.devnull, 'w')\n"
+            "from waitchain.entry import main\n"
+            f"main([{str(pid)!r}])\n"
+            "sys.stderr.write(' '.join(sorted(m for m in set(sys.modules) - base if m != '__main__' "
+            "and m.split('.')[0] != 'waitchain')))\n")
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
+    if done.returncode not in (0, 1):
+        print(f"note: the stdlib row is left out (the run exited {done.returncode})", file=sys.stderr)
+        return []
+    return done.stderr.split()
 
 
 def short(src: str) -> str:
