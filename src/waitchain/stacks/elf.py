@@ -2,9 +2,11 @@
 (.eh_frame through .eh_frame_hdr), symbols (.symtab, else .dynsym), file:line (.debug_line of
 the file or of its separate debug file, by build-id or .gnu_debuglink) and code bytes.
 
-Headers, sections, notes, symbols are read here (ElfFile, struct) and the CFI by stacks/cfi.py;
-pyelftools (its import alone costs ~40 ms of a run's start) only decodes .debug_line, when a
-file or its debug file has one and a line is asked for. Each file is opened and its tables
+Headers, sections, notes, symbols are read here (ElfFile, struct), the CFI by stacks/cfi.py and
+lines by stacks/dwarfline.py (from only the parts of the debug sections one CU needs);
+pyelftools (its import ~76 ms, its reading of a debug file ~100 ms more, decompressing every
+section) only for a layout dwarfline does not read, or an address .debug_aranges does not
+cover (the CUs' own ranges). Each file is opened and its tables
 parsed once, lazily, and kept in a cache keyed by build-id (else by the file's identity),
 shared by every process and thread of a run (and of the runs of one waitchain process). A
 file that cannot be read or parsed answers None to every question: the unwinder then falls
@@ -21,7 +23,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 
 from ..records import NamedTuple
-from . import cfi
+from . import cfi, dwarfline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ PAGE = 4096
 PT_LOAD = 1
 SHT_NOTE, SHT_NOBITS = 7, 8
 SHF_COMPRESSED = 0x800
+INFLATE_CHUNK = 16 << 10  # compressed bytes fed to zlib at a time (span)
 NT_GNU_BUILD_ID = 3
 # ELF headers by class (1: 32-bit, 2: 64-bit), little-endian: the file header's fields from
 # e_type on, a program header, a section header, a compressed section's header.
@@ -102,6 +105,9 @@ class ElfFile:
                 text = names[name:end if end >= 0 else None].decode("utf-8", "replace")
                 self.sections.append(Section(text, type_, flags, addr, offset, size, link))
         self._by_name = {s.name: s for s in self.sections}  # (the last of a name, as pyelftools)
+        # compressed sections read in part (span): by section offset, the decompressor, the
+        # bytes it has given so far and where its input stopped in the file
+        self._inflating: Dict[int, Tuple[Any, bytearray, int]] = {}
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self._fd, size, offset)
@@ -119,6 +125,36 @@ class ElfFile:
         """A section's bytes (decompressed), b"" for one that has none in the file."""
         return self._data(section.type, section.flags, section.offset, section.size)
 
+    def span(self, section: Section, start: int, size: int) -> bytes:
+        """`size` bytes of a section's (decompressed) bytes from `start`, fewer at its end: of
+        a compressed section only as much is decompressed as that needs (kept, so that a later
+        span further on continues where this one stopped): a line of libc reads a few hundred
+        KB of its debug file's 5.8 MB of .debug_info, not all of it."""
+        if section.type == SHT_NOBITS or start < 0 or size <= 0:
+            return b""
+        if not section.flags & SHF_COMPRESSED:
+            size = min(size, section.size - start)
+            return self._exact(section.offset + start, size) if size > 0 else b""
+        return bytes(self._prefix(section, start + size)[start:start + size])
+
+    def _prefix(self, section: Section, size: int) -> bytearray:
+        """At least the first `size` bytes of a compressed section (all of it when smaller)."""
+        state = self._inflating.get(section.offset)
+        if state is None:
+            chdr = _CHDR[self.elfclass // 32]
+            head = self._exact(section.offset, chdr.size)
+            if chdr.unpack_from(head)[0] != 1:  # ELFCOMPRESS_ZLIB
+                raise BadElf("compressed section of an unknown kind")
+            state = (zlib.decompressobj(), bytearray(), section.offset + chdr.size)
+        inflater, out, at = state
+        end = section.offset + section.size
+        while len(out) < size and not inflater.eof and at < end:
+            chunk = self._exact(at, min(INFLATE_CHUNK, end - at))
+            at += len(chunk)
+            out += inflater.decompress(chunk)
+        self._inflating[section.offset] = (inflater, out, at)
+        return out
+
     def _data(self, type_: int, flags: int, offset: int, size: int) -> bytes:
         if type_ == SHT_NOBITS:
             return b""
@@ -133,7 +169,7 @@ class ElfFile:
 
 class Module:
     """One ELF file: its load segments, CFI, symbols and lines. Thread-safe (one lock:
-    pyelftools reads .debug_line through one seekable stream)."""
+    pyelftools reads through one seekable stream, ElfFile.span continues one decompressor)."""
 
     def __init__(self, path: str, data_path: str, build_id: str, elf: ElfFile) -> None:
         self.path = path  # as the target names it (/usr/lib/x86_64-linux-gnu/libc.so.6)
@@ -152,9 +188,9 @@ class Module:
         self._debug_done = False
         self._fetched = False  # asked a debuginfod client (stacks/debuginfod.py) for it
         self._lines: Dict[int, Tuple[List[int], List[Tuple[int, str, int]]]] = {}  # CU offset → rows
-        self._aranges: Any = None  # _aranges(), or False
+        self._line_file: Any = None  # _line_elf(), False: none
+        self._aranges: Any = None  # _read_aranges(), or False
         self._cu_ranges: Optional[List[Tuple[int, int, int]]] = None
-        self._comp_dirs: Dict[int, str] = {}
         self._dwarf_info: Any = None  # pyelftools' DWARFInfo, False: none
 
     def close(self) -> None:
@@ -285,15 +321,17 @@ class Module:
             except Exception:
                 return None
 
+    own_lines = True  # lines read by dwarfline, pyelftools only for what it does not read (tests: False)
+
     def _line(self, vaddr: int, large: bool) -> Optional[Tuple[str, int]]:
-        dwarf = self._dwarf()
-        if dwarf is None:
+        elf = self._line_elf()
+        if elf is None:
             return None
-        cu_offset = self._cu_for(dwarf, vaddr)
+        cu_offset = self._cu_for(elf, vaddr)
         if cu_offset is None:
             return None
         if cu_offset not in self._lines:
-            decoded = self._line_rows(dwarf, cu_offset, large)
+            decoded = self._line_rows(elf, cu_offset, large)
             if decoded is None:
                 return None
             self._lines[cu_offset] = decoded
@@ -303,65 +341,74 @@ class Module:
             return None
         return rows[i][1], rows[i][2]
 
-    def _dwarf(self) -> Any:
-        """pyelftools' DWARFInfo of the file or its debug file: imported here, for a file
-        with a .debug_line only."""
-        if self._dwarf_info is None:
-            self._dwarf_info = False
+    def _line_elf(self) -> Optional[ElfFile]:
+        """The file whose DWARF gives lines: the file or its debug file, the first with a
+        .debug_line and debug info (as pyelftools' has_dwarf_info() sees it), not too large."""
+        if self._line_file is None:
+            self._line_file = False
             debug = self._debug_elf()
             for elf in [self._elf] + ([debug] if debug is not None else []):
                 section = elf.section(".debug_line")
                 if section is None or section.type == SHT_NOBITS or _debug_bytes(elf) >= MAX_DEBUG_BYTES:
                     continue
-                from elftools.elf.elffile import ELFFile
-                parsed = ELFFile(elf.stream)
-                if parsed.has_dwarf_info():
-                    self._dwarf_info = parsed.get_dwarf_info(relocate_dwarf_sections=False)
+                if any(elf.section(name) is not None for name in (".debug_info", ".zdebug_info", ".eh_frame")):
+                    self._line_file = elf
                     break
+        return self._line_file or None
+
+    def _dwarf(self) -> Any:
+        """pyelftools' DWARFInfo of that file, for what dwarfline does not read: imported here."""
+        if self._dwarf_info is None:
+            self._dwarf_info = False
+            elf = self._line_elf()
+            if elf is not None:
+                from elftools.elf.elffile import ELFFile
+                self._dwarf_info = ELFFile(elf.stream).get_dwarf_info(relocate_dwarf_sections=False)
         return self._dwarf_info or None
 
-    def _cu_for(self, dwarf: Any, vaddr: int) -> Optional[int]:
+    def _cu_for(self, elf: ElfFile, vaddr: int) -> Optional[int]:
         if self._aranges is None:
-            self._aranges = _aranges(dwarf) or False
+            self._aranges = self._read_aranges(elf) or False
         if self._aranges:
             starts, entries = self._aranges
             i = bisect_right(starts, vaddr) - 1
             if i >= 0 and vaddr < entries[i][0] + entries[i][1]:
                 return entries[i][2]
-        if self._cu_ranges is None:
-            self._cu_ranges = _cu_ranges(dwarf)
+        if self._cu_ranges is None:  # not in .debug_aranges: the CUs' own ranges, by pyelftools
+            dwarf = self._dwarf()
+            self._cu_ranges = _cu_ranges(dwarf) if dwarf is not None else []
         for low, high, offset in self._cu_ranges:
             if low <= vaddr < high:
                 return offset
         return None
 
-    def _line_rows(self, dwarf: Any, cu_offset: int,
-                   large: bool) -> Optional[Tuple[List[int], List[Tuple[int, str, int]]]]:
-        cu = dwarf.get_CU_at(cu_offset)
-        program = dwarf.line_program_for_CU(cu)
-        if program is None:
-            return [], []
-        if not large and program.program_end_offset - program.program_start_offset > LARGE_LINE_PROGRAM:
+    def _read_aranges(self, elf: ElfFile) -> Optional[Tuple[List[int], List[Tuple[int, int, int]]]]:
+        """.debug_aranges read by dwarfline (pyelftools' parser took ~45 ms for the ~2,000
+        ranges of libc's debug file), by pyelftools in a layout dwarfline does not read."""
+        section = elf.section(".debug_aranges")
+        if section is None:
             return None
-        top = cu.get_top_DIE()
-        comp_dir = _text(top.attributes.get("DW_AT_comp_dir"))
-        version = program.header["version"]
-        files = program.header["file_entry"]
-        dirs = [_text(d) for d in program.header["include_directory"]]
-        names: Dict[int, str] = {}
-        rows: List[Tuple[int, str, int]] = []
-        for entry in program.get_entries():
-            state = entry.state
-            if state is None:
-                continue
-            if state.end_sequence:
-                rows.append((state.address, "", 0))
-                continue
-            if state.file not in names:
-                names[state.file] = _file_name(files, dirs, state.file, version, comp_dir)
-            rows.append((state.address, names[state.file], state.line))
-        rows.sort(key=lambda r: (r[0], r[2] == 0))  # an end_sequence after a row at its address
-        return [r[0] for r in rows], rows
+        if self.own_lines:
+            try:
+                found = dwarfline.aranges(elf.data(section), "<")
+            except Exception:  # compressed in a way ElfFile does not read
+                found = dwarfline.NOT_HANDLED
+            if not isinstance(found, dwarfline.NotHandled):
+                return found
+        dwarf = self._dwarf()
+        return _aranges(dwarf, self.own_lines) if dwarf is not None else None
+
+    def _line_rows(self, elf: ElfFile, cu_offset: int,
+                   large: bool) -> Optional[Tuple[List[int], List[Tuple[int, str, int]]]]:
+        if self.own_lines:
+            def read(name: str, start: int, size: int) -> bytes:
+                section = elf.section(name)
+                return elf.span(section, start, size) if section is not None else b""
+            found = dwarfline.line_table(read, cu_offset, large, LARGE_LINE_PROGRAM)
+            if not isinstance(found, dwarfline.NotHandled):
+                return found
+        dwarf = self._dwarf()
+        return _pyelftools_rows(dwarf, cu_offset, large) if dwarf is not None else None
 
     def _debug_elf(self) -> Optional[ElfFile]:
         """The separate debug file, by build-id or .gnu_debuglink."""
@@ -393,7 +440,7 @@ class Module:
             return
         self._debug = elf
         self._symbols = None  # read again, from the debug file
-        self._dwarf_info = None
+        self._line_file = self._dwarf_info = None
 
     def _debug_candidates(self) -> List[str]:
         roots = [self._root() + r for r in DEBUG_ROOTS] + list(DEBUG_ROOTS)
@@ -593,39 +640,21 @@ def _plainer(name: str, other: str) -> bool:
     return (len(name) - len(name.lstrip("_")), len(name)) < (len(other) - len(other.lstrip("_")), len(other))
 
 
-def _aranges(dwarf: Any) -> Optional[Tuple[List[int], List[Tuple[int, int, int]]]]:
-    """.debug_aranges: the ranges' starts, sorted, and (start, length, CU offset) of each, as
-    pyelftools' get_aranges() has them. Read here with struct: pyelftools' parser took ~45 ms
-    for the ~2,000 ranges of libc's debug file; a layout this does not read (64-bit DWARF,
-    segments, odd address sizes) is left to it. None without the section."""
+def _aranges(dwarf: Any, own: bool = True) -> Optional[Tuple[List[int], List[Tuple[int, int, int]]]]:
+    """.debug_aranges of pyelftools' DWARFInfo (as Module._read_aranges): read by dwarfline,
+    else by pyelftools (own=False: by pyelftools). None without the section, or a truncated one."""
     section = dwarf.debug_aranges_sec
     if section is None:
         return None
-    section.stream.seek(0)
-    data = section.stream.read(section.size)
-    order = "<" if dwarf.config.little_endian else ">"
-    found: List[Tuple[int, int, int]] = []
-    offset = 0
-    try:
-        while offset < len(data):
-            length, version, cu, address_size, segment_size = struct.unpack_from(order + "IHIBB", data, offset)
-            if length >= 0xFFFFFFF0 or segment_size or address_size not in (4, 8):
-                found = [(e.begin_addr, e.length, e.info_offset) for e in dwarf.get_aranges().entries]
-                break
-            pair = 2 * address_size
-            at = -(-(offset + 12) // pair) * pair  # the first pair is aligned to its size
-            fmt = order + ("QQ" if address_size == 8 else "II")
-            while True:
-                start, size = struct.unpack_from(fmt, data, at)
-                at += pair
-                if start == 0 and size == 0:
-                    break
-                found.append((start, size, cu))
-            offset += length + 4
-    except struct.error:  # a truncated section
-        return None
-    found.sort(key=lambda e: e[0])
-    return [e[0] for e in found], found
+    found: Any = dwarfline.NOT_HANDLED
+    if own:
+        section.stream.seek(0)
+        found = dwarfline.aranges(section.stream.read(section.size), "<" if dwarf.config.little_endian else ">")
+    if isinstance(found, dwarfline.NotHandled):
+        entries = sorted(((e.begin_addr, e.length, e.info_offset) for e in dwarf.get_aranges().entries),
+                         key=lambda e: e[0])
+        return [e[0] for e in entries], entries
+    return found  # type: ignore[no-any-return]
 
 
 def _cu_ranges(dwarf: Any) -> List[Tuple[int, int, int]]:
@@ -652,22 +681,35 @@ def _cu_ranges(dwarf: Any) -> List[Tuple[int, int, int]]:
     return out
 
 
-def _file_name(files: Any, dirs: List[str], index: int, version: int, comp_dir: str) -> str:
-    i = index if version >= 5 else index - 1
-    if not 0 <= i < len(files):
-        return ""
-    entry = files[i]
-    name = _text(entry.name)
-    d = entry.dir_index if version >= 5 else entry.dir_index - 1
-    directory = dirs[d] if 0 <= d < len(dirs) else ""
-    if version < 5 and entry.dir_index == 0:
-        directory = comp_dir
-    path = os.path.join(directory, name) if directory else name
-    # Relative to the compilation directory (DWARF 5: directory 0 is that directory itself).
-    base = comp_dir if version < 5 else (dirs[0] if dirs and d != 0 else "")
-    if not path.startswith("/") and base:
-        path = os.path.join(base, path)
-    return os.path.normpath(path)
+def _pyelftools_rows(dwarf: Any, cu_offset: int,
+                     large: bool) -> Optional[Tuple[List[int], List[Tuple[int, str, int]]]]:
+    """The rows of a CU's line program as dwarfline.line_table has them, by pyelftools."""
+    cu = dwarf.get_CU_at(cu_offset)
+    program = dwarf.line_program_for_CU(cu)
+    if program is None:
+        return [], []
+    if not large and program.program_end_offset - program.program_start_offset > LARGE_LINE_PROGRAM:
+        return None
+    top = cu.get_top_DIE()
+    comp_dir = _text(top.attributes.get("DW_AT_comp_dir"))
+    version = program.header["version"]
+    entries = program.get_entries()  # (first: DW_LNE_define_file adds files)
+    files = [(_text(f.name), f.dir_index) for f in program.header["file_entry"]]
+    dirs = [_text(d) for d in program.header["include_directory"]]
+    names: Dict[int, str] = {}
+    rows: List[Tuple[int, str, int]] = []
+    for entry in entries:
+        state = entry.state
+        if state is None:
+            continue
+        if state.end_sequence:
+            rows.append((state.address, "", 0))
+            continue
+        if state.file not in names:
+            names[state.file] = dwarfline.file_name(files, dirs, state.file, version, comp_dir)
+        rows.append((state.address, names[state.file], state.line))
+    rows.sort(key=lambda r: (r[0], r[2] == 0))  # an end_sequence after a row at its address
+    return [r[0] for r in rows], rows
 
 
 def _text(value: Any) -> str:
