@@ -1,6 +1,7 @@
 """stacks/dwarfline.py, the reader of .debug_line that `--json` uses instead of pyelftools: on
-real files (libc's debug file when libc6-dbg is installed, C programs compiled here in each
-DWARF version, compressed, in two CUs, Python's extension modules) every address sampled (each
+real files (libc's debug file when libc6-dbg is installed and the other debug files installed,
+C programs compiled here in each DWARF version, compressed, in two CUs, Python's extension
+modules) every address sampled (each
 FDE start, each function's start, middle and last byte) gets the (file, line) pyelftools
 gives, and each CU decoded has the very rows pyelftools' path builds; 64-bit DWARF and split
 units are NOT_HANDLED and answered by the pyelftools fallback, the same as before; cut or
@@ -222,6 +223,31 @@ def test_python_extension_modules_give_pyelftools_lines(monkeypatch):
     if not checked:
         pytest.skip("no extension module or postgres with .debug_line here")
     print(f"{checked} files, {total} addresses")
+
+
+def test_installed_debug_files_give_pyelftools_lines(monkeypatch):
+    """The separate debug files installed here (libc6-dbg's: the dynamic loader, libm,
+    gconv modules...), each read as a file of its own: every function's start, middle and
+    last byte (libc's own is the test above)."""
+    libc = elf._load(_libc(), _libc())
+    skip = libc.build_id if libc is not None else ""
+    total = checked = 0
+    for path in sorted(glob.glob("/usr/lib/debug/.build-id/*/*.debug"))[:60]:
+        if skip and path.endswith(f"{skip[:2]}/{skip[2:]}.debug"):
+            continue
+        module = elf._load(path, path)
+        if module is None:
+            continue
+        try:
+            if module._line_elf() is None:
+                continue
+        finally:
+            module.close()
+        total += _compare(path, monkeypatch)[0]
+        checked += 1
+    if not checked:
+        pytest.skip("no debug file with .debug_line installed")
+    print(f"{checked} debug files, {total} addresses")
 
 
 # --- a compressed section read in part -----------------------------------------------------------
