@@ -53,6 +53,7 @@ FORM_ADDR, FORM_REF_ADDR, FORM_STRING, FORM_SDATA, FORM_INDIRECT, FORM_IMPLICIT_
 FORM_BLOCK, FORM_BLOCK1, FORM_BLOCK2, FORM_BLOCK4, FORM_EXPRLOC = 0x09, 0x0A, 0x03, 0x04, 0x18
 FORM_STRP, FORM_LINE_STRP = 0x0E, 0x1F
 AT_STMT_LIST, AT_COMP_DIR = 0x10, 0x1B
+AT_LOW_PC, AT_HIGH_PC, AT_RANGES = 0x11, 0x12, 0x55
 UT_COMPILE, UT_PARTIAL = 0x01, 0x03
 LNCT_PATH, LNCT_DIRECTORY_INDEX = 1, 2
 # standard opcodes (DW_LNS_*) and extended ones (DW_LNE_*)
@@ -88,6 +89,34 @@ def aranges(data: bytes, order: str = "<") -> Union[Aranges, None, NotHandled]:
         return None
     found.sort(key=lambda e: e[0])
     return [e[0] for e in found], found
+
+
+def unit_offsets(read: Read, size: int) -> Union[List[int], NotHandled]:
+    """The offset of every unit in .debug_info (`size` bytes), by hopping from each unit's
+    header to the next: no DIE is read. NOT_HANDLED for 64-bit DWARF or lengths that do not
+    add up."""
+    found: List[int] = []
+    offset = 0
+    while offset < size:
+        head = read(".debug_info", offset, 4)
+        if len(head) < 4:
+            return NOT_HANDLED
+        length = struct.unpack_from("<I", head)[0]
+        if length >= 0xFFFFFFF0 or length == 0:
+            return NOT_HANDLED
+        found.append(offset)
+        offset += 4 + length
+    return found if offset == size else NOT_HANDLED
+
+
+def has_addresses(read: Read, cu_offset: int) -> Union[bool, NotHandled]:
+    """Whether the top DIE of the unit at `cu_offset` names addresses (DW_AT_low_pc,
+    DW_AT_high_pc or DW_AT_ranges): a unit of data or declarations only has no code."""
+    try:
+        values = _growing(read, ".debug_info", cu_offset, lambda data: _top_die(read, data)[1])
+    except Exception:  # _Unhandled, or bytes that do not add up
+        return NOT_HANDLED
+    return any(attribute in (AT_LOW_PC, AT_HIGH_PC, AT_RANGES) for attribute, *_ in values)
 
 
 def line_table(read: Read, cu_offset: int, large: bool, max_program: int) -> Union[Rows, None, NotHandled]:
@@ -196,6 +225,32 @@ def _unit(read: Read, cu_offset: int) -> Optional[_Unit]:
 
 
 def _parse_unit(read: Read, data: bytes) -> Optional[_Unit]:
+    address_size, values = _top_die(read, data)
+    stmt_list: Optional[int] = None
+    comp_dir: Optional[Tuple[int, Any]] = None
+    for attribute, form, start, end in values:
+        if attribute == AT_STMT_LIST:
+            if form in (0x06, 0x17):  # data4 (DWARF 2, 3), sec_offset
+                stmt_list = struct.unpack_from("<I", data, start)[0]
+            elif form == 0x07:
+                stmt_list = struct.unpack_from("<Q", data, start)[0]
+            else:
+                raise _Unhandled(f"DW_AT_stmt_list of form {form:#x}")
+        elif attribute == AT_COMP_DIR:
+            if form == FORM_STRING:
+                comp_dir = (form, data[start:end - 1])
+            elif form in (FORM_STRP, FORM_LINE_STRP):
+                comp_dir = (form, struct.unpack_from("<I", data, start)[0])
+            else:
+                raise _Unhandled(f"DW_AT_comp_dir of form {form:#x}")
+    if stmt_list is None:
+        return None
+    return _Unit(address_size, stmt_list, _form_string(read, comp_dir) if comp_dir is not None else "")
+
+
+def _top_die(read: Read, data: bytes) -> Tuple[int, List[Tuple[int, int, int, int]]]:
+    """A unit's address size, and (attribute, form, start, end) of each attribute of its top
+    DIE: where its value lies in `data` (the unit's bytes from its header)."""
     length, version = struct.unpack_from("<IH", data, 0)
     if length >= 0xFFFFFFF0:
         raise _Unhandled("64-bit DWARF (or a reserved length)")
@@ -212,35 +267,18 @@ def _parse_unit(read: Read, data: bytes) -> Optional[_Unit]:
     code, at = _uleb(data, at)
     if code == 0:
         raise _Unhandled("no top DIE")
-    attributes = _abbrev(read, abbrev_offset, code)
-    stmt_list: Optional[int] = None
-    comp_dir: Optional[Tuple[int, Any]] = None
-    for attribute, form, _implicit in attributes:
+    values = []
+    for attribute, form, _implicit in _abbrev(read, abbrev_offset, code):
         if form == FORM_INDIRECT:
             form, at = _uleb(data, at)
             if form in (FORM_INDIRECT, FORM_IMPLICIT_CONST):
                 raise _Unhandled("indirect form of no value")
         start = at
         at = _skip(data, at, form, version, address_size)
-        if attribute == AT_STMT_LIST:
-            if form in (0x06, 0x17):  # data4 (DWARF 2, 3), sec_offset
-                stmt_list = struct.unpack_from("<I", data, start)[0]
-            elif form == 0x07:
-                stmt_list = struct.unpack_from("<Q", data, start)[0]
-            else:
-                raise _Unhandled(f"DW_AT_stmt_list of form {form:#x}")
-        elif attribute == AT_COMP_DIR:
-            if form == FORM_STRING:
-                comp_dir = (form, data[start:at - 1])
-            elif form in (FORM_STRP, FORM_LINE_STRP):
-                comp_dir = (form, struct.unpack_from("<I", data, start)[0])
-            else:
-                raise _Unhandled(f"DW_AT_comp_dir of form {form:#x}")
+        values.append((attribute, form, start, at))
     if at > len(data):
         raise IndexError("the top DIE runs past the bytes read")
-    if stmt_list is None:
-        return None
-    return _Unit(address_size, stmt_list, _form_string(read, comp_dir) if comp_dir is not None else "")
+    return address_size, values
 
 
 def _form_string(read: Read, value: Tuple[int, Any]) -> str:

@@ -27,7 +27,7 @@ from . import cfi, dwarfline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
     Row = cfi.Row
 
@@ -136,6 +136,21 @@ class ElfFile:
             size = min(size, section.size - start)
             return self._exact(section.offset + start, size) if size > 0 else b""
         return bytes(self._prefix(section, start + size)[start:start + size])
+
+    def reader(self) -> Callable[[str, int, int], bytes]:
+        """span() by section name (dwarfline's `read`): b"" for a section the file lacks."""
+        def read(name: str, start: int, size: int) -> bytes:
+            section = self.section(name)
+            return self.span(section, start, size) if section is not None else b""
+        return read
+
+    def inflated_size(self, section: Section) -> int:
+        """A section's size in bytes once decompressed (as its compression header says)."""
+        if not section.flags & SHF_COMPRESSED:
+            return section.size
+        chdr = _CHDR[self.elfclass // 32]
+        fields = chdr.unpack(self._exact(section.offset, chdr.size))
+        return int(fields[2] if self.elfclass == 64 else fields[1])
 
     def _prefix(self, section: Section, size: int) -> bytearray:
         """At least the first `size` bytes of a compressed section (all of it when smaller)."""
@@ -374,13 +389,36 @@ class Module:
             i = bisect_right(starts, vaddr) - 1
             if i >= 0 and vaddr < entries[i][0] + entries[i][1]:
                 return entries[i][2]
-        if self._cu_ranges is None:  # not in .debug_aranges: the CUs' own ranges, by pyelftools
-            dwarf = self._dwarf()
-            self._cu_ranges = _cu_ranges(dwarf) if dwarf is not None else []
+        if self._cu_ranges is None:  # not in .debug_aranges: the own ranges of the CUs it does not list
+            self._cu_ranges = self._unlisted_cu_ranges(elf)
         for low, high, offset in self._cu_ranges:
             if low <= vaddr < high:
                 return offset
         return None
+
+    def _unlisted_cu_ranges(self, elf: ElfFile) -> List[Tuple[int, int, int]]:
+        """(low, high, CU offset) from the top DIE (by pyelftools) of each CU with code that
+        .debug_aranges does not list: a listed CU's ranges are all there (as gdb takes them),
+        and a CU whose top DIE names no address has none (libc: 126 of 2,063). A frame outside
+        every range (libc's soft-float helpers, a program's _start from crt1.o) made pyelftools
+        read every CU's top DIE: ~5 s for libc's, for no line."""
+        listed = {cu for _, _, cu in self._aranges[1]} if self._aranges else set()
+        unlisted: Optional[List[int]] = None  # None: the units are not known, every CU is asked
+        section = elf.section(".debug_info")
+        if section is not None and self.own_lines:
+            try:
+                offsets = dwarfline.unit_offsets(elf.reader(), elf.inflated_size(section))
+            except Exception:
+                offsets = dwarfline.NOT_HANDLED
+            if not isinstance(offsets, dwarfline.NotHandled):
+                read = elf.reader()
+                unlisted = [o for o in offsets if o not in listed and dwarfline.has_addresses(read, o) is not False]
+        if unlisted == []:
+            return []
+        dwarf = self._dwarf()
+        if dwarf is None:
+            return []
+        return _cu_ranges(dwarf, dwarf.iter_CUs() if unlisted is None else (dwarf.get_CU_at(o) for o in unlisted))
 
     def _read_aranges(self, elf: ElfFile) -> Optional[Tuple[List[int], List[Tuple[int, int, int]]]]:
         """.debug_aranges read by dwarfline (pyelftools' parser took ~45 ms for the ~2,000
@@ -396,15 +434,12 @@ class Module:
             if not isinstance(found, dwarfline.NotHandled):
                 return found
         dwarf = self._dwarf()
-        return _aranges(dwarf, self.own_lines) if dwarf is not None else None
+        return _pyelftools_aranges(dwarf) if dwarf is not None else None
 
     def _line_rows(self, elf: ElfFile, cu_offset: int,
                    large: bool) -> Optional[Tuple[List[int], List[Tuple[int, str, int]]]]:
         if self.own_lines:
-            def read(name: str, start: int, size: int) -> bytes:
-                section = elf.section(name)
-                return elf.span(section, start, size) if section is not None else b""
-            found = dwarfline.line_table(read, cu_offset, large, LARGE_LINE_PROGRAM)
+            found = dwarfline.line_table(elf.reader(), cu_offset, large, LARGE_LINE_PROGRAM)
             if not isinstance(found, dwarfline.NotHandled):
                 return found
         dwarf = self._dwarf()
@@ -640,28 +675,21 @@ def _plainer(name: str, other: str) -> bool:
     return (len(name) - len(name.lstrip("_")), len(name)) < (len(other) - len(other.lstrip("_")), len(other))
 
 
-def _aranges(dwarf: Any, own: bool = True) -> Optional[Tuple[List[int], List[Tuple[int, int, int]]]]:
-    """.debug_aranges of pyelftools' DWARFInfo (as Module._read_aranges): read by dwarfline,
-    else by pyelftools (own=False: by pyelftools). None without the section, or a truncated one."""
-    section = dwarf.debug_aranges_sec
-    if section is None:
+def _pyelftools_aranges(dwarf: Any) -> Optional[Tuple[List[int], List[Tuple[int, int, int]]]]:
+    """.debug_aranges as pyelftools reads it (a layout dwarfline.aranges does not read), in
+    the same form: the starts, sorted, and (start, length, CU offset) of each."""
+    if dwarf.debug_aranges_sec is None:
         return None
-    found: Any = dwarfline.NOT_HANDLED
-    if own:
-        section.stream.seek(0)
-        found = dwarfline.aranges(section.stream.read(section.size), "<" if dwarf.config.little_endian else ">")
-    if isinstance(found, dwarfline.NotHandled):
-        entries = sorted(((e.begin_addr, e.length, e.info_offset) for e in dwarf.get_aranges().entries),
-                         key=lambda e: e[0])
-        return [e[0] for e in entries], entries
-    return found  # type: ignore[no-any-return]
+    entries = sorted(((e.begin_addr, e.length, e.info_offset) for e in dwarf.get_aranges().entries),
+                     key=lambda e: e[0])
+    return [e[0] for e in entries], entries
 
 
-def _cu_ranges(dwarf: Any) -> List[Tuple[int, int, int]]:
-    """(low, high, CU offset) of every CU whose top DIE gives its addresses."""
+def _cu_ranges(dwarf: Any, units: Any) -> List[Tuple[int, int, int]]:
+    """(low, high, CU offset) of each of pyelftools' CUs `units` whose top DIE gives its addresses."""
     out: List[Tuple[int, int, int]] = []
     ranges = None
-    for cu in dwarf.iter_CUs():
+    for cu in units:
         top = cu.get_top_DIE()
         low = top.attributes.get("DW_AT_low_pc")
         high = top.attributes.get("DW_AT_high_pc")
