@@ -121,3 +121,9 @@ def diagnose_json(run_cli, pid: int) -> Dict[str, Any]:
     data = json.loads(result.out)
     data["_code"] = result.code
     return data
+
+
+def libc_of(pid: str = "self") -> str:
+    """The path of the C library mapped by a process ("" when none is: a static program)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return next((line.split()[-1] for line in f if "/libc.so" in line or "/libc-" in line), "")

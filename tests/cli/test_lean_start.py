@@ -15,6 +15,7 @@ import sys
 from typing import Any, Dict, List
 
 import pytest
+from scenario_helpers import libc_of
 
 from waitchain.demo.harness import wait_blocked, wait_until
 from waitchain.errors import EXIT_OK
@@ -137,8 +138,7 @@ def test_json_lines_of_a_sleep_are_read_without_pyelftools(sleeper: int) -> None
     """`waitchain PID --json` asks for the file:line of every frame: libc's come from its
     debug file (libc6-dbg), read by stacks/dwarfline.py, not pyelftools (its import and the
     decompression of every debug section: ~0.2 s). Skipped without libc's debug file."""
-    with open(f"/proc/{sleeper}/maps") as f:
-        libc = next((line.split()[-1] for line in f if "/libc.so" in line or "/libc-" in line), "")
+    libc = libc_of(str(sleeper))
     build_id = build_id_of(f"/proc/{sleeper}/root{libc}") if libc else ""
     if not build_id or not os.path.exists(f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"):
         pytest.skip("libc's debug file is not installed (libc6-dbg): no line of libc is looked up")

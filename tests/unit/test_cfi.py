@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from scenario_helpers import libc_of
 
 from waitchain.stacks import cfi, elf
 
@@ -34,11 +35,10 @@ int main(int argc, char **argv) { char *p = malloc(argc * 16); snprintf(p, 16, "
 
 
 def _libc() -> str:
-    with open("/proc/self/maps") as f:
-        paths = [line.split()[-1] for line in f if "/libc.so" in line or "/libc-" in line]
-    if not paths:
+    path = libc_of()
+    if not path:
         pytest.skip("no C library mapped (static interpreter)")
-    return paths[0]
+    return path
 
 
 def _theirs(path: str, offsets: List[int]) -> Dict[int, Optional[Tuple[int, int, List[Dict[Any, Any]]]]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
+from scenario_helpers import libc_of
 
 from waitchain.stacks import dwarfline, elf
 
@@ -76,11 +77,10 @@ NOT_HANDLED_VARIANTS = {
 
 
 def _libc() -> str:
-    with open("/proc/self/maps") as f:
-        paths = [line.split()[-1] for line in f if "/libc.so" in line or "/libc-" in line]
-    if not paths:
+    path = libc_of()
+    if not path:
         pytest.skip("no C library mapped (static interpreter)")
-    return paths[0]
+    return path
 
 
 def _addresses(module: elf.Module) -> List[int]:
@@ -154,6 +154,26 @@ def _compare(path: str, monkeypatch: pytest.MonkeyPatch, handled: bool = True, s
         theirs.close()
 
 
+def _compare_files(paths: List[str], monkeypatch: pytest.MonkeyPatch, most: int = 0) -> Tuple[int, int]:
+    """_compare on each of the files that have lines (at most `most` of them, 0: all): how
+    many files, and how many addresses in all."""
+    total = checked = 0
+    for path in paths:
+        module = elf._load(path, path)
+        if module is None:
+            continue
+        try:
+            if module._line_elf() is None:
+                continue
+        finally:
+            module.close()
+        total += _compare(path, monkeypatch)[0]
+        checked += 1
+        if checked == most:
+            break
+    return checked, total
+
+
 def test_libc_debug_file_gives_pyelftools_lines(monkeypatch):
     path = _libc()
     module = elf._load(path, path)
@@ -224,20 +244,7 @@ def test_python_extension_modules_give_pyelftools_lines(monkeypatch):
     .debug_line of its own or in a debug file."""
     candidates = sorted(glob.glob(os.path.join(os.path.dirname(os.__file__), "lib-dynload", "*.so")))
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
-    total = checked = 0
-    for path in candidates:
-        module = elf._load(path, path)
-        if module is None:
-            continue
-        try:
-            if module._line_elf() is None:
-                continue
-        finally:
-            module.close()
-        total += _compare(path, monkeypatch)[0]
-        checked += 1
-        if checked >= 25:
-            break
+    checked, total = _compare_files(candidates, monkeypatch, most=25)
     if not checked:
         pytest.skip("no extension module or postgres with .debug_line here")
     print(f"{checked} files, {total} addresses")
@@ -249,20 +256,9 @@ def test_installed_debug_files_give_pyelftools_lines(monkeypatch):
     last byte (libc's own is the test above)."""
     libc = elf._load(_libc(), _libc())
     skip = libc.build_id if libc is not None else ""
-    total = checked = 0
-    for path in sorted(glob.glob("/usr/lib/debug/.build-id/*/*.debug"))[:60]:
-        if skip and path.endswith(f"{skip[:2]}/{skip[2:]}.debug"):
-            continue
-        module = elf._load(path, path)
-        if module is None:
-            continue
-        try:
-            if module._line_elf() is None:
-                continue
-        finally:
-            module.close()
-        total += _compare(path, monkeypatch)[0]
-        checked += 1
+    paths = [p for p in sorted(glob.glob("/usr/lib/debug/.build-id/*/*.debug"))[:60]
+             if not (skip and p.endswith(f"{skip[:2]}/{skip[2:]}.debug"))]
+    checked, total = _compare_files(paths, monkeypatch)
     if not checked:
         pytest.skip("no debug file with .debug_line installed")
     print(f"{checked} debug files, {total} addresses")

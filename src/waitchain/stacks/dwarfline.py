@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import struct
 
+from .cfi import sleb as _sleb, uleb as _uleb  # LEB128, as .eh_frame has it
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -154,28 +156,6 @@ def file_name(files: Sequence[Tuple[str, int]], dirs: Sequence[str], index: int,
 
 
 # --- reading bytes -------------------------------------------------------------------------------
-
-
-def _uleb(data: bytes, at: int) -> Tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-
-
-def _sleb(data: bytes, at: int) -> Tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return (value - (1 << shift) if byte & 0x40 else value), at
 
 
 def _cstring(data: bytes, at: int) -> Tuple[bytes, int]:
