@@ -448,6 +448,22 @@ def test_a_made_up_line_program():
     assert dwarfline.line_table(_reader(_made_up(version=6)), 0, True, 1 << 20) is dwarfline.NOT_HANDLED
 
 
+def test_units_are_found_by_their_headers_and_those_without_addresses_told_apart():
+    """What Module reads of the CUs .debug_aranges does not list: every unit's offset (no DIE
+    read), and whether its top DIE names addresses (a unit of data only has no code)."""
+    sections = _made_up()
+    two = sections[".debug_info"] * 2
+    read = _reader(dict(sections, **{".debug_info": two}))
+    assert dwarfline.unit_offsets(read, len(two)) == [0, len(two) // 2]
+    assert dwarfline.unit_offsets(read, len(two) - 1) is dwarfline.NOT_HANDLED  # lengths do not add up
+    assert dwarfline.has_addresses(read, 0) is True
+    no_code = bytearray(sections[".debug_abbrev"])
+    at = no_code.index(_uleb(0x11) + _uleb(0x01))  # low_pc: addr, made DW_AT_name (0x03): addr
+    no_code[at] = 0x03
+    assert dwarfline.has_addresses(_reader(dict(sections, **{".debug_abbrev": bytes(no_code)})), 0) is False
+    assert dwarfline.has_addresses(read, 3) is dwarfline.NOT_HANDLED  # not a unit's start
+
+
 def test_file_names_by_version():
     files = [("a.c", 0), ("b.h", 1), ("/abs/c.h", 2)]
     assert dwarfline.file_name(files, ["inc"], 1, 4, "/cd") == "/cd/a.c"
