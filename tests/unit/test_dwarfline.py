@@ -276,13 +276,51 @@ def test_span_of_a_compressed_section_continues_where_it_stopped(programs):
         assert section is not None and section.flags & elf.SHF_COMPRESSED
         whole = parsed.data(section)
         assert parsed.span(section, 0, 16) == whole[:16]
-        inflater, out, at = parsed._inflating[section.offset]
+        inflater, out, at, _declared = parsed._inflating[section.offset]
         assert len(out) < len(whole) or at == section.offset + section.size
         assert parsed.span(section, 40, 100) == whole[40:140]
         assert parsed._inflating[section.offset][0] is inflater  # the same decompressor, continued
         assert parsed.span(section, len(whole) - 5, 100) == whole[-5:]
         assert parsed.span(section, len(whole) + 10, 4) == b""
         assert parsed._inflating[section.offset][1] == whole
+
+
+def test_a_compressed_section_inflates_no_further_than_it_declares(programs, tmp_path, monkeypatch):
+    """A file a target maps may declare a small section and inflate to gigabytes: span and
+    data stop at the declared size (BadElf past it), a section declaring more than
+    MAX_DEBUG_BYTES is not inflated at all, and such a file gives no line, never pyelftools."""
+    if "gz" not in programs:
+        pytest.skip("no -gz build")
+    data = bytearray(Path(programs["gz"]).read_bytes())
+    with open(programs["gz"], "rb") as stream:
+        parsed = elf.ElfFile(stream)
+        section = parsed.section(".debug_info")
+        assert section is not None
+        whole = parsed.data(section)
+        lying = tmp_path / "lying"
+        struct.pack_into("<Q", data, section.offset + 8, len(whole) // 2)  # Elf64_Chdr.ch_size: half
+        lying.write_bytes(bytes(data))
+    with open(lying, "rb") as stream:
+        parsed = elf.ElfFile(stream)
+        section = parsed.section(".debug_info")
+        assert section is not None
+        assert parsed.span(section, 0, 8) == whole[:8]  # within what it declares
+        with pytest.raises(elf.BadElf):
+            parsed.span(section, len(whole) // 2 - 4, 100)
+        with pytest.raises(elf.BadElf):
+            parsed.data(section)
+        monkeypatch.setattr(elf, "MAX_DEBUG_BYTES", len(whole) // 4)
+        with pytest.raises(elf.BadElf):
+            elf.ElfFile(stream).span(section, 0, 8)
+    monkeypatch.undo()
+    module = elf._load(str(lying), str(lying))
+    assert module is not None
+    try:
+        for start, size, _ in module._load_symbols()[1]:
+            module.line(start + size // 2)  # answers (a line or None), raises nothing
+        assert module._dwarf() is None  # pyelftools is not given the file
+    finally:
+        module.close()
 
 
 def test_span_of_a_plain_section_reads_the_range(programs):

@@ -106,8 +106,8 @@ class ElfFile:
                 self.sections.append(Section(text, type_, flags, addr, offset, size, link))
         self._by_name = {s.name: s for s in self.sections}  # (the last of a name, as pyelftools)
         # compressed sections read in part (span): by section offset, the decompressor, the
-        # bytes it has given so far and where its input stopped in the file
-        self._inflating: Dict[int, Tuple[Any, bytearray, int]] = {}
+        # bytes it has given so far, where its input stopped in the file, the size it declares
+        self._inflating: Dict[int, Tuple[Any, bytearray, int, int]] = {}
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self._fd, size, offset)
@@ -148,26 +148,28 @@ class ElfFile:
         """A section's size in bytes once decompressed (as its compression header says)."""
         if not section.flags & SHF_COMPRESSED:
             return section.size
-        chdr = _CHDR[self.elfclass // 32]
-        fields = chdr.unpack(self._exact(section.offset, chdr.size))
-        return int(fields[2] if self.elfclass == 64 else fields[1])
+        return self._compressed(self.read(section.offset, 32))[0]
 
     def _prefix(self, section: Section, size: int) -> bytearray:
-        """At least the first `size` bytes of a compressed section (all of it when smaller)."""
+        """At least the first `size` bytes of a compressed section (all of it when smaller);
+        never more than it declares (BadElf when its stream has more)."""
         state = self._inflating.get(section.offset)
         if state is None:
-            chdr = _CHDR[self.elfclass // 32]
-            head = self._exact(section.offset, chdr.size)
-            if chdr.unpack_from(head)[0] != 1:  # ELFCOMPRESS_ZLIB
-                raise BadElf("compressed section of an unknown kind")
-            state = (zlib.decompressobj(), bytearray(), section.offset + chdr.size)
-        inflater, out, at = state
+            declared, start = self._compressed(self.read(section.offset, 32))
+            state = (zlib.decompressobj(), bytearray(), section.offset + start, declared)
+        inflater, out, at, declared = state
         end = section.offset + section.size
-        while len(out) < size and not inflater.eof and at < end:
-            chunk = self._exact(at, min(INFLATE_CHUNK, end - at))
-            at += len(chunk)
-            out += inflater.decompress(chunk)
-        self._inflating[section.offset] = (inflater, out, at)
+        while len(out) < size and not inflater.eof:
+            chunk = inflater.unconsumed_tail  # what the last call's output bound left
+            if not chunk:
+                if at >= end:
+                    break
+                chunk = self._exact(at, min(INFLATE_CHUNK, end - at))
+                at += len(chunk)
+            out += inflater.decompress(chunk, min(size, declared + 1) - len(out))  # past it: a lie
+            if len(out) > declared:
+                raise BadElf(f"a compressed section inflates past the {declared} bytes it declares")
+        self._inflating[section.offset] = (inflater, out, at, declared)
         return out
 
     def _data(self, type_: int, flags: int, offset: int, size: int) -> bytes:
@@ -175,11 +177,26 @@ class ElfFile:
             return b""
         data = self._exact(offset, size)
         if flags & SHF_COMPRESSED:
-            chdr = _CHDR[self.elfclass // 32]
-            if len(data) < chdr.size or chdr.unpack_from(data)[0] != 1:  # ELFCOMPRESS_ZLIB
-                raise BadElf("compressed section of an unknown kind")
-            data = zlib.decompress(data[chdr.size:])
+            declared, start = self._compressed(data)
+            data = zlib.decompressobj().decompress(data[start:], declared + 1)
+            if len(data) > declared:
+                raise BadElf(f"a compressed section inflates past the {declared} bytes it declares")
         return data
+
+    def _compressed(self, head: bytes) -> Tuple[int, int]:
+        """(declared size, where the zlib stream starts) from a compressed section's header:
+        a section of another kind, or that declares more than MAX_DEBUG_BYTES, is BadElf (a
+        file a target maps may be made to inflate to gigabytes)."""
+        chdr = _CHDR[self.elfclass // 32]
+        if len(head) < chdr.size:
+            raise BadElf("truncated compression header")
+        fields = chdr.unpack_from(head)
+        if fields[0] != 1:  # ELFCOMPRESS_ZLIB
+            raise BadElf("compressed section of an unknown kind")
+        declared = int(fields[2] if self.elfclass == 64 else fields[1])
+        if declared > MAX_DEBUG_BYTES:
+            raise BadElf(f"a compressed section declares {declared} bytes")
+        return declared, chdr.size
 
 
 class Module:
@@ -376,7 +393,7 @@ class Module:
         if self._dwarf_info is None:
             self._dwarf_info = False
             elf = self._line_elf()
-            if elf is not None:
+            if elf is not None and _inflates_as_declared(elf):
                 from elftools.elf.elffile import ELFFile
                 self._dwarf_info = ELFFile(elf.stream).get_dwarf_info(relocate_dwarf_sections=False)
         return self._dwarf_info or None
@@ -648,10 +665,27 @@ def _crc_ok(path: str, crc: int) -> bool:
         return False
 
 
+def _inflates_as_declared(elf: ElfFile) -> bool:
+    """Each compressed debug section inflates to no more than it declares (checked by a
+    bounded inflation): pyelftools, which inflates whole sections without a bound, is not
+    given one that would not."""
+    try:
+        for section in elf.sections:
+            if section.name.startswith(".debug_") and section.flags & SHF_COMPRESSED:
+                elf.data(section)
+    except (BadElf, OSError, zlib.error):
+        return False
+    return True
+
+
 def _debug_bytes(elf: ElfFile) -> int:
-    """The size of the DWARF sections pyelftools would load into memory."""
-    return sum(s.size for s in elf.sections
-               if s.name.startswith((".debug_", ".zdebug_")) and s.type != SHT_NOBITS)
+    """The size of the DWARF sections once decompressed, as their headers declare (what
+    pyelftools would hold in memory); past MAX_DEBUG_BYTES for one that cannot be read."""
+    try:
+        return sum(elf.inflated_size(s) for s in elf.sections
+                   if s.name.startswith((".debug_", ".zdebug_")) and s.type != SHT_NOBITS)
+    except (BadElf, OSError):
+        return MAX_DEBUG_BYTES
 
 
 def _read_symbols(elf: ElfFile, name: str, found: Dict[int, Tuple[int, int, str]]) -> None:
