@@ -323,6 +323,31 @@ def test_a_compressed_section_inflates_no_further_than_it_declares(programs, tmp
         module.close()
 
 
+def test_gnu_zdebug_sections_that_inflate_past_their_size_are_not_given_to_pyelftools(programs, tmp_path):
+    """GNU's older compression (.zdebug_*, which dwarfline does not read: pyelftools does)
+    is checked the same way before pyelftools inflates it."""
+    objcopy = shutil.which("objcopy")
+    if objcopy is None:
+        pytest.skip("no objcopy")
+    gnu = tmp_path / "gnu"
+    if subprocess.run([objcopy, "--compress-debug-sections=zlib-gnu", programs["O2"], str(gnu)],
+                      capture_output=True).returncode:
+        pytest.skip("this objcopy does not write .zdebug sections")
+    with open(gnu, "rb") as stream:
+        parsed = elf.ElfFile(stream)
+        assert parsed.section(".zdebug_info") is not None
+        assert elf._inflates_as_declared(parsed)  # the look-alike: honest sizes pass
+        section = parsed.section(".zdebug_info")
+        assert section is not None
+    data = bytearray(gnu.read_bytes())
+    size = int.from_bytes(data[section.offset + 4:section.offset + 12], "big")
+    data[section.offset + 4:section.offset + 12] = (size // 2).to_bytes(8, "big")
+    lying = tmp_path / "lying"
+    lying.write_bytes(bytes(data))
+    with open(lying, "rb") as stream:
+        assert not elf._inflates_as_declared(elf.ElfFile(stream))
+
+
 def test_span_of_a_plain_section_reads_the_range(programs):
     with open(programs["O2"], "rb") as stream:
         parsed = elf.ElfFile(stream)

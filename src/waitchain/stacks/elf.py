@@ -666,13 +666,19 @@ def _crc_ok(path: str, crc: int) -> bool:
 
 
 def _inflates_as_declared(elf: ElfFile) -> bool:
-    """Each compressed debug section inflates to no more than it declares (checked by a
-    bounded inflation): pyelftools, which inflates whole sections without a bound, is not
-    given one that would not."""
+    """Each compressed debug section (SHF_COMPRESSED, or GNU's .zdebug_*) inflates to no more
+    than it declares (checked by a bounded inflation): pyelftools, which inflates whole
+    sections without a bound, is not given one that would not."""
     try:
         for section in elf.sections:
             if section.name.startswith(".debug_") and section.flags & SHF_COMPRESSED:
                 elf.data(section)
+            elif section.name.startswith(".zdebug_") and section.type != SHT_NOBITS:
+                raw = elf.read(section.offset, section.size)  # GNU's: "ZLIB", its size (big-endian), zlib
+                declared = int.from_bytes(raw[4:12], "big")
+                if raw[:4] != b"ZLIB" or declared > MAX_DEBUG_BYTES or \
+                        len(zlib.decompressobj().decompress(raw[12:], declared + 1)) > declared:
+                    return False
     except (BadElf, OSError, zlib.error):
         return False
     return True
