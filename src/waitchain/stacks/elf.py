@@ -423,12 +423,12 @@ class Module:
         unlisted: Optional[List[int]] = None  # None: the units are not known, every CU is asked
         section = elf.section(".debug_info")
         if section is not None and self.own_lines:
+            read = elf.reader()
             try:
-                offsets = dwarfline.unit_offsets(elf.reader(), elf.inflated_size(section))
+                offsets = dwarfline.unit_offsets(read, elf.inflated_size(section))
             except Exception:
                 offsets = dwarfline.NOT_HANDLED
             if not isinstance(offsets, dwarfline.NotHandled):
-                read = elf.reader()
                 unlisted = [o for o in offsets if o not in listed and dwarfline.has_addresses(read, o) is not False]
         if unlisted == []:
             return []
