@@ -18,7 +18,7 @@ import pytest
 
 from waitchain.demo.harness import wait_blocked, wait_child, wait_until
 from waitchain.procfs.reader import ProcFS
-from waitchain.procfs.sched import plausible_idle, read_age, read_cpu, read_sched_now
+from waitchain.procfs.sched import age_at, plausible_idle, read_cpu_and_start, read_sched_now, read_uptime
 from waitchain.snapshot import Snapshot
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a pid namespace needs root")
@@ -36,6 +36,11 @@ def test_plausible_idle_rules() -> None:
     assert plausible_idle(None, 61_000.0, 120.0) is None
 
 
+def _age(pid: int) -> Optional[float]:
+    """Seconds since pid's main thread started, as idle_seconds works it out."""
+    return age_at(read_uptime(ProcFS()), read_cpu_and_start(ProcFS(), pid, pid)[1])
+
+
 def _recorded(pid: int, root: Path, exec_start: str = "") -> ProcFS:
     """A copy of what idle_seconds reads for pid's main thread (and our scheduler clock),
     exec_start replaced when given: the kernel's numbers, as on the machine of the report."""
@@ -47,7 +52,7 @@ def _recorded(pid: int, root: Path, exec_start: str = "") -> ProcFS:
         sched = "\n".join(f"se.exec_start                                :{exec_start:>20}"
                           if line.startswith("se.exec_start") else line for line in sched.splitlines())
     (task / "sched").write_text(sched)
-    now = read_sched_now(ProcFS(), read_cpu(ProcFS(), pid, pid))  # on the clock of its CPU
+    now = read_sched_now(ProcFS(), read_cpu_and_start(ProcFS(), pid, pid)[0])  # on the clock of its CPU
     (root / "thread-self").mkdir()
     (root / "thread-self" / "sched").write_text(f"se.exec_start                                :{now:20.6f}\n")
     (root / "uptime").write_text(Path("/proc/uptime").read_text())
@@ -60,7 +65,7 @@ def test_exec_start_zero_or_older_than_the_thread_is_unknown(procs, tmp_path) ->
     sleeper = procs.spawn(["sleep", "1000"])
     wait_blocked(sleeper.pid, "clock_nanosleep", "nanosleep")
     time.sleep(0.3)
-    age = read_age(ProcFS(), sleeper.pid, sleeper.pid)
+    age = _age(sleeper.pid)
     assert age is not None and 0.2 < age < 60
 
     healthy = Snapshot(_recorded(sleeper.pid, tmp_path / "a"), {}, [])
@@ -95,7 +100,7 @@ def test_idle_seconds_read_each_thread_stat_once_and_the_clocks_once_per_cpu(pro
     snap = Snapshot.scan(fs, pids=[s.pid for s in sleepers])
     idle = [snap.idle_seconds(s.pid, s.pid) for s in sleepers]
     assert all(i is not None and i >= 0 for i in idle)
-    cpus = {read_cpu(ProcFS(), s.pid, s.pid) for s in sleepers}
+    cpus = {read_cpu_and_start(ProcFS(), s.pid, s.pid)[0] for s in sleepers}
     assert fs.reads["uptime"] == len(cpus) and fs.reads["sched"] == len(sleepers) + len(cpus)
     assert fs.reads["stat"] == len(sleepers)  # the scan reads its own through /proc/PID (read_at)
 
@@ -107,7 +112,7 @@ def test_live_blocked_for_is_never_longer_than_the_process_has_lived(procs, run_
     wait_blocked(sleeper.pid, "clock_nanosleep", "nanosleep")
     data = json.loads(run_cli(str(sleeper.pid), "--json", "--no-stacks").out)
     (thread,) = [t for p in data["processes"] if p["pid"] == sleeper.pid for t in p["threads"]]
-    age = read_age(ProcFS(), sleeper.pid, sleeper.pid)
+    age = _age(sleeper.pid)
     assert thread["blocked_for"] is not None and age is not None and thread["blocked_for"] <= age + 1
 
 

@@ -285,21 +285,25 @@ def test_span_of_a_compressed_section_continues_where_it_stopped(programs):
         assert parsed._inflating[section.offset][1] == whole
 
 
+def _file_section(path: str, name: str) -> Tuple[bytearray, elf.Section, int, bytes]:
+    """A file's bytes (to patch), its section `name`, that section's index and its bytes."""
+    with open(path, "rb") as stream:
+        parsed = elf.ElfFile(stream)
+        section = parsed.section(name)
+        assert section is not None
+        return bytearray(Path(path).read_bytes()), section, parsed.sections.index(section), parsed.data(section)
+
+
 def test_a_compressed_section_inflates_no_further_than_it_declares(programs, tmp_path, monkeypatch):
     """A file a target maps may declare a small section and inflate to gigabytes: span and
     data stop at the declared size (BadElf past it), a section declaring more than
     MAX_DEBUG_BYTES is not inflated at all, and such a file gives no line, never pyelftools."""
     if "gz" not in programs:
         pytest.skip("no -gz build")
-    data = bytearray(Path(programs["gz"]).read_bytes())
-    with open(programs["gz"], "rb") as stream:
-        parsed = elf.ElfFile(stream)
-        section = parsed.section(".debug_info")
-        assert section is not None
-        whole = parsed.data(section)
-        lying = tmp_path / "lying"
-        struct.pack_into("<Q", data, section.offset + 8, len(whole) // 2)  # Elf64_Chdr.ch_size: half
-        lying.write_bytes(bytes(data))
+    data, section, _index, whole = _file_section(programs["gz"], ".debug_info")
+    lying = tmp_path / "lying"
+    struct.pack_into("<Q", data, section.offset + 8, len(whole) // 2)  # Elf64_Chdr.ch_size: half
+    lying.write_bytes(bytes(data))
     with open(lying, "rb") as stream:
         parsed = elf.ElfFile(stream)
         section = parsed.section(".debug_info")
@@ -416,13 +420,8 @@ def test_a_cut_debug_line_in_a_file_gives_the_old_answer(programs, tmp_path):
     """A copy of a program whose .debug_line is cut short (its section header says it ends in
     the second line program): each address answers what the pyelftools path answers (None where that fails)."""
     pytest.importorskip("elftools")
-    data = bytearray(Path(programs["O2"]).read_bytes())
-    with open(programs["O2"], "rb") as stream:
-        parsed = elf.ElfFile(stream)
-        section = parsed.section(".debug_line")
-        assert section is not None
-        index = parsed.sections.index(section)
-        first = 4 + struct.unpack_from("<I", parsed.data(section))[0]  # the first line program, whole
+    data, section, index, whole = _file_section(programs["O2"], ".debug_line")
+    first = 4 + struct.unpack_from("<I", whole)[0]  # the first line program, whole
     assert first < section.size
     shoff = struct.unpack_from("<Q", data, 0x28)[0]  # e_shoff
     struct.pack_into("<Q", data, shoff + index * 64 + 32, (first + section.size) // 2)  # its Elf64_Shdr's sh_size

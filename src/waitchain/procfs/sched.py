@@ -66,11 +66,6 @@ def _pin(cpu: int) -> Optional[set]:
         return None
 
 
-def read_cpu(fs: ProcFS, pid: int, tid: int) -> Optional[int]:
-    """The CPU the thread last ran on (stat field 39); None if unreadable."""
-    return read_cpu_and_start(fs, pid, tid)[0]
-
-
 def read_cpu_and_start(fs: ProcFS, pid: int, tid: int) -> Tuple[Optional[int], Optional[float]]:
     """From one read of the thread's stat: the CPU it last ran on (field 39) and when it
     started (field 22, in seconds since boot); None for what is unreadable."""
@@ -127,12 +122,6 @@ def plausible_idle(last: Optional[float], now: Optional[float], age: Optional[fl
     if age is not None and idle > age * 1.01 + SLACK:
         return None
     return max(0.0, idle)
-
-
-def read_age(fs: ProcFS, pid: int, tid: int) -> Optional[float]:
-    """Seconds since the thread started: /proc/uptime against its stat starttime (clock
-    ticks since boot); None if either is unreadable."""
-    return age_at(read_uptime(fs), read_cpu_and_start(fs, pid, tid)[1])
 
 
 def age_at(uptime: Optional[float], started: Optional[float]) -> Optional[float]:
