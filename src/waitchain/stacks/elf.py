@@ -353,8 +353,6 @@ class Module:
             except Exception:
                 return None
 
-    own_lines = True  # lines read by dwarfline, pyelftools only for what it does not read (tests: False)
-
     def _line(self, vaddr: int, large: bool) -> Optional[Tuple[str, int]]:
         elf = self._line_elf()
         if elf is None:
@@ -422,7 +420,7 @@ class Module:
         listed = {cu for _, _, cu in self._aranges[1]} if self._aranges else set()
         unlisted: Optional[List[int]] = None  # None: the units are not known, every CU is asked
         section = elf.section(".debug_info")
-        if section is not None and self.own_lines:
+        if section is not None:
             read = elf.reader()
             try:
                 offsets = dwarfline.unit_offsets(read, elf.inflated_size(section))
@@ -443,22 +441,20 @@ class Module:
         section = elf.section(".debug_aranges")
         if section is None:
             return None
-        if self.own_lines:
-            try:
-                found = dwarfline.aranges(elf.data(section), "<")
-            except Exception:  # compressed in a way ElfFile does not read
-                found = dwarfline.NOT_HANDLED
-            if not isinstance(found, dwarfline.NotHandled):
-                return found
+        try:
+            found = dwarfline.aranges(elf.data(section), "<")
+        except Exception:  # compressed in a way ElfFile does not read
+            found = dwarfline.NOT_HANDLED
+        if not isinstance(found, dwarfline.NotHandled):
+            return found
         dwarf = self._dwarf()
         return _pyelftools_aranges(dwarf) if dwarf is not None else None
 
     def _line_rows(self, elf: ElfFile, cu_offset: int,
                    large: bool) -> Optional[Tuple[List[int], List[Tuple[int, str, int]]]]:
-        if self.own_lines:
-            found = dwarfline.line_table(elf.reader(), cu_offset, large, LARGE_LINE_PROGRAM)
-            if not isinstance(found, dwarfline.NotHandled):
-                return found
+        found = dwarfline.line_table(elf.reader(), cu_offset, large, LARGE_LINE_PROGRAM)
+        if not isinstance(found, dwarfline.NotHandled):
+            return found
         dwarf = self._dwarf()
         return _pyelftools_rows(dwarf, cu_offset, large) if dwarf is not None else None
 
